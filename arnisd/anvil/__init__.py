@@ -1,0 +1,1 @@
+"""Minecraft Anvil output: chunk encoding, region files, level.dat."""

@@ -1,0 +1,1 @@
+"""Geography: bounding boxes and the job projection."""

@@ -1,0 +1,1 @@
+"""OpenStreetMap input: files, Overpass, and the element model."""

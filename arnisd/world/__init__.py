@@ -1,0 +1,1 @@
+"""World model: blocks, canvas, rasterising, and the element families."""
