@@ -1,0 +1,54 @@
+"""The `arnisd` command line: one subcommand per module in ``arnisd.commands``.
+
+Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+Errors a user can cause (``UserError`` and its subclasses) print one line on stderr and exit
+non-zero; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from arnisd import __version__
+from arnisd.errors import UserError
+
+COMMAND_MODULES = ["generate", "run", "submit", "cancel", "status", "preview", "keygen"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arnisd",
+        description="Generate Minecraft Java Edition worlds from OpenStreetMap data on a cluster.")
+    parser.add_argument("--version", action="version", version=f"arnisd {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"arnisd.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"arnisd.commands.{module_name}":
+                continue  # command not built yet
+            raise
+        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"arnisd: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("arnisd: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
