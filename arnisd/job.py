@@ -1,0 +1,65 @@
+"""A job: one world to generate (bbox, settings, data source, output folder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arnisd.geo.bbox import BBox
+from arnisd.geo.projection import LocalProjection
+from arnisd.world.settings import GenerationSettings
+
+DEFAULT_TILE_SIZE_DEG = 0.01
+DEFAULT_OVERPASS_URLS = (
+    "https://overpass-api.de/api/interpreter",
+    "https://overpass.kumi.systems/api/interpreter",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything that defines one world. Two runs of the same spec give the same world."""
+
+    bbox: BBox
+    output: Path
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    osm_file: Path | None = None
+    overpass_urls: tuple[str, ...] = DEFAULT_OVERPASS_URLS
+    cache_dir: Path | None = None
+    tile_size_deg: float = DEFAULT_TILE_SIZE_DEG
+    spawn_lat: float | None = None
+    spawn_lng: float | None = None
+    level_name: str = "arnisd world"
+
+    @property
+    def projection(self) -> LocalProjection:
+        return LocalProjection(self.bbox, self.settings.scale)
+
+    def as_dict(self) -> dict:
+        return {
+            "bbox": self.bbox.as_dict(),
+            "output": str(self.output),
+            "settings": self.settings.as_dict(),
+            "osm_file": str(self.osm_file) if self.osm_file else None,
+            "overpass_urls": list(self.overpass_urls),
+            "cache_dir": str(self.cache_dir) if self.cache_dir else None,
+            "tile_size_deg": self.tile_size_deg,
+            "spawn_lat": self.spawn_lat,
+            "spawn_lng": self.spawn_lng,
+            "level_name": self.level_name,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "JobSpec":
+        return cls(
+            bbox=BBox.from_dict(d["bbox"]),
+            output=Path(d["output"]),
+            settings=GenerationSettings.from_dict(d.get("settings", {})),
+            osm_file=Path(d["osm_file"]) if d.get("osm_file") else None,
+            overpass_urls=tuple(d.get("overpass_urls") or DEFAULT_OVERPASS_URLS),
+            cache_dir=Path(d["cache_dir"]) if d.get("cache_dir") else None,
+            tile_size_deg=float(d.get("tile_size_deg", DEFAULT_TILE_SIZE_DEG)),
+            spawn_lat=d.get("spawn_lat"),
+            spawn_lng=d.get("spawn_lng"),
+            level_name=d.get("level_name", "arnisd world"),
+        )
