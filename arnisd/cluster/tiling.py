@@ -1,0 +1,135 @@
+"""Cutting a job into tiles: degree-sized work units snapped to the job's chunk grid.
+
+A tile is the work unit of the cluster (the ``chunk_id`` of the JSON work-unit schema). The job
+bbox is cut into tiles of ``tile_size_deg`` degrees; every cut is moved to the nearest line of
+the 16-block chunk grid of the job's one projection, so every chunk of
+``projection.world_chunk_rect()`` is owned by exactly one tile. Cuts that collapse onto each
+other, or onto the world's edges, are dropped, so a tile is never empty.
+
+Tile ids are ``chunk_{col}_{row}``: columns counted west to east (block x), rows north to south
+(block z, as the projection's z grows southwards).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from arnisd.geo.bbox import BBox
+from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect, LocalProjection
+from arnisd.world.settings import GenerationSettings
+
+REGION_SIZE_CHUNKS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One work unit: the chunks it owns, and the geography and halo it needs."""
+
+    tile_id: str
+    col: int
+    row: int
+    owned: BlockRect          # chunk-aligned, half-open, in block coordinates
+    bbox: BBox                # the owned rect in degrees, clamped to the job bbox
+    halo_blocks: int
+
+    @property
+    def window(self) -> BlockRect:
+        """The owned rect plus the halo: the blocks whose data the tile needs."""
+        return self.owned.expanded(self.halo_blocks)
+
+    def chunks(self) -> list[tuple[int, int]]:
+        return self.owned.chunks()
+
+    def chunk_count(self) -> int:
+        return (self.owned.width // CHUNK_SIZE_BLOCKS) * (self.owned.depth // CHUNK_SIZE_BLOCKS)
+
+    def regions(self) -> list[tuple[int, int]]:
+        """Region (rx, rz) of every region file this tile has chunks in."""
+        return regions_of_rect(self.owned)
+
+    def owns_chunk(self, cx: int, cz: int) -> bool:
+        x, z = cx * CHUNK_SIZE_BLOCKS, cz * CHUNK_SIZE_BLOCKS
+        return self.owned.x0 <= x < self.owned.x1 and self.owned.z0 <= z < self.owned.z1
+
+    def work_unit(self, settings: GenerationSettings) -> dict:
+        """The documented work-unit JSON object, plus the block rect and the halo."""
+        return {
+            "chunk_id": self.tile_id,
+            "bbox": self.bbox.as_dict(),
+            "settings": {
+                "scale": settings.scale,
+                "terrain": settings.terrain,
+                "interior": settings.interior,
+                "ground_level": settings.ground_level,
+            },
+            "owned_blocks": self.owned.as_list(),
+            "halo_blocks": self.halo_blocks,
+        }
+
+
+def regions_of_rect(rect: BlockRect) -> list[tuple[int, int]]:
+    """Every region (rx, rz) that a chunk-aligned rect has at least one chunk in."""
+    region_blocks = CHUNK_SIZE_BLOCKS * REGION_SIZE_CHUNKS
+    return [(rx, rz)
+            for rz in range(rect.z0 // region_blocks, (rect.z1 - 1) // region_blocks + 1)
+            for rx in range(rect.x0 // region_blocks, (rect.x1 - 1) // region_blocks + 1)]
+
+
+def _snapped_cuts(world_end_blocks: int, in_bbox_max_blocks: int, blocks_per_tile: float) -> list[int]:
+    """Block positions of the cuts along one axis, from 0 to ``world_end_blocks``.
+
+    A cut lies on the chunk grid, strictly inside ``(0, in_bbox_max_blocks)`` so that every tile
+    starts at a column inside the bbox (and thus has a non-empty bbox in degrees).
+    """
+    cuts = [0]
+    blocks_per_tile = max(blocks_per_tile, float(CHUNK_SIZE_BLOCKS))  # at least a chunk
+    if in_bbox_max_blocks > 0:
+        n_nominal = int(math.ceil(in_bbox_max_blocks / blocks_per_tile))
+        for i in range(1, n_nominal + 1):
+            edge = math.floor(i * blocks_per_tile / CHUNK_SIZE_BLOCKS + 0.5) * CHUNK_SIZE_BLOCKS
+            if cuts[-1] < edge < in_bbox_max_blocks:
+                cuts.append(edge)
+    cuts.append(world_end_blocks)
+    return cuts
+
+
+def make_tiles(bbox: BBox, settings: GenerationSettings, tile_size_deg: float) -> list[Tile]:
+    """Cut the job into tiles that own every chunk of the world exactly once.
+
+    Tiles come in row-major order (north to south, then west to east).
+    """
+    if not (tile_size_deg > 0 and math.isfinite(tile_size_deg)):
+        raise ValueError(f"tile size {tile_size_deg} must be a positive number of degrees")
+    projection = LocalProjection(bbox, settings.scale)
+    world = projection.world_chunk_rect()
+    blocks_per_deg_x, blocks_per_deg_z = projection.blocks_per_degree()
+    x_cuts = _snapped_cuts(world.x1, projection.max_x(), tile_size_deg * blocks_per_deg_x)
+    z_cuts = _snapped_cuts(world.z1, projection.max_z(), tile_size_deg * blocks_per_deg_z)
+    tiles = []
+    for row, (z0, z1) in enumerate(zip(z_cuts, z_cuts[1:])):
+        for col, (x0, x1) in enumerate(zip(x_cuts, x_cuts[1:])):
+            owned = BlockRect(x0, z0, x1, z1)
+            tiles.append(Tile(f"chunk_{col}_{row}", col, row, owned,
+                              _rect_bbox(projection, owned), settings.halo_blocks))
+    return tiles
+
+
+def _rect_bbox(projection: LocalProjection, rect: BlockRect) -> BBox:
+    """The degrees a block rect covers, clamped to the job's bbox."""
+    job = projection.bbox
+    north, west = projection.unproject(rect.x0, rect.z0)
+    south, east = projection.unproject(rect.x1, rect.z1)
+    return BBox(max(job.min_lat, south), max(job.min_lng, west),
+                min(job.max_lat, north), min(job.max_lng, east))
+
+
+def rect_to_degrees(projection: LocalProjection, rect: BlockRect, margin_blocks: int = 2) -> BBox:
+    """The degrees covering a block rect grown by ``margin_blocks`` (not clamped to the job).
+
+    Used to cut a tile's extract: the margin absorbs the truncation of block coordinates.
+    """
+    grown = rect.expanded(margin_blocks)
+    north, west = projection.unproject(grown.x0, grown.z0)
+    south, east = projection.unproject(grown.x1, grown.z1)
+    return BBox(max(-90.0, south), max(-180.0, west), min(90.0, north), min(180.0, east))
