@@ -1,17 +1,112 @@
 """Generation of a chunk-aligned window: elements in, encoded chunks out.
 
-This is the one function the cluster treats as "a tile to chunks": the single-process path and
-every worker call it, so the merged world equals the single-machine world by construction, as
-long as every element within the halo of the window is passed in.
+This is the one function the cluster treats as "a tile to chunks": the single-process builder
+and every worker call it, so the merged world equals the single-machine world by construction,
+provided every element within the halo of the window is passed in.
+
+Order is global and total: family priority, then the family's own key (largest land area
+first), then OSM type and id. Drawing happens on a canvas a little larger than the owned rect
+(``CANVAS_MARGIN_BLOCKS``) so features that read their neighbourhood (a tree checks the ground at
+its trunk) see the same state in every tile; only owned chunks are encoded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
+
+from arnisd.anvil.chunk import compress_chunk, encode_chunk
 from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import OsmElement
+from arnisd.world.canvas import Canvas
+from arnisd.world.families import buildings, highways, landuse, railways, vegetation, water
+from arnisd.world.families.base import DrawContext
+from arnisd.world.families.ground import draw_ground
+from arnisd.world.projected import ProjectedElement, project_element
 from arnisd.world.settings import GenerationSettings
+
+CANVAS_MARGIN_BLOCKS = 8
+MAX_REACH_BLOCKS = 16   # how far any element draws beyond its own geometry (road half-width, crowns)
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str
+    selects: Callable[[ProjectedElement], bool]
+    draw: Callable[[DrawContext, ProjectedElement], None]
+    sort_key: Callable[[ProjectedElement], tuple] | None = None
+
+
+# The fixed family priority: earlier families are drawn first, later ones on top.
+FAMILIES: tuple[Family, ...] = (
+    Family("landuse", landuse.selects, landuse.draw, landuse.sort_key),
+    Family("water-area", water.selects_area, water.draw_area),
+    Family("waterway", water.selects_line, water.draw_line),
+    Family("highway", highways.selects, highways.draw),
+    Family("railway", railways.selects, railways.draw),
+    Family("building", buildings.selects, buildings.draw),
+    Family("tree", vegetation.selects, vegetation.draw),
+)
+
+
+@dataclass(slots=True)
+class DrawList:
+    """Projected elements paired with their family, in the global drawing order."""
+
+    items: list[tuple[Family, ProjectedElement]]
+    bounds: np.ndarray  # (N, 4) min_x, min_z, max_x, max_z
+
+    def within(self, rect: BlockRect) -> list[tuple[Family, ProjectedElement]]:
+        """Items whose bounds touch ``rect``, order kept."""
+        if not self.items:
+            return []
+        b = self.bounds
+        hit = (b[:, 0] < rect.x1) & (b[:, 2] >= rect.x0) & (b[:, 1] < rect.z1) & (b[:, 3] >= rect.z0)
+        return [self.items[i] for i in np.flatnonzero(hit)]
+
+
+def prepare(elements: Sequence[OsmElement], projection: LocalProjection) -> DrawList:
+    """Project the elements once and put them in the global drawing order."""
+    per_family: list[list[ProjectedElement]] = [[] for _ in FAMILIES]
+    for element in elements:
+        projected = project_element(element, projection)
+        if projected is None:
+            continue
+        for index, family in enumerate(FAMILIES):
+            if family.selects(projected):
+                per_family[index].append(projected)
+    items: list[tuple[Family, ProjectedElement]] = []
+    for family, members in zip(FAMILIES, per_family):
+        key = family.sort_key or (lambda p: p.element.order_key())
+        members.sort(key=key)
+        items.extend((family, m) for m in members)
+    bounds = np.array([p.bounds for _, p in items], dtype=np.int64).reshape(-1, 4)
+    return DrawList(items, bounds)
+
+
+def draw_window(draw_list: DrawList, owned: BlockRect, settings: GenerationSettings) -> Canvas:
+    """Draw everything that reaches ``owned`` onto a canvas covering it plus the margin."""
+    canvas = Canvas(owned.expanded(CANVAS_MARGIN_BLOCKS))
+    ctx = DrawContext(canvas, settings)
+    draw_ground(ctx)
+    for family, element in draw_list.within(canvas.window.expanded(MAX_REACH_BLOCKS)):
+        family.draw(ctx, element)
+    return canvas
+
+
+def encode_window(canvas: Canvas, owned: BlockRect) -> list[tuple[int, int, bytes]]:
+    """Encode and compress every chunk of ``owned`` from the canvas."""
+    return [(cx, cz, compress_chunk(encode_chunk(cx, cz, canvas.chunk_sections(cx, cz))))
+            for cx, cz in owned.chunks()]
+
+
+def generate_window(draw_list: DrawList, owned: BlockRect,
+                    settings: GenerationSettings) -> list[tuple[int, int, bytes]]:
+    """``(cx, cz, zlib chunk NBT)`` for every chunk of the chunk-aligned ``owned`` rect."""
+    _check_aligned(owned)
+    return encode_window(draw_window(draw_list, owned, settings), owned)
 
 
 def generate_chunks(elements: Sequence[OsmElement], projection: LocalProjection,
@@ -19,7 +114,11 @@ def generate_chunks(elements: Sequence[OsmElement], projection: LocalProjection,
     """Return ``(cx, cz, zlib-compressed chunk NBT)`` for every chunk of ``owned``.
 
     ``owned`` must be chunk-aligned. ``elements`` may contain anything; those whose geometry
-    does not reach within ``settings.halo_blocks`` of ``owned`` are ignored. Chunks come in
-    z-then-x order.
+    does not reach ``owned`` are ignored. Chunks come in z-then-x order.
     """
-    raise NotImplementedError("being written")
+    return generate_window(prepare(elements, projection), owned, settings)
+
+
+def _check_aligned(rect: BlockRect) -> None:
+    if any(v % 16 for v in rect.as_list()):
+        raise ValueError(f"window {rect} is not aligned to the 16-block chunk grid")
