@@ -1,0 +1,139 @@
+"""`arnisd generate`: make one world from a local OSM file or from Overpass.
+
+By default the work runs on a local cluster (a coordinator and one worker process per core on
+127.0.0.1); `--in-process` runs the single-process reference path instead. Everything the user
+can get wrong is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from arnisd.errors import UserError
+from arnisd.geo.bbox import BBox, BBoxError
+from arnisd.job import DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG, JobSpec
+from arnisd.logs import configure_logging
+from arnisd.output import check_output, discard, promote, staging_dir
+from arnisd.progress import Progress
+from arnisd.world.settings import DEFAULT_GROUND_LEVEL, DEFAULT_HALO_BLOCKS, GenerationSettings
+
+NAME = "generate"
+HELP = "generate a Minecraft world from OpenStreetMap data"
+DEFAULT_MAX_AREA_KM2 = 100.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--osm-file", type=Path, help="local OSM data: .osm.pbf, .osm, .osm.bz2 or Overpass .json")
+    p.add_argument("--bbox", help="MIN_LAT,MIN_LNG,MAX_LAT,MAX_LNG (default with --osm-file: the file's bounds)")
+    p.add_argument("--output", type=Path, required=True, help="world folder to create")
+    p.add_argument("--force", action="store_true", help="replace an existing non-empty output")
+    p.add_argument("--scale", type=float, default=1.0, help="blocks per metre (default 1.0)")
+    p.add_argument("--ground-level", type=int, default=DEFAULT_GROUND_LEVEL,
+                   help=f"y of the ground surface (default {DEFAULT_GROUND_LEVEL})")
+    p.add_argument("--interior", action="store_true", help="furnish building interiors")
+    p.add_argument("--spawn-lat", type=float, help="spawn latitude (default: bbox centre)")
+    p.add_argument("--spawn-lng", type=float, help="spawn longitude (default: bbox centre)")
+    p.add_argument("--level-name", default=None, help="the world's name in the game")
+    p.add_argument("--overpass-url", action="append", dest="overpass_urls", metavar="URL",
+                   help="Overpass endpoint, repeatable, tried in order (default: public endpoints)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="Overpass answer cache (default: ~/.cache/arnisd/overpass)")
+    p.add_argument("--max-area-km2", type=float, default=DEFAULT_MAX_AREA_KM2,
+                   help=f"refuse bboxes larger than this (default {DEFAULT_MAX_AREA_KM2:g})")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per CPU core)")
+    p.add_argument("--in-process", action="store_true",
+                   help="generate in this process, without the cluster (the reference path)")
+    p.add_argument("--chunk-size", type=float, default=DEFAULT_TILE_SIZE_DEG, metavar="DEG",
+                   help=f"tile size in degrees for the cluster (default {DEFAULT_TILE_SIZE_DEG})")
+    p.add_argument("--halo", type=int, default=DEFAULT_HALO_BLOCKS, metavar="BLOCKS",
+                   help=f"data margin around each tile (default {DEFAULT_HALO_BLOCKS})")
+    p.add_argument("--http-port", type=int, default=0,
+                   help="status shim port on 127.0.0.1 for the local cluster (default: a free port)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def job_from_args(args) -> JobSpec:
+    """Validate the arguments into a job; raises UserError with one line on bad input."""
+    if args.scale <= 0 or args.scale > 10:
+        raise UserError(f"--scale {args.scale} must be in (0, 10]")
+    if not -63 <= args.ground_level <= 300:
+        raise UserError(f"--ground-level {args.ground_level} must be in -63..300")
+    if args.chunk_size <= 0 or args.chunk_size > 1:
+        raise UserError(f"--chunk-size {args.chunk_size} must be in (0, 1] degrees")
+    if not 0 <= args.halo <= 256:
+        raise UserError(f"--halo {args.halo} must be in 0..256 blocks")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers} must be at least 1")
+    if args.osm_file is not None:
+        _check_osm_file(args.osm_file)
+    try:
+        bbox = BBox.parse(args.bbox) if args.bbox else None
+    except BBoxError as exc:
+        raise UserError(f"bad --bbox: {exc}") from None
+    if bbox is None:
+        if args.osm_file is None:
+            raise UserError("give --bbox, or --osm-file to use the file's own bounds")
+        from arnisd.osm.source import bbox_of_file
+        bbox = bbox_of_file(args.osm_file)
+        if bbox is None:
+            raise UserError(f"{args.osm_file} declares no bounds: give --bbox")
+    area = bbox.area_km2()
+    if area > args.max_area_km2:
+        raise UserError(f"bbox covers {area:.1f} km², more than --max-area-km2 {args.max_area_km2:g}")
+    for name in ("spawn_lat", "spawn_lng"):
+        if getattr(args, name) is not None and (args.spawn_lat is None or args.spawn_lng is None):
+            raise UserError("give both --spawn-lat and --spawn-lng")
+    settings = GenerationSettings(scale=args.scale, ground_level=args.ground_level,
+                                  interior=args.interior, halo_blocks=args.halo)
+    cache_dir = args.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd" / "overpass"
+    return JobSpec(
+        bbox=bbox, output=args.output, settings=settings,
+        osm_file=args.osm_file.resolve() if args.osm_file else None,
+        overpass_urls=tuple(args.overpass_urls or DEFAULT_OVERPASS_URLS),
+        cache_dir=cache_dir, tile_size_deg=args.chunk_size,
+        spawn_lat=args.spawn_lat, spawn_lng=args.spawn_lng,
+        level_name=args.level_name or args.output.name or "arnisd world",
+    )
+
+
+def _check_osm_file(path: Path) -> None:
+    from arnisd.osm.reader import osm_format_of
+    if not path.exists():
+        raise UserError(f"OSM file {path} does not exist")
+    if not path.is_file():
+        raise UserError(f"OSM file {path} is not a file")
+    osm_format_of(path)  # raises on an unknown extension
+
+
+def run(args) -> int:
+    configure_logging(quiet=args.quiet)
+    job = job_from_args(args)
+    check_output(job.output, args.force)
+    progress = Progress(quiet=args.quiet)
+    started = time.monotonic()
+    progress.note(f"area {job.bbox} ({job.bbox.area_km2():.2f} km²), scale {job.settings.scale:g}")
+    from arnisd.osm.source import load_source
+    data = load_source(job)
+    progress.note(f"read {len(data.elements)} OSM elements")
+    staged = staging_dir(job.output)
+    discard(staged)
+    staged.mkdir(parents=True)
+    try:
+        chunks = _generate(job, data.elements, staged, args, progress)
+        promote(staged, job.output)
+    except BaseException:
+        discard(staged)
+        raise
+    elapsed = time.monotonic() - started
+    progress.note(f"wrote {chunks} chunks to {job.output} in {elapsed:.1f}s "
+                  f"({chunks / max(elapsed, 1e-9):.0f} chunks/s)")
+    return 0
+
+
+def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress) -> int:
+    from arnisd.world.build import build_world_in_process
+    return build_world_in_process(job, elements, staged, progress)

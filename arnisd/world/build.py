@@ -1,0 +1,55 @@
+"""The single-process world builder: the reference every distributed run must equal.
+
+The world is generated one region (32 x 32 chunks) at a time with ``generate_window``, so memory
+stays bounded by one region's canvas, and each region file is written as soon as it is done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arnisd.anvil.leveldat import write_level_dat
+from arnisd.anvil.region import write_region
+from arnisd.geo.projection import BlockRect, LocalProjection
+from arnisd.job import JobSpec
+from arnisd.osm.elements import OsmElement
+from arnisd.progress import Progress
+from arnisd.world.generate import prepare, generate_window
+from arnisd.world.spawn import spawn_point
+
+REGION_BLOCKS = 512
+
+
+def region_windows(projection: LocalProjection) -> list[tuple[int, int, BlockRect]]:
+    """(rx, rz, owned rect) for every region touched by the world, clipped to the world."""
+    world = projection.world_chunk_rect()
+    out = []
+    for rz in range(world.z0 // REGION_BLOCKS, -(-world.z1 // REGION_BLOCKS)):
+        for rx in range(world.x0 // REGION_BLOCKS, -(-world.x1 // REGION_BLOCKS)):
+            region = BlockRect(rx * REGION_BLOCKS, rz * REGION_BLOCKS,
+                               (rx + 1) * REGION_BLOCKS, (rz + 1) * REGION_BLOCKS)
+            owned = region.intersection(world)
+            if owned is not None:
+                out.append((rx, rz, owned))
+    return out
+
+
+def build_world_in_process(job: JobSpec, elements: list[OsmElement], world_dir: Path,
+                           progress: Progress | None = None) -> int:
+    """Generate the whole world into ``world_dir``; return the number of chunks written."""
+    progress = progress or Progress(quiet=True)
+    projection = job.projection
+    draw_list = prepare(elements, projection)
+    windows = region_windows(projection)
+    total_chunks = len(projection.world_chunk_rect().chunks())
+    progress.start("generating", total_chunks, "chunks")
+    region_dir = world_dir / "region"
+    written = 0
+    for rx, rz, owned in windows:
+        chunks = generate_window(draw_list, owned, job.settings)
+        write_region(region_dir, rx, rz, {(cx, cz): data for cx, cz, data in chunks})
+        written += len(chunks)
+        progress.advance(len(chunks))
+    progress.finish()
+    write_level_dat(world_dir, job.level_name, spawn_point(job, world_dir), job.settings.ground_level)
+    return written
