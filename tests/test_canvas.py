@@ -1,0 +1,45 @@
+"""The sparse canvas: sections exist only where written, write rules hold."""
+
+import numpy as np
+
+from arnisd.geo.projection import BlockRect
+from arnisd.world import blocks
+from arnisd.world.canvas import Canvas
+
+
+def test_sections_are_allocated_only_when_written():
+    canvas = Canvas(BlockRect(0, 0, 32, 32))
+    assert canvas.layers == {}
+    canvas.fill_layer(-64, blocks.BEDROCK)
+    canvas.set_blocks(np.array([3]), np.array([100]), np.array([4]), blocks.STONE)
+    assert sorted(canvas.layers) == [-4, 6]
+    assert canvas.chunk_sections(1, 1).keys() == {-4}
+    assert canvas.chunk_sections(0, 0).keys() == {-4, 6}
+
+
+def test_fill_columns_respects_replace_table():
+    canvas = Canvas(BlockRect(0, 0, 16, 16))
+    xs, zs = np.array([1, 2]), np.array([1, 1])
+    canvas.fill_columns(xs, zs, 0, 4, blocks.STONE)
+    only_air = blocks.id_set_table([blocks.AIR])
+    canvas.fill_columns(xs, zs, 2, 8, blocks.DIRT, replace=only_air)
+    col = canvas.get_blocks(np.full(10, 1), np.arange(0, 10), np.full(10, 1)).tolist()
+    assert col == [blocks.STONE] * 4 + [blocks.DIRT] * 4 + [blocks.AIR] * 2
+
+
+def test_per_column_heights_and_section_crossing():
+    canvas = Canvas(BlockRect(16, 16, 48, 48))
+    xs, zs = np.array([20, 30]), np.array([20, 40])
+    canvas.fill_columns(xs, zs, np.array([10, 14]), np.array([20, 40]), blocks.BRICKS)
+    a = canvas.get_blocks(np.full(40, 20), np.arange(0, 40), np.full(40, 20))
+    b = canvas.get_blocks(np.full(40, 30), np.arange(0, 40), np.full(40, 40))
+    assert np.flatnonzero(a).tolist() == list(range(10, 20))
+    assert np.flatnonzero(b).tolist() == list(range(14, 40))
+
+
+def test_chunk_sections_are_yzx_ordered():
+    canvas = Canvas(BlockRect(0, 0, 16, 16))
+    canvas.set_blocks(np.array([3]), np.array([-64 + 5]), np.array([7]), blocks.STONE)
+    section = canvas.chunk_sections(0, 0)[-4]
+    assert section[5 * 256 + 7 * 16 + 3] == blocks.STONE
+    assert np.count_nonzero(section) == 1

@@ -1,0 +1,69 @@
+"""The scanline rasteriser: exact against shapely, holes, and independent of the window."""
+
+import numpy as np
+import pytest
+import shapely
+
+from arnisd.geo.projection import BlockRect
+from arnisd.world.raster import line_cells, outline_cells, polygon_cells
+
+GRID = BlockRect(-20, -20, 120, 120)
+
+
+def cell_set(xs, zs):
+    return set(zip(xs.tolist(), zs.tolist()))
+
+
+def shapely_bounds(polygon):
+    gx, gz = np.meshgrid(np.arange(GRID.x0, GRID.x1), np.arange(GRID.z0, GRID.z1))
+    strictly = shapely.contains_xy(polygon, gx + 0.5, gz + 0.5)
+    touching = shapely.intersects_xy(polygon, gx + 0.5, gz + 0.5)
+    return cell_set(gx[strictly], gz[strictly]), cell_set(gx[touching], gz[touching])
+
+
+def test_random_polygons_match_shapely_up_to_boundary_ties():
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(300):
+        pts = rng.integers(0, 100, (int(rng.integers(3, 10)), 2))
+        polygon = shapely.Polygon(pts)
+        if not polygon.is_valid or polygon.area == 0:
+            continue
+        inside, touching = shapely_bounds(polygon)
+        got = cell_set(*polygon_cells([pts], GRID))
+        assert inside <= got <= touching
+        checked += 1
+    assert checked > 50
+
+
+def test_hole_stays_empty():
+    outer = [[0, 0], [20, 0], [20, 20], [0, 20]]
+    hole = [[5, 5], [15, 5], [15, 15], [5, 15]]
+    cells = cell_set(*polygon_cells([outer, hole], GRID))
+    assert len(cells) == 400 - 100
+    assert (10, 10) not in cells and (2, 2) in cells
+
+
+def test_result_does_not_depend_on_the_clip_window():
+    rng = np.random.default_rng(3)
+    pts = rng.integers(0, 100, (40, 2))
+    polygon = shapely.Polygon(pts).convex_hull
+    ring = np.asarray(polygon.exterior.coords)[:-1]
+    whole = cell_set(*polygon_cells([ring], GRID))
+    for clip in [BlockRect(0, 0, 48, 48), BlockRect(48, 0, 96, 48), BlockRect(30, 60, 62, 120)]:
+        part = cell_set(*polygon_cells([ring], clip))
+        expected = {(x, z) for x, z in whole if clip.x0 <= x < clip.x1 and clip.z0 <= z < clip.z1}
+        assert part == expected
+
+
+@pytest.mark.parametrize("width", [3, 5, 11])
+def test_line_band_has_the_requested_width(width):
+    cells = cell_set(*line_cells(np.array([[10, 50], [90, 50]]), width, GRID))
+    column = sorted(z for x, z in cells if x == 50)
+    assert len(column) == width
+    assert column[len(column) // 2] == 50
+
+
+def test_outline_is_closed_ring_of_cells():
+    cells = cell_set(*outline_cells([np.array([[0, 0], [10, 0], [10, 10], [0, 10]])], GRID))
+    assert (0, 0) in cells and (10, 10) in cells and (5, 0) in cells and (5, 5) not in cells
