@@ -1,0 +1,184 @@
+"""Region files: compressed chunks -> ``r.X.Z.mca`` (written atomically), and reading them back.
+
+Layout: an 8 KiB header (1024 big-endian u32 locations ``offset << 8 | sector_count`` at
+``4 * ((cx & 31) + (cz & 31) * 32)``, then 1024 u32 timestamps), then 4 KiB sectors, each chunk
+framed as u32 length (payload + 1), one compression-type byte (2 = zlib) and the payload,
+zero-padded. A chunk needing more than 255 sectors goes to ``c.<cx>.<cz>.mcc`` and its region
+entry keeps length 1 with type ``| 0x80``. Chunks are laid out in chunk index order, so the same
+chunks always give the same file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+
+SECTOR_BYTES = 4096
+HEADER_BYTES = 2 * SECTOR_BYTES
+CHUNKS_PER_REGION_SIDE = 32
+MAX_SECTORS_INLINE = 255
+COMPRESSION_GZIP = 1
+COMPRESSION_ZLIB = 2
+COMPRESSION_NONE = 3
+EXTERNAL_FLAG = 0x80
+
+
+def region_of(cx: int, cz: int) -> tuple[int, int]:
+    """The region (rx, rz) that holds chunk (cx, cz)."""
+    return cx >> 5, cz >> 5
+
+
+def region_file_name(rx: int, rz: int) -> str:
+    return f"r.{rx}.{rz}.mca"
+
+
+def external_file_name(cx: int, cz: int) -> str:
+    return f"c.{cx}.{cz}.mcc"
+
+
+def _chunk_index(cx: int, cz: int) -> int:
+    return (cx & 31) + (cz & 31) * 32
+
+
+def _atomic_write(path: Path, parts: list[bytes], fsync: bool) -> None:
+    """Write ``parts`` to a temporary file beside ``path`` and rename it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            for part in parts:
+                f.write(part)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make renames in ``directory`` durable where the platform allows opening a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return                                  # e.g. Windows
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_region(region_dir: Path, rx: int, rz: int, chunks: dict[tuple[int, int], bytes],
+                 timestamp: int = 0, compression: int = COMPRESSION_ZLIB,
+                 fsync: bool = True) -> Path:
+    """Write region (rx, rz) holding ``chunks`` and return its path.
+
+    ``chunks`` maps absolute chunk coordinates (cx, cz), all inside this region, to compressed
+    chunk payloads (zlib by default). The region replaces any previous file atomically; chunks
+    that no longer need a ``.mcc`` file lose their stale one.
+    """
+    region_dir = Path(region_dir)
+    region_dir.mkdir(parents=True, exist_ok=True)
+    by_index: dict[int, tuple[int, int, bytes]] = {}
+    for (cx, cz), payload in chunks.items():
+        if region_of(cx, cz) != (rx, rz):
+            raise ValueError(f"chunk {cx},{cz} is not in region {rx},{rz}")
+        by_index[_chunk_index(cx, cz)] = (cx, cz, payload)
+
+    locations = [0] * 1024
+    timestamps = [0] * 1024
+    body: list[bytes] = []
+    next_sector = HEADER_BYTES // SECTOR_BYTES
+    inline_chunks: list[tuple[int, int]] = []
+    for index in sorted(by_index):
+        cx, cz, payload = by_index[index]
+        framed_bytes = 5 + len(payload)
+        sectors = -(-framed_bytes // SECTOR_BYTES)
+        if sectors > MAX_SECTORS_INLINE:
+            _atomic_write(region_dir / external_file_name(cx, cz), [payload], fsync)
+            frame = struct.pack(">IB", 1, compression | EXTERNAL_FLAG)
+            sectors = 1
+        else:
+            frame = struct.pack(">IB", len(payload) + 1, compression) + payload
+            inline_chunks.append((cx, cz))
+        body.append(frame)
+        body.append(bytes(sectors * SECTOR_BYTES - len(frame)))
+        locations[index] = (next_sector << 8) | sectors
+        timestamps[index] = timestamp
+        next_sector += sectors
+
+    header = struct.pack(">1024I", *locations) + struct.pack(">1024I", *timestamps)
+    path = region_dir / region_file_name(rx, rz)
+    _atomic_write(path, [header, *body], fsync)
+    if fsync:
+        _fsync_dir(region_dir)
+    for cx, cz in inline_chunks:
+        (region_dir / external_file_name(cx, cz)).unlink(missing_ok=True)
+    return path
+
+
+def _decompress(compression: int, data: bytes) -> bytes:
+    if compression == COMPRESSION_ZLIB:
+        return zlib.decompress(data)
+    if compression == COMPRESSION_GZIP:
+        return gzip.decompress(data)
+    if compression == COMPRESSION_NONE:
+        return data
+    raise ValueError(f"unsupported chunk compression type {compression}")
+
+
+def region_coords_from_name(path: Path) -> tuple[int, int]:
+    """(rx, rz) parsed from an ``r.X.Z.mca`` file name."""
+    parts = Path(path).name.split(".")
+    if len(parts) != 4 or parts[0] != "r" or parts[3] != "mca":
+        raise ValueError(f"not a region file name: {Path(path).name}")
+    return int(parts[1]), int(parts[2])
+
+
+def read_region_raw(path: Path) -> dict[tuple[int, int], tuple[int, bytes]]:
+    """(cx, cz) -> (compression type, compressed payload) for every chunk of a region file."""
+    path = Path(path)
+    rx, rz = region_coords_from_name(path)
+    data = path.read_bytes()
+    if len(data) < HEADER_BYTES:
+        raise ValueError(f"{path}: shorter than the 8 KiB region header")
+    locations = struct.unpack_from(">1024I", data, 0)
+    result = {}
+    for index, location in enumerate(locations):
+        if location == 0:
+            continue
+        cx, cz = rx * 32 + index % 32, rz * 32 + index // 32
+        start = (location >> 8) * SECTOR_BYTES
+        length, compression = struct.unpack_from(">IB", data, start)
+        if compression & EXTERNAL_FLAG:
+            payload = (path.parent / external_file_name(cx, cz)).read_bytes()
+            compression &= ~EXTERNAL_FLAG
+        else:
+            if length < 1 or length + 4 > (location & 0xFF) * SECTOR_BYTES:
+                raise ValueError(f"{path}: chunk {cx},{cz} length {length} overruns its sectors")
+            payload = data[start + 5: start + 4 + length]
+        result[(cx, cz)] = (compression, payload)
+    return result
+
+
+def read_region(path: Path) -> dict[tuple[int, int], bytes]:
+    """(cx, cz) -> decompressed chunk NBT for every chunk of a region file (``.mcc`` too)."""
+    return {key: _decompress(compression, payload)
+            for key, (compression, payload) in read_region_raw(path).items()}
+
+
+def read_region_timestamps(path: Path) -> dict[tuple[int, int], int]:
+    """(cx, cz) -> header timestamp for every present chunk."""
+    path = Path(path)
+    rx, rz = region_coords_from_name(path)
+    with open(path, "rb") as f:
+        header = f.read(HEADER_BYTES)
+    locations = struct.unpack_from(">1024I", header, 0)
+    stamps = struct.unpack_from(">1024I", header, SECTOR_BYTES)
+    return {(rx * 32 + i % 32, rz * 32 + i // 32): stamps[i]
+            for i, loc in enumerate(locations) if loc}

@@ -1,0 +1,133 @@
+"""Region files: layout, round trip, oversized chunks in .mcc files, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arnisd.anvil import chunk, region
+from arnisd.world import blocks
+
+
+def small_chunk_nbt(cx: int, cz: int) -> bytes:
+    ids = np.zeros(4096, dtype=np.uint16)
+    ids[:256] = blocks.BEDROCK
+    ids[256 + (cx % 16)] = blocks.STONE
+    return chunk.encode_chunk(cx, cz, {-4: ids})
+
+
+def header(path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    data = path.read_bytes()[:8192]
+    return struct.unpack(">1024I", data[:4096]), struct.unpack(">1024I", data[4096:])
+
+
+def test_region_of():
+    assert region.region_of(0, 0) == (0, 0)
+    assert region.region_of(31, 31) == (0, 0)
+    assert region.region_of(32, -1) == (1, -1)
+    assert region.region_of(-32, -33) == (-1, -2)
+
+
+def test_round_trip_and_layout(tmp_path):
+    coords = [(-1, -1), (-32, -32), (-5, -20), (-31, -1)]
+    nbts = {c: small_chunk_nbt(*c) for c in coords}
+    path = region.write_region(tmp_path, -1, -1, {c: chunk.compress_chunk(n) for c, n in nbts.items()},
+                               timestamp=1_700_000_000)
+    assert path == tmp_path / "r.-1.-1.mca"
+    assert path.stat().st_size % 4096 == 0
+    assert region.read_region(path) == nbts
+
+    locations, stamps = header(path)
+    present = [i for i, loc in enumerate(locations) if loc]
+    assert present == sorted((cx & 31) + (cz & 31) * 32 for cx, cz in coords)
+    offsets = [locations[i] >> 8 for i in present]
+    assert offsets[0] == 2 and offsets == sorted(offsets)       # chunk index order, packed
+    for i in present:
+        start = (locations[i] >> 8) * 4096
+        length, kind = struct.unpack(">IB", path.read_bytes()[start:start + 5])
+        assert kind == 2 and length + 4 <= (locations[i] & 0xFF) * 4096
+        assert stamps[i] == 1_700_000_000
+    assert all(stamps[i] == 0 for i in range(1024) if i not in present)
+    assert region.read_region_timestamps(path)[(-1, -1)] == 1_700_000_000
+
+
+def test_deterministic_bytes(tmp_path):
+    chunks = {(x, z): chunk.compress_chunk(small_chunk_nbt(x, z)) for x in range(3) for z in range(2)}
+    a = region.write_region(tmp_path / "a", 0, 0, chunks)
+    b = region.write_region(tmp_path / "b", 0, 0, dict(reversed(list(chunks.items()))))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_chunk_outside_the_region_is_rejected(tmp_path):
+    with pytest.raises(ValueError):
+        region.write_region(tmp_path, 0, 0, {(32, 0): zlib.compress(b"x")})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_oversized_chunk_goes_to_mcc(tmp_path):
+    big_nbt = os.urandom(1_300_000)                         # incompressible, > 1 MiB
+    payload = zlib.compress(big_nbt)
+    assert len(payload) > 255 * 4096
+    small = small_chunk_nbt(3, 4)
+    chunks = {(2, 1): payload, (3, 4): chunk.compress_chunk(small)}
+    path = region.write_region(tmp_path, 0, 0, chunks)
+
+    mcc = tmp_path / "c.2.1.mcc"
+    assert mcc.read_bytes() == payload
+    locations, _ = header(path)
+    location = locations[2 + 1 * 32]
+    assert location & 0xFF == 1
+    start = (location >> 8) * 4096
+    assert struct.unpack(">IB", path.read_bytes()[start:start + 5]) == (1, 2 | 0x80)
+    assert path.stat().st_size == 4 * 4096                # header + one sector each
+    assert region.read_region(path) == {(2, 1): big_nbt, (3, 4): small}
+
+    # Rewritten small, the chunk moves back into the region and the stale .mcc goes away.
+    region.write_region(tmp_path, 0, 0, {(2, 1): chunk.compress_chunk(small)})
+    assert not mcc.exists()
+    assert region.read_region(path) == {(2, 1): small}
+
+
+def test_exactly_255_sectors_stay_inline(tmp_path):
+    payload = os.urandom(255 * 4096 - 5)
+    path = region.write_region(tmp_path, 0, 0, {(0, 0): payload}, compression=region.COMPRESSION_NONE)
+    assert not list(tmp_path.glob("*.mcc"))
+    assert header(path)[0][0] & 0xFF == 255
+    assert region.read_region(path) == {(0, 0): payload}
+    path = region.write_region(tmp_path, 0, 0, {(0, 0): payload + b"x"},
+                               compression=region.COMPRESSION_NONE)
+    assert (tmp_path / "c.0.0.mcc").exists()
+    assert region.read_region(path) == {(0, 0): payload + b"x"}
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    chunks = {(0, 0): chunk.compress_chunk(small_chunk_nbt(0, 0)), (1, 0): zlib.compress(os.urandom(1_100_000))}
+    region.write_region(tmp_path, 0, 0, chunks)
+    region.write_region(tmp_path, 0, 0, chunks)              # replacing an existing file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.1.0.mcc", "r.0.0.mca"]
+
+
+def test_failed_write_keeps_the_old_region(tmp_path, monkeypatch):
+    old = {(0, 0): chunk.compress_chunk(small_chunk_nbt(0, 0))}
+    path = region.write_region(tmp_path, 0, 0, old)
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(region.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        region.write_region(tmp_path, 0, 0, {(5, 5): chunk.compress_chunk(small_chunk_nbt(5, 5))})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.0.0.mca"]
+
+
+def test_empty_region_is_just_a_header(tmp_path):
+    path = region.write_region(tmp_path, 7, -3, {})
+    assert path.name == "r.7.-3.mca" and path.stat().st_size == 8192
+    assert region.read_region(path) == {}
