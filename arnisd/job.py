@@ -30,6 +30,9 @@ class JobSpec:
     spawn_lat: float | None = None
     spawn_lng: float | None = None
     level_name: str = "arnisd world"
+    overpass_timeout_s: float = 180.0
+    overpass_retries: int = 4
+    overpass_backoff_s: float = 1.0
 
     @property
     def projection(self) -> LocalProjection:
@@ -47,6 +50,9 @@ class JobSpec:
             "spawn_lat": self.spawn_lat,
             "spawn_lng": self.spawn_lng,
             "level_name": self.level_name,
+            "overpass_timeout_s": self.overpass_timeout_s,
+            "overpass_retries": self.overpass_retries,
+            "overpass_backoff_s": self.overpass_backoff_s,
         }
 
     @classmethod
@@ -62,4 +68,7 @@ class JobSpec:
             spawn_lat=d.get("spawn_lat"),
             spawn_lng=d.get("spawn_lng"),
             level_name=d.get("level_name", "arnisd world"),
+            overpass_timeout_s=float(d.get("overpass_timeout_s", 180.0)),
+            overpass_retries=int(d.get("overpass_retries", 4)),
+            overpass_backoff_s=float(d.get("overpass_backoff_s", 1.0)),
         )

@@ -41,6 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Overpass endpoint, repeatable, tried in order (default: public endpoints)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="Overpass answer cache (default: ~/.cache/arnisd/overpass)")
+    p.add_argument("--overpass-timeout", type=float, default=180.0, metavar="SECONDS",
+                   help="timeout of one Overpass request (default 180)")
+    p.add_argument("--overpass-retries", type=int, default=4,
+                   help="Overpass attempts per endpoint after the first (default 4)")
+    p.add_argument("--overpass-backoff", type=float, default=1.0, metavar="SECONDS",
+                   help="first retry delay, doubled each time (default 1)")
     p.add_argument("--max-area-km2", type=float, default=DEFAULT_MAX_AREA_KM2,
                    help=f"refuse bboxes larger than this (default {DEFAULT_MAX_AREA_KM2:g})")
     p.add_argument("--workers", type=int, default=None,
@@ -66,6 +72,8 @@ def job_from_args(args) -> JobSpec:
         raise UserError(f"--chunk-size {args.chunk_size} must be in (0, 1] degrees")
     if not 0 <= args.halo <= 256:
         raise UserError(f"--halo {args.halo} must be in 0..256 blocks")
+    if args.overpass_timeout <= 0 or args.overpass_retries < 0 or args.overpass_backoff < 0:
+        raise UserError("--overpass-timeout must be positive, retries and backoff not negative")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers} must be at least 1")
     if args.osm_file is not None:
@@ -97,6 +105,8 @@ def job_from_args(args) -> JobSpec:
         cache_dir=cache_dir, tile_size_deg=args.chunk_size,
         spawn_lat=args.spawn_lat, spawn_lng=args.spawn_lng,
         level_name=args.level_name or args.output.name or "arnisd world",
+        overpass_timeout_s=args.overpass_timeout, overpass_retries=args.overpass_retries,
+        overpass_backoff_s=args.overpass_backoff,
     )
 
 

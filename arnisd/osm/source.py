@@ -13,7 +13,9 @@ def load_source(job: JobSpec) -> OsmData:
         from arnisd.osm.reader import read_osm_file
         return read_osm_file(job.osm_file)
     from arnisd.osm.overpass import fetch_overpass
-    return fetch_overpass(job.bbox, list(job.overpass_urls), job.cache_dir)
+    return fetch_overpass(job.bbox, list(job.overpass_urls), job.cache_dir,
+                          timeout_s=job.overpass_timeout_s, retries=job.overpass_retries,
+                          backoff_s=job.overpass_backoff_s)
 
 
 def bbox_of_file(path) -> BBox | None:
