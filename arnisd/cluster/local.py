@@ -1,0 +1,150 @@
+"""A whole cluster on one machine: a coordinator in this process, N worker processes.
+
+``arnisd generate`` uses this by default. Workers are started with the ``spawn`` method and
+talk to the coordinator over real ZeroMQ sockets on 127.0.0.1, exactly as remote workers
+would; at the end the coordinator tells them to shut down, and stragglers are terminated.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings, JobResult
+from arnisd.cluster.extracts import extract_source_for_job
+from arnisd.cluster.merger import Merger
+from arnisd.cluster.slots import SPAWN
+from arnisd.cluster.tiling import make_tiles
+from arnisd.cluster.worker import WorkerSettings, run_worker_process
+from arnisd.errors import UserError
+from arnisd.job import JobSpec
+
+log = logging.getLogger("arnisd.cluster.local")
+
+STATE_DIR_NAME = ".arnisd-cluster"
+
+
+class ClusterJobFailed(UserError):
+    """Some tiles could not be made; the message names them and why."""
+
+
+def job_info(job: JobSpec) -> dict:
+    """What every lease carries about the job: the projection and the generation settings."""
+    return {"bbox": job.bbox.as_dict(), "scale": job.settings.scale,
+            "settings": job.settings.as_dict()}
+
+
+def level_dat_writer(job: JobSpec):
+    """``finalize(world_dir)``: level.dat with the spawn on the surface, as the in-process path."""
+    def finalize(world_dir: Path) -> None:
+        from arnisd.anvil.leveldat import write_level_dat
+        from arnisd.world.spawn import spawn_point
+        write_level_dat(world_dir, job.level_name, spawn_point(job, world_dir),
+                        job.settings.ground_level)
+    return finalize
+
+
+def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers: int,
+                      out_dir: Path, http_port: int | None = None, progress=None, *,
+                      generator: str | None = None, config: CoordinatorSettings | None = None,
+                      timeout_s: float | None = None, raise_on_failure: bool = True,
+                      finalize=None) -> JobResult:
+    """Generate ``job`` with a coordinator and ``workers`` local worker processes.
+
+    ``elements_or_source``: the job's elements (a list or an ``OsmData``) if already read, an
+    extract source (see ``arnisd.cluster.extracts``), or None to read ``job.osm_file`` (or
+    fetch per tile from Overpass when the job has no file). The world
+    (region files and level.dat) is written into ``out_dir``. ``http_port`` serves the status
+    shim on 127.0.0.1 when that module exists (0: a free port). ``progress`` is an
+    ``arnisd.progress.Progress``. ``generator`` (``module:function``) replaces the real
+    generator in the workers, ``finalize(world_dir)`` the level.dat writer (tests). Tiles are
+    ``job.tile_size_deg`` degrees. Returns the ``JobResult``; raises ``ClusterJobFailed`` (a
+    ``UserError``) when tiles failed for good.
+    """
+    if workers < 1:
+        raise UserError(f"--workers {workers} must be at least 1")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = out_dir / STATE_DIR_NAME
+    tiles = make_tiles(job.bbox, job.settings, job.tile_size_deg)
+    source = _extract_source(job, elements_or_source)
+    config = replace(config or CoordinatorSettings(), bind_address="127.0.0.1", port=0,
+                     stop_workers_when_done=True)
+    merger = Merger(tiles, state_dir, out_dir, fsync=config.fsync)
+    total_chunks = sum(t.chunk_count() for t in tiles)
+    if progress is not None:
+        progress.start("generating", total_chunks, "chunks")
+    coordinator = Coordinator(tiles, job_info(job), job.settings, merger, source, config,
+                              finalize=finalize or level_dat_writer(job),
+                              on_progress=progress.set if progress is not None else None)
+    endpoint = coordinator.bind()
+    shim = _start_http_shim(coordinator, http_port, progress)
+    processes = []
+    try:
+        for index in range(workers):
+            settings = WorkerSettings(
+                coordinator=endpoint, worker_id=f"local-{index}", slots=1, generator=generator,
+                heartbeat_interval_s=config.heartbeat_interval_s, liveness=config.liveness,
+                exit_when_coordinator_lost_s=0.0)
+            process = SPAWN.Process(target=run_worker_process, args=(settings,),
+                                    name=f"arnisd-worker-{index}")
+            process.start()
+            processes.append(process)
+        result = coordinator.run(timeout_s=timeout_s)
+    finally:
+        coordinator.stop()
+        _stop_processes(processes, config.heartbeat_interval_s * config.liveness + 5.0)
+        if shim is not None:
+            shim.close()
+    if progress is not None:
+        progress.finish()
+    if result.determinism_bugs:
+        log.error("%d determinism bug(s): %s", len(result.determinism_bugs), result.determinism_bugs[0])
+    if result.failed and raise_on_failure:
+        first = sorted(result.failed.items())[:3]
+        detail = "; ".join(f"{tile}: {error.splitlines()[0] if error else '?'}" for tile, error in first)
+        raise ClusterJobFailed(f"{len(result.failed)} of {result.tiles_total} tiles failed ({detail})")
+    if result.ok:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    return result
+
+
+def _extract_source(job: JobSpec, elements_or_source):
+    """An extract source (callable with ``max_in_flight``) as given, or one for the elements."""
+    if callable(elements_or_source) and hasattr(elements_or_source, "max_in_flight"):
+        return elements_or_source
+    elements = getattr(elements_or_source, "elements", elements_or_source)  # OsmData or a list
+    return extract_source_for_job(job, elements)
+
+
+def _stop_processes(processes: list, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            log.warning("worker %s did not exit; terminating it", process.name)
+            process.terminate()
+            process.join(5.0)
+        if process.is_alive():
+            process.kill()
+            process.join(5.0)
+
+
+def _start_http_shim(coordinator: Coordinator, http_port: int | None, progress):
+    """Serve the status shim if asked and available (``arnisd.cluster.http_shim``, issue 5)."""
+    if http_port is None:
+        return None
+    try:
+        from arnisd.cluster.http_shim import start_status_server
+    except ImportError:
+        log.info("no HTTP status shim in this build; --http-port ignored")
+        return None
+    server = start_status_server(coordinator.status_snapshot, host="127.0.0.1", port=http_port)
+    if progress is not None:
+        progress.note(f"status: http://127.0.0.1:{server.port}/coordinator/status")
+    return server

@@ -1,0 +1,185 @@
+"""The wire protocol between coordinator and workers: msgpack maps, validated on the way in.
+
+Every ZeroMQ message is one frame holding one msgpack map with ``t`` (the message type) and
+``v`` (the protocol version). ``decode`` refuses anything that is not such a map, has an
+unknown type for its direction, another version, missing fields or fields of the wrong
+type, or that exceeds the size limits; callers log the ``ProtocolError`` and drop the frame.
+
+Worker to coordinator (``W2C``):
+  register   worker_id, caps {os, cpu, memory_mb, slots}, leases [[tile, attempt]...], token?
+  heartbeat  leases [[tile, attempt]...]          (the leases the worker still works on)
+  chunks     tile, attempt, seq, rx, rz, records [[cx, cz, zlib bytes]...]   (one region)
+  done       tile, attempt, count, digest, content_digest, elapsed_s
+  fail       tile, attempt, error
+  bye        (the worker leaves; its leases go back to the queue at once)
+
+Coordinator to worker (``C2W``):
+  welcome    heartbeat_interval_s, liveness, session
+  reject     reason                               (registration refused; do not retry as is)
+  reregister (the coordinator does not know this worker: register again)
+  lease      tile, attempt, unit (the work-unit object), job {bbox, scale}, extract, credit
+  credit     tile, attempt, frames                (more chunk frames may be sent)
+  cancel     tile, attempt, reason                (drop this lease, send nothing more for it)
+  heartbeat
+  shutdown   (the job is over and this worker should exit)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+
+#: Largest frame a coordinator accepts (its socket's MAXMSGSIZE); results are framed far below.
+MAX_RESULT_FRAME_BYTES = 8 * 1024 * 1024
+#: Chunk bytes a worker puts in one ``chunks`` frame before starting the next.
+TARGET_CHUNKS_FRAME_BYTES = 512 * 1024
+#: Largest frame a worker accepts (leases carry the tile's extract).
+MAX_LEASE_FRAME_BYTES = 256 * 1024 * 1024
+#: Upper bounds on a few fields.
+MAX_ID_CHARS = 128
+MAX_ERROR_CHARS = 4000
+MAX_RECORDS_PER_FRAME = 4096
+MAX_SLOTS = 1024
+
+
+class ProtocolError(ValueError):
+    """A frame that does not follow the protocol; it is dropped, never acted on."""
+
+
+def encode(message: dict) -> bytes:
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def make(kind: str, **fields) -> bytes:
+    """Encode a message of ``kind`` with the current protocol version."""
+    fields["t"] = kind
+    fields["v"] = PROTOCOL_VERSION
+    return msgpack.packb(fields, use_bin_type=True)
+
+
+# --- field validators: each returns True when the value is acceptable ------------------------
+
+def _int(v) -> bool:
+    return type(v) is int and -(2 ** 62) < v < 2 ** 62
+
+
+def _nonneg_int(v) -> bool:
+    return type(v) is int and 0 <= v < 2 ** 62
+
+
+def _id(v) -> bool:
+    return type(v) is str and 0 < len(v) <= MAX_ID_CHARS
+
+
+def _text(v) -> bool:
+    return type(v) is str and len(v) <= MAX_ERROR_CHARS
+
+
+def _number(v) -> bool:
+    return type(v) in (int, float) and v == v and abs(v) < 1e12
+
+
+def _digest(v) -> bool:
+    return type(v) is bytes and len(v) == 32
+
+
+def _opt_bytes(v) -> bool:
+    return v is None or type(v) is bytes
+
+
+def _map(v) -> bool:
+    return type(v) is dict
+
+
+def _lease_list(v) -> bool:
+    return (type(v) is list and len(v) <= MAX_SLOTS
+            and all(type(x) is list and len(x) == 2 and _id(x[0]) and _nonneg_int(x[1]) for x in v))
+
+
+def _caps(v) -> bool:
+    return (type(v) is dict and _text(v.get("os")) and _nonneg_int(v.get("cpu"))
+            and _nonneg_int(v.get("memory_mb"))
+            and type(v.get("slots")) is int and 1 <= v["slots"] <= MAX_SLOTS)
+
+
+def _records(v) -> bool:
+    if type(v) is not list or not 0 < len(v) <= MAX_RECORDS_PER_FRAME:
+        return False
+    for r in v:
+        if type(r) is not list or len(r) != 3 or type(r[2]) is not bytes:
+            return False
+        if type(r[0]) is not int or type(r[1]) is not int:
+            return False
+    return True
+
+
+def _job(v) -> bool:
+    return type(v) is dict and _map(v.get("bbox")) and _number(v.get("scale"))
+
+
+Validator = Callable[[object], bool]
+
+W2C: dict[str, dict[str, Validator]] = {
+    "register": {"worker_id": _id, "caps": _caps, "leases": _lease_list},
+    "heartbeat": {"leases": _lease_list},
+    "chunks": {"tile": _id, "attempt": _nonneg_int, "seq": _nonneg_int, "rx": _int, "rz": _int,
+               "records": _records},
+    "done": {"tile": _id, "attempt": _nonneg_int, "count": _nonneg_int, "digest": _digest,
+             "content_digest": _digest, "elapsed_s": _number},
+    "fail": {"tile": _id, "attempt": _nonneg_int, "error": _text},
+    "bye": {},
+}
+W2C_OPTIONAL: dict[str, dict[str, Validator]] = {"register": {"token": _text}}
+
+C2W: dict[str, dict[str, Validator]] = {
+    "welcome": {"heartbeat_interval_s": _number, "liveness": _nonneg_int, "session": _id},
+    "reject": {"reason": _text},
+    "reregister": {},
+    "lease": {"tile": _id, "attempt": _nonneg_int, "unit": _map, "job": _job,
+              "extract": _opt_bytes, "credit": _nonneg_int},
+    "credit": {"tile": _id, "attempt": _nonneg_int, "frames": _nonneg_int},
+    "cancel": {"tile": _id, "attempt": _nonneg_int, "reason": _text},
+    "heartbeat": {},
+    "shutdown": {},
+}
+
+
+def _decode(frame: bytes, max_bytes: int, schema: dict[str, dict[str, Validator]],
+            optional: dict[str, dict[str, Validator]]) -> dict:
+    if len(frame) > max_bytes:
+        raise ProtocolError(f"frame of {len(frame)} bytes exceeds {max_bytes}")
+    try:
+        message = msgpack.unpackb(
+            frame, raw=False, strict_map_key=True, use_list=True,
+            max_bin_len=max_bytes, max_str_len=max_bytes, max_array_len=max_bytes,
+            max_map_len=4096, max_ext_len=0)
+    except Exception as exc:  # msgpack raises many kinds; all mean "not our protocol"
+        raise ProtocolError(f"not msgpack: {type(exc).__name__}") from None
+    if type(message) is not dict:
+        raise ProtocolError("frame is not a map")
+    kind = message.get("t")
+    if message.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {message.get('v')!r}")
+    fields = schema.get(kind) if type(kind) is str else None
+    if fields is None:
+        raise ProtocolError(f"unknown message type {kind!r}")
+    for name, ok in fields.items():
+        if name not in message or not ok(message[name]):
+            raise ProtocolError(f"{kind}: field {name!r} missing or invalid")
+    for name, ok in optional.get(kind, {}).items():
+        if name in message and not ok(message[name]):
+            raise ProtocolError(f"{kind}: field {name!r} invalid")
+    return message
+
+
+def decode_from_worker(frame: bytes, max_bytes: int = MAX_RESULT_FRAME_BYTES) -> dict:
+    """Decode and validate a frame a coordinator received."""
+    return _decode(frame, max_bytes, W2C, W2C_OPTIONAL)
+
+
+def decode_from_coordinator(frame: bytes, max_bytes: int = MAX_LEASE_FRAME_BYTES) -> dict:
+    """Decode and validate a frame a worker received."""
+    return _decode(frame, max_bytes, C2W, {})

@@ -1,0 +1,70 @@
+"""A tile's result on the wire: chunk records grouped by region, split into frames, with digests.
+
+``transfer digest``: BLAKE2b-256 over the records in the order they are sent
+(``<cx, cz, length>`` little-endian, then the compressed bytes). The coordinator recomputes it
+as frames arrive, so a done frame proves it got every byte.
+
+``content digest``: BLAKE2b-256 over the *decompressed* chunks in (cz, cx) order. Two attempts
+of the same tile must have the same content digest (compressed bytes may legitimately differ
+between zlib builds); a difference is a determinism bug.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+
+from arnisd.cluster.protocol import MAX_RECORDS_PER_FRAME, TARGET_CHUNKS_FRAME_BYTES
+
+RECORD_HEADER = struct.Struct("<iiI")
+REGION_SHIFT = 5
+
+
+def region_of(cx: int, cz: int) -> tuple[int, int]:
+    return cx >> REGION_SHIFT, cz >> REGION_SHIFT
+
+
+def new_transfer_hash():
+    return hashlib.blake2b(digest_size=32)
+
+
+def update_transfer_hash(h, records: Iterable) -> None:
+    for cx, cz, data in records:
+        h.update(RECORD_HEADER.pack(cx, cz, len(data)))
+        h.update(data)
+
+
+def content_digest(chunks: Iterable[tuple[int, int, bytes]]) -> bytes:
+    """Digest of the decompressed chunks, independent of order and of zlib's settings."""
+    h = hashlib.blake2b(digest_size=32)
+    for cx, cz, data in sorted(chunks, key=lambda c: (c[1], c[0])):
+        raw = zlib.decompress(data)
+        h.update(RECORD_HEADER.pack(cx, cz, len(raw)))
+        h.update(raw)
+    return h.digest()
+
+
+def group_into_frames(chunks: Iterable[tuple[int, int, bytes]],
+                      target_bytes: int = TARGET_CHUNKS_FRAME_BYTES) -> Iterator[tuple[int, int, list]]:
+    """Yield ``(rx, rz, records)`` batches: one region per batch, each under ``target_bytes``.
+
+    Regions come in (rz, rx) order and chunks within a region in (cz, cx) order, so the
+    transfer digest is the same for the same chunks whatever order generation produced.
+    """
+    by_region: dict[tuple[int, int], list] = {}
+    for cx, cz, data in chunks:
+        by_region.setdefault(region_of(cx, cz), []).append([cx, cz, data])
+    for (rx, rz) in sorted(by_region, key=lambda r: (r[1], r[0])):
+        records = sorted(by_region[(rx, rz)], key=lambda r: (r[1], r[0]))
+        batch: list = []
+        size = 0
+        for record in records:
+            if batch and (size + len(record[2]) > target_bytes or len(batch) >= MAX_RECORDS_PER_FRAME):
+                yield rx, rz, batch
+                batch, size = [], 0
+            batch.append(record)
+            size += len(record[2])
+        if batch:
+            yield rx, rz, batch

@@ -1,0 +1,145 @@
+"""A worker's slots: one ``spawn``-started process per slot, each computing one tile at a time.
+
+The worker's main thread keeps talking to the coordinator (heartbeats) while the slots
+compute. A slot is a child process with a duplex pipe: the parent sends a task dict, the child
+answers with the result dict. Cancelling a tile terminates its process and starts a fresh one
+(``Process.terminate`` works on every platform). A child exits by itself when its parent
+dies (it watches the parent's sentinel), so a killed worker leaves no orphans computing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+from dataclasses import dataclass
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def _watch_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    multiprocessing.connection.wait([parent.sentinel])
+    os._exit(3)
+
+
+def _slot_main(conn, generator_path: str | None) -> None:
+    """Body of a slot process: compute tasks from the pipe until it closes."""
+    threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    from arnisd.cluster.tile_compute import compute_tile, resolve_generator
+    try:
+        generate = resolve_generator(generator_path)
+    except Exception as exc:
+        generate = None
+        load_error = f"cannot load generator: {type(exc).__name__}: {exc}"
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        if generate is None:
+            result = {"error": load_error}
+        else:
+            result = compute_tile(task, generate)
+        try:
+            conn.send(result)
+        except (BrokenPipeError, OSError):
+            return
+
+
+@dataclass(slots=True)
+class Slot:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    conn: object
+    busy_with: tuple[str, int] | None = None      # (tile, attempt)
+
+
+class SlotPool:
+    """A fixed number of slot processes; tasks in, results out, cancellation by restart."""
+
+    def __init__(self, size: int, generator_path: str | None = None) -> None:
+        self.generator_path = generator_path
+        self.slots = [self._start(i) for i in range(size)]
+
+    def _start(self, index: int) -> Slot:
+        parent_conn, child_conn = SPAWN.Pipe(duplex=True)
+        process = SPAWN.Process(target=_slot_main, args=(child_conn, self.generator_path),
+                                name=f"arnisd-slot-{index}", daemon=True)
+        process.start()
+        child_conn.close()
+        return Slot(index, process, parent_conn)
+
+    def free_slot(self) -> Slot | None:
+        for slot in self.slots:
+            if slot.busy_with is None:
+                return slot
+        return None
+
+    def submit(self, slot: Slot, lease: tuple[str, int], task: dict) -> None:
+        slot.busy_with = lease
+        slot.conn.send(task)
+
+    def results(self) -> list[tuple[tuple[str, int], dict]]:
+        """Results that are ready now: ``[((tile, attempt), result)]``. Dead slots are restarted
+        and reported as errors."""
+        out = []
+        for i, slot in enumerate(self.slots):
+            if slot.busy_with is None:
+                if not slot.process.is_alive():
+                    self.slots[i] = self._start(i)
+                continue
+            try:
+                if slot.conn.poll(0):
+                    result = slot.conn.recv()
+                    out.append((slot.busy_with, result))
+                    slot.busy_with = None
+                    continue
+            except (EOFError, OSError):
+                pass
+            if not slot.process.is_alive():
+                code = slot.process.exitcode
+                out.append((slot.busy_with, {"error": f"slot process died (exit code {code})"}))
+                self._replace(i)
+        return out
+
+    def cancel(self, lease: tuple[str, int]) -> bool:
+        """Stop computing ``lease`` (restart its slot). Returns whether it was running."""
+        for i, slot in enumerate(self.slots):
+            if slot.busy_with == lease:
+                self._replace(i)
+                return True
+        return False
+
+    def _replace(self, index: int) -> None:
+        self._stop(self.slots[index])
+        self.slots[index] = self._start(index)
+
+    @staticmethod
+    def _stop(slot: Slot, timeout_s: float = 2.0) -> None:
+        try:
+            slot.conn.close()
+        except OSError:
+            pass
+        if slot.process.is_alive():
+            slot.process.terminate()
+        slot.process.join(timeout_s)
+        if slot.process.is_alive():
+            slot.process.kill()
+            slot.process.join(timeout_s)
+
+    def close(self) -> None:
+        for slot in self.slots:
+            if slot.busy_with is None:
+                try:
+                    slot.conn.send(None)
+                except OSError:
+                    pass
+        for slot in self.slots:
+            slot.process.join(0.5 if slot.busy_with is None else 0)
+            self._stop(slot)

@@ -1,0 +1,56 @@
+"""One tile's generation, as run inside a worker's slot process.
+
+The cluster treats generation as a function from a tile to chunks: ``generate(elements,
+projection, owned, settings) -> [(cx, cz, zlib bytes)]``, by default
+``arnisd.world.generate:generate_chunks``. A different function can be named as
+``module:function`` (tests inject slow or fake generators this way, through the worker's
+``generator`` setting or the ``ARNISD_GENERATOR`` environment variable).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+import traceback
+
+DEFAULT_GENERATOR = "arnisd.world.generate:generate_chunks"
+GENERATOR_ENV = "ARNISD_GENERATOR"
+
+
+def resolve_generator(path: str | None):
+    """Import ``module:function``; ``None`` means the environment's choice or the default."""
+    path = path or os.environ.get(GENERATOR_ENV) or DEFAULT_GENERATOR
+    module_name, _, function_name = path.partition(":")
+    if not module_name or not function_name:
+        raise ValueError(f"generator {path!r} must look like module:function")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def compute_tile(task: dict, generate) -> dict:
+    """Run one lease's generation; returns ``{"chunks", "content_digest", "elapsed_s"}`` or
+    ``{"error"}``. Never raises: a failure becomes the worker's ``fail`` frame."""
+    started = time.perf_counter()
+    try:
+        from arnisd.cluster.results import content_digest
+        from arnisd.geo.bbox import BBox
+        from arnisd.geo.projection import BlockRect, LocalProjection
+        from arnisd.world.settings import GenerationSettings
+
+        job = task["job"]
+        unit = task["unit"]
+        settings = GenerationSettings.from_dict(job["settings"])
+        projection = LocalProjection(BBox.from_dict(job["bbox"]), float(job["scale"]))
+        owned = BlockRect(*unit["owned_blocks"])
+        if task["extract"] is None:
+            elements = []
+        else:
+            from arnisd.osm.extract import unpack_elements
+            elements = unpack_elements(task["extract"])
+        chunks = [(int(cx), int(cz), bytes(data))
+                  for cx, cz, data in generate(elements, projection, owned, settings)]
+        return {"chunks": chunks, "content_digest": content_digest(chunks),
+                "elapsed_s": time.perf_counter() - started}
+    except Exception as exc:
+        detail = traceback.format_exc(limit=4)
+        return {"error": f"{type(exc).__name__}: {exc}\n{detail}"[:3900]}
