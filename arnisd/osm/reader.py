@@ -1,0 +1,261 @@
+"""Read an OSM source (.osm.pbf, .osm, .osm.bz2, .osm.gz, Overpass .json) into ``OsmData``.
+
+Every format goes through one osmium path: node locations are cached, ways get their
+coordinates, and osmium's area assembler builds areas from closed ways and multipolygon
+relations (holes as inner rings). Osmium needs nodes, then ways, then relations; the reader
+notices input that breaks that order (Overpass output, hand-edited XML) and reassembles it from
+a sorted temporary .osm.pbf. Overpass JSON is converted to sorted OPL text first.
+
+What comes out, sorted by (OSM type, id) and then kind (point, line, area):
+
+- a ``point`` per tagged node with a valid location;
+- a ``line`` per tagged way with at least two located nodes (``coords`` and ``node_ids`` hold
+  the located nodes only, index for index; a closed way keeps its repeated last node);
+- an ``area`` per tagged assembled area: osm_type "way" for a closed way (which therefore also
+  yields a line), "relation" for a multipolygon; outer rings counter-clockwise and inner rings
+  clockwise on the map (x = longitude east, y = latitude north), every ring closed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import osmium
+import osmium.geom
+import shapely
+
+from arnisd.errors import UserError
+from arnisd.osm.elements import OsmData, OsmElement, Polygon
+from arnisd.osm.overpass_json import OverpassJsonError, load_overpass_json, overpass_doc_to_opl
+
+# Longest suffixes first: ".osm.pbf" must win over ".pbf".
+FORMATS_BY_SUFFIX = {
+    ".osm.pbf": "pbf", ".pbf": "pbf",
+    ".osm.bz2": "osm.bz2", ".osm.gz": "osm.gz", ".osm": "osm",
+    ".json": "json",
+}
+_KIND_RANK = {"point": 0, "line": 1, "area": 2}
+_E7 = 1e7
+_OSMIUM_ERRORS = (RuntimeError, ValueError, OSError, osmium.InvalidLocationError)
+
+
+class OsmInputError(UserError):
+    """An OSM input that cannot be read: missing, of an unknown kind, corrupt or empty."""
+
+
+def read_osm_file(path: Path | str) -> OsmData:
+    """Read one OSM file; raise ``OsmInputError`` with a one-line reason if it is unusable."""
+    path = Path(path)
+    fmt = osm_format_of(path)
+    if not path.exists():
+        raise OsmInputError(f"OSM file {path} does not exist")
+    if not path.is_file():
+        raise OsmInputError(f"OSM file {path} is not a file")
+    try:
+        size_bytes = path.stat().st_size
+        if fmt == "json":
+            return parse_overpass_json(path.read_bytes(), source=str(path))
+    except OSError as exc:
+        raise OsmInputError(f"cannot read OSM file {path}: {exc.strerror or exc}") from None
+    if size_bytes == 0:
+        raise OsmInputError(f"OSM file {path} is empty")
+    return _read_with_osmium(osmium.io.File(str(path), fmt), source_name=str(path),
+                             bounds=None, path=path)
+
+
+def parse_overpass_json(data: bytes, source: str = "Overpass answer",
+                        bounds: tuple[float, float, float, float] | None = None) -> OsmData:
+    """Assemble an Overpass JSON answer. ``bounds`` overrides the extent the JSON implies."""
+    try:
+        doc = load_overpass_json(data)
+    except OverpassJsonError as exc:
+        raise OsmInputError(f"{source} {exc}") from None
+    return overpass_doc_to_osm_data(doc, source, bounds)
+
+
+def overpass_doc_to_osm_data(doc: dict, source: str = "Overpass answer",
+                             bounds: tuple[float, float, float, float] | None = None) -> OsmData:
+    """Assemble an already parsed and validated Overpass answer (``load_overpass_json``)."""
+    try:
+        opl = overpass_doc_to_opl(doc)
+    except OverpassJsonError as exc:
+        raise OsmInputError(f"{source} {exc}") from None
+    return _read_with_osmium(osmium.io.FileBuffer(opl.opl, "opl"), source_name=source,
+                             bounds=bounds or opl.bounds, path=None)
+
+
+def osm_format_of(path: Path) -> str:
+    """The osmium format name for a file name, or ``OsmInputError`` for unknown suffixes."""
+    name = path.name.lower()
+    for suffix, fmt in FORMATS_BY_SUFFIX.items():
+        if name.endswith(suffix):
+            return fmt
+    known = ", ".join(FORMATS_BY_SUFFIX)
+    raise OsmInputError(f"OSM file {path} has an unknown extension (expected one of {known})")
+
+
+def _read_with_osmium(source: osmium.io.File | osmium.io.FileBuffer, source_name: str,
+                      bounds: tuple[float, float, float, float] | None,
+                      path: Path | None) -> OsmData:
+    """Collect elements; if the input was unsorted or had duplicates (only files can be: our
+    OPL is sorted and unique), sort and de-duplicate it into a temporary file and redo."""
+    try:
+        if bounds is None and path is not None:
+            bounds = _header_bounds(source)
+        try:
+            elements, in_order = _collect(source)
+        except RuntimeError as exc:  # osmium's area manager refuses an object listed twice
+            if path is None or "twice in input" not in str(exc):
+                raise
+            elements, in_order = [], False
+        if not in_order and path is not None:
+            with tempfile.TemporaryDirectory(prefix="arnisd-osm-") as tmp:
+                sorted_path = Path(tmp) / "sorted.osm.pbf"
+                _write_sorted(path, sorted_path)
+                elements, _ = _collect(osmium.io.File(str(sorted_path), "pbf"))
+    except _OSMIUM_ERRORS as exc:
+        raise OsmInputError(f"cannot read OSM data from {source_name}: {_one_line(exc)}") from None
+    return OsmData(elements=_sorted_unique(elements), bounds=bounds)
+
+
+def _sorted_unique(elements: list[OsmElement]) -> list[OsmElement]:
+    """Sort by (type, id, kind); of an object listed twice, keep the later copy."""
+    by_key = {(*e.order_key(), _KIND_RANK[e.kind]): e for e in elements}
+    return [by_key[key] for key in sorted(by_key)]
+
+
+def _header_bounds(source: osmium.io.File) -> tuple[float, float, float, float] | None:
+    with osmium.io.Reader(source, osmium.osm.NOTHING) as reader:
+        box = reader.header().box()
+    if not box.valid():
+        return None
+    return box.bottom_left.lat, box.bottom_left.lon, box.top_right.lat, box.top_right.lon
+
+
+def _write_sorted(path: Path, sorted_path: Path) -> None:
+    """Sort (and de-duplicate) a file into a .osm.pbf with osmium's merging reader."""
+    merger = osmium.MergeInputReader()
+    merger.add_file(str(path))
+    with osmium.SimpleWriter(str(sorted_path)) as writer:
+        merger.apply(writer)
+
+
+def _collect(source: osmium.io.File | osmium.io.FileBuffer) -> tuple[list[OsmElement], bool]:
+    """One osmium pass with locations and areas; also report whether the input was sorted.
+
+    Untagged nodes are dropped inside osmium (after their locations are cached). Input is
+    "unsorted" in the way that matters when a way asked for a node location that only turned
+    up later in the file: such ways (and their areas) came out incomplete.
+    """
+    untagged_nodes = osmium.filter.EmptyTagFilter()
+    untagged_nodes.enable_for(osmium.osm.NODE)
+    processor = osmium.FileProcessor(source).with_areas().with_filter(untagged_nodes)
+    elements: list[OsmElement] = []
+    area_headers: list[tuple[str, int, dict[str, str]]] = []
+    area_wkbs: list[str] = []
+    relation_tags: dict[int, dict[str, str]] = {}
+    wkb_factory = osmium.geom.WKBFactory()  # keeps state between calls: one per pass
+    unlocated_refs: set[int] = set()
+    for obj in processor:
+        kind = obj.type_str()
+        if kind == "w":
+            refs = [(ref.ref, ref.location) for ref in obj.nodes]
+            located = [(ref, loc.y, loc.x) for ref, loc in refs if loc.valid()]
+            if len(located) < len(refs):
+                unlocated_refs.update(ref for ref, loc in refs if not loc.valid())
+            if len(located) >= 2 and len(obj.tags):
+                coords = np.array([(lat, lng) for _, lat, lng in located], dtype=np.int64)
+                node_ids = tuple(ref for ref, _, _ in located)
+                elements.append(OsmElement("way", obj.id, "line", dict(obj.tags),
+                                           coords=coords, node_ids=node_ids))
+        elif kind == "a":
+            _add_area(obj, wkb_factory, area_headers, area_wkbs)
+        elif kind == "r":
+            relation_tags[obj.id] = dict(obj.tags)
+        elif kind == "n":
+            location = obj.location
+            if location.valid():
+                coords = np.array([[location.y, location.x]], dtype=np.int64)
+                elements.append(OsmElement("node", obj.id, "point", dict(obj.tags), coords=coords))
+    # Osmium leaves "type" off multipolygon areas: give them their relation's own tags.
+    area_headers = [(t, i, relation_tags.get(i, tags) if t == "relation" else tags)
+                    for t, i, tags in area_headers]
+    elements.extend(_area_elements(area_headers, area_wkbs))
+    return elements, not _any_located_later(processor.node_location_storage, unlocated_refs)
+
+
+def _add_area(area, wkb_factory, headers: list, wkbs: list[str]) -> None:
+    """Queue a tagged, non-empty area's header and WKB (osmium emits empty failed areas)."""
+    tags = dict(area.tags)
+    if not tags or area.num_rings()[0] == 0:
+        return
+    try:
+        wkb = wkb_factory.create_multipolygon(area)
+    except RuntimeError:  # osmium could not make a valid geometry of it: skip, like a failure
+        return
+    headers.append(("way" if area.from_way() else "relation", area.orig_id(), tags))
+    wkbs.append(wkb)
+
+
+def _any_located_later(locations, node_ids: set[int]) -> bool:
+    for node_id in node_ids:
+        try:
+            if locations.get(node_id).valid():
+                return True
+        except (KeyError, osmium.InvalidLocationError):
+            continue
+    return False
+
+
+def _area_elements(headers: list[tuple[str, int, dict[str, str]]],
+                   wkbs: list[str]) -> list[OsmElement]:
+    """Turn osmium's multipolygon WKB into areas, ring arrays built in bulk with numpy.
+
+    WKB holds longitude/latitude as doubles equal to the fixed-point integers / 1e7, so
+    rounding them back recovers the 1e-7 integers exactly.
+    """
+    if not wkbs:
+        return []
+    geometries = shapely.from_wkb(wkbs)
+    parts, area_of_part = shapely.get_parts(geometries, return_index=True)
+    rings, part_of_ring = shapely.get_rings(parts, return_index=True)
+    lnglat, ring_of_point = shapely.get_coordinates(rings, return_index=True)
+    latlng = np.rint(lnglat[:, ::-1] * _E7).astype(np.int64)
+    counts = np.bincount(ring_of_point, minlength=len(rings))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    is_outer = np.ones(len(rings), dtype=bool)
+    is_outer[1:] = part_of_ring[1:] != part_of_ring[:-1]
+    turns_ccw = _rings_turn_counter_clockwise(latlng, starts, counts, ring_of_point)
+    reverse = turns_ccw != is_outer  # outer rings counter-clockwise, inner rings clockwise
+    ring_arrays = np.split(latlng, starts[1:])
+
+    polygons_of_area: list[list[Polygon]] = [[] for _ in headers]
+    ring = 0
+    while ring < len(rings):
+        outer = ring_arrays[ring][::-1].copy() if reverse[ring] else ring_arrays[ring]
+        ring += 1
+        inners = []
+        while ring < len(rings) and not is_outer[ring]:
+            inners.append(ring_arrays[ring][::-1].copy() if reverse[ring] else ring_arrays[ring])
+            ring += 1
+        polygons_of_area[area_of_part[part_of_ring[ring - 1]]].append(Polygon(outer, tuple(inners)))
+    return [OsmElement(osm_type, osm_id, "area", tags, polygons=tuple(polygons))
+            for (osm_type, osm_id, tags), polygons in zip(headers, polygons_of_area) if polygons]
+
+
+def _rings_turn_counter_clockwise(latlng: np.ndarray, starts: np.ndarray, counts: np.ndarray,
+                                  ring_of_point: np.ndarray) -> np.ndarray:
+    """Per closed ring, whether it runs counter-clockwise on the map (x = lng, y = lat)."""
+    centred = (latlng - latlng[starts][ring_of_point]).astype(np.float64)  # no cancellation
+    lat, lng = centred[:, 0], centred[:, 1]
+    cross = np.zeros(len(latlng))
+    cross[:-1] = lng[:-1] * lat[1:] - lng[1:] * lat[:-1]
+    cross[starts + counts - 1] = 0.0  # the step from one ring's end into the next ring
+    return np.add.reduceat(cross, starts) > 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
