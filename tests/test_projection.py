@@ -79,3 +79,13 @@ def test_bad_bboxes_are_rejected(text):
 
 def test_area_of_kouvola_box():
     assert 4.8 < KOUVOLA.area_km2() < 4.9
+
+
+def test_bundled_file_bounds_are_the_documented_bbox():
+    from pathlib import Path
+
+    from arnisd.osm.source import bbox_of_file, snap_header_degrees
+    data = Path(__file__).resolve().parent.parent / "data" / "kouvola.osm.pbf"
+    assert bbox_of_file(data) == KOUVOLA
+    assert snap_header_degrees(26.9299999) == 26.93
+    assert snap_header_degrees(26.9312345) == 26.9312345

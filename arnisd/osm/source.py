@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
 from arnisd.osm.elements import OsmData
+
+# osmium keeps 1e-7 degree fixed point and truncates a header's nanodegrees: a box written as
+# 26.929999999 reads back as 26.9299999. Header bounds this close to a 1e-6 grid line are snapped.
+_SNAP_GRID_DEG = 1e-6
+_SNAP_TOLERANCE_DEG = 1.5e-7
 
 
 def load_source(job: JobSpec) -> OsmData:
@@ -18,8 +25,29 @@ def load_source(job: JobSpec) -> OsmData:
                           backoff_s=job.overpass_backoff_s)
 
 
-def bbox_of_file(path) -> BBox | None:
-    """The bounds a file declares (its header box), if any."""
-    from arnisd.osm.reader import read_osm_file
-    bounds = read_osm_file(path).bounds
-    return BBox(*bounds) if bounds else None
+def snap_header_degrees(value: float) -> float:
+    nearest = round(value / _SNAP_GRID_DEG) * _SNAP_GRID_DEG
+    return round(nearest, 6) if abs(nearest - value) <= _SNAP_TOLERANCE_DEG else value
+
+
+def bbox_of_file(path: Path) -> BBox | None:
+    """The bounds a file declares: the header box of .osm/.pbf files, the extent of JSON input."""
+    from arnisd.osm.reader import osm_format_of, read_osm_file
+    fmt = osm_format_of(Path(path))
+    if fmt == "json":
+        bounds = read_osm_file(path).bounds
+        return BBox(*bounds) if bounds else None
+    import osmium
+    try:
+        reader = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING)
+        try:
+            box = reader.header().box()
+        finally:
+            reader.close()
+    except (RuntimeError, OSError, ValueError):
+        bounds = read_osm_file(path).bounds  # a corrupt file raises OsmInputError with one line here
+        return BBox(*bounds) if bounds else None
+    if not box.valid():
+        return None
+    return BBox(snap_header_degrees(box.bottom_left.lat), snap_header_degrees(box.bottom_left.lon),
+                snap_header_degrees(box.top_right.lat), snap_header_degrees(box.top_right.lon))
