@@ -67,3 +67,77 @@ def assert_same_world(got: dict, expected: dict) -> None:
     assert not missing and not extra, f"missing {missing}, extra {extra}"
     different = [k for k in expected if got[k] != expected[k]]
     assert not different, f"{len(different)} chunks differ, e.g. {sorted(different)[:5]}"
+
+
+def marked_slow_generate(elements, projection, owned, settings):
+    """The real generator, after leaving a marker file and sleeping ``ARNISD_TEST_SLOW_S``.
+
+    The marker ``<worker pid>-<slot pid>-<x0>-<z0>`` in ``ARNISD_TEST_MARKER_DIR`` tells a test
+    which worker process is in the middle of which tile.
+    """
+    from arnisd.world.generate import generate_chunks
+    marker_dir = os.environ.get("ARNISD_TEST_MARKER_DIR")
+    if marker_dir:
+        (Path(marker_dir) / f"{os.getppid()}-{os.getpid()}-{owned.x0}-{owned.z0}").touch()
+    time.sleep(float(os.environ.get("ARNISD_TEST_SLOW_S", "1")))
+    return generate_chunks(elements, projection, owned, settings)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_coordinator_config(path: Path, port: int, bbox: str, osm_file: Path, output: Path,
+                             chunk_size: float, heartbeat_interval_s: float = 1.0,
+                             liveness: int = 3) -> Path:
+    path.write_text(
+        'role = "coordinator"\n'
+        "[coordinator]\n"
+        f'bind = "127.0.0.1"\nport = {port}\n'
+        f"heartbeat_interval_s = {heartbeat_interval_s}\nliveness = {liveness}\n"
+        "retry_backoff_s = 0.2\n"
+        "[job]\n"
+        f'bbox = "{bbox}"\nosm_file = "{osm_file}"\noutput = "{output}"\n'
+        f"chunk_size = {chunk_size}\n", encoding="utf-8")
+    return path
+
+
+def write_worker_config(path: Path, port: int, worker_id: str, slots: int = 1,
+                        heartbeat_interval_s: float = 1.0, liveness: int = 3) -> Path:
+    path.write_text(
+        'role = "worker"\n'
+        "[worker]\n"
+        f'coordinator = "tcp://127.0.0.1:{port}"\nid = "{worker_id}"\nslots = {slots}\n'
+        f"heartbeat_interval_s = {heartbeat_interval_s}\nliveness = {liveness}\n",
+        encoding="utf-8")
+    return path
+
+
+def start_daemon(config: Path, log_path: Path, env_extra: dict | None = None):
+    """``arnisd run --config`` as a separate process, output to ``log_path``."""
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    repo = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_extra or {})
+    log = open(log_path, "wb")
+    return subprocess.Popen([sys.executable, "-m", "arnisd", "run", "--config", str(config)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo)
+
+
+def stop_daemons(processes, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL whatever is still running."""
+    import subprocess
+    for p in processes:
+        if p.poll() is None:
+            p.terminate()
+    for p in processes:
+        try:
+            p.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout_s)

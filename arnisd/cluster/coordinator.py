@@ -81,6 +81,7 @@ class JobResult:
     regions: int
     elapsed_s: float
     determinism_bugs: list[str]
+    attempts: int = 0          # leases handed out over the whole job (tiles_total if no retry)
 
     @property
     def ok(self) -> bool:
@@ -440,7 +441,8 @@ class Coordinator:
             self._farewell(now)
         return JobResult(self.merger.world_dir, len(self.book.records), self.book.counts[COMMITTED],
                          self.book.failed(), self.merger.chunks_merged, self.merger.regions_written,
-                         now - self.started_at, list(self.merger.determinism_bugs))
+                         now - self.started_at, list(self.merger.determinism_bugs),
+                         sum(r.attempt for r in self.book.records.values()))
 
     def _farewell(self, now: float, timeout_s: float = 3.0) -> None:
         """Tell every worker to shut down and wait (briefly) for their ``bye``."""

@@ -1,0 +1,158 @@
+"""The cluster with real processes and real ZeroMQ sockets on 127.0.0.1.
+
+Every world made by a coordinator and its workers must equal, chunk for chunk after
+decompression, the world of the single-process reference (``build_world_in_process``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from arnisd.cluster.coordinator import CoordinatorSettings
+from arnisd.cluster.local import run_local_cluster
+from arnisd.geo.bbox import BBox
+from arnisd.job import JobSpec
+from arnisd.osm.reader import read_osm_file
+from arnisd.world.build import build_world_in_process
+from cluster_helpers import (assert_same_world, read_world_chunks, start_daemon, stop_daemons,
+                             write_coordinator_config, write_worker_config, free_port)
+
+REPO = Path(__file__).resolve().parent.parent
+PBF = REPO / "data" / "kouvola.osm.pbf"
+FULL = "60.52,26.93,60.54,26.97"
+SUB = "60.525,26.94,60.535,26.955"     # about a tenth of the extract, for the quicker variants
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def elements():
+    return read_osm_file(PBF).elements
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, elements):
+    """The in-process world for a bbox, built once per module: {bbox: {(cx, cz): bytes}}."""
+    cache = {}
+
+    def get(bbox: str) -> dict:
+        if bbox not in cache:
+            out = tmp_path_factory.mktemp("reference")
+            build_world_in_process(JobSpec(bbox=BBox.parse(bbox), output=out), elements, out)
+            cache[bbox] = read_world_chunks(out)
+        return cache[bbox]
+    return get
+
+
+def test_coordinator_and_three_worker_daemons_make_the_reference_world(tmp_path, reference):
+    """`arnisd run` as 4 separate processes, tiles of 0.004°: the bundled extract, equal."""
+    port = free_port()
+    output = tmp_path / "world"
+    coord_cfg = write_coordinator_config(tmp_path / "coordinator.toml", port, FULL, PBF, output, 0.004)
+    coordinator = start_daemon(coord_cfg, tmp_path / "coordinator.log")
+    workers = [start_daemon(write_worker_config(tmp_path / f"w{i}.toml", port, f"worker-{i}"),
+                            tmp_path / f"w{i}.log") for i in range(3)]
+    try:
+        assert coordinator.wait(240) == 0, (tmp_path / "coordinator.log").read_text()
+    finally:
+        stop_daemons([coordinator, *workers])
+    log = (tmp_path / "coordinator.log").read_text()
+    assert "wrote 19043 chunks" in log
+    for i in range(3):   # every worker registered and exited cleanly on SIGTERM
+        assert f"worker worker-{i} registered" in log
+    assert [w.returncode for w in workers] == [0, 0, 0]
+    assert (output / "level.dat").is_file()
+    assert not (output / ".arnisd-cluster").exists()
+    assert_same_world(read_world_chunks(output), reference(FULL))
+
+
+@pytest.mark.parametrize("bbox,workers,size_deg", [
+    (SUB, 1, 0.004),
+    (SUB, 2, 0.004),
+    (SUB, 2, 0.0023),
+    (SUB, 1, 0.0071),
+    (FULL, 2, 0.01),
+])
+def test_local_cluster_equals_reference(tmp_path, elements, reference, bbox, workers, size_deg):
+    output = tmp_path / "world"
+    job = JobSpec(bbox=BBox.parse(bbox), output=output, tile_size_deg=size_deg)
+    result = run_local_cluster(job, elements, workers, output, timeout_s=240)
+    assert result.ok and result.tiles_committed == result.tiles_total
+    assert not result.determinism_bugs
+    assert (output / "level.dat").is_file()
+    assert_same_world(read_world_chunks(output), reference(bbox))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_worker_killed_mid_tile_its_tile_is_leased_again(tmp_path, reference):
+    """SIGKILL a worker while it computes: after the lease expires another worker makes the
+    tile, and the world still equals the reference."""
+    port = free_port()
+    output = tmp_path / "world"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    coord_cfg = write_coordinator_config(tmp_path / "coordinator.toml", port, SUB, PBF, output,
+                                         0.004, heartbeat_interval_s=0.5, liveness=3)
+    env = {"ARNISD_GENERATOR": "cluster_helpers:marked_slow_generate",
+           "ARNISD_TEST_SLOW_S": "1.5", "ARNISD_TEST_MARKER_DIR": str(markers),
+           "PYTHONPATH": str(REPO / "tests")}
+    coordinator = start_daemon(coord_cfg, tmp_path / "coordinator.log")
+    workers = [start_daemon(write_worker_config(tmp_path / f"w{i}.toml", port, f"worker-{i}",
+                                                heartbeat_interval_s=0.5),
+                            tmp_path / f"w{i}.log", env) for i in range(2)]
+    victim = workers[0]
+    try:
+        deadline = time.monotonic() + 60
+        victim_marker = None
+        while victim_marker is None and time.monotonic() < deadline:
+            victim_marker = next((m for m in markers.iterdir()
+                                  if m.name.startswith(f"{victim.pid}-")), None)
+            time.sleep(0.05)
+        assert victim_marker is not None, "the victim never started a tile"
+        _, slot_pid, x0, z0 = victim_marker.name.split("-")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        # the victim's slot process notices its parent is gone and exits by itself
+        deadline = time.monotonic() + 10
+        while _pid_alive(int(slot_pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _pid_alive(int(slot_pid)), "orphaned slot process still running"
+        assert coordinator.wait(200) == 0, (tmp_path / "coordinator.log").read_text()
+    finally:
+        stop_daemons([coordinator, *workers])
+    log = (tmp_path / "coordinator.log").read_text()
+    # declared dead by silence (lease expiry) or sooner, when the ROUTER saw the peer go away
+    assert "worker-0 stopped answering" in log or "worker-0 left (worker unreachable)" in log
+    # the victim's tile was made again, by the survivor
+    survivor_pid = workers[1].pid
+    assert any(m.name.startswith(f"{survivor_pid}-") and m.name.endswith(f"-{x0}-{z0}")
+               for m in markers.iterdir())
+    assert_same_world(read_world_chunks(output), reference(SUB))
+
+
+def test_busy_worker_is_not_declared_dead(tmp_path):
+    """A tile that computes for ~20 heartbeat intervals: no lease is lost, no tile retried."""
+    output = tmp_path / "world"
+    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.002)
+    os.environ["ARNISD_TEST_SLOW_S"] = "3"
+    try:
+        config = CoordinatorSettings(heartbeat_interval_s=0.15, liveness=3, fsync=False)
+        result = run_local_cluster(job, [], 1, output, generator="cluster_helpers:slow_generate",
+                                   config=config, timeout_s=120, finalize=lambda world: None)
+    finally:
+        del os.environ["ARNISD_TEST_SLOW_S"]
+    assert result.ok
+    assert result.tiles_total >= 2
+    assert result.attempts == result.tiles_total   # nobody was declared dead, nothing re-leased
