@@ -1,0 +1,266 @@
+"""The coordinator against hand-driven DEALER sockets: leases, expiry, stale frames, retries,
+bad input, status. Real ZeroMQ on 127.0.0.1; generation is faked in the test itself."""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+
+import msgpack
+import pytest
+import zmq
+
+from arnisd.cluster import protocol
+from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings
+from arnisd.cluster.extracts import NoExtracts
+from arnisd.cluster.merger import Merger
+from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
+from arnisd.cluster.tiling import make_tiles
+from arnisd.geo.bbox import BBox
+from arnisd.geo.projection import BlockRect
+from arnisd.world.settings import GenerationSettings
+from cluster_helpers import read_world_chunks
+
+pytestmark = pytest.mark.timeout(60)
+
+BBOX = "60.53,26.95,60.532,26.954"
+
+
+def chunks_for(owned, salt=b""):
+    return [(cx, cz, zlib.compress(f"{cx},{cz}".encode() * 20 + salt)) for cx, cz in BlockRect(*owned).chunks()]
+
+
+class FakeWorker:
+    """A worker driven by hand: each method sends or receives one protocol step."""
+
+    def __init__(self, endpoint, worker_id, slots=1):
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.ROUTING_ID, worker_id.encode())
+        self.sock.connect(endpoint)
+        self.worker_id, self.slots = worker_id, slots
+        self.held = {}                                 # leases received and not yet delivered
+
+    def send(self, kind, **fields):
+        self.sock.send(protocol.make(kind, **fields))
+
+    def register(self, leases=()):
+        self.send("register", worker_id=self.worker_id,
+                  caps={"os": "Test", "cpu": 1, "memory_mb": 1, "slots": self.slots},
+                  leases=[list(x) for x in leases])
+        return self.expect("welcome")
+
+    def recv(self, timeout_s=5.0):
+        if not self.sock.poll(int(timeout_s * 1000)):
+            raise TimeoutError("nothing from the coordinator")
+        return protocol.decode_from_coordinator(self.sock.recv())
+
+    def expect(self, kind, timeout_s=5.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = self.recv(deadline - time.monotonic())
+            if message["t"] == "heartbeat":            # answer like a live worker
+                self.send("heartbeat", leases=[list(k) for k in self.held])
+            if message["t"] == "lease":
+                self.held[(message["tile"], message["attempt"])] = message
+            if message["t"] == kind:
+                return message
+        raise TimeoutError(kind)
+
+    def deliver(self, lease, chunks=None, digest_override=None, content=None):
+        self.held.pop((lease["tile"], lease["attempt"]), None)
+        chunks = chunks if chunks is not None else chunks_for(lease["unit"]["owned_blocks"])
+        h = new_transfer_hash()
+        for seq, (rx, rz, records) in enumerate(group_into_frames(chunks)):
+            self.send("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=seq, rx=rx, rz=rz,
+                      records=records)
+            update_transfer_hash(h, records)
+        self.send("done", tile=lease["tile"], attempt=lease["attempt"], count=len(chunks),
+                  digest=digest_override or h.digest(), content_digest=content or content_digest(chunks),
+                  elapsed_s=0.1)
+
+    def close(self):
+        self.sock.close(0)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    started = []
+
+    def start(**overrides):
+        tiles = make_tiles(BBox.parse(BBOX), GenerationSettings(), 0.001)
+        merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
+        config = CoordinatorSettings(heartbeat_interval_s=0.1, liveness=3, retry_backoff_s=0.05,
+                                     **overrides)
+        coordinator = Coordinator(tiles, {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
+                                          "settings": GenerationSettings().as_dict()},
+                                  GenerationSettings(), merger, NoExtracts(), config)
+        endpoint = coordinator.bind()
+        thread = threading.Thread(target=coordinator.run, kwargs={"timeout_s": 50}, daemon=True)
+        thread.start()
+        started.append((coordinator, thread))
+        return coordinator, endpoint, tiles
+    yield start
+    for coordinator, thread in started:
+        coordinator.stop()
+        thread.join(10)
+
+
+def test_lease_deliver_commit_and_status(cluster, tmp_path):
+    coordinator, endpoint, tiles = cluster()
+    worker = FakeWorker(endpoint, "w1", slots=2)
+    try:
+        welcome = worker.register()
+        assert welcome["liveness"] == 3
+        status = coordinator.status_snapshot()
+        for key in ("total_chunks", "completed", "in_progress", "pending", "failed"):
+            assert isinstance(status[key], int)
+        assert status["total_chunks"] == len(tiles)
+        leases = [worker.expect("lease"), worker.expect("lease")]   # up to `slots` at once
+        assert {l["attempt"] for l in leases} == {1}
+        assert leases[0]["unit"]["chunk_id"] == leases[0]["tile"]
+        assert set(leases[0]["unit"]["settings"]) == {"scale", "terrain", "interior", "ground_level"}
+        status = coordinator.status_snapshot()
+        assert status["in_progress"] == 2 and status["workers"] == {"active": 1, "idle": 0}
+        done = 0
+        while done < len(tiles):
+            lease = leases.pop(0) if leases else worker.expect("lease")
+            worker.deliver(lease)
+            done += 1
+        deadline = time.monotonic() + 10
+        while not coordinator.status_snapshot()["finished"] and time.monotonic() < deadline:
+            worker.send("heartbeat", leases=[])
+            time.sleep(0.05)
+        status = coordinator.status_snapshot()
+        assert status["completed"] == len(tiles) and status["pending"] == 0
+        assert {row["state"] for row in status["tiles"]} == {"committed"}
+    finally:
+        worker.close()
+    time.sleep(0.3)
+    world = read_world_chunks(tmp_path / "world")
+    expected = {}
+    for t in tiles:
+        for cx, cz, data in chunks_for(t.owned.as_list()):
+            expected[(cx, cz)] = zlib.decompress(data)
+    assert world == expected
+
+
+def test_silent_worker_loses_lease_and_its_late_results_are_dropped(cluster, tmp_path):
+    coordinator, endpoint, tiles = cluster()
+    zombie = FakeWorker(endpoint, "zombie")
+    healthy = None
+    try:
+        zombie.register()
+        stale = zombie.expect("lease")
+        time.sleep(0.6)                                # > interval x liveness = 0.3 s of silence
+        assert coordinator.status_snapshot()["workers"] == {"active": 0, "idle": 0}
+        healthy = FakeWorker(endpoint, "healthy", slots=2)
+        healthy.register()
+        seen = {}
+        held = None                                    # one lease kept open: the job goes on
+        while stale["tile"] not in seen:
+            lease = healthy.expect("lease")
+            if held is None and lease["tile"] != stale["tile"]:
+                held = lease
+                continue
+            seen[lease["tile"]] = lease["attempt"]
+            healthy.deliver(lease)
+        assert seen[stale["tile"]] == 2                # leased again, with the next attempt
+        # the zombie wakes up: its frames are stale, it is told to register again
+        zombie.deliver(stale, content=bytes(32))
+        assert zombie.expect("reregister")
+        zombie.register(leases=[(stale["tile"], stale["attempt"])])
+        cancel = zombie.expect("cancel")
+        assert (cancel["tile"], cancel["attempt"]) == (stale["tile"], stale["attempt"])
+        # a late done with different content is reported as a determinism bug
+        zombie.send("done", tile=stale["tile"], attempt=1, count=1, digest=bytes(32),
+                    content_digest=bytes(32), elapsed_s=1.0)
+        deadline = time.monotonic() + 5
+        while not coordinator.merger.determinism_bugs and time.monotonic() < deadline:
+            healthy.send("heartbeat", leases=[[held["tile"], held["attempt"]]])
+            time.sleep(0.05)
+        assert coordinator.merger.determinism_bugs
+        healthy.deliver(held)
+        while coordinator.status_snapshot()["pending"]:
+            healthy.deliver(healthy.expect("lease"))
+        deadline = time.monotonic() + 5
+        while not coordinator.status_snapshot()["finished"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert coordinator.status_snapshot()["completed"] == len(tiles)
+    finally:
+        zombie.close()
+        if healthy:
+            healthy.close()
+
+
+def test_bad_results_are_retried_then_failed(cluster):
+    coordinator, endpoint, tiles = cluster(max_failures=3)
+    worker = FakeWorker(endpoint, "w1")
+    try:
+        worker.register()
+        lease = worker.expect("lease")
+        target = lease["tile"]
+        # 1: wrong digest
+        worker.deliver(lease, digest_override=b"\x01" * 32)
+        # 2: a chunk outside the tile
+        lease = worker.expect("lease")
+        while lease["tile"] != target:
+            worker.deliver(lease)
+            lease = worker.expect("lease")
+        assert lease["attempt"] == 2
+        outside = [(10_000, 10_000, zlib.compress(b"x"))]
+        worker.send("chunks", tile=target, attempt=2, seq=0, rx=312, rz=312, records=[list(outside[0])])
+        assert worker.expect("cancel")["tile"] == target
+        # 3: a failure frame
+        lease = worker.expect("lease")
+        while lease["tile"] != target:
+            worker.deliver(lease)
+            lease = worker.expect("lease")
+        assert lease["attempt"] == 3
+        worker.send("fail", tile=target, attempt=3, error="generator exploded")
+        while True:
+            try:
+                lease = worker.expect("lease", timeout_s=1.0)
+            except TimeoutError:
+                break
+            assert lease["tile"] != target
+            worker.deliver(lease)
+        status = coordinator.status_snapshot()
+        assert status["failed"] == 1
+        row = next(r for r in status["tiles"] if r["tile"] == target)
+        assert row["state"] == "failed" and "generator exploded" in row["error"]
+    finally:
+        worker.close()
+
+
+def test_garbage_is_dropped_and_state_unchanged(cluster):
+    coordinator, endpoint, tiles = cluster()
+    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(endpoint)
+    try:
+        for frame in (b"", b"\xff" * 100, msgpack.packb({"t": "register", "v": 999}),
+                      msgpack.packb({"t": "done", "v": 1, "tile": "chunk_0_0", "attempt": 1})):
+            raw.send(frame)
+        raw.send_multipart([b"a", b"b"])
+        raw.send(protocol.make("heartbeat", leases=[]))        # unknown worker
+        reply = protocol.decode_from_coordinator(raw.recv() if raw.poll(3000) else b"")
+        assert reply["t"] == "reregister"
+        assert coordinator.protocol_errors >= 5
+        status = coordinator.status_snapshot()
+        assert status["pending"] == len(tiles) and status["workers"] == {"active": 0, "idle": 0}
+    finally:
+        raw.close(0)
+
+
+def test_token_is_checked(cluster):
+    coordinator, endpoint, tiles = cluster(token="s3cret")
+    worker = FakeWorker(endpoint, "intruder")
+    try:
+        worker.send("register", worker_id="intruder",
+                    caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 1}, leases=[], token="guess")
+        assert worker.expect("reject")["reason"] == "bad token"
+        assert coordinator.status_snapshot()["workers"] == {"active": 0, "idle": 0}
+    finally:
+        worker.close()

@@ -1,0 +1,89 @@
+"""The merger: staging, commit on a matching done, stale attempts dropped, regions written as
+soon as every tile touching them is committed."""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+from arnisd.cluster.merger import Merger
+from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
+from arnisd.cluster.tiling import make_tiles
+from arnisd.geo.bbox import BBox
+from arnisd.world.settings import GenerationSettings
+from cluster_helpers import read_world_chunks
+
+
+def _chunks(tile, salt=b""):
+    return [(cx, cz, zlib.compress(f"{cx},{cz}".encode() + salt)) for cx, cz in tile.chunks()]
+
+
+def _deliver(merger, tile, attempt, chunks):
+    merger.begin(tile.tile_id, attempt)
+    h = new_transfer_hash()
+    for rx, rz, records in group_into_frames(chunks):
+        assert merger.stage(tile.tile_id, attempt, rx, rz, records) is None
+        update_transfer_hash(h, records)
+    return merger.finish(tile.tile_id, attempt, len(chunks), h.digest(), content_digest(chunks))
+
+
+def _wait(predicate, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_regions_appear_as_their_tiles_commit(tmp_path):
+    tiles = make_tiles(BBox.parse("60.52,26.93,60.54,26.97"), GenerationSettings(), 0.004)
+    merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
+    region_dir = tmp_path / "world" / "region"
+    try:
+        first_region_tiles = [t for t in tiles if (0, 0) in t.regions()]
+        for t in first_region_tiles:
+            assert not (region_dir / "r.0.0.mca").exists()
+            assert _deliver(merger, t, 1, _chunks(t)) is None
+        assert _wait(lambda: (region_dir / "r.0.0.mca").exists())
+        for t in tiles:
+            if t not in first_region_tiles:
+                assert _deliver(merger, t, 1, _chunks(t)) is None
+        merger.drain()
+        assert merger.regions_written == merger.region_count
+        world = read_world_chunks(tmp_path / "world")
+        assert len(world) == sum(t.chunk_count() for t in tiles)
+        assert not any((tmp_path / "state" / "staging").iterdir())
+    finally:
+        merger.close()
+
+
+def test_bad_attempts_are_not_committed(tmp_path):
+    tiles = make_tiles(BBox.parse("60.53,26.95,60.532,26.954"), GenerationSettings(), 0.001)
+    merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
+    tile, other = tiles[0], tiles[1]
+    chunks = _chunks(tile)
+    try:
+        merger.begin(tile.tile_id, 1)
+        rx, rz, records = next(group_into_frames(chunks))
+        assert "outside" in merger.stage(tile.tile_id, 1, rx, rz, [list(_chunks(other)[0])])
+        assert merger.stage(tile.tile_id, 1, rx, rz, records) is None
+        assert "twice" in merger.stage(tile.tile_id, 1, rx, rz, records[:1])
+        # done frame with too few chunks / a wrong digest
+        assert "chunks" in merger.finish(tile.tile_id, 1, len(records), bytes(32), bytes(32)) or len(records) == len(chunks)
+        merger.begin(tile.tile_id, 2)
+        for rx, rz, records in group_into_frames(chunks):
+            merger.stage(tile.tile_id, 2, rx, rz, records)
+        assert "digest" in merger.finish(tile.tile_id, 2, len(chunks), bytes(32), bytes(32))
+        assert tile.tile_id not in merger.committed
+        # a stale attempt is dropped, a good one commits
+        merger.begin(tile.tile_id, 3)
+        merger.abort(tile.tile_id, 3)
+        assert merger.stage(tile.tile_id, 3, 0, 0, [[0, 0, b""]]) == "no open attempt"
+        assert _deliver(merger, tile, 4, chunks) is None
+        assert tile.tile_id in merger.committed
+        # a later attempt with other content is a determinism bug; the same content is not
+        merger.note_late_done(tile.tile_id, 5, content_digest(chunks))
+        assert not merger.determinism_bugs
+        merger.note_late_done(tile.tile_id, 5, content_digest(_chunks(tile, b"!")))
+        assert merger.determinism_bugs
+    finally:
+        merger.close()

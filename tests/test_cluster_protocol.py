@@ -1,0 +1,75 @@
+"""Protocol frames: round trips, and every kind of bad frame refused with ProtocolError."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from arnisd.cluster import protocol
+from arnisd.cluster.protocol import ProtocolError, decode_from_coordinator, decode_from_worker, make
+from arnisd.cluster.results import content_digest, group_into_frames
+
+DIGEST = bytes(32)
+
+
+def test_round_trips():
+    frame = make("register", worker_id="w1", caps={"os": "Linux", "cpu": 2, "memory_mb": 10, "slots": 2},
+                 leases=[["chunk_0_0", 1]])
+    assert decode_from_worker(frame)["worker_id"] == "w1"
+    frame = make("chunks", tile="chunk_0_0", attempt=1, seq=0, rx=-1, rz=2,
+                 records=[[-1, 64, b"\x00" * 10]])
+    assert decode_from_worker(frame)["records"][0][2] == b"\x00" * 10
+    frame = make("lease", tile="chunk_0_0", attempt=2, unit={"chunk_id": "chunk_0_0"},
+                 job={"bbox": {}, "scale": 1.0}, extract=None, credit=8)
+    assert decode_from_coordinator(frame)["attempt"] == 2
+
+
+@pytest.mark.parametrize("frame,why", [
+    (b"\xc1garbage", "not msgpack"),
+    (msgpack.packb([1, 2, 3]), "not a map"),
+    (msgpack.packb({"t": "heartbeat", "v": 99, "leases": []}), "version"),
+    (msgpack.packb({"t": "heartbeat", "leases": []}), "version"),
+    (msgpack.packb({"t": "launch_missiles", "v": protocol.PROTOCOL_VERSION}), "unknown message type"),
+    (msgpack.packb({"t": "welcome", "v": protocol.PROTOCOL_VERSION}), "unknown message type"),
+    (msgpack.packb({"t": "done", "v": protocol.PROTOCOL_VERSION, "tile": "t", "attempt": 1}), "missing"),
+    (make("done", tile="t", attempt=1, count=1, digest=b"short", content_digest=DIGEST, elapsed_s=1.0), "digest"),
+    (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[0, 0, "not bytes"]]), "records"),
+    (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[]), "records"),
+    (make("chunks", tile="t", attempt=-1, seq=0, rx=0, rz=0, records=[[0, 0, b""]]), "attempt"),
+    (make("register", worker_id="w", caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 0}, leases=[]), "caps"),
+    (make("register", worker_id="", caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 1}, leases=[]), "worker_id"),
+    (make("heartbeat", leases=[["t", "one"]]), "leases"),
+    (make("fail", tile="t", attempt=1, error="x" * 5000), "error"),
+    (make("register", worker_id="w", caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 1},
+          leases=[], token=5), "token"),
+])
+def test_bad_frames_refused(frame, why):
+    with pytest.raises(ProtocolError):
+        decode_from_worker(frame)
+
+
+def test_size_limit():
+    frame = make("fail", tile="t", attempt=1, error="x")
+    with pytest.raises(ProtocolError, match="exceeds"):
+        decode_from_worker(frame, max_bytes=len(frame) - 1)
+    big = make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[0, 0, b"x" * 2000]])
+    with pytest.raises(ProtocolError):
+        decode_from_worker(big, max_bytes=1000)
+
+
+def test_frames_group_by_region_and_stay_small():
+    import os
+    import zlib
+    chunks = [(cx, cz, zlib.compress(os.urandom(3000), 0)) for cz in range(-3, 40) for cx in range(-2, 35)]
+    frames = list(group_into_frames(chunks, target_bytes=64 * 1024))
+    seen = []
+    for rx, rz, records in frames:
+        assert all((cx >> 5, cz >> 5) == (rx, rz) for cx, cz, _ in records)
+        assert sum(len(r[2]) for r in records) <= 64 * 1024 or len(records) == 1
+        frame = make("chunks", tile="t", attempt=1, seq=0, rx=rx, rz=rz, records=records)
+        assert len(frame) < protocol.MAX_RESULT_FRAME_BYTES // 8
+        seen.extend((cx, cz) for cx, cz, _ in records)
+    assert sorted(seen) == sorted((cx, cz) for cx, cz, _ in chunks)
+    # content digest: independent of order and of compression level
+    recompressed = [(cx, cz, zlib.compress(zlib.decompress(d), 9)) for cx, cz, d in reversed(chunks)]
+    assert content_digest(chunks) == content_digest(recompressed)
