@@ -1,0 +1,223 @@
+"""A job request: what `arnisd submit`, ``POST /jobs`` and a config's ``[job]`` table carry.
+
+The request is the small, JSON-safe description a submitter sends; the coordinator turns it
+into a ``JobSpec`` with its own defaults (output root, tile size, halo, data source settings).
+Every problem is a ``JobRequestError`` (a ``ValueError``) that names the field, so the HTTP
+shim can answer 400 and a config loader can name the key.
+
+The JSON document (all but ``output`` optional; ``bbox`` may be omitted with ``osm_file``)::
+
+    {"bbox": "MIN_LAT,MIN_LNG,MAX_LAT,MAX_LNG",   # or [4 numbers] or {"min_lat": ...}
+     "osm_file": "/path/on/the/coordinator.osm.pbf",
+     "output": "NAME",                           # a folder name under the output root
+     "scale": 1.0, "tile_size_deg": 0.01, "halo_blocks": 32, "ground_level": -62,
+     "interior": false, "level_name": "...", "spawn_lat": 60.5, "spawn_lng": 26.9,
+     "force": false}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from arnisd.geo.bbox import BBox, BBoxError
+
+MAX_SCALE = 10.0
+MIN_GROUND_LEVEL, MAX_GROUND_LEVEL = -63, 300
+MAX_HALO_BLOCKS = 256
+
+
+class JobRequestError(ValueError):
+    """A job request that cannot be run; ``field`` names the offending key."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """A validated job request; ``None`` means "the coordinator's default"."""
+
+    output: str
+    bbox: BBox | None = None
+    osm_file: str | None = None
+    scale: float = 1.0
+    tile_size_deg: float | None = None
+    halo_blocks: int | None = None
+    ground_level: int = -62
+    interior: bool = False
+    level_name: str | None = None
+    spawn_lat: float | None = None
+    spawn_lng: float | None = None
+    force: bool = False
+
+    @classmethod
+    def from_dict(cls, d: object) -> "JobRequest":
+        """Validate a decoded JSON/TOML document; raises ``JobRequestError``."""
+        if not isinstance(d, dict):
+            raise JobRequestError("job", "must be an object (a JSON object or a TOML table)")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise JobRequestError(unknown[0], "unknown key (known keys: "
+                                  + ", ".join(sorted(cls.__dataclass_fields__)) + ")")
+        if "output" not in d:
+            raise JobRequestError("output", "missing (the world's folder name)")
+        request = cls(
+            output=_output_name(d["output"]),
+            bbox=_bbox(d["bbox"]) if d.get("bbox") is not None else None,
+            osm_file=_optional_str(d, "osm_file"),
+            scale=_number(d, "scale", 1.0, 0.0, MAX_SCALE, low_open=True),
+            tile_size_deg=_optional_number(d, "tile_size_deg", 0.0, 1.0),
+            halo_blocks=_optional_int(d, "halo_blocks", 0, MAX_HALO_BLOCKS),
+            ground_level=_int(d, "ground_level", -62, MIN_GROUND_LEVEL, MAX_GROUND_LEVEL),
+            interior=_bool(d, "interior", False),
+            level_name=_optional_str(d, "level_name"),
+            spawn_lat=_optional_number(d, "spawn_lat", -90.0, 90.0, low_open=False),
+            spawn_lng=_optional_number(d, "spawn_lng", -180.0, 180.0, low_open=False),
+            force=_bool(d, "force", False),
+        )
+        if request.bbox is None and request.osm_file is None:
+            raise JobRequestError("bbox", "missing (give a bbox, or an osm_file to use its bounds)")
+        if (request.spawn_lat is None) != (request.spawn_lng is None):
+            raise JobRequestError("spawn_lat", "give both spawn_lat and spawn_lng, or neither")
+        return request
+
+    def as_dict(self) -> dict:
+        """The JSON document (fields left at ``None`` are omitted)."""
+        out = {"output": self.output}
+        if self.bbox is not None:
+            out["bbox"] = str(self.bbox)
+        for name in ("osm_file", "tile_size_deg", "halo_blocks", "level_name", "spawn_lat",
+                     "spawn_lng"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        out.update(scale=self.scale, ground_level=self.ground_level, interior=self.interior,
+                   force=self.force)
+        return out
+
+    def to_job_spec(self, config, *, max_area_km2: float | None = None):
+        """The ``JobSpec`` this request means on a coordinator with ``config``.
+
+        ``config`` is an ``arnisd.config.CoordinatorConfig``. The output is
+        ``config.output_root / output``; an ``osm_file`` must exist on this machine (relative
+        paths are taken from the current directory). Raises ``JobRequestError``.
+        """
+        from arnisd.job import JobSpec
+        from arnisd.world.settings import GenerationSettings
+
+        osm_file = None
+        if self.osm_file is not None:
+            osm_file = Path(self.osm_file).expanduser().resolve()
+            if not osm_file.is_file():
+                raise JobRequestError("osm_file", f"{osm_file} is not a file on the coordinator")
+        bbox = self.bbox
+        if bbox is None:
+            from arnisd.osm.source import bbox_of_file
+            bbox = bbox_of_file(osm_file)
+            if bbox is None:
+                raise JobRequestError("bbox", f"{osm_file} declares no bounds: give a bbox")
+        limit = config.max_job_area_km2 if max_area_km2 is None else max_area_km2
+        if bbox.area_km2() > limit:
+            raise JobRequestError("bbox", f"covers {bbox.area_km2():.1f} km², more than the "
+                                          f"coordinator's limit of {limit:g} km²")
+        halo = config.halo_blocks if self.halo_blocks is None else self.halo_blocks
+        settings = GenerationSettings(scale=self.scale, ground_level=self.ground_level,
+                                      interior=self.interior, halo_blocks=halo)
+        return JobSpec(
+            bbox=bbox, output=Path(config.output_root) / self.output, settings=settings,
+            osm_file=osm_file, overpass_urls=tuple(config.overpass_urls),
+            cache_dir=config.cache_dir,
+            tile_size_deg=config.tile_size_deg if self.tile_size_deg is None else self.tile_size_deg,
+            spawn_lat=self.spawn_lat, spawn_lng=self.spawn_lng,
+            level_name=self.level_name or self.output)
+
+
+# --- field checks ------------------------------------------------------------------------------
+
+def _output_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise JobRequestError("output", "must be a non-empty folder name")
+    for pure in (PurePosixPath(value), PureWindowsPath(value)):
+        if pure.is_absolute() or pure.drive or ".." in pure.parts:
+            raise JobRequestError("output", f"{value!r} must be a name under the coordinator's "
+                                            "output root (no absolute path, no '..')")
+    if value.startswith("."):
+        raise JobRequestError("output", f"{value!r} must not start with a dot")
+    return value
+
+
+def _bbox(value: object) -> BBox:
+    try:
+        if isinstance(value, str):
+            return BBox.parse(value)
+        if isinstance(value, (list, tuple)) and len(value) == 4:
+            if not all(_is_number(v) for v in value):
+                raise JobRequestError("bbox", "needs four numbers MIN_LAT,MIN_LNG,MAX_LAT,MAX_LNG")
+            return BBox(*(float(v) for v in value))
+        if isinstance(value, dict):
+            return BBox.from_dict(value)
+    except (BBoxError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, JobRequestError):
+            raise
+        raise JobRequestError("bbox", str(exc)) from None
+    raise JobRequestError("bbox", "must be 'MIN_LAT,MIN_LNG,MAX_LAT,MAX_LNG', a list of four "
+                                  "numbers or a table with min_lat, min_lng, max_lat, max_lng")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(d: dict, key: str, default: float, low: float, high: float, *,
+            low_open: bool = False) -> float:
+    value = d.get(key, default)
+    if not _is_number(value):
+        raise JobRequestError(key, f"must be a number, got {value!r}")
+    value = float(value)
+    if value > high or value < low or (low_open and value == low):
+        lower = f"({low:g}" if low_open else f"[{low:g}"
+        raise JobRequestError(key, f"{value:g} must be in {lower}, {high:g}]")
+    return value
+
+
+def _optional_number(d: dict, key: str, low: float, high: float, *, low_open: bool = True):
+    if d.get(key) is None:
+        return None
+    return _number(d, key, 0.0, low, high, low_open=low_open)
+
+
+def _int(d: dict, key: str, default: int, low: int, high: int) -> int:
+    value = d.get(key, default)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise JobRequestError(key, f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise JobRequestError(key, f"{value} must be in {low}..{high}")
+    return value
+
+
+def _optional_int(d: dict, key: str, low: int, high: int) -> int | None:
+    if d.get(key) is None:
+        return None
+    return _int(d, key, 0, low, high)
+
+
+def _bool(d: dict, key: str, default: bool) -> bool:
+    value = d.get(key, default)
+    if not isinstance(value, bool):
+        raise JobRequestError(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _optional_str(d: dict, key: str) -> str | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise JobRequestError(key, f"must be a non-empty string, got {value!r}")
+    return value
