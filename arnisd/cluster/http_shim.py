@@ -1,0 +1,541 @@
+"""The coordinator's HTTP shim: status JSON, jobs, health, Prometheus metrics, the live page.
+
+A stdlib ``ThreadingHTTPServer`` on its own thread serves whatever implements
+``StatusProvider`` (the coordinator, or a fake in tests). Routes::
+
+    GET  /                    the live status page (static HTML + plain JS polling the JSON)
+    GET  /coordinator/status  the documented status document (``?tiles=0`` leaves out tiles)
+    GET  /jobs                {"jobs": [...]}
+    GET  /jobs/ID             one job, with per-tile states and errors (404 if unknown)
+    GET  /livez               200 while the process serves HTTP
+    GET  /readyz              200 when the provider is ready, else 503
+    GET  /metrics             Prometheus text format 0.0.4
+    POST /jobs                submit a job (JSON body) -> 201 {"job_id": ...}
+    POST /jobs/ID/cancel      cancel a job -> 200, 404 unknown, 409 already finished
+
+Unknown paths get 404, known paths with another method 405. When a token is configured, the
+POST routes need ``Authorization: Bearer <token>`` (compared in constant time), else 401.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import re
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Protocol, runtime_checkable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from arnisd.errors import UserError
+
+log = logging.getLogger("arnisd.cluster.http_shim")
+
+MAX_BODY_BYTES = 1 << 20
+METRIC_PREFIX = "arnisd_"
+STATUS_FIELDS = ("total_chunks", "completed", "in_progress", "pending", "failed", "workers")
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@runtime_checkable
+class StatusProvider(Protocol):
+    """What the shim needs from a coordinator. Every method is called from HTTP threads.
+
+    ``status()``: the ``/coordinator/status`` document for the current job (or the last one,
+    or zeros when there is none): exactly ``total_chunks`` (tiles of the job), ``completed``,
+    ``in_progress``, ``pending``, ``failed``, ``workers: {active, idle}``, then optional
+    extras that the page and ``arnisd status`` show when present: ``job_id``, ``job_state``,
+    ``output``, ``bbox`` {min_lat, min_lng, max_lat, max_lng}, ``elapsed_s``,
+    ``throughput_tiles_per_s``, ``eta_s``, ``chunks_merged``, ``workers_detail`` (rows of
+    {worker_id, slots, leases: [tile ids], tiles_done, caps, last_seen_s_ago}), ``tiles``
+    (rows of {tile, state: pending|leased|committed|failed, attempt, error, owned_blocks:
+    [x0, z0, x1, z1], bbox}).
+
+    ``jobs()``: one summary row per job, oldest first ({job_id, state: queued|running|done|
+    failed|cancelled, output, total_chunks, completed, failed, submitted_at, ...}).
+    ``job(job_id)``: that job's document with ``tiles`` (states and errors), or None.
+    ``metrics()``: {name without the ``arnisd_`` prefix: number, or a list of (labels dict,
+    number)}; names ending ``_total`` are counters, others gauges; base units (seconds,
+    bytes) in the name; no per-tile labels.
+    ``ready()``: accepting work (socket bound, journal open).
+    ``submit(job)``: queue a job request (see ``arnisd.service.job_request``), return its id;
+    raise ``ValueError`` for a bad request (answered 400).
+    ``cancel(job_id)``: True if the job was queued or running and is now cancelled.
+    """
+
+    def status(self) -> dict: ...
+
+    def jobs(self) -> list[dict]: ...
+
+    def job(self, job_id: str) -> dict | None: ...
+
+    def metrics(self) -> dict: ...
+
+    def ready(self) -> bool: ...
+
+    def submit(self, job: dict) -> str: ...
+
+    def cancel(self, job_id: str) -> bool: ...
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+METRIC_HELP = {
+    "tiles_completed_total": "Tiles committed to the world, over all jobs.",
+    "tiles_failed_total": "Tiles that failed for good, over all jobs.",
+    "tile_leases_total": "Tile leases handed to workers (attempts), over all jobs.",
+    "tile_retries_total": "Tile leases that ended without a result and were re-queued.",
+    "chunks_merged_total": "Minecraft chunks merged into region files.",
+    "regions_written_total": "Region files written.",
+    "result_bytes_received_total": "Bytes of chunk results received from workers.",
+    "messages_received_total": "ZeroMQ messages received from workers.",
+    "protocol_errors_total": "Frames from workers rejected as malformed.",
+    "jobs_submitted_total": "Jobs accepted.",
+    "jobs_completed_total": "Jobs finished with every tile committed.",
+    "jobs_failed_total": "Jobs finished with failed tiles.",
+    "jobs_cancelled_total": "Jobs cancelled.",
+    "job_tiles": "Tiles of the current job by state.",
+    "jobs": "Jobs by state.",
+    "workers": "Registered workers by state (active: holding a lease).",
+    "worker_slots": "Tile slots over all registered workers.",
+    "uptime_seconds": "Seconds since the coordinator started.",
+    "job_elapsed_seconds": "Seconds since the current job started.",
+    "ready": "1 when the coordinator accepts work.",
+}
+
+
+def metrics_from_status(status: dict) -> dict:
+    """Gauges every shim can show from the status document alone."""
+    workers = status.get("workers") or {}
+    return {
+        "job_tiles": [({"state": "pending"}, status.get("pending", 0)),
+                      ({"state": "in_progress"}, status.get("in_progress", 0)),
+                      ({"state": "completed"}, status.get("completed", 0)),
+                      ({"state": "failed"}, status.get("failed", 0))],
+        "workers": [({"state": "active"}, workers.get("active", 0)),
+                    ({"state": "idle"}, workers.get("idle", 0))],
+    }
+
+
+def render_metrics(metrics: dict) -> str:
+    """Prometheus text format 0.0.4 for ``metrics`` (see ``StatusProvider.metrics``)."""
+    lines = []
+    for name in sorted(metrics):
+        full = name if name.startswith(METRIC_PREFIX) else METRIC_PREFIX + name
+        if not _METRIC_NAME.match(full):
+            log.warning("metric %r has an invalid name; left out", name)
+            continue
+        value = metrics[name]
+        samples = value if isinstance(value, list) else [({}, value)]
+        rendered = [_sample_line(full, labels, v) for labels, v in samples]
+        rendered = [line for line in rendered if line is not None]
+        if not rendered:
+            continue
+        short = full[len(METRIC_PREFIX):]
+        help_text = METRIC_HELP.get(short, f"arnisd {short.replace('_', ' ')}.")
+        kind = "counter" if full.endswith("_total") else "gauge"
+        lines.append(f"# HELP {full} {_escape_help(help_text)}")
+        lines.append(f"# TYPE {full} {kind}")
+        lines.extend(rendered)
+    return "\n".join(lines) + "\n"
+
+
+def _sample_line(name: str, labels: dict, value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        value = int(value)
+    if not isinstance(value, (int, float)):
+        log.warning("metric %s has a non-numeric value %r; left out", name, value)
+        return None
+    label_text = ""
+    if labels:
+        parts = []
+        for key in sorted(labels):
+            if not _LABEL_NAME.match(key):
+                log.warning("metric %s has an invalid label %r; left out", name, key)
+                return None
+            parts.append(f'{key}="{_escape_label(str(labels[key]))}"')
+        label_text = "{" + ",".join(parts) + "}"
+    return f"{name}{label_text} {_format_number(value)}"
+
+
+def _format_number(value: int | float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _json_safe(value):
+    """``value`` with non-finite floats (an unknown ETA) turned into null, as JSON allows."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+def status_page_html() -> bytes:
+    """The live status page (``arnisd/cluster/status_page.html``)."""
+    return resources.files("arnisd.cluster").joinpath("status_page.html").read_bytes()
+
+
+# --- the server --------------------------------------------------------------------------------
+
+class HttpShim:
+    """A running shim: ``port``, ``url``, ``close()`` (also a context manager)."""
+
+    def __init__(self, server: "_Server", thread: threading.Thread) -> None:
+        self.server = server
+        self.thread = thread
+        self.host, self.port = server.server_address[:2]
+
+    @property
+    def url(self) -> str:
+        host = self.host
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def close(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.thread.join(5.0)
+        self.server.server_close()
+
+    def __enter__(self) -> "HttpShim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, provider: StatusProvider, token: str | None) -> None:
+        self.provider = provider
+        self.token = token
+        if ":" in address[0]:
+            import socket
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+
+def start_http_shim(provider: StatusProvider, host: str = "127.0.0.1", port: int = 0,
+                    token: str | None = None) -> tuple[HttpShim, int]:
+    """Serve ``provider`` on ``host:port`` (0: a free port) from a daemon thread.
+
+    Returns the running shim and the port it got. A port that cannot be bound is a
+    ``UserError`` naming it.
+    """
+    try:
+        server = _Server((host, port), provider, token)
+    except OSError as exc:
+        raise UserError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") from None
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                              name="arnisd-http-shim", daemon=True)
+    thread.start()
+    shim = HttpShim(server, thread)
+    log.info("HTTP status shim on %s", shim.url)
+    return shim, shim.port
+
+
+def start_status_server(provider, host: str = "127.0.0.1", port: int = 0,
+                        token: str | None = None) -> HttpShim:
+    """Like ``start_http_shim`` but returns only the shim; ``provider`` may also be a bare
+    status function (``coordinator.status_snapshot``), wrapped by ``SnapshotProvider``."""
+    if callable(provider) and not isinstance(provider, StatusProvider):
+        provider = SnapshotProvider(provider)
+    shim, _ = start_http_shim(provider, host, port, token)
+    return shim
+
+
+class SnapshotProvider:
+    """A read-only provider for one job from a status function (a local ``generate`` run)."""
+
+    def __init__(self, status_fn, job_id: str = "local") -> None:
+        self.status_fn = status_fn
+        self.job_id = job_id
+
+    def status(self) -> dict:
+        doc = dict(self.status_fn())
+        doc.setdefault("job_id", self.job_id)
+        return doc
+
+    def jobs(self) -> list[dict]:
+        doc = self.status()
+        row = {k: doc.get(k) for k in ("job_id", "total_chunks", "completed", "failed")}
+        row["state"] = doc.get("job_state") or ("done" if doc.get("finished") else "running")
+        return [row]
+
+    def job(self, job_id: str) -> dict | None:
+        doc = self.status()
+        return doc if job_id == doc.get("job_id") else None
+
+    def metrics(self) -> dict:
+        doc = self.status()
+        return {"tiles_completed_total": doc.get("completed", 0),
+                "tiles_failed_total": doc.get("failed", 0),
+                "chunks_merged_total": doc.get("chunks_merged"),
+                "job_elapsed_seconds": doc.get("elapsed_s")}
+
+    def ready(self) -> bool:
+        return True
+
+    def submit(self, job: dict) -> str:
+        raise NotImplementedError("this run takes no further jobs (start `arnisd run` with a "
+                                  "coordinator config to submit jobs)")
+
+    def cancel(self, job_id: str) -> bool:
+        raise NotImplementedError("this run cannot be cancelled over HTTP (press Ctrl-C)")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes one request to the provider; every answer is JSON except the page and metrics."""
+
+    server: _Server
+    server_version = "arnisd"
+    protocol_version = "HTTP/1.1"
+
+    GET_ROUTES = ("/", "/coordinator/status", "/jobs", "/livez", "/readyz", "/metrics")
+
+    def log_message(self, fmt: str, *args) -> None:  # quiet: the daemon's logs are structured
+        log.debug("http %s %s", self.address_string(), fmt % args)
+
+    # --- dispatch ---
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/") or "/"
+        query = parse_qs(parts.query)
+        route, allowed, arg = self._route(path)
+        if route is None:
+            self._drain_body()
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path: {parts.path}"})
+            return
+        if method == "HEAD" and "GET" in allowed:
+            method = "GET"                      # same answer, no body (see _send)
+        if method not in allowed:
+            self._drain_body()
+            self._json(HTTPStatus.METHOD_NOT_ALLOWED,
+                       {"error": f"{method} is not allowed on {parts.path}"},
+                       headers={"Allow": ", ".join(allowed)})
+            return
+        try:
+            route(method, arg, query)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as exc:  # a provider bug must not kill the shim
+            log.exception("HTTP %s %s failed", method, parts.path)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {exc}"})
+
+    def _route(self, path: str):
+        """(handler, allowed methods, path argument) or (None, (), None)."""
+        fixed = {
+            "/": (self._page, ("GET",)),
+            "/coordinator/status": (self._status, ("GET",)),
+            "/jobs": (self._jobs, ("GET", "POST")),
+            "/livez": (self._livez, ("GET",)),
+            "/readyz": (self._readyz, ("GET",)),
+            "/metrics": (self._metrics, ("GET",)),
+        }
+        if path in fixed:
+            handler, allowed = fixed[path]
+            return handler, allowed, None
+        segments = path.split("/")
+        if len(segments) == 3 and segments[1] == "jobs" and segments[2]:
+            return self._one_job, ("GET",), unquote(segments[2])
+        if len(segments) == 4 and segments[1] == "jobs" and segments[2] and segments[3] == "cancel":
+            return self._cancel, ("POST",), unquote(segments[2])
+        return None, (), None
+
+    # --- handlers ---
+
+    def _page(self, method, arg, query) -> None:
+        try:
+            body = status_page_html()
+        except (FileNotFoundError, ModuleNotFoundError):
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR,
+                       {"error": "status_page.html is missing from this installation"})
+            return
+        self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
+
+    def _status(self, method, arg, query) -> None:
+        doc = dict(self.server.provider.status())
+        if query.get("tiles", ["1"])[-1] in ("0", "false", "no"):
+            doc.pop("tiles", None)
+        self._json(HTTPStatus.OK, doc)
+
+    def _jobs(self, method, arg, query) -> None:
+        if method == "GET":
+            self._json(HTTPStatus.OK, {"jobs": list(self.server.provider.jobs())})
+            return
+        if not self._authorized():
+            return
+        body = self._read_json()
+        if body is None:
+            return
+        try:
+            job_id = self.server.provider.submit(body)
+        except NotImplementedError as exc:
+            self._json(HTTPStatus.NOT_IMPLEMENTED, {"error": str(exc) or "submission not supported"})
+            return
+        except ValueError as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        self._json(HTTPStatus.CREATED, {"job_id": job_id},
+                   headers={"Location": f"/jobs/{job_id}"})
+
+    def _one_job(self, method, job_id, query) -> None:
+        doc = self.server.provider.job(job_id)
+        if doc is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such job: {job_id}"})
+        else:
+            self._json(HTTPStatus.OK, doc)
+
+    def _cancel(self, method, job_id, query) -> None:
+        if not self._authorized():
+            return
+        self._drain_body()
+        provider = self.server.provider
+        try:
+            cancelled = provider.cancel(job_id)
+        except NotImplementedError as exc:
+            self._json(HTTPStatus.NOT_IMPLEMENTED, {"error": str(exc) or "cancel not supported"})
+            return
+        if cancelled:
+            self._json(HTTPStatus.OK, {"job_id": job_id, "cancelled": True})
+        elif provider.job(job_id) is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such job: {job_id}"})
+        else:
+            self._json(HTTPStatus.CONFLICT, {"error": f"job {job_id} has already finished",
+                                             "job_id": job_id, "cancelled": False})
+
+    def _livez(self, method, arg, query) -> None:
+        self._json(HTTPStatus.OK, {"live": True})
+
+    def _readyz(self, method, arg, query) -> None:
+        ready = bool(self.server.provider.ready())
+        self._json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, {"ready": ready})
+
+    def _metrics(self, method, arg, query) -> None:
+        provider = self.server.provider
+        metrics = metrics_from_status(provider.status())
+        metrics["ready"] = bool(provider.ready())
+        metrics.update(provider.metrics() or {})
+        body = render_metrics(metrics).encode()
+        self._send(HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8")
+
+    # --- helpers ---
+
+    def _authorized(self) -> bool:
+        token = self.server.token
+        if token is None:
+            return True
+        header = self.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(
+            presented.strip().encode("utf-8"), token.encode("utf-8"))
+        if not ok:
+            self._drain_body()
+            self._json(HTTPStatus.UNAUTHORIZED, {"error": "a valid bearer token is required"},
+                       headers={"WWW-Authenticate": 'Bearer realm="arnisd"'})
+        return ok
+
+    def _read_json(self):
+        """The request body as JSON, or None after answering 400/411/413/415."""
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
+            return None
+        try:
+            length = int(length_text)
+        except ValueError:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": "bad Content-Length"})
+            return None
+        if length < 0 or length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                       {"error": f"body over {MAX_BODY_BYTES} bytes"})
+            return None
+        raw = self.rfile.read(length)
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"body is not JSON: {exc}"})
+            return None
+
+    def _drain_body(self) -> None:
+        """Read and drop a request body so the connection stays usable."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if 0 < length <= MAX_BODY_BYTES:
+            self.rfile.read(length)
+        elif length > MAX_BODY_BYTES:
+            self.close_connection = True
+
+    def _json(self, status: HTTPStatus, doc, headers: dict | None = None) -> None:
+        body = json.dumps(_json_safe(doc), separators=(",", ":"), allow_nan=False,
+                          default=str).encode("utf-8")
+        self._send(status, body, "application/json", headers)
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str,
+              headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)

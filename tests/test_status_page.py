@@ -1,0 +1,145 @@
+"""The live status page rendered by headless Chromium against a real shim on 127.0.0.1.
+
+The shim serves a fake provider with a known tile mix; the test reads the DOM Chromium
+rendered after its scripts ran (``--dump-dom`` after a virtual time budget) and counts the grid's
+tiles per state. Skipped, with the reason printed, where Chromium is not installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter
+from html.parser import HTMLParser
+
+import pytest
+
+from arnisd.cluster.http_shim import start_http_shim
+from fake_status_provider import STATE_FOR_COORDINATOR, FakeProvider, tile_grid
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def chromium_binary() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = chromium_binary()
+    if path is None:
+        reason = "Chromium is not installed (apt-get install chromium; .ci/run does it)"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+def render(chromium: str, url: str, tmp_path, budget_ms: int = 6000) -> str:
+    """The DOM after the page's scripts ran for ``budget_ms`` of virtual time."""
+    proc = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}",
+         f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+class PageDom(HTMLParser):
+    """Collects the grid's tiles, the legend counts and the worker rows of a dumped page."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.tiles: dict[str, str] = {}       # tile id -> data-state
+        self.texts: dict[str, str] = {}       # element id -> its text
+        self.classes: dict[str, set] = {}     # element id -> its classes
+        self.workers: list[str] = []
+        self._open_id: str | None = None
+        self.loaded = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "body" and attrs.get("data-loaded") == "true":
+            self.loaded = True
+        if tag == "rect" and "tile" in (attrs.get("class") or "").split():
+            self.tiles[attrs["data-tile"]] = attrs.get("data-state")
+        if tag == "tr" and "data-worker" in attrs:
+            self.workers.append(attrs["data-worker"])
+        if "id" in attrs:
+            self._open_id = attrs["id"]
+            self.classes[attrs["id"]] = set((attrs.get("class") or "").split())
+            self.texts.setdefault(self._open_id, "")
+
+    def handle_data(self, data):
+        if self._open_id is not None:
+            self.texts[self._open_id] += data
+
+    def handle_endtag(self, tag):
+        self._open_id = None
+
+
+def test_grid_shows_each_tile_in_its_state(chromium, tmp_path):
+    mix = {"done": 9, "leased": 3, "failed": 2, "pending": 6}
+    provider = FakeProvider(tile_grid(5, 4, mix))
+    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    try:
+        dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path))
+    finally:
+        server.close()
+    assert dom.loaded, "the page never finished a poll"
+    assert Counter(dom.tiles.values()) == Counter(mix)
+    expected = {t["tile"]: t["state"] for t in provider.tiles}
+    page_state = {v: k for k, v in STATE_FOR_COORDINATOR.items()}
+    assert dom.tiles == {tile: page_state[state] for tile, state in expected.items()}
+    for state, count in mix.items():
+        assert dom.texts[f"count-{state}"] == str(count)
+    assert dom.texts["tiles-summary"] == "9 / 20"
+    assert dom.texts["progress-percent"] == "45.0%"
+    assert dom.workers == ["attic-pc", "laptop"]
+    assert "job-1" in dom.texts["job-title"]
+
+
+def test_grid_follows_a_job_as_it_progresses(chromium, tmp_path):
+    """Tiles change state between polls; the page ends showing the last state served."""
+    provider = FakeProvider(tile_grid(3, 2, {"pending": 6}))
+    original_status = provider.status
+    calls = []
+
+    def advancing_status():
+        calls.append(1)
+        step = len(calls)
+        with provider.lock:
+            for index, tile in enumerate(provider.tiles):   # one more tile done per poll
+                if index < step - 1:
+                    tile["state"] = "committed"
+                elif index == step - 1:
+                    tile["state"] = "leased"
+        return original_status()
+
+    provider.status = advancing_status
+    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    try:
+        dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path, budget_ms=12000))
+    finally:
+        server.close()
+    assert len(calls) >= 8, f"the page polled only {len(calls)} times"
+    assert Counter(dom.tiles.values()) == Counter({"done": 6})
+    assert dom.texts["eta"] == "done"
+
+
+def test_page_says_when_the_coordinator_is_gone(chromium, tmp_path):
+    provider = FakeProvider(tile_grid(2, 1, {"done": 1, "pending": 1}))
+    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    provider.status = lambda: (_ for _ in ()).throw(RuntimeError("coordinator stopped"))
+    try:
+        dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path, budget_ms=3000))
+    finally:
+        server.close()
+    assert "show" in dom.classes["banner"]
+    assert "unreachable" in dom.texts["banner"]
