@@ -1,0 +1,204 @@
+"""`arnisd status`, `submit` and `cancel` as real processes against a real shim on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from arnisd.cluster.http_shim import start_http_shim
+from arnisd.commands.status import format_duration, format_status
+from fake_status_provider import FakeProvider, tile_grid
+
+ROOT = Path(__file__).resolve().parent.parent
+MIX = {"done": 5, "leased": 2, "failed": 1, "pending": 4}
+TOKEN = "s3cret-token-for-tests"
+
+
+def arnisd(*args: str, env: dict | None = None, timeout_s: float = 60) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("ARNISD_COORDINATOR", "ARNISD_CONFIG", "ARNISD_TOKEN")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=full_env, timeout=timeout_s)
+
+
+@pytest.fixture
+def provider():
+    return FakeProvider(tile_grid(4, 3, MIX))
+
+
+@pytest.fixture
+def url(provider):
+    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{port}"
+    server.close()
+
+
+@pytest.fixture
+def token_url(provider):
+    server, port = start_http_shim(provider, "127.0.0.1", 0, token=TOKEN)
+    yield f"http://127.0.0.1:{port}"
+    server.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_human_summary(url):
+    proc = arnisd("status", "--coordinator", url)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("job job-1 · running · kouvola\n")
+    assert "41.7%  5/12 tiles" in out
+    assert "tiles: 5 done, 2 leased, 4 pending, 1 failed" in out
+    assert "workers: 1 active, 1 idle" in out
+    assert "attic-pc  2/4 slots [##..]  7 tiles done, Linux" in out
+    assert "laptop    0/2 slots [..]  3 tiles done, Darwin" in out
+    assert "throughput 0.80 tiles/s · ETA 25s · elapsed 12s" in out   # 12.5 rounds to even
+    assert "failed tile_3_1: RuntimeError: this tile cannot be made" in out
+
+
+def test_json_is_the_raw_document(url, provider):
+    proc = arnisd("status", "--json", "--coordinator", url)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(json.dumps(provider.status()))
+
+
+def test_watch_refreshes(url):
+    proc = arnisd("status", "--watch", "--json", "--interval", "0.1", "--count", "3",
+                  "--coordinator", url)
+    assert proc.returncode == 0, proc.stderr
+    docs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(docs) == 3 and all(d["total_chunks"] == 12 for d in docs)
+
+
+def test_unreachable_is_one_line_and_non_zero():
+    port = free_port()
+    for args in (("status",), ("status", "--watch"), ("submit", "--bbox", "60.52,26.93,60.54,26.97",
+                                                       "--output", "w"), ("cancel", "job-1")):
+        proc = arnisd(*args, "--coordinator", f"127.0.0.1:{port}")
+        assert proc.returncode == 3, (args, proc.stderr)
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        assert f"cannot reach the coordinator at http://127.0.0.1:{port}" in proc.stderr
+        assert proc.stdout == ""
+
+
+def test_url_and_token_from_the_config_file(provider, tmp_path):
+    server, port = start_http_shim(provider, "127.0.0.1", 0, token=TOKEN)
+    try:
+        config = tmp_path / "coordinator.toml"
+        config.write_text(f'role = "coordinator"\nhttp_port = {port}\ntoken = "{TOKEN}"\n')
+        proc = arnisd("status", "--config", str(config))
+        assert proc.returncode == 0 and "5/12 tiles" in proc.stdout, proc.stderr
+        proc = arnisd("submit", "--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
+                      env={"ARNISD_CONFIG": str(config)})
+        assert proc.returncode == 0, proc.stderr
+        worker = tmp_path / "worker.toml"
+        worker.write_text(f'role = "worker"\ncoordinator_http = "http://127.0.0.1:{port}"\n')
+        assert arnisd("status", "--config", str(worker)).returncode == 0
+        worker.write_text('role = "worker"\n')
+        proc = arnisd("status", "--config", str(worker))
+        assert proc.returncode == 2 and "coordinator_http" in proc.stderr
+    finally:
+        server.close()
+
+
+def test_submit_prints_the_job_id(url, provider):
+    osm = ROOT / "data" / "kouvola.osm.pbf"
+    proc = arnisd("submit", "--osm-file", "data/kouvola.osm.pbf", "--output", "kouvola-2",
+                  "--scale", "2", "--chunk-size", "0.004", "--interior", "--coordinator", url)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "job-2\n"
+    sent = provider.submitted[0]
+    assert sent["osm_file"] == str(osm.resolve())        # made absolute: it exists here
+    assert (sent["output"], sent["scale"], sent["tile_size_deg"], sent["interior"]) == \
+        ("kouvola-2", 2.0, 0.004, True)
+    assert "bbox" not in sent                            # the coordinator takes the file's bounds
+
+
+def test_submit_checks_before_sending(url, provider):
+    for args, needle in ((("--output", "w"), "--bbox"),
+                         (("--bbox", "1,2,3", "--output", "w"), "--bbox"),
+                         (("--bbox", "60.52,26.93,60.54,26.97", "--output", "../w"), "--output"),
+                         (("--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
+                           "--chunk-size", "0"), "--chunk-size"),
+                         (("--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
+                           "--spawn-lat", "60.53"), "--spawn-lat")):
+        proc = arnisd("submit", *args, "--coordinator", url)
+        assert proc.returncode == 2, (args, proc.stdout)
+        assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+    assert provider.submitted == []
+
+
+def test_submit_and_cancel_need_the_token(token_url, provider):
+    job = ("--bbox", "60.52,26.93,60.54,26.97", "--output", "w", "--coordinator", token_url)
+    proc = arnisd("submit", *job)
+    assert proc.returncode == 2 and "wants a valid token" in proc.stderr
+    assert arnisd("submit", *job, "--token", "wrong-token-value").returncode == 2
+    assert provider.submitted == []
+    proc = arnisd("submit", *job, "--token", TOKEN)
+    assert proc.returncode == 0 and proc.stdout.strip() == "job-2", proc.stderr
+    proc = arnisd("cancel", "job-2", "--coordinator", token_url)
+    assert proc.returncode == 2 and "token" in proc.stderr
+    proc = arnisd("cancel", "job-2", "--coordinator", token_url, env={"ARNISD_TOKEN": TOKEN})
+    assert proc.returncode == 0 and proc.stdout == "cancelled job-2\n", proc.stderr
+    assert provider.cancelled == ["job-2"]
+
+
+def test_cancel_errors(url, provider):
+    proc = arnisd("cancel", "job-404", "--coordinator", url)
+    assert proc.returncode == 2 and "no job job-404" in proc.stderr
+    provider.job_rows[0]["state"] = "done"
+    proc = arnisd("cancel", "job-1", "--coordinator", url)
+    assert proc.returncode == 2 and "already finished" in proc.stderr
+
+
+def test_submit_wait_follows_the_job(url, provider):
+    def finish_soon():
+        with provider.lock:
+            for row in provider.job_rows:
+                if row["job_id"] == "job-2":
+                    row["state"] = "done"
+    timer = threading.Timer(1.5, finish_soon)
+    timer.start()
+    try:
+        proc = arnisd("submit", "--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
+                      "--wait", "--poll", "0.2", "--coordinator", url)
+    finally:
+        timer.cancel()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "job-2\n" and "job job-2 done" in proc.stderr
+
+
+def test_a_page_that_is_not_the_shim_is_named(tmp_path):
+    """An HTTP server that is not arnisd (e.g. the wrong port) gets a clear line."""
+    import http.server
+    handler = http.server.SimpleHTTPRequestHandler
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proc = arnisd("status", "--coordinator", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1
+    assert "refused" in proc.stderr or "JSON" in proc.stderr
+
+
+def test_format_status_without_a_job():
+    text = format_status({"total_chunks": 0, "completed": 0, "in_progress": 0, "pending": 0,
+                          "failed": 0, "workers": {"active": 0, "idle": 2}})
+    assert text.splitlines()[0] == "no job"
+    assert "workers: 0 active, 2 idle" in text
+    assert format_duration(3725) == "1h 02m" and format_duration(None) == "-"
