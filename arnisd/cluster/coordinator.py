@@ -186,6 +186,7 @@ class Coordinator:
                 with self._lock:
                     if events.get(self._socket):
                         self._drain_socket()
+                        self.merger.sync()          # group commit: one fsync per batch
                     now = time.monotonic()
                     self._housekeeping(now)
                     if self.book.finished():

@@ -1,15 +1,18 @@
 """The merger: stage received chunks on disk, commit whole tile attempts, assemble region files.
 
-Layout under ``state_dir``::
+Staging is an append-only log under ``state_dir/staging`` (segments ``log-000000.bin``, a
+new one every ``SEGMENT_BYTES``). Each chunk frame becomes one log entry::
 
-    staging/<tile>/a<attempt>/r.<rx>.<rz>.part   records of an attempt still arriving
-    committed/<tile>/r.<rx>.<rz>.part            records of the tile's committed attempt
+    "ARNF" | tile id length u16 | attempt u32 | rx i32 | rz i32 | payload length u32 | tile id
+    payload = records: <cx i32, cz i32, length u32> + compressed chunk, repeated
 
-A record is ``<cx, cz, length>`` (little-endian int32, int32, uint32) and the compressed chunk.
-Frames are appended (and so handed to the OS) before the coordinator grants more credit; a
-commit fsyncs the attempt's files and renames its folder into ``committed/`` (one atomic
-step). A region file is assembled by a background thread as soon as every tile touching it is
-committed, so memory holds at most one region. Nothing here knows about sockets.
+(all little-endian), so the log can be rescanned after a crash. An entry is written and
+flushed to the OS before the coordinator grants credit back. A tile attempt is committed
+only when its done frame matches what was staged (count and transfer digest); commits are
+made durable in groups by ``sync()`` (one fsync for every commit since the last). A region
+file is assembled by a background thread as soon as every tile touching it is committed,
+reading only that region's entries, so memory holds at most one region. Entries of stale or
+failed attempts are simply never read. Nothing here knows about sockets.
 """
 
 from __future__ import annotations
@@ -18,18 +21,21 @@ import hmac
 import logging
 import os
 import queue
-import shutil
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arnisd.cluster.results import RECORD_HEADER, new_transfer_hash, region_of, update_transfer_hash
+from arnisd.cluster.results import RECORD_HEADER, new_transfer_hash, update_transfer_hash
 from arnisd.cluster.tiling import Tile
 
 log = logging.getLogger("arnisd.cluster.merger")
 
 RegionWriter = Callable[[Path, int, int, dict], object]
+ENTRY_HEADER = struct.Struct("<4sHIiiI")
+ENTRY_MAGIC = b"ARNF"
+SEGMENT_BYTES = 256 * 1024 * 1024
 
 
 class MergeError(RuntimeError):
@@ -42,8 +48,7 @@ class _Attempt:
 
     tile: Tile
     attempt: int
-    folder: Path
-    files: dict = field(default_factory=dict)       # (rx, rz) -> open file
+    ranges: dict = field(default_factory=dict)      # (rx, rz) -> [(segment, offset, length)]
     transfer_hash: object = field(default_factory=new_transfer_hash)
     chunk_count: int = 0
     seen: set = field(default_factory=set)          # (cx, cz) received
@@ -54,9 +59,8 @@ def _default_region_writer(region_dir: Path, rx: int, rz: int, chunks: dict) -> 
     return write_region(region_dir, rx, rz, chunks)
 
 
-def read_part_file(path: Path) -> list[tuple[int, int, bytes]]:
-    """The records of one staged ``.part`` file."""
-    data = path.read_bytes()
+def parse_records(data: bytes) -> list[tuple[int, int, bytes]]:
+    """The chunk records of one log entry's payload."""
     records = []
     offset = 0
     size = RECORD_HEADER.size
@@ -68,6 +72,48 @@ def read_part_file(path: Path) -> list[tuple[int, int, bytes]]:
     return records
 
 
+class StagingLog:
+    """Append-only segments of chunk frames; entries are addressed by (segment, offset, length)."""
+
+    def __init__(self, folder: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.folder = folder
+        self.segment_bytes = segment_bytes
+        self.segment = -1
+        self._handle = None
+        self._offset = 0
+        self._roll()
+
+    def path(self, segment: int) -> Path:
+        return self.folder / f"log-{segment:06d}.bin"
+
+    def _roll(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self.segment += 1
+        self._handle = open(self.path(self.segment), "ab")
+        self._offset = self._handle.tell()
+
+    def append(self, tile_id: str, attempt: int, rx: int, rz: int, payload: bytes) -> tuple[int, int, int]:
+        """Write one entry (flushed to the OS); returns where its payload lies."""
+        if self._offset >= self.segment_bytes:
+            self._roll()
+        tid = tile_id.encode("utf-8")
+        header = ENTRY_HEADER.pack(ENTRY_MAGIC, len(tid), attempt, rx, rz, len(payload))
+        self._handle.write(header + tid + payload)
+        self._handle.flush()
+        start = self._offset + len(header) + len(tid)
+        self._offset = start + len(payload)
+        return self.segment, start, len(payload)
+
+    def sync(self) -> None:
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
 class Merger:
     """Stages attempts, commits one per tile, writes each region once all its tiles are in."""
 
@@ -77,12 +123,11 @@ class Merger:
         self.state_dir = Path(state_dir)
         self.world_dir = Path(world_dir)
         self.region_dir = self.world_dir / "region"
-        self.staging_dir = self.state_dir / "staging"
-        self.committed_dir = self.state_dir / "committed"
         self.fsync = fsync
         self._write_region = region_writer or _default_region_writer
-        for d in (self.staging_dir, self.committed_dir, self.region_dir):
+        for d in (self.state_dir / "staging", self.region_dir):
             d.mkdir(parents=True, exist_ok=True)
+        self.log = StagingLog(self.state_dir / "staging")
         # region -> tiles not yet committed that have chunks in it
         self._waiting: dict[tuple[int, int], set[str]] = {}
         self._region_tiles: dict[tuple[int, int], list[str]] = {}
@@ -94,98 +139,98 @@ class Merger:
                 self._region_tiles.setdefault(region, []).append(t.tile_id)
         self.region_count = len(self._waiting)
         self._attempts: dict[tuple[str, int], _Attempt] = {}
-        self.committed: dict[str, bytes] = {}        # tile -> content digest
+        self._ranges: dict[str, dict] = {}              # committed tile -> region -> ranges
+        self._unsynced: list[str] = []                  # committed since the last sync()
+        self.committed: dict[str, bytes] = {}           # tile -> content digest
         self.determinism_bugs: list[str] = []
         self.chunks_merged = 0
         self.regions_written = 0
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=self.region_count + 1)
         self._lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._assemble_loop, name="arnisd-merger", daemon=True)
         self._thread.start()
 
     # --- attempts ------------------------------------------------------------------------------
 
     def begin(self, tile_id: str, attempt: int) -> None:
-        """Open staging for a fresh attempt (any earlier staging of it is discarded)."""
-        folder = self.staging_dir / tile_id / f"a{attempt}"
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        self._attempts[(tile_id, attempt)] = _Attempt(self.tiles[tile_id], attempt, folder)
+        """Open staging for a fresh attempt."""
+        self._attempts[(tile_id, attempt)] = _Attempt(self.tiles[tile_id], attempt)
 
     def stage(self, tile_id: str, attempt: int, rx: int, rz: int, records: list) -> str | None:
-        """Append one frame's records to disk. Returns an error, or None when staged."""
+        """Append one frame's records to the log. Returns an error, or None when staged."""
         state = self._attempts.get((tile_id, attempt))
         if state is None:
             return "no open attempt"
         tile = state.tile
+        seen = state.seen
         for cx, cz, data in records:
             if not tile.owns_chunk(cx, cz):
                 return f"chunk {cx},{cz} is outside tile {tile_id}"
-            if region_of(cx, cz) != (rx, rz):
+            if (cx >> 5, cz >> 5) != (rx, rz):
                 return f"chunk {cx},{cz} is not in region {rx},{rz}"
-            if (cx, cz) in state.seen:
+            if (cx, cz) in seen:
                 return f"chunk {cx},{cz} sent twice"
-        handle = state.files.get((rx, rz))
-        if handle is None:
-            handle = open(state.folder / f"r.{rx}.{rz}.part", "ab")
-            state.files[(rx, rz)] = handle
         pieces = []
         for cx, cz, data in records:
-            state.seen.add((cx, cz))
+            seen.add((cx, cz))
             pieces.append(RECORD_HEADER.pack(cx, cz, len(data)))
             pieces.append(data)
         try:
-            handle.write(b"".join(pieces))
-            handle.flush()
+            where = self.log.append(tile_id, attempt, rx, rz, b"".join(pieces))
         except OSError as exc:
             raise MergeError(f"cannot stage tile {tile_id}: {exc}") from exc
+        state.ranges.setdefault((rx, rz), []).append(where)
         update_transfer_hash(state.transfer_hash, records)
         state.chunk_count += len(records)
         return None
 
     def finish(self, tile_id: str, attempt: int, count: int, digest: bytes,
                content: bytes) -> str | None:
-        """Commit an attempt whose done frame matches what was staged. Returns an error or None."""
+        """Commit an attempt whose done frame matches what was staged. Returns an error or None.
+
+        The commit is durable after the next ``sync()``.
+        """
         state = self._attempts.pop((tile_id, attempt), None)
         if state is None:
             return "no open attempt"
-        self._close(state)
         expected = state.tile.chunk_count()
         if count != state.chunk_count or count != expected:
-            self._discard(state)
             return f"done frame says {count} chunks, received {state.chunk_count}, tile has {expected}"
         if not hmac.compare_digest(digest, state.transfer_hash.digest()):
-            self._discard(state)
             return "digest does not match the chunks received"
-        try:
-            if self.fsync:
-                for path in state.folder.iterdir():
-                    with open(path, "rb+") as f:
-                        os.fsync(f.fileno())
-            target = self.committed_dir / tile_id
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(state.folder, target)
-        except OSError as exc:
-            raise MergeError(f"cannot commit tile {tile_id}: {exc}") from exc
-        shutil.rmtree(self.staging_dir / tile_id, ignore_errors=True)
+        self._ranges[tile_id] = state.ranges
         self.committed[tile_id] = content
         self.chunks_merged += count
-        for region in self._tile_regions[tile_id]:
-            waiting = self._waiting[region]
-            waiting.discard(tile_id)
-            if not waiting:
-                self._queue.put(region)
+        self._unsynced.append(tile_id)
+        if not self.fsync:
+            self._release_regions()
         return None
 
+    def sync(self) -> None:
+        """Make every commit since the last call durable (one fsync), then queue their regions."""
+        if not self._unsynced:
+            return
+        if self.fsync:
+            try:
+                self.log.sync()
+            except OSError as exc:
+                raise MergeError(f"cannot make staged chunks durable: {exc}") from exc
+        self._release_regions()
+
+    def _release_regions(self) -> None:
+        for tile_id in self._unsynced:
+            for region in self._tile_regions[tile_id]:
+                waiting = self._waiting[region]
+                waiting.discard(tile_id)
+                if not waiting:
+                    self._queue.put(region)
+        self._unsynced.clear()
+
     def abort(self, tile_id: str, attempt: int) -> None:
-        """Drop an attempt's staged frames (lease lost, failed, or cancelled)."""
-        state = self._attempts.pop((tile_id, attempt), None)
-        if state is not None:
-            self._close(state)
-            self._discard(state)
+        """Forget an attempt (lease lost, failed, or cancelled); its log entries are never read."""
+        self._attempts.pop((tile_id, attempt), None)
 
     def note_late_done(self, tile_id: str, attempt: int, content: bytes) -> None:
         """A done frame of an attempt that is no longer current: compare with the committed one."""
@@ -196,20 +241,13 @@ class Merger:
             log.error(message)
             self.determinism_bugs.append(message)
 
-    def _close(self, state: _Attempt) -> None:
-        for handle in state.files.values():
-            handle.close()
-        state.files.clear()
-
-    def _discard(self, state: _Attempt) -> None:
-        shutil.rmtree(state.folder, ignore_errors=True)
-
     # --- regions -------------------------------------------------------------------------------
 
     def _assemble_loop(self) -> None:
         while True:
             region = self._queue.get()
             if region is None:
+                self._queue.task_done()
                 return
             try:
                 self._assemble(region)
@@ -221,35 +259,42 @@ class Merger:
 
     def _assemble(self, region: tuple[int, int]) -> None:
         rx, rz = region
-        name = f"r.{rx}.{rz}.part"
         chunks: dict[tuple[int, int], bytes] = {}
-        for tile_dir in self._tiles_dirs_of(region):
-            path = tile_dir / name
-            if path.exists():
-                for cx, cz, data in read_part_file(path):
-                    chunks[(cx, cz)] = data
+        handles: dict[int, object] = {}
+        try:
+            for tile_id in self._region_tiles[region]:
+                for segment, offset, length in self._ranges[tile_id].get(region, ()):
+                    handle = handles.get(segment)
+                    if handle is None:
+                        handle = handles[segment] = open(self.log.path(segment), "rb")
+                    handle.seek(offset)
+                    for cx, cz, data in parse_records(handle.read(length)):
+                        chunks[(cx, cz)] = data
+        finally:
+            for handle in handles.values():
+                handle.close()
         self._write_region(self.region_dir, rx, rz, chunks)
         with self._lock:
             self.regions_written += 1
-
-    def _tiles_dirs_of(self, region: tuple[int, int]) -> list[Path]:
-        return [self.committed_dir / tile_id for tile_id in self._region_tiles[region]]
 
     def pending_regions(self) -> int:
         return sum(1 for w in self._waiting.values() if w)
 
     def drain(self) -> None:
-        """Wait until every queued region is written; raise if one could not be."""
+        """Sync, then wait until every queued region is written; raise if one could not be."""
+        self.sync()
         self._queue.join()
         if self.error is not None:
             raise MergeError(f"writing regions failed: {self.error}") from self.error
 
     def close(self) -> None:
-        """Finish queued regions and stop the assembly thread (staged attempts are left)."""
+        """Finish queued regions and stop the assembly thread (the log stays on disk)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.drain()
         finally:
             self._queue.put(None)
             self._thread.join(timeout=30)
-            for state in list(self._attempts.values()):
-                self._close(state)
+            self.log.close()
