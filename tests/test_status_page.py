@@ -8,6 +8,7 @@ tiles per state. Skipped, with the reason printed, where Chromium is not install
 from __future__ import annotations
 
 import shutil
+import time
 import subprocess
 from collections import Counter
 from html.parser import HTMLParser
@@ -143,3 +144,81 @@ def test_page_says_when_the_coordinator_is_gone(chromium, tmp_path):
         server.close()
     assert "show" in dom.classes["banner"]
     assert "unreachable" in dom.texts["banner"]
+
+
+def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path, monkeypatch):
+    """A real coordinator and two worker processes (the local cluster behind `arnisd generate`)
+    hold a job with tiles in all four states; the page's grid shows exactly those states."""
+    import json
+    import threading
+    import urllib.request
+
+    from arnisd.cluster.coordinator import CoordinatorSettings
+    from arnisd.cluster.local import run_local_cluster
+    from arnisd.cluster.tiling import make_tiles
+    from arnisd.geo.bbox import BBox
+    from arnisd.job import JobSpec
+    from cluster_helpers import free_port
+
+    job = JobSpec(bbox=BBox.parse("60.525,26.94,60.535,26.955"), output=tmp_path / "world",
+                  tile_size_deg=0.004)
+    tiles = make_tiles(job.bbox, job.settings, job.tile_size_deg)
+    assert len(tiles) >= 10
+    # leased in order: the first fails for good, the next five succeed, two hang, the rest wait
+    plan = {f"{tiles[0].owned.x0},{tiles[0].owned.z0}": "fail"}
+    for tile in tiles[6:8]:
+        plan[f"{tile.owned.x0},{tile.owned.z0}"] = "hang"
+    release = tmp_path / "release"
+    monkeypatch.setenv("ARNISD_TEST_PLAN", json.dumps(plan))
+    monkeypatch.setenv("ARNISD_TEST_RELEASE", str(release))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = run_local_cluster(
+                job, [], 2, job.output, http_port=port, generator="page_generators:planned_generate",
+                config=CoordinatorSettings(max_failures=1, fsync=False), timeout_s=180,
+                raise_on_failure=False, finalize=lambda world_dir: None)
+        except BaseException as exc:   # reported by the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    expected = {"done": 5, "failed": 1, "leased": 2, "pending": len(tiles) - 8}
+
+    def status() -> dict:
+        with urllib.request.urlopen(f"{url}/coordinator/status", timeout=5) as response:
+            return json.loads(response.read())
+
+    def counts(doc) -> dict:
+        return {"done": doc["completed"], "failed": doc["failed"], "leased": doc["in_progress"],
+                "pending": doc["pending"]}
+
+    try:
+        deadline = time.monotonic() + 90
+        doc = None
+        while time.monotonic() < deadline and "error" not in outcome:
+            try:
+                doc = status()
+                if counts(doc) == expected:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert doc is not None and counts(doc) == expected, (doc and counts(doc), outcome)
+        dom = PageDom(render(chromium, f"{url}/", tmp_path))
+        after = status()
+        assert counts(after) == expected                      # nothing moved while we looked
+        assert Counter(dom.tiles.values()) == Counter(expected)
+        rows = {t["tile"]: t["state"] for t in after["tiles"]}
+        page_state = {v: k for k, v in STATE_FOR_COORDINATOR.items()}
+        assert dom.tiles == {tile: page_state[state] for tile, state in rows.items()}
+        assert sorted(dom.workers) == ["local-0", "local-1"]
+    finally:
+        release.touch()
+        thread.join(120)
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert (result.tiles_total, result.tiles_committed, len(result.failed)) == (len(tiles), len(tiles) - 1, 1)
