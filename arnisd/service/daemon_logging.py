@@ -1,0 +1,69 @@
+"""Log lines of a daemon: one JSON object per line when not on a terminal, readable text on one.
+
+``configure_daemon_logging(log_format, log_level)`` routes the standard ``logging`` records
+(the cluster's modules log through it) and structlog (``arnisd.logs``) to stderr in the same
+format, so ``journalctl -o cat`` or a log shipper gets one JSON object per line::
+
+    {"timestamp": "2025-01-01T12:00:00.123Z", "level": "info", "logger": "arnisd.cluster.coordinator",
+     "event": "worker w1 registered", "pid": 1234}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+from arnisd.logs import configure_logging
+
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """A record as one JSON object: timestamp (UTC), level, logger, event, pid, extras, error."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = time.gmtime(record.created)
+        doc = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", created) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+            "pid": record.process or os.getpid(),
+        }
+        for key, value in vars(record).items():        # logging.info(..., extra={...})
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                doc[key] = value
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str, ensure_ascii=False)
+
+
+def uses_json(log_format: str, stream=None) -> bool:
+    stream = stream or sys.stderr
+    return log_format == "json" or (log_format == "auto" and not _isatty(stream))
+
+
+def configure_daemon_logging(log_format: str = "auto", log_level: str = "info", stream=None) -> None:
+    """Replace the root logger's handlers with one writing ``log_format`` lines to stderr."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    if uses_json(log_format, stream):
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, log_level.upper(), logging.INFO))
+    configure_logging("json" if uses_json(log_format, stream) else "console", log_level)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,54 @@
+"""Daemon log lines: JSON objects when not on a terminal, for stdlib logging and structlog."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from arnisd.service.daemon_logging import JsonFormatter, uses_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_json_formatter_fields_extras_and_errors():
+    record = logging.LogRecord("arnisd.cluster.coordinator", logging.WARNING, __file__, 1,
+                               "worker %s left", ("w1",), None)
+    record.tile = "chunk_0_0"
+    doc = json.loads(JsonFormatter().format(record))
+    assert doc["level"] == "warning" and doc["logger"] == "arnisd.cluster.coordinator"
+    assert doc["event"] == "worker w1 left" and doc["tile"] == "chunk_0_0"
+    assert doc["timestamp"].endswith("Z") and isinstance(doc["pid"], int)
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = JsonFormatter().format(record)
+    assert "\n" not in line and "ValueError: boom" in json.loads(line)["error"]
+
+
+def test_auto_is_json_off_a_terminal():
+    assert uses_json("auto", io.StringIO()) and uses_json("json", io.StringIO())
+    assert not uses_json("console", io.StringIO())
+
+
+def test_a_daemon_process_writes_only_json_lines():
+    script = textwrap.dedent("""
+        import logging
+        from arnisd.service.daemon_logging import configure_daemon_logging
+        from arnisd.logs import get_logger
+        configure_daemon_logging("auto", "info")
+        logging.getLogger("arnisd.cluster.worker").info("registered with %s", "tcp://127.0.0.1:1")
+        logging.getLogger("arnisd.cluster.worker").debug("hidden at info")
+        get_logger("arnisd.generate").info("progress", chunks=10)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert [line["event"] for line in lines] == ["registered with tcp://127.0.0.1:1", "progress"]
+    assert lines[1]["chunks"] == 10
