@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import threading
 from dataclasses import dataclass
 
@@ -61,10 +62,17 @@ class Slot:
 
 
 class SlotPool:
-    """A fixed number of slot processes; tasks in, results out, cancellation by restart."""
+    """A fixed number of slot processes; tasks in, results out, cancellation by restart.
 
-    def __init__(self, size: int, generator_path: str | None = None) -> None:
+    A reader thread per slot blocks on the slot's pipe and queues what arrives (a result, or
+    None when the process died), then calls ``notify()`` so the owner's event loop wakes up at
+    once instead of polling pipes (which ZeroMQ's poller cannot watch on every platform).
+    """
+
+    def __init__(self, size: int, generator_path: str | None = None, notify=None) -> None:
         self.generator_path = generator_path
+        self.notify = notify or (lambda: None)
+        self._arrived: queue.SimpleQueue = queue.SimpleQueue()
         self.slots = [self._start(i) for i in range(size)]
 
     def _start(self, index: int) -> Slot:
@@ -73,7 +81,21 @@ class SlotPool:
                                 name=f"arnisd-slot-{index}", daemon=True)
         process.start()
         child_conn.close()
-        return Slot(index, process, parent_conn)
+        slot = Slot(index, process, parent_conn)
+        threading.Thread(target=self._read, args=(slot,), name=f"arnisd-slot-reader-{index}",
+                         daemon=True).start()
+        return slot
+
+    def _read(self, slot: Slot) -> None:
+        while True:
+            try:
+                result = slot.conn.recv()
+            except (EOFError, OSError):
+                self._arrived.put((slot, None))
+                self.notify()
+                return
+            self._arrived.put((slot, result))
+            self.notify()
 
     def free_slot(self) -> Slot | None:
         for slot in self.slots:
@@ -86,27 +108,27 @@ class SlotPool:
         slot.conn.send(task)
 
     def results(self) -> list[tuple[tuple[str, int], dict]]:
-        """Results that are ready now: ``[((tile, attempt), result)]``. Dead slots are restarted
-        and reported as errors."""
+        """Results that arrived: ``[((tile, attempt), result)]``. A slot whose process died is
+        restarted, and its tile reported as an error."""
         out = []
-        for i, slot in enumerate(self.slots):
-            if slot.busy_with is None:
-                if not slot.process.is_alive():
-                    self.slots[i] = self._start(i)
-                continue
+        while True:
             try:
-                if slot.conn.poll(0):
-                    result = slot.conn.recv()
-                    out.append((slot.busy_with, result))
-                    slot.busy_with = None
-                    continue
-            except (EOFError, OSError):
-                pass
-            if not slot.process.is_alive():
-                code = slot.process.exitcode
-                out.append((slot.busy_with, {"error": f"slot process died (exit code {code})"}))
-                self._replace(i)
-        return out
+                slot, result = self._arrived.get_nowait()
+            except queue.Empty:
+                return out
+            if self.slots[slot.index] is not slot:
+                continue                      # a slot replaced since (cancelled): ignore
+            lease = slot.busy_with
+            if result is None:
+                slot.process.join(1.0)
+                if lease is not None:
+                    code = slot.process.exitcode
+                    out.append((lease, {"error": f"slot process died (exit code {code})"}))
+                self._replace(slot.index)
+                continue
+            slot.busy_with = None
+            if lease is not None:
+                out.append((lease, result))
 
     def cancel(self, lease: tuple[str, int]) -> bool:
         """Stop computing ``lease`` (restart its slot). Returns whether it was running."""
@@ -117,21 +139,22 @@ class SlotPool:
         return False
 
     def _replace(self, index: int) -> None:
-        self._stop(self.slots[index])
+        old = self.slots[index]
         self.slots[index] = self._start(index)
+        self._stop(old)
 
     @staticmethod
     def _stop(slot: Slot, timeout_s: float = 2.0) -> None:
-        try:
-            slot.conn.close()
-        except OSError:
-            pass
         if slot.process.is_alive():
             slot.process.terminate()
         slot.process.join(timeout_s)
         if slot.process.is_alive():
             slot.process.kill()
             slot.process.join(timeout_s)
+        try:
+            slot.conn.close()
+        except OSError:
+            pass
 
     def close(self) -> None:
         for slot in self.slots:

@@ -143,7 +143,8 @@ class Worker:
 
     def run(self) -> int:
         """Serve until stopped; returns 0 on a clean stop, 2 when the coordinator rejected us."""
-        self._pool = SlotPool(self.settings.slots, self.settings.generator)
+        self._open_wake_sockets()
+        self._pool = SlotPool(self.settings.slots, self.settings.generator, notify=self._wake)
         backoff_s = self.settings.reconnect_initial_s
         lost_since: float | None = None
         try:
@@ -175,17 +176,44 @@ class Worker:
                 self._send(protocol.make("bye"))
                 self._disconnect()
             self._pool.close()
+            self._wake_rx.close(linger=0)
+            self._wake_tx.close(linger=0)
         return 0
+
+    def _open_wake_sockets(self) -> None:
+        """An inproc pair: slot reader threads poke it so the loop wakes when a tile is done."""
+        name = f"inproc://arnisd-worker-wake-{id(self)}"
+        self._wake_rx = self._context.socket(zmq.PAIR)
+        self._wake_rx.setsockopt(zmq.LINGER, 0)
+        self._wake_rx.bind(name)
+        self._wake_tx = self._context.socket(zmq.PAIR)
+        self._wake_tx.setsockopt(zmq.LINGER, 0)
+        self._wake_tx.connect(name)
+        self._wake_lock = threading.Lock()
+
+    def _wake(self) -> None:
+        with self._wake_lock:
+            try:
+                self._wake_tx.send(b"", flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass   # already poked (queue full) or shutting down
 
     def _serve(self) -> str:
         """Talk to one connection until it is lost ("lost") or the worker stops ("stop")."""
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
         last_heard = time.monotonic()
         while not self.stop_event.is_set():
             tick_s = min(0.05, self.interval_s / 4)
             events = dict(poller.poll(int(tick_s * 1000)))
             now = time.monotonic()
+            if events.get(self._wake_rx):
+                while True:
+                    try:
+                        self._wake_rx.recv(flags=zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
             if events.get(self._socket):
                 for _ in range(100):
                     try:
