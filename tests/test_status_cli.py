@@ -202,3 +202,26 @@ def test_format_status_without_a_job():
     assert text.splitlines()[0] == "no job"
     assert "workers: 0 active, 2 idle" in text
     assert format_duration(3725) == "1h 02m" and format_duration(None) == "-"
+
+
+def test_machine_config_discovery(tmp_path, monkeypatch):
+    """Without --coordinator or --config, the machine's own file under /etc/arnisd decides."""
+    import argparse
+
+    from arnisd.service import client
+
+    for name in ("ARNISD_COORDINATOR", "ARNISD_CONFIG", "ARNISD_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    coordinator = tmp_path / "coordinator.toml"
+    worker = tmp_path / "worker.toml"
+    monkeypatch.setattr(client, "SYSTEM_CONFIGS", (coordinator, worker))
+    args = argparse.Namespace(coordinator=None, config=None, token=None)
+    assert client.resolve_target(args) == client.Target("http://127.0.0.1:8750", None)
+    worker.write_text('role = "worker"\ncoordinator_http = "http://10.0.0.5:8750"\n'
+                      'token = "worker-token-123"\n')
+    assert client.resolve_target(args) == client.Target("http://10.0.0.5:8750", "worker-token-123")
+    coordinator.write_text('role = "coordinator"\nhttp_host = "0.0.0.0"\nhttp_port = 9000\n')
+    assert client.resolve_target(args).url == "http://127.0.0.1:9000"
+    coordinator.write_text('role = "coordinator"\nhttp_prot = 9000\n')     # broken file...
+    explicit = argparse.Namespace(coordinator="10.0.0.7:8750", config=None, token=None)
+    assert client.resolve_target(explicit).url == "http://10.0.0.7:8750"  # ...not read then

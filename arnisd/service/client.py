@@ -3,7 +3,8 @@
 Used by `arnisd status`, `arnisd submit` and `arnisd cancel`. The coordinator's URL comes from,
 in order: ``--coordinator``, ``$ARNISD_COORDINATOR``, ``--config FILE`` (or ``$ARNISD_CONFIG``),
 the first of ``/etc/arnisd/coordinator.toml`` and ``/etc/arnisd/worker.toml`` that names one, else
-``http://127.0.0.1:8750``. The token likewise: ``--token``, ``$ARNISD_TOKEN``, the config file.
+``http://127.0.0.1:8750``. The token likewise: ``--token``, ``$ARNISD_TOKEN``, the config file
+(``/etc/arnisd`` files are read only when no URL was given).
 """
 
 from __future__ import annotations
@@ -62,17 +63,17 @@ def resolve_target(args) -> Target:
     from arnisd.config import load_config
 
     config = None
+    url = getattr(args, "coordinator", None) or os.environ.get("ARNISD_COORDINATOR")
     config_path = getattr(args, "config", None) or os.environ.get("ARNISD_CONFIG")
     if config_path:
         config = load_config(config_path)
-    else:
+    elif not url:                 # an explicit URL does not depend on this machine's files
         for candidate in SYSTEM_CONFIGS:
             if candidate.is_file() and os.access(candidate, os.R_OK):
                 loaded = load_config(candidate)
                 if loaded.status_url:
                     config = loaded
                     break
-    url = getattr(args, "coordinator", None) or os.environ.get("ARNISD_COORDINATOR")
     if not url and config is not None:
         url = config.status_url
         if url is None:
