@@ -92,27 +92,25 @@ def free_port() -> int:
 
 def write_coordinator_config(path: Path, port: int, bbox: str, osm_file: Path, output: Path,
                              chunk_size: float, heartbeat_interval_s: float = 1.0,
-                             liveness: int = 3) -> Path:
+                             liveness: int = 3, http_port: int = 0) -> Path:
+    """An ``arnisd.config`` coordinator file with a [job] writing to ``output``."""
     path.write_text(
         'role = "coordinator"\n'
-        "[coordinator]\n"
-        f'bind = "127.0.0.1"\nport = {port}\n'
-        f"heartbeat_interval_s = {heartbeat_interval_s}\nliveness = {liveness}\n"
-        "retry_backoff_s = 0.2\n"
+        f'bind_host = "127.0.0.1"\nport = {port}\nhttp_port = {http_port}\n'
+        f'state_dir = "{path.parent / "state"}"\noutput_root = "{output.parent}"\n'
+        f"heartbeat_interval_s = {heartbeat_interval_s}\nheartbeat_liveness = {liveness}\n"
+        'log_format = "console"\n'
         "[job]\n"
-        f'bbox = "{bbox}"\nosm_file = "{osm_file}"\noutput = "{output}"\n'
-        f"chunk_size = {chunk_size}\n", encoding="utf-8")
+        f'bbox = "{bbox}"\nosm_file = "{osm_file}"\noutput = "{output.name}"\n'
+        f"tile_size_deg = {chunk_size}\n", encoding="utf-8")
     return path
 
 
-def write_worker_config(path: Path, port: int, worker_id: str, slots: int = 1,
-                        heartbeat_interval_s: float = 1.0, liveness: int = 3) -> Path:
+def write_worker_config(path: Path, port: int, worker_id: str, slots: int = 1) -> Path:
     path.write_text(
         'role = "worker"\n'
-        "[worker]\n"
-        f'coordinator = "tcp://127.0.0.1:{port}"\nid = "{worker_id}"\nslots = {slots}\n'
-        f"heartbeat_interval_s = {heartbeat_interval_s}\nliveness = {liveness}\n",
-        encoding="utf-8")
+        f'coordinator = "tcp://127.0.0.1:{port}"\nworker_id = "{worker_id}"\nslots = {slots}\n'
+        'log_format = "console"\n', encoding="utf-8")
     return path
 
 

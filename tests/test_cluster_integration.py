@@ -109,8 +109,7 @@ def test_worker_killed_mid_tile_its_tile_is_leased_again(tmp_path, reference):
            "ARNISD_TEST_SLOW_S": "1.5", "ARNISD_TEST_MARKER_DIR": str(markers),
            "PYTHONPATH": str(REPO / "tests")}
     coordinator = start_daemon(coord_cfg, tmp_path / "coordinator.log")
-    workers = [start_daemon(write_worker_config(tmp_path / f"w{i}.toml", port, f"worker-{i}",
-                                                heartbeat_interval_s=0.5),
+    workers = [start_daemon(write_worker_config(tmp_path / f"w{i}.toml", port, f"worker-{i}"),
                             tmp_path / f"w{i}.log", env) for i in range(2)]
     victim = workers[0]
     try:

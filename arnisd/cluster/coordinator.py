@@ -458,12 +458,16 @@ class Coordinator:
     # --- status ------------------------------------------------------------------------------
 
     def status_snapshot(self, tiles: bool = True) -> dict:
-        """The status document (thread-safe): the documented fields first, then details."""
+        """The status document (thread-safe): the documented fields first, then details
+        (named as ``arnisd.cluster.http_shim.StatusProvider`` expects)."""
         with self._lock:
             now = time.monotonic()
             counts = self.book.counts
             active = sum(1 for w in self.workers.values() if w.leases)
             elapsed_s = (self.finished_at or now) - self.started_at
+            rate = counts[COMMITTED] / elapsed_s if elapsed_s > 0 else 0.0
+            remaining = counts[PENDING] + counts[LEASED]
+            finished = self.book.finished()
             doc = {
                 "total_chunks": len(self.book.records),
                 "completed": counts[COMMITTED],
@@ -471,14 +475,19 @@ class Coordinator:
                 "pending": counts[PENDING],
                 "failed": counts[FAILED],
                 "workers": {"active": active, "idle": len(self.workers) - active},
+                "job_state": ("failed" if counts[FAILED] else "done") if finished else "running",
+                "finished": finished,
                 "session": self.session,
-                "finished": self.book.finished(),
+                "bbox": dict(self.job_info.get("bbox", {})),
                 "elapsed_s": round(elapsed_s, 3),
+                "throughput_tiles_per_s": round(rate, 3),
+                "eta_s": round(remaining / rate, 1) if rate > 0 and remaining else (0.0 if finished else None),
                 "chunks_merged": self.merger.chunks_merged,
                 "regions_written": self.merger.regions_written,
                 "regions_total": self.merger.region_count,
-                "tiles_per_s": round(counts[COMMITTED] / elapsed_s, 3) if elapsed_s > 0 else 0.0,
-                "worker_rows": [
+                "messages_received": self.messages_in,
+                "protocol_errors": self.protocol_errors,
+                "workers_detail": [
                     {"worker_id": w.worker_id, "slots": w.slots, "caps": dict(w.caps),
                      "leases": sorted(w.leases), "tiles_done": w.tiles_done,
                      "chunks_received": w.chunks_received,
