@@ -31,6 +31,10 @@ from arnisd.cluster.tiling import Tile
 log = logging.getLogger("arnisd.cluster.coordinator")
 
 
+class ClusterAborted(RuntimeError):
+    """The job cannot go on (e.g. every local worker process is gone)."""
+
+
 @dataclass(slots=True)
 class CoordinatorSettings:
     """Knobs of the coordinator (the config file of issue 5 fills these)."""
@@ -170,18 +174,28 @@ class Coordinator:
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self, timeout_s: float | None = None) -> JobResult:
-        """Run until the job is finished (or ``stop()``); returns the job's result."""
+    def run(self, timeout_s: float | None = None, check=None) -> JobResult:
+        """Run until the job is finished (or ``stop()``); returns the job's result.
+
+        ``check()``, called about once a second, may return an error message to abort the job
+        with ``ClusterAborted`` (a local cluster whose worker processes all died).
+        """
         if self._socket is None:
             self.bind()
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         tick_s = min(0.1, self.config.heartbeat_interval_s / 4)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        next_check = time.monotonic() + 1.0
         try:
             while not self._stop.is_set():
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError("job did not finish in time")
+                if check is not None and time.monotonic() > next_check:
+                    next_check = time.monotonic() + 1.0
+                    problem = check()
+                    if problem:
+                        raise ClusterAborted(problem)
                 events = dict(poller.poll(int(tick_s * 1000)))
                 with self._lock:
                     if events.get(self._socket):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings, JobResult
+from arnisd.cluster.coordinator import ClusterAborted, Coordinator, CoordinatorSettings, JobResult
 from arnisd.cluster.extracts import extract_source_for_job
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.slots import SPAWN
@@ -89,12 +89,20 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
             settings = WorkerSettings(
                 coordinator=endpoint, worker_id=f"local-{index}", slots=1, generator=generator,
                 heartbeat_interval_s=config.heartbeat_interval_s, liveness=config.liveness,
-                exit_when_coordinator_lost_s=0.0)
+                exit_when_coordinator_lost_s=30.0)
             process = SPAWN.Process(target=run_worker_process, args=(settings,),
                                     name=f"arnisd-worker-{index}")
             process.start()
             processes.append(process)
-        result = coordinator.run(timeout_s=timeout_s)
+        def all_workers_gone() -> str | None:
+            if any(p.is_alive() for p in processes):
+                return None
+            codes = sorted({p.exitcode for p in processes}, key=str)
+            return f"all {len(processes)} worker processes exited (exit codes {codes})"
+        try:
+            result = coordinator.run(timeout_s=timeout_s, check=all_workers_gone)
+        except ClusterAborted as exc:
+            raise ClusterJobFailed(f"the local cluster stopped: {exc}") from None
     finally:
         coordinator.stop()
         _stop_processes(processes, config.heartbeat_interval_s * config.liveness + 5.0)
