@@ -196,6 +196,8 @@ def main() -> None:
     parser.add_argument("--sim-workers", type=int, default=100)
     parser.add_argument("--no-fsync", action="store_true")
     args = parser.parse_args()
+    if hasattr(os, "getloadavg"):
+        print(f"load average before: {os.getloadavg()[0]:.2f} (other processes skew the figures)")
     if args.part in ("coordinator", "all"):
         bench_coordinator(args.runs, args.sim_tile_size, args.sim_workers, not args.no_fsync)
     if args.part in ("wall", "all"):
