@@ -142,13 +142,15 @@ def test_independent_reader_sees_the_place(world, geometry):
         "wall": (wall[0], G + 1, wall[1]),
         "floor": (cx, G, cz),
         "inside": (cx, G + 1, cz),
-        "roof": (cx, G + height + 1, cz),
-        "above roof": (cx, G + height + 2, cz),
         "road": (int(np.floor(rp.x)), G, int(np.floor(rp.y))),
         "stream": (int(np.floor(sp.x)), G, int(np.floor(sp.y))),
     }
-    names = read_block_strings(world, list(samples.values()))
+    # the roof: flat at G + height + 1, or pitched (issue 3) rising from there to its ridge
+    roof_column = [(cx, y, cz) for y in range(G + height + 1, G + height + 16)]
+    names = read_block_strings(world, list(samples.values()) + roof_column)
     got = dict(zip(samples, names))
+    roof = names[len(samples):]
+    solid = [i for i, name in enumerate(roof) if name != "minecraft:air"]
     print("independent reader:", got)
     assert got["bedrock"] == "minecraft:bedrock"
     assert got["grass"].startswith("minecraft:grass_block")
@@ -157,8 +159,11 @@ def test_independent_reader_sees_the_place(world, geometry):
     assert got["wall"] not in ("minecraft:air", "minecraft:glass") and not got["wall"].startswith("minecraft:grass")
     assert got["floor"] == "minecraft:polished_andesite"
     assert got["inside"] == "minecraft:air"
-    assert got["roof"] != "minecraft:air"
-    assert got["above roof"] == "minecraft:air"
+    assert solid, f"no roof above the walls: {roof}"
+    assert all(name == "minecraft:air" for name in roof[solid[-1] + 1:])      # open sky above it
+    assert "stairs" in roof[solid[-1]] or solid[-1] == 0 or roof[solid[-1]] in (
+        "minecraft:deepslate_tiles", "minecraft:bricks", "minecraft:dark_oak_planks",
+        "minecraft:red_nether_bricks", "minecraft:polished_blackstone", "minecraft:stone_bricks")
     assert got["road"] == "minecraft:black_concrete"
     assert got["stream"].startswith("minecraft:water")
 
@@ -216,3 +221,18 @@ def test_existing_output_needs_force(tmp_path):
     proc = run_arnisd("generate", "--osm-file", str(DATA), "--output", str(out), "--in-process", "--quiet")
     assert proc.returncode != 0 and "--force" in proc.stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_local_cluster_default_equals_in_process(world, tmp_path):
+    """`arnisd generate` without --in-process runs the local ZeroMQ cluster; same world."""
+    out = tmp_path / "cluster"
+    proc = run_arnisd("generate", "--osm-file", str(DATA), "--output", str(out),
+                      "--workers", "2", "--chunk-size", "0.006")
+    assert proc.returncode == 0, proc.stderr
+    assert "local cluster: 2 worker process(es)" in proc.stderr
+    assert "/coordinator/status" in proc.stderr
+    regions = sorted((world / "region").glob("r.*.mca"))
+    assert [p.name for p in regions] == sorted(p.name for p in (out / "region").glob("r.*.mca"))
+    for path in regions:
+        assert read_region(path) == read_region(out / "region" / path.name), path.name
+    assert sorted(p.name for p in out.iterdir()) == ["level.dat", "region"]

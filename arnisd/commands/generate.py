@@ -145,5 +145,13 @@ def run(args) -> int:
 
 
 def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress) -> int:
-    from arnisd.world.build import build_world_in_process
-    return build_world_in_process(job, elements, staged, progress)
+    """Run the job on the local cluster (default) or in this process; return chunks written."""
+    if args.in_process:
+        from arnisd.world.build import build_world_in_process
+        return build_world_in_process(job, elements, staged, progress)
+    from arnisd.cluster.local import run_local_cluster
+    workers = args.workers or os.cpu_count() or 1
+    progress.note(f"local cluster: {workers} worker process(es), tiles of {job.tile_size_deg:g}°")
+    result = run_local_cluster(job, elements, workers, staged, http_port=args.http_port,
+                               progress=progress)
+    return result.chunks
