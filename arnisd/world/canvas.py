@@ -143,3 +143,114 @@ class Canvas:
             if block.any():
                 out[section_y] = np.ascontiguousarray(block).reshape(4096)
         return out
+
+    # --- column layers: biomes and land cover (allocated on first write) -------------------
+    def biome_layer(self) -> np.ndarray:
+        """Biome id per column of the window (plains until written), depth x width uint8."""
+        layer = getattr(self, "_biomes", None)
+        if layer is None:
+            from arnisd.world import biomes
+            layer = np.full((self.window.depth, self.window.width), biomes.PLAINS, dtype=np.uint8)
+            self._biomes = layer
+        return layer
+
+    def set_biome(self, xs: np.ndarray, zs: np.ndarray, biome_id: int) -> None:
+        """Set the biome of columns (xs, zs), which must lie inside the window."""
+        if len(xs) == 0:
+            return
+        lz, lx = self.local(xs, zs)
+        self.biome_layer()[lz, lx] = biome_id
+        self._biome_cells = None
+
+    def chunk_biomes(self, cx: int, cz: int) -> np.ndarray | None:
+        """The 64 biome ids of every section of chunk (cx, cz), or None if all plains.
+
+        Biomes are stored per 4 x 4 x 4 cell; each cell takes the biome of the column at its
+        centre (offset 2, 2), the same for every height, so a tile and its neighbour agree.
+        """
+        if getattr(self, "_biomes", None) is None:
+            return None
+        cells = getattr(self, "_biome_cells", None)
+        w = self.window
+        ox, oz = (2 - w.x0) % 4, (2 - w.z0) % 4
+        if cells is None:
+            from arnisd.world import biomes
+            cells = self._biomes[oz::4, ox::4]
+            self._biome_cells = cells
+            self._biome_any = cells != biomes.PLAINS
+        i = (cx * 16 + 2 - w.x0 - ox) // 4
+        k = (cz * 16 + 2 - w.z0 - oz) // 4
+        if not self._biome_any[k:k + 4, i:i + 4].any():
+            return None
+        return np.tile(cells[k:k + 4, i:i + 4].reshape(16), 4)   # (y//4)*16 + (z//4)*4 + x//4
+
+    def cover_layer(self) -> np.ndarray:
+        """Which land area owns each column's cover (0: none), depth x width int64 keys."""
+        layer = getattr(self, "_cover", None)
+        if layer is None:
+            layer = np.zeros((self.window.depth, self.window.width), dtype=np.int64)
+            self._cover = layer
+        return layer
+
+    def set_cover(self, xs: np.ndarray, zs: np.ndarray, key: int) -> None:
+        if len(xs) == 0:
+            return
+        lz, lx = self.local(xs, zs)
+        self.cover_layer()[lz, lx] = key
+
+    def cover_cells(self, key: int, bounds: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Columns inside ``bounds`` (inclusive, absolute) whose cover belongs to ``key``."""
+        layer = getattr(self, "_cover", None)
+        w = self.window
+        x0, z0 = max(bounds[0], w.x0), max(bounds[1], w.z0)
+        x1, z1 = min(bounds[2] + 1, w.x1), min(bounds[3] + 1, w.z1)
+        if layer is None or x0 >= x1 or z0 >= z1:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        zs, xs = np.nonzero(layer[z0 - w.z0:z1 - w.z0, x0 - w.x0:x1 - w.x0] == key)
+        return xs + x0, zs + z0
+
+    def column_tops(self, xs: np.ndarray, zs: np.ndarray) -> np.ndarray:
+        """The y of the highest non-air block of each column (MIN_Y - 1 if all air)."""
+        top = np.full(len(xs), MIN_Y - 1, dtype=np.int64)
+        if len(xs) == 0:
+            return top
+        lz, lx = self.local(np.asarray(xs), np.asarray(zs))
+        for section_y in sorted(self.layers):
+            column = self.layers[section_y][:, lz, lx]            # (16, n)
+            nonair = column != 0
+            has = nonair.any(axis=0)
+            if has.any():
+                highest = 15 - np.argmax(nonair[::-1], axis=0)
+                top = np.where(has, section_y * SECTION_HEIGHT + highest, top)
+        return top
+
+    # --- whole volumes ----------------------------------------------------------------------
+    KEEP = np.uint16(0xFFFF)    # in a pasted volume: leave the canvas block as it is
+
+    def paste(self, x0: int, z0: int, y0: int, volume: np.ndarray) -> None:
+        """Write a (height, depth, width) block volume whose corner is at absolute (x0, y0, z0).
+
+        Cells holding ``Canvas.KEEP`` are left alone, every other cell (air included) is
+        written; the parts outside the window or the build height are dropped. One numpy
+        copy per section touched: the way to draw a whole structure at once.
+        """
+        w = self.window
+        height, depth, width = volume.shape
+        xa, xb = max(x0, w.x0), min(x0 + width, w.x1)
+        za, zb = max(z0, w.z0), min(z0 + depth, w.z1)
+        ya, yb = max(y0, MIN_Y), min(y0 + height, MAX_Y + 1)
+        if xa >= xb or za >= zb or ya >= yb:
+            return
+        sub = volume[:, za - z0:zb - z0, xa - x0:xb - x0]
+        for section_y in range(ya >> 4, ((yb - 1) >> 4) + 1):
+            base = section_y * SECTION_HEIGHT
+            s0, s1 = max(ya, base), min(yb, base + SECTION_HEIGHT)
+            part = sub[s0 - y0:s1 - y0]
+            write = part != self.KEEP
+            layer = self.layers.get(section_y)
+            if layer is None:
+                if not (write & (part != 0)).any():
+                    continue                  # only air into an unallocated (all-air) section
+                layer = self._layer(section_y)
+            target = layer[s0 - base:s1 - base, za - w.z0:zb - w.z0, xa - w.x0:xb - w.x0]
+            np.copyto(target, part, where=write)
