@@ -3,7 +3,7 @@
 import pytest
 
 from arnisd.world import blocks as b
-from arnisd.world.families import buildings, highways, landuse, railways, vegetation, water
+from arnisd.world.families import bridges, buildings, highways, landuse, railways, vegetation, water
 from arnisd.world.generate import prepare  # noqa: F401  (import check: families wire up)
 from tests.world_helpers import area, block_at, column, context, line, point
 
@@ -26,11 +26,11 @@ def test_ground_layers():
 def test_building_height_rules(tags, height):
     assert buildings.height_blocks(tags, 1.0) == height
     ctx = context()
-    element = area(tags, [[10, 10], [30, 10], [30, 30], [10, 30]])
+    element = area({**tags, "roof:shape": "flat"}, [[10, 10], [30, 10], [30, 30], [10, 30]])
     buildings.draw(ctx, element)
     wall = column(ctx, 10, 20, G + 1, G + height + 1)
     assert all(v != b.AIR for v in wall)
-    assert block_at(ctx, 20, G + height + 1, 20) in buildings.ROOF_PALETTE      # roof
+    assert block_at(ctx, 20, G + height + 1, 20) in buildings.FLAT_ROOF_COLOURS  # roof
     assert block_at(ctx, 20, G + height + 2, 20) == b.AIR                       # air above it
     assert block_at(ctx, 20, G + 2, 20) == b.AIR                                # hollow inside
     assert block_at(ctx, 20, G, 20) == buildings.FLOOR_BLOCK
@@ -44,7 +44,7 @@ def test_courtyard_is_not_building():
     ctx = context()
     outer = [[4, 4], [40, 4], [40, 40], [4, 40]]
     court = [[14, 14], [30, 14], [30, 30], [14, 30]]
-    buildings.draw(ctx, area({"building": "apartments"}, outer, [court]))
+    buildings.draw(ctx, area({"building": "apartments", "roof:shape": "flat"}, outer, [court]))
     assert block_at(ctx, 22, G, 22) == b.GRASS_BLOCK          # courtyard keeps its grass
     assert block_at(ctx, 22, G + 3, 22) == b.AIR
     assert block_at(ctx, 13, G + 1, 22) != b.AIR              # wall on the courtyard side
@@ -70,7 +70,9 @@ def test_highway_surface_and_tunnels():
     highways.draw(ctx, line({"highway": "residential", "surface": "gravel"}, [[5, 20], [60, 20]]))
     assert block_at(ctx, 30, G, 20) == b.GRAVEL
     assert not highways.selects(line({"highway": "primary", "tunnel": "yes", "layer": "-1"}, [[0, 0], [9, 9]]))
-    assert highways.selects(line({"highway": "primary", "bridge": "yes"}, [[0, 0], [9, 9]]))
+    # a bridge is raised by the bridges family, not drawn on the ground
+    assert not highways.selects(line({"highway": "primary", "bridge": "yes"}, [[0, 0], [9, 9]]))
+    assert bridges.selects(line({"highway": "primary", "bridge": "yes"}, [[0, 0], [9, 9]]))
 
 
 def test_water_area_keeps_island_dry_and_has_depth():
@@ -78,7 +80,7 @@ def test_water_area_keeps_island_dry_and_has_depth():
     lake = area({"natural": "water"}, [[2, 2], [60, 2], [60, 60], [2, 60]],
                 [[[25, 25], [35, 25], [35, 35], [25, 35]]])
     water.draw_area(ctx, lake)
-    assert column(ctx, 10, 10, -53, -49) == [b.DIRT] + [b.WATER] * 3
+    assert column(ctx, 10, 10, -54, -49) == [b.DIRT, b.SAND] + [b.WATER] * 3   # bed, then water
     assert block_at(ctx, 30, -50, 30) == b.GRASS_BLOCK
 
 
@@ -131,7 +133,7 @@ def test_railway_bed_and_rails():
 
 def test_tree_trunk_at_its_node():
     ctx = context()
-    vegetation.draw(ctx, point({"natural": "tree"}, 30, 30, osm_id=77))
+    vegetation.draw(ctx, point({"natural": "tree", "genus": "Quercus"}, 30, 30, osm_id=77))
     assert block_at(ctx, 30, G + 1, 30) == b.OAK_LOG
     assert block_at(ctx, 30, G + 3, 30) == b.OAK_LOG
     leaves = [y for y in range(G + 3, G + 10) if block_at(ctx, 31, y, 30) == b.OAK_LEAVES]

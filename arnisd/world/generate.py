@@ -13,15 +13,16 @@ its trunk) see the same state in every tile; only owned chunks are encoded.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from arnisd.anvil.chunk import compress_chunk, encode_chunk
+from arnisd.anvil.chunk import SECTION_YS, compress_chunk, encode_chunk
 from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import OsmElement
 from arnisd.world.canvas import Canvas
-from arnisd.world.families import buildings, highways, landuse, railways, vegetation, water
+from arnisd.world.families import (amenities, barriers, bridges, buildings, doors, highways,
+                                   landuse, man_made, power, railways, vegetation, water)
 from arnisd.world.families.base import DrawContext
 from arnisd.world.families.ground import draw_ground
 from arnisd.world.projected import ProjectedElement, project_element
@@ -39,15 +40,36 @@ class Family:
     sort_key: Callable[[ProjectedElement], tuple] | None = None
 
 
-# The fixed family priority: earlier families are drawn first, later ones on top.
+# The fixed family priority: earlier families are drawn first, later ones on top. Land first
+# (smaller areas over larger), water, then everything built at the ground, then what stands on
+# it, and last the plants, which grow only where nothing else was put.
 FAMILIES: tuple[Family, ...] = (
     Family("landuse", landuse.selects, landuse.draw, landuse.sort_key),
     Family("water-area", water.selects_area, water.draw_area),
     Family("waterway", water.selects_line, water.draw_line),
-    Family("highway", highways.selects, highways.draw),
+    Family("amenity-area", lambda e: amenities.selects(e) and e.element.kind == "area", amenities.draw),
+    Family("highway", highways.selects, highways.draw, highways.sort_key),
     Family("railway", railways.selects, railways.draw),
-    Family("building", buildings.selects, buildings.draw),
+    Family("platform", railways.selects_platform, railways.draw_platform),
+    Family("bridge", bridges.selects, bridges.draw),
+    Family("building", buildings.selects, buildings.draw, buildings.sort_key),
+    Family("barrier", barriers.selects, barriers.draw),
+    Family("barrier-node", barriers.selects_node, barriers.draw_node),
+    Family("man-made", man_made.selects, man_made.draw),
+    Family("power-line", power.selects_line, power.draw_line),
+    Family("power-node", power.selects_node, power.draw_node),
+    Family("highway-node", highways.selects_node, highways.draw_node),
+    Family("amenity", lambda e: amenities.selects(e) and e.element.kind == "point", amenities.draw),
+    Family("door", doors.selects, doors.draw),
+    Family("land-cover", vegetation.selects_cover, vegetation.draw_cover, vegetation.cover_sort_key),
+    Family("tree-row", vegetation.selects_row, vegetation.draw_row),
     Family("tree", vegetation.selects, vegetation.draw),
+)
+# Facts that need more than one element (the road through a crossing node, whether a bridge
+# end meets another bridge, the line through a tower), found once per prepare from every
+# element passed in. Each maps the projected elements to a dict merged into DrawList.links.
+LINKERS: tuple[Callable[[list[ProjectedElement]], dict], ...] = (
+    highways.link, bridges.link, power.link,
 )
 
 
@@ -57,6 +79,7 @@ class DrawList:
 
     items: list[tuple[Family, ProjectedElement]]
     bounds: np.ndarray  # (N, 4) min_x, min_z, max_x, max_z
+    links: dict = field(default_factory=dict)
 
     def within(self, rect: BlockRect) -> list[tuple[Family, ProjectedElement]]:
         """Items whose bounds touch ``rect``, order kept."""
@@ -70,10 +93,12 @@ class DrawList:
 def prepare(elements: Sequence[OsmElement], projection: LocalProjection) -> DrawList:
     """Project the elements once and put them in the global drawing order."""
     per_family: list[list[ProjectedElement]] = [[] for _ in FAMILIES]
+    everything: list[ProjectedElement] = []
     for element in elements:
         projected = project_element(element, projection)
         if projected is None:
             continue
+        everything.append(projected)
         for index, family in enumerate(FAMILIES):
             if family.selects(projected):
                 per_family[index].append(projected)
@@ -83,13 +108,16 @@ def prepare(elements: Sequence[OsmElement], projection: LocalProjection) -> Draw
         members.sort(key=key)
         items.extend((family, m) for m in members)
     bounds = np.array([p.bounds for _, p in items], dtype=np.int64).reshape(-1, 4)
-    return DrawList(items, bounds)
+    links: dict = {}
+    for linker in LINKERS:
+        links.update(linker(everything))
+    return DrawList(items, bounds, links)
 
 
 def draw_window(draw_list: DrawList, owned: BlockRect, settings: GenerationSettings) -> Canvas:
     """Draw everything that reaches ``owned`` onto a canvas covering it plus the margin."""
     canvas = Canvas(owned.expanded(CANVAS_MARGIN_BLOCKS))
-    ctx = DrawContext(canvas, settings)
+    ctx = DrawContext(canvas, settings, draw_list.links)
     draw_ground(ctx)
     for family, element in draw_list.within(canvas.window.expanded(MAX_REACH_BLOCKS)):
         family.draw(ctx, element)
@@ -97,9 +125,14 @@ def draw_window(draw_list: DrawList, owned: BlockRect, settings: GenerationSetti
 
 
 def encode_window(canvas: Canvas, owned: BlockRect) -> list[tuple[int, int, bytes]]:
-    """Encode and compress every chunk of ``owned`` from the canvas."""
-    return [(cx, cz, compress_chunk(encode_chunk(cx, cz, canvas.chunk_sections(cx, cz))))
-            for cx, cz in owned.chunks()]
+    """Encode and compress every chunk of ``owned`` from the canvas (blocks and biomes)."""
+    out = []
+    for cx, cz in owned.chunks():
+        cells = canvas.chunk_biomes(cx, cz)
+        section_biomes = None if cells is None else {y: cells for y in SECTION_YS}
+        out.append((cx, cz, compress_chunk(encode_chunk(cx, cz, canvas.chunk_sections(cx, cz),
+                                                        section_biomes))))
+    return out
 
 
 def generate_window(draw_list: DrawList, owned: BlockRect,

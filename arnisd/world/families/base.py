@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +20,7 @@ class DrawContext:
 
     canvas: Canvas
     settings: GenerationSettings
+    links: dict = field(default_factory=dict)   # cross-element facts found once in prepare
 
     @property
     def ground_y(self) -> int:
@@ -72,3 +73,115 @@ def everything_but(*ids: int) -> np.ndarray:
     table = np.ones(blocks.count(), dtype=bool)
     table[list(ids)] = False
     return table
+
+
+TYPE_CODE = {"node": 0, "way": 1, "relation": 2}
+
+
+def element_key(element: ProjectedElement) -> int:
+    """A non-zero integer naming an element (OSM type and id), for per-column ownership."""
+    return element.osm_id * 4 + TYPE_CODE[element.element.osm_type] + 1
+
+
+def layer_of(tags: dict[str, str]) -> int:
+    """The `layer` tag as an int (0 when missing or not a number)."""
+    return parse_int(tags.get("layer"), 0)
+
+
+def clip_cells(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray, *rest: np.ndarray):
+    """Keep the columns inside the canvas window, with any per-column arrays that go with them."""
+    w = ctx.canvas.window
+    keep = (xs >= w.x0) & (xs < w.x1) & (zs >= w.z0) & (zs < w.z1)
+    if keep.all():
+        return (xs, zs, *rest)
+    return (xs[keep], zs[keep], *(r[keep] for r in rest))
+
+
+def mask_of(xs: np.ndarray, zs: np.ndarray, pad: int = 1):
+    """A boolean grid of the cells with its origin: (mask, x0, z0), ``pad`` empty cells around."""
+    x0, z0 = int(xs.min()) - pad, int(zs.min()) - pad
+    mask = np.zeros((int(zs.max()) - z0 + 1 + pad, int(xs.max()) - x0 + 1 + pad), dtype=bool)
+    mask[zs - z0, xs - x0] = True
+    return mask, x0, z0
+
+
+def neighbour_masks(mask: np.ndarray) -> np.ndarray:
+    """For every cell, a 4-bit mask of which 4-neighbours are set (bit order of blocks.DIRECTIONS)."""
+    bits = np.zeros(mask.shape, dtype=np.uint8)
+    bits[1:, :] |= mask[:-1, :].astype(np.uint8)            # north: z - 1
+    bits[:, :-1] |= mask[:, 1:].astype(np.uint8) << 1       # east:  x + 1
+    bits[:-1, :] |= mask[1:, :].astype(np.uint8) << 2       # south: z + 1
+    bits[:, 1:] |= mask[:, :-1].astype(np.uint8) << 3       # west:  x - 1
+    return bits
+
+
+def connected_states(xs: np.ndarray, zs: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """The fence/wall state per cell, connected to its 4-neighbours within the same cell set."""
+    if len(xs) == 0:
+        return np.zeros(0, dtype=np.uint16)
+    mask, x0, z0 = mask_of(xs, zs)
+    return states[neighbour_masks(mask)[zs - z0, xs - x0]]
+
+
+def along_line(points: np.ndarray, xs: np.ndarray, zs: np.ndarray) -> np.ndarray:
+    """Distance along the polyline (cell centres) of the point nearest to each cell centre."""
+    import shapely
+    pts = np.asarray(points, dtype=np.float64) + 0.5
+    if len(pts) < 2 or len(xs) == 0:
+        return np.zeros(len(xs))
+    line = shapely.LineString(pts)
+    return shapely.line_locate_point(line, shapely.points(xs + 0.5, zs + 0.5))
+
+
+def line_length(points: np.ndarray) -> float:
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) < 2:
+        return 0.0
+    return float(np.hypot(*np.diff(pts, axis=0).T).sum())
+
+
+def read_blocks(ctx: DrawContext, xs, ys, zs) -> np.ndarray:
+    """Block ids at (x, y, z); air for positions outside the canvas window."""
+    xs = np.asarray(xs, dtype=np.int64)
+    ys = np.asarray(ys, dtype=np.int64)
+    zs = np.asarray(zs, dtype=np.int64)
+    xs, ys, zs = np.broadcast_arrays(xs, ys, zs)
+    w = ctx.canvas.window
+    inside = (xs >= w.x0) & (xs < w.x1) & (zs >= w.z0) & (zs < w.z1)
+    out = np.zeros(xs.shape, dtype=np.uint16)
+    if inside.any():
+        out[inside] = ctx.canvas.get_blocks(xs[inside], ys[inside], zs[inside])
+    return out
+
+
+def inside_canvas(ctx: DrawContext, x: int, z: int) -> bool:
+    w = ctx.canvas.window
+    return w.x0 <= x < w.x1 and w.z0 <= z < w.z1
+
+
+def point_of(element: ProjectedElement) -> tuple[int, int]:
+    """The block (x, z) of a point element, or the centre of an area's bounds."""
+    if element.points is not None and len(element.points):
+        if element.element.kind == "point":
+            return int(element.points[0, 0]), int(element.points[0, 1])
+    x0, z0, x1, z1 = element.bounds
+    return (x0 + x1) // 2, (z0 + z1) // 2
+
+
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _mix64(v: int) -> int:
+    v = ((v ^ (v >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    v = ((v ^ (v >> 27)) * 0x94D049BB133111EB) & _M64
+    return v ^ (v >> 31)
+
+
+def pick(element_id: int, purpose: str, options):
+    """``noise.choose`` in plain integers: the same choice (the hash of (0, 0, element id,
+    purpose)), without numpy's per-call overhead; for per-element choices."""
+    from arnisd.world.noise import purpose_id
+    seed = (int(element_id) * 0x9E3779B97F4A7C15 + purpose_id(purpose)) & _M64
+    v = _mix64(0 ^ seed)
+    v = _mix64(v ^ 0)
+    return options[v % len(options)]

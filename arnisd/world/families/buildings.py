@@ -1,142 +1,595 @@
-"""Buildings: a floor on the footprint, walls along its outline (courtyards included), windows,
-and a flat roof, with the height rules Arnis uses.
+"""Buildings: floors, walls with windows on every storey, roofs, and optional interiors.
 
-Height: a `height` tag (metres) wins; else `building:levels` x 3 + 2 blocks for residential
-types and `building=yes`, x 4 + 2 for the rest; times the scale; at least 3 blocks. Untagged
-buildings get ``DEFAULT_HEIGHT_BLOCKS``. Walls occupy ``ground+1 .. ground+height``; the roof
-sits on top of them at ``ground+height+1``.
+Heights (Arnis's rules): a `height` tag (metres) wins; else `building:levels` x 3 + 2 blocks for
+residential types and `building=yes`, x 4 + 2 for the rest; times the scale; at least 3 blocks.
+Untagged buildings get their type's default height. A `building:part` starts at `min_height`
+(or `building:min_level` storeys) instead of the ground. The floor is at the ground level (or
+the part's bottom), walls fill ``bottom+1 .. top`` and a flat roof sits at ``top+1``; a pitched
+roof rises from ``top+1`` (its eaves) to the ridge. With a `height` tag and a pitched roof the
+roof is included in the height, as in Simple 3D Buildings.
+
+Roofs: `roof:shape` flat, gabled, hipped, pyramidal, skillion, dome, cone (and their synonyms);
+untagged residential types (houses, apartments, `building=yes`, farm buildings) up to 800 m²
+get a pitched roof as Arnis gives them: gabled on a near-rectangular footprint (ridge along the
+long side), hipped otherwise. The roof is a shell of the type's roof material with stairs facing
+uphill on its surface; gable ends continue the wall.
+
+Looks per type (houses, apartments, commercial, industrial, churches, garages, sheds, ...):
+wall and roof palettes, window pattern and default height. `building:colour` and `roof:colour`
+pick the nearest block colour; `building:material` and `roof:material` pick a material.
+Interiors (``settings.interior``) add simple furniture on every storey.
+
+Everything per building is computed over the building's whole footprint, then clipped to the
+canvas, so every tile draws the same blocks.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
-from arnisd.geo.projection import BlockRect
 from arnisd.world import blocks as b
-from arnisd.world.families.base import DrawContext, parse_number
-from arnisd.world.noise import choose
+from arnisd.world.families.base import DrawContext, clip_cells, neighbour_masks, parse_number, pick
+from arnisd.world.families.colours import nearest_block
+from arnisd.world.noise import hash_unit
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import polygon_cells
+from arnisd.geo.projection import BlockRect
+from arnisd.world.canvas import Canvas
 
 DEFAULT_HEIGHT_BLOCKS = 6
 MIN_HEIGHT_BLOCKS = 3
 MAX_HEIGHT_BLOCKS = 250
+MAX_AUTO_ROOF_FOOTPRINT = 800      # cells: larger untagged residential buildings stay flat
+MAX_AUTO_ROOF_BLOCKS = 8           # an untagged pitched roof rises at most this much
 RESIDENTIAL_TYPES = frozenset({
     "yes", "house", "residential", "detached", "semidetached_house", "terrace", "apartments",
-    "bungalow", "cabin", "farm", "dormitory", "static_caravan", "hut",
+    "bungalow", "cabin", "farm", "dormitory", "static_caravan", "hut", "villa",
 })
-WALL_PALETTE = [b.WHITE_TERRACOTTA, b.BRICKS, b.STONE_BRICKS, b.LIGHT_GRAY_TERRACOTTA,
-                b.SANDSTONE, b.POLISHED_ANDESITE, b.QUARTZ_BLOCK, b.WHITE_CONCRETE]
-MATERIAL_WALL = {
-    "brick": b.BRICKS, "wood": b.SPRUCE_PLANKS, "timber_framing": b.OAK_PLANKS,
-    "concrete": b.LIGHT_GRAY_CONCRETE, "stone": b.STONE_BRICKS, "sandstone": b.SANDSTONE,
-    "plaster": b.WHITE_CONCRETE, "metal": b.IRON_BLOCK, "glass": b.GLASS,
-    "limestone": b.SMOOTH_STONE, "cement_block": b.LIGHT_GRAY_CONCRETE,
-}
-ROOF_PALETTE = [b.SMOOTH_STONE, b.DEEPSLATE_TILES, b.POLISHED_BLACKSTONE, b.LIGHT_GRAY_CONCRETE]
+# Types whose untagged roof is pitched (Arnis: low-rise residential and farm buildings)
+PITCHED_BY_DEFAULT = frozenset({
+    "yes", "house", "residential", "detached", "semidetached_house", "terrace", "apartments",
+    "bungalow", "cabin", "farm", "hut", "villa", "farm_auxiliary", "barn", "stable", "cowshed",
+    "sty", "sheepfold", "static_caravan",
+})
 FLOOR_BLOCK = b.POLISHED_ANDESITE
 WINDOW_BLOCK = b.GLASS
+
+# Roof materials: (stairs by facing, full block)
+ROOF_MATERIALS: dict[str, tuple[np.ndarray, int]] = {
+    "deepslate": (b.DEEPSLATE_TILE_STAIRS, b.DEEPSLATE_TILES),
+    "brick": (b.BRICK_STAIRS, b.BRICKS),
+    "dark_oak": (b.DARK_OAK_STAIRS, b.DARK_OAK_PLANKS),
+    "spruce": (b.SPRUCE_STAIRS, b.SPRUCE_PLANKS),
+    "stone": (b.STONE_BRICK_STAIRS, b.STONE_BRICKS),
+    "blackstone": (b.POLISHED_BLACKSTONE_STAIRS, b.POLISHED_BLACKSTONE),
+    "copper": (b.WAXED_OXIDIZED_CUT_COPPER_STAIRS, b.WAXED_OXIDIZED_CUT_COPPER),
+    "red": (b.RED_NETHER_BRICK_STAIRS, b.RED_NETHER_BRICKS),
+    "mud": (b.MUD_BRICK_STAIRS, b.MUD_BRICKS),
+    "quartz": (b.QUARTZ_STAIRS, b.QUARTZ_BLOCK),
+}
+_MATERIAL_BY_FULL = {full: name for name, (_, full) in ROOF_MATERIALS.items()}
+ROOF_MATERIAL_TAG = {
+    "roof_tiles": "brick", "tile": "brick", "tiles": "brick", "slate": "deepslate",
+    "metal": "blackstone", "metal_sheet": "blackstone", "tar_paper": "blackstone",
+    "asphalt": "blackstone", "copper": "copper", "wood": "spruce", "thatch": "spruce",
+    "concrete": "stone", "eternit": "stone", "stone": "stone", "gravel": "stone",
+}
+ROOF_PALETTE = [b.SMOOTH_STONE, b.DEEPSLATE_TILES, b.POLISHED_BLACKSTONE, b.LIGHT_GRAY_CONCRETE]
+FLAT_ROOF_COLOURS = (b.SMOOTH_STONE, b.DEEPSLATE_TILES, b.POLISHED_BLACKSTONE,
+                     b.LIGHT_GRAY_CONCRETE, b.GRAY_CONCRETE, b.BLACK_CONCRETE, b.WHITE_CONCRETE,
+                     b.BRICKS, b.RED_NETHER_BRICKS, b.WAXED_OXIDIZED_CUT_COPPER, b.GREEN_CONCRETE,
+                     b.BROWN_CONCRETE, b.RED_CONCRETE, b.BLUE_CONCRETE)
+WALL_PALETTE = [b.WHITE_TERRACOTTA, b.BRICKS, b.STONE_BRICKS, b.LIGHT_GRAY_TERRACOTTA,
+                b.SANDSTONE, b.POLISHED_ANDESITE, b.QUARTZ_BLOCK, b.WHITE_CONCRETE]
+WALL_COLOURS = (b.WHITE_CONCRETE, b.WHITE_TERRACOTTA, b.LIGHT_GRAY_CONCRETE, b.GRAY_CONCRETE,
+                b.BLACK_CONCRETE, b.BRICKS, b.RED_TERRACOTTA, b.RED_CONCRETE, b.ORANGE_TERRACOTTA,
+                b.YELLOW_TERRACOTTA, b.YELLOW_CONCRETE, b.BROWN_TERRACOTTA, b.BROWN_CONCRETE,
+                b.GRAY_TERRACOTTA, b.CYAN_TERRACOTTA, b.GREEN_TERRACOTTA, b.GREEN_CONCRETE,
+                b.PINK_TERRACOTTA, b.BLUE_CONCRETE, b.LIGHT_BLUE_CONCRETE, b.CYAN_CONCRETE,
+                b.SMOOTH_SANDSTONE, b.SANDSTONE, b.QUARTZ_BLOCK, b.STONE_BRICKS,
+                b.LIGHT_GRAY_TERRACOTTA, b.SPRUCE_PLANKS, b.DARK_OAK_PLANKS, b.OAK_PLANKS,
+                b.BIRCH_PLANKS, b.RED_NETHER_BRICKS, b.LIME_CONCRETE, b.PURPLE_CONCRETE,
+                b.ORANGE_CONCRETE, b.PINK_CONCRETE, b.POLISHED_DIORITE)
+MATERIAL_WALL = {
+    "brick": b.BRICKS, "bricks": b.BRICKS, "wood": b.SPRUCE_PLANKS, "timber_framing": b.OAK_PLANKS,
+    "concrete": b.LIGHT_GRAY_CONCRETE, "stone": b.STONE_BRICKS, "sandstone": b.SANDSTONE,
+    "plaster": b.WHITE_CONCRETE, "metal": b.IRON_BLOCK, "glass": b.GLASS,
+    "limestone": b.SMOOTH_STONE, "cement_block": b.LIGHT_GRAY_CONCRETE, "steel": b.IRON_BLOCK,
+    "mud": b.MUD_BRICKS, "adobe": b.MUD_BRICKS, "granite": b.POLISHED_GRANITE,
+    "marble": b.QUARTZ_BLOCK, "reinforced_concrete": b.LIGHT_GRAY_CONCRETE, "log": b.SPRUCE_PLANKS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Style:
+    """How a building type looks."""
+
+    walls: tuple[int, ...]
+    roof: str = "flat"                 # default roof: flat, auto (pitched when small), skillion, steep
+    windows: str = "grid"              # grid, band, sparse, tall, none
+    roof_materials: tuple[str, ...] = ("deepslate", "brick", "dark_oak", "red", "blackstone", "stone")
+    flat_roofs: tuple[int, ...] = tuple(ROOF_PALETTE)
+    default_height: int = DEFAULT_HEIGHT_BLOCKS
+    interior_floor: int = b.OAK_PLANKS
+    floors: bool = True                # a floor every storey (halls and churches are open)
+
+
+_HOUSE = Style(walls=(b.WHITE_TERRACOTTA, b.BRICKS, b.SPRUCE_PLANKS, b.LIGHT_GRAY_TERRACOTTA,
+                      b.YELLOW_TERRACOTTA, b.RED_TERRACOTTA, b.BIRCH_PLANKS, b.WHITE_CONCRETE,
+                      b.STONE_BRICKS, b.SMOOTH_SANDSTONE), roof="auto")
+_APARTMENTS = Style(walls=(b.WHITE_CONCRETE, b.LIGHT_GRAY_CONCRETE, b.BRICKS, b.QUARTZ_BLOCK,
+                           b.SMOOTH_SANDSTONE, b.WHITE_TERRACOTTA, b.POLISHED_DIORITE,
+                           b.YELLOW_TERRACOTTA), roof="auto", interior_floor=b.POLISHED_ANDESITE)
+_COMMERCIAL = Style(walls=(b.LIGHT_GRAY_CONCRETE, b.WHITE_CONCRETE, b.QUARTZ_BLOCK, b.GRAY_CONCRETE,
+                           b.SMOOTH_STONE, b.POLISHED_ANDESITE), windows="band", default_height=8,
+                    interior_floor=b.SMOOTH_STONE)
+_INDUSTRIAL = Style(walls=(b.LIGHT_GRAY_CONCRETE, b.GRAY_CONCRETE, b.SMOOTH_STONE,
+                           b.POLISHED_ANDESITE, b.CYAN_TERRACOTTA, b.LIGHT_GRAY_TERRACOTTA),
+                    roof="industrial", windows="sparse", default_height=8,
+                    flat_roofs=(b.SMOOTH_STONE, b.GRAY_CONCRETE, b.LIGHT_GRAY_CONCRETE),
+                    roof_materials=("stone", "blackstone"), interior_floor=b.SMOOTH_STONE,
+                    floors=False)
+_CHURCH = Style(walls=(b.STONE_BRICKS, b.BRICKS, b.WHITE_CONCRETE, b.SMOOTH_SANDSTONE),
+                roof="steep", windows="tall", default_height=12,
+                roof_materials=("deepslate", "copper", "blackstone", "red"),
+                interior_floor=b.STONE_BRICKS, floors=False)
+_GARAGE = Style(walls=(b.LIGHT_GRAY_CONCRETE, b.GRAY_CONCRETE, b.SPRUCE_PLANKS, b.WHITE_TERRACOTTA,
+                       b.BRICKS), windows="none", default_height=3,
+                flat_roofs=(b.GRAY_CONCRETE, b.SMOOTH_STONE, b.POLISHED_BLACKSTONE),
+                interior_floor=b.SMOOTH_STONE)
+_SHED = Style(walls=(b.SPRUCE_PLANKS, b.OAK_PLANKS, b.DARK_OAK_PLANKS, b.RED_TERRACOTTA),
+              roof="skillion", windows="none", default_height=3,
+              roof_materials=("dark_oak", "spruce", "blackstone"))
+_PUBLIC = Style(walls=(b.BRICKS, b.ORANGE_TERRACOTTA, b.WHITE_CONCRETE, b.LIGHT_GRAY_CONCRETE,
+                       b.RED_TERRACOTTA, b.YELLOW_TERRACOTTA), default_height=8,
+                interior_floor=b.POLISHED_ANDESITE)
+_GREENHOUSE = Style(walls=(b.GLASS,), windows="none", default_height=4, flat_roofs=(b.GLASS,),
+                    interior_floor=b.COARSE_DIRT, floors=False)
+_BARN = Style(walls=(b.RED_TERRACOTTA, b.DARK_OAK_PLANKS, b.SPRUCE_PLANKS), roof="auto",
+              windows="sparse", default_height=5, roof_materials=("dark_oak", "blackstone", "red"))
+_SERVICE = Style(walls=(b.LIGHT_GRAY_CONCRETE, b.BRICKS, b.GRAY_CONCRETE), windows="none",
+                 default_height=3)
+_DEFAULT = Style(walls=tuple(WALL_PALETTE))
+
+STYLES: dict[str, Style] = {}
+for _names, _style in [
+    (("house", "detached", "semidetached_house", "terrace", "bungalow", "villa", "cabin", "farm",
+      "static_caravan", "hut", "residential", "yes", "dormitory"), _HOUSE),
+    (("apartments",), _APARTMENTS),
+    (("commercial", "retail", "office", "supermarket", "hotel", "kiosk", "shop", "mall"), _COMMERCIAL),
+    (("industrial", "warehouse", "factory", "manufacture", "hangar", "depot"), _INDUSTRIAL),
+    (("church", "chapel", "cathedral", "temple", "mosque", "synagogue", "religious", "monastery",
+      "shrine"), _CHURCH),
+    (("garage", "garages", "carport", "parking"), _GARAGE),
+    (("shed", "storage", "allotment_house", "outbuilding"), _SHED),
+    (("school", "university", "college", "kindergarten", "public", "civic", "government",
+      "hospital", "townhall", "fire_station", "train_station", "transportation", "sports_hall",
+      "library", "museum"), _PUBLIC),
+    (("greenhouse", "glasshouse"), _GREENHOUSE),
+    (("barn", "farm_auxiliary", "stable", "cowshed", "sty", "sheepfold"), _BARN),
+    (("service", "transformer_tower", "utility", "pumping_station", "bunker"), _SERVICE),
+]:
+    for _name in _names:
+        STYLES[_name] = _style
+
+_NOT_DRAWN = frozenset({"no", "roof", "construction_site", "underground"})
 
 
 def selects(element: ProjectedElement) -> bool:
     tags = element.tags
+    if element.element.kind != "area" or tags.get("location") == "underground":
+        return False
     building = tags.get("building")
-    return (element.element.kind == "area" and building is not None and building != "no"
-            and tags.get("location") != "underground" and building != "roof")
+    if building is not None:
+        return building not in _NOT_DRAWN or building == "roof"
+    part = tags.get("building:part")
+    return part is not None and part != "no"
+
+
+def sort_key(element: ProjectedElement):
+    """Whole buildings first, then their parts on top; then OSM type and id."""
+    return ("building" not in element.tags, element.element.order_key())
+
+
+def building_type(tags: dict[str, str]) -> str:
+    value = tags.get("building")
+    if value is None or value == "yes":
+        return tags.get("building:part") if tags.get("building:part") not in (None, "yes") else "yes"
+    return value
+
+
+def style_of(tags: dict[str, str]) -> Style:
+    if tags.get("amenity") in ("place_of_worship",) and building_type(tags) == "yes":
+        return _CHURCH
+    return STYLES.get(building_type(tags), _DEFAULT)
 
 
 def is_residential(tags: dict[str, str]) -> bool:
     return tags.get("building", "yes") in RESIDENTIAL_TYPES
 
 
+def storey_blocks(tags: dict[str, str]) -> int:
+    return 3 if is_residential(tags) else 4
+
+
 def height_blocks(tags: dict[str, str], scale: float) -> int:
-    """Wall height in blocks from `height`, else `building:levels`, else the default."""
+    """Height in blocks from `height`, else `building:levels`, else the type's default."""
     height_m = parse_number(tags.get("height"))
     if height_m is not None and height_m > 0:
         blocks_high = round(height_m * scale)
     else:
         levels = parse_number(tags.get("building:levels"))
         if levels is not None and levels > 0:
-            per_level = 3 if is_residential(tags) else 4
-            blocks_high = int((levels * per_level + 2) * scale)
+            blocks_high = int((levels * storey_blocks(tags) + 2) * scale)
         else:
-            blocks_high = int(DEFAULT_HEIGHT_BLOCKS * scale)
+            blocks_high = int(style_of(tags).default_height * scale)
     return int(min(max(blocks_high, MIN_HEIGHT_BLOCKS), MAX_HEIGHT_BLOCKS))
 
 
+def min_height_blocks(tags: dict[str, str], scale: float) -> int:
+    """Where a building part starts above the ground: `min_height`, else `building:min_level`."""
+    min_m = parse_number(tags.get("min_height"))
+    if min_m is not None and min_m > 0:
+        return int(round(min_m * scale))
+    min_level = parse_number(tags.get("building:min_level"))
+    if min_level is not None and min_level > 0:
+        return int(min_level * storey_blocks(tags) * scale)
+    return 0
+
+
 def wall_block(element: ProjectedElement) -> int:
-    material = element.tags.get("building:material")
+    tags = element.tags
+    coloured = nearest_block(tags.get("building:colour") or tags.get("colour"), WALL_COLOURS)
+    if coloured is not None:
+        return coloured
+    material = tags.get("building:material")
     if material in MATERIAL_WALL:
         return MATERIAL_WALL[material]
-    return choose(element.osm_id, "building-wall", WALL_PALETTE)
+    return pick(element.osm_id, "building-wall", list(style_of(tags).walls))
 
 
-def footprint_and_outline(element: ProjectedElement) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Footprint cells and outline cells (footprint cells with a 4-neighbour outside it).
+def roof_material(element: ProjectedElement, style: Style) -> tuple[np.ndarray, int]:
+    """Stairs and full block of a pitched roof."""
+    tags = element.tags
+    full = nearest_block(tags.get("roof:colour"), tuple(_MATERIAL_BY_FULL))
+    if full is not None:
+        return ROOF_MATERIALS[_MATERIAL_BY_FULL[full]]
+    material = ROOF_MATERIAL_TAG.get(tags.get("roof:material", ""))
+    if material is not None:
+        return ROOF_MATERIALS[material]
+    return ROOF_MATERIALS[pick(element.osm_id, "building-roof", list(style.roof_materials))]
 
-    Computed over the element's whole bounds, never a window, so the outline is the same in
-    every tile.
-    """
+
+def flat_roof_block(element: ProjectedElement, style: Style) -> int:
+    tags = element.tags
+    coloured = nearest_block(tags.get("roof:colour"), FLAT_ROOF_COLOURS)
+    if coloured is not None:
+        return coloured
+    material = tags.get("roof:material")
+    if material == "glass":
+        return b.GLASS
+    if material in ROOF_MATERIAL_TAG:
+        return ROOF_MATERIALS[ROOF_MATERIAL_TAG[material]][1]
+    return pick(element.osm_id, "building-roof", list(style.flat_roofs))
+
+
+# --- footprint ------------------------------------------------------------------------------
+
+def footprint_mask(element: ProjectedElement) -> tuple[np.ndarray, int, int]:
+    """The footprint as a boolean grid over the element's bounds plus a 1-cell border: (mask,
+    x0, z0). Computed over the whole element, never a window."""
     x0, z0, x1, z1 = element.bounds
     rect = BlockRect(x0 - 1, z0 - 1, x1 + 2, z1 + 2)
-    xs_all, zs_all = [], []
+    mask = np.zeros((rect.depth, rect.width), dtype=bool)
     for outer, inners in element.polygons:
         xs, zs = polygon_cells([outer, *inners], rect)
-        xs_all.append(xs)
-        zs_all.append(zs)
-    xs = np.concatenate(xs_all)
-    zs = np.concatenate(zs_all)
-    mask = np.zeros((rect.depth, rect.width), dtype=bool)
-    mask[zs - rect.z0, xs - rect.x0] = True
+        mask[zs - rect.z0, xs - rect.x0] = True
+    return mask, rect.x0, rect.z0
+
+
+def _interior_of(mask: np.ndarray) -> np.ndarray:
     interior = mask.copy()
     interior[1:, :] &= mask[:-1, :]
     interior[:-1, :] &= mask[1:, :]
     interior[:, 1:] &= mask[:, :-1]
     interior[:, :-1] &= mask[:, 1:]
-    edge = mask & ~interior
+    return interior
+
+
+def footprint_and_outline(element: ProjectedElement) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Footprint cells and outline cells (footprint cells with a 4-neighbour outside it)."""
+    mask, x0, z0 = footprint_mask(element)
+    edge = mask & ~_interior_of(mask)
     fz, fx = np.nonzero(mask)
     ez, ex = np.nonzero(edge)
-    return fx + rect.x0, fz + rect.z0, ex + rect.x0, ez + rect.z0
+    return fx + x0, fz + z0, ex + x0, ez + z0
 
 
-def _clip(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray):
-    return ctx.canvas.clip_columns(xs, zs)
+# --- roofs ----------------------------------------------------------------------------------
+
+_SHAPES = {
+    "flat": "flat", "gabled": "gabled", "gable": "gabled", "pitched": "gabled",
+    "saltbox": "gabled", "gabled_row": "gabled", "hipped": "hipped", "hip": "hipped",
+    "half-hipped": "hipped", "half_hipped": "hipped", "side_hipped": "hipped",
+    "mansard": "hipped", "gambrel": "gabled", "round": "gabled", "pyramidal": "pyramidal",
+    "pyramid": "pyramidal", "skillion": "skillion", "shed": "skillion", "lean_to": "skillion",
+    "monopitch": "skillion", "dome": "dome", "spherical": "dome", "onion": "dome",
+    "cone": "cone", "conical": "cone", "spire": "cone", "circular": "cone",
+}
+_COMPASS = {"n": 0, "north": 0, "nne": 22.5, "ne": 45, "ene": 67.5, "e": 90, "east": 90,
+            "ese": 112.5, "se": 135, "sse": 157.5, "s": 180, "south": 180, "ssw": 202.5,
+            "sw": 225, "wsw": 247.5, "w": 270, "west": 270, "wnw": 292.5, "nw": 315, "nnw": 337.5}
+
+
+def roof_shape(element: ProjectedElement, style: Style, footprint_cells: int, wall_height: int) -> str:
+    """The roof shape: the `roof:shape` tag, else the type's default (see the module doc)."""
+    tags = element.tags
+    tagged = tags.get("roof:shape")
+    if tagged is not None:
+        return _SHAPES.get(tagged.strip().lower(), "flat")
+    if style.roof == "steep":
+        return "steep"
+    if style.roof == "skillion":
+        return "skillion"
+    if style.roof == "industrial":
+        if footprint_cells > MAX_AUTO_ROOF_FOOTPRINT and hash_unit([0], [0], element.osm_id, "roof-shape")[0] < 0.5:
+            return "skillion"
+        return "flat"
+    if style.roof == "auto" and building_type(tags) in PITCHED_BY_DEFAULT \
+            and "building:part" not in tags and footprint_cells <= MAX_AUTO_ROOF_FOOTPRINT \
+            and wall_height < 15:
+        return "auto"
+    return "flat"
+
+
+def _axes(element: ProjectedElement) -> tuple[float, float]:
+    """Unit vector along the outer ring's longest edge, snapped to the grid within 12 degrees."""
+    ring = np.asarray(element.polygons[0][0], dtype=np.float64)
+    edges = np.empty_like(ring)
+    edges[:-1] = ring[1:] - ring[:-1]
+    edges[-1] = ring[0] - ring[-1]
+    lengths = np.hypot(edges[:, 0], edges[:, 1])
+    if len(lengths) == 0 or lengths.max() == 0:
+        return 1.0, 0.0
+    dx, dz = edges[int(np.argmax(lengths))] / lengths.max()
+    angle = math.degrees(math.atan2(dz, dx)) % 90.0
+    if angle < 12.0 or angle > 78.0:
+        return (1.0, 0.0) if abs(dx) >= abs(dz) else (0.0, 1.0)
+    return float(dx), float(dz)
+
+
+def _erosion_depth(mask: np.ndarray, cap: int) -> np.ndarray:
+    """Steps of 4-neighbour erosion that remove each cell (0 on the outline), up to ``cap``."""
+    depth = np.zeros(mask.shape, dtype=np.int64)
+    current = mask
+    for step in range(1, cap + 1):
+        current = _interior_of(current)
+        if not current.any():
+            break
+        depth[current] = step
+    return depth
+
+
+def roof_heights(element: ProjectedElement, mask: np.ndarray, x0: int, z0: int, shape: str,
+                 roof_height: float | None, scale: float) -> np.ndarray:
+    """Height of the roof surface above the eaves per cell of ``mask`` (-1 outside)."""
+    zs, xs = np.nonzero(mask)
+    cx, cz = xs + x0 + 0.5, zs + z0 + 0.5
+    ux, uz = _axes(element)
+    u = cx * ux + cz * uz
+    v = -cx * uz + cz * ux
+    umid, vmid = (u.min() + u.max()) / 2, (v.min() + v.max()) / 2
+    half_l = (u.max() - u.min()) / 2 + 0.5
+    half_w = (v.max() - v.min()) / 2 + 0.5
+    ur, vr = u - umid, v - vmid
+    if half_w > half_l:   # the ridge runs along the longer side
+        ur, vr, half_l, half_w = vr, ur, half_w, half_l
+    cap = {"auto": MAX_AUTO_ROOF_BLOCKS, "steep": int(MAX_AUTO_ROOF_BLOCKS * 1.5)}.get(shape)
+    pitch = 1.5 if shape == "steep" else 1.0
+    if roof_height is not None and roof_height > 0:
+        pitch = roof_height / max(half_w, 0.5)
+    if shape == "auto":
+        fill = len(xs) / (4 * half_l * half_w)
+        shape = "gabled" if fill >= 0.8 else "hipped"
+    elif shape == "steep":
+        shape = "gabled"
+    if shape == "gabled":
+        h = pitch * (half_w - np.abs(vr))
+    elif shape == "hipped":
+        if len(xs) / (4 * half_l * half_w) >= 0.8:
+            h = pitch * np.minimum(half_w - np.abs(vr), half_l - np.abs(ur))
+        else:
+            depth = _erosion_depth(mask, 64)[zs, xs]
+            h = pitch * (depth + 0.5)
+    elif shape == "pyramidal":
+        top = pitch * half_w
+        h = top * np.minimum((half_w - np.abs(vr)) / half_w, (half_l - np.abs(ur)) / half_l)
+    elif shape == "skillion":
+        rise = roof_height if roof_height else max(1.0, min(6.0, round(half_w * 0.6 * scale)))
+        direction = element.tags.get("roof:direction", "").strip().lower()
+        degrees = _COMPASS.get(direction, parse_number(direction))
+        if degrees is not None:
+            # roof:direction is where the roof faces (downhill); uphill is the opposite way
+            gx, gz = -math.sin(math.radians(degrees)), math.cos(math.radians(degrees))
+            t = cx * gx + cz * gz
+        else:
+            t = vr
+        span = max(t.max() - t.min(), 1.0)
+        h = rise * (t - t.min()) / span
+    elif shape in ("dome", "cone"):
+        r = np.hypot(ur, vr)
+        radius = r.max() + 0.5
+        top = roof_height if roof_height else (radius if shape == "dome" else 1.5 * radius)
+        if shape == "dome":
+            h = top * np.sqrt(np.clip(1 - (r / radius) ** 2, 0, 1))
+        else:
+            h = top * (1 - r / radius)
+    else:
+        h = np.zeros(len(xs))
+    heights = np.floor(h + 1e-9).astype(np.int64)
+    if cap is not None:
+        heights = np.minimum(heights, cap)
+    grid = np.full(mask.shape, -1, dtype=np.int64)
+    grid[zs, xs] = np.maximum(heights, 0)
+    return grid
+
+
+def _tagged_roof_height(tags: dict[str, str], scale: float, storey: int) -> float | None:
+    roof_m = parse_number(tags.get("roof:height"))
+    if roof_m is not None and roof_m > 0:
+        return roof_m * scale
+    roof_levels = parse_number(tags.get("roof:levels"))
+    if roof_levels is not None and roof_levels > 0:
+        return roof_levels * storey * scale
+    return None
+
+
+def _neighbour_heights(grid: np.ndarray) -> np.ndarray:
+    """(4, depth, width): the roof height of each cell's neighbour in blocks.DIRECTIONS order."""
+    out = np.full((4, *grid.shape), -1, dtype=grid.dtype)
+    out[0, 1:, :] = grid[:-1, :]
+    out[1, :, :-1] = grid[:, 1:]
+    out[2, :-1, :] = grid[1:, :]
+    out[3, :, 1:] = grid[:, :-1]
+    return out
+
+
+# --- drawing --------------------------------------------------------------------------------
+KEEP = Canvas.KEEP
 
 
 def draw(ctx: DrawContext, element: ProjectedElement) -> None:
+    """Build the whole building as one small block volume over its bounds, then paste it."""
     tags = element.tags
     x0, z0, x1, z1 = element.bounds
     if not ctx.clip.intersects_bounds(x0, z0, x1, z1):
         return
-    fx, fz, ex, ez = footprint_and_outline(element)
-    fx, fz = _clip(ctx, fx, fz)
-    ex, ez = _clip(ctx, ex, ez)
-    if len(fx) == 0:
+    if tags.get("building") == "roof":
+        _draw_canopy(ctx, element)
         return
+    mask, mx, mz = footprint_mask(element)
+    if not mask.any():
+        return
+    interior = _interior_of(mask)
+    edge = mask & ~interior
+    scale = ctx.settings.scale
+    style = style_of(tags)
+    storey = storey_blocks(tags)
     ground = ctx.ground_y
-    height = height_blocks(tags, ctx.settings.scale)
-    canvas = ctx.canvas
+    bottom = ground + min_height_blocks(tags, scale)
+    top = ground + height_blocks(tags, scale)
+    cells = int(mask.sum())
+    shape = roof_shape(element, style, cells, top - bottom)
+    grid = None
+    if shape != "flat":
+        grid = roof_heights(element, mask, mx, mz, shape, _tagged_roof_height(tags, scale, storey), scale)
+        if parse_number(tags.get("height")) is not None:        # the height includes the roof
+            top = max(bottom + MIN_HEIGHT_BLOCKS, top - int(grid.max()))
+    top = max(top, bottom + 2)
+    walls_high = top - bottom                       # wall rows 1 .. walls_high above the floor
+    roof_rows = 1 if grid is None else int(grid.max()) + 1
+    volume = np.full((walls_high + 1 + roof_rows, *mask.shape), KEEP, dtype=np.uint16)
     wall = wall_block(element)
-    roof = choose(element.osm_id, "building-roof", ROOF_PALETTE)
-    canvas.fill_columns(fx, fz, ground, ground + 1, FLOOR_BLOCK)
-    canvas.fill_columns(fx, fz, ground + 1, ground + height + 1, b.AIR)
-    canvas.fill_columns(ex, ez, ground + 1, ground + height + 1, wall)
-    _draw_windows(ctx, element, ex, ez, ground, height)
-    canvas.fill_columns(fx, fz, ground + height + 1, ground + height + 2, roof)
+    volume[0][mask] = FLOOR_BLOCK
+    volume[1:walls_high + 1, mask] = b.AIR
+    volume[1:walls_high + 1, edge] = wall
+    _windows(volume, element, style, mask, edge, mx, mz, walls_high, storey)
+    if style.floors or "building:levels" in tags:
+        for floor in range(storey, walls_high - 1, storey):
+            volume[floor][interior] = style.interior_floor
+    if ctx.settings.interior:
+        _furnish(volume, element, interior, mx, mz, walls_high, storey)
+    if grid is None:
+        volume[walls_high + 1][mask] = flat_roof_block(element, style)
+    else:
+        _pitched_roof(volume, element, style, grid, edge, walls_high + 1, wall)
+    ctx.canvas.paste(mx, mz, bottom, volume)
 
 
-def _draw_windows(ctx: DrawContext, element: ProjectedElement, ex, ez, ground: int, height: int) -> None:
-    """Glass on every storey: rows at 2 and 3 blocks above each floor, every other column."""
-    if height < 4 or len(ex) == 0:
+def _pitched_roof(volume: np.ndarray, element: ProjectedElement, style: Style, grid: np.ndarray,
+                  edge: np.ndarray, base: int, wall: int) -> None:
+    """The roof shell from row ``base`` (the eaves): full blocks down to the lower neighbour,
+    stairs facing uphill on the slope, full blocks on the ridge, wall under the gable ends."""
+    stairs, full = roof_material(element, style)
+    around = _neighbour_heights(grid)
+    zs, xs = np.nonzero(grid >= 0)
+    h = grid[zs, xs]
+    lo = np.minimum(h, np.maximum(around.min(axis=0)[zs, xs] + 1, 0))
+    on_edge = edge[zs, xs]
+    uphill = np.argmax(around[:, zs, xs], axis=0)
+    slope = around.max(axis=0)[zs, xs] > h
+    top_block = np.where(slope, stairs[uphill], full).astype(np.uint16)
+    rows = np.arange(volume.shape[0] - base)[:, None]                  # height above the eaves
+    column = np.where(rows == h, top_block,
+                      np.where(on_edge, np.where(rows < h, wall, KEEP),
+                               np.where((rows >= lo) & (rows < h), full, KEEP))).astype(np.uint16)
+    volume[base:, zs, xs] = column
+
+
+def _window_columns(edge: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Outline cells in a straight run of wall (both neighbours along the wall are walls)."""
+    bits = neighbour_masks(mask)
+    straight = ((bits & 0b0101) == 0b0101) | ((bits & 0b1010) == 0b1010)
+    return edge & straight
+
+
+def _windows(volume: np.ndarray, element: ProjectedElement, style: Style, mask: np.ndarray,
+             edge: np.ndarray, mx: int, mz: int, walls_high: int, storey: int) -> None:
+    """Glass on every storey, in the type's pattern (rows counted from the floor)."""
+    if style.windows == "none" or walls_high < 3:
         return
-    storey = 3 if is_residential(element.tags) else 4
-    columns = ((ex + ez) % 3) != 0
-    wx, wz = ex[columns], ez[columns]
-    if len(wx) == 0:
+    columns = _window_columns(edge, mask)
+    period = {"grid": 3, "band": 1, "sparse": 4, "tall": 3}[style.windows]
+    if period > 1:
+        zz, xx = np.indices(mask.shape)
+        phase = (xx + mx + zz + mz) % period
+        columns &= (phase != 0) if style.windows == "grid" else (phase == 1)
+    if style.windows == "tall":
+        volume[2:max(3, walls_high - 1), columns] = WINDOW_BLOCK
         return
-    for floor_y in range(ground + 1, ground + height - 2, storey):
-        for dy in (1, 2):
-            y = floor_y + dy
-            if y >= ground + height:
-                continue
-            ctx.canvas.fill_columns(wx, wz, y, y + 1, WINDOW_BLOCK)
+    rows = (2,) if style.windows == "sparse" else (1, 2)
+    for floor in range(0, walls_high - 1, storey):
+        for dy in rows:
+            if floor + dy < walls_high:
+                volume[floor + dy][columns] = WINDOW_BLOCK
+
+
+def _furnish(volume: np.ndarray, element: ProjectedElement, interior: np.ndarray,
+             mx: int, mz: int, walls_high: int, storey: int) -> None:
+    """Simple furniture on every storey: shelves, workbenches and plants along the walls,
+    tables with a lamp or a plate in the rooms, carpets; chosen per column by the hash."""
+    inner2 = _interior_of(interior)
+    by_wall = interior & ~inner2
+    wz, wx = np.nonzero(by_wall)
+    rz, rx = np.nonzero(inner2)
+    eid = element.osm_id
+    for level, floor in enumerate(range(0, walls_high - 1, storey)):
+        y = floor + 1
+        if y + 1 > walls_high:
+            break
+        r = hash_unit(wx + mx, wz + mz, eid, f"interior-wall-{level}")
+        volume[y, wz, wx] = np.select([r < 0.08, r < 0.11, r < 0.13],
+                                      [b.BOOKSHELF, b.CRAFTING_TABLE, b.POTTED_RED_TULIP], KEEP)
+        r = hash_unit(rx + mx, rz + mz, eid, f"interior-room-{level}")
+        carpet_cell = hash_unit((rx + mx) // 3, (rz + mz) // 3, eid, f"interior-carpet-{level}") < 0.25
+        carpet = pick(eid, f"interior-carpet-colour-{level}", [b.RED_CARPET, b.WHITE_CARPET, b.LIGHT_GRAY_CARPET])
+        table = r < 0.03
+        volume[y, rz, rx] = np.where(table, b.OAK_FENCE[0], np.where(carpet_cell, carpet, KEEP))
+        volume[y + 1, rz[table], rx[table]] = np.where(r[table] < 0.012, b.LANTERN, b.OAK_PRESSURE_PLATE)
+
+
+def _draw_canopy(ctx: DrawContext, element: ProjectedElement) -> None:
+    """`building=roof`: a roof slab on posts at the outline's corners (carports, canopies)."""
+    mask, mx, mz = footprint_mask(element)
+    fz, fx = np.nonzero(mask)
+    fx, fz = clip_cells(ctx, fx + mx, fz + mz)
+    ground = ctx.ground_y
+    top = ground + max(MIN_HEIGHT_BLOCKS + 1, height_blocks(element.tags, ctx.settings.scale))
+    style = style_of(element.tags)
+    ctx.canvas.fill_columns(fx, fz, top, top + 1, flat_roof_block(element, style))
+    corners = np.concatenate([outer for outer, _ in element.polygons]).astype(np.int64)
+    px, pz = clip_cells(ctx, corners[:, 0], corners[:, 1])
+    ctx.canvas.fill_columns(px, pz, ground + 1, top, b.STONE_BRICK_WALL[0])

@@ -1,66 +1,138 @@
-"""Land surfaces from `landuse=*`, `natural=*` and `leisure=*` areas.
+"""Land surfaces from `landuse=*`, `natural=*`, `leisure=*` and a few `amenity=*` areas.
 
 Areas are drawn largest first, so a smaller area (a park) wins over the larger one it sits in
-(a residential district). The surface replaces the ground's top block only.
+(a residential district): its surface block, its biome and its ground cover replace the
+larger area's on the columns it covers. The surface replaces the ground's top block only; the
+biome goes to the canvas's biome layer; the cover (trees in a forest, crops on a field) is
+recorded per column as "owned by this area" and planted later by the vegetation family, after
+roads and buildings have taken their columns.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from arnisd.world import biomes as bio
 from arnisd.world import blocks as b
-from arnisd.world.families.base import DrawContext, area_cells, replace_table
+from arnisd.world.families.base import DrawContext, area_cells, element_key, replace_table
 from arnisd.world.projected import ProjectedElement
 
-LANDUSE_SURFACE = {
-    "residential": b.GRASS_BLOCK, "commercial": b.SMOOTH_STONE, "retail": b.SMOOTH_STONE,
-    "industrial": b.STONE, "farmland": b.FARMLAND, "farmyard": b.COARSE_DIRT,
-    "meadow": b.GRASS_BLOCK, "grass": b.GRASS_BLOCK, "village_green": b.GRASS_BLOCK,
-    "recreation_ground": b.GRASS_BLOCK, "forest": b.GRASS_BLOCK, "orchard": b.GRASS_BLOCK,
-    "vineyard": b.GRASS_BLOCK, "allotments": b.FARMLAND, "cemetery": b.PODZOL,
-    "construction": b.COARSE_DIRT, "brownfield": b.COARSE_DIRT, "greenfield": b.GRASS_BLOCK,
-    "railway": b.GRAVEL, "quarry": b.STONE, "landfill": b.COARSE_DIRT, "military": b.COARSE_DIRT,
-    "garages": b.SMOOTH_STONE, "religious": b.GRASS_BLOCK, "education": b.GRASS_BLOCK,
-    "plant_nursery": b.FARMLAND, "flowerbed": b.GRASS_BLOCK, "basin": b.CLAY,
+
+@dataclass(frozen=True, slots=True)
+class Land:
+    """What an area kind puts on the ground."""
+
+    surface: int
+    biome: int = bio.PLAINS
+    cover: str | None = None      # a ground-cover kind planted by vegetation.draw_cover
+
+
+LANDUSE: dict[str, Land] = {
+    "residential": Land(b.GRASS_BLOCK), "commercial": Land(b.SMOOTH_STONE),
+    "retail": Land(b.SMOOTH_STONE), "industrial": Land(b.STONE),
+    "farmland": Land(b.FARMLAND, cover="farmland"), "farmyard": Land(b.COARSE_DIRT),
+    "meadow": Land(b.GRASS_BLOCK, bio.MEADOW, "meadow"), "grass": Land(b.GRASS_BLOCK, cover="grass"),
+    "village_green": Land(b.GRASS_BLOCK, cover="grass"), "recreation_ground": Land(b.GRASS_BLOCK),
+    "forest": Land(b.GRASS_BLOCK, bio.FOREST, "forest"),
+    "orchard": Land(b.GRASS_BLOCK, cover="orchard"), "vineyard": Land(b.GRASS_BLOCK, cover="vineyard"),
+    "allotments": Land(b.FARMLAND, cover="allotments"), "cemetery": Land(b.PODZOL, cover="cemetery"),
+    "construction": Land(b.COARSE_DIRT), "brownfield": Land(b.COARSE_DIRT),
+    "greenfield": Land(b.GRASS_BLOCK, cover="grass"), "railway": Land(b.GRAVEL),
+    "quarry": Land(b.STONE, bio.STONY_SHORE), "landfill": Land(b.COARSE_DIRT),
+    "military": Land(b.COARSE_DIRT), "garages": Land(b.SMOOTH_STONE),
+    "religious": Land(b.GRASS_BLOCK), "education": Land(b.GRASS_BLOCK),
+    "plant_nursery": Land(b.FARMLAND, cover="allotments"), "flowerbed": Land(b.GRASS_BLOCK, cover="flowers"),
+    "basin": Land(b.CLAY), "greenhouse_horticulture": Land(b.FARMLAND, cover="allotments"),
+    "winter_sports": Land(b.SNOW_BLOCK, bio.SNOWY_PLAINS),
 }
-NATURAL_SURFACE = {
-    "wood": b.GRASS_BLOCK, "scrub": b.GRASS_BLOCK, "heath": b.GRASS_BLOCK,
-    "grassland": b.GRASS_BLOCK, "sand": b.SAND, "beach": b.SAND, "bare_rock": b.STONE,
-    "rock": b.STONE, "scree": b.GRAVEL, "shingle": b.GRAVEL, "wetland": b.MUD,
-    "mud": b.MUD, "glacier": b.PACKED_ICE, "fell": b.MOSS_BLOCK, "tundra": b.MOSS_BLOCK,
+NATURAL: dict[str, Land] = {
+    "wood": Land(b.GRASS_BLOCK, bio.FOREST, "forest"), "scrub": Land(b.GRASS_BLOCK, cover="scrub"),
+    "heath": Land(b.GRASS_BLOCK, cover="heath"), "grassland": Land(b.GRASS_BLOCK, bio.MEADOW, "meadow"),
+    "sand": Land(b.SAND, bio.BEACH), "dune": Land(b.SAND, bio.BEACH), "beach": Land(b.SAND, bio.BEACH),
+    "shoal": Land(b.SAND, bio.BEACH), "bare_rock": Land(b.STONE, bio.STONY_SHORE),
+    "rock": Land(b.STONE, bio.STONY_SHORE), "stone": Land(b.STONE, bio.STONY_SHORE),
+    "cliff": Land(b.STONE, bio.STONY_SHORE), "scree": Land(b.GRAVEL, bio.STONY_SHORE),
+    "shingle": Land(b.GRAVEL, bio.STONY_SHORE), "wetland": Land(b.MUD, bio.SWAMP, "wetland"),
+    "mud": Land(b.MUD, bio.SWAMP), "glacier": Land(b.PACKED_ICE, bio.SNOWY_PLAINS),
+    "fell": Land(b.MOSS_BLOCK), "tundra": Land(b.MOSS_BLOCK),
 }
-LEISURE_SURFACE = {
-    "park": b.GRASS_BLOCK, "garden": b.GRASS_BLOCK, "pitch": b.GRASS_BLOCK,
-    "playground": b.SAND, "golf_course": b.GRASS_BLOCK, "common": b.GRASS_BLOCK,
-    "nature_reserve": b.GRASS_BLOCK, "dog_park": b.GRASS_BLOCK, "sports_centre": b.SMOOTH_STONE,
-    "track": b.TERRACOTTA, "stadium": b.SMOOTH_STONE, "schoolyard": b.SMOOTH_STONE,
-    "swimming_pool": b.WATER, "marina": b.SMOOTH_STONE,
+LEISURE: dict[str, Land] = {
+    "park": Land(b.GRASS_BLOCK, cover="park"), "garden": Land(b.GRASS_BLOCK, cover="garden"),
+    "pitch": Land(b.GRASS_BLOCK), "playground": Land(b.SAND),
+    "golf_course": Land(b.GRASS_BLOCK, cover="grass"), "common": Land(b.GRASS_BLOCK),
+    "nature_reserve": Land(b.GRASS_BLOCK), "dog_park": Land(b.GRASS_BLOCK, cover="grass"),
+    "sports_centre": Land(b.SMOOTH_STONE), "track": Land(b.TERRACOTTA),
+    "stadium": Land(b.SMOOTH_STONE), "schoolyard": Land(b.SMOOTH_STONE),
+    "swimming_pool": Land(b.WATER), "marina": Land(b.SMOOTH_STONE),
+    "ice_rink": Land(b.PACKED_ICE), "miniature_golf": Land(b.GRASS_BLOCK),
+}
+AMENITY: dict[str, Land] = {
+    "parking": Land(b.GRAY_CONCRETE), "grave_yard": Land(b.PODZOL, cover="cemetery"),
+    "bicycle_parking": Land(b.GRAY_CONCRETE), "motorcycle_parking": Land(b.GRAY_CONCRETE),
 }
 PITCH_SURFACE = {"sand": b.SAND, "clay": b.TERRACOTTA, "asphalt": b.GRAY_CONCRETE,
-                 "concrete": b.LIGHT_GRAY_CONCRETE, "dirt": b.COARSE_DIRT, "gravel": b.GRAVEL}
+                 "concrete": b.LIGHT_GRAY_CONCRETE, "dirt": b.COARSE_DIRT, "gravel": b.GRAVEL,
+                 "tartan": b.RED_TERRACOTTA, "artificial_turf": b.GREEN_CONCRETE,
+                 "grass": b.GRASS_BLOCK}
+SPORT_SURFACE = {"tennis": b.TERRACOTTA, "basketball": b.GRAY_CONCRETE,
+                 "beachvolleyball": b.SAND, "skateboard": b.LIGHT_GRAY_CONCRETE,
+                 "athletics": b.RED_TERRACOTTA, "running": b.RED_TERRACOTTA}
+AREA_SURFACE = {"asphalt": b.GRAY_CONCRETE, "concrete": b.LIGHT_GRAY_CONCRETE,
+                "paving_stones": b.STONE_BRICKS, "sett": b.STONE_BRICKS, "gravel": b.GRAVEL,
+                "fine_gravel": b.GRAVEL, "dirt": b.COARSE_DIRT, "ground": b.COARSE_DIRT,
+                "grass": b.GRASS_BLOCK, "sand": b.SAND, "grass_paver": b.MOSS_BLOCK}
+
+# Kept for callers of the foundation's tables.
+LANDUSE_SURFACE = {k: v.surface for k, v in LANDUSE.items()}
+NATURAL_SURFACE = {k: v.surface for k, v in NATURAL.items()}
+LEISURE_SURFACE = {k: v.surface for k, v in LEISURE.items()}
 
 # The ground's top block and earlier land surfaces may be replaced; water may not.
-_REPLACEABLE = replace_table(b.GRASS_BLOCK, b.DIRT, *set(LANDUSE_SURFACE.values()),
-                             *set(NATURAL_SURFACE.values()), *set(LEISURE_SURFACE.values()))
+_SURFACES = {land.surface for table in (LANDUSE, NATURAL, LEISURE, AMENITY) for land in table.values()}
+_REPLACEABLE = replace_table(b.GRASS_BLOCK, b.DIRT, *_SURFACES, *PITCH_SURFACE.values(),
+                             *SPORT_SURFACE.values(), *AREA_SURFACE.values())
 _REPLACEABLE[b.WATER] = False
+
+
+def land_of(tags: dict[str, str]) -> Land | None:
+    """What an area's tags put on the ground, or None if it is not a land surface."""
+    leisure = tags.get("leisure")
+    if leisure in LEISURE:
+        land = LEISURE[leisure]
+        if leisure == "pitch":
+            surface = PITCH_SURFACE.get(tags.get("surface", ""), SPORT_SURFACE.get(tags.get("sport", "")))
+            if surface is not None:
+                return Land(surface)
+        return land
+    natural = tags.get("natural")
+    if natural in NATURAL:
+        land = NATURAL[natural]
+        if natural == "wood" and tags.get("leaf_type") == "needleleaved":
+            return Land(land.surface, bio.TAIGA, land.cover)
+        return land
+    landuse = tags.get("landuse")
+    if landuse in LANDUSE:
+        land = LANDUSE[landuse]
+        if landuse == "forest" and tags.get("leaf_type") == "needleleaved":
+            return Land(land.surface, bio.TAIGA, land.cover)
+        return land
+    amenity = tags.get("amenity")
+    if amenity in AMENITY:
+        land = AMENITY[amenity]
+        if tags.get("surface") in AREA_SURFACE:
+            return Land(AREA_SURFACE[tags["surface"]], land.biome, land.cover)
+        return land
+    return None
 
 
 def surface_block(tags: dict[str, str]) -> int | None:
     """The surface block an area's tags ask for, or None if not a land surface."""
-    leisure = tags.get("leisure")
-    if leisure in LEISURE_SURFACE:
-        if leisure == "pitch" and tags.get("surface") in PITCH_SURFACE:
-            return PITCH_SURFACE[tags["surface"]]
-        return LEISURE_SURFACE[leisure]
-    natural = tags.get("natural")
-    if natural in NATURAL_SURFACE:
-        return NATURAL_SURFACE[natural]
-    landuse = tags.get("landuse")
-    if landuse in LANDUSE_SURFACE:
-        return LANDUSE_SURFACE[landuse]
-    return None
+    land = land_of(tags)
+    return None if land is None else land.surface
 
 
 def selects(element: ProjectedElement) -> bool:
-    return element.element.kind == "area" and surface_block(element.tags) is not None \
+    return element.element.kind == "area" and land_of(element.tags) is not None \
         and "building" not in element.tags
 
 
@@ -70,6 +142,13 @@ def sort_key(element: ProjectedElement):
 
 
 def draw(ctx: DrawContext, element: ProjectedElement) -> None:
-    block = surface_block(element.tags)
+    land = land_of(element.tags)
     xs, zs = area_cells(element, ctx)
-    ctx.canvas.fill_columns(xs, zs, ctx.ground_y, ctx.ground_y + 1, block, replace=_REPLACEABLE)
+    if len(xs) == 0:
+        return
+    ctx.canvas.fill_columns(xs, zs, ctx.ground_y, ctx.ground_y + 1, land.surface, replace=_REPLACEABLE)
+    ctx.canvas.set_biome(xs, zs, land.biome)
+    if land.cover is not None:
+        ctx.canvas.set_cover(xs, zs, element_key(element))
+    elif getattr(ctx.canvas, "_cover", None) is not None:
+        ctx.canvas.set_cover(xs, zs, 0)      # a smaller area without cover clears the larger one's
