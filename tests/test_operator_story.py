@@ -1,15 +1,15 @@
 """The whole operator story with real processes on 127.0.0.1.
 
 A coordinator from ``config/coordinator.toml`` (ports and folders changed), two workers from
-``config/worker.toml``, ``arnisd submit`` of the bundled extract (and a second, smaller job
-that queues behind it), ``arnisd status --json`` polled until both are done, the world equal
-to the ``--in-process`` one, ``/metrics`` consistent with the tiles done, then SIGTERM to
-everything and clean exits.
+``config/worker.toml``, ``arnisd submit`` of the bundled extract (and a second job, the same
+area in smaller tiles, that queues behind it), ``arnisd status --json`` polled until both are
+done, both worlds equal to the ``--in-process`` one, ``/metrics`` consistent with the tiles
+done, then SIGTERM to everything and clean exits.
 
-It needs ``arnisd run`` to read ``arnisd.config`` files and serve the HTTP shim with a
-coordinator that takes submitted jobs (issue 4's coordinator + issue 5's provider). Until
-``arnisd run`` does, the test is skipped with a printed reason naming what is missing; once
-it does, every failure is a failure.
+It needs ``arnisd run`` to serve a coordinator that takes submitted jobs
+(``arnisd.service.coordinator_service.CoordinatorService``). Until ``arnisd run`` does, the
+test is skipped with a printed reason naming what is missing; once it does, every failure is
+a failure.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from cluster_helpers import assert_same_world, free_port, read_world_chunks
 
 ROOT = Path(__file__).resolve().parent.parent
 PBF = ROOT / "data" / "kouvola.osm.pbf"
-SMALL_BBOX = "60.525,26.94,60.535,26.955"
 RUN_MODULE = ROOT / "arnisd" / "commands" / "run.py"
 
 pytestmark = pytest.mark.timeout(600)
@@ -46,9 +45,9 @@ def missing_pieces() -> list[str]:
     missing = []
     if "arnisd.config" not in source and "load_config" not in source:
         missing.append("`arnisd run` reading config/coordinator.toml with arnisd.config.load_config")
-    if "http_shim" not in source:
-        missing.append("`arnisd run` serving the HTTP shim (start_http_shim with a provider "
-                       "that implements submit/jobs/status/metrics)")
+    if "CoordinatorService" not in source:
+        missing.append("`arnisd run` serving submitted jobs (CoordinatorService(config).serve() "
+                       "from arnisd.service.coordinator_service)")
     return missing
 
 
@@ -158,12 +157,12 @@ def test_operator_story(tmp_path):
         for name in ("w1", "w2"):
             processes.append(daemon(worker_config(tmp_path, port, name), logs[name]))
 
-        # two jobs: the bundled extract, and a smaller one that must wait its turn
+        # two jobs: the bundled extract, then the same in smaller tiles, which waits its turn
         first = arnisd("submit", "--osm-file", str(PBF), "--output", "kouvola",
                        "--coordinator", url)
         assert first.returncode == 0, first.stderr
-        second = arnisd("submit", "--osm-file", str(PBF), "--bbox", SMALL_BBOX,
-                        "--output", "kouvola-small", "--chunk-size", "0.004", "--coordinator", url)
+        second = arnisd("submit", "--osm-file", str(PBF), "--output", "kouvola-fine",
+                        "--chunk-size", "0.004", "--coordinator", url)
         assert second.returncode == 0, second.stderr
         job_ids = [first.stdout.strip(), second.stdout.strip()]
         assert job_ids[0] and job_ids[1] and job_ids[0] != job_ids[1]
@@ -204,11 +203,11 @@ def test_operator_story(tmp_path):
         ref = arnisd("generate", "--osm-file", str(PBF), "--output", str(reference_dir),
                      "--in-process", "--quiet", timeout_s=300)
         assert ref.returncode == 0, ref.stderr
-        world = tmp_path / "worlds" / "kouvola"
-        assert (world / "level.dat").is_file()
-        chunks = read_world_chunks(world)
-        assert_same_world(chunks, read_world_chunks(reference_dir))
-        assert (tmp_path / "worlds" / "kouvola-small" / "level.dat").is_file()
+        reference = read_world_chunks(reference_dir)
+        for name in ("kouvola", "kouvola-fine"):
+            world = tmp_path / "worlds" / name
+            assert (world / "level.dat").is_file()
+            assert_same_world(read_world_chunks(world), reference)
 
         # metrics agree with what was done
         status, body = get(f"{url}/metrics")
@@ -221,19 +220,18 @@ def test_operator_story(tmp_path):
             assert value["arnisd_jobs_completed_total"] == 2
         if "arnisd_jobs_submitted_total" in value:
             assert value["arnisd_jobs_submitted_total"] == 2
-        small_chunks = len(read_world_chunks(tmp_path / "worlds" / "kouvola-small"))
         if "arnisd_chunks_merged_total" in value:
-            assert value["arnisd_chunks_merged_total"] == len(chunks) + small_chunks
+            assert value["arnisd_chunks_merged_total"] == 2 * len(reference)
 
         # the human summary and the page answer too
         summary = arnisd("status", "--coordinator", url)
         assert summary.returncode == 0 and "tiles:" in summary.stdout, summary.stderr
         assert get(url + "/")[0] == 200
 
-        # workers stayed connected through both jobs
+        # the same two worker daemons served both jobs, without being restarted
         assert all(p.poll() is None for p in processes), "a daemon died during the story"
-        rows = last.get("workers_detail") or last.get("worker_rows") or []
-        assert sorted(r["worker_id"] for r in rows) == ["w1", "w2"]
+        for job_id, job in jobs.items():
+            assert job.get("workers") == ["w1", "w2"], (job_id, job.get("workers"))
     finally:
         codes = stop(processes)
     assert codes == [0] * len(processes), {

@@ -1,0 +1,204 @@
+"""The long-running coordinator service: jobs queue and run one after another with real worker
+processes over ZeroMQ on 127.0.0.1; submission, cancellation, failures and stop."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from arnisd.cluster.http_shim import StatusProvider
+from arnisd.cluster.slots import SPAWN
+from arnisd.cluster.worker import WorkerSettings, run_worker_process
+from arnisd.config import CoordinatorConfig
+from arnisd.geo.bbox import BBox
+from arnisd.job import JobSpec
+from arnisd.osm.reader import read_osm_file
+from arnisd.service.coordinator_service import CoordinatorService
+from cluster_helpers import assert_same_world, free_port, read_world_chunks
+
+ROOT = Path(__file__).resolve().parent.parent
+PBF = ROOT / "data" / "kouvola.osm.pbf"
+SUB = "60.525,26.94,60.535,26.955"
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def make_config(tmp_path: Path, **overrides) -> CoordinatorConfig:
+    base = CoordinatorConfig(bind_host="127.0.0.1", port=free_port(), http_port=0,
+                             state_dir=tmp_path / "state", output_root=tmp_path / "worlds",
+                             cache_dir=tmp_path / "cache", heartbeat_interval_s=0.5)
+    return replace(base, **overrides)
+
+
+def job(output: str, **extra) -> dict:
+    return {"osm_file": str(PBF), "bbox": SUB, "output": output, **extra}
+
+
+class Running:
+    """A service serving on a thread, with worker processes; stops everything at exit."""
+
+    def __init__(self, config: CoordinatorConfig, workers: int = 2, generator: str | None = None):
+        self.service = CoordinatorService(config)
+        self.ready = threading.Event()
+        self.exit_code = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.workers = [SPAWN.Process(target=run_worker_process, args=(WorkerSettings(
+            coordinator=f"tcp://127.0.0.1:{config.port}", worker_id=f"w{i}", slots=1,
+            generator=generator, heartbeat_interval_s=0.5),)) for i in range(workers)]
+
+    def _serve(self):
+        self.exit_code = self.service.serve(ready=lambda text: self.ready.set())
+
+    def __enter__(self) -> "Running":
+        self.thread.start()
+        assert self.ready.wait(30), "the service did not become ready"
+        for process in self.workers:
+            process.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.service.stop()
+        self.thread.join(60)
+        for process in self.workers:
+            process.terminate()
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+        assert not self.thread.is_alive(), "serve() did not return after stop()"
+        assert self.exit_code == 0
+
+    def wait_state(self, job_id: str, states, timeout_s: float = 180) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            doc = self.service.job(job_id)
+            if doc["state"] in states:
+                return doc
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} never reached {states}: {self.service.job(job_id)}")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    from arnisd.world.build import build_world_in_process
+    out = tmp_path_factory.mktemp("reference")
+    build_world_in_process(JobSpec(bbox=BBox.parse(SUB), output=out), read_osm_file(PBF).elements, out)
+    return read_world_chunks(out)
+
+
+def test_is_a_status_provider(tmp_path):
+    assert isinstance(CoordinatorService(make_config(tmp_path)), StatusProvider)
+
+
+def test_submissions_are_checked_and_queued(tmp_path):
+    service = CoordinatorService(make_config(tmp_path))
+    status = service.status()
+    assert (status["total_chunks"], status["job_id"], status["queued_jobs"]) == (0, None, 0)
+    first = service.submit(job("a"))
+    for bad, needle in ((job("a"), "already making a"), (job("../x"), "output"),
+                        ({"output": "b"}, "bbox"), (job("b", osm_file=str(tmp_path / "no.pbf")),
+                                                     "not a file"),
+                        ({"bbox": "50,10,52,12", "output": "b"}, "limit")):
+        with pytest.raises(ValueError, match=needle):
+            service.submit(bad)
+    (tmp_path / "worlds" / "old").mkdir(parents=True)
+    (tmp_path / "worlds" / "old" / "level.dat").write_bytes(b"x")
+    with pytest.raises(ValueError, match="already exists"):
+        service.submit(job("old"))
+    second = service.submit(job("old", force=True))
+    assert [r["job_id"] for r in service.jobs()] == [first, second]
+    assert all(r["state"] == "queued" for r in service.jobs())
+    assert service.status()["queued_jobs"] == 2
+    assert service.cancel(first) and not service.cancel(first) and not service.cancel("nope")
+    assert service.job(first)["state"] == "cancelled" and service.job("nope") is None
+    metrics = service.metrics()
+    assert metrics["jobs_submitted_total"] == 2 and metrics["jobs_cancelled_total"] == 1
+    assert service.ready() is False                       # not serving yet
+
+
+def test_jobs_run_one_after_another_and_equal_the_reference(tmp_path, reference):
+    config = make_config(tmp_path)
+    with Running(config) as running:
+        service = running.service
+        assert service.ready()
+        url = service.shim.url
+        first = service.submit(job("first", tile_size_deg=0.004))
+        second = service.submit(job("second", tile_size_deg=0.0071))
+        assert service.job(second)["state"] == "queued"
+        done_first = running.wait_state(first, ("done", "failed"))
+        assert done_first["state"] == "done", done_first
+        # while the first ran, the second waited
+        assert service.job(second)["started_at"] is None or \
+            service.job(second)["started_at"] >= done_first["finished_at"]
+        done_second = running.wait_state(second, ("done", "failed"))
+        assert done_second["state"] == "done", done_second
+        for name in ("first", "second"):
+            world = tmp_path / "worlds" / name
+            assert (world / "level.dat").is_file()
+            assert_same_world(read_world_chunks(world), reference)
+        assert not any((tmp_path / "worlds").glob(".*"))            # no staging left behind
+        assert not any((tmp_path / "state" / "jobs").glob("*"))
+        assert done_first["workers"] == ["w0", "w1"] and done_second["workers"] == ["w0", "w1"]
+        tiles = done_first["total_chunks"] + done_second["total_chunks"]
+        assert all(t["state"] == "committed" for t in done_first["tiles"])
+        metrics = service.metrics()
+        assert metrics["tiles_completed_total"] == tiles
+        assert metrics["chunks_merged_total"] == 2 * len(reference)
+        assert metrics["jobs_completed_total"] == 2
+        with urllib.request.urlopen(f"{url}/coordinator/status", timeout=5) as response:
+            status = json.loads(response.read())
+        assert status["job_id"] == second and status["job_state"] == "done"
+        assert status["completed"] == status["total_chunks"] == done_second["total_chunks"]
+
+
+def test_cancel_a_running_job_and_the_queue_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARNISD_TEST_SLOW_S", "30")
+    config = make_config(tmp_path)
+    with Running(config, workers=1, generator="cluster_helpers:slow_generate") as running:
+        service = running.service
+        slow = service.submit(job("slow"))
+        after = service.submit(job("next"))
+        running.wait_state(slow, ("running",))
+        deadline = time.monotonic() + 30
+        while service.status()["in_progress"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert service.cancel(slow)
+        assert running.wait_state(slow, ("cancelled",), 30)["state"] == "cancelled"
+        assert not (tmp_path / "worlds" / "slow").exists()
+        assert not any((tmp_path / "worlds").glob(".slow*"))
+        assert running.wait_state(after, ("running", "done", "failed"), 30)["state"] in (
+            "running", "done", "failed")
+        assert service.metrics()["jobs_cancelled_total"] == 1
+
+
+def test_a_job_that_cannot_start_fails_and_the_next_runs(tmp_path, reference):
+    broken = tmp_path / "broken.osm.pbf"
+    broken.write_bytes(b"this is not a pbf file")
+    config = make_config(tmp_path)
+    with Running(config, workers=1) as running:
+        service = running.service
+        bad = service.submit({"osm_file": str(broken), "bbox": SUB, "output": "broken"})
+        good = service.submit(job("good", tile_size_deg=0.004))
+        failed = running.wait_state(bad, ("done", "failed"))
+        assert failed["state"] == "failed" and failed["error"]
+        assert running.wait_state(good, ("done", "failed"))["state"] == "done"
+        assert_same_world(read_world_chunks(tmp_path / "worlds" / "good"), reference)
+        assert service.metrics()["jobs_failed_total"] == 1
+
+
+def test_stop_during_a_job_keeps_its_staged_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARNISD_TEST_SLOW_S", "30")
+    config = make_config(tmp_path)
+    running = Running(config, workers=1, generator="cluster_helpers:slow_generate")
+    with running:
+        job_id = running.service.submit(job("slow"))
+        running.wait_state(job_id, ("running",))
+    assert running.service.job(job_id)["state"] == "stopped"
+    assert not (tmp_path / "worlds" / "slow").exists()
+    assert running.service.ready() is False
