@@ -208,7 +208,7 @@ def style_of(tags: dict[str, str]) -> Style:
 
 
 def is_residential(tags: dict[str, str]) -> bool:
-    return tags.get("building", "yes") in RESIDENTIAL_TYPES
+    return building_type(tags) in RESIDENTIAL_TYPES
 
 
 def storey_blocks(tags: dict[str, str]) -> int:
@@ -429,6 +429,8 @@ def roof_heights(element: ProjectedElement, mask: np.ndarray, x0: int, z0: int, 
             h = top * (1 - r / radius)
     else:
         h = np.zeros(len(xs))
+    if roof_height is not None and roof_height > 0 and h.max() > 0 and shape not in ("skillion", "dome", "cone"):
+        h = h * (roof_height / h.max())                     # the top cell reaches the tagged height
     heights = np.floor(h + 1e-9).astype(np.int64)
     if cap is not None:
         heights = np.minimum(heights, cap)
@@ -487,7 +489,7 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     if shape != "flat":
         grid = roof_heights(element, mask, mx, mz, shape, _tagged_roof_height(tags, scale, storey), scale)
         if parse_number(tags.get("height")) is not None:        # the height includes the roof
-            top = max(bottom + MIN_HEIGHT_BLOCKS, top - int(grid.max()))
+            top = max(bottom + MIN_HEIGHT_BLOCKS, top - int(grid.max()) - 1)
     top = max(top, bottom + 2)
     walls_high = top - bottom                       # wall rows 1 .. walls_high above the floor
     roof_rows = 1 if grid is None else int(grid.max()) + 1
@@ -572,7 +574,8 @@ def _furnish(volume: np.ndarray, element: ProjectedElement, interior: np.ndarray
             break
         r = hash_unit(wx + mx, wz + mz, eid, f"interior-wall-{level}")
         volume[y, wz, wx] = np.select([r < 0.08, r < 0.11, r < 0.13],
-                                      [b.BOOKSHELF, b.CRAFTING_TABLE, b.POTTED_RED_TULIP], KEEP)
+                                      [np.uint16(b.BOOKSHELF), np.uint16(b.CRAFTING_TABLE),
+                                       np.uint16(b.POTTED_RED_TULIP)], KEEP).astype(np.uint16)
         r = hash_unit(rx + mx, rz + mz, eid, f"interior-room-{level}")
         carpet_cell = hash_unit((rx + mx) // 3, (rz + mz) // 3, eid, f"interior-carpet-{level}") < 0.25
         carpet = pick(eid, f"interior-carpet-colour-{level}", [b.RED_CARPET, b.WHITE_CARPET, b.LIGHT_GRAY_CARPET])

@@ -243,7 +243,7 @@ def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
             _draw_zebra_node(ctx, x, z, dx, dz, width)
         if kind == "traffic_signals" or tags.get("crossing") == "traffic_signals":
             # a signal post at the kerb, on the right of the road
-            off = width / 2 + 1.0
+            off = width / 2 + 0.5
             px, pz = int(np.floor(x + 0.5 - dz * off)), int(np.floor(z + 0.5 + dx * off))
             _pole(ctx, px, pz, [b.COBBLESTONE_WALL[0]] * 3 + [b.GREEN_WOOL, b.YELLOW_WOOL, b.RED_WOOL])
 
