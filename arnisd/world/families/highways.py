@@ -92,6 +92,12 @@ def selects(element: ProjectedElement) -> bool:
     return element.element.kind == "line" and tags.get("area") != "yes" and not is_elevated(tags)
 
 
+def selects_line_drawn_at_ground(tags: dict[str, str]) -> bool:
+    """Whether a highway way of these tags is drawn on the ground by this family."""
+    return not (is_tunnel(tags) or parse_int(tags.get("level")) < 0 or is_elevated(tags)
+                or tags.get("location") == "underground" or tags.get("area") == "yes")
+
+
 def sort_key(element: ProjectedElement):
     tags = element.tags
     kind = tags.get("highway", "")

@@ -12,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from arnisd.world import blocks as b
-from arnisd.world.families.base import DrawContext, area_cells, clip_cells, layer_of
+from arnisd.world.families.base import DrawContext, area_cells, clip_cells, layer_of, replace_table
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells
 
 RAIL_TYPES = frozenset({"rail", "light_rail", "tram", "narrow_gauge", "monorail", "funicular",
                         "preserved", "miniature"})
 BED_WIDTH_BLOCKS = 3
+_NOT_WATER = ~replace_table(b.WATER)      # like roads, a bed never fills a river
 PLATFORM_BLOCK = b.SMOOTH_STONE
 
 # shape by the pair of neighbour directions (bit order of blocks.DIRECTIONS: N, E, S, W)
@@ -104,7 +105,7 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     ground = ctx.ground_y
     if element.tags.get("railway") != "tram":
         xs, zs = line_cells(element.points, BED_WIDTH_BLOCKS, ctx.clip)
-        ctx.canvas.fill_columns(xs, zs, ground, ground + 1, b.GRAVEL)
+        ctx.canvas.fill_columns(xs, zs, ground, ground + 1, b.GRAVEL, replace=_NOT_WATER)
     path = rail_path(element.points)
     states = rail_states(path)
     xs, zs, states = clip_cells(ctx, path[:, 0], path[:, 1], states)
