@@ -60,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http-port", type=int, default=0,
                    help="status shim port on 127.0.0.1 for the local cluster (default: a free port)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--preview", action="store_true",
+                   help="also write a top-down map of the world beside it (OUTPUT.png)")
 
 
 def job_from_args(args) -> JobSpec:
@@ -141,6 +143,11 @@ def run(args) -> int:
     elapsed = time.monotonic() - started
     progress.note(f"wrote {chunks} chunks to {job.output} in {elapsed:.1f}s "
                   f"({chunks / max(elapsed, 1e-9):.0f} chunks/s)")
+    if args.preview:
+        from arnisd.preview import write_preview
+        png = job.output.with_name(job.output.name + ".png")
+        width, height = write_preview(job.output, png, workers=args.workers or os.cpu_count() or 1)
+        progress.note(f"wrote the map preview {png} ({width} x {height} px)")
     return 0
 
 

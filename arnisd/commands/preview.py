@@ -1,0 +1,39 @@
+"""`arnisd preview`: a top-down PNG map of a world folder."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from arnisd.errors import UserError
+
+NAME = "preview"
+HELP = "render a top-down PNG map of a generated world"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("world", type=Path, help="the world folder (with region/)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="PNG to write (default: WORLD/preview.png)")
+    p.add_argument("--max-size", type=int, default=4096, metavar="PX",
+                   help="longest side of the image in pixels (default 4096)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes reading region files (default: one per CPU core)")
+    p.add_argument("--quiet", action="store_true", help="no summary line")
+
+
+def run(args) -> int:
+    from arnisd.preview import write_preview
+    if args.max_size < 16:
+        raise UserError(f"--max-size {args.max_size} must be at least 16")
+    if not args.world.is_dir():
+        raise UserError(f"world folder {args.world} does not exist")
+    output = args.output or args.world / "preview.png"
+    workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
+    started = time.monotonic()
+    width, height = write_preview(args.world, output, args.max_size, workers)
+    if not args.quiet:
+        print(f"wrote {output} ({width} x {height} px) in {time.monotonic() - started:.1f}s")
+    return 0
