@@ -66,6 +66,8 @@ class CoordinatorConfig:
     log_format: str = "auto"                      # auto: JSON unless stderr is a terminal
     log_level: str = "info"
     token: str | None = None                      # shared secret for workers and submitters
+    curve_secret_key_file: Path | None = None     # CURVE: this coordinator's .key_secret
+    curve_allowed_keys: tuple[str, ...] = ()      # CURVE: worker public keys admitted (Z85)
     job: JobRequest | None = None                 # a job to queue at start
 
     role = "coordinator"
@@ -89,6 +91,8 @@ class WorkerConfig:
     log_format: str = "auto"
     log_level: str = "info"
     token: str | None = None
+    curve_secret_key_file: Path | None = None    # CURVE: this worker's .key_secret
+    coordinator_public_key: str | None = None    # CURVE: the coordinator's public key (Z85)
 
     role = "worker"
 
@@ -149,6 +153,7 @@ def _coordinator(r: "_Reader") -> CoordinatorConfig:
         log_format=r.choice("log_format", "auto", LOG_FORMATS),
         log_level=r.choice("log_level", "info", LOG_LEVELS),
         token=r.token(),
+        **r.curve_server(),
         job=r.job("job"),
     )
 
@@ -165,6 +170,7 @@ def _worker(r: "_Reader") -> WorkerConfig:
         log_format=r.choice("log_format", "auto", LOG_FORMATS),
         log_level=r.choice("log_level", "info", LOG_LEVELS),
         token=r.token(),
+        **r.curve_client(),
     )
 
 
@@ -291,6 +297,64 @@ class _Reader:
         if len(text) < 8:
             raise self.fail("token_file", f"{token_path} must hold a token of at least 8 characters")
         return text
+
+    def _secret_key_file(self, key: str) -> Path | None:
+        from arnisd.cluster.security import KeyFileError, load_secret_key_file
+        if self.get(key, None) is None:
+            return None
+        path = self.path(key, Path())
+        try:
+            load_secret_key_file(path)
+        except KeyFileError as exc:
+            raise self.fail(key, str(exc)) from None
+        return path
+
+    def curve_server(self) -> dict:
+        """``curve_secret_key_file`` and ``curve_allowed_keys`` (a list of public keys or key
+        files, or a folder of ``*.key`` files), both or neither."""
+        from arnisd.cluster.security import KeyFileError, load_allowed_keys
+        secret = self._secret_key_file("curve_secret_key_file")
+        value = self.get("curve_allowed_keys", None)
+        if secret is None and value is None:
+            return {}
+        if secret is None:
+            raise self.fail("curve_secret_key_file", "missing: curve_allowed_keys needs this "
+                                                     "coordinator's own key (arnisd keygen)")
+        if value is None:
+            raise self.fail("curve_allowed_keys", "missing: list the workers' public keys (or a "
+                                                  "folder of .key files) that CURVE admits")
+        if not (isinstance(value, str) and value.strip()) and not (
+                isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+            raise self.fail("curve_allowed_keys", "must be a non-empty list of public keys or key "
+                                                  "files, or a folder of .key files")
+        try:
+            keys = load_allowed_keys(value, self.file.parent)
+        except KeyFileError as exc:
+            raise self.fail("curve_allowed_keys", str(exc)) from None
+        return {"curve_secret_key_file": secret,
+                "curve_allowed_keys": tuple(sorted(k.decode("ascii") for k in keys))}
+
+    def curve_client(self) -> dict:
+        """``curve_secret_key_file`` and ``coordinator_public_key`` (inline or a file), both or
+        neither."""
+        from arnisd.cluster.security import KeyFileError, load_public_key
+        secret = self._secret_key_file("curve_secret_key_file")
+        value = self.get("coordinator_public_key", None)
+        if secret is None and value is None:
+            return {}
+        if secret is None:
+            raise self.fail("curve_secret_key_file", "missing: coordinator_public_key needs this "
+                                                     "worker's own key (arnisd keygen)")
+        if value is None:
+            raise self.fail("coordinator_public_key", "missing: the coordinator's public key (its "
+                                                      ".key file or the key text) is needed")
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail("coordinator_public_key", f"must be a key or a key file, got {value!r}")
+        try:
+            key = load_public_key(value.strip(), self.file.parent)
+        except KeyFileError as exc:
+            raise self.fail("coordinator_public_key", str(exc)) from None
+        return {"curve_secret_key_file": secret, "coordinator_public_key": key.decode("ascii")}
 
     def job(self, key: str) -> JobRequest | None:
         value = self.get(key, None)
