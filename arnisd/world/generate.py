@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from arnisd.anvil.chunk import SECTION_YS, compress_chunk, encode_chunk
+from arnisd.anvil.chunk import SECTION_YS, encode_chunk_zlib
 from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import OsmElement
 from arnisd.world.canvas import Canvas
@@ -130,8 +130,7 @@ def encode_window(canvas: Canvas, owned: BlockRect) -> list[tuple[int, int, byte
     for cx, cz in owned.chunks():
         cells = canvas.chunk_biomes(cx, cz)
         section_biomes = None if cells is None else {y: cells for y in SECTION_YS}
-        out.append((cx, cz, compress_chunk(encode_chunk(cx, cz, canvas.chunk_sections(cx, cz),
-                                                        section_biomes))))
+        out.append((cx, cz, encode_chunk_zlib(cx, cz, canvas.chunk_sections(cx, cz), section_biomes)))
     return out
 
 
