@@ -381,10 +381,15 @@ def roof_heights(element: ProjectedElement, mask: np.ndarray, x0: int, z0: int, 
     ux, uz = _axes(element)
     u = cx * ux + cz * uz
     v = -cx * uz + cz * ux
-    umid, vmid = (u.min() + u.max()) / 2, (v.min() + v.max()) / 2
-    half_l = (u.max() - u.min()) / 2 + 0.5
-    half_w = (v.max() - v.min()) / 2 + 0.5
+    # the extent along and across the axes from the outline itself (not the staircase of cells)
+    ring = np.concatenate([outer for outer, _ in element.polygons]).astype(np.float64)
+    ru = ring[:, 0] * ux + ring[:, 1] * uz
+    rv = -ring[:, 0] * uz + ring[:, 1] * ux
+    umid, vmid = (ru.min() + ru.max()) / 2, (rv.min() + rv.max()) / 2
+    half_l = max((ru.max() - ru.min()) / 2, 0.5)
+    half_w = max((rv.max() - rv.min()) / 2, 0.5)
     ur, vr = u - umid, v - vmid
+    rect_like = element.area_blocks() / (4 * half_l * half_w) >= 0.85
     if half_w > half_l:   # the ridge runs along the longer side
         ur, vr, half_l, half_w = vr, ur, half_w, half_l
     cap = {"auto": MAX_AUTO_ROOF_BLOCKS, "steep": int(MAX_AUTO_ROOF_BLOCKS * 1.5)}.get(shape)
@@ -392,14 +397,13 @@ def roof_heights(element: ProjectedElement, mask: np.ndarray, x0: int, z0: int, 
     if roof_height is not None and roof_height > 0:
         pitch = roof_height / max(half_w, 0.5)
     if shape == "auto":
-        fill = len(xs) / (4 * half_l * half_w)
-        shape = "gabled" if fill >= 0.8 else "hipped"
+        shape = "gabled" if rect_like else "hipped"
     elif shape == "steep":
         shape = "gabled"
     if shape == "gabled":
         h = pitch * (half_w - np.abs(vr))
     elif shape == "hipped":
-        if len(xs) / (4 * half_l * half_w) >= 0.8:
+        if rect_like:
             h = pitch * np.minimum(half_w - np.abs(vr), half_l - np.abs(ur))
         else:
             depth = _erosion_depth(mask, 64)[zs, xs]
