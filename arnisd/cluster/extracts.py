@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from arnisd.cluster.tiling import Tile, rect_to_degrees
 from arnisd.geo.projection import LocalProjection
 
@@ -56,6 +58,92 @@ class OverpassExtracts:
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
         data = fetch_overpass(box, self._urls, self._cache_dir)
         return pack_elements(data.elements)
+
+
+class RepeatedExtracts:
+    """A synthetic large job: one set of elements repeated over a grid of whole offsets.
+
+    Copy ``(i, j)`` (``i`` eastwards, ``j`` northwards, ``0 <= i < copies_x``,
+    ``0 <= j < copies_z``) is the base moved by ``i`` base widths east and ``j`` base heights
+    north (exact multiples in 1e-7 degrees), with every OSM id (element and node ids) raised
+    by ``(j * copies_x + i) * ID_STRIDE`` so copies never share an id. Only the base elements
+    and their index are held; each tile's extract is cut from the base and shifted on demand,
+    so the source's memory does not grow with the number of copies. ``job_bbox`` is the box
+    that covers all copies. Used by the benchmarks to feed big jobs through the same
+    coordinator and worker path as a real file.
+    """
+
+    max_in_flight = 1
+    ID_STRIDE = 10 ** 12          # above any OSM id for a long time; 9e6 copies fit in int64
+
+    def __init__(self, elements: Sequence, base_bbox, copies_x: int, copies_z: int,
+                 projection: LocalProjection | None = None) -> None:
+        from arnisd.osm.extract import ElementIndex
+        if copies_x < 1 or copies_z < 1:
+            raise ValueError("copies_x and copies_z must be at least 1")
+        self.base_bbox = base_bbox
+        self.copies_x, self.copies_z = int(copies_x), int(copies_z)
+        self.step_lat_e7 = _e7(base_bbox.max_lat) - _e7(base_bbox.min_lat)
+        self.step_lng_e7 = _e7(base_bbox.max_lng) - _e7(base_bbox.min_lng)
+        self.job_bbox = self.repeated_bbox(base_bbox, copies_x, copies_z)
+        self._index = ElementIndex(list(elements))
+        bounds = self._index.bounds_e7
+        self._extent = ((int(bounds[:, 0].min()), int(bounds[:, 1].min()),
+                         int(bounds[:, 2].max()), int(bounds[:, 3].max()))
+                        if len(bounds) else None)
+        self._projection = projection or LocalProjection(self.job_bbox, 1.0)
+
+    @staticmethod
+    def repeated_bbox(base_bbox, copies_x: int, copies_z: int):
+        """The bbox covering ``copies_x`` by ``copies_z`` copies of ``base_bbox``."""
+        from arnisd.geo.bbox import BBox
+        step_lat = _e7(base_bbox.max_lat) - _e7(base_bbox.min_lat)
+        step_lng = _e7(base_bbox.max_lng) - _e7(base_bbox.min_lng)
+        return BBox(base_bbox.min_lat, base_bbox.min_lng,
+                    (_e7(base_bbox.min_lat) + copies_z * step_lat) / 1e7,
+                    (_e7(base_bbox.min_lng) + copies_x * step_lng) / 1e7)
+
+    def elements_in(self, min_lat: int, min_lng: int, max_lat: int, max_lng: int) -> list:
+        """Every copy's elements whose bounds meet the box (1e-7 degrees), copy by copy."""
+        if self._extent is None:
+            return []
+        e_lat0, e_lng0, e_lat1, e_lng1 = self._extent
+        out = []
+        for j in range(self.copies_z):
+            d_lat = j * self.step_lat_e7
+            if max_lat < e_lat0 + d_lat or min_lat > e_lat1 + d_lat:
+                continue
+            for i in range(self.copies_x):
+                d_lng = i * self.step_lng_e7
+                if max_lng < e_lng0 + d_lng or min_lng > e_lng1 + d_lng:
+                    continue
+                found = self._index.query(min_lat - d_lat, min_lng - d_lng,
+                                          max_lat - d_lat, max_lng - d_lng)
+                copy = j * self.copies_x + i
+                out.extend(_shifted(e, d_lat, d_lng, copy * self.ID_STRIDE) for e in found)
+        return out
+
+    def __call__(self, tile: Tile) -> bytes:
+        from arnisd.osm.extract import pack_elements
+        box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
+        return pack_elements(self.elements_in(_e7(box.min_lat), _e7(box.min_lng),
+                                              _e7(box.max_lat), _e7(box.max_lng)))
+
+
+def _shifted(element, d_lat_e7: int, d_lng_e7: int, id_offset: int):
+    """``element`` moved by whole 1e-7 degrees, its ids raised by ``id_offset``."""
+    if not (d_lat_e7 or d_lng_e7 or id_offset):
+        return element
+    from arnisd.osm.elements import OsmElement, Polygon
+    offset = np.array([d_lat_e7, d_lng_e7], dtype=np.int64)
+    node_ids = tuple(n + id_offset for n in element.node_ids)
+    if element.kind == "area":
+        polygons = tuple(Polygon(p.outer + offset, tuple(h + offset for h in p.inners))
+                         for p in element.polygons)
+        return OsmElement(element.osm_type, element.osm_id + id_offset, element.kind,
+                          element.tags, polygons=polygons, node_ids=node_ids)
+    return OsmElement(element.osm_type, element.osm_id + id_offset, element.kind, element.tags,
+                      coords=element.coords + offset, node_ids=node_ids)
 
 
 class NoExtracts:
