@@ -241,15 +241,32 @@ class _AuthenticatorRegistry:
         self._by_context: dict[int, list] = {}         # id(context) -> [authenticator, users]
 
     def acquire(self, context: zmq.Context, domain: str, provider: _CredentialsProvider) -> None:
-        from zmq.auth.thread import ThreadAuthenticator
         with self._lock:
             entry = self._by_context.get(id(context))
             if entry is None:
-                authenticator = ThreadAuthenticator(context, log=logging.getLogger("arnisd.zap"))
-                authenticator.start()
-                entry = self._by_context[id(context)] = [authenticator, 0]
+                entry = self._by_context[id(context)] = [self._start(context), 0]
             entry[0].configure_curve_callback(domain, provider)
             entry[1] += 1
+
+    @staticmethod
+    def _start(context: zmq.Context):
+        """A started authenticator; a just-stopped one may hold the ZAP endpoint for a moment
+        (sockets close asynchronously), so binding is retried briefly."""
+        from zmq.auth.thread import ThreadAuthenticator
+        deadline = time.monotonic() + 5.0
+        while True:
+            authenticator = ThreadAuthenticator(context, log=logging.getLogger("arnisd.zap"))
+            try:
+                authenticator.start()
+                return authenticator
+            except zmq.ZMQError as exc:
+                try:
+                    authenticator.stop()
+                except Exception:
+                    pass
+                if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def release(self, context: zmq.Context, domain: str) -> None:
         with self._lock:

@@ -2,14 +2,23 @@
 
 The model is the ZeroMQ Guide's Paranoid Pirate worker. States::
 
-    connecting ──register──► registering ──welcome──► ready
-        ▲                        │                      │
-        └──backoff (1 s … 32 s)──┴── coordinator silent for interval × liveness
+    registering ──welcome──► ready ──coordinator silent for interval × liveness──┐
+      ▲  │ (register again every ½ interval; a fresh socket after each backoff,  │
+      │  │  1 s doubling to 32 s)                                                │
+      │  └───────────────────────────────────────────────────────────────────────┤
+      └──────────── reregister (a new job, lost frames, an unknown worker) ◄─────┘
 
 In ``ready`` the main thread never blocks on generation: slots compute in their own
 processes while this loop heartbeats every interval, forwards results as ``chunks`` frames
 (one region per frame, spending one credit per frame; the coordinator grants a credit back
 once the frame is on its disk), then a ``done`` frame with the digests.
+
+Leases survive a lost coordinator: slots go on computing, finished results wait in the
+scratch folder (``arnisd.cluster.scratch``), and the next ``register`` claims them. After every
+welcome the worker streams each finished result again from its first frame (the coordinator
+has reset what it staged for the leases it let the worker keep); in ``registering`` it sends no
+chunks at all. Leases of another coordinator session are dropped. On stop the worker says
+``bye`` (lingering a moment so it leaves), which hands its leases back at once.
 """
 
 from __future__ import annotations
@@ -19,16 +28,19 @@ import os
 import platform
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import zmq
 
-from arnisd.cluster import protocol
+from arnisd.cluster import protocol, security
 from arnisd.cluster.results import group_into_frames, new_transfer_hash, update_transfer_hash
+from arnisd.cluster.scratch import ResultStore, StoredResult
 from arnisd.cluster.slots import SlotPool
 
 log = logging.getLogger("arnisd.cluster.worker")
+
+BYE_LINGER_MS = 1000
 
 
 @dataclass(slots=True)
@@ -46,25 +58,39 @@ class WorkerSettings:
     token: str | None = None
     max_frame_bytes: int = protocol.MAX_LEASE_FRAME_BYTES
     exit_when_coordinator_lost_s: float | None = None   # local clusters: give up eventually
+    scratch_dir: Path | None = None           # finished results wait here; None: in memory
+    curve: security.CurveClientKeys | None = None       # CURVE keys (the coordinator's too)
 
 
 @dataclass(slots=True)
 class LeaseWork:
-    """A lease this worker holds: computing in a slot, then sending its frames."""
+    """A lease this worker holds: computing in a slot, then streaming its stored result."""
 
     tile: str
     attempt: int
-    credit: int
-    frames: deque | None = None                # (rx, rz, records) still to send; None: computing
-    seq: int = 0
+    session: str | None
+    initial_credit: int
+    credit: int = 0
+    result: StoredResult | None = None         # None: still computing
+    error: str | None = None                   # the slot failed: a fail frame is due
+    frames: object = None                      # iterator over the result's frames
+    pending_frame: tuple | None = None         # read from ``frames`` but not yet sent
+    sent_frames: int = 0
     count: int = 0
     transfer_hash: object = None
-    content_digest: bytes = b""
-    elapsed_s: float = 0.0
 
     @property
     def key(self) -> tuple[str, int]:
         return self.tile, self.attempt
+
+    def rewind(self) -> None:
+        """Stream from the first frame again, with a fresh credit."""
+        self.credit = self.initial_credit
+        self.pending_frame = None
+        self.sent_frames = 0
+        self.count = 0
+        self.transfer_hash = new_transfer_hash()
+        self.frames = self.result.frames() if self.result is not None else None
 
 
 def machine_capabilities(slots: int) -> dict:
@@ -101,10 +127,14 @@ class Worker:
         self.leases: dict[tuple[str, int], LeaseWork] = {}
         self.interval_s = settings.heartbeat_interval_s
         self.liveness = settings.liveness
-        self.state = "connecting"
+        self.state = "registering"
+        self.session: str | None = None          # the coordinator session of our leases
         self.tiles_done = 0
         self._last_sent = 0.0
+        self._last_register = 0.0
         self._pool: SlotPool | None = None
+        self._lost_since: float | None = None
+        self.store = ResultStore(settings.scratch_dir)
 
     # --- socket ------------------------------------------------------------------------------
 
@@ -113,23 +143,37 @@ class Worker:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTING_ID, self.settings.worker_id.encode("utf-8"))
         sock.setsockopt(zmq.MAXMSGSIZE, self.settings.max_frame_bytes)
+        sock.setsockopt(zmq.IMMEDIATE, 1)          # queue nothing for a peer not connected
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        # a partitioned link drops SYNs: give up a connect attempt quickly and try again
+        sock.setsockopt(zmq.CONNECT_TIMEOUT, int(max(1.0, self.interval_s * 2) * 1000))
+        security.secure_client(sock, self.settings.curve)             # before connect
         sock.connect(self.settings.coordinator)
         self._socket = sock
-        self.state = "registering"
-        self._send(self._register_frame())
+        self._become_registering()
 
-    def _disconnect(self) -> None:
+    def _disconnect(self, linger_ms: int = 0) -> None:
         if self._socket is not None:
-            self._socket.close(linger=0)
+            self._socket.close(linger=linger_ms)
             self._socket = None
 
-    def _register_frame(self) -> bytes:
+    def _become_registering(self) -> None:
+        self.state = "registering"
+        self._last_register = 0.0
+        self._register()
+
+    def _register(self) -> None:
         fields = {"worker_id": self.settings.worker_id,
                   "caps": machine_capabilities(self.settings.slots),
-                  "leases": [[w.tile, w.attempt] for w in self.leases.values()]}
+                  "leases": [[w.tile, w.attempt] for w in self.leases.values()
+                             if w.session == self.session]}
+        if self.session is not None:
+            fields["session"] = self.session
         if self.settings.token is not None:
             fields["token"] = self.settings.token
-        return protocol.make("register", **fields)
+        self._last_register = time.monotonic()
+        self._send(protocol.make("register", **fields))
 
     def _send(self, frame: bytes) -> bool:
         try:
@@ -145,40 +189,60 @@ class Worker:
         """Serve until stopped; returns 0 on a clean stop, 2 when the coordinator rejected us."""
         self._open_wake_sockets()
         self._pool = SlotPool(self.settings.slots, self.settings.generator, notify=self._wake)
+        self._load_stored_results()
         backoff_s = self.settings.reconnect_initial_s
-        lost_since: float | None = None
+        self._lost_since = time.monotonic()
         try:
+            self._connect()
             while not self.stop_event.is_set():
-                self._connect()
-                outcome = self._serve()
+                outcome = self._serve(backoff_s)
                 if outcome == "stop":
                     break
-                # the coordinator went silent: back off, then connect again
-                self._disconnect()
                 now = time.monotonic()
-                if self.state == "ready":          # this connection had worked: start afresh
+                if outcome == "lost":          # had worked: start afresh
                     backoff_s = self.settings.reconnect_initial_s
-                    lost_since = None
-                lost_since = lost_since or now
+                    self._lost_since = now
+                    log.warning("coordinator silent for %.1f s; reconnecting",
+                                self.interval_s * self.liveness)
+                else:                          # "unanswered": nobody welcomed us in time
+                    backoff_s = min(self.settings.reconnect_max_s, backoff_s * 2)
+                    if self._lost_since is None:
+                        self._lost_since = now
                 limit = self.settings.exit_when_coordinator_lost_s
-                if limit is not None and now - lost_since >= limit:
+                if limit is not None and now - self._lost_since >= limit:
                     log.warning("coordinator lost; worker %s exits", self.settings.worker_id)
                     break
-                log.warning("coordinator silent; reconnecting in %.1f s", backoff_s)
-                if self.stop_event.wait(backoff_s):
-                    break
-                backoff_s = min(self.settings.reconnect_max_s, backoff_s * 2)
+                self._disconnect()
+                self._connect()                # a fresh socket, registering again
         except CoordinatorRejected as exc:
             log.error("coordinator rejected worker %s: %s", self.settings.worker_id, exc)
             return 2
         finally:
             if self._socket is not None:
-                self._send(protocol.make("bye"))
-                self._disconnect()
+                if self.state == "ready":
+                    self._send(protocol.make("bye"))    # our leases go back to the queue now
+                self._disconnect(linger_ms=BYE_LINGER_MS)
             self._pool.close()
             self._wake_rx.close(linger=0)
             self._wake_tx.close(linger=0)
         return 0
+
+    def _load_stored_results(self) -> None:
+        """Results a previous run of this worker left in the scratch folder: claim them."""
+        stored = self.store.load()
+        if not stored:
+            return
+        newest = max(stored, key=lambda r: r.path.stat().st_mtime if r.path else 0).session
+        for result in stored:
+            if result.session != newest:
+                self.store.delete(result)
+                continue
+            work = LeaseWork(result.tile, result.attempt, result.session, initial_credit=1,
+                             result=result)
+            work.rewind()
+            self.leases[work.key] = work
+        self.session = newest
+        log.info("found %d finished result(s) in %s", len(self.leases), self.store.folder)
 
     def _open_wake_sockets(self) -> None:
         """An inproc pair: slot reader threads poke it so the loop wakes when a tile is done."""
@@ -198,12 +262,14 @@ class Worker:
             except zmq.ZMQError:
                 pass   # already poked (queue full) or shutting down
 
-    def _serve(self) -> str:
-        """Talk to one connection until it is lost ("lost") or the worker stops ("stop")."""
+    def _serve(self, registering_timeout_s: float) -> str:
+        """Talk over one socket until the worker stops ("stop"), a working coordinator goes
+        silent ("lost"), or nobody welcomes us within the timeout ("unanswered")."""
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
         last_heard = time.monotonic()
+        opened_at = last_heard
         while not self.stop_event.is_set():
             tick_s = min(0.05, self.interval_s / 4)
             events = dict(poller.poll(int(tick_s * 1000)))
@@ -223,16 +289,20 @@ class Worker:
                     last_heard = now
                     if self._handle(frame) == "stop":
                         return "stop"
-            if now - last_heard > self.interval_s * self.liveness:
-                return "lost"
             self._collect_results()
-            self._pump()
-            if now - self._last_sent >= self.interval_s:
-                if self.state == "registering":
-                    self._send(self._register_frame())
-                else:
-                    self._send(protocol.make("heartbeat", leases=[[w.tile, w.attempt]
-                                                                  for w in self.leases.values()]))
+            expiry_s = self.interval_s * self.liveness
+            if self.state == "ready":
+                if now - last_heard > expiry_s:
+                    return "lost"
+                self._pump()
+                if now - self._last_sent >= self.interval_s:
+                    self._send(protocol.make("heartbeat", leases=[
+                        [w.tile, w.attempt] for w in self.leases.values()]))
+            else:
+                if now - opened_at > max(registering_timeout_s, expiry_s):
+                    return "unanswered"
+                if now - self._last_register >= min(0.5, self.interval_s / 2):
+                    self._register()
         return "stop"
 
     def _handle(self, frame: bytes) -> str | None:
@@ -243,16 +313,11 @@ class Worker:
             return None
         kind = message["t"]
         if kind == "welcome":
-            self.state = "ready"
-            self.interval_s = float(message["heartbeat_interval_s"])
-            self.liveness = int(message["liveness"]) or self.settings.liveness
-            for work in self.leases.values():       # credits may have been lost with the link
-                work.credit = max(work.credit, 1)
+            self._on_welcome(message)
         elif kind == "reject":
             raise CoordinatorRejected(message["reason"])
         elif kind == "reregister":
-            self.state = "registering"
-            self._send(self._register_frame())
+            self._become_registering()
         elif kind == "lease":
             self._on_lease(message)
         elif kind == "credit":
@@ -261,14 +326,36 @@ class Worker:
                 work.credit += message["frames"]
         elif kind == "cancel":
             key = (message["tile"], message["attempt"])
-            if self.leases.pop(key, None) is not None:
+            work = self.leases.pop(key, None)
+            if work is not None:
                 log.info("lease %s/%d cancelled: %s", key[0], key[1], message["reason"])
                 self._pool.cancel(key)
+                if work.result is not None:
+                    self.store.delete(work.result)
         elif kind == "shutdown":
             log.info("coordinator says shutdown")
             self.stop_event.set()
             return "stop"
         return None
+
+    def _on_welcome(self, message: dict) -> None:
+        if self.state == "ready":
+            return          # an answer to an earlier register of the same round
+        self.interval_s = float(message["heartbeat_interval_s"])
+        self.liveness = int(message["liveness"]) or self.settings.liveness
+        session = message["session"]
+        for key, work in list(self.leases.items()):
+            if work.session != session:        # another coordinator's lease: worthless here
+                del self.leases[key]
+                self._pool.cancel(key)
+                if work.result is not None:
+                    self.store.delete(work.result)
+        self.session = session
+        for work in self.leases.values():      # the coordinator reset what it had staged
+            work.rewind()
+        self.state = "ready"
+        self._lost_since = None
+        log.info("registered with the coordinator (%d lease(s) kept)", len(self.leases))
 
     def _on_lease(self, message: dict) -> None:
         key = (message["tile"], message["attempt"])
@@ -278,7 +365,9 @@ class Worker:
         if slot is None:
             self._send(protocol.make("fail", tile=key[0], attempt=key[1], error="no free slot"))
             return
-        self.leases[key] = LeaseWork(key[0], key[1], credit=int(message["credit"]))
+        credit = int(message["credit"])
+        self.leases[key] = LeaseWork(key[0], key[1], self.session, initial_credit=credit,
+                                     credit=credit)
         task = {"unit": message["unit"], "job": message["job"], "extract": message["extract"]}
         self._pool.submit(slot, key, task)
 
@@ -288,48 +377,60 @@ class Worker:
             if work is None:
                 continue  # cancelled meanwhile
             if "error" in result:
-                del self.leases[key]
-                self._send(protocol.make("fail", tile=work.tile, attempt=work.attempt,
-                                         error=result["error"]))
+                work.error = str(result["error"])      # reported by _pump once registered
                 continue
-            work.frames = deque(group_into_frames(result["chunks"]))
-            work.transfer_hash = new_transfer_hash()
-            work.content_digest = result["content_digest"]
-            work.elapsed_s = float(result["elapsed_s"])
+            frames = list(group_into_frames(result["chunks"]))
+            work.result = self.store.save(work.tile, work.attempt, work.session or "", frames,
+                                          result["content_digest"], result["elapsed_s"])
+            credit = work.credit
+            work.rewind()
+            work.credit = credit
 
     def _pump(self) -> None:
-        """Send result frames while credit lasts; a lease's done frame follows its last frame."""
+        """Send result frames while credit lasts; a lease's done frame follows its last frame
+        (a failed lease's fail frame goes out here too, once we are registered)."""
         for key, work in list(self.leases.items()):
-            if work.frames is None:
-                continue
-            while work.frames and work.credit > 0:
-                rx, rz, records = work.frames[0]
-                frame = protocol.make("chunks", tile=work.tile, attempt=work.attempt, seq=work.seq,
-                                      rx=rx, rz=rz, records=records)
-                if len(frame) > protocol.MAX_RESULT_FRAME_BYTES:
+            if work.error is not None:
+                if self._send(protocol.make("fail", tile=work.tile, attempt=work.attempt,
+                                            error=work.error)):
                     del self.leases[key]
-                    self._send(protocol.make("fail", tile=work.tile, attempt=work.attempt,
-                                             error=f"a chunk frame of {len(frame)} bytes is too large"))
+                continue
+            if work.result is None:
+                continue
+            total = work.result.frame_count
+            while work.credit > 0 and work.sent_frames < total:
+                if work.pending_frame is None:
+                    work.pending_frame = next(work.frames)
+                rx, rz, records = work.pending_frame
+                frame = protocol.make("chunks", tile=work.tile, attempt=work.attempt,
+                                      seq=work.sent_frames, rx=rx, rz=rz, records=records)
+                if len(frame) > protocol.MAX_RESULT_FRAME_BYTES:
+                    self.store.delete(work.result)
+                    work.error = f"a chunk frame of {len(frame)} bytes is too large"
                     break
                 if not self._send(frame):
-                    return  # high-water mark: try again next tick
-                work.frames.popleft()
+                    return  # high-water mark or no connection: try again next tick
+                work.pending_frame = None
                 update_transfer_hash(work.transfer_hash, records)
-                work.seq += 1
+                work.sent_frames += 1
                 work.count += len(records)
                 work.credit -= 1
-            else:
-                if not work.frames:
-                    done = protocol.make("done", tile=work.tile, attempt=work.attempt,
-                                         count=work.count, digest=work.transfer_hash.digest(),
-                                         content_digest=work.content_digest,
-                                         elapsed_s=work.elapsed_s)
-                    if self._send(done):
-                        del self.leases[key]
-                        self.tiles_done += 1
+            if work.error is not None or work.sent_frames < total:
+                continue
+            done = protocol.make("done", tile=work.tile, attempt=work.attempt, count=work.count,
+                                 digest=work.transfer_hash.digest(),
+                                 content_digest=work.result.content_digest,
+                                 elapsed_s=work.result.elapsed_s)
+            if self._send(done):
+                del self.leases[key]
+                self.store.delete(work.result)
+                self.tiles_done += 1
 
 
 def run_worker_process(settings: WorkerSettings, log_level: int = logging.WARNING) -> int:
     """Entry point of a worker started with the ``spawn`` method (a local cluster's workers)."""
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return Worker(settings).run()
+    try:
+        return Worker(settings).run()
+    finally:
+        zmq.Context.instance().term()       # waits for the bye to leave (its linger)
