@@ -17,9 +17,10 @@ def test_lease_commit_and_counts():
     book = _book()
     tile = book.next_due(0.0)
     assert tile == "chunk_0_0"
-    record = book.lease(tile, b"w", 0.0)
-    assert record.attempt == 1 and book.counts[LEASED] == 1
+    record = book.lease(tile, b"w", 0.0, 1)
+    assert record.attempt == 1 and record.leases == 1 and book.counts[LEASED] == 1
     assert book.is_current(tile, 1, b"w") and not book.is_current(tile, 1, b"x")
+    assert tile in book.dirty
     book.commit(tile)
     assert book.counts[COMMITTED] == 1 and book.counts[PENDING] == 7
     assert not book.is_current(tile, 1, b"w")
@@ -28,19 +29,19 @@ def test_lease_commit_and_counts():
 def test_failures_back_off_then_fail():
     book = _book(max_failures=3, backoff_base_s=1.0)
     tile = book.next_due(0.0)
-    book.lease(tile, b"w", 0.0)
+    book.lease(tile, b"w", 0.0, 1)
     book.release(tile, 10.0, "boom")
     assert book.records[tile].state == PENDING and book.records[tile].not_before == 11.0
     # the other tiles come first; this one only once its backoff is over
     taken = [book.next_due(10.5) for _ in range(7)]
     assert tile not in taken and book.next_due(10.5) is None
     assert book.next_due(11.0) == tile
-    book.lease(tile, b"w", 11.0)
+    book.lease(tile, b"w", 11.0, 5)
     book.release(tile, 12.0, "boom")
     assert book.records[tile].not_before == 14.0      # doubled
     assert book.next_due(14.0) == tile
-    record = book.lease(tile, b"w2", 14.0)
-    assert record.attempt == 3
+    record = book.lease(tile, b"w2", 14.0, 9)
+    assert record.attempt == 9 and record.leases == 3 and record.issued == [1, 5, 9]
     book.release(tile, 15.0, "boom again")
     assert book.records[tile].state == FAILED
     assert book.failed() == {tile: "boom again"}
@@ -49,7 +50,7 @@ def test_failures_back_off_then_fail():
 def test_clean_release_requeues_at_once_without_counting():
     book = _book()
     tile = book.next_due(0.0)
-    book.lease(tile, b"w", 0.0)
+    book.lease(tile, b"w", 0.0, 1)
     book.release(tile, 1.0, None)
     assert book.records[tile].failures == 0
     assert book.next_due(1.0) == tile
@@ -57,7 +58,57 @@ def test_clean_release_requeues_at_once_without_counting():
 
 def test_finished():
     book = _book()
+    attempt = 0
     while (tile := book.next_due(0.0)) is not None:
-        book.lease(tile, b"w", 0.0)
+        attempt += 1
+        book.lease(tile, b"w", 0.0, attempt)
         book.commit(tile)
     assert book.finished()
+
+
+def test_lost_leases_are_not_failures_but_are_bounded():
+    book = _book(max_failures=3, max_lost=4)
+    tile = book.next_due(0.0)
+    for attempt in range(1, 4):
+        book.lease(tile, b"w", 0.0, attempt)
+        book.release(tile, 1.0, "worker gone", lost=True)
+        record = book.records[tile]
+        assert record.state == PENDING and record.failures == 0 and record.lost == attempt
+        assert book.next_due(1.0) == tile                  # straight back, no backoff
+    book.lease(tile, b"w", 0.0, 4)
+    book.release(tile, 1.0, "worker gone", lost=True)
+    assert book.records[tile].state == FAILED
+    assert "lease lost 4 times" in book.failed()[tile]
+
+
+def test_reclaim_only_while_nobody_else_got_the_tile():
+    book = _book()
+    tile = book.next_due(0.0)
+    book.lease(tile, b"zombie", 0.0, 7)
+    book.release(tile, 1.0, "silent", lost=True)
+    assert book.can_reclaim(tile, 7) and not book.can_reclaim(tile, 6)
+    book.reclaim(tile, b"zombie", 2.0)
+    assert book.is_current(tile, 7, b"zombie") and book.records[tile].leases == 1
+    book.release(tile, 3.0, "silent", lost=True)
+    assert book.next_due(3.0) == tile
+    book.lease(tile, b"other", 3.0, 8)
+    assert not book.can_reclaim(tile, 7)
+    assert book.was_issued(tile, 7) and book.was_issued(tile, 8) and not book.was_issued(tile, 9)
+
+
+def test_restore_from_journal_rows():
+    book = _book()
+    rows = {"chunk_0_0": {"state": COMMITTED, "attempt": 3, "leases": 2},
+            "chunk_1_0": {"state": LEASED, "attempt": 4, "leases": 1, "holder": b"w1"},
+            "chunk_2_0": {"state": FAILED, "attempt": 5, "leases": 3, "failures": 3, "error": "x"},
+            "chunk_3_0": {"state": PENDING, "attempt": 6, "leases": 1, "lost": 1}}
+    held = book.restore(rows, 10.0)
+    assert held == ["chunk_1_0"]
+    assert book.counts == {PENDING: 5, LEASED: 1, COMMITTED: 1, FAILED: 1}
+    assert book.is_current("chunk_1_0", 4, b"w1")
+    assert book.can_reclaim("chunk_3_0", 6)
+    due = []
+    while (tile := book.next_due(10.0)) is not None:
+        due.append(tile)
+    assert "chunk_0_0" not in due and "chunk_1_0" not in due and "chunk_3_0" in due
+    assert len(due) == 5

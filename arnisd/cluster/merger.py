@@ -78,7 +78,9 @@ class StagingLog:
     def __init__(self, folder: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.folder = folder
         self.segment_bytes = segment_bytes
-        self.segment = -1
+        # after a restart, write a new segment: an old one may end in a torn entry
+        existing = [int(p.stem[4:]) for p in folder.glob("log-*.bin") if p.stem[4:].isdigit()]
+        self.segment = max(existing, default=-1)
         self._handle = None
         self._offset = 0
         self._roll()
@@ -107,6 +109,28 @@ class StagingLog:
 
     def sync(self) -> None:
         os.fsync(self._handle.fileno())
+
+    def entry_matches(self, tile_id: str, attempt: int, rx: int, rz: int,
+                      where: tuple[int, int, int]) -> bool:
+        """Whether the entry whose payload lies at ``where`` is whole and is this tile
+        attempt's frame for region (rx, rz) (a rescan of one entry, after a restart)."""
+        segment, offset, length = where
+        tid = tile_id.encode("utf-8")
+        start = offset - len(tid) - ENTRY_HEADER.size
+        path = self.path(segment)
+        try:
+            if start < 0 or path.stat().st_size < offset + length:
+                return False
+            with open(path, "rb") as handle:
+                handle.seek(start)
+                head = handle.read(ENTRY_HEADER.size + len(tid))
+        except OSError:
+            return False
+        if len(head) != ENTRY_HEADER.size + len(tid):
+            return False
+        magic, tid_len, e_attempt, e_rx, e_rz, e_length = ENTRY_HEADER.unpack_from(head)
+        return (magic == ENTRY_MAGIC and tid_len == len(tid) and head[ENTRY_HEADER.size:] == tid
+                and (e_attempt, e_rx, e_rz, e_length) == (attempt, rx, rz, length))
 
     def close(self) -> None:
         if self._handle is not None:
@@ -227,6 +251,45 @@ class Merger:
                 if not waiting:
                     self._queue.put(region)
         self._unsynced.clear()
+
+    def restore(self, committed: dict[str, dict]) -> list[str]:
+        """Take back tiles committed before a restart, from the journal: {tile: {attempt,
+        content_digest, chunk_count, ranges {(rx, rz): [(segment, offset, length)]}}}. Each
+        range is checked against its log entry; tiles whose staged chunks are missing or torn
+        are left out and returned (the caller makes them again). Every region whose tiles are
+        all committed is queued to be (re)written."""
+        missing = []
+        for tile_id, row in committed.items():
+            ranges = row.get("ranges") or {}
+            count = int(row.get("chunk_count") or 0)
+            tile = self.tiles.get(tile_id)
+            whole = (tile is not None and count == tile.chunk_count()
+                     and set(ranges) <= set(self._tile_regions[tile_id])
+                     and all(self.log.entry_matches(tile_id, int(row["attempt"]), rx, rz, span)
+                             for (rx, rz), spans in ranges.items() for span in spans))
+            if not whole:
+                missing.append(tile_id)
+                continue
+            self._ranges[tile_id] = {region: list(spans) for region, spans in ranges.items()}
+            self.committed[tile_id] = row.get("content_digest") or b""
+            self.chunks_merged += count
+            for region in self._tile_regions[tile_id]:
+                self._waiting[region].discard(tile_id)
+        for region, waiting in self._waiting.items():
+            if not waiting:
+                self._queue.put(region)
+        return missing
+
+    def staged_count(self, tile_id: str, attempt: int) -> int | None:
+        """Chunks staged so far for an open attempt (None if it is not open)."""
+        state = self._attempts.get((tile_id, attempt))
+        return None if state is None else state.chunk_count
+
+    def commit_info(self, tile_id: str) -> dict:
+        """What the journal keeps of a committed tile: digest, chunk count, staged ranges."""
+        return {"content_digest": self.committed.get(tile_id),
+                "chunk_count": self.tiles[tile_id].chunk_count(),
+                "ranges": self._ranges.get(tile_id)}
 
     def abort(self, tile_id: str, attempt: int) -> None:
         """Forget an attempt (lease lost, failed, or cancelled); its log entries are never read."""

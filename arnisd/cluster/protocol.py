@@ -6,9 +6,13 @@ unknown type for its direction, another version, missing fields or fields of the
 type, or that exceeds the size limits; callers log the ``ProtocolError`` and drop the frame.
 
 Worker to coordinator (``W2C``):
-  register   worker_id, caps {os, cpu, memory_mb, slots}, leases [[tile, attempt]...], token?
+  register   worker_id, caps {os, cpu, memory_mb, slots}, leases [[tile, attempt]...], token?,
+             session? (the coordinator session its leases came from; claims of another
+             session are cancelled)
   heartbeat  leases [[tile, attempt]...]          (the leases the worker still works on)
-  chunks     tile, attempt, seq, rx, rz, records [[cx, cz, zlib bytes]...]   (one region)
+  chunks     tile, attempt, seq, rx, rz, records [[cx, cz, zlib bytes]...]   (one region;
+             seq counts from 0 per stream; after every welcome a worker streams its finished
+             leases again from seq 0, and frames are taken strictly in seq order)
   done       tile, attempt, count, digest, content_digest, elapsed_s
   fail       tile, attempt, error
   bye        (the worker leaves; its leases go back to the queue at once)
@@ -16,8 +20,10 @@ Worker to coordinator (``W2C``):
 Coordinator to worker (``C2W``):
   welcome    heartbeat_interval_s, liveness, session
   reject     reason                               (registration refused; do not retry as is)
-  reregister (the coordinator does not know this worker: register again)
+  reregister (register again: the coordinator does not know this worker, a new job starts,
+             or result frames went missing; no chunks frames until the next welcome)
   lease      tile, attempt, unit (the work-unit object), job {bbox, scale}, extract, credit
+             (attempt: a fencing number never reused by this coordinator's journal)
   credit     tile, attempt, frames                (more chunk frames may be sent)
   cancel     tile, attempt, reason                (drop this lease, send nothing more for it)
   heartbeat
@@ -132,7 +138,7 @@ W2C: dict[str, dict[str, Validator]] = {
     "fail": {"tile": _id, "attempt": _nonneg_int, "error": _text},
     "bye": {},
 }
-W2C_OPTIONAL: dict[str, dict[str, Validator]] = {"register": {"token": _text}}
+W2C_OPTIONAL: dict[str, dict[str, Validator]] = {"register": {"token": _text, "session": _id}}
 
 C2W: dict[str, dict[str, Validator]] = {
     "welcome": {"heartbeat_interval_s": _number, "liveness": _nonneg_int, "session": _id},

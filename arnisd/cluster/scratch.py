@@ -1,0 +1,126 @@
+"""A worker's finished results, kept in its scratch folder until the coordinator has them.
+
+When a slot finishes a tile the worker writes the result here (grouped into the frames it will
+send) and frees the memory; frames are then read back one at a time as credit allows. A
+result stays until its ``done`` frame is sent or its lease is cancelled, so a worker whose
+coordinator is down (or restarting) keeps what it made and delivers it once the coordinator is
+back — also across a restart of the worker itself (``load`` finds the files again).
+
+One file per lease, ``<session>.<attempt>.result``, written under a temporary name, fsynced
+and renamed into place. It is a msgpack stream: a header map ``{tile, attempt, session,
+content_digest, elapsed_s, frames}``, then ``frames`` arrays ``[rx, rz, records]``. Without a
+folder (tests, ``scratch_dir`` unset) results stay in memory with the same interface.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgpack
+
+log = logging.getLogger("arnisd.cluster.scratch")
+
+_NAME = re.compile(r"^([0-9a-f]{1,64})\.(\d{1,19})\.result$")
+
+
+@dataclass(slots=True)
+class StoredResult:
+    """One finished lease's result: its digests and a way to read its frames in order."""
+
+    tile: str
+    attempt: int
+    session: str
+    content_digest: bytes
+    elapsed_s: float
+    frame_count: int
+    path: Path | None = None
+    frames_in_memory: list | None = None
+
+    def frames(self) -> Iterator[tuple[int, int, list]]:
+        """The frames from the first (a new iterator each time: streams can restart)."""
+        if self.frames_in_memory is not None:
+            yield from self.frames_in_memory
+            return
+        with open(self.path, "rb") as handle:
+            unpacker = msgpack.Unpacker(handle, raw=False, use_list=True,
+                                        max_buffer_size=1 << 30)
+            next(unpacker)                                  # the header
+            for rx, rz, records in unpacker:
+                yield rx, rz, records
+
+
+class ResultStore:
+    """Finished results of one worker (on disk in ``folder``, or in memory)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = Path(folder) if folder is not None else None
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, session: str, attempt: int) -> Path:
+        return self.folder / f"{session}.{attempt}.result"
+
+    def save(self, tile: str, attempt: int, session: str, frames: list, content_digest: bytes,
+             elapsed_s: float) -> StoredResult:
+        result = StoredResult(tile, attempt, session, content_digest, float(elapsed_s), len(frames))
+        if self.folder is None or not _safe_session(session):
+            result.frames_in_memory = list(frames)
+            return result
+        path = self._path(session, attempt)
+        tmp = path.with_suffix(".tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                packer = msgpack.Packer(use_bin_type=True)
+                handle.write(packer.pack({"tile": tile, "attempt": attempt, "session": session,
+                                          "content_digest": content_digest,
+                                          "elapsed_s": float(elapsed_s), "frames": len(frames)}))
+                for rx, rz, records in frames:
+                    handle.write(packer.pack([rx, rz, records]))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:          # a full or broken scratch disk: keep it in memory
+            log.warning("cannot keep the result of %s/%d in %s (%s); holding it in memory",
+                        tile, attempt, self.folder, exc)
+            tmp.unlink(missing_ok=True)
+            result.frames_in_memory = list(frames)
+            return result
+        result.path = path
+        return result
+
+    def delete(self, result: StoredResult) -> None:
+        if result.path is not None:
+            try:
+                result.path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot remove %s: %s", result.path, exc)
+
+    def load(self) -> list[StoredResult]:
+        """Results left by an earlier run of this worker (unreadable files are removed)."""
+        if self.folder is None:
+            return []
+        for tmp in self.folder.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+        found = []
+        for path in sorted(self.folder.glob("*.result")):
+            if not _NAME.match(path.name):
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    header = next(msgpack.Unpacker(handle, raw=False, max_buffer_size=1 << 20))
+                found.append(StoredResult(str(header["tile"]), int(header["attempt"]),
+                                          str(header["session"]), bytes(header["content_digest"]),
+                                          float(header["elapsed_s"]), int(header["frames"]), path))
+            except Exception as exc:
+                log.warning("dropping unreadable result %s: %s", path, exc)
+                path.unlink(missing_ok=True)
+        return found
+
+
+def _safe_session(session: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-f]{1,64}", session or ""))
