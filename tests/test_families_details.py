@@ -171,6 +171,11 @@ def _town() -> list[OsmElement]:
         OsmElement("node", 505, "point", {"entrance": "main"}, coords=e7([(30, 20)])),
         OsmElement("node", 506, "point", {"barrier": "gate"}, coords=e7([(30, 15)])),
         OsmElement("node", 507, "point", {"man_made": "tower"}, coords=e7([(200, 90)])),
+        # a long bridge in two ways: no ramp where they meet, far from most tiles
+        OsmElement("way", 30, "line", {"highway": "primary", "bridge": "yes", "layer": "1"},
+                   coords=e7([(0, 200), (140, 200)]), node_ids=(601, 602)),
+        OsmElement("way", 31, "line", {"highway": "primary", "bridge": "yes", "layer": "1"},
+                   coords=e7([(140, 200), (219, 200)]), node_ids=(602, 603)),
     ]
     return elements
 
@@ -200,3 +205,30 @@ def test_town_chunks_equal_across_windows(width, depth):
                 pieces[(cx, cz)] = data
     assert pieces.keys() == reference.keys()
     assert [key for key in reference if pieces[key] != reference[key]] == []
+
+
+def test_tiles_given_only_their_halo_of_elements_agree_with_the_whole():
+    """The cluster's contract: a tile gets the elements whose bounds reach within the halo of
+    its chunks, links (crossings, bridge ends, power lines) included; its chunks must equal the
+    ones made from every element."""
+    from arnisd.world.generate import generate_chunks
+    proj = LocalProjection(BBOX)
+    elements = _town()
+    settings = GenerationSettings()
+    whole = proj.world_chunk_rect()
+    reference = dict(((cx, cz), data) for cx, cz, data in
+                     generate_window(prepare(elements, proj), whole, settings))
+    draw_list = prepare(elements, proj)
+    bounds = {id(p.element): p.bounds for _, p in draw_list.items}
+    from arnisd.world.projected import project_element
+    for e in elements:
+        if id(e) not in bounds:
+            projected = project_element(e, proj)
+            bounds[id(e)] = projected.bounds
+    for z in range(whole.z0, whole.z1, 48):
+        for x in range(whole.x0, whole.x1, 48):
+            owned = BlockRect(x, z, min(x + 48, whole.x1), min(z + 48, whole.z1))
+            box = owned.expanded(settings.halo_blocks)
+            subset = [e for e in elements if box.intersects_bounds(*bounds[id(e)])]
+            for cx, cz, data in generate_chunks(subset, proj, owned, settings):
+                assert data == reference[(cx, cz)], (owned, cx, cz)

@@ -117,12 +117,13 @@ def test_bridge_deck_above_the_road_below_with_ramps_supports_and_railings():
     assert column(ctx, 32, 32, G, deck + 1) == [b.BLACK_CONCRETE] + [b.AIR] * 4 + [b.STONE_BRICKS, b.BLACK_CONCRETE]
     assert block_at(ctx, 32, deck + 2, 32) == b.AIR
     # ramps: the way's ends are at the ground, so the road continues onto the deck
-    ramp = bridges.ramp_length_blocks(63.0)
+    ramp = bridges.ramp_length_blocks(63.0, 5)
     heights = [next(y for y in range(G + 10, G - 1, -1) if block_at(ctx, x, y, 33) == b.BLACK_CONCRETE) - G
                for x in range(0, 64)]
     expected = [int(np.floor(6 * min(1.0, (x + 0.5 - 0.5) / ramp, (63 - x) / ramp) + 1e-9)) for x in range(64)]
     assert heights == expected
     assert heights[0] == 0 and heights[-1] == 0 and max(heights) == 6
+    assert bridges.ramp_length_blocks(200.0, 5) == bridges.RAMP_REACH_BLOCKS - 4   # see bridges' doc
     # a pillar under the centreline every 8 blocks where there is no road below
     assert column(ctx, 24, 32, G + 1, deck - 1) == [b.STONE_BRICKS] * 4
     assert column(ctx, 32, 32, G + 1, deck - 1) == [b.AIR] * 4

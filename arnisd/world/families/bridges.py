@@ -6,8 +6,15 @@ stone bricks under the surface, a low wall along each edge and pillars every 8 b
 centreline (never on a road, rail or in water below). Where the way ends without another raised
 way of the same layer (found once in ``link`` from the ways' shared nodes), it ramps down to the
 ground over ``ramp_length_blocks`` so the road continues onto the deck (Arnis: 35% of the way's
-length, 15 to 50 blocks; shorter here when the bridge is short). Heights come from the distance
-along the whole way, so every tile raises the same cells by the same amount.
+length, 15 to 50 blocks; shorter here when the bridge is short, and never longer than
+``RAMP_REACH_BLOCKS`` minus half the deck's width). Heights come from the distance along the
+whole way, so every tile raises the same cells by the same amount.
+
+Why the ramp has a ceiling: whether an end ramps depends on another way through the end node.
+A tile's extract holds every element within its halo (32 blocks by default), and the canvas
+reaches 8 blocks past the owned chunks, so the end's decision is known to every tile whose
+canvas lies within 24 blocks of the node; a ramp no longer than that (counting the deck's
+half-width) only changes cells such tiles can see, and so every tile agrees.
 
 Drawn after the ground-level roads and rails, so the deck passes over them and supports can
 avoid them.
@@ -28,6 +35,7 @@ from arnisd.world.raster import line_cells, thin_line_cells
 
 LAYER_HEIGHT_BLOCKS = 6
 PILLAR_SPACING_BLOCKS = 8
+RAMP_REACH_BLOCKS = 24      # default halo (32) minus the canvas margin (8): see the module doc
 DECK_SUPPORT = b.STONE_BRICKS
 RAILING = b.STONE_BRICK_WALL
 _UNDER_DECK_KEEP = replace_table(b.WATER, *highways.ROAD_BLOCKS, b.GRAVEL)
@@ -49,9 +57,11 @@ def deck_layer(tags: dict[str, str]) -> int:
     return max(1, layer_of(tags))
 
 
-def ramp_length_blocks(length: float) -> float:
-    """Arnis's ramp (35% of the way, 15..50 blocks), but never more than half the way."""
-    return min(max(0.35 * length, 15.0), 50.0, max(length / 2.0, 1.0))
+def ramp_length_blocks(length: float, width: float = 1.0) -> float:
+    """Arnis's ramp (35% of the way, 15..50 blocks), but never more than half the way, nor
+    longer than RAMP_REACH_BLOCKS less half the width (at least 4 blocks)."""
+    ceiling = max(4.0, RAMP_REACH_BLOCKS - np.ceil(width / 2.0) - 1.0)
+    return min(max(0.35 * length, 15.0), 50.0, ceiling, max(length / 2.0, 1.0))
 
 
 def link(elements: list[ProjectedElement]) -> dict:
@@ -79,11 +89,17 @@ def link(elements: list[ProjectedElement]) -> dict:
     return {"bridge_ramps": ramps}
 
 
+def deck_width_blocks(tags: dict[str, str], scale: float = 1.0) -> float:
+    if "highway" in tags:
+        return highways.road_width_blocks(tags, scale)
+    return railways.BED_WIDTH_BLOCKS
+
+
 def deck_heights(element: ProjectedElement, s: np.ndarray, ramps: tuple[bool, bool]) -> np.ndarray:
     """Deck height above the ground per cell, from the distance ``s`` along the way."""
     length = line_length(element.points)
     full = LAYER_HEIGHT_BLOCKS * deck_layer(element.tags)
-    ramp = ramp_length_blocks(length)
+    ramp = ramp_length_blocks(length, deck_width_blocks(element.tags))
     factor = np.ones(len(s))
     if ramps[0]:
         factor = np.minimum(factor, s / ramp)
@@ -95,7 +111,7 @@ def deck_heights(element: ProjectedElement, s: np.ndarray, ramps: tuple[bool, bo
 def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     tags = element.tags
     is_rail = "highway" not in tags
-    width = railways.BED_WIDTH_BLOCKS if is_rail else highways.road_width_blocks(tags, ctx.settings.scale)
+    width = deck_width_blocks(tags, ctx.settings.scale)
     x0, z0, x1, z1 = element.bounds
     reach = int(np.ceil(width / 2)) + 2
     whole = BlockRect(x0 - reach, z0 - reach, x1 + reach + 1, z1 + reach + 1)
