@@ -282,3 +282,21 @@ def test_compress_chunk_is_zlib_and_default_level_is_six():
     assert chunk.DEFAULT_ZLIB_LEVEL == 6
     assert zlib.decompress(chunk.compress_chunk(raw)) == raw
     assert len(chunk.compress_chunk(raw)) < 4096 - 5            # one region sector
+
+
+def test_chunk_nbt_is_exactly_what_nbtlib_writes_back():
+    """The root compound is closed: nbtlib re-serialises the chunk to the very same bytes.
+
+    (Minecraft reads a compound until its End tag; a missing one makes every chunk unreadable.)
+    """
+    import io
+
+    import nbtlib
+    for sections in ({}, typical_chunk(3)):
+        raw = chunk.encode_chunk(5, -7, sections)
+        assert raw.endswith(b"\x00\x00\x00")
+        parsed = nbtlib.File.parse(io.BytesIO(raw))
+        again = io.BytesIO()
+        parsed.write(again)
+        assert again.getvalue() == raw
+        assert zlib.decompress(chunk.encode_chunk_zlib(5, -7, sections)) == raw

@@ -355,7 +355,8 @@ _TAIL_STATIC = (_named_empty_list("block_entities") + _named_empty_list("block_t
                 + _name(_LIST, "PostProcessing") + struct.pack(">Bi", _LIST, len(SECTION_YS))
                 + struct.pack(">Bi", _END, 0) * len(SECTION_YS)
                 + _name(_COMPOUND, "structures") + _name(_COMPOUND, "References") + bytes([_END])
-                + _name(_COMPOUND, "starts") + bytes([_END]) + bytes([_END]))
+                + _name(_COMPOUND, "starts") + bytes([_END]) + bytes([_END])
+                + bytes([_END]))  # closes the root compound
 _PREFIX = struct.Struct(">BH" + "BH11si" + "BH4si" + "BH4si")
 _PREFIX_FIXED = (_COMPOUND, 0, _INT, 11, b"DataVersion", DATA_VERSION, _INT, 4, b"xPos")
 

@@ -456,10 +456,16 @@ class Coordinator:
 
     def _on_register(self, identity: bytes, message: dict, now: float) -> None:
         token = self.config.token
-        if token is not None and not hmac.compare_digest(
-                str(message.get("token", "")).encode(), token.encode()):
+        if not security.token_matches(message.get("token"), token):
             log.warning("refused worker %r: bad token", message["worker_id"])
             self._send(identity, protocol.make("reject", reason="bad token"), now)
+            return
+        if not security.routing_id_matches(identity, message["worker_id"], token):
+            # not the routing id a token holder gives this worker id: a client that could
+            # take over another worker's connection by claiming its id
+            log.warning("refused worker %r: its routing id does not match the token",
+                        message["worker_id"])
+            self._send(identity, protocol.make("reject", reason="routing id does not match"), now)
             return
         old = self.workers.get(identity)
         if old is None and len(self.workers) >= self.config.max_workers:

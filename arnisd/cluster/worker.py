@@ -141,7 +141,8 @@ class Worker:
     def _connect(self) -> None:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.ROUTING_ID, self.settings.worker_id.encode("utf-8"))
+        sock.setsockopt(zmq.ROUTING_ID, security.routing_id(self.settings.worker_id,
+                                                            self.settings.token))
         sock.setsockopt(zmq.MAXMSGSIZE, self.settings.max_frame_bytes)
         sock.setsockopt(zmq.IMMEDIATE, 1)          # queue nothing for a peer not connected
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
