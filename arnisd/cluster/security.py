@@ -14,7 +14,9 @@ with its own key pair and the coordinator's public key. With CURVE, every frame 
 and a client with an unknown key never completes the handshake (its peer sees
 ``HANDSHAKE_FAILED_AUTH``), so none of its frames reach the coordinator.
 
-``token_matches`` compares a presented shared token with the configured one in constant time.
+``token_matches`` compares a presented shared token with the configured one in constant time;
+``routing_id`` gives a worker a routing id that only token holders can compute, so that nobody
+can take over a registered worker's connection by claiming its (public) worker id.
 """
 
 from __future__ import annotations
@@ -374,6 +376,31 @@ def worker_curve(config) -> CurveClientKeys | None:
 
 
 # --- the shared token --------------------------------------------------------------------------
+
+MAX_ROUTING_ID_BYTES = 255
+
+
+def routing_id(worker_id: str, token: str | None) -> bytes:
+    """The ZeroMQ routing id a worker connects with.
+
+    The coordinator's ROUTER hands a routing id over to whichever connection claims it last, and
+    a worker's id is shown on the status page. With a token, the routing id is the worker id plus
+    an HMAC of it keyed by the token, so nobody without the token can claim a registered worker's
+    connection (and with it, its leases); the coordinator refuses registrations whose routing id
+    does not match. Without a token anyone may register anyway: the worker id, as is.
+    """
+    name = worker_id.encode("utf-8", "replace")
+    if token is None:
+        return name[:MAX_ROUTING_ID_BYTES] or b"worker"
+    tag = hmac.new(token.encode("utf-8", "surrogatepass"), b"arnisd-routing-id\0" + name,
+                   "sha256").hexdigest()[:32].encode("ascii")
+    return name[:MAX_ROUTING_ID_BYTES - len(tag) - 1] + b"#" + tag
+
+
+def routing_id_matches(identity: bytes, worker_id: str, token: str | None) -> bool:
+    """Whether ``identity`` is the routing id a holder of ``token`` gives ``worker_id``."""
+    return token is None or hmac.compare_digest(identity, routing_id(worker_id, token))
+
 
 def token_matches(presented, expected: str | None) -> bool:
     """Constant-time check of a presented token; anything goes when no token is configured."""
