@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import msgpack
 import pytest
 
@@ -16,9 +18,10 @@ def test_round_trips():
     frame = make("register", worker_id="w1", caps={"os": "Linux", "cpu": 2, "memory_mb": 10, "slots": 2},
                  leases=[["chunk_0_0", 1]])
     assert decode_from_worker(frame)["worker_id"] == "w1"
+    data = zlib.compress(b"\x00" * 10)
     frame = make("chunks", tile="chunk_0_0", attempt=1, seq=0, rx=-1, rz=2,
-                 records=[[-1, 64, b"\x00" * 10]])
-    assert decode_from_worker(frame)["records"][0][2] == b"\x00" * 10
+                 records=[[-1, 64, data]])
+    assert decode_from_worker(frame)["records"][0][2] == data
     frame = make("lease", tile="chunk_0_0", attempt=2, unit={"chunk_id": "chunk_0_0"},
                  job={"bbox": {}, "scale": 1.0}, extract=None, credit=8)
     assert decode_from_coordinator(frame)["attempt"] == 2
@@ -36,6 +39,12 @@ def test_round_trips():
     (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[0, 0, "not bytes"]]), "records"),
     (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[]), "records"),
     (make("chunks", tile="t", attempt=-1, seq=0, rx=0, rz=0, records=[[0, 0, b""]]), "attempt"),
+    (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[0, 0, b"not zlib at all"]]),
+     "records"),
+    (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0,
+          records=[[0, 0, zlib.compress(b"a")], [0, 0, zlib.compress(b"b")]]), "records"),
+    (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[2 ** 63, 0, zlib.compress(b"a")]]),
+     "records"),
     (make("register", worker_id="w", caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 0}, leases=[]), "caps"),
     (make("register", worker_id="", caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 1}, leases=[]), "worker_id"),
     (make("heartbeat", leases=[["t", "one"]]), "leases"),

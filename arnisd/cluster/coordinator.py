@@ -547,6 +547,7 @@ class Coordinator:
         job = self.job
         tile_id, attempt = message["tile"], message["attempt"]
         if job is None or not job.book.is_current(tile_id, attempt, worker.identity):
+            self._check_issued(worker, "chunks", tile_id, attempt)
             return  # stale attempt: dropped (its worker was told to cancel)
         expected, seq = job.next_seq.get(tile_id, 0), message["seq"]
         if expected < 0 or seq < expected:
@@ -571,7 +572,7 @@ class Coordinator:
             return
         tile_id, attempt = message["tile"], message["attempt"]
         if not job.book.is_current(tile_id, attempt, worker.identity):
-            if job.book.was_issued(tile_id, attempt):
+            if self._check_issued(worker, "done", tile_id, attempt):
                 job.merger.note_late_done(tile_id, attempt, message["content_digest"])
             return
         if job.next_seq.get(tile_id, 0) < 0:
@@ -600,6 +601,20 @@ class Coordinator:
             log.warning("tile %s/%d failed on %s: %s", tile_id, attempt, worker.worker_id,
                         message["error"])
             self._end_lease(worker, tile_id, now, message["error"])
+        else:
+            self._check_issued(worker, "fail", tile_id, attempt)
+
+    def _check_issued(self, worker: WorkerRecord, kind: str, tile_id: str, attempt: int) -> bool:
+        """For a result frame that is not for one of the worker's current leases: True if that
+        lease was ever issued (a late frame, dropped quietly); else it is counted and logged
+        as bad input (a tile or attempt this coordinator never leased)."""
+        job = self.job
+        if job is None or job.book.was_issued(tile_id, attempt):
+            return job is not None
+        self.protocol_errors += 1
+        log.warning("dropped a %s frame from %s for %.64r/%d: never leased", kind,
+                    worker.worker_id, tile_id, attempt)
+        return False
 
     def _end_lease(self, worker: WorkerRecord | None, tile_id: str, now: float,
                    error: str | None, aborted: bool = False, lost: bool = False) -> None:

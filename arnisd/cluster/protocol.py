@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import zlib
+
 import msgpack
 
 PROTOCOL_VERSION = 1
@@ -49,6 +51,8 @@ MAX_ID_CHARS = 128
 MAX_ERROR_CHARS = 4000
 MAX_RECORDS_PER_FRAME = 4096
 MAX_SLOTS = 1024
+#: Longest array or map in any frame (msgpack unpack limit).
+MAX_CONTAINER_ITEMS = max(MAX_RECORDS_PER_FRAME, MAX_SLOTS)
 
 
 class ProtocolError(ValueError):
@@ -111,15 +115,29 @@ def _caps(v) -> bool:
             and type(v.get("slots")) is int and 1 <= v["slots"] <= MAX_SLOTS)
 
 
+def _zlib(v: bytes) -> bool:
+    """Cheap check that chunk bytes are a zlib stream: a valid header and a first block that
+    inflates (a full check would cost the coordinator a decompression per chunk)."""
+    if len(v) < 8 or v[0] & 0x0F != 8 or v[0] >> 4 > 7 or v[1] & 0x20 or ((v[0] << 8) | v[1]) % 31:
+        return False
+    try:
+        zlib.decompressobj().decompress(v[:4096], 1024)
+    except zlib.error:
+        return False
+    return True
+
+
 def _records(v) -> bool:
     if type(v) is not list or not 0 < len(v) <= MAX_RECORDS_PER_FRAME:
         return False
+    seen = set()
     for r in v:
         if type(r) is not list or len(r) != 3 or type(r[2]) is not bytes:
             return False
-        if type(r[0]) is not int or type(r[1]) is not int:
+        if not _int(r[0]) or not _int(r[1]) or not _zlib(r[2]):
             return False
-    return True
+        seen.add((r[0], r[1]))
+    return len(seen) == len(v)          # a chunk twice in one frame could stand in for another
 
 
 def _job(v) -> bool:
@@ -160,8 +178,8 @@ def _decode(frame: bytes, max_bytes: int, schema: dict[str, dict[str, Validator]
     try:
         message = msgpack.unpackb(
             frame, raw=False, strict_map_key=True, use_list=True,
-            max_bin_len=max_bytes, max_str_len=max_bytes, max_array_len=max_bytes,
-            max_map_len=4096, max_ext_len=0)
+            max_bin_len=max_bytes, max_str_len=max_bytes, max_array_len=MAX_CONTAINER_ITEMS,
+            max_map_len=MAX_CONTAINER_ITEMS, max_ext_len=0)
     except Exception as exc:  # msgpack raises many kinds; all mean "not our protocol"
         raise ProtocolError(f"not msgpack: {type(exc).__name__}") from None
     if type(message) is not dict:
