@@ -114,17 +114,17 @@ def write_worker_config(path: Path, port: int, worker_id: str, slots: int = 1) -
     return path
 
 
-def start_daemon(config: Path, log_path: Path, env_extra: dict | None = None):
-    """``arnisd run --config`` as a separate process, output to ``log_path``."""
+def start_daemon(config: Path, log_path: Path, env_extra: dict | None = None, args=()):
+    """``arnisd run --config`` (plus ``args``) as a separate process, output to ``log_path``."""
     import subprocess
     import sys
     env = dict(os.environ)
     repo = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra or {})
-    log = open(log_path, "wb")
-    return subprocess.Popen([sys.executable, "-m", "arnisd", "run", "--config", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo)
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "arnisd", "run", "--config", str(config),
+                             *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo)
 
 
 def stop_daemons(processes, timeout_s: float = 10.0) -> None:

@@ -54,7 +54,7 @@ def test_coordinator_and_three_worker_daemons_make_the_reference_world(tmp_path,
     port = free_port()
     output = tmp_path / "world"
     coord_cfg = write_coordinator_config(tmp_path / "coordinator.toml", port, FULL, PBF, output, 0.004)
-    coordinator = start_daemon(coord_cfg, tmp_path / "coordinator.log")
+    coordinator = start_daemon(coord_cfg, tmp_path / "coordinator.log", args=["--exit-when-done"])
     workers = [start_daemon(write_worker_config(tmp_path / f"w{i}.toml", port, f"worker-{i}"),
                             tmp_path / f"w{i}.log") for i in range(3)]
     try:
@@ -108,7 +108,7 @@ def test_worker_killed_mid_tile_its_tile_is_leased_again(tmp_path, reference):
     env = {"ARNISD_GENERATOR": "cluster_helpers:marked_slow_generate",
            "ARNISD_TEST_SLOW_S": "1.5", "ARNISD_TEST_MARKER_DIR": str(markers),
            "PYTHONPATH": str(REPO / "tests")}
-    coordinator = start_daemon(coord_cfg, tmp_path / "coordinator.log")
+    coordinator = start_daemon(coord_cfg, tmp_path / "coordinator.log", args=["--exit-when-done"])
     workers = [start_daemon(write_worker_config(tmp_path / f"w{i}.toml", port, f"worker-{i}"),
                             tmp_path / f"w{i}.log", env) for i in range(2)]
     victim = workers[0]

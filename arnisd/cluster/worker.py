@@ -134,7 +134,12 @@ class Worker:
         self._last_register = 0.0
         self._pool: SlotPool | None = None
         self._lost_since: float | None = None
+        self.loop_at = time.monotonic()            # when the loop last turned (watchdog)
         self.store = ResultStore(settings.scratch_dir)
+
+    def healthy(self, stall_s: float = 30.0) -> bool:
+        """For the systemd watchdog: the loop turned within ``stall_s``."""
+        return time.monotonic() - self.loop_at < stall_s
 
     # --- socket ------------------------------------------------------------------------------
 
@@ -275,6 +280,7 @@ class Worker:
             tick_s = min(0.05, self.interval_s / 4)
             events = dict(poller.poll(int(tick_s * 1000)))
             now = time.monotonic()
+            self.loop_at = now
             if events.get(self._wake_rx):
                 while True:
                     try:

@@ -1,16 +1,24 @@
 """A long-running coordinator: jobs queue and run one after another; the HTTP shim's provider.
 
 ``CoordinatorService(config)`` keeps a queue of submitted jobs (``submit`` from ``POST /jobs``,
-plus the config's ``[job]`` at start) and runs them one at a time with the cluster's
-``Coordinator`` on the configured port. Each world is built in a staging folder beside its
-output and moved into place only when every tile was made, so a failed or cancelled job
-leaves no half world. It implements ``arnisd.cluster.http_shim.StatusProvider``.
+plus the config's ``[job]`` at start) and runs them one at a time on one ``Coordinator``: the
+ROUTER socket stays bound and workers stay connected (and heartbeated) between jobs. Each world
+is built in a staging folder beside its output and moved into place only when every tile was
+made, so a failed or cancelled job leaves no half world. It implements
+``arnisd.cluster.http_shim.StatusProvider``.
+
+Everything lives in the journal (``state_dir/journal.sqlite3``, ``arnisd.cluster.journal``): a
+job is journaled before its id is answered, its tiles and attempts as the coordinator goes. A
+coordinator killed at any moment and started again with the same config resumes: jobs that
+were queued, running or stopped are queued again (the interrupted one first) and a resumed job
+keeps its committed tiles and staged chunks. A ``[job]`` in the config is queued only if the
+journal has not got the same request already.
 
 Job states::
 
     queued ──► running ──► done          (every tile committed, world moved into place)
       │           ├──────► failed        (tiles failed for good, or the job could not start)
-      │           └──────► stopped       (the daemon was stopped; staged data kept)
+      │           └──────► stopped       (the daemon was stopped; resumed at the next start)
       └───────────┴──────► cancelled     (`arnisd cancel`)
 
 `arnisd run` drives it::
@@ -29,27 +37,33 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from arnisd.errors import UserError
-from arnisd.service.job_request import JobRequest
+from arnisd.service.job_request import JobRequest, JobRequestError
 
 log = logging.getLogger("arnisd.service.coordinator_service")
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, STOPPED = (
     "queued", "running", "done", "failed", "cancelled", "stopped")
 FINAL_STATES = (DONE, FAILED, CANCELLED, STOPPED)
+RESUMABLE_STATES = (QUEUED, RUNNING, STOPPED)
 BIND_RETRY_S = 10.0
+WATCHDOG_STALL_S = 30.0
+ORIGIN_CONFIG, ORIGIN_SUBMIT = "config", "submit"
 
 
 def coordinator_settings(config):
     """The cluster's ``CoordinatorSettings`` from an ``arnisd.config.CoordinatorConfig``."""
+    from arnisd.cluster import security
     from arnisd.cluster.coordinator import CoordinatorSettings
     return CoordinatorSettings(
         bind_address=config.bind_host, port=config.port,
         heartbeat_interval_s=config.heartbeat_interval_s, liveness=config.heartbeat_liveness,
-        max_failures=config.max_retries, token=config.token, max_workers=config.max_workers)
+        max_failures=config.max_retries, token=config.token, max_workers=config.max_workers,
+        curve=security.coordinator_curve(config))
 
 
 @dataclass(slots=True)
@@ -58,8 +72,9 @@ class JobRecord:
 
     job_id: str
     request: JobRequest
-    spec: object                                  # arnisd.job.JobSpec
+    spec: object                                  # arnisd.job.JobSpec (None if it cannot be made)
     state: str = QUEUED
+    origin: str = ORIGIN_SUBMIT
     submitted_at: float = field(default_factory=time.time)    # Unix seconds
     started_at: float | None = None
     finished_at: float | None = None
@@ -70,69 +85,154 @@ class JobRecord:
     error: str | None = None
     final_status: dict | None = None              # the status document when it ended
     cancel_requested: bool = False                # running; cancelled once cleaned up
+    resume: bool = False                          # it was interrupted: keep what it made
 
     def row(self) -> dict:
-        workers = [w.get("worker_id") for w in (self.final_status or {}).get("workers_detail", [])]
+        status = self.final_status or {}
+        workers = [w.get("worker_id") for w in status.get("workers_detail", [])]
+        bbox = self.spec.bbox if self.spec is not None else self.request.bbox
         return {"job_id": self.job_id, "state": self.state, "output": self.request.output,
-                "bbox": self.spec.bbox.as_dict(), "total_chunks": self.total_chunks,
+                "bbox": bbox.as_dict() if bbox is not None else None,
+                "total_chunks": self.total_chunks,
                 "completed": self.completed, "failed": self.failed, "chunks": self.chunks,
                 "submitted_at": self.submitted_at, "started_at": self.started_at,
                 "finished_at": self.finished_at, "error": self.error,
+                "failed_tiles": status.get("failed_tiles", {}),
                 "workers": sorted(w for w in workers if w)}
+
+    def summary(self) -> dict:
+        """What the journal keeps of a finished job."""
+        status = self.final_status or {}
+        return {"total_chunks": self.total_chunks, "completed": self.completed,
+                "failed": self.failed, "chunks": self.chunks,
+                "failed_tiles": status.get("failed_tiles", {}),
+                "workers": self.row()["workers"]}
 
 
 class CoordinatorService:
     """Jobs one after another on one coordinator port; every provider method is thread-safe."""
 
     def __init__(self, config) -> None:
+        from arnisd.cluster.journal import JOURNAL_NAME, Journal, JournalError
         self.config = config
         self._lock = threading.RLock()
         self._records: dict[str, JobRecord] = {}
         self._queue: deque[str] = deque()
-        self._current: tuple[JobRecord, object] | None = None     # (record, Coordinator)
+        self._current: JobRecord | None = None
         self._last: JobRecord | None = None
+        self._ran: list[JobRecord] = []            # jobs run by this process
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._serving = False
         self._started = time.monotonic()
         self._loop_at = time.monotonic()
+        self.coordinator = None
         self.shim = None
         self.counters = {"tiles_completed_total": 0, "tiles_failed_total": 0,
-                         "chunks_merged_total": 0, "messages_received_total": 0,
-                         "protocol_errors_total": 0, "jobs_submitted_total": 0,
-                         "jobs_completed_total": 0, "jobs_failed_total": 0,
-                         "jobs_cancelled_total": 0}
+                         "chunks_merged_total": 0, "tile_leases_total": 0,
+                         "jobs_submitted_total": 0, "jobs_completed_total": 0,
+                         "jobs_failed_total": 0, "jobs_cancelled_total": 0}
+        try:
+            self.journal = Journal(Path(config.state_dir) / JOURNAL_NAME)
+        except (JournalError, OSError) as exc:
+            raise UserError(f"{config.source or 'config'}: state_dir: {exc}") from None
+        self._restore_jobs()
+
+    # --- the journal -------------------------------------------------------------------------
+
+    def _restore_jobs(self) -> None:
+        """Jobs of an earlier run: finished ones as history, the others queued again."""
+        interrupted, waiting = [], []
+        for row in self.journal.jobs():
+            try:
+                request = JobRequest.from_dict(row["request"])
+            except JobRequestError as exc:
+                log.warning("journal: job %s cannot be read back: %s", row["job_id"], exc)
+                continue
+            try:
+                spec = request.to_job_spec(self.config)
+                spec_error = None
+            except JobRequestError as exc:
+                spec, spec_error = None, str(exc)
+            record = JobRecord(row["job_id"], request, spec, state=row["state"],
+                               origin=row["origin"], submitted_at=row["submitted_at"] or 0.0,
+                               started_at=row["started_at"], finished_at=row["finished_at"],
+                               error=row["error"])
+            summary = row.get("summary") or {}
+            for name in ("total_chunks", "completed", "failed", "chunks"):
+                setattr(record, name, int(summary.get(name, 0) or 0))
+            if summary:
+                record.final_status = {"failed_tiles": summary.get("failed_tiles", {}),
+                                       "workers_detail": [{"worker_id": w} for w in
+                                                          summary.get("workers", [])]}
+            self._records[record.job_id] = record
+            if record.state not in RESUMABLE_STATES:
+                continue
+            if spec is None:
+                record.error = f"cannot resume: {spec_error}"
+                self._end(record, FAILED)
+                continue
+            record.resume = record.state != QUEUED
+            (interrupted if record.resume else waiting).append(record.job_id)
+            record.state = QUEUED
+        self._queue.extend(interrupted + waiting)
+        if interrupted or waiting:
+            log.info("journal: %d interrupted and %d queued job(s) to run",
+                     len(interrupted), len(waiting))
+
+    def _journal_state(self, record: JobRecord, **fields) -> None:
+        try:
+            self.journal.update_job(record.job_id, state=record.state, **fields)
+        except Exception:
+            log.exception("cannot journal job %s", record.job_id)
+            raise
 
     # --- the StatusProvider ------------------------------------------------------------------
 
     def status(self) -> dict:
         with self._lock:
-            current, last = self._current, self._last
-        if current is not None:
-            record, coordinator = current
-            doc = coordinator.status_snapshot()
-            doc.update(job_id=record.job_id, job_state=RUNNING, output=record.request.output)
-            return doc
-        if last is not None and last.final_status is not None:
-            doc = dict(last.final_status)     # the last job as it ended; no coordinator socket now
+            current, last, coordinator = self._current, self._last, self.coordinator
+        live = coordinator.status_snapshot() if coordinator is not None else None
+        if current is not None and live is not None and live.get("job_state") is not None \
+                and coordinator.job is not None and coordinator.job.job_id == current.job_id:
+            doc = live
+            doc.update(job_id=current.job_id, job_state=RUNNING, output=current.request.output)
+        elif last is not None and last.final_status is not None:
+            doc = dict(last.final_status)    # the last job as it ended, with today's workers
             doc.update(job_id=last.job_id, job_state=last.state, output=last.request.output,
-                       workers={"active": 0, "idle": 0}, workers_detail=[], eta_s=None)
+                       eta_s=None)
+            doc.setdefault("total_chunks", last.total_chunks)
+            for key in ("completed", "in_progress", "pending", "failed"):
+                doc.setdefault(key, 0)
+            doc["workers"] = live["workers"] if live else {"active": 0, "idle": 0}
+            doc["workers_detail"] = live["workers_detail"] if live else []
         else:
             doc = {"total_chunks": 0, "completed": 0, "in_progress": 0, "pending": 0, "failed": 0,
-                   "workers": {"active": 0, "idle": 0}, "job_id": None, "job_state": None}
+                   "workers": live["workers"] if live else {"active": 0, "idle": 0},
+                   "workers_detail": live["workers_detail"] if live else [],
+                   "job_id": current.job_id if current else None,
+                   "job_state": "starting" if current else None}
         with self._lock:
             doc["queued_jobs"] = len(self._queue)
         return doc
 
+    def _live_job_snapshot(self, record: JobRecord, tiles: bool) -> dict | None:
+        coordinator = self.coordinator
+        if coordinator is None or self._current is not record:
+            return None
+        job = coordinator.job
+        if job is None or job.job_id != record.job_id:
+            return None
+        return coordinator.status_snapshot(tiles=tiles)
+
     def jobs(self) -> list[dict]:
         with self._lock:
             records = list(self._records.values())
-            current = self._current
         rows = []
         for record in records:
             row = record.row()
-            if current is not None and current[0] is record:
-                snapshot = current[1].status_snapshot(tiles=False)
+            snapshot = self._live_job_snapshot(record, tiles=False)
+            if snapshot is not None:
                 row.update(_live_fields(snapshot))
             rows.append(row)
         return rows
@@ -140,12 +240,11 @@ class CoordinatorService:
     def job(self, job_id: str) -> dict | None:
         with self._lock:
             record = self._records.get(job_id)
-            current = self._current
         if record is None:
             return None
         doc = record.row()
-        if current is not None and current[0] is record:
-            snapshot = current[1].status_snapshot()
+        snapshot = self._live_job_snapshot(record, tiles=True)
+        if snapshot is not None:
             doc.update(_live_fields(snapshot), tiles=snapshot.get("tiles", []))
         else:
             doc["tiles"] = (record.final_status or {}).get("tiles", [])
@@ -156,17 +255,23 @@ class CoordinatorService:
             out = dict(self.counters)
             current = self._current
             states = [r.state for r in self._records.values()]
+        coordinator = self.coordinator
         slots = 0
-        if current is not None:
-            coordinator = current[1]
-            snapshot = coordinator.status_snapshot(tiles=False)
-            out["tiles_completed_total"] += snapshot["completed"]
-            out["tiles_failed_total"] += snapshot["failed"]
-            out["chunks_merged_total"] += snapshot.get("chunks_merged", 0)
-            out["messages_received_total"] += getattr(coordinator, "messages_in", 0)
-            out["protocol_errors_total"] += getattr(coordinator, "protocol_errors", 0)
-            slots = sum(int(w.get("slots", 0)) for w in snapshot.get("workers_detail", []))
-            out["job_elapsed_seconds"] = snapshot.get("elapsed_s")
+        if coordinator is not None:
+            out["messages_received_total"] = coordinator.messages_in
+            out["protocol_errors_total"] = coordinator.protocol_errors
+            snapshot = self._live_job_snapshot(current, tiles=False) if current else None
+            if snapshot is not None:
+                out["tiles_completed_total"] += snapshot["completed"]
+                out["tiles_failed_total"] += snapshot["failed"]
+                out["chunks_merged_total"] += snapshot.get("chunks_merged", 0)
+                out["tile_leases_total"] += snapshot.get("tile_leases", 0)
+                out["job_elapsed_seconds"] = snapshot.get("elapsed_s")
+            live = coordinator.status_snapshot(tiles=False)
+            slots = sum(int(w.get("slots", 0)) for w in live.get("workers_detail", []))
+        else:
+            out["messages_received_total"] = 0
+            out["protocol_errors_total"] = 0
         out["jobs"] = [({"state": s}, states.count(s))
                        for s in (QUEUED, RUNNING, DONE, FAILED, CANCELLED, STOPPED)]
         out["worker_slots"] = slots
@@ -176,8 +281,9 @@ class CoordinatorService:
     def ready(self) -> bool:
         return self._serving and not self._stop.is_set()
 
-    def submit(self, job: dict) -> str:
-        """Queue a job request; raises ``ValueError`` (``JobRequestError``) for a bad one."""
+    def submit(self, job: dict, origin: str = ORIGIN_SUBMIT) -> str:
+        """Queue a job request; raises ``ValueError`` (``JobRequestError``) for a bad one. The
+        job is in the journal before its id is returned."""
         request = JobRequest.from_dict(job)
         spec = request.to_job_spec(self.config)
         output = Path(spec.output)
@@ -192,7 +298,9 @@ class CoordinatorService:
                     raise ValueError(f"output: job {other.job_id} is already making "
                                      f"{request.output}")
             job_id = "job-" + uuid.uuid4().hex[:10]
-            self._records[job_id] = JobRecord(job_id, request, spec)
+            record = JobRecord(job_id, request, spec, origin=origin)
+            self.journal.add_job(job_id, origin, request.as_dict(), QUEUED, record.submitted_at)
+            self._records[job_id] = record
             self._queue.append(job_id)
             self.counters["jobs_submitted_total"] += 1
         log.info("job %s queued: %s", job_id, request.as_dict())
@@ -207,10 +315,13 @@ class CoordinatorService:
             if record.state == QUEUED:
                 self._queue.remove(job_id)
                 self._end(record, CANCELLED)
+                self._journal_state(record, finished_at=record.finished_at)
             else:
                 record.cancel_requested = True    # "cancelled" once its staging is cleared
-                if self._current is not None and self._current[0] is record:
-                    self._current[1].stop()       # else _run sees the flag before it starts
+                coordinator = self.coordinator
+                if coordinator is not None and coordinator.job is not None \
+                        and coordinator.job.job_id == job_id:
+                    coordinator.stop_job()        # else _run sees the flag before it starts
         log.info("job %s cancelled", job_id)
         return True
 
@@ -220,34 +331,36 @@ class CoordinatorService:
         """Stop after the running job has written what it received (safe from any thread)."""
         self._stop.set()
         self._wake.set()
-        with self._lock:
-            if self._current is not None:
-                self._current[1].stop()
+        coordinator = self.coordinator
+        if coordinator is not None:
+            coordinator.stop()
 
     def healthy(self) -> bool:
-        """For the systemd watchdog: the main loop (or the running job's loop) is turning."""
-        with self._lock:
-            current = self._current
-        if current is None:
-            return time.monotonic() - self._loop_at < 30.0
-        loop_at = getattr(current[1], "loop_at", None)     # if the coordinator records it
-        return loop_at is None or time.monotonic() - loop_at < 30.0
+        """For the systemd watchdog: the coordinator's loop (or, before it exists, the main
+        loop) turned within the last 30 s."""
+        coordinator = self.coordinator
+        loop_at = coordinator.loop_at if coordinator is not None else self._loop_at
+        return time.monotonic() - loop_at < WATCHDOG_STALL_S
 
     def serve(self, ready: Callable[[str], None] | None = None, exit_when_idle: bool = False) -> int:
         """Serve the shim and run jobs until ``stop()``; ``exit_when_idle`` returns once the
-        queue is empty (1 if a job failed). The config's ``[job]`` is queued first."""
+        queue is empty (1 if a job run here failed). The config's ``[job]`` is queued first
+        unless the journal already has it."""
         from arnisd.cluster.http_shim import start_http_shim
-        if self.config.job is not None:
-            try:
-                self.submit(self.config.job.as_dict())
-            except ValueError as exc:
-                raise UserError(f"{self.config.source}: job.{exc}") from None
-        self.shim, _ = start_http_shim(self, self.config.http_host, self.config.http_port,
-                                       token=self.config.token)
+        self._queue_config_job()
+        self.coordinator = self._bind_coordinator()
+        try:
+            self.shim, _ = start_http_shim(self, self.config.http_host, self.config.http_port,
+                                           token=self.config.token)
+        except BaseException:
+            self.coordinator.close()
+            raise
         self._serving = True
         try:
-            log.info("coordinator serving: workers on tcp://%s:%d, status on %s",
-                     self.config.bind_host, self.config.port, self.shim.url)
+            log.info("coordinator serving: workers on %s, status on %s",
+                     self.coordinator.endpoint, self.shim.url,
+                     extra={"endpoint": self.coordinator.endpoint, "status_url": self.shim.url,
+                            "session": self.coordinator.session})
             if ready is not None:
                 ready(f"coordinator: workers on port {self.config.port}, status on {self.shim.url}")
             while not self._stop.is_set():
@@ -259,52 +372,102 @@ class CoordinatorService:
                     continue
                 if exit_when_idle:
                     break
-                self._wake.wait(0.5)
                 self._wake.clear()
+                self.coordinator.idle(0.5, until=self._wake.is_set)
         finally:
             self._serving = False
             self.shim.close()
+            self.coordinator.close()
+            self.journal.close()
         with self._lock:
-            failed = any(r.state == FAILED for r in self._records.values())
+            failed = any(r.state == FAILED for r in self._ran)
         return 1 if exit_when_idle and failed else 0
+
+    def _queue_config_job(self) -> None:
+        if self.config.job is None:
+            return
+        wanted = self.config.job.as_dict()
+        with self._lock:
+            for record in self._records.values():
+                if record.origin == ORIGIN_CONFIG and record.request.as_dict() == wanted \
+                        and record.state in (QUEUED, RUNNING, DONE, STOPPED):
+                    log.info("the config's job is already in the journal as %s (%s)",
+                             record.job_id, record.state)
+                    return
+        try:
+            self.submit(wanted, origin=ORIGIN_CONFIG)
+        except ValueError as exc:
+            raise UserError(f"{self.config.source}: job.{exc}") from None
+
+    def _bind_coordinator(self):
+        from arnisd.cluster.coordinator import Coordinator
+        coordinator = Coordinator(config=coordinator_settings(self.config), journal=self.journal)
+        deadline = time.monotonic() + BIND_RETRY_S
+        while True:       # a previous process may hold the port for a moment
+            try:
+                coordinator.bind()
+                return coordinator
+            except UserError:
+                raise
+            except Exception as exc:
+                if time.monotonic() > deadline or self._stop.is_set():
+                    raise UserError(f"cannot bind tcp://{self.config.bind_host}:"
+                                    f"{self.config.port}: {exc}") from None
+                time.sleep(0.2)
 
     # --- one job -----------------------------------------------------------------------------
 
+    def _paths(self, record: JobRecord) -> tuple[Path, Path]:
+        from arnisd.output import staging_dir
+        return (staging_dir(Path(record.spec.output)),
+                Path(self.config.state_dir) / "jobs" / record.job_id)
+
     def _run(self, record: JobRecord) -> None:
-        from arnisd.output import discard, staging_dir
-        spec = record.spec
-        staged = staging_dir(Path(spec.output))
-        state_dir = Path(self.config.state_dir) / "jobs" / record.job_id
+        from arnisd.output import discard
+        staged, state_dir = self._paths(record)
         with self._lock:
             if record.state != QUEUED:
                 return
             record.state = RUNNING
-            record.started_at = time.time()
-        log.info("job %s started: %s", record.job_id, spec.output)
-        try:
-            coordinator = self._coordinator_for(record, staged, state_dir)
-        except Exception as exc:      # bad data, unreadable file, port taken: the job fails
-            log.exception("job %s could not start", record.job_id)
-            discard(staged)
-            with self._lock:
-                record.error = f"{type(exc).__name__}: {exc}"
-                self._end(record, FAILED)
+            record.started_at = record.started_at or time.time()
+            self._current = record
+            self._ran.append(record)
+        self._journal_state(record, started_at=record.started_at)
+        log.info("job %s %s: %s", record.job_id, "resumed" if record.resume else "started",
+                 record.spec.output)
+        if record.resume and self._already_promoted(record, staged):
+            self._finish_record(record, DONE, None, staged, state_dir)
             return
-        with self._lock:
-            self._current = (record, coordinator)
-            if self._stop.is_set() or record.cancel_requested:
-                coordinator.stop()                # asked while the job was being set up
+        # set the job up (read its OSM file, index extracts) while workers are heartbeated
+        with ThreadPoolExecutor(1, "arnisd-job-setup") as pool:
+            future = pool.submit(self._prepare, record, staged, state_dir)
+            while not future.done():
+                self.coordinator.idle(0.5, until=future.done)
+                if self._stop.is_set():
+                    break
+            try:
+                job = future.result()
+            except Exception as exc:      # bad data, unreadable file: the job fails
+                log.exception("job %s could not start", record.job_id)
+                record.error = f"{type(exc).__name__}: {exc}"
+                self._finish_record(record, FAILED, None, staged, state_dir)
+                return
+        if self._stop.is_set() or record.cancel_requested:
+            job.merger.close()
+            outcome = CANCELLED if record.cancel_requested else STOPPED
+            self._finish_record(record, outcome, None, staged, state_dir)
+            return
+        self.coordinator.start_job(job)
         try:
-            result = coordinator.run()
+            result = self.coordinator.run_job()
         except Exception as exc:
             log.exception("job %s broke", record.job_id)
             result, error = None, f"{type(exc).__name__}: {exc}"
         else:
             error = None
-        final = coordinator.status_snapshot()
+        final = self.coordinator.status_snapshot()
         with self._lock:
-            self._current = None
-            self._account(coordinator, final)
+            self._account(final)
             record.final_status = final
             record.total_chunks, record.completed = final["total_chunks"], final["completed"]
             record.failed, record.chunks = final["failed"], final.get("chunks_merged", 0)
@@ -316,68 +479,96 @@ class CoordinatorService:
                 outcome = DONE
             elif result.failed:
                 outcome = FAILED
-                first = sorted(result.failed.items())[0]
-                record.error = f"{len(result.failed)} tiles failed, e.g. {first[0]}: {first[1]}"
+                record.error = (f"{len(result.failed)} tile(s) failed: " + "; ".join(
+                    f"{tile}: {(reason or '?').splitlines()[0]}"
+                    for tile, reason in sorted(result.failed.items())[:5]))
             else:
                 outcome = STOPPED
-        self._settle(record, outcome, staged, state_dir)
+        self._finish_record(record, outcome, result, staged, state_dir)
 
-    def _coordinator_for(self, record: JobRecord, staged: Path, state_dir: Path):
-        from arnisd.cluster.coordinator import Coordinator
+    def _already_promoted(self, record: JobRecord, staged: Path) -> bool:
+        """A job killed after its world was moved into place but before it was marked done."""
+        if staged.exists() or not Path(record.spec.output).is_dir():
+            return False
+        counts = self.journal.tile_counts(record.job_id)
+        total = sum(counts.values())
+        return total > 0 and counts.get("committed", 0) == total
+
+    def _prepare(self, record: JobRecord, staged: Path, state_dir: Path):
+        """The job's ``JobRun``: tiles, extract source, merger; what it made so far if resumed."""
+        from arnisd.cluster.coordinator import JobRun
         from arnisd.cluster.extracts import extract_source_for_job
+        from arnisd.cluster.journal import job_fingerprint
         from arnisd.cluster.local import job_info, level_dat_writer
         from arnisd.cluster.merger import Merger
         from arnisd.cluster.tiling import make_tiles
         from arnisd.output import discard
         spec = record.spec
         tiles = make_tiles(spec.bbox, spec.settings, spec.tile_size_deg)
+        info = job_info(spec)
+        fingerprint = job_fingerprint(info, [t.tile_id for t in tiles], spec.tile_size_deg)
+        restored = None
+        if record.resume:
+            stored = self.journal.job(record.job_id) or {}
+            if stored.get("fingerprint") == fingerprint and staged.is_dir() and state_dir.is_dir():
+                restored = self.journal.load_tiles(record.job_id)
+            else:
+                log.warning("job %s: its staged data is gone or does not match; starting over",
+                            record.job_id)
+        if restored is None:
+            self.journal.reset_tiles(record.job_id)
+            discard(staged)
+            staged.mkdir(parents=True)
+            shutil.rmtree(state_dir, ignore_errors=True)
+        self.journal.update_job(record.job_id, fingerprint=fingerprint)
+        self.journal.init_tiles(record.job_id, [t.tile_id for t in tiles])
         source = extract_source_for_job(spec, None)
-        discard(staged)
-        staged.mkdir(parents=True)
-        shutil.rmtree(state_dir, ignore_errors=True)
         merger = Merger(tiles, state_dir, staged)
-        coordinator = Coordinator(tiles, job_info(spec), spec.settings, merger, source,
-                                  coordinator_settings(self.config), finalize=level_dat_writer(spec))
-        deadline = time.monotonic() + BIND_RETRY_S
-        while True:       # the previous job's socket may hold the port for a moment
-            try:
-                coordinator.bind()
-                return coordinator
-            except Exception as exc:
-                if time.monotonic() > deadline or self._stop.is_set():
-                    merger.close()
-                    raise RuntimeError(f"cannot bind tcp://{self.config.bind_host}:"
-                                       f"{self.config.port}: {exc}") from None
-                time.sleep(0.1)
+        return JobRun(record.job_id, tiles, info, spec.settings, merger, source,
+                      self.coordinator.config, finalize=level_dat_writer(spec),
+                      restored=restored)
 
-    def _account(self, coordinator, final: dict) -> None:
+    def _account(self, final: dict) -> None:
         self.counters["tiles_completed_total"] += final["completed"]
         self.counters["tiles_failed_total"] += final["failed"]
         self.counters["chunks_merged_total"] += final.get("chunks_merged", 0)
-        self.counters["messages_received_total"] += getattr(coordinator, "messages_in", 0)
-        self.counters["protocol_errors_total"] += getattr(coordinator, "protocol_errors", 0)
+        self.counters["tile_leases_total"] += final.get("tile_leases", 0)
 
-    def _settle(self, record: JobRecord, outcome: str, staged: Path, state_dir: Path) -> None:
+    def _finish_record(self, record: JobRecord, outcome: str, result, staged: Path,
+                       state_dir: Path) -> None:
         """Move a finished world into place, or clear up after a failed or cancelled one."""
         from arnisd.output import discard, promote
         if outcome == DONE:
             try:
-                promote(staged, Path(record.spec.output))
+                if staged.exists():
+                    promote(staged, Path(record.spec.output))
                 shutil.rmtree(state_dir, ignore_errors=True)
             except OSError as exc:
                 outcome, record.error = FAILED, f"cannot move the world into place: {exc}"
         elif outcome == STOPPED:
-            log.warning("job %s stopped; its staged data stays in %s and %s", record.job_id,
-                        staged, state_dir)
+            log.warning("job %s stopped; its staged data stays in %s and %s (resumed at the "
+                        "next start)", record.job_id, staged, state_dir)
         else:
             discard(staged)
             shutil.rmtree(state_dir, ignore_errors=True)
         with self._lock:
             self._end(record, outcome)
             self._last = record
-        log.info("job %s %s: %d of %d tiles, %d chunks%s", record.job_id, outcome,
-                 record.completed, record.total_chunks, record.chunks,
-                 f" ({record.error})" if record.error else "")
+            self._current = None
+        self._journal_state(record, finished_at=record.finished_at, error=record.error,
+                            summary=record.summary())
+        if outcome == DONE and result is not None:
+            log.info("job %s done: wrote %d chunks in %d regions to %s in %.1fs",
+                     record.job_id, result.chunks, result.regions, record.spec.output,
+                     result.elapsed_s)
+        else:
+            log.info("job %s %s: %d of %d tiles, %d chunks%s", record.job_id, outcome,
+                     record.completed, record.total_chunks, record.chunks,
+                     f" ({record.error})" if record.error else "")
+        if result is not None:
+            for tile, reason in sorted(result.failed.items()):
+                log.error("job %s: tile %s failed: %s", record.job_id, tile,
+                          (reason or "?").splitlines()[0], extra={"tile": tile})
 
     def _end(self, record: JobRecord, state: str) -> None:
         record.state = state
@@ -392,5 +583,6 @@ def _live_fields(snapshot: dict) -> dict:
     """A running job's row fields from its coordinator's status document."""
     return {"total_chunks": snapshot["total_chunks"], "completed": snapshot["completed"],
             "failed": snapshot["failed"], "chunks": snapshot.get("chunks_merged", 0),
+            "failed_tiles": snapshot.get("failed_tiles", {}),
             "workers": sorted(w.get("worker_id") for w in snapshot.get("workers_detail", [])
                               if w.get("worker_id"))}
