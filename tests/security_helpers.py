@@ -60,8 +60,10 @@ class RunningCoordinator:
     def state(self) -> tuple:
         """What must not change under bad input: tile rows and the worker table."""
         status = self.status()
-        return ([(r["tile"], r["state"], r["attempt"], r["failures"]) for r in status["tiles"]],
-                status["workers"], status["chunks_merged"])
+        return ([(r["tile"], r["state"], r.get("lease"), r["attempt"], r["failures"], r["error"])
+                 for r in status["tiles"]],
+                status["workers"], sorted(w["worker_id"] for w in status["workers_detail"]),
+                status["chunks_merged"])
 
     def wait_finished(self, timeout_s: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout_s
@@ -185,3 +187,80 @@ def recv_message(sock: zmq.Socket, timeout_s: float = 3.0) -> dict | None:
     if not sock.poll(int(timeout_s * 1000)):
         return None
     return protocol.decode_from_coordinator(sock.recv())
+
+
+class HandWorker:
+    """A worker driven by hand over a raw DEALER: register, take leases, deliver results."""
+
+    def __init__(self, endpoint: str, worker_id: str, slots: int = 1, token=None, curve=None):
+        self.sock = dealer(identity=security_routing_id(worker_id, token), curve=curve)
+        self.watch = HandshakeWatch(self.sock)
+        self.sock.connect(endpoint)
+        self.worker_id, self.slots, self.token = worker_id, slots, token
+        self.leases: dict[tuple[str, int], dict] = {}
+        self.received: list[dict] = []
+        self._taken = 0
+
+    def send(self, kind: str, **fields) -> None:
+        self.sock.send(protocol.make(kind, **fields))
+
+    def register(self) -> dict:
+        self.sock.send(register_frame(self.worker_id, token=self.token, slots=self.slots))
+        return self.expect("welcome")
+
+    def poll(self, timeout_s: float = 0.2) -> list[dict]:
+        """Whatever arrives within ``timeout_s``; heartbeats are answered like a live worker."""
+        out = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            message = recv_message(self.sock, max(0.0, deadline - time.monotonic()))
+            if message is None:
+                return out
+            self.received.append(message)
+            out.append(message)
+            if message["t"] == "heartbeat":
+                self.send("heartbeat", leases=[list(k) for k in self.leases])
+            elif message["t"] == "lease":
+                self.leases[(message["tile"], message["attempt"])] = message
+            elif message["t"] == "cancel":
+                self.leases.pop((message["tile"], message["attempt"]), None)
+            elif message["t"] == "reregister":
+                self.sock.send(register_frame(self.worker_id, token=self.token, slots=self.slots))
+
+    def expect(self, kind: str, timeout_s: float = 5.0) -> dict:
+        """The next ``kind`` frame not yet taken by ``expect`` (it may have arrived earlier)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for index in range(self._taken, len(self.received)):
+                if self.received[index]["t"] == kind:
+                    self._taken = index + 1
+                    return self.received[index]
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no {kind} frame from the coordinator")
+            self.poll(0.05)
+
+    def deliver(self, lease: dict, chunks=None, digest=None, count=None) -> None:
+        from arnisd.cluster.results import (content_digest, group_into_frames,
+                                            new_transfer_hash, update_transfer_hash)
+        from arnisd.geo.projection import BlockRect
+        self.leases.pop((lease["tile"], lease["attempt"]), None)
+        if chunks is None:
+            chunks = [(cx, cz, zlib.compress(f"{cx},{cz}".encode() * 20))
+                      for cx, cz in BlockRect(*lease["unit"]["owned_blocks"]).chunks()]
+        h = new_transfer_hash()
+        for seq, (rx, rz, records) in enumerate(group_into_frames(chunks)):
+            self.send("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=seq, rx=rx,
+                      rz=rz, records=records)
+            update_transfer_hash(h, records)
+        self.send("done", tile=lease["tile"], attempt=lease["attempt"],
+                  count=len(chunks) if count is None else count, digest=digest or h.digest(),
+                  content_digest=content_digest(chunks), elapsed_s=0.1)
+
+    def close(self) -> None:
+        self.watch.close()
+        self.sock.close(0)
+
+
+def security_routing_id(worker_id: str, token) -> bytes:
+    from arnisd.cluster.security import routing_id
+    return routing_id(worker_id, token)

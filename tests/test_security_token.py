@@ -95,15 +95,16 @@ def test_without_the_token_no_work_and_no_results(tmp_path, monkeypatch):
             time.sleep(0.05)
         assert leased, "the real worker got no lease"
         row = leased[0]
+        attempt = row["lease"]                 # the fencing number of the current lease
         # 4. everyone else claims the real worker's id (public on the status page) and sends a
         #    forged result for its lease, with every token variant, without registering
         for identity in (b"w0", security.routing_id("w0", None), security.routing_id("w0", "guess")):
             sock = dealer(running.endpoint, identity=identity)
             sockets.append(sock)
-            forged_result(sock, row["tile"], row["attempt"], row["owned_blocks"])
+            forged_result(sock, row["tile"], attempt, row["owned_blocks"])
             sock.send(register_frame("w0", token="guess"))
         for sock in sockets:
-            sock.send(protocol.make("heartbeat", leases=[[row["tile"], row["attempt"]]]))
+            sock.send(protocol.make("heartbeat", leases=[[row["tile"], attempt]]))
         received = [m for sock in sockets for m in drain(sock, 1.0)]
         assert not [m for m in received if m["t"] in ("lease", "credit", "welcome")], received
         assert {m["t"] for m in received} <= {"reject", "reregister"}

@@ -185,7 +185,7 @@ def _decode(frame: bytes, max_bytes: int, schema: dict[str, dict[str, Validator]
     if type(message) is not dict:
         raise ProtocolError("frame is not a map")
     kind = message.get("t")
-    if message.get("v") != PROTOCOL_VERSION:
+    if type(message.get("v")) is not int or message["v"] != PROTOCOL_VERSION:   # not True
         raise ProtocolError(f"unsupported protocol version {message.get('v')!r}")
     fields = schema.get(kind) if type(kind) is str else None
     if fields is None:
