@@ -592,7 +592,9 @@ class Coordinator:
         worker.tiles_done += 1
         job.book.commit(tile_id)
         job.next_seq.pop(tile_id, None)
-        log.debug("tile %s/%d committed (%s)", tile_id, attempt, worker.worker_id)
+        log.info("tile %s/%d committed (%s)", tile_id, attempt, worker.worker_id,
+                 extra={"tile": tile_id, "attempt": attempt, "worker_id": worker.worker_id,
+                        "job_id": job.job_id})
 
     def _on_fail(self, worker: WorkerRecord, message: dict, now: float) -> None:
         job = self.job

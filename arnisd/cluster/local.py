@@ -3,6 +3,11 @@
 ``arnisd generate`` uses this by default. Workers are started with the ``spawn`` method and
 talk to the coordinator over real ZeroMQ sockets on 127.0.0.1, exactly as remote workers
 would; at the end the coordinator tells them to shut down, and stragglers are terminated.
+
+The coordinator keeps its journal (``arnisd.cluster.journal``) and staged chunks in
+``OUT/.arnisd-cluster`` until the world is complete, so a run that was killed can be started
+again with ``resume=True`` (``arnisd generate ... --resume``): committed tiles are kept, the
+rest is made. A journal of a different job (area, settings or tiling) is refused.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from arnisd.cluster.coordinator import ClusterAborted, Coordinator, CoordinatorSettings, JobResult
+from arnisd.cluster.coordinator import (ClusterAborted, Coordinator, CoordinatorSettings, JobResult,
+                                        JobRun)
 from arnisd.cluster.extracts import extract_source_for_job
+from arnisd.cluster.journal import JOURNAL_NAME, Journal, job_fingerprint
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.tiling import make_tiles
@@ -26,6 +33,7 @@ from arnisd.job import JobSpec
 log = logging.getLogger("arnisd.cluster.local")
 
 STATE_DIR_NAME = ".arnisd-cluster"
+LOCAL_JOB_ID = "local"
 
 
 class ClusterJobFailed(UserError):
@@ -52,7 +60,7 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
                       out_dir: Path, http_port: int | None = None, progress=None, *,
                       generator: str | None = None, config: CoordinatorSettings | None = None,
                       timeout_s: float | None = None, raise_on_failure: bool = True,
-                      finalize=None) -> JobResult:
+                      finalize=None, resume: bool = False) -> JobResult:
     """Generate ``job`` with a coordinator and ``workers`` local worker processes.
 
     ``elements_or_source``: the job's elements (a list or an ``OsmData``) if already read, an
@@ -62,8 +70,9 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     shim on 127.0.0.1 when that module exists (0: a free port). ``progress`` is an
     ``arnisd.progress.Progress``. ``generator`` (``module:function``) replaces the real
     generator in the workers, ``finalize(world_dir)`` the level.dat writer (tests). Tiles are
-    ``job.tile_size_deg`` degrees. Returns the ``JobResult``; raises ``ClusterJobFailed`` (a
-    ``UserError``) when tiles failed for good.
+    ``job.tile_size_deg`` degrees. ``resume`` continues from the journal in ``out_dir`` (see
+    the module's docstring); without it an old journal there is discarded. Returns the
+    ``JobResult``; raises ``ClusterJobFailed`` (a ``UserError``) when tiles failed for good.
     """
     if workers < 1:
         raise UserError(f"--workers {workers} must be at least 1")
@@ -71,6 +80,8 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = out_dir / STATE_DIR_NAME
     tiles = make_tiles(job.bbox, job.settings, job.tile_size_deg)
+    info = job_info(job)
+    journal, restored = _open_journal(state_dir, info, tiles, job.tile_size_deg, resume)
     source = _extract_source(job, elements_or_source)
     config = replace(config or CoordinatorSettings(), bind_address="127.0.0.1", port=0,
                      stop_workers_when_done=True)
@@ -78,9 +89,14 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     total_chunks = sum(t.chunk_count() for t in tiles)
     if progress is not None:
         progress.start("generating", total_chunks, "chunks")
-    coordinator = Coordinator(tiles, job_info(job), job.settings, merger, source, config,
-                              finalize=finalize or level_dat_writer(job),
-                              on_progress=progress.set if progress is not None else None)
+        if restored:
+            done = sum(1 for r in restored.values() if r["state"] == "committed")
+            progress.note(f"resuming: {done} of {len(tiles)} tiles already made")
+    coordinator = Coordinator(config=config, journal=journal)
+    coordinator.start_job(JobRun(LOCAL_JOB_ID, tiles, info, job.settings, merger, source, config,
+                                 finalize=finalize or level_dat_writer(job),
+                                 on_progress=progress.set if progress is not None else None,
+                                 restored=restored))
     endpoint = coordinator.bind()
     shim = _start_http_shim(coordinator, http_port, progress)
     processes = []
@@ -108,6 +124,7 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
         _stop_processes(processes, config.heartbeat_interval_s * config.liveness + 5.0)
         if shim is not None:
             shim.close()
+        journal.close()
     if progress is not None:
         progress.finish()
     if result.determinism_bugs:
@@ -119,6 +136,32 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     if result.ok:
         shutil.rmtree(state_dir, ignore_errors=True)
     return result
+
+
+def _open_journal(state_dir: Path, info: dict, tiles: list, tile_size_deg: float,
+                  resume: bool) -> tuple[Journal, dict | None]:
+    """The journal beside the output, and the tile rows to resume from (None: a fresh start)."""
+    journal_path = state_dir / JOURNAL_NAME
+    if not resume:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    elif not journal_path.exists():
+        log.warning("nothing to resume in %s; starting from the beginning", state_dir)
+    fingerprint = job_fingerprint(info, [t.tile_id for t in tiles], tile_size_deg)
+    journal = Journal(journal_path)
+    row = journal.job(LOCAL_JOB_ID)
+    restored = None
+    if row is not None:
+        if row.get("fingerprint") != fingerprint:
+            journal.close()
+            raise UserError(f"the journal in {state_dir} belongs to another job (a different "
+                            "area, settings or tile size); run again without --resume")
+        restored = journal.load_tiles(LOCAL_JOB_ID)
+    else:
+        journal.add_job(LOCAL_JOB_ID, "local", {"bbox": info["bbox"], "scale": info["scale"]},
+                        "running")
+        journal.update_job(LOCAL_JOB_ID, fingerprint=fingerprint)
+    journal.init_tiles(LOCAL_JOB_ID, [t.tile_id for t in tiles])
+    return journal, restored
 
 
 def _extract_source(job: JobSpec, elements_or_source):

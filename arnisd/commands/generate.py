@@ -62,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--preview", action="store_true",
                    help="also write a top-down map of the world beside it (OUTPUT.png)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (same arguments) from its journal beside "
+                        "the output instead of starting over")
 
 
 def job_from_args(args) -> JobSpec:
@@ -132,11 +135,20 @@ def run(args) -> int:
     data = load_source(job)
     progress.note(f"read {len(data.elements)} OSM elements")
     staged = staging_dir(job.output)
-    discard(staged)
-    staged.mkdir(parents=True)
+    if args.resume and args.in_process:
+        raise UserError("--resume continues a cluster run; it cannot be used with --in-process")
+    if not args.resume:
+        discard(staged)
+    staged.mkdir(parents=True, exist_ok=True)
     try:
         chunks = _generate(job, data.elements, staged, args, progress)
         promote(staged, job.output)
+    except KeyboardInterrupt:
+        if args.in_process:
+            discard(staged)
+        else:
+            progress.note(f"interrupted; run again with --resume to continue ({staged})")
+        raise
     except BaseException:
         discard(staged)
         raise
@@ -160,5 +172,5 @@ def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress) ->
     workers = args.workers or os.cpu_count() or 1
     progress.note(f"local cluster: {workers} worker process(es), tiles of {job.tile_size_deg:g}°")
     result = run_local_cluster(job, elements, workers, staged, http_port=args.http_port,
-                               progress=progress)
+                               progress=progress, resume=args.resume)
     return result.chunks
