@@ -92,24 +92,29 @@ def free_port() -> int:
 
 def write_coordinator_config(path: Path, port: int, bbox: str, osm_file: Path, output: Path,
                              chunk_size: float, heartbeat_interval_s: float = 1.0,
-                             liveness: int = 3, http_port: int = 0) -> Path:
-    """An ``arnisd.config`` coordinator file with a [job] writing to ``output``."""
+                             liveness: int = 3, http_port: int = 0, bind_host: str = "127.0.0.1",
+                             extra: str = "") -> Path:
+    """An ``arnisd.config`` coordinator file with a [job] writing to ``output`` (``extra``:
+    more top-level TOML lines)."""
     path.write_text(
         'role = "coordinator"\n'
-        f'bind_host = "127.0.0.1"\nport = {port}\nhttp_port = {http_port}\n'
+        f'bind_host = "{bind_host}"\nport = {port}\nhttp_port = {http_port}\n'
         f'state_dir = "{path.parent / "state"}"\noutput_root = "{output.parent}"\n'
         f"heartbeat_interval_s = {heartbeat_interval_s}\nheartbeat_liveness = {liveness}\n"
-        'log_format = "console"\n'
+        'log_format = "console"\n' + extra +
         "[job]\n"
         f'bbox = "{bbox}"\nosm_file = "{osm_file}"\noutput = "{output.name}"\n'
         f"tile_size_deg = {chunk_size}\n", encoding="utf-8")
     return path
 
 
-def write_worker_config(path: Path, port: int, worker_id: str, slots: int = 1) -> Path:
+def write_worker_config(path: Path, port: int, worker_id: str, slots: int = 1,
+                        host: str = "127.0.0.1") -> Path:
+    """A worker file; its scratch folder is ``<path's folder>/scratch-<worker_id>``."""
     path.write_text(
         'role = "worker"\n'
-        f'coordinator = "tcp://127.0.0.1:{port}"\nworker_id = "{worker_id}"\nslots = {slots}\n'
+        f'coordinator = "tcp://{host}:{port}"\nworker_id = "{worker_id}"\nslots = {slots}\n'
+        f'scratch_dir = "{path.parent / ("scratch-" + worker_id)}"\n'
         'log_format = "console"\n', encoding="utf-8")
     return path
 
@@ -139,3 +144,91 @@ def stop_daemons(processes, timeout_s: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(timeout_s)
+
+
+# --- fault tests ---------------------------------------------------------------------------------
+
+def poison_generate(elements, projection, owned, settings):
+    """``marked_slow_generate``, except for the tile whose owned rect starts at
+    ``ARNISD_TEST_POISON`` ("x0,z0"): that one kills the process computing it (SIGKILL)."""
+    import signal
+    if os.environ.get("ARNISD_TEST_POISON") == f"{owned.x0},{owned.z0}":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return marked_slow_generate(elements, projection, owned, settings)
+
+
+def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.05):
+    """Poll ``predicate()`` until it returns something true; that value (AssertionError after
+    ``timeout_s``, naming ``what``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def journal_tiles(journal_path: Path, job_id: str | None = None) -> dict:
+    """{tile: {state, attempt, leases, failures, lost, error}} of one job (the only one, or
+    ``job_id``) in a coordinator's journal, read while the coordinator may be writing."""
+    import sqlite3
+    if not Path(journal_path).exists():
+        return {}
+    db = sqlite3.connect(str(journal_path), timeout=10)
+    try:
+        query = "SELECT tile_id, state, attempt, leases, failures, lost, error, job_id FROM tiles"
+        rows = db.execute(query).fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        db.close()
+    return {r[0]: {"state": r[1], "attempt": r[2], "leases": r[3], "failures": r[4],
+                   "lost": r[5], "error": r[6]} for r in rows if job_id is None or r[7] == job_id}
+
+
+def journal_jobs(journal_path: Path) -> list[dict]:
+    import json
+    import sqlite3
+    db = sqlite3.connect(str(journal_path), timeout=10)
+    try:
+        rows = db.execute("SELECT job_id, state, error, summary FROM jobs ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    return [{"job_id": r[0], "state": r[1], "error": r[2],
+             "summary": json.loads(r[3]) if r[3] else None} for r in rows]
+
+
+def committed_count(journal_path: Path) -> int:
+    return sum(1 for r in journal_tiles(journal_path).values() if r["state"] == "committed")
+
+
+def read_markers(marker_dir: Path) -> list[tuple[int, int, int, int]]:
+    """``marked_slow_generate``'s markers: (worker pid, slot pid, x0, z0), oldest first."""
+    out = []
+    for path in sorted(Path(marker_dir).iterdir(), key=lambda p: p.stat().st_mtime):
+        worker, slot, x0, z0 = path.name.split("-", 3)
+        out.append((int(worker), int(slot), int(x0), int(z0)))
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def slow_env(marker_dir: Path, slow_s: float, **extra) -> dict:
+    """Environment for daemons whose slots run ``marked_slow_generate`` (or another helper)."""
+    env = {"ARNISD_GENERATOR": "cluster_helpers:marked_slow_generate",
+           "ARNISD_TEST_SLOW_S": str(slow_s), "ARNISD_TEST_MARKER_DIR": str(marker_dir),
+           "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def log_lines(path: Path) -> list[str]:
+    return Path(path).read_text(errors="replace").splitlines() if Path(path).exists() else []

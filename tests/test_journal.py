@@ -1,0 +1,193 @@
+"""The coordinator's journal (SQLite, WAL) and taking a job back after a restart: tile rows,
+attempt numbers that are never reused, committed tiles found again in the merger's log."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import zlib
+
+import pytest
+
+from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings, JobRun
+from arnisd.cluster.extracts import NoExtracts
+from arnisd.cluster.journal import JOURNAL_NAME, Journal, decode_ranges, encode_ranges
+from arnisd.cluster.merger import Merger
+from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
+from arnisd.cluster.tilebook import COMMITTED, LEASED, PENDING
+from arnisd.cluster.tiling import make_tiles
+from arnisd.geo.bbox import BBox
+from arnisd.world.settings import GenerationSettings
+from cluster_helpers import read_world_chunks
+
+BBOX = "60.53,26.95,60.532,26.954"
+
+
+def _tiles():
+    return make_tiles(BBox.parse(BBOX), GenerationSettings(), 0.001)
+
+
+def _chunks(tile):
+    return [(cx, cz, zlib.compress(f"{cx},{cz}".encode() * 30)) for cx, cz in tile.chunks()]
+
+
+def _commit(merger, tile, attempt):
+    chunks = _chunks(tile)
+    merger.begin(tile.tile_id, attempt)
+    h = new_transfer_hash()
+    for rx, rz, records in group_into_frames(chunks):
+        assert merger.stage(tile.tile_id, attempt, rx, rz, records) is None
+        update_transfer_hash(h, records)
+    assert merger.finish(tile.tile_id, attempt, len(chunks), h.digest(), content_digest(chunks)) is None
+    merger.sync()
+
+
+def test_a_real_wal_file_with_full_sync(tmp_path):
+    journal = Journal(tmp_path / JOURNAL_NAME)
+    try:
+        assert (tmp_path / JOURNAL_NAME).is_file()
+        raw = sqlite3.connect(tmp_path / JOURNAL_NAME)
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        raw.close()
+        assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2     # FULL
+        assert journal.integrity_check() == "ok"
+        assert len(journal.session) == 32
+    finally:
+        journal.close()
+    again = Journal(tmp_path / JOURNAL_NAME)
+    assert again.session == journal.session            # the coordinator's persistent id
+    again.close()
+
+
+def test_jobs_tiles_and_attempts_round_trip(tmp_path):
+    journal = Journal(tmp_path / JOURNAL_NAME)
+    journal.add_job("j1", "submit", {"output": "a"}, "queued", 100.0)
+    journal.add_job("j2", "config", {"output": "b"}, "queued", 101.0)
+    journal.update_job("j1", state="running", started_at=102.0, fingerprint="f")
+    journal.init_tiles("j1", ["t1", "t2", "t3"])
+    ranges = {(0, 0): [(0, 10, 100), (1, 20, 30)], (-1, 2): [(2, 0, 5)]}
+    journal.save_pass("j1", [
+        {"tile": "t1", "state": COMMITTED, "attempt": 7, "leases": 2, "failures": 1, "lost": 0,
+         "error": None, "holder": None, "content_digest": b"d" * 32, "chunk_count": 12,
+         "ranges": ranges},
+        {"tile": "t2", "state": LEASED, "attempt": 9, "leases": 1, "failures": 0, "lost": 1,
+         "error": "x", "holder": b"w\xff1"}], next_attempt=10)
+    journal.close()
+
+    journal = Journal(tmp_path / JOURNAL_NAME)
+    try:
+        assert [j["job_id"] for j in journal.jobs()] == ["j1", "j2"]
+        j1 = journal.job("j1")
+        assert (j1["state"], j1["started_at"], j1["fingerprint"], j1["request"]) == (
+            "running", 102.0, "f", {"output": "a"})
+        tiles = journal.load_tiles("j1")
+        assert tiles["t1"]["state"] == COMMITTED and tiles["t1"]["ranges"] == ranges
+        assert tiles["t1"]["content_digest"] == b"d" * 32 and tiles["t1"]["chunk_count"] == 12
+        assert tiles["t2"]["holder"] == b"w\xff1" and tiles["t2"]["lost"] == 1
+        assert tiles["t3"]["state"] == PENDING and tiles["t3"]["attempt"] == 0
+        assert journal.next_attempt() == 10
+        # a committed tile keeps its ranges when a later pass does not repeat them
+        journal.save_pass("j1", [{"tile": "t1", "state": COMMITTED, "attempt": 7, "leases": 2,
+                                  "failures": 1, "lost": 0}], next_attempt=5)
+        assert journal.load_tiles("j1")["t1"]["ranges"] == ranges
+        assert journal.next_attempt() == 10            # never below an attempt handed out
+        assert journal.tile_counts("j1") == {COMMITTED: 1, LEASED: 1, PENDING: 1}
+        with pytest.raises(ValueError):
+            journal.update_job("j1", nonsense=1)
+    finally:
+        journal.close()
+    assert decode_ranges(encode_ranges(ranges)) == ranges
+
+
+def test_merger_takes_committed_tiles_back_and_refuses_torn_ones(tmp_path):
+    tiles = _tiles()
+    merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=True)
+    rows = {}
+    for attempt, tile in enumerate(tiles[:3], start=1):
+        _commit(merger, tile, attempt)
+        rows[tile.tile_id] = {"attempt": attempt, **merger.commit_info(tile.tile_id)}
+    merger.begin(tiles[3].tile_id, 9)            # staged, never committed: not taken back
+    rx, rz, records = next(group_into_frames(_chunks(tiles[3])))
+    merger.stage(tiles[3].tile_id, 9, rx, rz, records)
+    merger.close()
+    # a restart: the log is kept and a new segment is started; one entry was torn meanwhile
+    torn = dict(rows[tiles[2].tile_id])
+    torn["attempt"] = 99                          # the entry says 3: not this attempt's data
+    restored = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=True)
+    try:
+        assert restored.log.segment == 1
+        missing = restored.restore({tiles[0].tile_id: rows[tiles[0].tile_id],
+                                    tiles[1].tile_id: rows[tiles[1].tile_id],
+                                    tiles[2].tile_id: torn})
+        assert missing == [tiles[2].tile_id]
+        assert set(restored.committed) == {tiles[0].tile_id, tiles[1].tile_id}
+        assert restored.chunks_merged == tiles[0].chunk_count() + tiles[1].chunk_count()
+        for tile in tiles[2:]:
+            _commit(restored, tile, 20 + tiles.index(tile))
+        restored.drain()
+    finally:
+        restored.close()
+    world = read_world_chunks(tmp_path / "world")
+    assert world == {(cx, cz): zlib.decompress(data) for t in tiles for cx, cz, data in _chunks(t)}
+
+
+def test_coordinator_resumes_from_the_journal(tmp_path):
+    """Pass by pass the journal follows the tile book; a new coordinator on the same journal
+    hands out attempt numbers above the old ones and keeps leases for their holder."""
+    tiles = _tiles()
+    info = {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
+            "settings": GenerationSettings().as_dict()}
+    config = CoordinatorSettings(heartbeat_interval_s=0.1, liveness=3, fsync=False)
+    journal = Journal(tmp_path / JOURNAL_NAME)
+    journal.init_tiles("job", [t.tile_id for t in tiles])
+    merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
+    coordinator = Coordinator(config=config, journal=journal)
+    coordinator.start_job(JobRun("job", tiles, info, GenerationSettings(), merger, NoExtracts(),
+                                 config))
+    book = coordinator.job.book
+    now = time.monotonic()
+    for attempt_tile in tiles[:2]:
+        book.lease(attempt_tile.tile_id, b"w1", now, coordinator._take_attempt())
+    _commit(merger, tiles[0], book.records[tiles[0].tile_id].attempt)
+    book.commit(tiles[0].tile_id)
+    coordinator._persist_and_send()
+    coordinator._abandon_job()
+    rows = journal.load_tiles("job")
+    assert rows[tiles[0].tile_id]["state"] == COMMITTED
+    assert rows[tiles[1].tile_id]["state"] == LEASED and rows[tiles[1].tile_id]["holder"] == b"w1"
+    journal.close()
+
+    journal = Journal(tmp_path / JOURNAL_NAME)
+    second = Coordinator(config=config, journal=journal)
+    assert second.session == coordinator.session and second._next_attempt == 3
+    merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
+    second.start_job(JobRun("job", tiles, info, GenerationSettings(), merger, NoExtracts(),
+                            config, restored=journal.load_tiles("job")))
+    try:
+        book = second.job.book
+        assert book.counts[COMMITTED] == 1 and book.counts[LEASED] == 1
+        assert book.is_current(tiles[1].tile_id, 2, b"w1")          # held for its worker
+        assert tiles[1].tile_id in second.job.orphans
+        assert merger.chunks_merged == tiles[0].chunk_count()
+    finally:
+        second._abandon_job()
+        journal.close()
+
+
+def test_local_cluster_refuses_to_resume_another_jobs_journal(tmp_path):
+    from arnisd.cluster.local import _open_journal
+    from arnisd.errors import UserError
+    info = {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
+            "settings": GenerationSettings().as_dict()}
+    journal, restored = _open_journal(tmp_path, info, _tiles(), 0.001, resume=True)
+    assert restored is None                         # nothing to resume: a fresh start
+    journal.close()
+    journal, restored = _open_journal(tmp_path, info, _tiles(), 0.001, resume=True)
+    assert restored is not None and len(restored) == len(_tiles())
+    journal.close()
+    other = make_tiles(BBox.parse(BBOX), GenerationSettings(), 0.002)
+    with pytest.raises(UserError, match="another job"):
+        _open_journal(tmp_path, info, other, 0.002, resume=True)
+    journal, restored = _open_journal(tmp_path, info, other, 0.002, resume=False)
+    assert restored is None                         # without --resume the old one is dropped
+    journal.close()
