@@ -33,6 +33,14 @@ class JobSpec:
     overpass_timeout_s: float = 180.0
     overpass_retries: int = 4
     overpass_backoff_s: float = 1.0
+    # Real terrain (settings.terrain): where Terrarium tiles come from. A folder of z/x/y.png
+    # is read first, then the URL template (None: no download; with neither, the public
+    # default). ``terrain_optional``: when the tiles cannot be had, make a flat world (with a
+    # note) instead of failing: the default when terrain was not asked for explicitly.
+    elevation_url: str | None = None
+    elevation_dir: Path | None = None
+    elevation_cache_dir: Path | None = None
+    terrain_optional: bool = False
 
     @property
     def projection(self) -> LocalProjection:
@@ -53,6 +61,10 @@ class JobSpec:
             "overpass_timeout_s": self.overpass_timeout_s,
             "overpass_retries": self.overpass_retries,
             "overpass_backoff_s": self.overpass_backoff_s,
+            "elevation_url": self.elevation_url,
+            "elevation_dir": str(self.elevation_dir) if self.elevation_dir else None,
+            "elevation_cache_dir": str(self.elevation_cache_dir) if self.elevation_cache_dir else None,
+            "terrain_optional": self.terrain_optional,
         }
 
     @classmethod
@@ -71,4 +83,9 @@ class JobSpec:
             overpass_timeout_s=float(d.get("overpass_timeout_s", 180.0)),
             overpass_retries=int(d.get("overpass_retries", 4)),
             overpass_backoff_s=float(d.get("overpass_backoff_s", 1.0)),
+            elevation_url=d.get("elevation_url"),
+            elevation_dir=Path(d["elevation_dir"]) if d.get("elevation_dir") else None,
+            elevation_cache_dir=(Path(d["elevation_cache_dir"]) if d.get("elevation_cache_dir")
+                                 else None),
+            terrain_optional=bool(d.get("terrain_optional", False)),
         )

@@ -42,13 +42,16 @@ def compute_tile(task: dict, generate) -> dict:
         settings = GenerationSettings.from_dict(job["settings"])
         projection = LocalProjection(BBox.from_dict(job["bbox"]), float(job["scale"]))
         owned = BlockRect(*unit["owned_blocks"])
-        if task["extract"] is None:
+        from arnisd.terrain.distribution import split_lease_extract
+        extract, elevation = split_lease_extract(task["extract"])   # terrain jobs: tiles too
+        if extract is None:
             elements = []
         else:
             from arnisd.osm.extract import unpack_elements
-            elements = unpack_elements(task["extract"])
+            elements = unpack_elements(extract)
+        extra = {} if elevation is None else {"elevation": elevation}
         chunks = [(int(cx), int(cz), bytes(data))
-                  for cx, cz, data in generate(elements, projection, owned, settings)]
+                  for cx, cz, data in generate(elements, projection, owned, settings, **extra)]
         return {"chunks": chunks, "content_digest": content_digest(chunks),
                 "elapsed_s": time.perf_counter() - started}
     except Exception as exc:

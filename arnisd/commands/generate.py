@@ -65,6 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (same arguments) from its journal beside "
                         "the output instead of starting over")
+    from arnisd.terrain.options import add_terrain_arguments
+    add_terrain_arguments(p)
 
 
 def job_from_args(args) -> JobSpec:
@@ -100,8 +102,11 @@ def job_from_args(args) -> JobSpec:
     for name in ("spawn_lat", "spawn_lng"):
         if getattr(args, name) is not None and (args.spawn_lat is None or args.spawn_lng is None):
             raise UserError("give both --spawn-lat and --spawn-lng")
+    from arnisd.terrain.options import terrain_job_fields
+    terrain_settings, terrain_job = terrain_job_fields(args)
     settings = GenerationSettings(scale=args.scale, ground_level=args.ground_level,
-                                  interior=args.interior, halo_blocks=args.halo)
+                                  interior=args.interior, halo_blocks=args.halo,
+                                  **terrain_settings)
     cache_dir = args.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd" / "overpass"
     return JobSpec(
         bbox=bbox, output=args.output, settings=settings,
@@ -111,7 +116,7 @@ def job_from_args(args) -> JobSpec:
         spawn_lat=args.spawn_lat, spawn_lng=args.spawn_lng,
         level_name=args.level_name or args.output.name or "arnisd world",
         overpass_timeout_s=args.overpass_timeout, overpass_retries=args.overpass_retries,
-        overpass_backoff_s=args.overpass_backoff,
+        overpass_backoff_s=args.overpass_backoff, **terrain_job,
     )
 
 
@@ -134,6 +139,8 @@ def run(args) -> int:
     from arnisd.osm.source import load_source
     data = load_source(job)
     progress.note(f"read {len(data.elements)} OSM elements")
+    from arnisd.terrain.distribution import prepare_job_terrain
+    job, terrain = prepare_job_terrain(job, note=progress.note)   # elevation fetched once
     staged = staging_dir(job.output)
     if args.resume and args.in_process:
         raise UserError("--resume continues a cluster run; it cannot be used with --in-process")
@@ -141,7 +148,7 @@ def run(args) -> int:
         discard(staged)
     staged.mkdir(parents=True, exist_ok=True)
     try:
-        chunks = _generate(job, data.elements, staged, args, progress)
+        chunks = _generate(job, data.elements, staged, args, progress, terrain)
         promote(staged, job.output)
     except KeyboardInterrupt:
         if args.in_process:
@@ -163,14 +170,19 @@ def run(args) -> int:
     return 0
 
 
-def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress) -> int:
+def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress,
+              terrain=None) -> int:
     """Run the job on the local cluster (default) or in this process; return chunks written."""
     if args.in_process:
         from arnisd.world.build import build_world_in_process
-        return build_world_in_process(job, elements, staged, progress)
+        return build_world_in_process(job, elements, staged, progress, terrain)
     from arnisd.cluster.local import run_local_cluster
     workers = args.workers or os.cpu_count() or 1
     progress.note(f"local cluster: {workers} worker process(es), tiles of {job.tile_size_deg:g}°")
+    if terrain is not None:   # each lease carries the elevation tiles it reads
+        from arnisd.cluster.extracts import extract_source_for_job
+        from arnisd.terrain.distribution import with_terrain
+        elements = with_terrain(extract_source_for_job(job, elements), terrain)
     result = run_local_cluster(job, elements, workers, staged, http_port=args.http_port,
                                progress=progress, resume=args.resume)
     return result.chunks

@@ -35,9 +35,20 @@ def region_windows(projection: LocalProjection) -> list[tuple[int, int, BlockRec
 
 
 def build_world_in_process(job: JobSpec, elements: list[OsmElement], world_dir: Path,
-                           progress: Progress | None = None) -> int:
-    """Generate the whole world into ``world_dir``; return the number of chunks written."""
+                           progress: Progress | None = None, terrain=None) -> int:
+    """Generate the whole world into ``world_dir``; return the number of chunks written.
+
+    On terrain, ``terrain`` is the job's fetched elevation (``prepare_job_terrain``, whose
+    settings ``job`` must carry); when it is not given, it is fetched here, the same way.
+    """
     progress = progress or Progress(quiet=True)
+    if job.settings.terrain and terrain is None:
+        from arnisd.terrain.distribution import prepare_job_terrain
+        job, terrain = prepare_job_terrain(job, note=progress.note)
+    ground = None
+    if job.settings.on_terrain:
+        from arnisd.world.terrain import TerrainSource
+        ground = TerrainSource(job.projection, job.settings.terrain_params, terrain.blobs)
     projection = job.projection
     draw_list = prepare(elements, projection)
     windows = region_windows(projection)
@@ -46,7 +57,7 @@ def build_world_in_process(job: JobSpec, elements: list[OsmElement], world_dir: 
     region_dir = world_dir / "region"
     written = 0
     for rx, rz, owned in windows:
-        chunks = generate_window(draw_list, owned, job.settings)
+        chunks = generate_window(draw_list, owned, job.settings, ground)
         write_region(region_dir, rx, rz, {(cx, cz): data for cx, cz, data in chunks})
         written += len(chunks)
         progress.advance(len(chunks))

@@ -79,15 +79,26 @@ class Canvas:
                     current = layer[a:b, lz, lx]
                     layer[a:b, lz, lx] = np.where(replace[current], block, current)
                 continue
+            # only the columns whose run meets this section (on terrain, runs are spread over
+            # many sections; each column is then touched in the few it spans)
+            meets = (y0 < base + 16) & (y1 > base)
+            if not meets.any():
+                continue
+            if meets.all() or meets.ndim == 0:
+                cz, cx, a, b = lz, lx, y0, y1
+            else:
+                cz, cx = lz[meets], lx[meets]
+                a = y0[meets] if y0.ndim else y0
+                b = y1[meets] if y1.ndim else y1
             ys = np.arange(base, base + 16)[:, None]
-            inside = (ys >= y0) & (ys < y1)
+            inside = (ys >= a) & (ys < b)
             if not inside.any():
                 continue
             layer = self._layer(section_y)
-            current = layer[:, lz, lx]
+            current = layer[:, cz, cx]
             if replace is not None:
                 inside &= replace[current]
-            layer[:, lz, lx] = np.where(inside, block, current)
+            layer[:, cz, cx] = np.where(inside, block, current)
 
     def set_blocks(self, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, block,
                    replace: np.ndarray | None = None) -> None:

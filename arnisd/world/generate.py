@@ -12,7 +12,7 @@ its trunk) see the same state in every tile; only owned chunks are encoded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +27,7 @@ from arnisd.world.families.base import DrawContext
 from arnisd.world.families.ground import draw_ground
 from arnisd.world.projected import ProjectedElement, project_element
 from arnisd.world.settings import GenerationSettings
+from arnisd.world.terrain import TerrainSource, TerrainView
 
 CANVAS_MARGIN_BLOCKS = 8
 MAX_REACH_BLOCKS = 16   # how far any element draws beyond its own geometry (road half-width, crowns)
@@ -114,10 +115,20 @@ def prepare(elements: Sequence[OsmElement], projection: LocalProjection) -> Draw
     return DrawList(items, bounds, links)
 
 
-def draw_window(draw_list: DrawList, owned: BlockRect, settings: GenerationSettings) -> Canvas:
-    """Draw everything that reaches ``owned`` onto a canvas covering it plus the margin."""
+def draw_window(draw_list: DrawList, owned: BlockRect, settings: GenerationSettings,
+                terrain: TerrainSource | None = None) -> Canvas:
+    """Draw everything that reaches ``owned`` onto a canvas covering it plus the margin.
+
+    On terrain (``settings.on_terrain``) ``terrain`` is the job's ground (the lease's elevation
+    tiles); the window's ground is computed once here and travels in the draw context.
+    """
     canvas = Canvas(owned.expanded(CANVAS_MARGIN_BLOCKS))
-    ctx = DrawContext(canvas, settings, draw_list.links)
+    view = None
+    if settings.on_terrain:
+        if terrain is None:
+            raise ValueError("the job is on terrain but no elevation tiles came with the window")
+        view = TerrainView(terrain, canvas.window)
+    ctx = DrawContext(canvas, settings, draw_list.links, view)
     draw_ground(ctx)
     for family, element in draw_list.within(canvas.window.expanded(MAX_REACH_BLOCKS)):
         family.draw(ctx, element)
@@ -134,21 +145,27 @@ def encode_window(canvas: Canvas, owned: BlockRect) -> list[tuple[int, int, byte
     return out
 
 
-def generate_window(draw_list: DrawList, owned: BlockRect,
-                    settings: GenerationSettings) -> list[tuple[int, int, bytes]]:
+def generate_window(draw_list: DrawList, owned: BlockRect, settings: GenerationSettings,
+                    terrain: TerrainSource | None = None) -> list[tuple[int, int, bytes]]:
     """``(cx, cz, zlib chunk NBT)`` for every chunk of the chunk-aligned ``owned`` rect."""
     _check_aligned(owned)
-    return encode_window(draw_window(draw_list, owned, settings), owned)
+    return encode_window(draw_window(draw_list, owned, settings, terrain), owned)
 
 
 def generate_chunks(elements: Sequence[OsmElement], projection: LocalProjection,
-                    owned: BlockRect, settings: GenerationSettings) -> list[tuple[int, int, bytes]]:
+                    owned: BlockRect, settings: GenerationSettings,
+                    elevation: Mapping | None = None) -> list[tuple[int, int, bytes]]:
     """Return ``(cx, cz, zlib-compressed chunk NBT)`` for every chunk of ``owned``.
 
     ``owned`` must be chunk-aligned. ``elements`` may contain anything; those whose geometry
-    does not reach ``owned`` are ignored. Chunks come in z-then-x order.
+    does not reach ``owned`` are ignored. Chunks come in z-then-x order. On terrain,
+    ``elevation`` maps Terrarium tile keys (zoom, x, y) to PNG bytes (or decoded heights): at
+    least the tiles ``arnisd.terrain.distribution.lease_tiles`` picks for this window.
     """
-    return generate_window(prepare(elements, projection), owned, settings)
+    terrain = None
+    if settings.on_terrain:
+        terrain = TerrainSource(projection, settings.terrain_params, elevation or {})
+    return generate_window(prepare(elements, projection), owned, settings, terrain)
 
 
 def _check_aligned(rect: BlockRect) -> None:

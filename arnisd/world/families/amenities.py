@@ -47,12 +47,12 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
          "parking": _parking_lines, "toilets": _shelter_area}[kind](ctx, element)
         return
     x, z = point_of(element)
+    g = ctx.surface_at(x, z)
     if not inside_canvas(ctx, x, z):
         if kind not in ("fountain", "shelter", "toilets", "bicycle_parking"):
             return
-    elif read_blocks(ctx, [x], [ctx.ground_y], [z])[0] == b.WATER:
+    elif read_blocks(ctx, [x], [g], [z])[0] == b.WATER:
         return
-    g = ctx.ground_y
     put = ctx.canvas.set_blocks
     if kind == "bench":
         facing = {"n": 0, "north": 0, "e": 1, "east": 1, "s": 2, "south": 2, "w": 3, "west": 3}.get(
@@ -76,12 +76,12 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     elif kind == "bicycle_parking":
         put([x - 1, x, x + 1], [g + 1] * 3, [z] * 3, b.IRON_BARS[0])
     elif kind == "fountain":
-        _fountain_at(ctx, x, z, 2)
+        _fountain_at(ctx, x, z, 2, g)
     elif kind in ("shelter", "toilets"):
-        _hut_at(ctx, x, z, walls=kind == "toilets")
+        _hut_at(ctx, x, z, walls=kind == "toilets", g=g)
 
 
-def _fountain_at(ctx: DrawContext, x: int, z: int, radius: int) -> None:
+def _fountain_at(ctx: DrawContext, x: int, z: int, radius: int, g: int) -> None:
     """A round basin: a stone-brick rim, water inside, a spout in the middle."""
     r = np.arange(-radius, radius + 1)
     gx, gz = np.meshgrid(x + r, z + r)
@@ -91,7 +91,6 @@ def _fountain_at(ctx: DrawContext, x: int, z: int, radius: int) -> None:
     basin = d2 <= limit
     rim = basin & (d2 > (radius - 1) ** 2 + 1)
     inner = basin & ~rim
-    g = ctx.ground_y
     xs, zs = clip_cells(ctx, gx[rim], gz[rim])
     ctx.canvas.fill_columns(xs, zs, g + 1, g + 2, b.STONE_BRICKS)
     xs, zs = clip_cells(ctx, gx[inner], gz[inner])
@@ -104,19 +103,19 @@ def _fountain_at(ctx: DrawContext, x: int, z: int, radius: int) -> None:
 def _fountain_area(ctx: DrawContext, element: ProjectedElement) -> None:
     mask, mx, mz = footprint_mask(element)
     interior = _interior_of(mask)
-    g = ctx.ground_y
     ez, ex = np.nonzero(mask & ~interior)
     xs, zs = clip_cells(ctx, ex + mx, ez + mz)
+    g = ctx.surface_at(xs, zs)
     ctx.canvas.fill_columns(xs, zs, g + 1, g + 2, b.STONE_BRICKS)
     iz, ix = np.nonzero(interior)
     xs, zs = clip_cells(ctx, ix + mx, iz + mz)
+    g = ctx.surface_at(xs, zs)
     ctx.canvas.fill_columns(xs, zs, g, g + 1, b.STONE_BRICKS)
     ctx.canvas.fill_columns(xs, zs, g + 1, g + 2, b.WATER)
 
 
-def _hut_at(ctx: DrawContext, x: int, z: int, walls: bool) -> None:
+def _hut_at(ctx: DrawContext, x: int, z: int, walls: bool, g: int) -> None:
     """A 3 x 3 shelter: posts (or walls) and a slab roof at 4 blocks."""
-    g = ctx.ground_y
     r = np.arange(-1, 2)
     gx, gz = np.meshgrid(x + r, z + r)
     gx, gz = gx.ravel(), gz.ravel()
@@ -131,11 +130,12 @@ def _hut_at(ctx: DrawContext, x: int, z: int, walls: bool) -> None:
 
 def _shelter_area(ctx: DrawContext, element: ProjectedElement) -> None:
     """A roof of slabs over the area on fence posts at its corners (Arnis's shelter)."""
-    g = ctx.ground_y
     xs, zs = area_cells(element, ctx)
+    g = ctx.surface_at(xs, zs)
     ctx.canvas.fill_columns(xs, zs, g + 4, g + 5, b.STONE_BRICK_SLAB)
     corners = np.concatenate([outer for outer, _ in element.polygons]).astype(np.int64)
     px, pz = clip_cells(ctx, corners[:, 0], corners[:, 1])
+    g = ctx.surface_at(px, pz)
     ctx.canvas.fill_columns(px, pz, g + 1, g + 4, b.OAK_FENCE[0])
 
 
@@ -154,4 +154,5 @@ def _parking_lines(ctx: DrawContext, element: ProjectedElement) -> None:
     row = (across - across.min()) % 12
     line = ((along % 3) == 0) & ((row < 5) | ((row >= 6) & (row < 11)))
     xs, zs = clip_cells(ctx, xs[line], zs[line])
-    ctx.canvas.fill_columns(xs, zs, ctx.ground_y, ctx.ground_y + 1, b.WHITE_CONCRETE, replace=_PAINT_PARKING)
+    g = ctx.surface_at(xs, zs)
+    ctx.canvas.fill_columns(xs, zs, g, g + 1, b.WHITE_CONCRETE, replace=_PAINT_PARKING)

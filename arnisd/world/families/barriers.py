@@ -107,12 +107,14 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     xs, zs, states = clip_cells(ctx, xs, zs, states)
     if len(xs) == 0:
         return
-    ground = ctx.ground_y
-    below = ctx.canvas.get_blocks(xs, np.full(len(xs), ground), zs)
+    ground = ctx.surface_at(xs, zs)
+    below = ctx.canvas.get_blocks(xs, np.broadcast_to(ground, xs.shape), zs)
     dry = below != b.WATER
     xs, zs, states = xs[dry], zs[dry], states[dry]
+    if np.ndim(ground):
+        ground = ground[dry]
     for dy in range(1, height + 1):
-        ctx.canvas.set_blocks(xs, np.full(len(xs), ground + dy), zs, states)
+        ctx.canvas.set_blocks(xs, np.broadcast_to(ground + dy, xs.shape), zs, states)
 
 
 def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
@@ -121,7 +123,7 @@ def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
     x, z = int(element.points[0, 0]), int(element.points[0, 1])
     if not inside_canvas(ctx, x, z):
         return
-    ground = ctx.ground_y
+    ground = ctx.surface_at(x, z)
     if kind in ("bollard",):
         ctx.canvas.set_blocks([x], [ground + 1], [z], b.COBBLESTONE_WALL[0])
         return
@@ -141,6 +143,7 @@ def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
     ctx.canvas.set_blocks(np.full(len(ys), x), ys, np.full(len(ys), z), b.AIR, replace=_BARRIER_BLOCKS)
     if kind in GATES:
         # facing along the barrier: the barrier continues east-west -> the gate faces north
-        east = read_blocks(ctx, np.array([x - 1, x + 1]), ground + 1, np.array([z, z]))
+        sides_x, sides_z = np.array([x - 1, x + 1]), np.array([z, z])
+        east = read_blocks(ctx, sides_x, ctx.surface_at(sides_x, sides_z) + 1, sides_z)
         along_x = _BARRIER_BLOCKS[east].any()
         ctx.canvas.set_blocks([x], [ground + 1], [z], b.OAK_FENCE_GATE[0 if along_x else 1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,18 +14,48 @@ from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import polygon_cells
 from arnisd.world.settings import GenerationSettings
 
+if TYPE_CHECKING:
+    from arnisd.world.terrain import TerrainView
+
 
 @dataclass(slots=True)
 class DrawContext:
-    """The canvas being drawn and the job settings every family needs."""
+    """The canvas being drawn, the job settings every family needs, and the ground.
+
+    ``terrain`` is None for flat worlds (every ground is ``settings.ground_level``) or the
+    window's ``TerrainView``. Families ask ``ground_at`` (the natural ground, for facts about
+    an element that must not depend on the window) and ``surface_at`` (what a canvas column
+    stands on now: a road's deck, a lake's level, a floor); both give the plain int
+    ``ground_level`` on flat worlds, so flat drawing keeps its scalar fast paths.
+    """
 
     canvas: Canvas
     settings: GenerationSettings
     links: dict = field(default_factory=dict)   # cross-element facts found once in prepare
+    terrain: "TerrainView | None" = None
 
     @property
     def ground_y(self) -> int:
+        """The flat ground level (the ground everywhere when ``terrain`` is None)."""
         return self.settings.ground_level
+
+    def ground_at(self, xs, zs):
+        """Natural ground y of columns: int64 array (int for scalars); the flat level as an
+        int when there is no terrain."""
+        if self.terrain is None:
+            return self.settings.ground_level
+        return self.terrain.ground_at(xs, zs)
+
+    def surface_at(self, xs, zs):
+        """Current surface y of columns (see the class doc)."""
+        if self.terrain is None:
+            return self.settings.ground_level
+        return self.terrain.surface_at(xs, zs)
+
+    def set_surface(self, xs, zs, ys) -> None:
+        """Move the surface of canvas columns to ``ys`` (nothing on flat worlds)."""
+        if self.terrain is not None:
+            self.terrain.set_surface(xs, zs, ys)
 
     @property
     def clip(self):
@@ -185,3 +216,28 @@ def pick(element_id: int, purpose: str, options):
     v = _mix64(0 ^ seed)
     v = _mix64(v ^ 0)
     return options[v % len(options)]
+
+
+# --- terrain helpers (used only when ctx.terrain is set) ------------------------------------
+
+def on_water(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray) -> np.ndarray:
+    """Whether each column's surface block is water (terrain worlds)."""
+    return ctx.canvas.get_blocks(xs, np.asarray(ctx.surface_at(xs, zs)), zs) == blocks.WATER
+
+
+def lay_surface(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray, ys: np.ndarray, block,
+                fill: int = blocks.DIRT) -> None:
+    """Make ``block`` at ``ys`` the surface of columns (terrain worlds): the ground above it is
+    cut away (air up to the old surface), the gap below it filled with ``fill``."""
+    if len(xs) == 0:
+        return
+    ys = np.asarray(ys, dtype=np.int64)
+    g = np.asarray(ctx.surface_at(xs, zs), dtype=np.int64)
+    cut = ys < g
+    if cut.any():
+        ctx.canvas.fill_columns(xs[cut], zs[cut], ys[cut] + 1, g[cut] + 1, blocks.AIR)
+    raised = ys > g
+    if raised.any():
+        ctx.canvas.fill_columns(xs[raised], zs[raised], g[raised], ys[raised], fill)
+    ctx.canvas.set_blocks(xs, ys, zs, block)
+    ctx.set_surface(xs, zs, ys)

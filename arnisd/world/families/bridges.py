@@ -28,8 +28,8 @@ from arnisd.geo.projection import BlockRect
 from arnisd.world import blocks as b
 from arnisd.world.families import highways, railways
 from arnisd.world.families.base import (DrawContext, along_line, clip_cells, connected_states,
-                                        layer_of, line_length, mask_of, neighbour_masks,
-                                        replace_table)
+                                        lay_surface, layer_of, line_length, mask_of,
+                                        neighbour_masks, on_water, replace_table)
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells, thin_line_cells
 
@@ -133,6 +133,9 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     rail_x, rail_z = xs[railing], zs[railing]
     rail_state = connected_states(rail_x, rail_z, RAILING)
     rail_h = h[railing]
+    if ctx.terrain is not None:
+        _draw_on_terrain(ctx, element, xs, zs, h, railing, rail_state, ramps, is_rail, width)
+        return
     xs, zs, h = clip_cells(ctx, xs, zs, h)
     ground = ctx.ground_y
     canvas = ctx.canvas
@@ -173,3 +176,78 @@ def _draw_pillars(ctx: DrawContext, element: ProjectedElement, ramps) -> None:
     ok = (h >= 4) & ~_UNDER_DECK_KEEP[below]
     cx, cz, h = cx[ok], cz[ok], h[ok]
     ctx.canvas.fill_columns(cx, cz, ground + 1, ground + h - 1, DECK_SUPPORT)
+
+
+# --- on terrain -------------------------------------------------------------------------------
+
+def deck_tops(ctx: DrawContext, element: ProjectedElement, xs: np.ndarray, zs: np.ndarray,
+              h: np.ndarray) -> np.ndarray:
+    """The deck's y per cell on terrain: a straight line between the ground at the way's two
+    ends, raised by the deck height ``h`` (ramps included), and never below the ground of the
+    centreline under it. Every input is the element's own: the same in every tile."""
+    view = ctx.terrain
+    pts = np.asarray(element.points, dtype=np.float64) + 0.5
+    ends = view.steps_at_points(pts[[0, -1], 0], pts[[0, -1], 1])
+    length = line_length(element.points)
+    s = along_line(element.points, xs, zs)
+    fraction = np.clip(s / length, 0.0, 1.0) if length > 0 else np.zeros(len(s))
+    span = view.source.y_of_steps(ends[0] + (ends[1] - ends[0]) * fraction)
+    under = view.line_heights(element.points, xs, zs)
+    return np.maximum(span + h, under)
+
+
+def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement, xs, zs, h, railing, rail_state,
+                     ramps, is_rail: bool, width: float) -> None:
+    tags = element.tags
+    canvas = ctx.canvas
+    rail_x, rail_z = xs[railing], zs[railing]
+    xs, zs, h = clip_cells(ctx, xs, zs, h)
+    top = deck_tops(ctx, element, xs, zs, h)
+    surface = b.GRAVEL if is_rail else highways.road_block(tags)
+    flat = h == 0
+    fx, fz = xs[flat], zs[flat]
+    dry = ~on_water(ctx, fx, fz)
+    lay_surface(ctx, fx[dry], fz[dry], top[flat][dry], surface)
+    up = ~flat
+    ux, uz, ut = xs[up], zs[up], top[up]
+    canvas.set_blocks(ux, ut, uz, surface)
+    support = h[up] >= 2
+    canvas.set_blocks(ux[support], ut[support] - 1, uz[support], DECK_SUPPORT)
+    ground = np.asarray(ctx.surface_at(ux, uz), dtype=np.int64)
+    canvas.fill_columns(ux, uz, ut + 1, np.maximum(ut + 3, ground + 1), b.AIR)
+    rail_x, rail_z, rail_state = clip_cells(ctx, rail_x, rail_z, rail_state)
+    rail_top = deck_tops(ctx, element, rail_x, rail_z,
+                         deck_heights(element, along_line(element.points, rail_x, rail_z), ramps))
+    canvas.set_blocks(rail_x, rail_top + 1, rail_z, rail_state)
+    # pillars under the centreline, down to the surface, never on a road, rail or water
+    cx, cz = thin_line_cells(element.points, ctx.clip)
+    spaced = ((cx + cz) % PILLAR_SPACING_BLOCKS) == 0
+    cx, cz = cx[spaced], cz[spaced]
+    if len(cx):
+        ch = deck_heights(element, along_line(element.points, cx, cz), ramps)
+        ctop = deck_tops(ctx, element, cx, cz, ch)
+        cground = np.asarray(ctx.surface_at(cx, cz), dtype=np.int64)
+        below = canvas.get_blocks(cx, cground, cz)
+        ok = (ctop - cground >= 4) & ~_UNDER_DECK_KEEP[below]
+        canvas.fill_columns(cx[ok], cz[ok], cground[ok] + 1, ctop[ok] - 1, DECK_SUPPORT)
+    if is_rail:
+        path = railways.rail_path(element.points)
+        w = ctx.clip
+        near = ((path[:, 0] >= w.x0) & (path[:, 0] < w.x1) & (path[:, 1] >= w.z0)
+                & (path[:, 1] < w.z1))
+        near[1:] |= near[:-1].copy()
+        near[:-1] |= near[1:].copy()
+        ptop = np.zeros(len(path), dtype=np.int64)
+        px, pz = path[near, 0], path[near, 1]
+        ptop[near] = deck_tops(ctx, element, px, pz,
+                               deck_heights(element, along_line(element.points, px, pz), ramps))
+        states = railways.rail_states(path, ptop)
+        px, pz, states, ptop = clip_cells(ctx, path[:, 0], path[:, 1], states, ptop)
+        canvas.set_blocks(px, ptop + 1, pz, states)
+    elif highways.has_centre_line(tags, width) and surface in (b.BLACK_CONCRETE, b.GRAY_CONCRETE):
+        cx, cz = thin_line_cells(element.points, ctx.clip)
+        painted = highways.dashes(element.points, cx, cz)
+        cx, cz = cx[painted], cz[painted]
+        ch = deck_heights(element, along_line(element.points, cx, cz), ramps)
+        canvas.set_blocks(cx, deck_tops(ctx, element, cx, cz, ch), cz, b.WHITE_CONCRETE,
+                          replace=replace_table(surface))

@@ -36,6 +36,7 @@ from arnisd.world.families.colours import nearest_block
 from arnisd.world.noise import hash_unit
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import polygon_cells
+from arnisd.world.terrain import sample_cells
 from arnisd.geo.projection import BlockRect
 from arnisd.world.canvas import Canvas
 
@@ -55,6 +56,7 @@ PITCHED_BY_DEFAULT = frozenset({
     "sty", "sheepfold", "static_caravan",
 })
 FLOOR_BLOCK = b.POLISHED_ANDESITE
+FOUNDATION_BLOCK = b.STONE_BRICKS   # under a floor that stands above the ground on terrain
 WINDOW_BLOCK = b.GLASS
 
 # Roof materials: (stairs by facing, full block)
@@ -484,7 +486,7 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     scale = ctx.settings.scale
     style = style_of(tags)
     storey = storey_blocks(tags)
-    ground = ctx.ground_y
+    ground = ctx.ground_y if ctx.terrain is None else building_base(ctx, element, mask, mx, mz)
     bottom = ground + min_height_blocks(tags, scale)
     top = ground + height_blocks(tags, scale)
     cells = int(mask.sum())
@@ -512,7 +514,45 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
         volume[walls_high + 1][mask] = flat_roof_block(element, style)
     else:
         _pitched_roof(volume, element, style, grid, edge, walls_high + 1, wall)
+    if ctx.terrain is not None and bottom == ground:
+        _seat_on_terrain(ctx, mask, mx, mz, ground)
     ctx.canvas.paste(mx, mz, bottom, volume)
+
+
+# --- on terrain -----------------------------------------------------------------------------
+
+def building_base(ctx: DrawContext, element: ProjectedElement, mask: np.ndarray, mx: int,
+                  mz: int) -> int:
+    """The floor's y on terrain: the mean natural ground over the whole footprint, rounded
+    (half the slope is dug in, half stands on a foundation). Computed from the whole footprint
+    within the terrain domain (a sparse absolute lattice of it for very large buildings), so
+    every tile puts the floor at the same height."""
+    key = ("building-base", element.element.osm_type, element.osm_id)
+    base = ctx.terrain.cache.get(key)
+    if base is None:
+        zs, xs = np.nonzero(mask)
+        xs, zs = sample_cells(xs + mx, zs + mz)
+        d = ctx.terrain.source.domain
+        xs, zs = np.clip(xs, d.x0, d.x1 - 1), np.clip(zs, d.z0, d.z1 - 1)
+        ys = ctx.terrain.ground_of_cells(xs, zs)
+        base = int(np.floor(ys.sum() / len(ys) + 0.5))
+        ctx.terrain.cache[key] = base
+    return base
+
+
+def _seat_on_terrain(ctx: DrawContext, mask: np.ndarray, mx: int, mz: int, base: int) -> None:
+    """Level the footprint at ``base``: a foundation where the ground is lower, the ground cut
+    away above the floor where it is higher; the floor becomes the footprint's surface."""
+    fz, fx = np.nonzero(mask)
+    xs, zs = clip_cells(ctx, fx + mx, fz + mz)
+    if len(xs) == 0:
+        return
+    g = np.asarray(ctx.surface_at(xs, zs), dtype=np.int64)
+    low = g < base
+    ctx.canvas.fill_columns(xs[low], zs[low], g[low], base, FOUNDATION_BLOCK)
+    high = g > base
+    ctx.canvas.fill_columns(xs[high], zs[high], base + 1, g[high] + 1, b.AIR)
+    ctx.set_surface(xs, zs, base)
 
 
 def _pitched_roof(volume: np.ndarray, element: ProjectedElement, style: Style, grid: np.ndarray,
@@ -593,10 +633,11 @@ def _draw_canopy(ctx: DrawContext, element: ProjectedElement) -> None:
     mask, mx, mz = footprint_mask(element)
     fz, fx = np.nonzero(mask)
     fx, fz = clip_cells(ctx, fx + mx, fz + mz)
-    ground = ctx.ground_y
+    ground = ctx.ground_y if ctx.terrain is None else building_base(ctx, element, mask, mx, mz)
     top = ground + max(MIN_HEIGHT_BLOCKS + 1, height_blocks(element.tags, ctx.settings.scale))
     style = style_of(element.tags)
     ctx.canvas.fill_columns(fx, fz, top, top + 1, flat_roof_block(element, style))
     corners = np.concatenate([outer for outer, _ in element.polygons]).astype(np.int64)
     px, pz = clip_cells(ctx, corners[:, 0], corners[:, 1])
-    ctx.canvas.fill_columns(px, pz, ground + 1, top, b.STONE_BRICK_WALL[0])
+    post_foot = ground if ctx.terrain is None else ctx.surface_at(px, pz)
+    ctx.canvas.fill_columns(px, pz, post_foot + 1, top, b.STONE_BRICK_WALL[0])

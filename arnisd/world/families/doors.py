@@ -23,10 +23,10 @@ def selects(element: ProjectedElement) -> bool:
 
 def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     x, z = int(element.points[0, 0]), int(element.points[0, 1])
-    g = ctx.ground_y
     r = np.arange(-1, 2)
     gx, gz = np.meshgrid(x + r, z + r)
     gx, gz = gx.ravel(), gz.ravel()
+    g = ctx.surface_at(gx, gz)         # on terrain: each cell's floor (a building's base)
     floor = read_blocks(ctx, gx, g, gz) == FLOOR_BLOCK
     solid = (read_blocks(ctx, gx, g + 1, gz) != b.AIR) & (read_blocks(ctx, gx, g + 2, gz) != b.AIR)
     outside = np.stack([read_blocks(ctx, gx + dx, g, gz + dz) != FLOOR_BLOCK
@@ -40,4 +40,5 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     facing = int(np.argmax(outside[:, pick]))
     door = b.DARK_OAK_DOOR if element.tags.get("entrance") == "main" else b.OAK_DOOR
     cx, cz = int(gx[pick]), int(gz[pick])
-    ctx.canvas.set_blocks([cx, cx], [g + 1, g + 2], [cz, cz], door[facing])
+    gy = int(g[pick]) if np.ndim(g) else g
+    ctx.canvas.set_blocks([cx, cx], [gy + 1, gy + 2], [cz, cz], door[facing])

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from arnisd.world import blocks as b
-from arnisd.world.families.base import (DrawContext, along_line, area_cells, layer_of, parse_int,
-                                        parse_number, replace_table)
+from arnisd.world.families.base import (DrawContext, along_line, area_cells, lay_surface, layer_of,
+                                        on_water, parse_int, parse_number, replace_table)
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells, thin_line_cells
 
@@ -153,12 +153,16 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     if element.element.kind == "area":
         block = AREA_SURFACE.get(tags.get("surface", ""), HIGHWAY_BLOCK.get(tags.get("highway", ""), b.STONE))
         xs, zs = area_cells(element, ctx)
-        ctx.canvas.fill_columns(xs, zs, ground, ground + 1, block, replace=_REPLACE)
+        g = ctx.surface_at(xs, zs)           # on terrain an area follows the ground
+        ctx.canvas.fill_columns(xs, zs, g, g + 1, block, replace=_REPLACE)
         return
     block = road_block(tags)
     width = road_width_blocks(tags, ctx.settings.scale)
     xs, zs = line_cells(element.points, width, ctx.clip)
     if len(xs) == 0:
+        return
+    if ctx.terrain is not None:
+        _draw_on_terrain(ctx, element, xs, zs, block, width)
         return
     if tags.get("footway") == "crossing" or tags.get("cycleway") == "crossing":
         _draw_zebra_way(ctx, element, xs, zs)
@@ -169,6 +173,31 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
         painted = dashes(element.points, cx, cz)
         ctx.canvas.fill_columns(cx[painted], cz[painted], ground, ground + 1, b.WHITE_CONCRETE,
                                 replace=replace_table(block))
+
+
+def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement, xs, zs, block: int,
+                     width: float) -> None:
+    """A way on terrain: each cell at the height of the nearest point of the centreline (a flat
+    cross-section that follows the ground along the way), cut into the slope or filled under;
+    never over water."""
+    tags = element.tags
+    dry = ~on_water(ctx, xs, zs)
+    xs, zs = xs[dry], zs[dry]
+    if len(xs) == 0:
+        return
+    ys = ctx.terrain.line_heights(element.points, xs, zs)
+    if tags.get("footway") == "crossing" or tags.get("cycleway") == "crossing":
+        s = along_line(element.points, xs, zs)
+        white = (np.floor(s).astype(np.int64) % 2) == 0
+        lay_surface(ctx, xs, zs, ys, np.where(white, b.WHITE_CONCRETE, b.BLACK_CONCRETE))
+        return
+    lay_surface(ctx, xs, zs, ys, block)
+    if has_centre_line(tags, width) and block in (b.BLACK_CONCRETE, b.GRAY_CONCRETE):
+        cx, cz = thin_line_cells(element.points, ctx.clip)
+        painted = dashes(element.points, cx, cz)
+        cx, cz = cx[painted], cz[painted]
+        cy = ctx.terrain.line_heights(element.points, cx, cz)
+        ctx.canvas.set_blocks(cx, cy, cz, b.WHITE_CONCRETE, replace=replace_table(block))
 
 
 def _draw_zebra_way(ctx: DrawContext, element: ProjectedElement, xs, zs) -> None:
@@ -226,7 +255,7 @@ def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
     tags = element.tags
     kind = tags.get("highway")
     x, z = int(element.points[0, 0]), int(element.points[0, 1])
-    ground = ctx.ground_y
+    ground = ctx.surface_at(x, z)
     canvas = ctx.canvas
     w = canvas.window
     inside = w.x0 <= x < w.x1 and w.z0 <= z < w.z1
@@ -255,7 +284,7 @@ def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
 
 
 def _pole(ctx: DrawContext, x: int, z: int, stack: list[int]) -> None:
-    ys = ctx.ground_y + 1 + np.arange(len(stack))
+    ys = ctx.surface_at(x, z) + 1 + np.arange(len(stack))
     ctx.canvas.set_blocks(np.full(len(stack), x), ys, np.full(len(stack), z), np.array(stack))
 
 
@@ -271,4 +300,5 @@ def _draw_zebra_node(ctx: DrawContext, x: int, z: int, dx: float, dz: float, wid
     band = (np.abs(along) <= 1.5) & (np.abs(across) <= width / 2)
     white = band & ((np.floor(across + 0.5).astype(np.int64) % 2) == 0)
     xs, zs = ctx.canvas.clip_columns(gx[white], gz[white])
-    ctx.canvas.fill_columns(xs, zs, ctx.ground_y, ctx.ground_y + 1, b.WHITE_CONCRETE, replace=_PAINTABLE)
+    g = ctx.surface_at(xs, zs)
+    ctx.canvas.fill_columns(xs, zs, g, g + 1, b.WHITE_CONCRETE, replace=_PAINTABLE)

@@ -146,7 +146,8 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     xs, zs = area_cells(element, ctx)
     if len(xs) == 0:
         return
-    ctx.canvas.fill_columns(xs, zs, ctx.ground_y, ctx.ground_y + 1, land.surface, replace=_REPLACEABLE)
+    g = ctx.surface_at(xs, zs)
+    ctx.canvas.fill_columns(xs, zs, g, g + 1, land.surface, replace=_REPLACEABLE)
     ctx.canvas.set_biome(xs, zs, land.biome)
     if land.cover is not None:
         ctx.canvas.set_cover(xs, zs, element_key(element))

@@ -56,7 +56,7 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     else:
         radius = {"silo": 3, "storage_tank": 4, "water_tower": 3, "lighthouse": 2, "tower": 2,
                   "chimney": 1}.get(kind, 0)
-    g = ctx.ground_y
+    g = ctx.surface_at(x, z)
     if kind in ("mast", "antenna", "communications_tower", "flagpole"):
         _column(ctx, x, z, g + 1, g + height, b.IRON_BARS[0])
         top = b.WHITE_WOOL if kind == "flagpole" else b.LIGHTNING_ROD
@@ -120,7 +120,6 @@ def _ring(ctx: DrawContext, x: int, z: int, radius: int, y0: int, y1: int, block
 
 
 def _walkway(ctx: DrawContext, element: ProjectedElement, kind: str) -> None:
-    g = ctx.ground_y
     if element.element.kind == "area":
         xs, zs = area_cells(element, ctx)
         posts = ((xs % 4) == 0) & ((zs % 4) == 0)
@@ -129,8 +128,10 @@ def _walkway(ctx: DrawContext, element: ProjectedElement, kind: str) -> None:
         xs, zs = line_cells(element.points, max(1.0, width * ctx.settings.scale), ctx.clip)
         s = along_line(element.points, xs, zs)
         posts = (np.floor(s).astype(np.int64) % 4) == 0
+    g = ctx.surface_at(xs, zs)
     if kind == "pier":
         ctx.canvas.fill_columns(xs, zs, g + 1, g + 2, b.OAK_SLAB)
-        ctx.canvas.fill_columns(xs[posts], zs[posts], g - 2, g + 1, b.OAK_LOG)
+        gp = g[posts] if np.ndim(g) else g
+        ctx.canvas.fill_columns(xs[posts], zs[posts], gp - 2, gp + 1, b.OAK_LOG)
     else:   # breakwaters and groynes: a rubble wall out of the water
         ctx.canvas.fill_columns(xs, zs, g - 2, g + 2, b.COBBLESTONE)

@@ -89,7 +89,6 @@ def draw_line(ctx: DrawContext, element: ProjectedElement) -> None:
     tags = element.tags
     height = wire_height_blocks(tags)
     offsets = (-ARM_LENGTH_BLOCKS, 0, ARM_LENGTH_BLOCKS) if three_phase(tags) else (0,)
-    g = ctx.ground_y
     pts = element.points.astype(np.int64)
     w = ctx.clip
     for a, c in zip(pts[:-1], pts[1:]):
@@ -106,8 +105,10 @@ def draw_line(ctx: DrawContext, element: ProjectedElement) -> None:
             # conductors side by side: offset across the span (rounded to whole blocks)
             ox, oz = int(round(-dz / span * off)), int(round(dx / span * off))
             xs, zs, t = span_cells(a + [ox, oz], c + [ox, oz])
-            ys = g + height - np.floor(4 * sag * t * (1 - t)).astype(np.int64)
-            xs, zs, ys = clip_cells(ctx, xs, zs, ys)
+            sags = np.floor(4 * sag * t * (1 - t)).astype(np.int64)
+            xs, zs, sags = clip_cells(ctx, xs, zs, sags)
+            # on terrain the wire keeps its height over the natural ground below it
+            ys = ctx.ground_at(xs, zs) + height - sags
             ctx.canvas.set_blocks(xs, ys, zs, chain)
 
 
@@ -116,7 +117,7 @@ def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
     x, z = int(element.points[0, 0]), int(element.points[0, 1])
     linked = ctx.links.get("power_node", {}).get(element.osm_id)
     height, dx, dz, phases = linked if linked else (wire_height_blocks({}), 1.0, 0.0, True)
-    g = ctx.ground_y
+    g = ctx.ground_at(x, z)
     if tags.get("power") == "pole":
         _pole(ctx, x, z, height, dx, dz)
         return
@@ -151,7 +152,7 @@ def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
 
 
 def _pole(ctx: DrawContext, x: int, z: int, height: int, dx: float, dz: float) -> None:
-    g = ctx.ground_y
+    g = ctx.ground_at(x, z)
     px, pz = clip_cells(ctx, np.array([x]), np.array([z]))
     ctx.canvas.fill_columns(px, pz, g + 1, g + height + 1, b.SPRUCE_LOG)
     arm = np.array([-1, 0, 1])

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from arnisd.world import blocks as b
-from arnisd.world.families.base import DrawContext, area_cells, clip_cells, layer_of, replace_table
+from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, lay_surface, layer_of,
+                                        on_water, replace_table)
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells
 
@@ -102,6 +103,9 @@ def _direction_codes(d: np.ndarray) -> np.ndarray:
 
 
 def draw(ctx: DrawContext, element: ProjectedElement) -> None:
+    if ctx.terrain is not None:
+        _draw_on_terrain(ctx, element)
+        return
     ground = ctx.ground_y
     if element.tags.get("railway") != "tram":
         xs, zs = line_cells(element.points, BED_WIDTH_BLOCKS, ctx.clip)
@@ -112,10 +116,37 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     ctx.canvas.set_blocks(xs, np.full(len(xs), ground + 1), zs, states)
 
 
+def path_heights(ctx: DrawContext, points: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """Surface y of the path cells that are on the canvas or next to one (others 0): enough
+    for the rail shapes there, without reading the ground along the whole way."""
+    w = ctx.clip
+    near = ((path[:, 0] >= w.x0) & (path[:, 0] < w.x1) & (path[:, 1] >= w.z0) & (path[:, 1] < w.z1))
+    near[1:] |= near[:-1].copy()
+    near[:-1] |= near[1:].copy()
+    heights = np.zeros(len(path), dtype=np.int64)
+    heights[near] = ctx.terrain.line_heights(points, path[near, 0], path[near, 1])
+    return heights
+
+
+def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement) -> None:
+    """The bed at the height of the nearest centreline point (as roads), the rails on it,
+    ascending where the next rail is a block higher."""
+    if element.tags.get("railway") != "tram":
+        xs, zs = line_cells(element.points, BED_WIDTH_BLOCKS, ctx.clip)
+        dry = ~on_water(ctx, xs, zs)
+        xs, zs = xs[dry], zs[dry]
+        lay_surface(ctx, xs, zs, ctx.terrain.line_heights(element.points, xs, zs), b.GRAVEL)
+    path = rail_path(element.points)
+    heights = path_heights(ctx, element.points, path)
+    states = rail_states(path, heights)
+    xs, zs, states, heights = clip_cells(ctx, path[:, 0], path[:, 1], states, heights)
+    ctx.canvas.set_blocks(xs, heights + 1, zs, states)
+
+
 def draw_platform(ctx: DrawContext, element: ProjectedElement) -> None:
-    ground = ctx.ground_y
     if element.element.kind == "area":
         xs, zs = area_cells(element, ctx)
     else:
         xs, zs = line_cells(element.points, 3, ctx.clip)
-    ctx.canvas.fill_columns(xs, zs, ground + 1, ground + 2, PLATFORM_BLOCK)
+    g = ctx.surface_at(xs, zs)
+    ctx.canvas.fill_columns(xs, zs, g + 1, g + 2, PLATFORM_BLOCK)

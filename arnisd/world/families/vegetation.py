@@ -110,13 +110,15 @@ def place_trees(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray, species: str,
     mix) and height per tree from the hash. Returns how many were planted."""
     if len(xs) == 0:
         return 0
-    ground = ctx.ground_y
     xs, zs = ctx.canvas.clip_columns(xs, zs)  # trunks outside the canvas cannot reach owned chunks
     if len(xs) == 0:
         return 0
-    ys = np.full(len(xs), ground)
+    ground = ctx.surface_at(xs, zs)          # an int on flat worlds, per trunk on terrain
+    ys = np.broadcast_to(np.asarray(ground, dtype=np.int64), xs.shape)
     keep = _GROWS_ON[ctx.canvas.get_blocks(xs, ys, zs)] & _LEAVES_INTO[ctx.canvas.get_blocks(xs, ys + 1, zs)]
     xs, zs = xs[keep], zs[keep]
+    if np.ndim(ground):
+        ground = ground[keep]
     if len(xs) == 0:
         return 0
     kinds = _species_per_tree(species, xs, zs, element_id, default)
@@ -129,12 +131,14 @@ def place_trees(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray, species: str,
             if not sel.any():
                 continue
             tx, tz = xs[sel], zs[sel]
-            top = ground + trunk
+            base = ground[sel] if np.ndim(ground) else ground
+            top = base + trunk
             lx = (tx[:, None] + crown[None, :, 0]).ravel()
-            ly = np.broadcast_to(top + crown[:, 1], (len(tx), len(crown))).ravel()
+            ly = np.broadcast_to(np.reshape(top, (-1, 1)) + crown[None, :, 1],
+                                 (len(tx), len(crown))).ravel()
             lz = (tz[:, None] + crown[None, :, 2]).ravel()
             ctx.canvas.set_blocks(lx, ly, lz, leaves, replace=_LEAVES_INTO)
-            ctx.canvas.fill_columns(tx, tz, ground + 1, top, log)
+            ctx.canvas.fill_columns(tx, tz, base + 1, top, log)
     return len(xs)
 
 
@@ -142,10 +146,13 @@ def place_bushes(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray, element_id: i
     if len(xs) == 0:
         return
     flowering = hash_unit(xs, zs, element_id, "bush-flowers") < 0.3
+    ground = ctx.surface_at(xs, zs)
     for sel, leaves in ((flowering, b.FLOWERING_AZALEA_LEAVES), (~flowering, b.AZALEA_LEAVES)):
         tx, tz = xs[sel], zs[sel]
+        base = ground[sel] if np.ndim(ground) else ground
         lx = (tx[:, None] + BUSH[None, :, 0]).ravel()
-        ly = np.broadcast_to(ctx.ground_y + 1 + BUSH[:, 1], (len(tx), len(BUSH))).ravel()
+        ly = np.broadcast_to(np.reshape(base + 1, (-1, 1)) + BUSH[None, :, 1],
+                             (len(tx), len(BUSH))).ravel()
         lz = (tz[:, None] + BUSH[None, :, 2]).ravel()
         ctx.canvas.set_blocks(lx, ly, lz, leaves, replace=_LEAVES_INTO)
 
@@ -198,7 +205,7 @@ def cover_sort_key(element: ProjectedElement):
 
 def _put(ctx: DrawContext, xs, zs, sel, block, y_offset: int = 1) -> None:
     if sel.any():
-        y = ctx.ground_y + y_offset
+        y = ctx.surface_at(xs[sel], zs[sel]) + y_offset
         ctx.canvas.fill_columns(xs[sel], zs[sel], y, y + 1, block)
 
 
@@ -227,8 +234,7 @@ def draw_cover(ctx: DrawContext, element: ProjectedElement) -> None:
     xs, zs = ctx.canvas.cover_cells(element_key(element), element.bounds)
     if len(xs) == 0:
         return
-    ground = ctx.ground_y
-    ys = np.full(len(xs), ground)
+    ys = np.broadcast_to(np.asarray(ctx.surface_at(xs, zs), dtype=np.int64), xs.shape)
     free = _PLANTABLE[ctx.canvas.get_blocks(xs, ys, zs)] & (ctx.canvas.get_blocks(xs, ys + 1, zs) == b.AIR)
     xs, zs = xs[free], zs[free]
     if len(xs) == 0:
@@ -271,14 +277,17 @@ def draw_cover(ctx: DrawContext, element: ProjectedElement) -> None:
     elif cover == "flowers":
         _plants(ctx, xs, zs, r, eid, grass=0.1, tall=0.0, flowers=0.5)
     elif cover == "farmland":
-        on_farmland = ctx.canvas.get_blocks(xs, np.full(len(xs), ground), zs) == b.FARMLAND
+        ys = np.broadcast_to(np.asarray(ctx.surface_at(xs, zs), dtype=np.int64), xs.shape)
+        on_farmland = ctx.canvas.get_blocks(xs, ys, zs) == b.FARMLAND
         xs, zs = xs[on_farmland], zs[on_farmland]
         irrigation = ((xs % 9) == 4) & ((zs % 9) == 4)
-        ctx.canvas.fill_columns(xs[irrigation], zs[irrigation], ground, ground + 1, b.WATER)
+        g = ctx.surface_at(xs[irrigation], zs[irrigation])
+        ctx.canvas.fill_columns(xs[irrigation], zs[irrigation], g, g + 1, b.WATER)
         crop = pick(eid, "crop", CROPS)
         _put(ctx, xs, zs, ~irrigation, crop)
     elif cover == "allotments":
-        on_farmland = ctx.canvas.get_blocks(xs, np.full(len(xs), ground), zs) == b.FARMLAND
+        ys = np.broadcast_to(np.asarray(ctx.surface_at(xs, zs), dtype=np.int64), xs.shape)
+        on_farmland = ctx.canvas.get_blocks(xs, ys, zs) == b.FARMLAND
         xs, zs = xs[on_farmland], zs[on_farmland]
         which = (hash_unit(xs // 4, zs // 3, eid, "allotment-crop") * len(CROPS)).astype(np.int64)
         for i, crop in enumerate(CROPS):
@@ -297,7 +306,8 @@ def draw_cover(ctx: DrawContext, element: ProjectedElement) -> None:
                 grass=0.2, tall=0.0, flowers=0.01, fern=0.08)
     elif cover == "wetland":
         pool = hash_unit(xs // 3, zs // 3, eid, "wetland-pools") < 0.25
-        ctx.canvas.fill_columns(xs[pool], zs[pool], ground, ground + 1, b.WATER)
+        g = ctx.surface_at(xs[pool], zs[pool])
+        ctx.canvas.fill_columns(xs[pool], zs[pool], g, g + 1, b.WATER)
         _plants(ctx, xs[~pool], zs[~pool], r[~pool], eid, grass=0.35, tall=0.1, flowers=0.0, fern=0.03)
     elif cover == "cemetery":
         grave = ((xs % 3) == 0) & ((zs % 4) == 1) & (r < 0.7)

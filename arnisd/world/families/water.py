@@ -5,12 +5,16 @@ river biome (the ocean biome for the sea and its bays), which colours the water.
 
 from __future__ import annotations
 
+import numpy as np
+
 from arnisd.world import biomes as bio
 from arnisd.world import blocks as b
 from arnisd.world.canvas import MIN_Y
-from arnisd.world.families.base import DrawContext, area_cells, layer_of, parse_number, replace_table
+from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, layer_of, mask_of,
+                                        on_water, parse_number, replace_table)
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells
+from arnisd.world.terrain import area_cells_whole
 
 AREA_DEPTH_BLOCKS = 3
 # water=* -> depth in blocks
@@ -26,6 +30,8 @@ WATERWAY_WIDTH_M = {
 }
 MAX_WIDTH_BLOCKS = 30   # half of it stays within generate.MAX_REACH_BLOCKS; wider rivers are areas
 _BED_INTO = replace_table(b.DIRT, b.GRASS_BLOCK, b.STONE)
+_BED_INTO_TERRAIN = replace_table(b.DIRT, b.GRASS_BLOCK, b.STONE, b.AIR)
+_BANK_INTO = replace_table(b.AIR, b.SHORT_GRASS, b.TALL_GRASS_LOWER, b.TALL_GRASS_UPPER)
 
 
 def is_water_area(tags: dict[str, str]) -> bool:
@@ -46,11 +52,60 @@ def selects_line(element: ProjectedElement) -> bool:
             and layer_of(element.tags) >= 0)
 
 
-def _fill_water(ctx: DrawContext, xs, zs, depth_blocks: int, bed: int) -> None:
+def _fill_water(ctx: DrawContext, xs, zs, depth_blocks: int, bed: int, level=None) -> None:
+    if ctx.terrain is not None:
+        _fill_water_on_terrain(ctx, xs, zs, depth_blocks, bed, level)
+        return
     bottom = max(MIN_Y + 1, ctx.ground_y - depth_blocks + 1)
     ctx.canvas.fill_columns(xs, zs, bottom, ctx.ground_y + 1, b.WATER)
     if bottom - 1 > MIN_Y:
         ctx.canvas.fill_columns(xs, zs, bottom - 1, bottom, bed, replace=_BED_INTO)
+
+
+def _fill_water_on_terrain(ctx: DrawContext, xs, zs, depth_blocks: int, bed: int, level) -> None:
+    """Water up to ``level`` (per column or one for the body): the ground above it is cut away,
+    the bed laid under it, and the 4-neighbours that are not water get dirt up to the level
+    where they are lower (a bank that holds the water in)."""
+    level = np.broadcast_to(np.asarray(level, dtype=np.int64), xs.shape)
+    g = np.asarray(ctx.surface_at(xs, zs), dtype=np.int64)
+    above = g > level
+    if above.any():
+        ctx.canvas.fill_columns(xs[above], zs[above], level[above] + 1, g[above] + 1, b.AIR)
+    bottom = np.maximum(MIN_Y + 1, level - depth_blocks + 1)
+    ctx.canvas.fill_columns(xs, zs, bottom, level + 1, b.WATER)
+    ctx.canvas.fill_columns(xs, zs, bottom - 1, bottom, bed, replace=_BED_INTO_TERRAIN)
+    ctx.set_surface(xs, zs, level)
+    # banks: neighbours outside the water whose surface is below the level
+    mask, mx, mz = mask_of(xs, zs)
+    grid = np.full(mask.shape, np.iinfo(np.int64).min, dtype=np.int64)
+    grid[zs - mz, xs - mx] = level
+    reach = np.full(mask.shape, np.iinfo(np.int64).min, dtype=np.int64)
+    reach[1:, :] = np.maximum(reach[1:, :], grid[:-1, :])
+    reach[:-1, :] = np.maximum(reach[:-1, :], grid[1:, :])
+    reach[:, 1:] = np.maximum(reach[:, 1:], grid[:, :-1])
+    reach[:, :-1] = np.maximum(reach[:, :-1], grid[:, 1:])
+    bz, bx = np.nonzero(~mask & (reach > np.iinfo(np.int64).min))
+    bx, bz, top = clip_cells(ctx, bx + mx, bz + mz, reach[bz, bx])
+    if len(bx):
+        surface = np.asarray(ctx.surface_at(bx, bz), dtype=np.int64)
+        low = surface < top
+        bx, bz, top, surface = bx[low], bz[low], top[low], surface[low]
+        ctx.canvas.fill_columns(bx, bz, surface + 1, top + 1, b.DIRT, replace=_BANK_INTO)
+        ctx.set_surface(bx, bz, top)
+
+
+def body_level(ctx: DrawContext, element: ProjectedElement) -> int:
+    """The level of a water area on terrain: the lowest natural ground over its whole body
+    (within the terrain domain; on a sparse lattice for very large bodies), the same in every
+    tile."""
+    key = ("water-level", element.element.osm_type, element.osm_id)
+    level = ctx.terrain.cache.get(key)
+    if level is None:
+        rings = [[outer, *inners] for outer, inners in element.polygons]
+        xs, zs = area_cells_whole(rings, element.bounds, ctx.terrain.source.domain)
+        level = int(ctx.terrain.ground_of_cells(xs, zs).min())
+        ctx.terrain.cache[key] = level
+    return level
 
 
 def area_depth_blocks(tags: dict[str, str]) -> int:
@@ -66,7 +121,8 @@ def draw_area(ctx: DrawContext, element: ProjectedElement) -> None:
     if len(xs) == 0:
         return
     sea = tags.get("water") in SEA_WATER or tags.get("natural") in ("bay", "strait")
-    _fill_water(ctx, xs, zs, area_depth_blocks(tags), b.GRAVEL if sea else b.SAND)
+    level = body_level(ctx, element) if ctx.terrain is not None else None
+    _fill_water(ctx, xs, zs, area_depth_blocks(tags), b.GRAVEL if sea else b.SAND, level)
     ctx.canvas.set_biome(xs, zs, bio.OCEAN if sea else bio.RIVER)
 
 
@@ -83,5 +139,13 @@ def draw_line(ctx: DrawContext, element: ProjectedElement) -> None:
     if len(xs) == 0:
         return
     depth = WATERWAY_WIDTH_M[tags["waterway"]][1]
-    _fill_water(ctx, xs, zs, depth, b.GRAVEL if depth >= 2 else b.DIRT)
+    level = None
+    if ctx.terrain is not None:
+        # along the line at the ground of the centreline, level across; never over a lake
+        dry = ~on_water(ctx, xs, zs)
+        xs, zs = xs[dry], zs[dry]
+        if len(xs) == 0:
+            return
+        level = ctx.terrain.line_heights(element.points, xs, zs)
+    _fill_water(ctx, xs, zs, depth, b.GRAVEL if depth >= 2 else b.DIRT, level)
     ctx.canvas.set_biome(xs, zs, bio.RIVER)

@@ -1,0 +1,210 @@
+"""Elevation for a job: fetched once, the vertical mapping computed once, tiles shipped per lease.
+
+Whoever runs a job (``arnisd generate`` in this process or on its local cluster, a coordinator
+service for submitted jobs) calls ``prepare_job_terrain`` once: it picks the zoom, fetches every
+Terrarium tile the job reads (``job_tiles`` over the terrain domain) exactly once through the
+job's ``ElevationSource`` (cache, folder, URL), computes ``TerrainParams`` (a coarse pass over
+the world's pixels) and puts them in the job's settings, which every work unit carries.
+
+Workers never download. ``TerrainExtracts`` wraps a job's extract source: each lease's extract
+becomes a small msgpack envelope (``pack_lease_extract``) holding the OSM extract bytes as
+they were and the PNG bytes of the tiles that lease reads (``lease_tiles``): its owned rect
+plus ``TERRAIN_MARGIN_BLOCKS``, plus the whole extent (within the domain) of every element
+whose drawing reads the ground beyond the window (``reads_ground_beyond_window``: buildings,
+water bodies, bridges). The worker's ``tile_compute`` opens the envelope
+(``split_lease_extract``); anything else passes through untouched, so flat jobs and the
+coordinator's protocol do not change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import msgpack
+import numpy as np
+
+from arnisd.geo.projection import BlockRect, LocalProjection
+from arnisd.terrain.heights import TerrainParams, compute_params, job_tiles, tiles_needed
+from arnisd.terrain.source import DEFAULT_ELEVATION_URL, ElevationError, ElevationSource
+from arnisd.terrain.terrarium import TileKey, choose_zoom
+
+log = logging.getLogger("arnisd.terrain")
+
+LEASE_FORMAT = "arnisd-terrain-extract"
+LEASE_FORMAT_VERSION = 1
+_LEASE_PREFIX = msgpack.packb({"format": LEASE_FORMAT}, use_bin_type=True)[1:]  # map header cut
+PROBE_TIMEOUT_S = 10.0
+
+
+def _margin() -> int:
+    from arnisd.world.terrain import TERRAIN_MARGIN_BLOCKS
+    return TERRAIN_MARGIN_BLOCKS
+
+
+def _domain(projection: LocalProjection) -> BlockRect:
+    from arnisd.world.terrain import terrain_domain
+    return terrain_domain(projection)
+
+
+@dataclass(frozen=True)
+class JobTerrain:
+    """A job's elevation, fetched: the params, every tile's PNG bytes, and how many requests
+    the fetch made (tiles from a cache or folder make none)."""
+
+    projection: LocalProjection
+    params: TerrainParams
+    blobs: dict[TileKey, bytes]
+    requests: int = 0
+
+    @property
+    def domain(self) -> BlockRect:
+        return _domain(self.projection)
+
+
+def elevation_source_for_job(job) -> ElevationSource:
+    """The job's source: its folder, then its URL (the public default when neither is set)."""
+    url = job.elevation_url
+    if url is None and job.elevation_dir is None:
+        url = DEFAULT_ELEVATION_URL
+    return ElevationSource(url_template=url, folder=job.elevation_dir,
+                           cache_dir=job.elevation_cache_dir)
+
+
+def prepare_job_terrain(job, note: Callable[[str], None] | None = None,
+                        source: ElevationSource | None = None):
+    """``(job, JobTerrain | None)``: the job with ``settings.terrain_params`` filled in and its
+    tiles, fetched once. A flat job comes back as it is, with None. When the tiles cannot be
+    had: ``ElevationError`` (one line), or, for a job with ``terrain_optional``, the job made
+    flat, with a note saying why."""
+    settings = job.settings
+    if not settings.terrain:
+        return job, None
+    projection = job.projection
+    zoom = choose_zoom(job.bbox)
+    keys = job_tiles(projection, zoom, _margin())
+    source = source or elevation_source_for_job(job)
+    try:
+        blobs = source.fetch_many(keys)
+    except ElevationError as exc:
+        if not job.terrain_optional:
+            raise
+        message = (f"terrain off: elevation tiles from {source.describe()} could not be had "
+                   f"({exc}); making a flat world (--no-terrain skips this, --elevation-dir "
+                   f"reads tiles offline)")
+        (note or log.warning)(message)
+        return replace(job, settings=replace(settings, terrain=False, terrain_params=None)), None
+    params = compute_params(job.bbox, blobs, settings.ground_level, settings.scale, zoom=zoom)
+    job = replace(job, settings=replace(settings, terrain_params=params.as_dict()))
+    if note is not None:
+        relief = params.max_surface_y - params.ground_level
+        note(f"terrain: {len(blobs)} elevation tile(s) at zoom {zoom} from {source.describe()}, "
+             f"{params.h_min_m:.0f}..{params.h_max_m:.0f} m -> y {params.ground_level}.."
+             f"{params.max_surface_y} ({params.blocks_per_m:.3g} blocks per metre, "
+             f"{relief} blocks of relief)")
+    return job, JobTerrain(projection, params, blobs, source.request_count)
+
+
+# --- leases ------------------------------------------------------------------------------------
+
+def lease_tiles(terrain: JobTerrain, owned: BlockRect, extract: bytes | None) -> list[TileKey]:
+    """The tiles a lease over ``owned`` reads (see the module doc), sorted."""
+    projection, zoom = terrain.projection, terrain.params.zoom
+    domain = terrain.domain
+    rects = [owned.expanded(_margin()).intersection(domain) or owned]
+    base = rects[0]
+    for rect in extent_rects(extract, projection):
+        rect = rect.intersection(domain)
+        if rect is None:
+            continue
+        if (rect.x0 >= base.x0 and rect.z0 >= base.z0 and rect.x1 <= base.x1
+                and rect.z1 <= base.z1):
+            continue
+        rects.append(rect)
+    keys: set[TileKey] = set()
+    for rect in rects:
+        keys.update(tiles_needed(projection, rect, zoom))
+    return sorted(k for k in keys if k in terrain.blobs)
+
+
+def extent_rects(extract: bytes | None, projection: LocalProjection) -> list[BlockRect]:
+    """Block rects (bounds plus one block) of the extract's elements that read the ground
+    beyond the window, read straight from the packed columns (no element objects built)."""
+    if not extract:
+        return []
+    from arnisd.world.terrain import reads_ground_beyond_window
+    message = msgpack.unpackb(extract, raw=False)
+    kinds = np.frombuffer(message["kind"], np.uint8)
+    tags = message["tags"]
+    wanted = [i for i, (kind, element_tags) in enumerate(zip(kinds.tolist(), tags))
+              if reads_ground_beyond_window(("point", "line", "area")[kind], element_tags)]
+    if not wanted:
+        return []
+    rings_per_element = np.frombuffer(message["rings_per_element"], "<i8")
+    ring_length = np.frombuffer(message["ring_length"], "<i8")
+    coords = np.frombuffer(message["coords"], "<i8").reshape(-1, 2)
+    ring_end = np.cumsum(ring_length)
+    element_ring_end = np.cumsum(rings_per_element)
+    coord_end = np.where(element_ring_end > 0,
+                         ring_end[np.maximum(element_ring_end - 1, 0)] if len(ring_end) else 0, 0)
+    coord_start = np.concatenate([[0], coord_end[:-1]])
+    out = []
+    for i in wanted:
+        part = coords[coord_start[i]:coord_end[i]]
+        if len(part) == 0:
+            continue
+        (lat0, lng0), (lat1, lng1) = part.min(axis=0), part.max(axis=0)
+        xs, zs = projection.project_e7(np.array([lat0, lat1]), np.array([lng0, lng1]))
+        out.append(BlockRect(int(xs.min()) - 1, int(zs.min()) - 1, int(xs.max()) + 2,
+                             int(zs.max()) + 2))
+    return out
+
+
+def pack_lease_extract(extract: bytes | None, tiles: dict[TileKey, bytes]) -> bytes:
+    """An extract with elevation tiles: ``{"format", "version", "elements", "elevation"}``."""
+    return msgpack.packb({"format": LEASE_FORMAT, "version": LEASE_FORMAT_VERSION,
+                          "elements": extract,
+                          "elevation": [[z, x, y, png] for (z, x, y), png in sorted(tiles.items())]},
+                         use_bin_type=True)
+
+
+def split_lease_extract(data: bytes | None) -> tuple[bytes | None, dict[TileKey, bytes] | None]:
+    """``(OSM extract bytes or None, elevation tiles or None)`` of what a lease carries."""
+    if not data or bytes(data[1:1 + len(_LEASE_PREFIX)]) != _LEASE_PREFIX:
+        return data, None
+    message = msgpack.unpackb(data, raw=False)
+    if message.get("version") != LEASE_FORMAT_VERSION:
+        raise ValueError(f"terrain extract version {message.get('version')!r} is not "
+                         f"{LEASE_FORMAT_VERSION}")
+    tiles = {(int(z), int(x), int(y)): bytes(png) for z, x, y, png in message["elevation"]}
+    return message["elements"], tiles
+
+
+class TerrainExtracts:
+    """An extract source whose extracts also carry each lease's elevation tiles."""
+
+    def __init__(self, inner, terrain: JobTerrain) -> None:
+        self.inner = inner
+        self.terrain = terrain
+        self.max_in_flight = int(getattr(inner, "max_in_flight", 1))
+        self.tiles_shipped = 0
+
+    def __call__(self, tile) -> bytes:
+        extract = self.inner(tile)
+        keys = lease_tiles(self.terrain, tile.owned, extract)
+        self.tiles_shipped += len(keys)
+        return pack_lease_extract(extract, {key: self.terrain.blobs[key] for key in keys})
+
+
+def with_terrain(source, terrain: JobTerrain | None):
+    """``source`` itself for flat jobs, else wrapped in ``TerrainExtracts``."""
+    return source if terrain is None else TerrainExtracts(source, terrain)
+
+
+def default_elevation_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/arnisd`` (or ``~/.cache/arnisd``): tiles go to ``terrarium/z/x/y.png``
+    under it, beside the Overpass cache."""
+    import os
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd"
