@@ -36,6 +36,8 @@ def add_arguments(p) -> None:
     p.add_argument("--spawn-lat", type=float, help="spawn latitude (default: bbox centre)")
     p.add_argument("--spawn-lng", type=float, help="spawn longitude (default: bbox centre)")
     p.add_argument("--force", action="store_true", help="replace an existing world of that name")
+    from arnisd.terrain.options import add_terrain_arguments
+    add_terrain_arguments(p, local_paths=False)
     p.add_argument("--wait", action="store_true",
                    help="wait for the job to end; exit non-zero unless it is done")
     p.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
@@ -48,11 +50,16 @@ def request_from_args(args) -> JobRequest:
     osm_file = args.osm_file
     if osm_file is not None and Path(osm_file).expanduser().is_file():
         osm_file = str(Path(osm_file).expanduser().resolve())   # same machine: make it absolute
+    elevation_dir = args.elevation_dir
+    if elevation_dir is not None and Path(elevation_dir).expanduser().is_dir():
+        elevation_dir = str(Path(elevation_dir).expanduser().resolve())   # same machine
     document = {"output": args.output, "bbox": args.bbox, "osm_file": osm_file,
                 "scale": args.scale, "tile_size_deg": args.chunk_size, "halo_blocks": args.halo,
                 "ground_level": args.ground_level, "interior": args.interior,
                 "level_name": args.level_name, "spawn_lat": args.spawn_lat,
-                "spawn_lng": args.spawn_lng, "force": args.force}
+                "spawn_lng": args.spawn_lng, "force": args.force, "terrain": args.terrain,
+                "elevation_url": args.elevation_url, "elevation_dir": elevation_dir,
+                "fill_ground": args.fill_ground}
     try:
         return JobRequest.from_dict(document)
     except JobRequestError as exc:

@@ -503,7 +503,10 @@ class CoordinatorService:
         from arnisd.cluster.merger import Merger
         from arnisd.cluster.tiling import make_tiles
         from arnisd.output import discard
-        spec = record.spec
+        from arnisd.terrain.distribution import prepare_job_terrain, with_terrain
+        spec, terrain = prepare_job_terrain(   # elevation: fetched once per job, params in spec
+            record.spec, note=lambda m: log.info("job %s %s", record.job_id, m),
+            warn=lambda m: log.warning("job %s %s", record.job_id, m))
         tiles = make_tiles(spec.bbox, spec.settings, spec.tile_size_deg)
         info = job_info(spec)
         fingerprint = job_fingerprint(info, [t.tile_id for t in tiles], spec.tile_size_deg)
@@ -522,7 +525,7 @@ class CoordinatorService:
             shutil.rmtree(state_dir, ignore_errors=True)
         self.journal.update_job(record.job_id, fingerprint=fingerprint)
         self.journal.init_tiles(record.job_id, [t.tile_id for t in tiles])
-        source = extract_source_for_job(spec, None)
+        source = with_terrain(extract_source_for_job(spec, None), terrain)
         merger = Merger(tiles, state_dir, staged)
         return JobRun(record.job_id, tiles, info, spec.settings, merger, source,
                       self.coordinator.config, finalize=level_dat_writer(spec),

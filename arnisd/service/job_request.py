@@ -12,7 +12,10 @@ The JSON document (all but ``output`` optional; ``bbox`` may be omitted with ``o
      "output": "NAME",                           # a folder name under the output root
      "scale": 1.0, "tile_size_deg": 0.01, "halo_blocks": 32, "ground_level": -62,
      "interior": false, "level_name": "...", "spawn_lat": 60.5, "spawn_lng": 26.9,
-     "force": false}
+     "force": false,
+     "terrain": true,                            # omitted: on when an elevation source is given
+     "elevation_url": "https://.../{z}/{x}/{y}.png", "elevation_dir": "/tiles/on/the/coordinator",
+     "fill_ground": false}
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class JobRequest:
     spawn_lat: float | None = None
     spawn_lng: float | None = None
     force: bool = False
+    terrain: bool | None = None
+    elevation_url: str | None = None
+    elevation_dir: str | None = None
+    fill_ground: bool = False
 
     @classmethod
     def from_dict(cls, d: object) -> "JobRequest":
@@ -78,7 +85,15 @@ class JobRequest:
             spawn_lat=_optional_number(d, "spawn_lat", -90.0, 90.0, low_open=False),
             spawn_lng=_optional_number(d, "spawn_lng", -180.0, 180.0, low_open=False),
             force=_bool(d, "force", False),
+            terrain=None if d.get("terrain") is None else _bool(d, "terrain", False),
+            elevation_url=_optional_str(d, "elevation_url"),
+            elevation_dir=_optional_str(d, "elevation_dir"),
+            fill_ground=_bool(d, "fill_ground", False),
         )
+        if request.elevation_url is not None:
+            missing = [p for p in ("{z}", "{x}", "{y}") if p not in request.elevation_url]
+            if missing:
+                raise JobRequestError("elevation_url", f"lacks {', '.join(missing)}")
         if request.bbox is None and request.osm_file is None:
             raise JobRequestError("bbox", "missing (give a bbox, or an osm_file to use its bounds)")
         if (request.spawn_lat is None) != (request.spawn_lng is None):
@@ -91,12 +106,14 @@ class JobRequest:
         if self.bbox is not None:
             out["bbox"] = str(self.bbox)
         for name in ("osm_file", "tile_size_deg", "halo_blocks", "level_name", "spawn_lat",
-                     "spawn_lng"):
+                     "spawn_lng", "terrain", "elevation_url", "elevation_dir"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
         out.update(scale=self.scale, ground_level=self.ground_level, interior=self.interior,
                    force=self.force)
+        if self.fill_ground:
+            out["fill_ground"] = True
         return out
 
     def to_job_spec(self, config, *, max_area_km2: float | None = None):
@@ -125,15 +142,28 @@ class JobRequest:
             raise JobRequestError("bbox", f"covers {bbox.area_km2():.1f} km², more than the "
                                           f"coordinator's limit of {limit:g} km²")
         halo = config.halo_blocks if self.halo_blocks is None else self.halo_blocks
+        from arnisd.terrain.options import terrain_choice
+        terrain, terrain_optional = terrain_choice(self.terrain, self.elevation_url,
+                                                   self.elevation_dir)
+        elevation_dir = None
+        if self.elevation_dir is not None:
+            elevation_dir = Path(self.elevation_dir).expanduser().resolve()
+            if not elevation_dir.is_dir():
+                raise JobRequestError("elevation_dir", f"{elevation_dir} is not a folder on "
+                                                       "the coordinator")
         settings = GenerationSettings(scale=self.scale, ground_level=self.ground_level,
-                                      interior=self.interior, halo_blocks=halo)
+                                      interior=self.interior, halo_blocks=halo,
+                                      terrain=terrain, fill_ground=self.fill_ground)
         return JobSpec(
             bbox=bbox, output=Path(config.output_root) / self.output, settings=settings,
             osm_file=osm_file, overpass_urls=tuple(config.overpass_urls),
             cache_dir=config.cache_dir,
             tile_size_deg=config.tile_size_deg if self.tile_size_deg is None else self.tile_size_deg,
             spawn_lat=self.spawn_lat, spawn_lng=self.spawn_lng,
-            level_name=self.level_name or self.output)
+            level_name=self.level_name or self.output,
+            elevation_url=self.elevation_url, elevation_dir=elevation_dir,
+            elevation_cache_dir=config.cache_dir,   # tiles under cache_dir/terrarium/z/x/y.png
+            terrain_optional=terrain_optional)
 
 
 # --- field checks ------------------------------------------------------------------------------

@@ -74,7 +74,8 @@ def elevation_source_for_job(job) -> ElevationSource:
 
 
 def prepare_job_terrain(job, note: Callable[[str], None] | None = None,
-                        source: ElevationSource | None = None):
+                        source: ElevationSource | None = None,
+                        warn: Callable[[str], None] | None = None):
     """``(job, JobTerrain | None)``: the job with ``settings.terrain_params`` filled in and its
     tiles, fetched once. A flat job comes back as it is, with None. When the tiles cannot be
     had: ``ElevationError`` (one line), or, for a job with ``terrain_optional``, the job made
@@ -94,7 +95,7 @@ def prepare_job_terrain(job, note: Callable[[str], None] | None = None,
         message = (f"terrain off: elevation tiles from {source.describe()} could not be had "
                    f"({exc}); making a flat world (--no-terrain skips this, --elevation-dir "
                    f"reads tiles offline)")
-        (note or log.warning)(message)
+        (warn or note or log.warning)(message)
         return replace(job, settings=replace(settings, terrain=False, terrain_params=None)), None
     params = compute_params(job.bbox, blobs, settings.ground_level, settings.scale, zoom=zoom)
     job = replace(job, settings=replace(settings, terrain_params=params.as_dict()))
