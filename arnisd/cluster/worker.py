@@ -193,12 +193,12 @@ class Worker:
 
     def run(self) -> int:
         """Serve until stopped; returns 0 on a clean stop, 2 when the coordinator rejected us."""
-        self._open_wake_sockets()
-        self._pool = SlotPool(self.settings.slots, self.settings.generator, notify=self._wake)
-        self._load_stored_results()
         backoff_s = self.settings.reconnect_initial_s
         self._lost_since = time.monotonic()
         try:
+            self._open_wake_sockets()
+            self._pool = SlotPool(self.settings.slots, self.settings.generator, notify=self._wake)
+            self._load_stored_results()
             self._connect()
             while not self.stop_event.is_set():
                 outcome = self._serve(backoff_s)
@@ -228,9 +228,11 @@ class Worker:
                 if self.state == "ready":
                     self._send(protocol.make("bye"))    # our leases go back to the queue now
                 self._disconnect(linger_ms=BYE_LINGER_MS)
-            self._pool.close()
-            self._wake_rx.close(linger=0)
-            self._wake_tx.close(linger=0)
+            if self._pool is not None:
+                self._pool.close()
+            for sock in (getattr(self, "_wake_rx", None), getattr(self, "_wake_tx", None)):
+                if sock is not None:
+                    sock.close(linger=0)
         return 0
 
     def _load_stored_results(self) -> None:
