@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -52,3 +53,34 @@ def test_a_daemon_process_writes_only_json_lines():
     lines = [json.loads(line) for line in proc.stderr.splitlines()]
     assert [line["event"] for line in lines] == ["registered with tcp://127.0.0.1:1", "progress"]
     assert lines[1]["chunks"] == 10
+
+
+def test_spawned_children_and_warnings_log_json_too(tmp_path):
+    """A slot process (spawn) that calls ``configure_child_logging`` logs as its daemon does,
+    and a Python warning becomes a JSON record instead of a bare line."""
+    script = tmp_path / "daemon.py"
+    script.write_text(textwrap.dedent("""
+        import logging, multiprocessing, warnings
+        from arnisd.service.daemon_logging import configure_child_logging, configure_daemon_logging
+
+        def child():
+            assert configure_child_logging()
+            logging.getLogger("arnisd.terrain").warning("from a slot")
+            warnings.warn("careful")
+
+        if __name__ == "__main__":
+            configure_daemon_logging("auto", "info")
+            warnings.warn("in the daemon")
+            p = multiprocessing.get_context("spawn").Process(target=child)
+            p.start(); p.join()
+            assert p.exitcode == 0
+    """))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("ARNISD_DAEMON_LOG_FORMAT", None)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    events = [line["event"] for line in lines]
+    assert "from a slot" in events
+    assert sum("careful" in e for e in events) == 1 and sum("in the daemon" in e for e in events) == 1

@@ -46,8 +46,29 @@ def uses_json(log_format: str, stream=None) -> bool:
     return log_format == "json" or (log_format == "auto" and not _isatty(stream))
 
 
+#: Set by ``configure_daemon_logging`` so that child processes (a worker's slots, started
+#: with ``spawn``) can log the same way with ``configure_child_logging``.
+CHILD_FORMAT_ENV = "ARNISD_DAEMON_LOG_FORMAT"
+CHILD_LEVEL_ENV = "ARNISD_DAEMON_LOG_LEVEL"
+
+
+def configure_child_logging() -> bool:
+    """In a process started by a daemon: log as the daemon does (JSON lines off a terminal),
+    and route ``warnings`` through logging. False (nothing changed) outside a daemon."""
+    log_format = os.environ.get(CHILD_FORMAT_ENV)
+    if not log_format:
+        return False
+    configure_daemon_logging(log_format, os.environ.get(CHILD_LEVEL_ENV, "info"))
+    return True
+
+
 def configure_daemon_logging(log_format: str = "auto", log_level: str = "info", stream=None) -> None:
-    """Replace the root logger's handlers with one writing ``log_format`` lines to stderr."""
+    """Replace the root logger's handlers with one writing ``log_format`` lines to stderr;
+    Python warnings become log records too. Child processes started afterwards find the
+    choice in their environment (``configure_child_logging``)."""
+    os.environ[CHILD_FORMAT_ENV] = "json" if uses_json(log_format, stream or sys.stderr) else "console"
+    os.environ[CHILD_LEVEL_ENV] = log_level
+    logging.captureWarnings(True)
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     if uses_json(log_format, stream):
