@@ -87,8 +87,17 @@ def prepare_job_terrain(job, note: Callable[[str], None] | None = None,
     zoom = choose_zoom(job.bbox)
     keys = job_tiles(projection, zoom, _margin())
     source = source or elevation_source_for_job(job)
+    probe = None
     try:
-        blobs = source.fetch_many(keys)
+        if job.terrain_optional:
+            # is the source reachable? one tile, one short attempt, before the patient fetch
+            probe = ElevationSource(source.url_template, source.folder, source.cache_dir,
+                                    timeout_s=min(source.timeout_s, PROBE_TIMEOUT_S), retries=0)
+            blobs = {keys[0]: probe.fetch(*keys[0])}
+            blobs.update(source.fetch_many(keys[1:]))
+            blobs = {key: blobs[key] for key in keys}
+        else:
+            blobs = source.fetch_many(keys)
     except ElevationError as exc:
         if not job.terrain_optional:
             raise
@@ -105,7 +114,8 @@ def prepare_job_terrain(job, note: Callable[[str], None] | None = None,
              f"{params.h_min_m:.0f}..{params.h_max_m:.0f} m -> y {params.ground_level}.."
              f"{params.max_surface_y} ({params.blocks_per_m:.3g} blocks per metre, "
              f"{relief} blocks of relief)")
-    return job, JobTerrain(projection, params, blobs, source.request_count)
+    requests = source.request_count + (probe.request_count if probe is not None else 0)
+    return job, JobTerrain(projection, params, blobs, requests)
 
 
 # --- leases ------------------------------------------------------------------------------------
