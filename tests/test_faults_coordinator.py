@@ -145,7 +145,7 @@ def test_coordinator_sigterm_writes_what_it_received_then_resumes(tmp_path, refe
 
 def test_worker_finishing_while_the_coordinator_is_down_delivers_later(tmp_path, reference):
     cluster = Cluster(tmp_path, workers=1, slow_s=4.0, tile_deg=0.004)
-    scratch = tmp_path / "scratch-w0"
+    scratch = tmp_path / "scratch-w0" / "results-w0"
     try:
         wait_until(lambda: committed_count(cluster.journal) >= 1, 120, "a first tile committed")
         started = len(read_markers(cluster.markers))

@@ -93,6 +93,15 @@ class LeaseWork:
         self.frames = self.result.frames() if self.result is not None else None
 
 
+def results_dir(scratch_dir: Path | None, worker_id: str) -> Path | None:
+    """Where a worker keeps its finished results: its own folder in the scratch folder (two
+    workers on one machine may share a scratch folder, never each other's results)."""
+    if scratch_dir is None:
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in worker_id)[:64] or "worker"
+    return Path(scratch_dir) / f"results-{safe}"
+
+
 def machine_capabilities(slots: int) -> dict:
     """What the coordinator may weigh: OS, cores, memory (MB, 0 if unknown), slots."""
     return {"os": platform.system() or "unknown", "cpu": os.cpu_count() or 1,
@@ -135,7 +144,7 @@ class Worker:
         self._pool: SlotPool | None = None
         self._lost_since: float | None = None
         self.loop_at = time.monotonic()            # when the loop last turned (watchdog)
-        self.store = ResultStore(settings.scratch_dir)
+        self.store = ResultStore(results_dir(settings.scratch_dir, settings.worker_id))
 
     def healthy(self, stall_s: float = 30.0) -> bool:
         """For the systemd watchdog: the loop turned within ``stall_s``."""

@@ -1,0 +1,46 @@
+"""A worker's finished results in its scratch folder: kept across restarts of the worker,
+streamed again from the start, one folder per worker, unreadable files dropped."""
+
+from __future__ import annotations
+
+import zlib
+
+from arnisd.cluster.results import group_into_frames
+from arnisd.cluster.scratch import ResultStore
+from arnisd.cluster.worker import results_dir
+
+
+def _frames():
+    chunks = [(cx, cz, zlib.compress(bytes([cx % 256]) * 5000)) for cx in range(40) for cz in range(3)]
+    return list(group_into_frames(chunks, target_bytes=2000))
+
+
+def test_results_survive_a_restart_and_stream_from_the_start(tmp_path):
+    frames = _frames()
+    store = ResultStore(tmp_path / "r")
+    kept = store.save("chunk_1_2", 17, "ab" * 16, frames, b"c" * 32, 1.5)
+    assert kept.path.is_file() and kept.frames_in_memory is None and kept.frame_count == len(frames)
+    assert list(kept.frames()) == [tuple(f) for f in frames]
+    assert list(kept.frames()) == list(kept.frames())            # a rewind reads it again
+    (tmp_path / "r" / "junk.tmp").write_bytes(b"half")
+    (tmp_path / "r" / ("cd" * 16 + ".3.result")).write_bytes(b"\xc1 not msgpack")
+    found = ResultStore(tmp_path / "r").load()                   # the worker restarted
+    assert [(r.tile, r.attempt, r.session, r.content_digest) for r in found] == [
+        ("chunk_1_2", 17, "ab" * 16, b"c" * 32)]
+    assert list(found[0].frames()) == [tuple(f) for f in frames]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["ab" * 16 + ".17.result"]
+    store.delete(found[0])
+    assert not any((tmp_path / "r").iterdir())
+
+
+def test_without_a_folder_results_stay_in_memory(tmp_path):
+    store = ResultStore(None)
+    kept = store.save("t", 1, "ab", _frames(), b"d" * 32, 0.1)
+    assert kept.path is None and list(kept.frames()) == [tuple(f) for f in _frames()]
+    assert store.load() == []
+
+
+def test_each_worker_has_its_own_results_folder(tmp_path):
+    assert results_dir(None, "w") is None
+    a, b = results_dir(tmp_path, "attic-pc"), results_dir(tmp_path, "../evil")
+    assert a == tmp_path / "results-attic-pc" and b.parent == tmp_path and a != b
