@@ -126,7 +126,7 @@ def _simulate_workers(endpoint: str, n_workers: int, payload: bytes, deadline_s:
                 if m["t"] == "lease":
                     owned = BlockRect(*m["unit"]["owned_blocks"])
                     chunks = [(cx, cz, payload) for cx, cz in owned.chunks()]
-                    pending[s] = [m, list(group_into_frames(chunks)), m["credit"], new_transfer_hash(), 0]
+                    pending[s] = [m, list(group_into_frames(chunks)), m["credit"], new_transfer_hash(), 0, 0]
                 elif m["t"] == "credit" and s in pending:
                     pending[s][2] += m["frames"]
                 elif m["t"] == "heartbeat":
@@ -138,15 +138,16 @@ def _simulate_workers(endpoint: str, n_workers: int, payload: bytes, deadline_s:
             work = pending.get(s)
             if work is None:
                 continue
-            lease, frames, credit, h, count = work
+            lease, frames, credit, h, count, seq = work
             while frames and credit > 0:
                 rx, rz, records = frames.pop(0)
-                s.send(protocol.make("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=count,
+                s.send(protocol.make("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=seq,
                                      rx=rx, rz=rz, records=records))
                 update_transfer_hash(h, records)
                 count += len(records)
                 credit -= 1
-            work[2], work[4] = credit, count
+                seq += 1
+            work[2], work[4], work[5] = credit, count, seq
             if not frames:
                 s.send(protocol.make("done", tile=lease["tile"], attempt=lease["attempt"], count=count,
                                      digest=h.digest(), content_digest=content, elapsed_s=0.0))

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arnisd.cluster.results import RECORD_HEADER, new_transfer_hash, update_transfer_hash
+from arnisd.cluster.results import RECORD_HEADER, new_transfer_hash
 from arnisd.cluster.tiling import Tile
 
 log = logging.getLogger("arnisd.cluster.merger")
@@ -187,26 +187,31 @@ class Merger:
         state = self._attempts.get((tile_id, attempt))
         if state is None:
             return "no open attempt"
-        tile = state.tile
+        owned = state.tile.owned
+        x0, z0, x1, z1 = owned.x0 >> 4, owned.z0 >> 4, owned.x1 >> 4, owned.z1 >> 4   # chunks
         seen = state.seen
+        pack = RECORD_HEADER.pack
+        pieces = []
         for cx, cz, data in records:
-            if not tile.owns_chunk(cx, cz):
+            if not (x0 <= cx < x1 and z0 <= cz < z1):
                 return f"chunk {cx},{cz} is outside tile {tile_id}"
             if (cx >> 5, cz >> 5) != (rx, rz):
                 return f"chunk {cx},{cz} is not in region {rx},{rz}"
             if (cx, cz) in seen:
                 return f"chunk {cx},{cz} sent twice"
-        pieces = []
-        for cx, cz, data in records:
-            seen.add((cx, cz))
-            pieces.append(RECORD_HEADER.pack(cx, cz, len(data)))
+            pieces.append(pack(cx, cz, len(data)))
             pieces.append(data)
+        if len(pieces) // 2 != len({(cx, cz) for cx, cz, _ in records}):
+            return "a chunk is sent twice in one frame"
+        seen.update((cx, cz) for cx, cz, _ in records)
+        payload = b"".join(pieces)
         try:
-            where = self.log.append(tile_id, attempt, rx, rz, b"".join(pieces))
+            where = self.log.append(tile_id, attempt, rx, rz, payload)
         except OSError as exc:
             raise MergeError(f"cannot stage tile {tile_id}: {exc}") from exc
         state.ranges.setdefault((rx, rz), []).append(where)
-        update_transfer_hash(state.transfer_hash, records)
+        # the payload is exactly the transfer digest's input for these records, in order
+        state.transfer_hash.update(payload)
         state.chunk_count += len(records)
         return None
 
