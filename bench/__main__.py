@@ -1,0 +1,95 @@
+"""``python -m bench``: every figure of issue 7 against its target, in one run.
+
+    python -m bench [--runs N] [--quick] [--parts throughput,scaling,coordinator,memory,projection]
+                    [--json FILE]
+
+Run it from the repository root on an otherwise idle machine: the figures are wall-clock
+times, medians of ``--runs`` runs (default 5 for throughput, 3 for scaling and the
+coordinator); the load average and this machine's own two-process parallelism are printed
+beside them. ``--quick`` is one run of each and the two smaller synthetic jobs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+from bench import parts
+from bench.procs import load_average
+
+ALL_PARTS = ("throughput", "scaling", "coordinator", "memory", "projection")
+
+
+def _print_part(title: str, result: parts.PartResult) -> None:
+    print(f"\n== {title}")
+    for f in result.figures:
+        verdict = "" if f.ok is None else ("  PASS" if f.ok else "  MISS")
+        target = f"   target {f.target}" if f.target else ""
+        digits = 2 if f.unit in ("x", "ms", "min/max") else 0
+        print(f"  {f.name}: {parts._fmt(f.value, digits)} {f.unit}{target}{verdict}")
+        if f.note:
+            print(f"      {f.note}")
+    for line in result.lines:
+        print(f"  {line}")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=None, help="runs per timed figure")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parts", default=",".join(ALL_PARTS))
+    parser.add_argument("--scaling-tile-size", type=float, default=0.004)
+    parser.add_argument("--json", default=None, help="also write every figure to this file")
+    args = parser.parse_args()
+    wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(wanted) - set(ALL_PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {sorted(unknown)}")
+    runs = args.runs or (1 if args.quick else None)
+    synthetic = [(1, 1), (2, 2)] if args.quick else [(1, 1), (2, 2), (4, 3)]
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, {platform.system()}; load average "
+          f"{parts._fmt(load_average(), 2)}; {time.strftime('%Y-%m-%d %H:%M')}")
+    started = time.perf_counter()
+    results: dict[str, parts.PartResult] = {}
+    if "throughput" in wanted or "projection" in wanted:
+        results["throughput"] = parts.part_throughput(runs or 5)
+        _print_part("1. per-core throughput (bundled extract, 19,043 chunks, all families)",
+                    results["throughput"])
+    if "scaling" in wanted:
+        results["scaling"] = parts.part_scaling(runs or 3, args.scaling_tile_size, synthetic, 0.01)
+        _print_part("2. scaling (local cluster on this machine)", results["scaling"])
+    if "coordinator" in wanted:
+        results["coordinator"] = parts.part_coordinator(runs or 3)
+        _print_part("3. coordinator cost (100 simulated workers, real ZeroMQ sockets)",
+                    results["coordinator"])
+    if "memory" in wanted:
+        results["memory"] = parts.part_memory(results.get("scaling"))
+        _print_part("4. memory", results["memory"])
+    if "projection" in wanted:
+        results["projection"] = parts.part_projection(
+            results["throughput"], results.get("scaling"), results.get("coordinator"))
+        _print_part("5. projection to large areas", results["projection"])
+
+    figures = [f for r in results.values() for f in r.figures if f.ok is not None]
+    missed = [f for f in figures if not f.ok]
+    print(f"\n{len(figures) - len(missed)} of {len(figures)} targets met"
+          + (f"; missed: {'; '.join(f.name for f in missed)}" if missed else "")
+          + f"  ({time.perf_counter() - started:.0f} s, load average now "
+          f"{parts._fmt(load_average(), 2)})")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({name: {"figures": [vars(f) for f in r.figures], "lines": r.lines,
+                              "data": r.data} for name, r in results.items()},
+                      handle, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
