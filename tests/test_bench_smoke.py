@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import parts
-from bench.procs import TreeMemory, own_peak_mb
-
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:                 # bench/ is not installed: import it from the tree
+    sys.path.insert(0, str(REPO))
+
+from bench import parts  # noqa: E402
+from bench.procs import TreeMemory, own_peak_mb  # noqa: E402
 
 
 def test_python_m_bench_lists_its_parts():
