@@ -211,11 +211,14 @@ def _remember(cache: OrderedDict, key, value, limit: int = SECTION_CACHE_ENTRIES
 
 
 def _palette_and_indices(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ascending distinct ids and each element's index into them (bincount, no sort)."""
-    present = np.flatnonzero(np.bincount(ids))
-    remap = np.zeros(int(present[-1]) + 1, dtype=np.uint16)
+    """Ascending distinct ids and each element's index into them (a presence table, no sort)."""
+    top = int(ids.max()) + 1
+    seen = np.zeros(top, dtype=np.bool_)
+    seen[ids] = True
+    present = np.flatnonzero(seen)
+    remap = np.empty(top, dtype=np.uint16)
     remap[present] = np.arange(present.size, dtype=np.uint16)
-    return present, remap[ids]
+    return present, np.take(remap, ids)
 
 
 def _block_states_tag(palette: np.ndarray, indices: np.ndarray) -> bytes:
@@ -239,9 +242,12 @@ def _section_facts(key: bytes, ids: np.ndarray) -> _Section:
     if palette.size == 1 and palette[0] == 0:
         facts = _Section(_AIR_STATES, None)
     else:
-        flags = _flags_table()[ids].reshape(1, 16, 256)
-        hits = (flags & _HEIGHTMAP_BITS_ARRAY[:, None, None]) != 0          # (4, 16, 256)
-        tops = (hits * _ROWS_1_16).max(axis=1).astype(np.uint16)           # (4, 256)
+        # rows above the highest non-air row cannot count: look at rows 0..highest only
+        rows = ids.reshape(16, 256)
+        highest = 15 - int(np.argmax(rows.any(axis=1)[::-1]))
+        flags = _flags_table()[rows[:highest + 1]][None]                   # (1, h, 256)
+        hits = (flags & _HEIGHTMAP_BITS_ARRAY[:, None, None]) != 0          # (4, h, 256)
+        tops = (hits * _ROWS_1_16[:, :highest + 1]).max(axis=1).astype(np.uint16)   # (4, 256)
         facts = _Section(_block_states_tag(palette, indices), tops)
     _remember(_section_cache, key, facts)
     return facts
