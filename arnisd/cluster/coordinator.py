@@ -743,13 +743,15 @@ class Coordinator:
     # --- end of a job ------------------------------------------------------------------------
 
     def _release_all_leases(self, reason: str) -> None:
-        """The job ends: tell workers to drop its leases (the tiles stay as they are)."""
+        """The job ends: tell workers to drop its leases (the tiles stay as they are). When the
+        coordinator itself is stopping (a restart), workers keep them: the journal has the
+        leases, and the restarted coordinator lets the workers deliver what they made."""
         job = self.job
         now = time.monotonic()
         for worker in list(self.workers.values()):
             for tile_id in sorted(worker.leases):
                 record = job.book.records[tile_id]
-                if self._socket is not None:
+                if self._socket is not None and not self._stop.is_set():
                     self._send(worker, protocol.make("cancel", tile=tile_id,
                                                      attempt=record.attempt, reason=reason), now)
             worker.leases.clear()
