@@ -36,6 +36,7 @@ class RunningCoordinator:
         overrides.setdefault("heartbeat_interval_s", 0.2)
         overrides.setdefault("liveness", 5)
         overrides.setdefault("retry_backoff_s", 0.05)
+        overrides.setdefault("stop_workers_when_done", True)     # real workers exit at the end
         self.config = CoordinatorSettings(**overrides)
         self.coordinator = Coordinator(
             self.tiles, {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
@@ -45,6 +46,7 @@ class RunningCoordinator:
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         self.error: BaseException | None = None
         self.result = None
+        self.seen_workers: set[str] = set()      # worker ids registered at some point (polled)
         self.thread = threading.Thread(target=self._run, args=(timeout_s,), daemon=True)
         self.thread.start()
 
@@ -55,7 +57,9 @@ class RunningCoordinator:
             self.error = exc
 
     def status(self) -> dict:
-        return self.coordinator.status_snapshot()
+        status = self.coordinator.status_snapshot()
+        self.seen_workers.update(w["worker_id"] for w in status["workers_detail"])
+        return status
 
     def state(self) -> tuple:
         """What must not change under bad input: tile rows and the worker table."""
@@ -70,6 +74,7 @@ class RunningCoordinator:
         while time.monotonic() < deadline:
             if not self.thread.is_alive():
                 break
+            self.status()
             time.sleep(0.05)
         assert not self.thread.is_alive(), f"job not finished in {timeout_s} s: {self.status()}"
         if self.error is not None:
@@ -111,7 +116,7 @@ def start_workers(endpoint: str, count: int, prefix: str = "w", *, curve=None, t
     return processes
 
 
-def stop_workers(processes: list, timeout_s: float = 10.0) -> None:
+def stop_workers(processes: list, timeout_s: float = 3.0) -> None:
     deadline = time.monotonic() + timeout_s
     for process in processes:
         process.join(max(0.1, deadline - time.monotonic()))

@@ -261,7 +261,7 @@ def test_known_keys_complete_a_job_and_a_stranger_gets_nothing(keys, tmp_path):
         assert status["completed"] == len(running.tiles) and status["failed"] == 0
         assert running.world() == running.expected_world()
         assert guard.refused >= 1
-        assert {w["worker_id"] for w in status["workers_detail"]} <= {"w1-0", "w2-0"}
+        assert running.seen_workers <= {"w1-0", "w2-0"} and running.seen_workers
     finally:
         running.close()
         stop_workers(workers)

@@ -6,10 +6,9 @@ pair NAME is ``NAME.key`` (the public key, mode 0644, safe to copy to other mach
 key may also be given inline as its 40-character Z85 text.
 
 The coordinator's ROUTER becomes a CURVE server (``secure_server``): it gets its own ZAP
-domain, and a ``zmq.auth.ThreadAuthenticator`` on its ZeroMQ context (shared by every
-coordinator socket of that context, counted) admits only the public keys listed for that
-domain. The authenticator runs before the socket binds: libzmq lets every CURVE client in
-when no ZAP handler answers. A worker's DEALER becomes a CURVE client (``secure_client``)
+domain, and a ZAP handler thread on its ZeroMQ context (shared by every coordinator socket of
+that context, counted) admits only the public keys listed for that domain. The handler runs
+before the socket binds: libzmq lets every CURVE client in when no ZAP handler answers. A worker's DEALER becomes a CURVE client (``secure_client``)
 with its own key pair and the coordinator's public key. With CURVE, every frame is encrypted
 and a client with an unknown key never completes the handshake (its peer sees
 ``HANDSHAKE_FAILED_AUTH``), so none of its frames reach the coordinator.
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
+from zmq.utils import z85
 
 from arnisd.errors import UserError
 
@@ -235,37 +235,112 @@ class _CredentialsProvider:
         return False
 
 
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+ZAP_VERSION = b"1.0"
+
+
+class _ZapHandler(threading.Thread):
+    """A ZAP handler (RFC 27) for one context: CURVE clients are admitted per ZAP domain by that
+    domain's credentials provider; NULL is left alone (no arnisd socket asks about it).
+
+    Written here rather than taken from ``zmq.auth.ThreadAuthenticator``, whose thread runs an
+    asyncio poller and whose ``stop()`` joins it without a timeout: this one polls with a short
+    timeout, so stopping it never waits on a wake-up that might not come.
+    """
+
+    def __init__(self, context: zmq.Context) -> None:
+        super().__init__(name="arnisd-zap", daemon=True)
+        self.context = context
+        self.providers: dict[str, _CredentialsProvider] = {}
+        self._halt = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start_serving(self) -> None:
+        """Start the thread; raises if the ZAP endpoint cannot be bound."""
+        self.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+        if not self._ready.is_set():
+            raise RuntimeError("the ZAP handler did not start")
+
+    def run(self) -> None:
+        try:
+            sock = self.context.socket(zmq.REP)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.bind(ZAP_ENDPOINT)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            try:
+                sock.close(0)
+            except Exception:
+                pass
+            return
+        self._ready.set()
+        try:
+            while not self._halt.is_set():
+                if not sock.poll(100, zmq.POLLIN):
+                    continue
+                request = sock.recv_multipart()
+                sock.send_multipart(self._reply(request))
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.ETERM:
+                log.exception("the ZAP handler stopped")
+        finally:
+            sock.close(0)
+
+    def _reply(self, request: list[bytes]) -> list[bytes]:
+        if len(request) < 6 or request[0] != ZAP_VERSION:
+            request_id = request[1] if len(request) > 1 else b""
+            return [ZAP_VERSION, request_id, b"400", b"Bad ZAP request", b"", b""]
+        request_id, domain, _address, _identity, mechanism = request[1:6]
+        credentials = request[6:]
+        if mechanism == b"NULL":
+            return [ZAP_VERSION, request_id, b"200", b"OK", b"anonymous", b""]
+        provider = self.providers.get(domain.decode("utf-8", "replace"))
+        if mechanism != b"CURVE" or provider is None or len(credentials) != 1 \
+                or len(credentials[0]) != 32:
+            return [ZAP_VERSION, request_id, b"400", b"Not allowed", b"", b""]
+        key = z85.encode(credentials[0])
+        if not provider.callback(domain.decode("utf-8", "replace"), key):
+            return [ZAP_VERSION, request_id, b"400", b"Unknown key", b"", b""]
+        return [ZAP_VERSION, request_id, b"200", b"OK", key, b""]
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._halt.set()
+        self.join(timeout_s)
+        if self.is_alive():
+            log.error("the ZAP handler thread did not stop within %.1f s", timeout_s)
+
+
 class _AuthenticatorRegistry:
-    """One ``ThreadAuthenticator`` per ZeroMQ context, shared by that context's server sockets."""
+    """One ZAP handler per ZeroMQ context, shared by that context's server sockets (counted)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_context: dict[int, list] = {}         # id(context) -> [authenticator, users]
+        self._by_context: dict[int, list] = {}         # id(context) -> [handler, users]
 
     def acquire(self, context: zmq.Context, domain: str, provider: _CredentialsProvider) -> None:
         with self._lock:
             entry = self._by_context.get(id(context))
             if entry is None:
                 entry = self._by_context[id(context)] = [self._start(context), 0]
-            entry[0].configure_curve_callback(domain, provider)
+            entry[0].providers[domain] = provider
             entry[1] += 1
 
     @staticmethod
-    def _start(context: zmq.Context):
-        """A started authenticator; a just-stopped one may hold the ZAP endpoint for a moment
+    def _start(context: zmq.Context) -> _ZapHandler:
+        """A started handler; a just-stopped one may hold the ZAP endpoint for a moment
         (sockets close asynchronously), so binding is retried briefly."""
-        from zmq.auth.thread import ThreadAuthenticator
         deadline = time.monotonic() + 5.0
         while True:
-            authenticator = ThreadAuthenticator(context, log=logging.getLogger("arnisd.zap"))
+            handler = _ZapHandler(context)
             try:
-                authenticator.start()
-                return authenticator
+                handler.start_serving()
+                return handler
             except zmq.ZMQError as exc:
-                try:
-                    authenticator.stop()
-                except Exception:
-                    pass
                 if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
@@ -275,11 +350,12 @@ class _AuthenticatorRegistry:
             entry = self._by_context.get(id(context))
             if entry is None:
                 return
-            entry[0].credentials_providers.pop(domain, None)
+            entry[0].providers.pop(domain, None)
             entry[1] -= 1
-            if entry[1] <= 0:
-                del self._by_context[id(context)]
-                entry[0].stop()
+            if entry[1] > 0:
+                return
+            del self._by_context[id(context)]
+        entry[0].stop()
 
 
 _AUTHENTICATORS = _AuthenticatorRegistry()
