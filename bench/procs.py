@@ -54,6 +54,23 @@ def _children_map() -> dict[int, list[int]]:
     return children
 
 
+def _children_of(pid: int) -> list[int] | None:
+    """Child pids from ``/proc/<pid>/task/*/children`` (cheap), None where the kernel lacks it."""
+    kids: list[int] = []
+    try:
+        tasks = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            kids.extend(int(k) for k in (task / "children").read_text().split())
+        except FileNotFoundError:
+            return None
+        except OSError:
+            continue
+    return kids
+
+
 def _cmdline(pid: int) -> str:
     try:
         return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -68,7 +85,7 @@ class TreeMemory:
     that depth, in MB. multiprocessing's resource tracker is left out.
     """
 
-    def __init__(self, root: int | None = None, interval_s: float = 0.05) -> None:
+    def __init__(self, root: int | None = None, interval_s: float = 0.1) -> None:
         self.root = root or os.getpid()
         self.interval_s = interval_s
         self.available = (PROC / str(self.root) / "status").exists()
@@ -92,7 +109,7 @@ class TreeMemory:
             self.sample()
 
     def sample(self) -> None:
-        children = _children_map()
+        children = None
         frontier = [(self.root, 0)]
         while frontier:
             pid, depth = frontier.pop()
@@ -100,7 +117,11 @@ class TreeMemory:
                 continue
             peak = _kb(_status(pid).get("VmHWM"))
             self.peaks[depth] = max(self.peaks.get(depth, 0.0), peak)
-            frontier.extend((c, depth + 1) for c in children.get(pid, ()))
+            kids = _children_of(pid)
+            if kids is None:                  # no /proc/<pid>/task/*/children: scan /proc
+                children = children if children is not None else _children_map()
+                kids = children.get(pid, [])
+            frontier.extend((c, depth + 1) for c in kids)
 
     def peak(self, depth: int) -> float | None:
         return self.peaks.get(depth) if self.available else None
