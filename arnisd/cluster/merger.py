@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arnisd.cluster.results import RECORD_HEADER, new_transfer_hash
+from arnisd.errors import UserError
 from arnisd.cluster.tiling import Tile
 
 log = logging.getLogger("arnisd.cluster.merger")
@@ -38,8 +39,16 @@ ENTRY_MAGIC = b"ARNF"
 SEGMENT_BYTES = 256 * 1024 * 1024
 
 
-class MergeError(RuntimeError):
-    """The world could not be written (disk full, unwritable output, ...)."""
+class MergeError(UserError, RuntimeError):
+    """The world could not be written (disk full, unwritable output, ...): one line naming the
+    folder and the cause. What was received stays staged, so the job can resume."""
+
+
+RESUME_HINT = "make room (or make the folder writable) and run the job again"
+
+
+def _os_error_text(exc: BaseException) -> str:
+    return (exc.strerror or str(exc)) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(slots=True)
@@ -92,7 +101,7 @@ class StagingLog:
         if self._handle is not None:
             self._handle.close()
         self.segment += 1
-        self._handle = open(self.path(self.segment), "ab")
+        self._handle = open(self.path(self.segment), "ab", buffering=0)   # nothing left to flush
         self._offset = self._handle.tell()
 
     def append(self, tile_id: str, attempt: int, rx: int, rz: int, payload: bytes) -> tuple[int, int, int]:
@@ -101,8 +110,17 @@ class StagingLog:
             self._roll()
         tid = tile_id.encode("utf-8")
         header = ENTRY_HEADER.pack(ENTRY_MAGIC, len(tid), attempt, rx, rz, len(payload))
-        self._handle.write(header + tid + payload)
-        self._handle.flush()
+        entry = memoryview(header + tid + payload)
+        written = 0
+        try:
+            while written < len(entry):
+                written += self._handle.write(entry[written:])
+        except OSError:
+            try:      # a disk that filled up half-way through: leave no torn entry behind
+                os.ftruncate(self._handle.fileno(), self._offset)
+            except OSError:
+                pass
+            raise
         start = self._offset + len(header) + len(tid)
         self._offset = start + len(payload)
         return self.segment, start, len(payload)
@@ -169,7 +187,8 @@ class Merger:
         self.determinism_bugs: list[str] = []
         self.chunks_merged = 0
         self.regions_written = 0
-        self.error: BaseException | None = None
+        self.error: MergeError | None = None           # set by the region writer thread
+        self._error_raised = False
         self._queue: queue.Queue = queue.Queue(maxsize=self.region_count + 1)
         self._lock = threading.Lock()
         self._closed = False
@@ -208,7 +227,8 @@ class Merger:
         try:
             where = self.log.append(tile_id, attempt, rx, rz, payload)
         except OSError as exc:
-            raise MergeError(f"cannot stage tile {tile_id}: {exc}") from exc
+            raise MergeError(f"cannot stage the chunks of tile {tile_id} in {self.log.folder}: "
+                             f"{_os_error_text(exc)}; {RESUME_HINT}") from exc
         state.ranges.setdefault((rx, rz), []).append(where)
         # the payload is exactly the transfer digest's input for these records, in order
         state.transfer_hash.update(payload)
@@ -238,14 +258,17 @@ class Merger:
         return None
 
     def sync(self) -> None:
-        """Make every commit since the last call durable (one fsync), then queue their regions."""
+        """Make every commit since the last call durable (one fsync), then queue their regions.
+        Raises ``MergeError`` once a region could not be written (the job should stop)."""
+        self._raise_if_failed()
         if not self._unsynced:
             return
         if self.fsync:
             try:
                 self.log.sync()
             except OSError as exc:
-                raise MergeError(f"cannot make staged chunks durable: {exc}") from exc
+                raise MergeError(f"cannot make the staged chunks in {self.log.folder} durable: "
+                                 f"{_os_error_text(exc)}; {RESUME_HINT}") from exc
         self._release_regions()
 
     def _release_regions(self) -> None:
@@ -319,9 +342,14 @@ class Merger:
                 return
             try:
                 self._assemble(region)
-            except BaseException as exc:  # reported to the coordinator, which fails the job
-                log.exception("cannot write region %s", region)
-                self.error = exc
+            except BaseException as exc:  # reported to the coordinator, which stops the job
+                log.error("cannot write region r.%d.%d.mca in %s: %s", region[0], region[1],
+                          self.region_dir, _os_error_text(exc))
+                if self.error is None:
+                    self.error = MergeError(
+                        f"cannot write region r.{region[0]}.{region[1]}.mca in "
+                        f"{self.region_dir}: {_os_error_text(exc)}; {RESUME_HINT}")
+                    self.error.__cause__ = exc
             finally:
                 self._queue.task_done()
 
@@ -352,8 +380,13 @@ class Merger:
         """Sync, then wait until every queued region is written; raise if one could not be."""
         self.sync()
         self._queue.join()
-        if self.error is not None:
-            raise MergeError(f"writing regions failed: {self.error}") from self.error
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        """Raise the region writer's error (once: closing after it was reported stays quiet)."""
+        if self.error is not None and not self._error_raised:
+            self._error_raised = True
+            raise self.error
 
     def close(self) -> None:
         """Finish queued regions and stop the assembly thread (the log stays on disk)."""
