@@ -210,3 +210,30 @@ def test_service_needs_the_token_to_change_anything_and_limits_the_area(tmp_path
     finally:
         service.stop()
         thread.join(20)
+
+
+def test_shim_drops_silent_clients(monkeypatch):
+    """A client that connects and says nothing (or idles on keep-alive) is dropped after the
+    handler's timeout, so idle connections cannot pile up threads; others are served meanwhile."""
+    import socket
+
+    from arnisd.cluster import http_shim
+    from fake_status_provider import FakeProvider
+    assert http_shim._Handler.timeout == 30
+    monkeypatch.setattr(http_shim._Handler, "timeout", 0.5)
+    shim, port = http_shim.start_http_shim(FakeProvider([]))
+    silent = []
+    try:
+        for _ in range(20):
+            silent.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        silent[0].sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")       # a request never finished
+        assert _request(f"http://127.0.0.1:{port}/livez")[0] == 200
+        started = time.monotonic()
+        for conn in silent:
+            while conn.recv(4096):                 # closed by the shim: recv gives b""
+                pass
+        assert time.monotonic() - started < 4.0
+    finally:
+        for conn in silent:
+            conn.close()
+        shim.close()

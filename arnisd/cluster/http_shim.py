@@ -322,6 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "arnisd"
     protocol_version = "HTTP/1.1"
+    timeout = 30          # seconds a client may stay silent (mid-request or idle keep-alive)
 
     GET_ROUTES = ("/", "/coordinator/status", "/jobs", "/livez", "/readyz", "/metrics")
 
