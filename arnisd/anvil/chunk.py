@@ -197,8 +197,9 @@ class _Section:
     tops: np.ndarray | None             # (4, 256) uint16: per heightmap kind and column, the
                                         # highest qualifying row + 1 (1..16), 0 if none; None: air
     pieces: dict = field(default_factory=dict)      # (y, biome key, level) -> deflate blocks
-    finals: dict = field(default_factory=dict)      # (y, level) -> (raw, deflate) of a chunk's
-                                                    # tail when this is its only non-air section
+    finals: dict = field(default_factory=dict)      # (y, biome keys, level) -> (raw, deflate):
+                                                    # this section to the end of a chunk in
+                                                    # which it is the only non-air section
 
 
 _section_cache: OrderedDict[bytes, _Section] = OrderedDict()
@@ -442,10 +443,25 @@ def _encode(cx: int, cz: int, section_blocks: dict[int, np.ndarray] | None,
     if level is not None:
         deflated = [_zlib_header(level), _stored_block(prefix),
                     _static_piece("head", _HEAD_STATIC, level)]
+    final = None
     y = MIN_SECTION_Y
     while y <= MAX_SECTION_Y:
         biome_key = biome_keys.get(y)
         facts = content_keys.get(y)
+        if facts is not None and len(content) == 1 and _one_biome_above(biome_keys, y):
+            # the usual chunk: one non-air section, then empty sections of one biome up to
+            # the top. The section, the empty run above it, the heightmaps and the tail are
+            # one final piece, compressed once per (content, position, biomes).
+            above = biome_keys.get(y + 1)
+            final_key = (y, biome_key, above, level)
+            final = facts.finals.get(final_key)
+            if final is None:
+                raw = b"".join((_Y_TAGS[y], facts.states, _biomes_tag(biome_key), _END_BYTE,
+                                _run_piece(y + 1, MAX_SECTION_Y, above)[0] if y < MAX_SECTION_Y else b"",
+                                _heightmaps_tag(_combined_tops(content)), _TAIL_STATIC))
+                final = (raw, None if level is None else zlib.compress(raw, level, wbits=-15))
+                facts.finals[final_key] = final
+            break
         if facts is not None:
             raw = _Y_TAGS[y] + facts.states + _biomes_tag(biome_key) + _END_BYTE
             raws.append(raw)
@@ -470,19 +486,14 @@ def _encode(cx: int, cz: int, section_blocks: dict[int, np.ndarray] | None,
             deflated.append(piece)
         y += 1
 
-    final = None
-    if len(content) == 1:
-        only_y, only = content[0]
-        final = only.finals.get((only_y, level))
-    elif not content:
-        final = _empty_finals.get(level)
     if final is None:
-        raw = _heightmaps_tag(_combined_tops(content)) + _TAIL_STATIC
-        final = (raw, None if level is None else zlib.compress(raw, level, wbits=-15))
-        if len(content) == 1:
-            only.finals[(only_y, level)] = final
-        elif not content:
-            _empty_finals[level] = final
+        if not content:
+            final = _empty_finals.get(level)
+        if final is None:
+            raw = _heightmaps_tag(_combined_tops(content)) + _TAIL_STATIC
+            final = (raw, None if level is None else zlib.compress(raw, level, wbits=-15))
+            if not content:
+                _empty_finals[level] = final
     raws.append(final[0])
     nbt = b"".join(raws)
     if deflated is None:
@@ -490,6 +501,14 @@ def _encode(cx: int, cz: int, section_blocks: dict[int, np.ndarray] | None,
     deflated.append(final[1])
     deflated.append(struct.pack(">I", zlib.adler32(nbt)))
     return b"".join(deflated)
+
+
+def _one_biome_above(biome_keys: dict[int, bytes], y: int) -> bool:
+    """Whether sections y+1..19 all have the same biome key (None: plains)."""
+    if not biome_keys:
+        return True
+    first = biome_keys.get(y + 1)
+    return all(biome_keys.get(above) == first for above in range(y + 2, MAX_SECTION_Y + 1))
 
 
 _empty_finals: dict[int | None, tuple[bytes, bytes | None]] = {}
