@@ -33,6 +33,8 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from arnisd.errors import UserError
+
 JOURNAL_NAME = "journal.sqlite3"
 SCHEMA_VERSION = "1"
 
@@ -51,8 +53,8 @@ CREATE TABLE IF NOT EXISTS tiles (
 """
 
 
-class JournalError(RuntimeError):
-    """The journal cannot be opened or written."""
+class JournalError(UserError, RuntimeError):
+    """The journal cannot be opened or written (one line for the user: disk full, say)."""
 
 
 class Journal:
