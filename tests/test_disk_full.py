@@ -226,22 +226,40 @@ def test_full_state_disk_stops_the_job_without_a_torn_log_entry(tmp_path, capsys
 
 # --- the command line --------------------------------------------------------------------------
 
-def test_generate_on_a_full_disk_prints_one_line(tmp_path, capsys):
+def test_generate_on_a_full_disk_prints_one_line_and_resumes(tmp_path, capsys):
     out = tmp_path / "out"
+    bbox = "60.525,26.94,60.535,26.955"
     with small_disk(out, "1m") as mounted:
         if not mounted:
             pytest.skip(f"{_MOUNT_PROBLEM[0]}: `arnisd generate` needs a really full disk")
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        proc = subprocess.run(
-            [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(REPO / "data" / "kouvola.osm.pbf"),
-             "--bbox", "60.525,26.94,60.535,26.955", "--output", str(out / "world"),
-             "--workers", "2", "--quiet"],
-            capture_output=True, text=True, env=env, timeout=150)
+        command = [sys.executable, "-m", "arnisd", "generate", "--osm-file",
+                   str(REPO / "data" / "kouvola.osm.pbf"), "--bbox", bbox, "--output",
+                   str(out / "world"), "--workers", "2", "--quiet"]
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=150)
         assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
         lines = [l for l in proc.stderr.splitlines() if l.startswith("arnisd: error:")]
         assert len(lines) == 1, proc.stderr[-3000:]
         # the staging log (ENOSPC) or the journal (SQLite's words) may be the first to hit it
         assert "No space left on device" in lines[0] or "disk is full" in lines[0], lines[0]
+        assert "--resume" in lines[0]
         assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
         for region_dir in out.rglob("region"):
             no_torn_regions(region_dir)
+        assert not (out / "world").exists()
+        staged = [p for p in out.iterdir() if p.name.startswith(".world")]
+        assert staged, "the staged data was thrown away"
+        # room again: the same command with --resume finishes the world
+        subprocess.run(["mount", "-o", "remount,size=256m", str(out)], check=True)
+        proc = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env,
+                              timeout=150)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        from arnisd.geo.bbox import BBox
+        from arnisd.job import JobSpec
+        from arnisd.osm.reader import read_osm_file
+        from arnisd.world.build import build_world_in_process
+        from cluster_helpers import assert_same_world
+        reference = tmp_path / "reference"
+        build_world_in_process(JobSpec(bbox=BBox.parse(bbox), output=reference),
+                               read_osm_file(REPO / "data" / "kouvola.osm.pbf").elements, reference)
+        assert_same_world(read_world_chunks(out / "world"), read_world_chunks(reference))

@@ -16,6 +16,8 @@ from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox, BBoxError
 from arnisd.job import DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG, JobSpec
 from arnisd.logs import configure_logging
+from arnisd.cluster.journal import JournalError
+from arnisd.cluster.merger import MergeError
 from arnisd.output import check_output, discard, promote, staging_dir
 from arnisd.progress import Progress
 from arnisd.world.settings import DEFAULT_GROUND_LEVEL, DEFAULT_HALO_BLOCKS, GenerationSettings
@@ -156,6 +158,12 @@ def run(args) -> int:
         else:
             progress.note(f"interrupted; run again with --resume to continue ({staged})")
         raise
+    except (MergeError, JournalError) as exc:
+        if args.in_process:
+            discard(staged)
+            raise
+        # disk full or unwritable: what was received stays for --resume once there is room
+        raise type(exc)(f"{exc} (with --resume, to continue from {staged})") from exc
     except BaseException:
         discard(staged)
         raise
