@@ -45,10 +45,10 @@ class FakeWorker:
     def send(self, kind, **fields):
         self.sock.send(protocol.make(kind, **fields))
 
-    def register(self, leases=()):
+    def register(self, leases=(), **extra):
         self.send("register", worker_id=self.worker_id,
                   caps={"os": "Test", "cpu": 1, "memory_mb": 1, "slots": self.slots},
-                  leases=[list(x) for x in leases])
+                  leases=[list(x) for x in leases], **extra)
         return self.expect("welcome")
 
     def recv(self, timeout_s=5.0):
@@ -267,3 +267,53 @@ def test_token_is_checked(cluster):
         assert coordinator.status_snapshot()["workers"] == {"active": 0, "idle": 0}
     finally:
         worker.close()
+
+
+def test_claims_wait_between_jobs_and_are_judged_when_the_job_starts(tmp_path):
+    """A worker that comes back while the coordinator has no job yet (a restarted one setting
+    up) keeps its claims without streaming them; when the job starts it is asked to register
+    again, and a lease that is still its own is kept and delivered."""
+    from arnisd.cluster.coordinator import JobRun
+    tiles = make_tiles(BBox.parse(BBOX), GenerationSettings(), 0.001)
+    config = CoordinatorSettings(heartbeat_interval_s=0.1, liveness=30)
+    coordinator = Coordinator(config=config)
+    endpoint = coordinator.bind()
+    go = threading.Event()
+    idle = threading.Thread(target=coordinator.idle, args=(30,), kwargs={"until": go.is_set})
+    idle.start()
+    worker = FakeWorker(endpoint, "w1")
+    claim = (tiles[0].tile_id, 5)
+    try:
+        welcome = worker.register(leases=[claim], session=coordinator.session)
+        assert welcome["keep"] == []                      # held: neither kept nor cancelled
+        with pytest.raises(TimeoutError):
+            worker.expect("cancel", timeout_s=0.5)
+        go.set()
+        idle.join(10)
+        merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
+        info = {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
+                "settings": GenerationSettings().as_dict()}
+        restored = {claim[0]: {"state": "leased", "attempt": 5, "leases": 1, "holder": b"w1"}}
+        coordinator.start_job(JobRun("job", tiles, info, GenerationSettings(), merger,
+                                     NoExtracts(), config, restored=restored))
+        runner = threading.Thread(target=coordinator.run_job, kwargs={"timeout_s": 30})
+        runner.start()
+        worker.expect("reregister")
+        welcome = worker.register(leases=[claim], session=coordinator.session)
+        assert welcome["keep"] == [list(claim)]
+        lease = {"tile": claim[0], "attempt": 5, "unit": {"owned_blocks": tiles[0].owned.as_list()}}
+        worker.deliver(lease)
+        deadline = time.monotonic() + 10
+        while coordinator.job is not None and \
+                coordinator.job.book.records[claim[0]].state != "committed":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        record = coordinator.job.book.records[claim[0]]
+        assert (record.attempt, record.leases) == (5, 1)     # its own lease, not made again
+        coordinator.stop()
+        runner.join(10)
+    finally:
+        go.set()
+        coordinator.stop()
+        worker.close()
+        coordinator.close()

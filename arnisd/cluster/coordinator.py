@@ -189,6 +189,7 @@ class Coordinator:
         self._socket: zmq.Socket | None = None
         self._curve = None
         self._outbox: list[tuple[bytes, bytes]] = []
+        self._reregistered: dict[bytes, float] = {}   # unknown peers asked to register, when
         self.endpoint: str | None = None
         self.started_at = time.monotonic()
         self.loop_at = time.monotonic()          # when the loop last turned (watchdog)
@@ -439,7 +440,14 @@ class Coordinator:
             return
         worker = self.workers.get(identity)
         if worker is None:
-            if kind != "bye":
+            if kind == "done":
+                log.warning("dropped the result of %s/%d from %r: not a registered worker",
+                            message["tile"], message["attempt"], identity[:64])
+            if kind != "bye" and now - self._reregistered.get(identity, -1e9) \
+                    >= self.config.heartbeat_interval_s:
+                if len(self._reregistered) > 4 * self.config.max_workers:
+                    self._reregistered.clear()
+                self._reregistered[identity] = now       # once per interval, not per frame
                 self._send(identity, protocol.make("reregister"), now)
             return
         worker.last_seen = now
@@ -480,6 +488,7 @@ class Coordinator:
         claimed = {tile: attempt for tile, attempt in message["leases"]} if same_session else {}
         job = self.job
         kept: dict[str, int] = {}
+        released: list[tuple[str, int]] = []
         if job is not None:
             book = job.book
             for tile_id, attempt in claimed.items():
@@ -491,10 +500,12 @@ class Coordinator:
                     kept[tile_id] = attempt
                     log.info("worker %s took back tile %s/%d", worker.worker_id, tile_id, attempt)
             for tile_id in book.held_by(identity):
-                if tile_id not in kept:          # it no longer works on it: back to the queue
-                    job.merger.abort(tile_id, book.records[tile_id].attempt)
+                if tile_id not in kept:          # not claimed (gone, or its lease frame was
+                    attempt = book.records[tile_id].attempt     # still on its way): take it back
+                    job.merger.abort(tile_id, attempt)
                     job.orphans.pop(tile_id, None)
                     book.release(tile_id, now, None)
+                    released.append((tile_id, attempt))
             for tile_id, attempt in kept.items():    # its result is streamed again from the start
                 job.merger.begin(tile_id, attempt)
                 job.next_seq[tile_id] = 0
@@ -503,14 +514,17 @@ class Coordinator:
         self.workers[identity] = worker
         log.info("worker %s registered (%s)%s", worker.worker_id, caps,
                  f", keeps {sorted(kept)}" if kept else "")
+        self._reregistered.pop(identity, None)
         self._send(worker, protocol.make(
             "welcome", heartbeat_interval_s=self.config.heartbeat_interval_s,
-            liveness=self.config.liveness, session=self.session), now)
-        if job is not None or not same_session:
-            for tile_id, attempt in message["leases"]:
-                if tile_id not in kept:
-                    self._send(worker, protocol.make("cancel", tile=tile_id, attempt=attempt,
-                                                     reason="lease is not current"), now)
+            liveness=self.config.liveness, session=self.session,
+            keep=[[t, a] for t, a in sorted(kept.items())]), now)
+        cancels = released[:]
+        if job is not None or not same_session:     # between jobs, claims wait for the next
+            cancels += [(t, a) for t, a in message["leases"] if t not in kept]
+        for tile_id, attempt in cancels:
+            self._send(worker, protocol.make("cancel", tile=tile_id, attempt=attempt,
+                                             reason="lease is not current"), now)
 
     def _on_heartbeat(self, worker: WorkerRecord, message: dict, now: float) -> None:
         job = self.job
@@ -600,6 +614,11 @@ class Coordinator:
         job = self.job
         tile_id, attempt = message["tile"], message["attempt"]
         if job is not None and job.book.is_current(tile_id, attempt, worker.identity):
+            if message["error"] == protocol.NO_FREE_SLOT:    # not the tile's fault
+                log.warning("worker %s had no free slot for %s/%d", worker.worker_id, tile_id,
+                            attempt)
+                self._end_lease(worker, tile_id, now, None)
+                return
             log.warning("tile %s/%d failed on %s: %s", tile_id, attempt, worker.worker_id,
                         message["error"])
             self._end_lease(worker, tile_id, now, message["error"])

@@ -18,7 +18,9 @@ Worker to coordinator (``W2C``):
   bye        (the worker leaves; its leases go back to the queue at once)
 
 Coordinator to worker (``C2W``):
-  welcome    heartbeat_interval_s, liveness, session
+  welcome    heartbeat_interval_s, liveness, session, keep? [[tile, attempt]...] (the claimed
+             leases the worker keeps and may stream; others wait for a later welcome or a
+             cancel; without keep, every claim is kept)
   reject     reason                               (registration refused; do not retry as is)
   reregister (register again: the coordinator does not know this worker, a new job starts,
              or result frames went missing; no chunks frames until the next welcome)
@@ -51,6 +53,8 @@ MAX_ID_CHARS = 128
 MAX_ERROR_CHARS = 4000
 MAX_RECORDS_PER_FRAME = 4096
 MAX_SLOTS = 1024
+#: The error of a ``fail`` frame for a lease a worker has no room for (not the tile's fault).
+NO_FREE_SLOT = "no free slot"
 #: Longest array or map in any frame (msgpack unpack limit).
 MAX_CONTAINER_ITEMS = max(MAX_RECORDS_PER_FRAME, MAX_SLOTS)
 
@@ -204,6 +208,9 @@ def decode_from_worker(frame: bytes, max_bytes: int = MAX_RESULT_FRAME_BYTES) ->
     return _decode(frame, max_bytes, W2C, W2C_OPTIONAL)
 
 
+C2W_OPTIONAL: dict[str, dict[str, Validator]] = {"welcome": {"keep": _lease_list}}
+
+
 def decode_from_coordinator(frame: bytes, max_bytes: int = MAX_LEASE_FRAME_BYTES) -> dict:
     """Decode and validate a frame a worker received."""
-    return _decode(frame, max_bytes, C2W, {})
+    return _decode(frame, max_bytes, C2W, C2W_OPTIONAL)

@@ -71,8 +71,10 @@ class LeaseWork:
     session: str | None
     initial_credit: int
     credit: int = 0
-    result: StoredResult | None = None         # None: still computing
+    result: StoredResult | None = None         # None: still computing (or queued)
     error: str | None = None                   # the slot failed: a fail frame is due
+    accepted: bool = True                      # the coordinator lets us stream it (welcome.keep)
+    task: dict | None = None                   # waiting for a free slot
     frames: object = None                      # iterator over the result's frames
     pending_frame: tuple | None = None         # read from ``frames`` but not yet sent
     sent_frames: int = 0
@@ -308,6 +310,7 @@ class Worker:
                     if self._handle(frame) == "stop":
                         return "stop"
             self._collect_results()
+            self._start_waiting()
             expiry_s = self.interval_s * self.liveness
             if self.state == "ready":
                 if now - last_heard > expiry_s:
@@ -335,7 +338,8 @@ class Worker:
         elif kind == "reject":
             raise CoordinatorRejected(message["reason"])
         elif kind == "reregister":
-            self._become_registering()
+            if self.state == "ready":           # while registering, the resends cover it
+                self._become_registering()
         elif kind == "lease":
             self._on_lease(message)
         elif kind == "credit":
@@ -347,7 +351,8 @@ class Worker:
             work = self.leases.pop(key, None)
             if work is not None:
                 log.info("lease %s/%d cancelled: %s", key[0], key[1], message["reason"])
-                self._pool.cancel(key)
+                if work.task is None:
+                    self._pool.cancel(key)
                 if work.result is not None:
                     self.store.delete(work.result)
         elif kind == "shutdown":
@@ -369,25 +374,42 @@ class Worker:
                 if work.result is not None:
                     self.store.delete(work.result)
         self.session = session
-        for work in self.leases.values():      # the coordinator reset what it had staged
+        keep = message.get("keep")
+        kept = None if keep is None else {(tile, attempt) for tile, attempt in keep}
+        for key, work in self.leases.items():  # the coordinator reset what it had staged
+            work.accepted = kept is None or key in kept
             work.rewind()
         self.state = "ready"
         self._lost_since = None
-        log.info("registered with the coordinator (%d lease(s) kept)", len(self.leases))
+        log.info("registered with the coordinator (%d lease(s) kept, %d held)",
+                 sum(w.accepted for w in self.leases.values()),
+                 sum(not w.accepted for w in self.leases.values()))
 
     def _on_lease(self, message: dict) -> None:
         key = (message["tile"], message["attempt"])
         if key in self.leases:
             return
-        slot = self._pool.free_slot()
-        if slot is None:
-            self._send(protocol.make("fail", tile=key[0], attempt=key[1], error="no free slot"))
-            return
         credit = int(message["credit"])
-        self.leases[key] = LeaseWork(key[0], key[1], self.session, initial_credit=credit,
-                                     credit=credit)
-        task = {"unit": message["unit"], "job": message["job"], "extract": message["extract"]}
-        self._pool.submit(slot, key, task)
+        work = LeaseWork(key[0], key[1], self.session, initial_credit=credit, credit=credit)
+        work.task = {"unit": message["unit"], "job": message["job"], "extract": message["extract"]}
+        if sum(1 for w in self.leases.values() if w.task is not None) >= self.settings.slots:
+            self._send(protocol.make("fail", tile=key[0], attempt=key[1],
+                                     error=protocol.NO_FREE_SLOT))
+            return
+        self.leases[key] = work
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Hand leases waiting for a slot to free slots (a slot may still be busy with a lease
+        the coordinator cancelled a moment ago)."""
+        for key, work in self.leases.items():
+            if work.task is None:
+                continue
+            slot = self._pool.free_slot()
+            if slot is None:
+                return
+            task, work.task = work.task, None
+            self._pool.submit(slot, key, task)
 
     def _collect_results(self) -> None:
         for key, result in self._pool.results():
@@ -408,6 +430,8 @@ class Worker:
         """Send result frames while credit lasts; a lease's done frame follows its last frame
         (a failed lease's fail frame goes out here too, once we are registered)."""
         for key, work in list(self.leases.items()):
+            if not work.accepted:
+                continue                    # held until a welcome keeps it, or a cancel
             if work.error is not None:
                 if self._send(protocol.make("fail", tile=work.tile, attempt=work.attempt,
                                             error=work.error)):
