@@ -4,7 +4,7 @@
                     [--json FILE]
 
 Run it from the repository root on an otherwise idle machine: the figures are wall-clock
-times, medians of ``--runs`` runs (default 5 for throughput, 3 for scaling and the
+times, medians of ``--runs`` runs (default 5 for throughput and scaling, 3 for the
 coordinator); the load average and this machine's own two-process parallelism are printed
 beside them. ``--quick`` is one run of each and the two smaller synthetic jobs only.
 """
@@ -63,7 +63,7 @@ def main() -> int:
         _print_part("1. per-core throughput (bundled extract, 19,043 chunks, all families)",
                     results["throughput"])
     if "scaling" in wanted:
-        results["scaling"] = parts.part_scaling(runs or 3, args.scaling_tile_size, synthetic, 0.01)
+        results["scaling"] = parts.part_scaling(runs or 5, args.scaling_tile_size, synthetic, 0.01)
         _print_part("2. scaling (local cluster on this machine)", results["scaling"])
     if "coordinator" in wanted:
         results["coordinator"] = parts.part_coordinator(runs or 3)

@@ -139,7 +139,8 @@ def part_throughput(runs: int) -> PartResult:
 
 # --- 2. scaling and the synthetic large job ---------------------------------------------------
 
-def _job_child(copies: tuple[int, int], workers: int, tile_size_deg: float, out: str, queue) -> None:
+def _job_child(copies: tuple[int, int], workers: int, tile_size_deg: float, out: str, queue,
+               repeated: bool) -> None:
     """A coordinator process: run one local-cluster job, report wall time and peak memory."""
     from arnisd.cluster.extracts import RepeatedExtracts
     from arnisd.cluster.local import run_local_cluster
@@ -151,26 +152,43 @@ def _job_child(copies: tuple[int, int], workers: int, tile_size_deg: float, out:
     base = BBox.parse(KOUVOLA)
     bbox = RepeatedExtracts.repeated_bbox(base, *copies)
     job = JobSpec(bbox=bbox, output=Path(out), tile_size_deg=tile_size_deg)
-    source = (elements if copies == (1, 1)
-              else RepeatedExtracts(elements, base, copies[0], copies[1], job.projection))
+    source = (RepeatedExtracts(elements, base, copies[0], copies[1], job.projection) if repeated
+              else elements)
     with TreeMemory() as memory:
         started = time.perf_counter()
         cpu0 = time.process_time()
+        children0 = _children_cpu_s()
         result = run_local_cluster(job, source, workers, Path(out))
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu0
-    queue.put({"wall_s": wall, "coordinator_cpu_s": cpu, "chunks": result.chunks,
+        # the worker processes (and their slots, which they wait for) have been waited for
+        workers_cpu = _children_cpu_s() - children0
+    queue.put({"wall_s": wall, "coordinator_cpu_s": cpu, "workers_cpu_s": workers_cpu,
+               "chunks": result.chunks,
                "tiles": result.tiles_total, "area_km2": bbox.area_km2(),
                "coordinator_peak_mb": memory.peak(0), "worker_peak_mb": memory.peak(1),
                "slot_peak_mb": memory.peak(2)})
 
 
-def run_job(copies: tuple[int, int], workers: int, tile_size_deg: float) -> dict:
-    """One job in a fresh coordinator process (so its peak memory is its own)."""
+def _children_cpu_s() -> float:
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_job(copies: tuple[int, int], workers: int, tile_size_deg: float,
+            repeated: bool = True) -> dict:
+    """One job in a fresh coordinator process (so its peak memory is its own): the bundled
+    extract repeated ``copies`` times (``RepeatedExtracts``), or the plain elements if not
+    ``repeated`` (then ``copies`` must be (1, 1))."""
     with tempfile.TemporaryDirectory(prefix="arnisd-bench-") as tmp:
         queue = SPAWN.Queue()
         process = SPAWN.Process(target=_job_child,
-                                args=(copies, workers, tile_size_deg, str(Path(tmp) / "w"), queue))
+                                args=(copies, workers, tile_size_deg, str(Path(tmp) / "w"), queue,
+                                      repeated))
         process.start()
         try:
             row = queue.get(timeout=1800)
@@ -189,7 +207,7 @@ def part_scaling(runs: int, tile_size_deg: float, synthetic: list[tuple[int, int
     rows: dict[int, list[dict]] = {1: [], 2: []}
     for _ in range(runs):
         for workers in (1, 2):
-            rows[workers].append(run_job((1, 1), workers, tile_size_deg))
+            rows[workers].append(run_job((1, 1), workers, tile_size_deg, repeated=False))
     one = median(r["wall_s"] for r in rows[1])
     two = median(r["wall_s"] for r in rows[2])
     ratio = two / one
@@ -210,19 +228,24 @@ def part_scaling(runs: int, tile_size_deg: float, synthetic: list[tuple[int, int
         result.lines.append(
             f"synthetic job {copies[0]}x{copies[1]} copies, {row['area_km2']:.1f} km², "
             f"{row['chunks']:,} chunks, {row['tiles']} tiles of {synthetic_tile_deg}°, 2 workers: "
-            f"{row['wall_s']:.1f} s, {row['chunks'] / row['wall_s']:,.0f} chunks/s; "
-            f"coordinator CPU {row['coordinator_cpu_s']:.1f} s, peak RSS coordinator "
-            f"{_fmt(row['coordinator_peak_mb'])} MB, worker {_fmt(row['worker_peak_mb'])} MB, "
-            f"slot {_fmt(row['slot_peak_mb'])} MB")
+            f"{row['wall_s']:.1f} s, {row['chunks'] / row['wall_s']:,.0f} chunks/s wall; "
+            f"worker CPU {row['workers_cpu_s'] / row['chunks'] * 1e6:.0f} µs/chunk, coordinator "
+            f"CPU {row['coordinator_cpu_s'] / row['chunks'] * 1e6:.0f} µs/chunk; peak RSS "
+            f"coordinator {_fmt(row['coordinator_peak_mb'])} MB, worker "
+            f"{_fmt(row['worker_peak_mb'])} MB, slot {_fmt(row['slot_peak_mb'])} MB; load "
+            f"{_fmt(load_average(), 2)}")
     if len(synthetic_rows) >= 2:
+        # Wall-clock rates move with whatever else runs on the machine; the work per chunk
+        # does not. Flat = the CPU the workers and the coordinator spend per chunk does not
+        # grow with the job (the wall rates are shown beside it).
         rates = [r["chunks"] / r["wall_s"] for r in synthetic_rows]
-        # the smallest job carries the start-up and the last tile's tail; judge the growth
-        # from the second size on, and show the whole row
-        flat = min(rates[1:]) / max(rates[1:])
+        per_cpu = [r["chunks"] / (r["workers_cpu_s"] + r["coordinator_cpu_s"]) for r in synthetic_rows]
+        flat = min(per_cpu) / max(per_cpu)
         result.figures.append(Figure(
-            "synthetic large job: throughput as the job grows (2 workers)", flat, "min/max",
-            ">= 0.85 (flat)", flat >= 0.85,
-            " → ".join(f"{r['area_km2']:.0f} km² {rate:,.0f}/s" for r, rate in zip(synthetic_rows, rates))))
+            "synthetic large job: chunks per CPU second (workers + coordinator) as the job grows",
+            flat, "min/max", ">= 0.85 (flat)", flat >= 0.85,
+            " → ".join(f"{r['area_km2']:.0f} km² {c:,.0f}/CPU-s ({w:,.0f}/s wall)"
+                       for r, c, w in zip(synthetic_rows, per_cpu, rates))))
         peaks = [r["coordinator_peak_mb"] for r in synthetic_rows]
         if all(p is not None for p in peaks):
             growth = peaks[-1] / peaks[0]
@@ -343,18 +366,25 @@ def projection_model(throughput: PartResult, scaling: PartResult | None,
     phases = throughput.data["phases"]
     work = {k: v for k, v in phases["phases"].items() if k != "cut"}
     per_core = phases["chunks"] / sum(work.values())                    # chunks/s, one slot
-    # Two slots on a two-core worker: the efficiency measured on the largest synthetic job
-    # (2 local workers; the coordinator, the worker daemons and any other load share the
-    # same two cores, so this is a lower bound for a worker whose coordinator is elsewhere),
-    # else the 1-to-2-worker speedup on the bundled extract.
-    efficiency = 0.9
+    per_core_source = "tile work in one process, 0.01° tiles, halo included"
     coordinator_us = 22.0                                               # fallback: earlier run
     if scaling is not None and scaling.data.get("synthetic"):
         big = scaling.data["synthetic"][-1]
-        efficiency = min(1.0, big["chunks"] / big["wall_s"] / (2 * per_core))
+        if big.get("workers_cpu_s"):
+            # everything a worker machine spends per chunk: slot (unpack, draw, encode,
+            # digest, halo) and daemon (frames, hashing, sockets)
+            per_core = big["chunks"] / big["workers_cpu_s"]
+            per_core_source = (f"worker processes' CPU on the {big['area_km2']:.0f} km² "
+                               f"synthetic job: slots and daemons")
         coordinator_us = big["coordinator_cpu_s"] / big["chunks"] * 1e6
-    elif scaling is not None:
-        efficiency = min(1.0, scaling.data["scaling"]["one_s"] / scaling.data["scaling"]["two_s"] / 2)
+    # A dedicated two-core worker keeps both slots busy but for the hand-over between tiles
+    # and the OS: an assumption, since on this shared machine the wall-clock efficiency
+    # measures other sessions' load as much as anything (it is printed as measured).
+    efficiency = 0.9
+    measured_efficiency = None
+    if scaling is not None and scaling.data.get("synthetic"):
+        big = scaling.data["synthetic"][-1]
+        measured_efficiency = min(1.0, big["chunks"] / big["wall_s"] / (2 * per_core))
     if coordinator is not None:
         coordinator_us = max([coordinator_us] + [r["cpu_us_per_chunk"]
                                                  for r in coordinator.data["coordinator"]])
@@ -362,7 +392,8 @@ def projection_model(throughput: PartResult, scaling: PartResult | None,
     chunk_bytes = phases["chunk_bytes"] / phases["chunks"] + 12       # record header
     return {
         "chunks_per_km2": KOUVOLA_CHUNKS / BBox.parse(KOUVOLA).area_km2(),
-        "per_core": per_core, "efficiency": efficiency,
+        "per_core": per_core, "per_core_source": per_core_source, "efficiency": efficiency,
+        "measured_efficiency": measured_efficiency,
         "coordinator_cap": 1e6 / coordinator_us,
         "coordinator_us": coordinator_us, "cut_us": cut_us,
         "network_cap": GIGABIT_BYTES_PER_S / chunk_bytes, "chunk_bytes": chunk_bytes,
@@ -401,16 +432,16 @@ def part_projection(throughput: PartResult, scaling: PartResult | None,
     result = PartResult()
     model = projection_model(throughput, scaling, coordinator)
     result.data["model"] = model
+    measured = model["measured_efficiency"]
     result.lines.append(
         f"assumptions: {model['chunks_per_km2']:,.0f} chunks/km² (scale 1, as the bundled "
-        f"extract); {model['per_core']:,.0f} chunks/s per slot (measured tile work, 0.01° "
-        f"tiles, halo included); 2 slots per worker at {model['efficiency']:.2f} efficiency "
-        f"(2-worker throughput on the largest synthetic job / 2 slots' tile work: a lower "
-        f"bound, the coordinator shares those cores here); coordinator "
-        f"{model['coordinator_us']:.1f} µs CPU per merged chunk (the larger of the real "
-        f"synthetic job, extracts and journal included, and the simulated-worker bench; "
-        f"{model['cut_us']:.1f} µs of it cutting file extracts) → at most "
-        f"{model['coordinator_cap']:,.0f} chunks/s on its one busy core; "
+        f"extract); {model['per_core']:,.0f} chunks/s per core ({model['per_core_source']}); "
+        f"2 slots per two-core worker at {model['efficiency']:.2f} efficiency (assumed for a "
+        f"dedicated machine; measured here, coordinator and other sessions on the same two "
+        f"cores: {_fmt(measured, 2)}); coordinator {model['coordinator_us']:.1f} µs CPU per "
+        f"merged chunk (the larger of the synthetic job's, extracts and journal included, and "
+        f"the simulated-worker bench's; {model['cut_us']:.1f} µs of it cutting file extracts) "
+        f"→ at most {model['coordinator_cap']:,.0f} chunks/s on its one busy core; "
         f"{model['chunk_bytes']:.0f} B per chunk on the wire → a 1 Gbit/s link carries "
         f"{model['network_cap']:,.0f} chunks/s; {model['startup_s']:.0f} s start-up plus one "
         f"tile's work at the end; data from a local file (Overpass not counted); disks keep up.")
