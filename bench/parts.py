@@ -237,13 +237,15 @@ def part_scaling(runs: int, tile_size_deg: float, synthetic: list[tuple[int, int
     if len(synthetic_rows) >= 2:
         # Wall-clock rates move with whatever else runs on the machine; the work per chunk
         # does not. Flat = the CPU the workers and the coordinator spend per chunk does not
-        # grow with the job (the wall rates are shown beside it).
+        # grow with the job: the largest job keeps at least 85 % of the best rate (the
+        # smallest carries the processes' start-up, so it is usually the lowest). The wall
+        # rates are shown beside it.
         rates = [r["chunks"] / r["wall_s"] for r in synthetic_rows]
         per_cpu = [r["chunks"] / (r["workers_cpu_s"] + r["coordinator_cpu_s"]) for r in synthetic_rows]
-        flat = min(per_cpu) / max(per_cpu)
+        flat = per_cpu[-1] / max(per_cpu)
         result.figures.append(Figure(
-            "synthetic large job: chunks per CPU second (workers + coordinator) as the job grows",
-            flat, "min/max", ">= 0.85 (flat)", flat >= 0.85,
+            "synthetic large job: chunks per CPU second (workers + coordinator), largest / best",
+            flat, "x", ">= 0.85 (flat as the job grows)", flat >= 0.85,
             " → ".join(f"{r['area_km2']:.0f} km² {c:,.0f}/CPU-s ({w:,.0f}/s wall)"
                        for r, c, w in zip(synthetic_rows, per_cpu, rates))))
         peaks = [r["coordinator_peak_mb"] for r in synthetic_rows]
