@@ -63,6 +63,9 @@ class CoordinatorSettings:
     retry_backoff_max_s: float = 30.0
     credit_frames: int = 8
     prefetch_extra: int = 2
+    lease_ahead: int = 0                   # leases per worker beyond its slots: the next tile
+                                           # waits in the worker, so a slot never idles while
+                                           # its last result is saved, sent and committed
     token: str | None = None
     max_workers: int = 1024
     max_frame_bytes: int = protocol.MAX_RESULT_FRAME_BYTES
@@ -88,10 +91,11 @@ class WorkerRecord:
     registered_at: float = 0.0
     tiles_done: int = 0                          # in the current job
     chunks_received: int = 0                     # in the current job
+    lease_ahead: int = 0                         # leases it may hold beyond its slots
 
     @property
     def free_slots(self) -> int:
-        return self.slots - len(self.leases)
+        return self.slots + self.lease_ahead - len(self.leases)
 
 
 @dataclass(slots=True)
@@ -374,7 +378,9 @@ class Coordinator:
                 problem = check()
                 if problem:
                     raise ClusterAborted(problem)
-            events = dict(poller.poll(int(tick_s * 1000)))
+            # an extract being cut on a prefetch thread cannot wake the poller: look again soon
+            waiting = self.job is not None and bool(self.job.fetching)
+            events = dict(poller.poll(5 if waiting else int(tick_s * 1000)))
             with self._lock:
                 now = time.monotonic()
                 self.loop_at = now
@@ -481,7 +487,8 @@ class Coordinator:
             return
         caps = message["caps"]
         worker = WorkerRecord(identity, message["worker_id"], caps, int(caps["slots"]),
-                              last_seen=now, registered_at=now)
+                              last_seen=now, registered_at=now,
+                              lease_ahead=min(max(0, self.config.lease_ahead), int(caps["slots"])))
         if old is not None:
             worker.tiles_done, worker.chunks_received = old.tiles_done, old.chunks_received
         same_session = message.get("session") == self.session

@@ -83,8 +83,8 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     info = job_info(job)
     journal, restored = _open_journal(state_dir, info, tiles, job.tile_size_deg, resume)
     source = _extract_source(job, elements_or_source)
-    config = replace(config or CoordinatorSettings(), bind_address="127.0.0.1", port=0,
-                     stop_workers_when_done=True)
+    config = replace(config or CoordinatorSettings(lease_ahead=1), bind_address="127.0.0.1",
+                     port=0, stop_workers_when_done=True)
     merger = Merger(tiles, state_dir, out_dir, fsync=config.fsync)
     total_chunks = sum(t.chunk_count() for t in tiles)
     if progress is not None:

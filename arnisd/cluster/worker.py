@@ -189,8 +189,10 @@ class Worker:
             fields["session"] = self.session
         if self.settings.token is not None:
             fields["token"] = self.settings.token
-        self._last_register = time.monotonic()
-        self._send(protocol.make("register", **fields))
+        # With IMMEDIATE set, a send before the connection is up fails at once: try again on
+        # the next tick (50 ms) instead of waiting the resend interval (0.5 s per start-up)
+        if self._send(protocol.make("register", **fields)):
+            self._last_register = time.monotonic()
 
     def _send(self, frame: bytes) -> bool:
         try:
