@@ -139,7 +139,7 @@ def test_the_envelope_carries_the_extract_untouched():
     assert split_lease_extract(pack_lease_extract(None, tiles)) == (None, tiles)
 
 
-def test_fill_ground_puts_stone_under_the_topsoil(scene):
+def test_the_ground_is_a_shell_on_terrain_and_fill_ground_fills_it_with_stone(scene):
     elements, settings, terrain = scene
     projection = terrain.projection
     source = TerrainSource(projection, terrain.params, terrain.blobs)
@@ -155,8 +155,15 @@ def test_fill_ground_puts_stone_under_the_topsoil(scene):
                 column = canvas.get_blocks(np.full(y + 65, x), np.arange(-64, y + 1), np.full(y + 65, z))
                 assert column[0] == b.BEDROCK and column[-1] == b.GRASS_BLOCK
                 body = set(column[1:-4].tolist())
-                assert len(column) > 6 and body == ({b.STONE} if fill else {b.DIRT})
-                assert set(column[-4:-1].tolist()) == {b.DIRT}
+                if fill:
+                    assert len(column) > 6 and body == {b.STONE}
+                elif on_terrain:   # a shell, as Arnis makes it: grass over dirt, hollow below
+                    assert len(column) > 6 and body <= {b.AIR, b.DIRT} and b.AIR in body
+                    dirt = len(column) - 1 - int(np.flatnonzero(column == b.AIR).max()) - 1
+                    assert dirt >= 2
+                else:
+                    assert len(column) > 6 and body == {b.DIRT}
+                assert set(column[-3:-1].tolist()) == {b.DIRT}
 
 
 def run_arnisd(*args: str) -> subprocess.CompletedProcess:

@@ -220,6 +220,9 @@ def pick(element_id: int, purpose: str, options):
 
 # --- terrain helpers (used only when ctx.terrain is set) ------------------------------------
 
+SHELL_BLOCKS = 2    # on terrain the ground is grass over this much dirt (see families.ground)
+_AIR_ONLY = blocks.id_set_table([blocks.AIR])
+
 def on_water(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray) -> np.ndarray:
     """Whether each column's surface block is water (terrain worlds)."""
     return ctx.canvas.get_blocks(xs, np.asarray(ctx.surface_at(xs, zs)), zs) == blocks.WATER
@@ -228,7 +231,8 @@ def on_water(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray) -> np.ndarray:
 def lay_surface(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray, ys: np.ndarray, block,
                 fill: int = blocks.DIRT) -> None:
     """Make ``block`` at ``ys`` the surface of columns (terrain worlds): the ground above it is
-    cut away (air up to the old surface), the gap below it filled with ``fill``."""
+    cut away (air up to the old surface), the gap below it filled with ``fill``, and the shell
+    closed around it (see ``close_shell``)."""
     if len(xs) == 0:
         return
     ys = np.asarray(ys, dtype=np.int64)
@@ -241,3 +245,29 @@ def lay_surface(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray, ys: np.ndarray
         ctx.canvas.fill_columns(xs[raised], zs[raised], g[raised], ys[raised], fill)
     ctx.canvas.set_blocks(xs, ys, zs, block)
     ctx.set_surface(xs, zs, ys)
+    close_shell(ctx, xs, zs, ys)
+
+
+def close_shell(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray, ys: np.ndarray) -> None:
+    """After columns were given a new top ``ys`` (a cut, a road, a water bed): dirt where there
+    is only air in the ``SHELL_BLOCKS`` under it, and in their 4-neighbours (outside the set)
+    from that depth up to the neighbour's surface, so no cut opens onto the hollow under the
+    ground's shell. Only air is replaced."""
+    if len(xs) == 0:
+        return
+    ys = np.broadcast_to(np.asarray(ys, dtype=np.int64), xs.shape)
+    ctx.canvas.fill_columns(xs, zs, ys - SHELL_BLOCKS, ys, blocks.DIRT, replace=_AIR_ONLY)
+    mask, mx, mz = mask_of(xs, zs)
+    none = np.iinfo(np.int64).max
+    grid = np.full(mask.shape, none, dtype=np.int64)
+    grid[zs - mz, xs - mx] = ys          # callers pass each column once
+    need = np.full(mask.shape, none, dtype=np.int64)
+    need[1:, :] = np.minimum(need[1:, :], grid[:-1, :])
+    need[:-1, :] = np.minimum(need[:-1, :], grid[1:, :])
+    need[:, 1:] = np.minimum(need[:, 1:], grid[:, :-1])
+    need[:, :-1] = np.minimum(need[:, :-1], grid[:, 1:])
+    nz, nx = np.nonzero(~mask & (need < none))
+    nx, nz, low = clip_cells(ctx, nx + mx, nz + mz, need[nz, nx] - SHELL_BLOCKS)
+    if len(nx):
+        top = np.asarray(ctx.surface_at(nx, nz), dtype=np.int64)
+        ctx.canvas.fill_columns(nx, nz, low, top, blocks.DIRT, replace=_AIR_ONLY)

@@ -18,6 +18,10 @@ half-width) only changes cells such tiles can see, and so every tile agrees.
 
 Drawn after the ground-level roads and rails, so the deck passes over them and supports can
 avoid them.
+
+On terrain the deck runs straight between the ground at the way's two ends, raised by the same
+deck height, and never below the ground of the centreline under it (``deck_tops``); pillars
+reach down to the surface.
 """
 
 from __future__ import annotations

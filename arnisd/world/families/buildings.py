@@ -21,6 +21,12 @@ Interiors (``settings.interior``) add simple furniture on every storey.
 
 Everything per building is computed over the building's whole footprint, then clipped to the
 canvas, so every tile draws the same blocks.
+
+On terrain a building stands on a flat base at the *mean* natural ground of its whole
+footprint, rounded (``building_base``): on a slope half of it is dug in and half stands on a
+foundation of stone bricks filled down to the ground, so it neither floats nor is buried (the
+ground above the floor inside the footprint is cut away). The mean, not the lowest point, keeps
+the cut and the fill each to half the footprint's relief. Parts start from their own base.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from arnisd.world import blocks as b
-from arnisd.world.families.base import DrawContext, clip_cells, neighbour_masks, parse_number, pick
+from arnisd.world.families.base import (DrawContext, clip_cells, close_shell, neighbour_masks,
+                                        parse_number, pick)
 from arnisd.world.families.colours import nearest_block
 from arnisd.world.noise import hash_unit
 from arnisd.world.projected import ProjectedElement
@@ -549,9 +556,12 @@ def _seat_on_terrain(ctx: DrawContext, mask: np.ndarray, mx: int, mz: int, base:
         return
     g = np.asarray(ctx.surface_at(xs, zs), dtype=np.int64)
     low = g < base
-    ctx.canvas.fill_columns(xs[low], zs[low], g[low], base, FOUNDATION_BLOCK)
+    if low.any():
+        ctx.canvas.fill_columns(xs[low], zs[low], g[low], base, FOUNDATION_BLOCK)
     high = g > base
-    ctx.canvas.fill_columns(xs[high], zs[high], base + 1, g[high] + 1, b.AIR)
+    if high.any():
+        ctx.canvas.fill_columns(xs[high], zs[high], base + 1, g[high] + 1, b.AIR)
+        close_shell(ctx, xs[high], zs[high], base)
     ctx.set_surface(xs, zs, base)
 
 

@@ -12,6 +12,11 @@ not drawn on the surface; bridges and other raised ways are drawn by the bridges
 Within the family, ways go in rank order (areas, paths, minor roads, major roads, crossings),
 then OSM type and id, so a main road is not interrupted by the path that meets it and a zebra
 is painted on top of the road it crosses.
+
+On terrain every road cell lies at the ground of the nearest point of the centreline
+(``TerrainView.line_heights``): the cross-section is flat and the road follows the smoothed
+ground along its length, so it climbs at most one block per block wherever the ground is not
+steeper than 45 degrees. The slope is cut away above the road and filled with dirt under it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,13 @@
 """Water: areas (`natural=water`, `water=*`, `waterway=riverbank`, reservoirs) with their holes
 kept dry, and waterway lines with widths by type. Water fills the surface and a few blocks below
 it, so rivers and lakes have depth, over a bed of sand, gravel or clay; the columns get the
-river biome (the ocean biome for the sea and its bays), which colours the water."""
+river biome (the ocean biome for the sea and its bays), which colours the water.
+
+On terrain a water area is level: its surface is the lowest natural ground over its whole body
+(``body_level``), the ground above it inside the outline is cut away, and neighbours lower than
+the water get a bank of dirt up to it, so it is held in. A waterway follows its centreline: each
+cell at the ground of the nearest centreline point, level across the stream.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,8 @@ import numpy as np
 from arnisd.world import biomes as bio
 from arnisd.world import blocks as b
 from arnisd.world.canvas import MIN_Y
-from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, layer_of, mask_of,
-                                        on_water, parse_number, replace_table)
+from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, close_shell, layer_of,
+                                        mask_of, on_water, parse_number, replace_table)
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells
 from arnisd.world.terrain import area_cells_whole
@@ -74,6 +80,7 @@ def _fill_water_on_terrain(ctx: DrawContext, xs, zs, depth_blocks: int, bed: int
     bottom = np.maximum(MIN_Y + 1, level - depth_blocks + 1)
     ctx.canvas.fill_columns(xs, zs, bottom, level + 1, b.WATER)
     ctx.canvas.fill_columns(xs, zs, bottom - 1, bottom, bed, replace=_BED_INTO_TERRAIN)
+    close_shell(ctx, xs, zs, bottom - 1)     # ground under the bed and beside the water
     ctx.set_surface(xs, zs, level)
     # banks: neighbours outside the water whose surface is below the level
     mask, mx, mz = mask_of(xs, zs)
