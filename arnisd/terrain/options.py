@@ -30,7 +30,8 @@ def add_terrain_arguments(p: argparse.ArgumentParser, *, local_paths: bool = Tru
         p.add_argument("--elevation-cache", type=Path, default=None, metavar="DIR",
                        help="keep downloaded tiles in DIR/terrarium/z/x/y.png (default: ~/.cache/arnisd)")
     p.add_argument("--fill-ground", action="store_true",
-                   help="fill the ground with stone down to bedrock (under three blocks of dirt)")
+                   help="fill the ground with stone down to bedrock under three blocks of dirt "
+                        "(default on terrain: a shell of grass over dirt, as in Arnis)")
 
 
 def terrain_choice(terrain: bool | None, elevation_url: str | None,

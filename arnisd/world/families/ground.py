@@ -6,10 +6,10 @@ below it (with ``settings.fill_ground``: stone under ``TOPSOIL_BLOCKS`` of dirt)
 On terrain the surface is the window's natural ground per column (``ctx.terrain.ground``). As in
 Arnis, the ground is a shell: grass over ``SHELL_BLOCKS`` of dirt, reaching down to that far
 below the lowest of the column's 4-neighbours, so a slope shows no gap; bedrock at -64 and
-nothing in between. That keeps a chunk to the few sections its surface crosses (a solid body of
-dirt under 280 blocks of relief would triple the cost of encoding). ``settings.fill_ground``
-fills the body with stone down to bedrock, under ``TOPSOIL_BLOCKS`` of dirt. Families that cut
-into the shell close what they open (``base.lay_surface``, the water family's banks).
+nothing in between (``--fill-ground`` is the option that fills, as in Arnis).
+``settings.fill_ground`` fills the body with stone down to bedrock, under ``TOPSOIL_BLOCKS`` of
+dirt. Families that cut into the shell close what they open (``base.lay_surface``, the water
+family's banks).
 """
 
 from __future__ import annotations
