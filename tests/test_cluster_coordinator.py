@@ -317,3 +317,22 @@ def test_claims_wait_between_jobs_and_are_judged_when_the_job_starts(tmp_path):
         coordinator.stop()
         worker.close()
         coordinator.close()
+
+
+def test_a_register_resent_in_the_same_round_changes_nothing(cluster):
+    coordinator, endpoint, tiles = cluster()
+    worker = FakeWorker(endpoint, "w1")
+    try:
+        worker.register(reg=7)
+        lease = worker.expect("lease")
+        welcome = worker.register(reg=7)                 # resent before the lease was seen
+        assert welcome["keep"] == [[lease["tile"], lease["attempt"]]]
+        with pytest.raises(TimeoutError):
+            worker.expect("cancel", timeout_s=0.4)
+        assert coordinator.book.is_current(lease["tile"], lease["attempt"], b"w1")
+        worker.register(reg=8)                           # a new round without the claim
+        cancel = worker.expect("cancel")
+        assert (cancel["tile"], cancel["attempt"]) == (lease["tile"], lease["attempt"])
+        assert not coordinator.book.is_current(lease["tile"], lease["attempt"], b"w1")
+    finally:
+        worker.close()

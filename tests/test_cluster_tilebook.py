@@ -112,3 +112,16 @@ def test_restore_from_journal_rows():
         due.append(tile)
     assert "chunk_0_0" not in due and "chunk_1_0" not in due and "chunk_3_0" in due
     assert len(due) == 5
+
+
+def test_handed_back_and_lost_tiles_go_out_first():
+    book = _book(backoff_base_s=5.0)
+    first, second, third = book.next_due(0.0), book.next_due(0.0), book.next_due(0.0)
+    for attempt, tile in enumerate((first, second, third), start=1):
+        book.lease(tile, b"w", 0.0, attempt)
+    book.release(first, 1.0, "boom")                     # a failure waits for its backoff
+    book.release(second, 1.0, None)                      # handed back
+    book.release(third, 1.0, "gone", lost=True)          # lost with its worker
+    assert book.next_returned() == second and book.next_due(1.0) == third
+    assert book.next_returned() is None
+    assert book.next_due(1.0) not in (first, second, third)

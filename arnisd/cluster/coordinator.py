@@ -91,6 +91,9 @@ class WorkerRecord:
     registered_at: float = 0.0
     tiles_done: int = 0                          # in the current job
     chunks_received: int = 0                     # in the current job
+    reg: int | None = None                       # its registration round
+    awaiting_register: bool = False              # asked to register again: no leases until then
+    reregister_sent: float = 0.0
     lease_ahead: int = 0                         # leases it may hold beyond its slots
 
     @property
@@ -291,11 +294,17 @@ class Coordinator:
                          job.book.counts[PENDING], job.book.counts[FAILED])
             job.started_at = now
             self.job = job
-            for worker in self.workers.values():
+            for worker in list(self.workers.values()):
                 worker.leases.clear()
                 worker.tiles_done = worker.chunks_received = 0
                 if self._socket is not None:
-                    self._send(worker, protocol.make("reregister"), now)
+                    self._ask_to_register(worker, now)
+
+    def _ask_to_register(self, worker: WorkerRecord, now: float) -> None:
+        """Have a worker register again (it claims what it holds); it gets no lease until then."""
+        worker.awaiting_register = True
+        worker.reregister_sent = now
+        self._send(worker, protocol.make("reregister"), now)
 
     def run(self, timeout_s: float | None = None, check=None) -> JobResult:
         """The one-job form: run the current job, then close the socket."""
@@ -482,6 +491,16 @@ class Coordinator:
             self._send(identity, protocol.make("reject", reason="routing id does not match"), now)
             return
         old = self.workers.get(identity)
+        reg = message.get("reg")
+        job = self.job
+        if old is not None and reg is not None and old.reg == reg and not old.awaiting_register:
+            # a register resent in the same round: answer again, change nothing
+            old.last_seen = now
+            keep = [[t, job.book.records[t].attempt] for t in sorted(old.leases)] if job else []
+            self._send(old, protocol.make(
+                "welcome", heartbeat_interval_s=self.config.heartbeat_interval_s,
+                liveness=self.config.liveness, session=self.session, keep=keep), now)
+            return
         if old is None and len(self.workers) >= self.config.max_workers:
             self._send(identity, protocol.make("reject", reason="too many workers"), now)
             return
@@ -489,11 +508,11 @@ class Coordinator:
         worker = WorkerRecord(identity, message["worker_id"], caps, int(caps["slots"]),
                               last_seen=now, registered_at=now,
                               lease_ahead=min(max(0, self.config.lease_ahead), int(caps["slots"])))
+        worker.reg = reg
         if old is not None:
             worker.tiles_done, worker.chunks_received = old.tiles_done, old.chunks_received
         same_session = message.get("session") == self.session
         claimed = {tile: attempt for tile, attempt in message["leases"]} if same_session else {}
-        job = self.job
         kept: dict[str, int] = {}
         released: list[tuple[str, int]] = []
         if job is not None:
@@ -537,6 +556,9 @@ class Coordinator:
         job = self.job
         if job is None:
             return          # between jobs: claims are judged when the next job asks again
+        if worker.awaiting_register and now - worker.reregister_sent >= \
+                self.config.heartbeat_interval_s:
+            self._ask_to_register(worker, now)          # the first request may have been lost
         claimed = {tile: attempt for tile, attempt in message["leases"]}
         for tile_id, attempt in claimed.items():
             if not job.book.is_current(tile_id, attempt, worker.identity):
@@ -561,7 +583,7 @@ class Coordinator:
         log.warning("tile %s from %s: %s; asking for the result again", tile_id,
                     worker.worker_id, reason)
         job.next_seq[tile_id] = -1               # drop everything until it registers again
-        self._send(worker, protocol.make("reregister"), now)
+        self._ask_to_register(worker, now)
         return True
 
     def _on_chunks(self, worker: WorkerRecord, message: dict, now: float) -> None:
@@ -699,9 +721,16 @@ class Coordinator:
         """Prefetch extracts for due tiles and lease ready tiles to workers with free slots."""
         job = self.job
         book = job.book
-        free = [w for w in self.workers.values() if w.free_slots > 0]
+        free = [w for w in self.workers.values() if w.free_slots > 0 and not w.awaiting_register]
         free_slots = sum(w.free_slots for w in free)
         want = free_slots + self.config.prefetch_extra if free_slots else 0
+        # tiles handed back or lost with their worker go out first, whatever is prefetched
+        while (tile_id := book.next_returned()) is not None:
+            if job.executor is None:
+                job.ready[tile_id] = None
+            else:
+                job.fetching[tile_id] = job.executor.submit(job.extract_source,
+                                                            book.records[tile_id].tile)
         if job.executor is None:
             while len(job.ready) < free_slots:
                 tile_id = book.next_due(now)
@@ -733,7 +762,7 @@ class Coordinator:
             return
         free.sort(key=lambda w: (-w.free_slots, -w.slots))
         index = 0
-        for tile_id in list(job.ready):
+        for tile_id in sorted(job.ready, key=lambda t: book.records[t].leases == 0):
             if book.records[tile_id].state != PENDING:
                 job.ready.pop(tile_id)           # reclaimed meanwhile
                 continue
@@ -765,6 +794,8 @@ class Coordinator:
                               unit=record.tile.work_unit(job.settings), job=job.job_info,
                               extract=extract, credit=self.config.credit_frames)
         self._outbox.append((worker.identity, frame))     # sent once the lease is journaled
+        log.debug("tile %s/%d leased to %s (%d of %d slots busy)", tile_id, record.attempt,
+                  worker.worker_id, len(worker.leases), worker.slots)
 
     # --- end of a job ------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ type, or that exceeds the size limits; callers log the ``ProtocolError`` and dro
 Worker to coordinator (``W2C``):
   register   worker_id, caps {os, cpu, memory_mb, slots}, leases [[tile, attempt]...], token?,
              session? (the coordinator session its leases came from; claims of another
-             session are cancelled)
+             session are cancelled), reg? (the registration round: a register resent in the
+             same round is a duplicate and changes nothing)
   heartbeat  leases [[tile, attempt]...]          (the leases the worker still works on)
   chunks     tile, attempt, seq, rx, rz, records [[cx, cz, zlib bytes]...]   (one region;
              seq counts from 0 per stream; after every welcome a worker streams its finished
@@ -160,7 +161,8 @@ W2C: dict[str, dict[str, Validator]] = {
     "fail": {"tile": _id, "attempt": _nonneg_int, "error": _text},
     "bye": {},
 }
-W2C_OPTIONAL: dict[str, dict[str, Validator]] = {"register": {"token": _text, "session": _id}}
+W2C_OPTIONAL: dict[str, dict[str, Validator]] = {"register": {"token": _text, "session": _id,
+                                                              "reg": _nonneg_int}}
 
 C2W: dict[str, dict[str, Validator]] = {
     "welcome": {"heartbeat_interval_s": _number, "liveness": _nonneg_int, "session": _id},

@@ -71,6 +71,7 @@ class TileBook:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self._queue: deque[str] = deque(self.order)        # pending and due
+        self._returned: deque[str] = deque()                # handed back or lost: go first
         self._backoff: list[tuple[float, str]] = []         # pending, waiting until not_before
         self.counts = {PENDING: len(tiles), LEASED: 0, COMMITTED: 0, FAILED: 0}
         self.dirty: set[str] = set()
@@ -117,8 +118,20 @@ class TileBook:
 
     # --- leasing ---------------------------------------------------------------------------
 
+    def next_returned(self) -> str | None:
+        """Take the next tile that was handed back or lost with its worker (or None): it goes
+        out before anything else, without waiting for a prefetch slot."""
+        while self._returned:
+            tile_id = self._returned.popleft()
+            if self.records[tile_id].state == PENDING:
+                return tile_id
+        return None
+
     def next_due(self, now: float) -> str | None:
         """Take the next pending tile that may be leased now (or None)."""
+        returned = self.next_returned()
+        if returned is not None:
+            return returned
         while self._backoff and self._backoff[0][0] <= now:
             _, tile_id = heapq.heappop(self._backoff)
             self._queue.append(tile_id)
@@ -201,11 +214,11 @@ class TileBook:
                 self._move(record, FAILED)
                 return
             self._move(record, PENDING)
-            self._queue.appendleft(tile_id)
+            self._returned.append(tile_id)
             return
         if error is None:
             self._move(record, PENDING)
-            self._queue.appendleft(tile_id)
+            self._returned.append(tile_id)
             return
         record.failures += 1
         record.error = error

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -145,6 +146,8 @@ class Worker:
         self._last_register = 0.0
         self._pool: SlotPool | None = None
         self._lost_since: float | None = None
+        self._reg_base = random.getrandbits(40) << 20     # this process's registration rounds
+        self._reg_round = 0
         self.loop_at = time.monotonic()            # when the loop last turned (watchdog)
         self.store = ResultStore(results_dir(settings.scratch_dir, settings.worker_id))
 
@@ -177,6 +180,7 @@ class Worker:
 
     def _become_registering(self) -> None:
         self.state = "registering"
+        self._reg_round += 1                 # resends of this round carry the same number
         self._last_register = 0.0
         self._register()
 
@@ -187,6 +191,7 @@ class Worker:
                              if w.session == self.session]}
         if self.session is not None:
             fields["session"] = self.session
+        fields["reg"] = self._reg_base + self._reg_round
         if self.settings.token is not None:
             fields["token"] = self.settings.token
         # With IMMEDIATE set, a send before the connection is up fails at once: try again on
