@@ -254,3 +254,21 @@ def test_job_requests_carry_the_terrain_options(tmp_path):
     with pytest.raises(JobRequestError, match="elevation_dir"):
         JobRequest.from_dict({"bbox": bbox, "output": "w",
                               "elevation_dir": str(tmp_path / "none")}).to_job_spec(Config)
+
+
+def test_extent_rects_read_from_the_packed_columns_match_the_elements():
+    from arnisd.terrain.distribution import extent_rects
+    from arnisd.world.terrain import reads_ground_beyond_window
+    bbox, projection, elements = _big_job()
+    elements = elements + [OsmElement("node", 9, "point", {"natural": "tree"},
+                                      coords=np.array([[365100000, -842900000]]))]
+    expected = []
+    for e in elements:
+        if reads_ground_beyond_window(e.kind, e.tags):
+            coords = np.concatenate([p.outer for p in e.polygons]) if e.kind == "area" else e.coords
+            xs, zs = projection.project_e7(coords[:, 0], coords[:, 1])
+            expected.append(BlockRect(int(xs.min()) - 1, int(zs.min()) - 1, int(xs.max()) + 2,
+                                      int(zs.max()) + 2))
+    assert len(expected) == 4                      # lake, hall, bridge, house; not the tree
+    assert extent_rects(pack_elements(elements), projection) == expected
+    assert extent_rects(None, projection) == [] and extent_rects(pack_elements([]), projection) == []

@@ -156,21 +156,29 @@ def extent_rects(extract: bytes | None, projection: LocalProjection) -> list[Blo
     rings_per_element = np.frombuffer(message["rings_per_element"], "<i8")
     ring_length = np.frombuffer(message["ring_length"], "<i8")
     coords = np.frombuffer(message["coords"], "<i8").reshape(-1, 2)
-    ring_end = np.cumsum(ring_length)
+    # each element's coordinates are one run of the coords array: [start, end)
+    ring_end = np.concatenate([[0], np.cumsum(ring_length)])
     element_ring_end = np.cumsum(rings_per_element)
-    coord_end = np.where(element_ring_end > 0,
-                         ring_end[np.maximum(element_ring_end - 1, 0)] if len(ring_end) else 0, 0)
+    coord_end = ring_end[element_ring_end]
     coord_start = np.concatenate([[0], coord_end[:-1]])
-    out = []
-    for i in wanted:
-        part = coords[coord_start[i]:coord_end[i]]
-        if len(part) == 0:
-            continue
-        (lat0, lng0), (lat1, lng1) = part.min(axis=0), part.max(axis=0)
-        xs, zs = projection.project_e7(np.array([lat0, lat1]), np.array([lng0, lng1]))
-        out.append(BlockRect(int(xs.min()) - 1, int(zs.min()) - 1, int(xs.max()) + 2,
-                             int(zs.max()) + 2))
-    return out
+    nonempty = np.flatnonzero(coord_end > coord_start)
+    if len(nonempty) == 0:
+        return []
+    # min/max per element: one reduceat over the runs of the elements that have coordinates
+    lo = np.minimum.reduceat(coords, coord_start[nonempty], axis=0)
+    hi = np.maximum.reduceat(coords, coord_start[nonempty], axis=0)
+    row = np.full(len(coord_end), -1, dtype=np.int64)
+    row[nonempty] = np.arange(len(nonempty))
+    pick = row[np.asarray(wanted, dtype=np.int64)]
+    pick = pick[pick >= 0]
+    if len(pick) == 0:
+        return []
+    lat_min, lng_min = lo[pick, 0], lo[pick, 1]
+    lat_max, lng_max = hi[pick, 0], hi[pick, 1]
+    x0, z1 = projection.project_e7(lat_min, lng_min)   # south-west corner: largest z
+    x1, z0 = projection.project_e7(lat_max, lng_max)   # north-east corner: smallest z
+    return [BlockRect(int(a) - 1, int(c) - 1, int(b) + 2, int(d) + 2)
+            for a, b, c, d in zip(x0.tolist(), x1.tolist(), z0.tolist(), z1.tolist())]
 
 
 def pack_lease_extract(extract: bytes | None, tiles: dict[TileKey, bytes]) -> bytes:
