@@ -5,8 +5,10 @@
 
 Run it from the repository root on an otherwise idle machine: the figures are wall-clock
 times, medians of ``--runs`` runs (default 5 for throughput and scaling, 3 for the
-coordinator); the load average and this machine's own two-process parallelism are printed
-beside them. ``--quick`` is one run of each and the two smaller synthetic jobs only.
+coordinator), except the scaling ratio, which compares the fastest of interleaved 1- and
+2-worker runs (other load only adds time; the medians are printed beside it); the load
+average and this machine's own two-process parallelism are printed too. ``--quick`` is one
+run of each and the two smaller synthetic jobs only.
 """
 
 from __future__ import annotations
