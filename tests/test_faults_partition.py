@@ -11,7 +11,6 @@ and one worker in ``arnisd-c<pid>`` (127.0.0.1 and 10.253.X.1 there), the cut-of
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
 from arnisd.osm.reader import read_osm_file
 from arnisd.world.build import build_world_in_process
-from cluster_helpers import (assert_same_world, committed_count, journal_tiles, log_lines,
+from cluster_helpers import (assert_same_world, journal_tiles, log_lines,
                              read_markers, read_world_chunks, slow_env, wait_until,
                              write_coordinator_config, write_worker_config)
 

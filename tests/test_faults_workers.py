@@ -20,7 +20,7 @@ from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
 from arnisd.osm.reader import read_osm_file
 from arnisd.world.build import build_world_in_process
-from cluster_helpers import (assert_same_world, committed_count, free_port, journal_jobs,
+from cluster_helpers import (assert_same_world, free_port, journal_jobs,
                              journal_tiles, log_lines, read_markers, read_world_chunks, slow_env,
                              start_daemon, stop_daemons, wait_until, write_coordinator_config,
                              write_worker_config)
@@ -75,9 +75,8 @@ def test_sigterm_hands_the_tile_back_at_once(tmp_path, reference):
         stopped_at = time.monotonic()
         w0.send_signal(signal.SIGTERM)
         assert w0.wait(15) == 0, (tmp_path / "w0.log").read_text()[-2000:]
-        again = wait_until(lambda: [m for m in read_markers(markers)
-                                    if m[0] == w1.pid and m[2:] == first[2:]], 15,
-                           "w1 computing w0's tile")
+        wait_until(lambda: [m for m in read_markers(markers)
+                            if m[0] == w1.pid and m[2:] == first[2:]], 15, "w1 computing w0's tile")
         requeued_s = time.monotonic() - stopped_at
         assert requeued_s < 7.0, requeued_s         # w1 finishes its tile (2 s), then takes it
         assert coordinator.wait(180) == 0, (tmp_path / "coordinator.log").read_text()[-3000:]

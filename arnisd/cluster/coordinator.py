@@ -24,7 +24,6 @@ still its own (or that nobody got since) keeps it and streams its result again f
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 import time

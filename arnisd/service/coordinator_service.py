@@ -423,7 +423,6 @@ class CoordinatorService:
                 Path(self.config.state_dir) / "jobs" / record.job_id)
 
     def _run(self, record: JobRecord) -> None:
-        from arnisd.output import discard
         staged, state_dir = self._paths(record)
         with self._lock:
             if record.state != QUEUED:
