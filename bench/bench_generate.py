@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:            # --profile imports arnisd from this tree
+    sys.path.insert(0, str(ROOT))
 DATA = ROOT / "data" / "kouvola.osm.pbf"
 CHUNKS = 19043
 
