@@ -30,6 +30,8 @@ def _watch_parent() -> None:
 def _slot_main(conn, generator_path: str | None) -> None:
     """Body of a slot process: compute tasks from the pipe until it closes."""
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    from arnisd.service.daemon_logging import configure_child_logging
+    configure_child_logging()  # log as the daemon does (JSON lines off a terminal)
     from arnisd.cluster.tile_compute import compute_tile, resolve_generator
     try:
         generate = resolve_generator(generator_path)
