@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -134,18 +135,22 @@ def start_child(path: str, mode: str) -> subprocess.Popen:
 def test_sigterm_on_a_real_process(listener):
     sock, path = listener
     child = start_child(path, "clean")
+    messages: list[str] = []
     try:
         assert sock.recv(4096) == b"READY=1\nSTATUS=serving"
         assert sock.recv(4096) == b"WATCHDOG=1"
         child.send_signal(signal.SIGTERM)
+        # read the socket while the child stops, as systemd does (its queue holds 10 datagrams)
+        drain = threading.Thread(target=lambda: messages.extend(receive_all(sock, quiet_s=1.5)))
+        drain.start()
         out, err = child.communicate(timeout=10)
+        drain.join()
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
     assert child.returncode == 0, err
     assert out == "stopped by SIGTERM\n"
-    messages = receive_all(sock)
     assert messages.count("STOPPING=1") == 1, messages
     assert set(messages) <= {"WATCHDOG=1", "STOPPING=1"}
 
@@ -166,3 +171,19 @@ def test_second_signal_interrupts_a_stuck_stop(listener):
             child.kill()
             child.wait()
     assert child.returncode == 130 and out == "interrupted\n", err
+
+
+def test_a_full_notify_queue_never_hangs_the_sender(listener):
+    """Nobody reads the socket: sends give up after a bounded wait instead of blocking."""
+    sock, path = listener
+    env = {"NOTIFY_SOCKET": path}
+    qlen_file = Path("/proc/sys/net/unix/max_dgram_qlen")
+    queue_len = int(qlen_file.read_text()) if qlen_file.exists() else 10
+    if queue_len > 100:
+        pytest.skip(f"max_dgram_qlen is {queue_len}: filling it would take too long")
+    sends = queue_len + 3
+    started = time.monotonic()
+    results = [sd_notify.notify("WATCHDOG=1", env=env) for _ in range(sends)]
+    elapsed = time.monotonic() - started
+    assert results[0] is True and results[-1] is False      # the queue filled, then gave up
+    assert elapsed < sends * sd_notify.SEND_TIMEOUT_S + 2

@@ -17,6 +17,9 @@ from collections.abc import Callable, Mapping
 log = logging.getLogger("arnisd.service.sd_notify")
 
 
+SEND_TIMEOUT_S = 1.0
+
+
 def notify(message: str, env: Mapping[str, str] | None = None) -> bool:
     """Send one notification datagram; True if it was sent."""
     env = os.environ if env is None else env
@@ -33,6 +36,9 @@ def notify(message: str, env: Mapping[str, str] | None = None) -> bool:
         return False
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            # A full receive queue would block a datagram send for ever; never hang the daemon
+            # (or its shutdown) on a notification: give up after a bounded wait.
+            sock.settimeout(SEND_TIMEOUT_S)
             sock.connect(address)
             sock.sendall(message.encode("utf-8"))
         return True
