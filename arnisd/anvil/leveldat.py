@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 from pathlib import Path
 
 from nbtlib import Byte, Compound, File, Float, Int, List, Long, String
+
+from arnisd.anvil.region import atomic_write
 
 DATA_VERSION = 4189
 VERSION_NAME = "1.21.4"
@@ -123,14 +124,5 @@ def write_level_dat(world_dir: Path, level_name: str, spawn: tuple[int, int, int
     File({"Data": level_data(level_name, spawn, ground_level, last_played_ms, seed)}).write(buffer)
     payload = gzip.compress(buffer.getvalue(), mtime=0)
     path = world_dir / "level.dat"
-    tmp = world_dir / f".level.dat.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, [payload])
     return path

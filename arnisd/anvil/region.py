@@ -43,7 +43,7 @@ def _chunk_index(cx: int, cz: int) -> int:
     return (cx & 31) + (cz & 31) * 32
 
 
-def _atomic_write(path: Path, parts: list[bytes], fsync: bool) -> None:
+def atomic_write(path: Path, parts: list[bytes], fsync: bool = True) -> None:
     """Write ``parts`` to a temporary file beside ``path`` and rename it into place."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -121,10 +121,10 @@ def write_region(region_dir: Path, rx: int, rz: int, chunks: dict[tuple[int, int
 
     for index in sorted(external):
         cx, cz, payload = by_index[index]
-        _atomic_write(region_dir / external_file_name(cx, cz), [payload], fsync)
+        atomic_write(region_dir / external_file_name(cx, cz), [payload], fsync)
     path = region_dir / region_file_name(rx, rz)
     replacing = path.exists()
-    _atomic_write(path, [data], fsync)
+    atomic_write(path, [data], fsync)
     if fsync:
         _fsync_dir(region_dir)
     if replacing:
