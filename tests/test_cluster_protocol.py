@@ -82,3 +82,44 @@ def test_frames_group_by_region_and_stay_small():
     # content digest: independent of order and of compression level
     recompressed = [(cx, cz, zlib.compress(zlib.decompress(d), 9)) for cx, cz, d in reversed(chunks)]
     assert content_digest(chunks) == content_digest(recompressed)
+
+
+# --- the chunk record check: a zlib header, then a first deflate block that decodes ---------
+
+ZLIB_HEADER = b"\x78\x9c"
+
+
+def _chunk_frame(data: bytes) -> bytes:
+    return make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[0, 0, data]])
+
+
+@pytest.mark.parametrize("deflate,why", [
+    (b"\x07" + bytes(20), "block type 3 (reserved)"),
+    (b"\x01\x05\x00\x05\x00" + b"x" * 5, "stored block whose length and its complement disagree"),
+    (b"\x05" + bytes(64), "dynamic block whose code length codes are all zero"),
+    (b"\x05\xe0\xff\xff\xff\xff\xff\xff\xff\xff", "dynamic block with an over-subscribed code set"),
+])
+def test_records_whose_first_deflate_block_is_garbage_are_refused(deflate, why):
+    data = ZLIB_HEADER + deflate
+    with pytest.raises(zlib.error):                 # the payload really is not zlib (not
+        zlib.decompressobj().decompress(data)       # merely cut short) ...
+    with pytest.raises(ProtocolError, match="records"):
+        decode_from_worker(_chunk_frame(data))      # ... and the cheap check sees it
+
+
+@pytest.mark.parametrize("payload", [
+    b"", b"\x00", bytes(range(256)) * 40, b"\x0a\x00\x00" + b"chunk nbt" * 500])
+@pytest.mark.parametrize("level", [0, 1, 6, 9])
+def test_records_of_any_zlib_payload_are_accepted(payload, level):
+    data = zlib.compress(payload, level)
+    assert decode_from_worker(_chunk_frame(data))["records"][0][2] == data
+
+
+def test_records_with_a_bad_zlib_header_are_refused():
+    good = zlib.compress(b"chunk" * 100)
+    for bad in (b"\x79" + good[1:],                 # not deflate (method 9)
+                b"\x78\x9d" + good[2:],             # header check bits wrong
+                b"\x78\xbb" + good[2:],             # preset dictionary flag
+                good[:7]):                          # too short to be a chunk
+        with pytest.raises(ProtocolError, match="records"):
+            decode_from_worker(_chunk_frame(bad))
