@@ -244,7 +244,8 @@ def test_garbage_is_dropped_and_state_unchanged(cluster):
     raw.connect(endpoint)
     try:
         for frame in (b"", b"\xff" * 100, msgpack.packb({"t": "register", "v": 999}),
-                      msgpack.packb({"t": "done", "v": 1, "tile": "chunk_0_0", "attempt": 1})):
+                      msgpack.packb({"t": "done", "v": protocol.PROTOCOL_VERSION, "tile": "chunk_0_0",
+                                     "attempt": 1})):
             raw.send(frame)
         raw.send_multipart([b"a", b"b"])
         raw.send(protocol.make("heartbeat", leases=[]))        # unknown worker

@@ -41,7 +41,7 @@ import zlib
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 #: Largest frame a coordinator accepts (its socket's MAXMSGSIZE); results are framed far below.
 MAX_RESULT_FRAME_BYTES = 8 * 1024 * 1024
