@@ -155,3 +155,27 @@ def test_busy_worker_is_not_declared_dead(tmp_path):
     assert result.ok
     assert result.tiles_total >= 2
     assert result.attempts == result.tiles_total   # nobody was declared dead, nothing re-leased
+
+
+def test_local_workers_are_let_go_before_the_world_is_finished(tmp_path):
+    """Once the last tile is in, the workers are told to shut down at once, so they exit
+    while the coordinator still writes the last regions and level.dat (``finalize``)."""
+    import multiprocessing
+    output = tmp_path / "world"
+    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.002)
+    seen_in_finalize = {}
+
+    def finalize(world_dir):
+        deadline = time.monotonic() + 20
+        workers = [p for p in multiprocessing.active_children() if p.name.startswith("arnisd-worker")]
+        seen_in_finalize["workers_at_start"] = len(workers)
+        while any(p.is_alive() for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen_in_finalize["all_exited"] = not any(p.is_alive() for p in workers)
+
+    result = run_local_cluster(job, [], 2, output, generator="cluster_helpers:fake_generate",
+                               config=CoordinatorSettings(fsync=False), timeout_s=120,
+                               finalize=finalize)
+    assert result.ok
+    assert seen_in_finalize["workers_at_start"] == 2
+    assert seen_in_finalize["all_exited"], "worker processes were still running in finalize"

@@ -92,6 +92,7 @@ class WorkerRecord:
     chunks_received: int = 0                     # in the current job
     reg: int | None = None                       # its registration round
     awaiting_register: bool = False              # asked to register again: no leases until then
+    told_to_shut_down: bool = False
     reregister_sent: float = 0.0
     lease_ahead: int = 0                         # leases it may hold beyond its slots
 
@@ -307,20 +308,28 @@ class Coordinator:
 
     def run(self, timeout_s: float | None = None, check=None) -> JobResult:
         """The one-job form: run the current job, then close the socket."""
+        farewell = self.config.stop_workers_when_done
         try:
-            result = self.run_job(timeout_s, check)
-            if self.config.stop_workers_when_done and self._socket is not None:
+            # Workers are told to shut down as soon as the last tile is in, so their exit
+            # overlaps with writing the last regions and level.dat; their byes are awaited
+            # after that.
+            result = self.run_job(timeout_s, check,
+                                  on_tiles_done=self._send_shutdowns if farewell else None)
+            if farewell and self._socket is not None:
                 self._farewell(time.monotonic())
             return result
         finally:
             self.close()
 
-    def run_job(self, timeout_s: float | None = None, check=None) -> JobResult:
+    def run_job(self, timeout_s: float | None = None, check=None,
+                on_tiles_done=None) -> JobResult:
         """Run the current job until every tile is committed or failed, or ``stop()`` /
         ``stop_job()``; returns its result and leaves the socket open for the next job.
 
         ``check()``, called about once a second, may return an error message to abort the job
         with ``ClusterAborted`` (a local cluster whose worker processes all died).
+        ``on_tiles_done(now)`` is called once every tile is committed or failed, before the
+        last regions and ``finalize`` are written.
         """
         job = self.job
         if job is None:
@@ -330,6 +339,10 @@ class Coordinator:
         except BaseException:
             self._abandon_job()
             raise
+        if on_tiles_done is not None and job.book.finished():
+            with self._lock:
+                self._persist_and_send()         # the last commits reach the journal first
+                on_tiles_done(time.monotonic())
         return self._finish_job()
 
     def idle(self, duration_s: float, until=None) -> None:
@@ -862,11 +875,18 @@ class Coordinator:
         except Exception:
             log.exception("merger did not close cleanly")
 
-    def _farewell(self, now: float, timeout_s: float = 3.0) -> None:
-        """Tell every worker to shut down and wait (briefly) for their ``bye``."""
+    def _send_shutdowns(self, now: float) -> None:
+        """Tell every connected worker to shut down (once each)."""
         shutdown = protocol.make("shutdown")
         for worker in list(self.workers.values()):
-            self._send(worker, shutdown, now)
+            if not worker.told_to_shut_down:
+                worker.told_to_shut_down = True
+                self._send(worker, shutdown, now)
+
+    def _farewell(self, now: float, timeout_s: float = 3.0) -> None:
+        """Tell every worker to shut down (unless told already) and wait (briefly) for their
+        ``bye``."""
+        self._send_shutdowns(now)
         deadline = now + timeout_s
         while self.workers and time.monotonic() < deadline:
             if self._socket.poll(50, zmq.POLLIN):
