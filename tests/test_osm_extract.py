@@ -12,7 +12,7 @@ import pytest
 
 from arnisd.geo.bbox import BBox
 from arnisd.osm.elements import OsmElement, Polygon
-from arnisd.osm.extract import (ElementIndex, ExtractFormatError, element_bounds_e7,
+from arnisd.osm.extract import (ElementIndex, ExtractFormatError, _sorted_unique, element_bounds_e7,
                                 elements_in_bbox, pack_elements, unpack_elements)
 from arnisd.osm.reader import read_osm_file
 from fake_overpass import element_digest
@@ -141,6 +141,40 @@ def test_index_with_large_and_few_elements():
                 (1_999_000, 1_999_000, 3_000_000, 3_000_000), (-10, -10, -1, -1)]:
         assert [id(x) for x in index.query(*box)] == [id(x) for x in _brute_force(elements, box)]
     assert ElementIndex([]).query(0, 0, 1, 1) == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sorted_unique_equals_np_unique(seed):
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(0, 300))
+    values = rng.integers(-5, int(rng.integers(1, 400)), size=size, dtype=np.int64)
+    result = _sorted_unique(values)
+    assert result.dtype == np.int64
+    assert result.tolist() == np.unique(values).tolist()
+
+
+@pytest.mark.parametrize("values", [[], [7], [3, 3, 3], [2, 1], [1, 2], [5, 1, 5, 1, 0]])
+def test_sorted_unique_of_small_arrays(values):
+    array = np.array(values, dtype=np.int64)
+    assert _sorted_unique(array).tolist() == sorted(set(values))
+    assert array.tolist() == values                     # the input is left as it was
+
+
+def test_index_queries_do_not_import_numpy_ma():
+    """``np.unique`` imports ``numpy.ma`` on first use (tens of ms in the coordinator)."""
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np\n"
+            "from arnisd.osm.elements import OsmElement\n"
+            "from arnisd.osm.extract import ElementIndex\n"
+            "elements = [OsmElement('way', i, 'line', {}, coords=np.array([[i, i], [i + 9, i + 9]]))"
+            " for i in range(500)]\n"
+            "assert len(ElementIndex(elements).query(0, 0, 100, 100)) == 101\n"
+            "print('numpy.ma' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_elements_in_bbox(elements):
