@@ -5,7 +5,7 @@ import pytest
 import shapely
 
 from arnisd.geo.projection import BlockRect
-from arnisd.world.raster import line_cells, outline_cells, polygon_cells
+from arnisd.world.raster import line_cells, outline_cells, polygon_cells, unique_cells
 
 GRID = BlockRect(-20, -20, 120, 120)
 
@@ -67,3 +67,34 @@ def test_line_band_has_the_requested_width(width):
 def test_outline_is_closed_ring_of_cells():
     cells = cell_set(*outline_cells([np.array([[0, 0], [10, 0], [10, 10], [0, 10]])], GRID))
     assert (0, 0) in cells and (10, 10) in cells and (5, 0) in cells and (5, 5) not in cells
+
+
+def _unique_cells_by_np_unique(xs, zs):
+    """The reference: np.unique over the same (z, x) keys, decoded the same way."""
+    key = np.unique((zs.astype(np.int64) << 32) | (xs.astype(np.int64) & 0xFFFFFFFF))
+    xs_u = key & 0xFFFFFFFF
+    return np.where(xs_u >= 1 << 31, xs_u - (1 << 32), xs_u), key >> 32
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_unique_cells_equals_np_unique(seed):
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 2000))
+    spread = int(rng.choice([3, 50, 40000, 2 ** 30]))
+    xs = rng.integers(-spread, spread, size=size, dtype=np.int64)
+    zs = rng.integers(-spread, spread, size=size, dtype=np.int64)
+    got_x, got_z = unique_cells(xs, zs)
+    want_x, want_z = _unique_cells_by_np_unique(xs, zs)
+    assert got_x.dtype == got_z.dtype == np.int64
+    assert got_x.tolist() == want_x.tolist() and got_z.tolist() == want_z.tolist()
+    assert set(zip(got_z.tolist(), got_x.tolist())) == set(zip(zs.tolist(), xs.tolist()))
+    assert len(got_x) == len(set(zip(zs.tolist(), xs.tolist())))
+
+
+def test_unique_cells_of_one_and_of_no_cell():
+    x, z = unique_cells(np.array([-7], dtype=np.int64), np.array([3], dtype=np.int64))
+    assert x.tolist() == [-7] and z.tolist() == [3]
+    x, z = unique_cells(np.array([5, 5, 5], dtype=np.int32), np.array([-1, -1, -1], dtype=np.int32))
+    assert x.tolist() == [5] and z.tolist() == [-1]
+    empty = np.empty(0, dtype=np.int64)
+    assert [a.tolist() for a in unique_cells(empty, empty)] == [[], []]
