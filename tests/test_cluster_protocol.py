@@ -123,3 +123,21 @@ def test_records_with_a_bad_zlib_header_are_refused():
                 good[:7]):                          # too short to be a chunk
         with pytest.raises(ProtocolError, match="records"):
             decode_from_worker(_chunk_frame(bad))
+
+
+def test_every_header_zlib_writes_is_accepted_and_no_other():
+    written = set()
+    for level in range(-1, 10):
+        for wbits in range(9, 16):
+            c = zlib.compressobj(level, zlib.DEFLATED, wbits)
+            data = c.compress(b"chunk" * 50) + c.flush()
+            written.add(data[:2])
+            assert decode_from_worker(_chunk_frame(data))["records"][0][2] == data
+    assert written <= protocol.ZLIB_HEADERS and len(protocol.ZLIB_HEADERS) == 32
+    body = zlib.compress(b"chunk" * 50)[2:]
+    for cmf in range(256):
+        for flg in range(256):
+            header = bytes((cmf, flg))
+            if header not in protocol.ZLIB_HEADERS:
+                with pytest.raises(ProtocolError):
+                    decode_from_worker(_chunk_frame(header + body))

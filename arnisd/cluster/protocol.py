@@ -77,8 +77,11 @@ def make(kind: str, **fields) -> bytes:
 
 # --- field validators: each returns True when the value is acceptable ------------------------
 
+_INT_BOUND = 2 ** 62
+
+
 def _int(v) -> bool:
-    return type(v) is int and -(2 ** 62) < v < 2 ** 62
+    return type(v) is int and -_INT_BOUND < v < _INT_BOUND
 
 
 def _nonneg_int(v) -> bool:
@@ -120,9 +123,19 @@ def _caps(v) -> bool:
             and type(v.get("slots")) is int and 1 <= v["slots"] <= MAX_SLOTS)
 
 
+def _is_zlib_header(cmf: int, flg: int) -> bool:
+    """RFC 1950: deflate with a window of at most 32 KiB, no preset dictionary, check bits."""
+    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and not flg & 0x20 and ((cmf << 8) | flg) % 31 == 0
+
+
+#: Every two-byte zlib header ``_zlib`` accepts (32 of them), for one set lookup per chunk.
+ZLIB_HEADERS = frozenset(bytes((cmf, flg)) for cmf in range(256) for flg in range(256)
+                         if _is_zlib_header(cmf, flg))
 #: Bytes ``_zlib`` inflates: enough to get past the first deflate block's header (and its code
 #: tables, for a dynamic block) into its data, far fewer than a whole chunk.
 ZLIB_PROBE_BYTES = 16
+#: Shortest zlib stream: header, an empty final block, Adler-32.
+ZLIB_MIN_BYTES = 8
 
 
 def _zlib(v: bytes) -> bool:
@@ -134,7 +147,7 @@ def _zlib(v: bytes) -> bool:
     are not zlib at all. It proves nothing about the rest of the stream (a full check would cost
     the coordinator a decompression per chunk) nor about what the bytes inflate to.
     """
-    if len(v) < 8 or v[0] & 0x0F != 8 or v[0] >> 4 > 7 or v[1] & 0x20 or ((v[0] << 8) | v[1]) % 31:
+    if len(v) < ZLIB_MIN_BYTES or v[:2] not in ZLIB_HEADERS:
         return False
     try:
         zlib.decompressobj().decompress(v, ZLIB_PROBE_BYTES)
@@ -144,16 +157,19 @@ def _zlib(v: bytes) -> bool:
 
 
 def _records(v) -> bool:
+    """A non-empty list of at most ``MAX_RECORDS_PER_FRAME`` [cx, cz, zlib bytes] records, each
+    chunk once (a chunk twice in one frame could stand in for another)."""
     if type(v) is not list or not 0 < len(v) <= MAX_RECORDS_PER_FRAME:
         return False
-    seen = set()
     for r in v:
-        if type(r) is not list or len(r) != 3 or type(r[2]) is not bytes:
+        if type(r) is not list or len(r) != 3:
             return False
-        if not _int(r[0]) or not _int(r[1]) or not _zlib(r[2]):
+        cx, cz, data = r
+        if not (type(cx) is int and -_INT_BOUND < cx < _INT_BOUND          # as _int
+                and type(cz) is int and -_INT_BOUND < cz < _INT_BOUND
+                and type(data) is bytes and _zlib(data)):
             return False
-        seen.add((r[0], r[1]))
-    return len(seen) == len(v)          # a chunk twice in one frame could stand in for another
+    return len({(r[0], r[1]) for r in v}) == len(v)
 
 
 def _job(v) -> bool:
