@@ -131,3 +131,29 @@ def test_empty_region_is_just_a_header(tmp_path):
     path = region.write_region(tmp_path, 7, -3, {})
     assert path.name == "r.7.-3.mca" and path.stat().st_size == 8192
     assert region.read_region(path) == {}
+
+
+def _expected_region_bytes(chunks: dict, timestamp: int, compression: int) -> bytes:
+    """The region file laid out by hand, sector by sector, as the module docstring says."""
+    locations, stamps, body = [0] * 1024, [0] * 1024, b""
+    for index, payload in sorted(((cx & 31) + (cz & 31) * 32, p) for (cx, cz), p in chunks.items()):
+        framed = struct.pack(">IB", len(payload) + 1, compression) + payload
+        if len(framed) > 255 * 4096:
+            framed = struct.pack(">IB", 1, compression | 0x80)
+        sectors = (len(framed) + 4095) // 4096
+        locations[index] = ((2 + len(body) // 4096) << 8) | sectors
+        stamps[index] = timestamp
+        body += framed + bytes(sectors * 4096 - len(framed))
+    return struct.pack(">1024I", *locations) + struct.pack(">1024I", *stamps) + body
+
+
+def test_bytes_match_the_layout_sector_by_sector(tmp_path):
+    sizes = {(0, 0): 1, (5, 0): 4091, (6, 0): 4092, (31, 31): 8187, (2, 9): 700,
+             (7, 7): 255 * 4096 - 5, (8, 7): 255 * 4096 - 4, (1, 30): 12_000}
+    rng = np.random.default_rng(3)
+    chunks = {c: rng.integers(0, 256, size=n, dtype=np.uint8).tobytes() for c, n in sizes.items()}
+    path = region.write_region(tmp_path, 0, 0, chunks, timestamp=123,
+                               compression=region.COMPRESSION_NONE, fsync=False)
+    assert path.read_bytes() == _expected_region_bytes(chunks, 123, region.COMPRESSION_NONE)
+    assert (tmp_path / "c.8.7.mcc").read_bytes() == chunks[(8, 7)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.8.7.mcc", "r.0.0.mca"]

@@ -73,6 +73,39 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+_REGION_HEADER = struct.Struct(">2048I")       # 1024 locations, then 1024 timestamps
+_CHUNK_FRAME = struct.Struct(">IB")             # length (payload + 1), compression type
+_ZERO_SECTOR = memoryview(bytes(SECTOR_BYTES))
+
+
+def _chunk_sectors(order: list[int], by_index: dict[int, tuple[int, int, bytes]],
+                   compression: int) -> tuple[list, list[int], set[int]]:
+    """The sectors after the header, as pieces to join: each chunk (in ``order``) framed and
+    zero-padded to whole sectors, or a one-sector stub for a chunk that goes to a ``.mcc`` file.
+    Also the 1024 header locations and the indices of the ``.mcc`` chunks."""
+    pieces: list = []
+    locations = [0] * 1024
+    external: set[int] = set()
+    next_sector = HEADER_BYTES // SECTOR_BYTES
+    for index in order:
+        payload = by_index[index][2]
+        framed = 5 + len(payload)
+        sectors = -(-framed // SECTOR_BYTES)
+        if sectors > MAX_SECTORS_INLINE:
+            external.add(index)
+            pieces.append(_CHUNK_FRAME.pack(1, compression | EXTERNAL_FLAG))
+            sectors, framed = 1, 5
+        else:
+            pieces.append(_CHUNK_FRAME.pack(len(payload) + 1, compression))
+            pieces.append(payload)
+        padding = sectors * SECTOR_BYTES - framed
+        if padding:
+            pieces.append(_ZERO_SECTOR[:padding])
+        locations[index] = (next_sector << 8) | sectors
+        next_sector += sectors
+    return pieces, locations, external
+
+
 def write_region(region_dir: Path, rx: int, rz: int, chunks: dict[tuple[int, int], bytes],
                  timestamp: int = 0, compression: int = COMPRESSION_ZLIB,
                  fsync: bool = True) -> Path:
@@ -90,34 +123,11 @@ def write_region(region_dir: Path, rx: int, rz: int, chunks: dict[tuple[int, int
             raise ValueError(f"chunk {cx},{cz} is not in region {rx},{rz}")
         by_index[(cx & 31) + (cz & 31) * 32] = (cx, cz, payload)
 
-    # Sector counts first, then one buffer for the whole file: one write, no per-chunk padding.
     order = sorted(by_index)
-    sectors_of: list[int] = []
-    external: set[int] = set()                  # indices of chunks that go to .mcc files
-    for index in order:
-        sectors = -(-(5 + len(by_index[index][2])) // SECTOR_BYTES)
-        if sectors > MAX_SECTORS_INLINE:
-            external.add(index)
-            sectors = 1
-        sectors_of.append(sectors)
-    total_sectors = HEADER_BYTES // SECTOR_BYTES + sum(sectors_of)
-    data = bytearray(total_sectors * SECTOR_BYTES)
-    locations = [0] * 1024
-    timestamps = [0] * 1024
-    next_sector = HEADER_BYTES // SECTOR_BYTES
-    for index, sectors in zip(order, sectors_of):
-        payload = by_index[index][2]
-        start = next_sector * SECTOR_BYTES
-        if index in external:
-            struct.pack_into(">IB", data, start, 1, compression | EXTERNAL_FLAG)
-        else:
-            struct.pack_into(">IB", data, start, len(payload) + 1, compression)
-            data[start + 5:start + 5 + len(payload)] = payload
-        locations[index] = (next_sector << 8) | sectors
-        timestamps[index] = timestamp
-        next_sector += sectors
-    struct.pack_into(">1024I", data, 0, *locations)
-    struct.pack_into(">1024I", data, SECTOR_BYTES, *timestamps)
+    sector_pieces, locations, external = _chunk_sectors(order, by_index, compression)
+    timestamps = [timestamp if location else 0 for location in locations]
+    header = _REGION_HEADER.pack(*locations, *timestamps)
+    data = b"".join([header, *sector_pieces])       # the whole file: one buffer, one write
 
     for index in sorted(external):
         cx, cz, payload = by_index[index]
