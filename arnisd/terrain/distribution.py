@@ -22,14 +22,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgpack
 import numpy as np
 
 from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.terrain.heights import TerrainParams, compute_params, job_tiles, tiles_needed
-from arnisd.terrain.source import DEFAULT_ELEVATION_URL, ElevationError, ElevationSource
 from arnisd.terrain.terrarium import TileKey, choose_zoom
+
+if TYPE_CHECKING:       # imported where used: a worker's slot needs none of urllib/http.client
+    from arnisd.terrain.source import ElevationSource
 
 log = logging.getLogger("arnisd.terrain")
 
@@ -66,6 +69,7 @@ class JobTerrain:
 
 def elevation_source_for_job(job) -> ElevationSource:
     """The job's source: its folder, then its URL (the public default when neither is set)."""
+    from arnisd.terrain.source import DEFAULT_ELEVATION_URL, ElevationSource
     url = job.elevation_url
     if url is None and job.elevation_dir is None:
         url = DEFAULT_ELEVATION_URL
@@ -83,6 +87,7 @@ def prepare_job_terrain(job, note: Callable[[str], None] | None = None,
     settings = job.settings
     if not settings.terrain:
         return job, None
+    from arnisd.terrain.source import ElevationError, ElevationSource
     projection = job.projection
     zoom = choose_zoom(job.bbox)
     keys = job_tiles(projection, zoom, _margin())

@@ -19,7 +19,6 @@ import io
 import math
 
 import numpy as np
-from PIL import Image
 
 from arnisd.geo.bbox import BBox
 
@@ -40,6 +39,7 @@ class TerrariumError(ValueError):
 
 def decode_terrarium(png: bytes) -> np.ndarray:
     """A Terrarium PNG as float64 metres, shape (256, 256), row 0 at the tile's north edge."""
+    from PIL import Image     # here, not at the top: flat jobs' worker slots never load Pillow
     try:
         with Image.open(io.BytesIO(png)) as image:
             rgb = np.asarray(image.convert("RGB"))
@@ -66,6 +66,7 @@ def encode_terrarium(heights_m: np.ndarray, compress_level: int = 1) -> bytes:
     steps = np.floor((heights_m + TERRARIUM_OFFSET_M) * TERRARIUM_STEPS_PER_M + 0.5)
     value = np.clip(steps, 0, (1 << 24) - 1).astype(np.uint32)
     rgb = np.stack([(value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF], axis=-1)
+    from PIL import Image
     buffer = io.BytesIO()
     Image.fromarray(rgb.astype(np.uint8), mode="RGB").save(buffer, format="PNG",
                                                            compress_level=compress_level)

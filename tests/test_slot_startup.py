@@ -1,0 +1,64 @@
+"""What a worker's slot process loads at start: the generator, not what only the coordinator
+or the command line need (terrain fetching over HTTP, Pillow for flat jobs)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import zlib
+
+import pytest
+
+from arnisd.cluster.slots import SlotPool
+from arnisd.geo.bbox import BBox
+from arnisd.world.settings import GenerationSettings
+
+PROBE = "tests.slot_probe:describe_slot"
+
+
+def _task() -> dict:
+    job = {"bbox": BBox.parse("60.53,26.95,60.532,26.954").as_dict(), "scale": 1.0,
+           "settings": GenerationSettings().as_dict()}
+    return {"job": job, "unit": {"owned_blocks": [0, 0, 16, 16]}, "extract": None}
+
+
+def describe_a_slot(pool_size: int = 1) -> dict:
+    """Start a slot pool running the probe generator, compute one task, return its report."""
+    arrived = threading.Event()
+    pool = SlotPool(pool_size, PROBE, notify=arrived.set)
+    try:
+        pool.submit(pool.slots[0], ("t", 1), _task())
+        assert arrived.wait(60), "the slot did not answer"
+        results = pool.results()
+    finally:
+        pool.close()
+    [(lease, result)] = results
+    assert lease == ("t", 1) and "error" not in result, result
+    [(_, _, data)] = result["chunks"]
+    return json.loads(zlib.decompress(data))
+
+
+@pytest.fixture(scope="module")
+def slot_report() -> dict:
+    return describe_a_slot()
+
+
+@pytest.mark.parametrize("module", ["arnisd.terrain.source", "urllib.request", "http.client",
+                                    "PIL.Image"])
+def test_a_slot_does_not_import_what_only_the_coordinator_needs(slot_report, module):
+    assert "arnisd.world.generate" in slot_report["modules"]
+    assert "arnisd.terrain.heights" in slot_report["modules"]
+    assert module not in slot_report["modules"]
+
+
+def test_the_terrain_package_still_offers_every_name():
+    import arnisd.terrain as terrain
+    from arnisd.terrain import ElevationSource, height_field, tile_of
+    from arnisd.terrain.heights import height_field as direct
+    from arnisd.terrain.source import ElevationSource as direct_source
+    assert height_field is direct and ElevationSource is direct_source
+    assert tile_of is terrain.terrarium.tile_of
+    assert set(terrain.__all__) <= set(dir(terrain))
+    assert all(getattr(terrain, name) is not None for name in terrain.__all__)
+    with pytest.raises(AttributeError):
+        terrain.no_such_name
