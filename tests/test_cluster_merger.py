@@ -88,3 +88,27 @@ def test_bad_attempts_are_not_committed(tmp_path):
         assert merger.determinism_bugs
     finally:
         merger.close()
+
+
+def test_a_refused_frame_names_its_first_fault_and_stages_nothing(tmp_path):
+    tiles = make_tiles(BBox.parse("60.53,26.95,60.532,26.954"), GenerationSettings(), 0.001)
+    merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
+    tile, other = tiles[0], tiles[1]
+    rx, rz, records = next(group_into_frames(_chunks(tile)))
+    records = [list(r) for r in records]
+    a, b = records[0], records[1]
+    stranger = list(_chunks(other)[0])
+    try:
+        merger.begin(tile.tile_id, 1)
+        stage = lambda recs, rx=rx, rz=rz: merger.stage(tile.tile_id, 1, rx, rz, recs)   # noqa: E731
+        assert stage([a, stranger]) == f"chunk {stranger[0]},{stranger[1]} is outside tile {tile.tile_id}"
+        assert stage([a, b], rx + 1) == f"chunk {a[0]},{a[1]} is not in region {rx + 1},{rz}"
+        assert stage([a, b, a]) == "a chunk is sent twice in one frame"
+        assert merger.staged_count(tile.tile_id, 1) == 0        # nothing of those was staged
+        assert stage([a]) is None
+        assert stage([b, a, stranger]) == f"chunk {a[0]},{a[1]} sent twice"   # a: seen before
+        assert stage([stranger, a]) == f"chunk {stranger[0]},{stranger[1]} is outside tile {tile.tile_id}"
+        assert stage([b]) is None                               # b was never staged by a refusal
+        assert merger.staged_count(tile.tile_id, 1) == 2
+    finally:
+        merger.close()

@@ -206,23 +206,21 @@ class Merger:
         state = self._attempts.get((tile_id, attempt))
         if state is None:
             return "no open attempt"
+        # every chunk must lie in the tile's owned chunks and in region (rx, rz): one box
         owned = state.tile.owned
-        x0, z0, x1, z1 = owned.x0 >> 4, owned.z0 >> 4, owned.x1 >> 4, owned.z1 >> 4   # chunks
-        seen = state.seen
+        x0, z0 = max(owned.x0 >> 4, rx << 5), max(owned.z0 >> 4, rz << 5)
+        x1, z1 = min(owned.x1 >> 4, (rx + 1) << 5), min(owned.z1 >> 4, (rz + 1) << 5)
         pack = RECORD_HEADER.pack
         pieces = []
         for cx, cz, data in records:
             if not (x0 <= cx < x1 and z0 <= cz < z1):
-                return f"chunk {cx},{cz} is outside tile {tile_id}"
-            if (cx >> 5, cz >> 5) != (rx, rz):
-                return f"chunk {cx},{cz} is not in region {rx},{rz}"
-            if (cx, cz) in seen:
-                return f"chunk {cx},{cz} sent twice"
+                return self._refusal(state, rx, rz, records)
             pieces.append(pack(cx, cz, len(data)))
             pieces.append(data)
-        if len(pieces) // 2 != len({(cx, cz) for cx, cz, _ in records}):
-            return "a chunk is sent twice in one frame"
-        seen.update((cx, cz) for cx, cz, _ in records)
+        chunks = {(cx, cz) for cx, cz, _ in records}
+        if len(chunks) != len(records) or not state.seen.isdisjoint(chunks):
+            return self._refusal(state, rx, rz, records)
+        state.seen |= chunks
         payload = b"".join(pieces)
         try:
             where = self.log.append(tile_id, attempt, rx, rz, payload)
@@ -234,6 +232,20 @@ class Merger:
         state.transfer_hash.update(payload)
         state.chunk_count += len(records)
         return None
+
+    @staticmethod
+    def _refusal(state: _Attempt, rx: int, rz: int, records: list) -> str:
+        """Why ``stage`` refuses a frame it found wrong: the first fault, record by record."""
+        owned = state.tile.owned
+        x0, z0, x1, z1 = owned.x0 >> 4, owned.z0 >> 4, owned.x1 >> 4, owned.z1 >> 4   # chunks
+        for cx, cz, _ in records:
+            if not (x0 <= cx < x1 and z0 <= cz < z1):
+                return f"chunk {cx},{cz} is outside tile {state.tile.tile_id}"
+            if (cx >> 5, cz >> 5) != (rx, rz):
+                return f"chunk {cx},{cz} is not in region {rx},{rz}"
+            if (cx, cz) in state.seen:
+                return f"chunk {cx},{cz} sent twice"
+        return "a chunk is sent twice in one frame"
 
     def finish(self, tile_id: str, attempt: int, count: int, digest: bytes,
                content: bytes) -> str | None:
