@@ -40,7 +40,10 @@ def describe_a_slot(pool_size: int = 1) -> dict:
 
 @pytest.fixture(scope="module")
 def slot_report() -> dict:
-    return describe_a_slot()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+            patch.delenv(name, raising=False)
+        return describe_a_slot()
 
 
 @pytest.mark.parametrize("module", ["arnisd.terrain.source", "urllib.request", "http.client",
@@ -62,3 +65,13 @@ def test_the_terrain_package_still_offers_every_name():
     assert all(getattr(terrain, name) is not None for name in terrain.__all__)
     with pytest.raises(AttributeError):
         terrain.no_such_name
+
+
+def test_a_slot_runs_numerical_libraries_on_one_thread(slot_report):
+    assert slot_report["env"] == {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                                  "OMP_NUM_THREADS": "1"}
+
+
+def test_an_explicit_thread_setting_is_kept(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert describe_a_slot()["env"]["OPENBLAS_NUM_THREADS"] == "3"
