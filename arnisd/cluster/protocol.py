@@ -128,8 +128,9 @@ def _is_zlib_header(cmf: int, flg: int) -> bool:
     return cmf & 0x0F == 8 and cmf >> 4 <= 7 and not flg & 0x20 and ((cmf << 8) | flg) % 31 == 0
 
 
-#: Every two-byte zlib header ``_zlib`` accepts (32 of them), for one set lookup per chunk.
-ZLIB_HEADERS = frozenset(bytes((cmf, flg)) for cmf in range(256) for flg in range(256)
+#: Every two-byte zlib header ``_zlib`` accepts (32 of them), for one set lookup per chunk
+#: (only CMF bytes with method 8 are tried: the others never pass).
+ZLIB_HEADERS = frozenset(bytes((cmf, flg)) for cmf in range(8, 256, 16) for flg in range(256)
                          if _is_zlib_header(cmf, flg))
 #: Bytes ``_zlib`` inflates: enough to get past the first deflate block's header (and its code
 #: tables, for a dynamic block) into its data, far fewer than a whole chunk.
