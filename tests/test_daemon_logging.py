@@ -84,3 +84,50 @@ def test_spawned_children_and_warnings_log_json_too(tmp_path):
     events = [line["event"] for line in lines]
     assert "from a slot" in events
     assert sum("careful" in e for e in events) == 1 and sum("in the daemon" in e for e in events) == 1
+
+
+def _run_daemon_script(tmp_path, body: str) -> list[dict]:
+    script = tmp_path / "daemon.py"
+    script.write_text(textwrap.dedent(body))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("ARNISD_DAEMON_LOG_FORMAT", None)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+
+
+def test_a_child_logs_through_structlog_as_its_daemon(tmp_path):
+    lines = _run_daemon_script(tmp_path, """
+        import multiprocessing
+        from arnisd.service.daemon_logging import configure_child_logging, configure_daemon_logging
+
+        def child():
+            assert configure_child_logging()
+            from arnisd.logs import get_logger
+            get_logger("arnisd.generate").info("progress", chunks=10, child=True)
+            get_logger("arnisd.generate").debug("hidden at info", child=True)
+
+        if __name__ == "__main__":
+            configure_daemon_logging("auto", "info")
+            from arnisd.logs import get_logger
+            get_logger("arnisd.generate").info("progress", chunks=10, child=False)
+            p = multiprocessing.get_context("spawn").Process(target=child)
+            p.start(); p.join()
+            assert p.exitcode == 0
+    """)
+    assert [(line["event"], line["child"]) for line in lines] == [("progress", False),
+                                                                  ("progress", True)]
+    daemon, child = ({k: v for k, v in line.items() if k not in ("child", "timestamp")}
+                     for line in lines)
+    assert daemon == child and daemon["chunks"] == 10 and daemon["level"] == "info"
+    assert lines[0]["timestamp"].endswith("Z") and lines[1]["timestamp"].endswith("Z")
+
+
+def test_importing_the_child_logging_setup_does_not_load_structlog():
+    """A slot imports this module at start; structlog is loaded only by the configuration."""
+    code = ("import sys; import arnisd.service.daemon_logging; "
+            "assert 'structlog' not in sys.modules, 'structlog loaded'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr

@@ -16,8 +16,6 @@ import os
 import sys
 import time
 
-from arnisd.logs import configure_logging
-
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -80,6 +78,7 @@ def configure_daemon_logging(log_format: str = "auto", log_level: str = "info", 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, log_level.upper(), logging.INFO))
+    from arnisd.logs import configure_logging  # here: structlog is only loaded when configured
     configure_logging("json" if uses_json(log_format, stream) else "console", log_level)
 
 
