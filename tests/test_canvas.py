@@ -43,3 +43,30 @@ def test_chunk_sections_are_yzx_ordered():
     section = canvas.chunk_sections(0, 0)[-4]
     assert section[5 * 256 + 7 * 16 + 3] == blocks.STONE
     assert np.count_nonzero(section) == 1
+
+
+def test_generating_a_tile_of_the_real_extract_does_not_import_numpy_ma():
+    """``np.unique`` imports ``numpy.ma`` on first use: tens of ms in every fresh worker slot.
+    A whole tile of the bundled extract (every family) is drawn and encoded without it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    code = ("import sys\n"
+            "from arnisd.geo.bbox import BBox\n"
+            "from arnisd.geo.projection import LocalProjection\n"
+            "from arnisd.osm.reader import read_osm_file\n"
+            "from arnisd.cluster.tiling import make_tiles\n"
+            "from arnisd.world.generate import generate_chunks\n"
+            "from arnisd.world.settings import GenerationSettings\n"
+            "bbox = BBox.parse('60.52,26.93,60.54,26.97')\n"
+            "projection = LocalProjection(bbox, 1.0)\n"
+            "elements = read_osm_file('data/kouvola.osm.pbf').elements\n"
+            "settings = GenerationSettings()\n"
+            "tile = max(make_tiles(bbox, settings, 0.004), key=lambda t: t.chunk_count())\n"
+            "chunks = list(generate_chunks(elements, projection, tile.owned, settings))\n"
+            "assert len(chunks) > 100\n"
+            "print('numpy.ma' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -10,9 +10,10 @@ import msgpack
 import numpy as np
 import pytest
 
+from arnisd.arrays import sorted_unique
 from arnisd.geo.bbox import BBox
 from arnisd.osm.elements import OsmElement, Polygon
-from arnisd.osm.extract import (ElementIndex, ExtractFormatError, _sorted_unique, element_bounds_e7,
+from arnisd.osm.extract import (ElementIndex, ExtractFormatError, element_bounds_e7,
                                 elements_in_bbox, pack_elements, unpack_elements)
 from arnisd.osm.reader import read_osm_file
 from fake_overpass import element_digest
@@ -148,7 +149,7 @@ def test_sorted_unique_equals_np_unique(seed):
     rng = np.random.default_rng(seed)
     size = int(rng.integers(0, 300))
     values = rng.integers(-5, int(rng.integers(1, 400)), size=size, dtype=np.int64)
-    result = _sorted_unique(values)
+    result = sorted_unique(values)
     assert result.dtype == np.int64
     assert result.tolist() == np.unique(values).tolist()
 
@@ -156,7 +157,7 @@ def test_sorted_unique_equals_np_unique(seed):
 @pytest.mark.parametrize("values", [[], [7], [3, 3, 3], [2, 1], [1, 2], [5, 1, 5, 1, 0]])
 def test_sorted_unique_of_small_arrays(values):
     array = np.array(values, dtype=np.int64)
-    assert _sorted_unique(array).tolist() == sorted(set(values))
+    assert sorted_unique(array).tolist() == sorted(set(values))
     assert array.tolist() == values                     # the input is left as it was
 
 

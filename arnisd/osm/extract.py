@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import msgpack
 import numpy as np
 
+from arnisd.arrays import sorted_unique
 from arnisd.geo.bbox import BBox
 from arnisd.osm.elements import OsmElement, Polygon
 
@@ -200,7 +201,7 @@ class ElementIndex:
             first = row * self._cols
             pieces.append(self._cell_members[self._cell_starts[first + c0]:
                                              self._cell_starts[first + c1 + 1]])
-        candidates = _sorted_unique(np.concatenate(pieces))
+        candidates = sorted_unique(np.concatenate(pieces))
         b = self.bounds_e7[candidates]
         hit = ((b[:, 0] <= max_lat_e7) & (b[:, 2] >= min_lat_e7)
                & (b[:, 1] <= max_lng_e7) & (b[:, 3] >= min_lng_e7))
@@ -256,18 +257,6 @@ def elements_in_bbox(elements: Sequence[OsmElement], bbox: BBox) -> list[OsmElem
     b = element_bounds_e7(elements)
     hit = (b[:, 0] <= max_lat) & (b[:, 2] >= min_lat) & (b[:, 1] <= max_lng) & (b[:, 3] >= min_lng)
     return [elements[i] for i in np.flatnonzero(hit).tolist()]
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """The distinct values of a 1-d array, ascending (what ``np.unique`` returns; without its
-    lazy import of ``numpy.ma`` and its generic code paths)."""
-    values = np.sort(values)
-    if len(values) < 2:
-        return values
-    first = np.empty(len(values), dtype=bool)
-    first[0] = True
-    np.not_equal(values[1:], values[:-1], out=first[1:])
-    return values[first]
 
 
 def _bbox_e7(bbox: BBox) -> tuple[int, int, int, int]:

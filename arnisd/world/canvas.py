@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from arnisd.arrays import sorted_unique
 from arnisd.geo.projection import BlockRect
 from arnisd.world import blocks
 
@@ -119,7 +120,7 @@ class Canvas:
         if len(xs) == 0:
             return
         sections = ys >> 4
-        for section_y in np.unique(sections):
+        for section_y in sorted_unique(sections):
             sel = sections == section_y
             layer = self._layer(int(section_y))
             ly, lz, lx = ys[sel] & 15, zs[sel] - w.z0, xs[sel] - w.x0

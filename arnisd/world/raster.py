@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import shapely
 
+from arnisd.arrays import sorted_unique
 from arnisd.geo.projection import BlockRect
 
 
@@ -106,23 +107,11 @@ def unique_cells(xs: np.ndarray, zs: np.ndarray) -> tuple[np.ndarray, np.ndarray
     row's negative x come after its non-negative ones)."""
     if len(xs) == 0:
         return xs, zs
-    key = _sorted_unique((zs.astype(np.int64) << 32) | (xs.astype(np.int64) & 0xFFFFFFFF))
+    key = sorted_unique((zs.astype(np.int64) << 32) | (xs.astype(np.int64) & 0xFFFFFFFF))
     zs_u = key >> 32
     xs_u = (key & 0xFFFFFFFF).astype(np.int64)
     xs_u = np.where(xs_u >= 1 << 31, xs_u - (1 << 32), xs_u)
     return xs_u, zs_u
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """The distinct values of a 1-d array, ascending (what ``np.unique`` returns; without its
-    lazy import of ``numpy.ma`` and its generic code paths)."""
-    values = np.sort(values)
-    if len(values) < 2:
-        return values
-    first = np.empty(len(values), dtype=bool)
-    first[0] = True
-    np.not_equal(values[1:], values[:-1], out=first[1:])
-    return values[first]
 
 
 def line_cells(points: np.ndarray, width_blocks: float, clip: BlockRect) -> tuple[np.ndarray, np.ndarray]:
