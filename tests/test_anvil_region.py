@@ -157,3 +157,25 @@ def test_bytes_match_the_layout_sector_by_sector(tmp_path):
     assert path.read_bytes() == _expected_region_bytes(chunks, 123, region.COMPRESSION_NONE)
     assert (tmp_path / "c.8.7.mcc").read_bytes() == chunks[(8, 7)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.8.7.mcc", "r.0.0.mca"]
+
+
+def test_read_chunk_reads_one_chunk_as_read_region_does(tmp_path):
+    coords = [(-1, -1), (-32, -32), (-5, -20)]
+    nbts = {c: small_chunk_nbt(*c) for c in coords}
+    path = region.write_region(tmp_path, -1, -1, {c: chunk.compress_chunk(n) for c, n in nbts.items()})
+    for c in coords:
+        assert region.read_chunk(path, *c) == nbts[c]
+    assert region.read_chunk(path, -2, -2) is None                  # in the region, not written
+    with pytest.raises(ValueError):
+        region.read_chunk(path, 0, 0)                               # another region
+    big_nbt = os.urandom(1_300_000)                                 # an external (.mcc) chunk
+    path = region.write_region(tmp_path, 0, 0, {(2, 1): zlib.compress(big_nbt)})
+    assert region.read_chunk(path, 2, 1) == big_nbt
+
+
+def test_read_chunk_refuses_a_truncated_file(tmp_path):
+    path = region.write_region(tmp_path, 0, 0, {(3, 4): chunk.compress_chunk(small_chunk_nbt(3, 4))})
+    data = path.read_bytes()
+    path.write_bytes(data[:8192 + 3])
+    with pytest.raises(ValueError):
+        region.read_chunk(path, 3, 4)

@@ -169,6 +169,19 @@ def region_coords_from_name(path: Path) -> tuple[int, int]:
     return int(parts[1]), int(parts[2])
 
 
+def _chunk_payload(path: Path, cx: int, cz: int, location: int, data: bytes,
+                   start: int) -> tuple[int, bytes]:
+    """(compression type, compressed payload) of the chunk whose sectors begin at
+    ``data[start:]`` (``location`` is its header entry); an external chunk is read from its
+    ``.mcc`` file."""
+    length, compression = struct.unpack_from(">IB", data, start)
+    if compression & EXTERNAL_FLAG:
+        return compression & ~EXTERNAL_FLAG, (path.parent / external_file_name(cx, cz)).read_bytes()
+    if length < 1 or length + 4 > (location & 0xFF) * SECTOR_BYTES or start + 4 + length > len(data):
+        raise ValueError(f"{path}: chunk {cx},{cz} length {length} overruns its sectors")
+    return compression, data[start + 5: start + 4 + length]
+
+
 def read_region_raw(path: Path) -> dict[tuple[int, int], tuple[int, bytes]]:
     """(cx, cz) -> (compression type, compressed payload) for every chunk of a region file."""
     path = Path(path)
@@ -182,17 +195,29 @@ def read_region_raw(path: Path) -> dict[tuple[int, int], tuple[int, bytes]]:
         if location == 0:
             continue
         cx, cz = rx * 32 + index % 32, rz * 32 + index // 32
-        start = (location >> 8) * SECTOR_BYTES
-        length, compression = struct.unpack_from(">IB", data, start)
-        if compression & EXTERNAL_FLAG:
-            payload = (path.parent / external_file_name(cx, cz)).read_bytes()
-            compression &= ~EXTERNAL_FLAG
-        else:
-            if length < 1 or length + 4 > (location & 0xFF) * SECTOR_BYTES:
-                raise ValueError(f"{path}: chunk {cx},{cz} length {length} overruns its sectors")
-            payload = data[start + 5: start + 4 + length]
-        result[(cx, cz)] = (compression, payload)
+        result[(cx, cz)] = _chunk_payload(path, cx, cz, location, data,
+                                          (location >> 8) * SECTOR_BYTES)
     return result
+
+
+def read_chunk(path: Path, cx: int, cz: int) -> bytes | None:
+    """Decompressed NBT of one chunk of a region file (None if the file does not hold it),
+    reading only the header and that chunk's sectors."""
+    path = Path(path)
+    if (cx >> 5, cz >> 5) != region_coords_from_name(path):
+        raise ValueError(f"chunk {cx},{cz} is not in {path.name}")
+    with open(path, "rb") as f:
+        header = f.read(HEADER_BYTES)
+        if len(header) < HEADER_BYTES:
+            raise ValueError(f"{path}: shorter than the 8 KiB region header")
+        (location,) = struct.unpack_from(">I", header, 4 * _chunk_index(cx, cz))
+        if location == 0:
+            return None
+        f.seek((location >> 8) * SECTOR_BYTES)
+        sectors = f.read((location & 0xFF) * SECTOR_BYTES)
+    if len(sectors) < 5:
+        raise ValueError(f"{path}: chunk {cx},{cz} lies past the end of the file")
+    return _decompress(*_chunk_payload(path, cx, cz, location, sectors, 0))
 
 
 def read_region(path: Path) -> dict[tuple[int, int], bytes]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from arnisd.anvil.chunk import decode_chunk_blocks
-from arnisd.anvil.region import read_region, region_file_name, region_of
+from arnisd.anvil.region import read_chunk, region_file_name, region_of
 from arnisd.job import JobSpec
 
 
@@ -28,7 +28,7 @@ def surface_y(world_dir: Path, x: int, z: int, default: int) -> int:
     path = Path(world_dir) / "region" / region_file_name(*region_of(cx, cz))
     if not path.exists():
         return default
-    chunk = read_region(path).get((cx, cz))
+    chunk = read_chunk(path, cx, cz)
     if chunk is None:
         return default
     sections = decode_chunk_blocks(chunk)
