@@ -76,3 +76,40 @@ def test_a_slot_runs_numerical_libraries_on_one_thread(slot_report):
 def test_an_explicit_thread_setting_is_kept(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     assert describe_a_slot()["env"]["OPENBLAS_NUM_THREADS"] == "3"
+
+
+def test_a_worker_process_starts_its_slots_before_loading_zeromq_and_the_worker():
+    """``run_worker_process`` (what a local cluster spawns) starts the slot pool first; pickled,
+    it and its settings name the light module, so a spawned daemon does not load the rest
+    before its slots are on their way."""
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from arnisd.cluster.worker import WorkerSettings, run_worker_process
+    assert b"arnisd.cluster.worker_process" in pickle.dumps(run_worker_process)
+    assert b"arnisd.cluster.worker_process" in pickle.dumps(WorkerSettings())
+    script = """
+import sys
+from arnisd.cluster import worker_process
+
+class Started(Exception):
+    pass
+
+class RecordingPool:
+    def __init__(self, size, generator):
+        self.loaded = sorted({"zmq", "arnisd.cluster.worker"} & set(sys.modules))
+        raise Started(self.loaded)
+
+worker_process.SlotPool = RecordingPool
+try:
+    worker_process.run_worker_process(worker_process.WorkerSettings(slots=1))
+except Started as exc:
+    assert exc.args[0] == [], exc.args[0]
+    print("pool first")
+"""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "pool first", proc.stderr

@@ -29,7 +29,7 @@ import platform
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
@@ -38,29 +38,11 @@ from arnisd.cluster import protocol, security
 from arnisd.cluster.results import group_into_frames, new_transfer_hash, update_transfer_hash
 from arnisd.cluster.scratch import ResultStore, StoredResult
 from arnisd.cluster.slots import SlotPool
+from arnisd.cluster.worker_process import WorkerSettings, run_worker_process  # noqa: F401 (here too)
 
 log = logging.getLogger("arnisd.cluster.worker")
 
 BYE_LINGER_MS = 1000
-
-
-@dataclass(slots=True)
-class WorkerSettings:
-    """Knobs of a worker (the config file of issue 5 fills these)."""
-
-    coordinator: str = "tcp://127.0.0.1:5570"
-    worker_id: str = field(default_factory=platform.node)
-    slots: int = field(default_factory=lambda: os.cpu_count() or 1)
-    generator: str | None = None              # module:function; None = the real generator
-    heartbeat_interval_s: float = 1.0         # until the coordinator's welcome says otherwise
-    liveness: int = 3
-    reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 32.0
-    token: str | None = None
-    max_frame_bytes: int = protocol.MAX_LEASE_FRAME_BYTES
-    exit_when_coordinator_lost_s: float | None = None   # local clusters: give up eventually
-    scratch_dir: Path | None = None           # finished results wait here; None: in memory
-    curve: security.CurveClientKeys | None = None       # CURVE keys (the coordinator's too)
 
 
 @dataclass(slots=True)
@@ -131,7 +113,9 @@ class Worker:
     """One worker daemon: run() until stopped, the coordinator says shutdown, or it rejects us."""
 
     def __init__(self, settings: WorkerSettings, context: zmq.Context | None = None,
-                 stop_event: threading.Event | None = None) -> None:
+                 stop_event: threading.Event | None = None, pool: SlotPool | None = None) -> None:
+        """``pool``: slots started already (``run_worker_process`` starts them first thing);
+        the worker closes it when it stops. Without one, ``run`` starts the slots."""
         self.settings = settings
         self.stop_event = stop_event or threading.Event()
         self._context = context or zmq.Context.instance()
@@ -144,7 +128,7 @@ class Worker:
         self.tiles_done = 0
         self._last_sent = 0.0
         self._last_register = 0.0
-        self._pool: SlotPool | None = None
+        self._pool: SlotPool | None = pool
         self._lost_since: float | None = None
         self._reg_base = random.getrandbits(40) << 20     # this process's registration rounds
         self._reg_round = 0
@@ -214,8 +198,10 @@ class Worker:
         backoff_s = self.settings.reconnect_initial_s
         self._lost_since = time.monotonic()
         try:
+            if self._pool is None:        # first: the slots' start-up overlaps the rest of ours
+                self._pool = SlotPool(self.settings.slots, self.settings.generator)
             self._open_wake_sockets()
-            self._pool = SlotPool(self.settings.slots, self.settings.generator, notify=self._wake)
+            self._pool.notify = self._wake
             self._load_stored_results()
             self._connect()
             while not self.stop_event.is_set():
@@ -474,12 +460,3 @@ class Worker:
                 del self.leases[key]
                 self.store.delete(work.result)
                 self.tiles_done += 1
-
-
-def run_worker_process(settings: WorkerSettings, log_level: int = logging.WARNING) -> int:
-    """Entry point of a worker started with the ``spawn`` method (a local cluster's workers)."""
-    logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        return Worker(settings).run()
-    finally:
-        zmq.Context.instance().term()       # waits for the bye to leave (its linger)
