@@ -98,7 +98,11 @@ class WorkerRecord:
 
     @property
     def free_slots(self) -> int:
-        return self.slots + self.lease_ahead - len(self.leases)
+        return self.room(ahead=True)
+
+    def room(self, ahead: bool) -> int:
+        """Leases it can take now: its free slots, plus its lease-ahead if ``ahead``."""
+        return self.slots + (self.lease_ahead if ahead else 0) - len(self.leases)
 
 
 @dataclass(slots=True)
@@ -733,8 +737,13 @@ class Coordinator:
         """Prefetch extracts for due tiles and lease ready tiles to workers with free slots."""
         job = self.job
         book = job.book
-        free = [w for w in self.workers.values() if w.free_slots > 0 and not w.awaiting_register]
-        free_slots = sum(w.free_slots for w in free)
+        # The tail of a job: once the tiles not yet leased would not even fill every slot,
+        # nobody leases ahead, so the last tiles go to slots that are free now instead of
+        # waiting in a busy worker while another worker idles (decided again for every lease
+        # below; here it sizes the prefetch).
+        ahead = book.counts[PENDING] > sum(w.slots for w in self.workers.values())
+        free = [w for w in self.workers.values() if w.room(ahead) > 0 and not w.awaiting_register]
+        free_slots = sum(w.room(ahead) for w in free)
         want = free_slots + self.config.prefetch_extra if free_slots else 0
         # tiles handed back or lost with their worker go out first, whatever is prefetched
         while (tile_id := book.next_returned()) is not None:
@@ -772,23 +781,18 @@ class Coordinator:
                             log.error("tile %s failed for good: %s", tile_id, record.error)
         if not job.ready or not free:
             return
-        free.sort(key=lambda w: (-w.free_slots, -w.slots))
-        index = 0
+        total_slots = sum(w.slots for w in self.workers.values())
         for tile_id in sorted(job.ready, key=lambda t: book.records[t].leases == 0):
             if book.records[tile_id].state != PENDING:
                 job.ready.pop(tile_id)           # reclaimed meanwhile
                 continue
-            while index < len(free) and free[index].free_slots <= 0:
-                index += 1
-            if index >= len(free):
+            ahead = book.counts[PENDING] > total_slots
+            # the roomiest worker first: bigger workers get more tiles
+            worker = max(free, key=lambda w: (w.room(ahead), w.slots))
+            if worker.room(ahead) <= 0:
                 break
-            worker = free[index]
             extract = job.ready.pop(tile_id)
             self._lease(worker, tile_id, extract, now)
-            # keep the roomiest workers first: bigger workers get more tiles
-            if index + 1 < len(free) and free[index + 1].free_slots > worker.free_slots:
-                free.sort(key=lambda w: (-w.free_slots, -w.slots))
-                index = 0
 
     def _take_attempt(self) -> int:
         attempt = self._next_attempt
