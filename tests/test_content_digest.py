@@ -20,7 +20,8 @@ def _nbt_like(cx: int, cz: int) -> bytes:
 
 
 def _chunks(level: int = 6) -> list[tuple[int, int, bytes]]:
-    return [(cx, cz, zlib.compress(_nbt_like(cx, cz), level)) for cz in range(-2, 3) for cx in range(-3, 4)]
+    return [(cx, cz, zlib.compress(_nbt_like(cx, cz), level))
+            for cz in range(-2, 3) for cx in range(-3, 4)]
 
 
 def _raw_deflate_stream(raw: bytes) -> bytes:

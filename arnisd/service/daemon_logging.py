@@ -78,7 +78,9 @@ def configure_daemon_logging(log_format: str = "auto", log_level: str = "info", 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, log_level.upper(), logging.INFO))
-    from arnisd.logs import configure_logging  # here: structlog is only loaded when configured
+    # imported here: a daemon's child that is not configured (a local cluster's slot) never
+    # loads structlog
+    from arnisd.logs import configure_logging
     configure_logging("json" if uses_json(log_format, stream) else "console", log_level)
 
 

@@ -23,7 +23,13 @@ _MODULE_OF_NAME = {
                      "pixel_xy", "tile_of", "tiles_covering"), "terrarium"),
 }
 
-__all__ = sorted(_MODULE_OF_NAME)
+__all__ = [
+    "DEFAULT_ELEVATION_URL", "DEFAULT_HEADROOM_BLOCKS", "SMOOTHING_RADIUS_BLOCKS",
+    "ElevationError", "ElevationSource", "TerrainParams", "TerrariumError", "choose_zoom",
+    "compute_params", "decode_terrarium", "decode_tiles", "encode_terrarium", "height_field",
+    "height_m_field", "job_tiles", "pixel_window", "pixel_xy", "tile_of", "tiles_covering",
+    "tiles_needed",
+]
 
 
 def __getattr__(name: str):

@@ -39,7 +39,8 @@ class TerrariumError(ValueError):
 
 def decode_terrarium(png: bytes) -> np.ndarray:
     """A Terrarium PNG as float64 metres, shape (256, 256), row 0 at the tile's north edge."""
-    from PIL import Image     # here, not at the top: flat jobs' worker slots never load Pillow
+    # imported here, not at the top: the worker slots of flat jobs never load Pillow
+    from PIL import Image
     try:
         with Image.open(io.BytesIO(png)) as image:
             rgb = np.asarray(image.convert("RGB"))
