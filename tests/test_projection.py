@@ -89,3 +89,27 @@ def test_bundled_file_bounds_are_the_documented_bbox():
     assert bbox_of_file(data) == KOUVOLA
     assert snap_header_degrees(26.9299999) == 26.93
     assert snap_header_degrees(26.9312345) == 26.9312345
+
+
+def test_ring_area_is_exact_integer_shoelace():
+    """Areas order land cover (smaller wins): they must not depend on BLAS or rounding. The
+    shoelace of integer rings is computed exactly, whatever the ring's size or position."""
+    import random
+    from fractions import Fraction
+
+    import shapely
+
+    from arnisd.world.projected import _ring_area
+    rng = random.Random(7)
+    for n in (3, 4, 17, 20_000):
+        cx, cz = rng.randrange(-3_000_000, 3_000_000), rng.randrange(-3_000_000, 3_000_000)
+        angles = sorted(rng.uniform(0, 6.283) for _ in range(n))
+        ring = np.array([[cx + round(math.cos(a) * rng.uniform(500, 5_000)),
+                          cz + round(math.sin(a) * rng.uniform(500, 5_000))] for a in angles],
+                        dtype=np.int64)
+        pts = [(int(x), int(z)) for x, z in ring]
+        exact = abs(sum(Fraction(x0 * z1 - z0 * x1)
+                        for (x0, z0), (x1, z1) in zip(pts, pts[1:] + pts[:1]))) / 2
+        assert _ring_area(ring) == float(exact)
+        assert _ring_area(ring) == pytest.approx(shapely.Polygon(pts).area, rel=1e-9)
+    assert _ring_area(np.array([[0, 0], [5, 5]])) == 0.0

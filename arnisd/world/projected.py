@@ -44,9 +44,15 @@ class ProjectedElement:
 
 
 def _ring_area(ring: np.ndarray) -> float:
-    x = ring[:, 0].astype(np.float64)
-    z = ring[:, 1].astype(np.float64)
-    return abs(float(np.dot(x, np.roll(z, -1)) - np.dot(z, np.roll(x, -1)))) / 2.0
+    """Shoelace area of a ring of integer block coordinates, exact: integer arithmetic
+    relative to its first vertex, so neither BLAS (whose float sums depend on its thread
+    count and CPU kernels) nor rounding can order two areas differently on two machines."""
+    if len(ring) < 3:
+        return 0.0
+    relative = np.asarray(ring, dtype=np.int64) - np.asarray(ring[0], dtype=np.int64)
+    x, z = relative[:, 0], relative[:, 1]
+    twice = int(np.sum(x * np.roll(z, -1) - z * np.roll(x, -1)))
+    return abs(twice) / 2.0
 
 
 def _project_coords(projection: LocalProjection, coords: np.ndarray) -> np.ndarray:
