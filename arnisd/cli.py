@@ -13,6 +13,7 @@ import sys
 
 from arnisd import __version__
 from arnisd.errors import UserError
+from arnisd.library_threads import one_library_thread
 
 COMMAND_MODULES = ["generate", "run", "submit", "cancel", "status", "preview", "keygen"]
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    one_library_thread()      # before any command loads numpy; child processes inherit it
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

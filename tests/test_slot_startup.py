@@ -114,3 +114,31 @@ except Started as exc:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root,
                           timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "pool first", proc.stderr
+
+
+def test_the_command_line_asks_numerical_libraries_for_one_thread(tmp_path):
+    """`arnisd` sets the thread variables before any command loads numpy, so the coordinator
+    process (and every process it starts) runs OpenBLAS without its spinning helper threads."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("counting a process's threads needs Linux's /proc")
+    code = ("import os, sys\n"
+            "from arnisd.cli import main\n"
+            "try:\n"
+            "    main(['--version'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "import numpy\n"
+            "numpy.ones((64, 64)) @ numpy.ones((64, 64))\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task')))\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    variable, threads = done.stdout.split()[-2:]
+    assert variable == "1"
+    assert int(threads) == 1

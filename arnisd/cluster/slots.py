@@ -16,13 +16,9 @@ import queue
 import threading
 from dataclasses import dataclass
 
+from arnisd.library_threads import one_library_thread
+
 SPAWN = multiprocessing.get_context("spawn")
-
-#: Thread pools of the numerical libraries a slot loads. A slot computes one tile on one core
-#: (the pool of slots is the parallelism), and OpenBLAS alone starts a thread per core that
-#: spins for about 0.1 s of CPU once numpy is loaded, competing with the other slots.
-LIBRARY_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
-
 
 def _watch_parent() -> None:
     parent = multiprocessing.parent_process()
@@ -32,16 +28,9 @@ def _watch_parent() -> None:
     os._exit(3)
 
 
-def _one_library_thread() -> None:
-    """Ask numerical libraries for a single thread, unless the environment already says how
-    many (effective only before they are loaded, which is why the slot does it first)."""
-    for name in LIBRARY_THREAD_VARIABLES:
-        os.environ.setdefault(name, "1")
-
-
 def _slot_main(conn, generator_path: str | None) -> None:
     """Body of a slot process: compute tasks from the pipe until it closes."""
-    _one_library_thread()
+    one_library_thread()      # before numpy loads (see arnisd.library_threads)
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
     from arnisd.service.daemon_logging import configure_child_logging
     configure_child_logging()  # log as the daemon does (JSON lines off a terminal)
