@@ -179,3 +179,80 @@ def test_read_chunk_refuses_a_truncated_file(tmp_path):
     path.write_bytes(data[:8192 + 3])
     with pytest.raises(ValueError):
         region.read_chunk(path, 3, 4)
+
+
+def _region_chunks():
+    chunks = {(cx, cz): chunk.compress_chunk(small_chunk_nbt(cx, cz))
+              for cx in range(0, 32, 3) for cz in range(0, 32, 5)}
+    chunks[(1, 1)] = zlib.compress(os.urandom(9_000))              # a chunk of three sectors
+    return chunks
+
+
+def test_region_written_directly_equals_the_buffered_file(tmp_path, monkeypatch):
+    """Region files go past the page cache (O_DIRECT) where possible; the bytes are the same
+    as through the page cache."""
+    if not getattr(os, "O_DIRECT", 0):
+        pytest.skip("this platform has no O_DIRECT: regions are always written buffered")
+    direct_opens = []
+    real_open = os.open
+
+    def recording_open(path, flags, *args):
+        if flags & os.O_DIRECT:
+            direct_opens.append(Path(path).name)
+        return real_open(path, flags, *args)
+    monkeypatch.setattr(region.os, "open", recording_open)
+    chunks = _region_chunks()
+    buffered_dir = tmp_path / "buffered"
+    buffered_dir.mkdir()
+    monkeypatch.setattr(region, "_DIRECT_REFUSED", {buffered_dir})
+    buffered = region.write_region(buffered_dir, 0, 0, chunks).read_bytes()
+    assert direct_opens == []
+    direct = region.write_region(tmp_path / "direct", 0, 0, chunks)
+    if region._DIRECT_REFUSED != {buffered_dir}:
+        pytest.skip(f"the filesystem of {tmp_path} refuses O_DIRECT (the buffered path was used)")
+    assert direct_opens == [".r.0.0.mca.%d.tmp" % os.getpid()]
+    assert direct.read_bytes() == buffered
+    assert region.read_region(direct) == {c: zlib.decompress(d) for c, d in chunks.items()}
+
+
+@pytest.mark.parametrize("refused_at", ["open", "write"])
+def test_a_filesystem_refusing_direct_io_gets_the_buffered_write(tmp_path, monkeypatch, refused_at):
+    """EINVAL from open or write with O_DIRECT (a filesystem without it): the region is
+    written through the page cache instead, no temporary file is left, the folder is
+    remembered; other errors (a full disk) are not swallowed."""
+    import errno
+    monkeypatch.setattr(region.os, "O_DIRECT", 0x4000, raising=False)
+    monkeypatch.setattr(region, "_DIRECT_REFUSED", set())
+    real_open, real_write = os.open, os.write
+    direct_fds = set()
+
+    def refusing_open(path, flags, *args):
+        if flags & 0x4000:
+            if refused_at == "open":
+                raise OSError(errno.EINVAL, "Invalid argument")
+            fd = real_open(path, flags & ~0x4000, *args)
+            direct_fds.add(fd)
+            return fd
+        return real_open(path, flags, *args)
+
+    def refusing_write(fd, data):
+        if fd in direct_fds:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+    monkeypatch.setattr(region.os, "open", refusing_open)
+    monkeypatch.setattr(region.os, "write", refusing_write)
+    chunks = _region_chunks()
+    path = region.write_region(tmp_path, 0, 0, chunks)
+    assert region.read_region(path) == {c: zlib.decompress(d) for c, d in chunks.items()}
+    assert region._DIRECT_REFUSED == {tmp_path}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.0.0.mca"]
+
+    def full_disk_write(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(region, "_DIRECT_REFUSED", set())
+    monkeypatch.setattr(region.os, "write", full_disk_write)
+    if refused_at == "write":
+        with pytest.raises(OSError) as caught:
+            region.write_region(tmp_path, 0, 0, chunks)
+        assert caught.value.errno == errno.ENOSPC
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.0.0.mca"]
