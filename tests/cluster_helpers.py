@@ -232,3 +232,18 @@ def slow_env(marker_dir: Path, slow_s: float, **extra) -> dict:
 
 def log_lines(path: Path) -> list[str]:
     return Path(path).read_text(errors="replace").splitlines() if Path(path).exists() else []
+
+
+def start_recording_generate(elements, projection, owned, settings):
+    """``fake_generate``, after writing (once per slot process) what the slot process had
+    loaded when it started computing, as ``<slot pid>.json`` in ``ARNISD_TEST_MARKER_DIR``,
+    and sleeping ``ARNISD_TEST_SLOW_S`` (default 0)."""
+    import json
+    import sys
+    record = Path(os.environ["ARNISD_TEST_MARKER_DIR"]) / f"{os.getpid()}.json"
+    if not record.exists():
+        record.write_text(json.dumps({"ppid": os.getppid(),
+                                      "modules": sorted(m for m in sys.modules
+                                                        if m in ("zmq", "arnisd.cluster.worker"))}))
+    time.sleep(float(os.environ.get("ARNISD_TEST_SLOW_S", "0")))
+    return fake_generate(elements, projection, owned, settings)

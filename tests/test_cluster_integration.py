@@ -157,25 +157,67 @@ def test_busy_worker_is_not_declared_dead(tmp_path):
     assert result.attempts == result.tiles_total   # nobody was declared dead, nothing re-leased
 
 
-def test_local_workers_are_let_go_before_the_world_is_finished(tmp_path):
+def test_local_workers_are_let_go_before_the_world_is_finished(tmp_path, monkeypatch):
     """Once the last tile is in, the workers are told to shut down at once, so they exit
     while the coordinator still writes the last regions and level.dat (``finalize``)."""
-    import multiprocessing
+    import multiprocessing.process
     output = tmp_path / "world"
-    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.002)
+    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.001)
+    started = []
+    real_start = multiprocessing.process.BaseProcess.start
+
+    def recording_start(process):
+        if process.name.startswith("arnisd-worker"):
+            started.append(process)
+        return real_start(process)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", recording_start)
     seen_in_finalize = {}
 
     def finalize(world_dir):
         deadline = time.monotonic() + 20
-        workers = [p for p in multiprocessing.active_children() if p.name.startswith("arnisd-worker")]
-        seen_in_finalize["workers_at_start"] = len(workers)
-        while any(p.is_alive() for p in workers) and time.monotonic() < deadline:
+        while any(p.is_alive() for p in started) and time.monotonic() < deadline:
             time.sleep(0.02)
-        seen_in_finalize["all_exited"] = not any(p.is_alive() for p in workers)
+        seen_in_finalize["all_exited"] = not any(p.is_alive() for p in started)
 
-    result = run_local_cluster(job, [], 2, output, generator="cluster_helpers:fake_generate",
+    # tiles of 0.3 s: both workers have registered (and are told) long before the last tile
+    monkeypatch.setenv("ARNISD_TEST_SLOW_S", "0.3")
+    result = run_local_cluster(job, [], 2, output, generator="cluster_helpers:slow_generate",
                                config=CoordinatorSettings(fsync=False), timeout_s=120,
                                finalize=finalize)
-    assert result.ok
-    assert seen_in_finalize["workers_at_start"] == 2
+    assert result.ok and result.tiles_total >= 4
+    assert len(started) == 2
     assert seen_in_finalize["all_exited"], "worker processes were still running in finalize"
+
+
+def test_local_workers_on_linux_are_forked_from_a_loaded_server_with_the_jobs_environment(
+        tmp_path, monkeypatch):
+    """On Linux a local cluster's workers come from a fork server that has already loaded the
+    worker and the generator, and each worker forks its slot: no slot starts an interpreter or
+    imports the generator. A server started before the job (``warm_up_workers``) holds its own
+    start's environment; the workers still get the job's."""
+    import json
+    import sys
+
+    from arnisd.cluster.local import warm_up_workers, worker_start
+    if not sys.platform.startswith("linux"):
+        pytest.skip("workers are spawned, not forked, on this platform")
+    warm_up_workers("cluster_helpers:start_recording_generate")
+    context, slot_start = worker_start(None)
+    assert context.get_start_method() == "forkserver" and slot_start == "fork"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv("ARNISD_TEST_MARKER_DIR", str(markers))     # after the server started
+    monkeypatch.setenv("ARNISD_TEST_SLOW_S", "0.3")                 # both workers get tiles
+    output = tmp_path / "world"
+    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.001)
+    result = run_local_cluster(job, [], 2, output,
+                               generator="cluster_helpers:start_recording_generate",
+                               config=CoordinatorSettings(fsync=False), timeout_s=120,
+                               finalize=lambda world: None)
+    assert result.ok
+    records = [json.loads(p.read_text()) for p in markers.iterdir()]
+    assert len(records) == 2                                # one per slot, each found the variable
+    for record in records:
+        # a spawned slot never loads ZeroMQ or the worker: these came with the fork
+        assert record["modules"] == ["arnisd.cluster.worker", "zmq"]
+    assert len({r["ppid"] for r in records}) == 2           # each slot is its own worker's child

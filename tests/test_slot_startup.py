@@ -99,7 +99,7 @@ class Started(Exception):
     pass
 
 class RecordingPool:
-    def __init__(self, size, generator):
+    def __init__(self, size, generator, start_method="spawn"):
         self.loaded = sorted({"zmq", "arnisd.cluster.worker"} & set(sys.modules))
         raise Started(self.loaded)
 

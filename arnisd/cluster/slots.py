@@ -1,10 +1,16 @@
-"""A worker's slots: one ``spawn``-started process per slot, each computing one tile at a time.
+"""A worker's slots: one process per slot, each computing one tile at a time.
 
 The worker's main thread keeps talking to the coordinator (heartbeats) while the slots
 compute. A slot is a child process with a duplex pipe: the parent sends a task dict, the child
 answers with the result dict. Cancelling a tile terminates its process and starts a fresh one
 (``Process.terminate`` works on every platform). A child exits by itself when its parent
 dies (it watches the parent's sentinel), so a killed worker leaves no orphans computing.
+
+Slots are started with ``spawn`` (a fresh interpreter that imports the generator). A worker
+that is itself a fork of a process that already holds the generator (a local cluster on
+Linux: ``arnisd.cluster.local``) forks its first slots instead (``start_method="fork"``): no
+interpreter start and no imports. Replacements are always spawned, since by then the worker
+runs threads a fork would copy.
 """
 
 from __future__ import annotations
@@ -73,22 +79,28 @@ class SlotPool:
     once instead of polling pipes (which ZeroMQ's poller cannot watch on every platform).
     """
 
-    def __init__(self, size: int, generator_path: str | None = None, notify=None) -> None:
+    def __init__(self, size: int, generator_path: str | None = None, notify=None,
+                 start_method: str = "spawn") -> None:
         self.generator_path = generator_path
         self.notify = notify or (lambda: None)
         self._arrived: queue.SimpleQueue = queue.SimpleQueue()
-        self.slots = [self._start(i) for i in range(size)]
+        # Every process first, then the reader threads: a fork must not copy running threads.
+        first = multiprocessing.get_context(start_method)
+        self.slots = [self._start_process(i, first) for i in range(size)]
+        for slot in self.slots:
+            self._start_reader(slot)
 
-    def _start(self, index: int) -> Slot:
-        parent_conn, child_conn = SPAWN.Pipe(duplex=True)
-        process = SPAWN.Process(target=_slot_main, args=(child_conn, self.generator_path),
-                                name=f"arnisd-slot-{index}", daemon=True)
+    def _start_process(self, index: int, context) -> Slot:
+        parent_conn, child_conn = context.Pipe(duplex=True)
+        process = context.Process(target=_slot_main, args=(child_conn, self.generator_path),
+                                  name=f"arnisd-slot-{index}", daemon=True)
         process.start()
         child_conn.close()
-        slot = Slot(index, process, parent_conn)
-        threading.Thread(target=self._read, args=(slot,), name=f"arnisd-slot-reader-{index}",
+        return Slot(index, process, parent_conn)
+
+    def _start_reader(self, slot: Slot) -> None:
+        threading.Thread(target=self._read, args=(slot,), name=f"arnisd-slot-reader-{slot.index}",
                          daemon=True).start()
-        return slot
 
     def _read(self, slot: Slot) -> None:
         while True:
@@ -144,7 +156,9 @@ class SlotPool:
 
     def _replace(self, index: int) -> None:
         old = self.slots[index]
-        self.slots[index] = self._start(index)
+        # always spawned: by now this process runs threads (readers, ZeroMQ's) a fork would copy
+        self.slots[index] = self._start_process(index, SPAWN)
+        self._start_reader(self.slots[index])
         self._stop(old)
 
     @staticmethod

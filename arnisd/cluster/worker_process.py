@@ -1,7 +1,8 @@
 """A worker's settings and the entry point of a worker daemon process, kept light on purpose.
 
-A local cluster starts each worker with ``spawn``: the new process imports this module (to
-unpickle ``run_worker_process`` and its ``WorkerSettings``), and ``run_worker_process`` starts
+A local cluster starts each worker with ``spawn`` (or forks it from a fork server on Linux, see
+``arnisd.cluster.local``): the new process imports this module (to unpickle
+``run_worker_process`` and its ``WorkerSettings``), and ``run_worker_process`` starts
 the worker's slot processes *before* it loads ZeroMQ and the rest of the worker, so the slots'
 own start-up (the generator's imports, the longest part of a worker's start) begins as early as
 it can. This module therefore imports neither ``zmq`` nor ``arnisd.cluster.worker`` at the top;
@@ -41,13 +42,21 @@ class WorkerSettings:
     exit_when_coordinator_lost_s: float | None = None   # local clusters: give up eventually
     scratch_dir: Path | None = None           # finished results wait here; None: in memory
     curve: CurveClientKeys | None = None      # CURVE keys (the coordinator's too)
+    slot_start_method: str = "spawn"          # "fork" where the worker already holds the
+                                              # generator (see arnisd.cluster.slots)
 
 
-def run_worker_process(settings: WorkerSettings, log_level: int = logging.WARNING) -> int:
-    """Entry point of a worker started with the ``spawn`` method (a local cluster's workers):
-    its slots first, then the worker."""
+def run_worker_process(settings: WorkerSettings, log_level: int = logging.WARNING,
+                       environment: dict[str, str] | None = None) -> int:
+    """Entry point of a local cluster's worker process: its slots first, then the worker.
+
+    ``environment``: the job's environment variables, for a worker forked from a fork server
+    (which holds the environment of its own start, not the job's)."""
+    if environment is not None:
+        os.environ.clear()
+        os.environ.update(environment)
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    pool = SlotPool(settings.slots, settings.generator)
+    pool = SlotPool(settings.slots, settings.generator, start_method=settings.slot_start_method)
     try:
         import zmq
 

@@ -138,6 +138,9 @@ def run(args) -> int:
     progress = Progress(quiet=args.quiet)
     started = time.monotonic()
     progress.note(f"area {job.bbox} ({job.bbox.area_km2():.2f} km²), scale {job.settings.scale:g}")
+    if not args.in_process:
+        from arnisd.cluster.local import warm_up_workers
+        warm_up_workers()     # the workers' fork server loads the generator while we read
     from arnisd.osm.source import load_source
     data = load_source(job)
     progress.note(f"read {len(data.elements)} OSM elements")
