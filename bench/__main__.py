@@ -20,6 +20,7 @@ import platform
 import sys
 import time
 
+from arnisd.library_threads import one_library_thread
 from bench import parts
 from bench.procs import load_average
 
@@ -48,6 +49,7 @@ def main() -> int:
     parser.add_argument("--scaling-tile-size", type=float, default=0.004)
     parser.add_argument("--json", default=None, help="also write every figure to this file")
     args = parser.parse_args()
+    one_library_thread()      # as `arnisd` does: the processes this bench starts inherit it
     wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(wanted) - set(ALL_PARTS)
     if unknown:

@@ -143,11 +143,12 @@ def _job_child(copies: tuple[int, int], workers: int, tile_size_deg: float, out:
                repeated: bool) -> None:
     """A coordinator process: run one local-cluster job, report wall time and peak memory."""
     from arnisd.cluster.extracts import RepeatedExtracts
-    from arnisd.cluster.local import run_local_cluster
+    from arnisd.cluster.local import run_local_cluster, warm_up_workers
     from arnisd.geo.bbox import BBox
     from arnisd.job import JobSpec
     from arnisd.osm.reader import read_osm_file
 
+    warm_up_workers()       # as `arnisd generate` does, while the input is read
     elements = read_osm_file(PBF).elements
     base = BBox.parse(KOUVOLA)
     bbox = RepeatedExtracts.repeated_bbox(base, *copies)
