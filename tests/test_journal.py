@@ -191,3 +191,16 @@ def test_local_cluster_refuses_to_resume_another_jobs_journal(tmp_path):
     journal, restored = _open_journal(tmp_path, info, other, 0.002, resume=False)
     assert restored is None                         # without --resume the old one is dropped
     journal.close()
+
+
+def test_job_fingerprint_covers_the_protocol_version(monkeypatch):
+    """A journal written by an arnisd speaking another protocol (another content digest, other
+    staged frames) is never resumed."""
+    from arnisd.cluster import protocol
+    from arnisd.cluster.journal import job_fingerprint
+    info = {"bbox": {"min_lat": 1}, "scale": 1.0}
+    now = job_fingerprint(info, ["a", "b"], 0.01)
+    assert job_fingerprint(info, ["a", "b"], 0.01) == now
+    assert job_fingerprint(info, ["a", "b"], 0.02) != now
+    monkeypatch.setattr(protocol, "PROTOCOL_VERSION", protocol.PROTOCOL_VERSION - 1)
+    assert job_fingerprint(info, ["a", "b"], 0.01) != now

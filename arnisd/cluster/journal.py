@@ -264,8 +264,12 @@ def decode_ranges(text: str | None) -> dict | None:
 
 
 def job_fingerprint(job_info: dict, tile_ids: list[str], tile_size_deg: float) -> str:
-    """What must match for a journal to be resumed: the projection, settings and tiling."""
+    """What must match for a journal to be resumed: the projection, settings and tiling, and
+    the protocol version (it fixes the staged frames' format and what the content digests the
+    journal keeps mean: a journal of an arnisd of another version is not resumed)."""
     import hashlib
-    doc = json.dumps({"job": job_info, "tiles": tile_ids, "tile_size_deg": tile_size_deg},
-                     sort_keys=True, default=str)
+
+    from arnisd.cluster.protocol import PROTOCOL_VERSION
+    doc = json.dumps({"job": job_info, "tiles": tile_ids, "tile_size_deg": tile_size_deg,
+                      "protocol": PROTOCOL_VERSION}, sort_keys=True, default=str)
     return hashlib.blake2b(doc.encode(), digest_size=16).hexdigest()

@@ -194,7 +194,8 @@ def _open_journal(state_dir: Path, info: dict, tiles: list, tile_size_deg: float
         if row.get("fingerprint") != fingerprint:
             journal.close()
             raise UserError(f"the journal in {state_dir} belongs to another job (a different "
-                            "area, settings or tile size); run again without --resume")
+                            "area, settings or tile size, or another arnisd version); run again "
+                            "without --resume")
         restored = journal.load_tiles(LOCAL_JOB_ID)
     else:
         journal.add_job(LOCAL_JOB_ID, "local", {"bbox": info["bbox"], "scale": info["scale"]},
