@@ -164,11 +164,17 @@ def _job_child(copies: tuple[int, int], workers: int, tile_size_deg: float, out:
         cpu = time.process_time() - cpu0
         # the worker processes (and their slots, which they wait for) have been waited for
         workers_cpu = _children_cpu_s() - children0
+    # Workers forked from a fork server (Linux) are not this process's children: their CPU
+    # comes from sampling the process tree instead.
+    cpu -= memory.own_cpu_s                 # the sampler ran in this process
+    sampled = memory.descendants_cpu_s()
+    if sampled is not None:
+        workers_cpu = max(workers_cpu, sampled)
     queue.put({"wall_s": wall, "coordinator_cpu_s": cpu, "workers_cpu_s": workers_cpu,
                "chunks": result.chunks,
                "tiles": result.tiles_total, "area_km2": bbox.area_km2(),
-               "coordinator_peak_mb": memory.peak(0), "worker_peak_mb": memory.peak(1),
-               "slot_peak_mb": memory.peak(2)})
+               "coordinator_peak_mb": memory.peak(0), "worker_peak_mb": memory.worker_peak(),
+               "slot_peak_mb": memory.slot_peak()})
 
 
 def _children_cpu_s() -> float:

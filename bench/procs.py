@@ -79,22 +79,34 @@ def _cmdline(pid: int) -> str:
 
 
 class TreeMemory:
-    """Samples the peak RSS of ``root`` (default: this process) and its descendants.
+    """Samples the peak RSS and the CPU time of ``root`` (default: this process) and its
+    descendants while they run.
 
-    ``peaks`` maps depth (0: root, 1: children, 2: grandchildren) to the largest peak seen at
-    that depth, in MB. multiprocessing's resource tracker is left out.
+    ``peaks`` maps depth (0: root, 1: children, 2: grandchildren, ...) to the largest peak
+    seen at that depth, in MB; multiprocessing's resource tracker is left out. Slots are the
+    deepest processes and workers their parents, whatever sits between them and the root (a
+    local cluster on Linux forks its workers from a fork server: root, server, worker, slot).
+    CPU time (``/proc/<pid>/stat``) is counted from the first sample of a process that already
+    ran, from zero for one started meanwhile, to its last sample: a process that exits loses
+    at most one interval of it.
     """
 
-    def __init__(self, root: int | None = None, interval_s: float = 0.1) -> None:
+    def __init__(self, root: int | None = None, interval_s: float = 0.02) -> None:
         self.root = root or os.getpid()
         self.interval_s = interval_s
         self.available = (PROC / str(self.root) / "status").exists()
         self.peaks: dict[int, float] = {}
+        self._cpu_first: dict[int, float] = {}
+        self._cpu_last: dict[int, float] = {}
+        self._depth_of: dict[int, int] = {}
+        self._first_sample = True
+        self.own_cpu_s = 0.0                  # the sampling thread's CPU (the root's, not theirs)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-memory", daemon=True)
 
     def __enter__(self) -> "TreeMemory":
         if self.available:
+            self.sample()                 # baselines of the processes already running
             self._thread.start()
         return self
 
@@ -105,8 +117,10 @@ class TreeMemory:
             self.sample()
 
     def _run(self) -> None:
+        started = time.thread_time()
         while not self._stop.wait(self.interval_s):
             self.sample()
+        self.own_cpu_s = time.thread_time() - started
 
     def sample(self) -> None:
         children = None
@@ -117,14 +131,50 @@ class TreeMemory:
                 continue
             peak = _kb(_status(pid).get("VmHWM"))
             self.peaks[depth] = max(self.peaks.get(depth, 0.0), peak)
+            cpu = _cpu_s(pid)
+            if cpu is not None:
+                self._cpu_first.setdefault(pid, cpu if self._first_sample else 0.0)
+                self._cpu_last[pid] = cpu
+                self._depth_of[pid] = depth
             kids = _children_of(pid)
             if kids is None:                  # no /proc/<pid>/task/*/children: scan /proc
                 children = children if children is not None else _children_map()
                 kids = children.get(pid, [])
             frontier.extend((c, depth + 1) for c in kids)
+        self._first_sample = False
 
     def peak(self, depth: int) -> float | None:
         return self.peaks.get(depth) if self.available else None
+
+    def deepest(self) -> int:
+        return max(self.peaks) if self.peaks else 0
+
+    def slot_peak(self) -> float | None:
+        """Peak RSS of the deepest processes (a local cluster's slots)."""
+        return self.peak(self.deepest()) if self.deepest() >= 2 else None
+
+    def worker_peak(self) -> float | None:
+        """Peak RSS of the slots' parents (a local cluster's worker processes)."""
+        return self.peak(self.deepest() - 1) if self.deepest() >= 2 else None
+
+    def descendants_cpu_s(self) -> float | None:
+        """CPU seconds the descendants (not the root) used while sampled."""
+        if not self.available:
+            return None
+        return sum(self._cpu_last[pid] - self._cpu_first[pid]
+                   for pid, depth in self._depth_of.items() if depth > 0)
+
+
+def _cpu_s(pid: int) -> float | None:
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def own_peak_mb() -> float | None:
