@@ -202,3 +202,32 @@ def test_stop_during_a_job_keeps_its_staged_data(tmp_path, monkeypatch):
     assert running.service.job(job_id)["state"] == "stopped"
     assert not (tmp_path / "worlds" / "slow").exists()
     assert running.service.ready() is False
+
+
+def test_a_full_output_disk_stops_the_job_and_keeps_what_was_received(tmp_path, monkeypatch):
+    """A region file that cannot be written (ENOSPC) stops the job, not fails it: its staged
+    chunks and journal stay, so it resumes at the coordinator's next start."""
+    import errno
+    import os
+
+    from arnisd.cluster import merger
+
+    def full_disk(region_dir, rx, rz, chunks):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(merger, "_default_region_writer", full_disk)
+    config = make_config(tmp_path)
+    with Running(config, workers=1) as running:
+        job_id = running.service.submit(job("full", tile_size_deg=0.004))
+        doc = running.wait_state(job_id, ("done", "failed", "stopped"))
+        assert doc["state"] == "stopped", doc
+        assert "No space left on device" in doc["error"]
+        from arnisd.output import staging_dir
+        staged = staging_dir(tmp_path / "worlds" / "full")
+        state_dir = tmp_path / "state" / "jobs" / job_id
+        assert staged.is_dir() and any((state_dir / "staging").iterdir())
+    assert not (tmp_path / "worlds" / "full").exists()
+    monkeypatch.undo()                                  # room again: the next start resumes it
+    with Running(config, workers=1) as running:
+        doc = running.wait_state(job_id, ("done", "failed", "stopped"))
+        assert doc["state"] == "done", doc
+    assert list((tmp_path / "worlds" / "full" / "region").glob("r.*.mca"))

@@ -457,8 +457,16 @@ class CoordinatorService:
             self._finish_record(record, outcome, None, staged, state_dir)
             return
         self.coordinator.start_job(job)
+        from arnisd.cluster.journal import JournalError
+        from arnisd.cluster.merger import MergeError
+        disk_problem = False
         try:
             result = self.coordinator.run_job()
+        except (MergeError, JournalError) as exc:
+            # a full or unwritable disk: what was received stays, the job resumes at the next
+            # start of the coordinator (once there is room)
+            log.error("job %s stopped: %s", record.job_id, exc)
+            result, error, disk_problem = None, str(exc), True
         except Exception as exc:
             log.exception("job %s broke", record.job_id)
             result, error = None, f"{type(exc).__name__}: {exc}"
@@ -473,7 +481,7 @@ class CoordinatorService:
             if record.cancel_requested:
                 outcome = CANCELLED
             elif result is None:
-                outcome, record.error = FAILED, error
+                outcome, record.error = (STOPPED if disk_problem else FAILED), error
             elif result.ok and result.tiles_committed == result.tiles_total:
                 outcome = DONE
             elif result.failed:
