@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -293,3 +294,35 @@ def test_two_curve_coordinators_share_one_context(keys, tmp_path):
         only_w2.close()
     # both released their domain; the shared authenticator is gone with the last one
     assert not security._AUTHENTICATORS._by_context
+
+
+def test_a_worker_whose_key_is_refused_says_so_and_exits(keys, tmp_path, caplog):
+    """A refused CURVE key gets no answer on the socket (as an absent coordinator would); the
+    worker tells the two apart by the handshake's monitor event: one clear error, exit code 2,
+    instead of reconnecting forever with "coordinator silent"."""
+    import logging
+
+    from arnisd.cluster.worker import Worker, WorkerSettings
+    running = RunningCoordinator(tmp_path, curve=server_keys(keys))
+    settings = WorkerSettings(coordinator=running.endpoint, worker_id="stranger", slots=1,
+                              generator="cluster_helpers:fake_generate",
+                              heartbeat_interval_s=0.2, reconnect_initial_s=0.2,
+                              curve=client_keys(keys, "stranger"),
+                              exit_when_coordinator_lost_s=30.0)
+    worker = Worker(settings)
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("code", worker.run()), daemon=True)
+    try:
+        with caplog.at_level(logging.ERROR, logger="arnisd.cluster.worker"):
+            started = time.monotonic()
+            thread.start()
+            thread.join(15)
+            assert not thread.is_alive(), "the worker kept trying with a refused key"
+        assert outcome["code"] == 2
+        assert time.monotonic() - started < 10
+        assert any("refused this worker's CURVE key" in r.getMessage() for r in caplog.records)
+        assert running.status()["workers"] == {"active": 0, "idle": 0}
+    finally:
+        worker.stop_event.set()
+        thread.join(5)
+        running.close()

@@ -121,6 +121,7 @@ class Worker:
         self.stop_event = stop_event or threading.Event()
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
+        self._auth_monitor: zmq.Socket | None = None   # CURVE: tells a refused key apart
         self.leases: dict[tuple[str, int], LeaseWork] = {}
         self.interval_s = settings.heartbeat_interval_s
         self.liveness = settings.liveness
@@ -154,14 +155,35 @@ class Worker:
         # a partitioned link drops SYNs: give up a connect attempt quickly and try again
         sock.setsockopt(zmq.CONNECT_TIMEOUT, int(max(1.0, self.interval_s * 2) * 1000))
         security.secure_client(sock, self.settings.curve)             # before connect
+        if self.settings.curve is not None and hasattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH"):
+            # a coordinator that refuses our key says nothing on the socket: only the
+            # handshake's monitor event tells that from a coordinator that is not there
+            self._auth_monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
         sock.connect(self.settings.coordinator)
         self._socket = sock
         self._become_registering()
 
     def _disconnect(self, linger_ms: int = 0) -> None:
         if self._socket is not None:
+            if self._auth_monitor is not None:
+                self._socket.disable_monitor()     # before closing (see FACTS: ZMQ traps)
+                self._auth_monitor.close(linger=0)
+                self._auth_monitor = None
             self._socket.close(linger=linger_ms)
             self._socket = None
+
+    def _check_auth_refused(self) -> None:
+        """Raise ``CoordinatorRejected`` if the coordinator refused our CURVE key."""
+        from zmq.utils.monitor import recv_monitor_message
+        while True:
+            try:
+                event = recv_monitor_message(self._auth_monitor, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                raise CoordinatorRejected(
+                    "the coordinator refused this worker's CURVE key; add the worker's public "
+                    "key to the coordinator's allowed keys")
 
     def _become_registering(self) -> None:
         self.state = "registering"
@@ -281,6 +303,8 @@ class Worker:
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
+        if self._auth_monitor is not None:
+            poller.register(self._auth_monitor, zmq.POLLIN)
         last_heard = time.monotonic()
         opened_at = last_heard
         while not self.stop_event.is_set():
@@ -288,6 +312,8 @@ class Worker:
             events = dict(poller.poll(int(tick_s * 1000)))
             now = time.monotonic()
             self.loop_at = now
+            if self._auth_monitor is not None and events.get(self._auth_monitor):
+                self._check_auth_refused()
             if events.get(self._wake_rx):
                 while True:
                     try:
