@@ -221,3 +221,24 @@ def test_local_workers_on_linux_are_forked_from_a_loaded_server_with_the_jobs_en
         # a spawned slot never loads ZeroMQ or the worker: these came with the fork
         assert record["modules"] == ["arnisd.cluster.worker", "zmq"]
     assert len({r["ppid"] for r in records}) == 2           # each slot is its own worker's child
+
+
+def test_workers_are_spawned_when_the_fork_server_cannot_start(tmp_path, monkeypatch):
+    """A sandbox without Unix sockets (the fork server's line to us): one warning, and the
+    local cluster spawns its workers instead; the job completes."""
+    import multiprocessing.forkserver
+
+    from arnisd.cluster import local
+
+    def refused():
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", refused)
+    monkeypatch.setattr(local, "_fork_server_failed", False)
+    context, slot_start = local.worker_start(None)
+    assert context is local.SPAWN and slot_start == "spawn"
+    output = tmp_path / "world"
+    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.002)
+    result = run_local_cluster(job, [], 1, output, generator="cluster_helpers:fake_generate",
+                               config=CoordinatorSettings(fsync=False), timeout_s=120,
+                               finalize=lambda world: None)
+    assert result.ok

@@ -148,15 +148,18 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
 def worker_start(generator: str | None) -> tuple[object, str]:
     """How a local cluster starts its workers: ``(multiprocessing context, slot start method)``.
 
-    On Linux, from a fork server that has loaded the worker and the generator once: each worker
-    is forked from it and forks its slot, so no worker or slot starts an interpreter or imports
-    anything (a spawned worker and its slot cost about 0.27 s of CPU before the first tile,
-    paid once per worker on the cores the slots compute on). A fork server holds the
-    environment of its own start, so each worker is handed the job's (``run_worker_process``).
-    Elsewhere (macOS, Windows, where forking a process that has loaded system frameworks is
-    unsafe) workers and slots are spawned.
+    On Linux, from a fork server that has loaded the worker and the generator once (started
+    here if it is not running yet): each worker is forked from it and forks its slot, so no
+    worker or slot starts an interpreter or imports anything (a spawned worker and its slot
+    cost about 0.27 s of CPU before the first tile, paid once per worker on the cores the slots
+    compute on). A fork server holds the environment of its own start, so each worker is
+    handed the job's (``run_worker_process``). Elsewhere (macOS, Windows, where forking a
+    process that has loaded system frameworks is unsafe), or when the server cannot start,
+    workers and slots are spawned.
     """
-    if not sys.platform.startswith("linux") or "forkserver" not in multiprocessing.get_all_start_methods():
+    global _fork_server_failed
+    if (_fork_server_failed or not sys.platform.startswith("linux")
+            or "forkserver" not in multiprocessing.get_all_start_methods()):
         return SPAWN, "spawn"
     one_library_thread()            # the server loads numpy: one BLAS thread, inherited by all
     context = multiprocessing.get_context("forkserver")
@@ -165,17 +168,24 @@ def worker_start(generator: str | None) -> tuple[object, str]:
     context.set_forkserver_preload(["arnisd.cluster.worker_process", "arnisd.cluster.worker",
                                     "arnisd.cluster.tile_compute",
                                     "arnisd.service.daemon_logging", generator_module])
+    from multiprocessing import forkserver
+    try:
+        forkserver.ensure_running()
+    except OSError as exc:          # e.g. no Unix sockets in this sandbox: spawn instead
+        log.warning("cannot start the workers' fork server (%s); spawning workers instead", exc)
+        _fork_server_failed = True
+        return SPAWN, "spawn"
     return context, "fork"
+
+
+_fork_server_failed = False
 
 
 def warm_up_workers(generator: str | None = None) -> None:
     """Start the fork server local workers come from (where ``worker_start`` uses one), so it
     loads the worker and the generator while this process does something else (the command
     line reads the OSM input meanwhile). Harmless to call more than once."""
-    context, _ = worker_start(generator)
-    if context is not SPAWN:
-        import multiprocessing.forkserver
-        multiprocessing.forkserver.ensure_running()
+    worker_start(generator)
 
 
 def _open_journal(state_dir: Path, info: dict, tiles: list, tile_size_deg: float,
