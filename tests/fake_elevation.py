@@ -11,8 +11,8 @@ the DEM is read bilinearly, beyond the outer centres it is held constant.
 
 ``dem_tile(zoom, x, y)`` resamples the DEM onto a Terrarium tile's pixel centres (exact to
 the format's 1/256 m); ``FakeElevationServer`` serves such tiles (or any mapping of tiles)
-from a ``ThreadingHTTPServer`` on 127.0.0.1 in a thread, counts requests per path, follows a
-script of failures, and shuts itself down after ``lifetime_s`` if a test forgets to.
+from a ``fake_http.ScriptedHTTPServer`` on 127.0.0.1 in a thread, counts requests per path,
+follows a script of failures, and shuts itself down after ``lifetime_s`` if a test forgets to.
 
 ``DEM_TEST_BBOX`` is a small, steep part of the DEM (about 540 m x 670 m, 300 m of relief) for
 end-to-end tests: OSM test data for terrain must be placed inside ``DEM_BBOX``.
@@ -21,12 +21,9 @@ end-to-end tests: OSM test data for terrain must be placed inside ``DEM_BBOX``.
 from __future__ import annotations
 
 import functools
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +32,7 @@ from matplotlib import cbook
 from arnisd.geo.bbox import BBox
 from arnisd.terrain.terrarium import (TILE_SIZE_PX, TileKey, encode_terrarium, lat_of_pixel_y,
                                       lng_of_pixel_x)
+from fake_http import ScriptedHTTPServer
 
 DEM_FILE = "jacksboro_fault_dem.npz"
 # Where the npz puts the DEM (outer edges of its cells); checked against the file in tests.
@@ -126,7 +124,7 @@ def write_tile_folder(folder: Path, tiles: Mapping[TileKey, bytes]) -> Path:
     return Path(folder)
 
 
-class FakeElevationServer:
+class FakeElevationServer(ScriptedHTTPServer):
     """Terrarium tiles over HTTP at ``url_template``; ``requests`` counts GETs per path.
 
     ``tiles``: a mapping (zoom, x, y) -> PNG bytes, or a callable returning bytes or None
@@ -141,27 +139,12 @@ class FakeElevationServer:
                  | None = None, script: Iterable = (), default="ok",
                  path_scripts: Mapping[str, Iterable] | None = None, stall_s: float = 2.0,
                  lifetime_s: float = 300.0) -> None:
+        super().__init__(script, default, stall_s, lifetime_s)
         if tiles is None:
             tiles = dem_tile
         self._lookup = tiles if callable(tiles) else (lambda z, x, y: tiles.get((z, x, y)))
-        self.script = list(script)
-        self.default = default
         self.path_scripts = {p: list(s) for p, s in (path_scripts or {}).items()}
-        self.stall_s = stall_s
         self.requests: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._watchdog = threading.Timer(lifetime_s, self._server.shutdown)
-        self._watchdog.daemon = True
-        self._closed = False
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def url_template(self) -> str:
@@ -176,33 +159,22 @@ class FakeElevationServer:
         with self._lock:
             return sum(self.requests.values())
 
-    def start(self) -> "FakeElevationServer":
-        self._thread.start()
-        self._watchdog.start()
-        return self
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._watchdog.cancel()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeElevationServer":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def _next_action(self, path: str):
+    def _action_for(self, request):
+        path = request.path
         with self._lock:
             self.requests[path] += 1
             per_path = self.path_scripts.get(path)
             if per_path:
                 return per_path.pop(0)
-            return self.script.pop(0) if self.script else self.default
+            return self._scripted_action()
+
+    def _answer(self, action, request) -> tuple[int, dict, bytes]:
+        if action not in ("ok", "corrupt"):
+            raise ValueError(f"unknown fake elevation action {action!r}")
+        png = self._tile_for(request.path)
+        if png is None:
+            return 404, {"Content-Type": "text/plain"}, b"no such tile\n"
+        return 200, {"Content-Type": "image/png"}, png if action == "ok" else png[: len(png) // 2]
 
     def _tile_for(self, path: str) -> bytes | None:
         parts = path.strip("/").split("/")
@@ -213,46 +185,3 @@ class FakeElevationServer:
         except ValueError:
             return None
         return self._lookup(z, x, y)
-
-    def _handler_class(self):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format, *args):  # keep test output quiet
-                pass
-
-            def do_GET(self):
-                action = fake._next_action(self.path)
-                if action == "drop":
-                    self.close_connection = True
-                    return  # no status line: the client sees the connection close
-                if action == "stall":
-                    time.sleep(fake.stall_s)
-                    action = "ok"
-                headers = {"Content-Type": "image/png"}
-                if isinstance(action, tuple) and action[0] == "status":
-                    status = action[1]
-                    headers = {"Content-Type": "text/plain",
-                               **(dict(action[2]) if len(action) > 2 else {})}
-                    body = f"status {status}\n".encode()
-                elif action in ("ok", "corrupt"):
-                    png = fake._tile_for(self.path)
-                    if png is None:
-                        status, body = 404, b"no such tile\n"
-                        headers = {"Content-Type": "text/plain"}
-                    else:
-                        status, body = 200, png if action == "ok" else png[: len(png) // 2]
-                else:
-                    raise ValueError(f"unknown fake elevation action {action!r}")
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
-
-        return Handler

@@ -1,6 +1,6 @@
 """A fake Overpass API for tests, and a converter from any OSM file to Overpass JSON.
 
-``FakeOverpass`` is a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (a free port) in a thread.
+``FakeOverpass`` is a ``fake_http.ScriptedHTTPServer`` (127.0.0.1, a free port, in a thread).
 It answers POSTed queries with a fixed Overpass JSON body, or with whatever its script says for
 each request in turn: an HTTP status (with headers such as Retry-After), a 200 whose ``remark``
 says the query timed out, invalid JSON, a gzip-encoded answer, a stall, or a connection dropped
@@ -15,15 +15,14 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import threading
-import time
 import urllib.parse
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import osmium
+
+from fake_http import ScriptedHTTPServer
 
 TRUNCATION_REMARK = ('runtime error: Query timed out in "query" at line 3 after 181 seconds.')
 
@@ -81,7 +80,7 @@ def element_digest(elements: Iterable) -> list[tuple]:
     return digest
 
 
-class FakeOverpass:
+class FakeOverpass(ScriptedHTTPServer):
     """An Overpass stand-in: ``url``, ``requests``, ``queries``; ``script`` of actions per request.
 
     Actions: "ok", "gzip", "truncated", "invalid_json", "drop", "stall" (sleeps
@@ -89,94 +88,43 @@ class FakeOverpass:
     Once the script is used up, ``default`` is used (normally "ok").
     """
 
+    method = "POST"
+    status_body = "<html><body>status {status}</body></html>"
+    status_content_type = "text/html"
+
     def __init__(self, body: bytes, script: Iterable = (), default="ok",
                  stall_s: float = 2.0) -> None:
+        super().__init__(script, default, stall_s)
         self.body = body
-        self.script = list(script)
-        self.default = default
-        self.stall_s = stall_s
         self.requests = 0
         self.queries: list[str] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/api/interpreter"
-
-    def start(self) -> "FakeOverpass":
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeOverpass":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+        return self.base_url + "/api/interpreter"
 
     def _next_action(self, query: str):
         with self._lock:
             self.requests += 1
             self.queries.append(query)
-            return self.script.pop(0) if self.script else self.default
+            return self._scripted_action()
 
-    def _handler_class(self):
-        fake = self
+    def _action_for(self, request):
+        length = int(request.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(request.rfile.read(length).decode("utf-8"))
+        return self._next_action((form.get("data") or [""])[0])
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format, *args):  # keep test output quiet
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                form = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8"))
-                action = fake._next_action((form.get("data") or [""])[0])
-                if action == "drop":
-                    self.close_connection = True
-                    return  # no status line at all: the client sees the connection close
-                if action == "stall":
-                    time.sleep(fake.stall_s)
-                    action = "ok"
-                headers = {}
-                if isinstance(action, tuple) and action[0] == "status":
-                    status = action[1]
-                    headers = dict(action[2]) if len(action) > 2 else {}
-                    body = f"<html><body>status {status}</body></html>".encode()
-                    headers.setdefault("Content-Type", "text/html")
-                elif action == "truncated":
-                    status = 200
-                    doc = json.loads(fake.body)
-                    doc["elements"] = doc["elements"][: len(doc["elements"]) // 3]
-                    doc["remark"] = TRUNCATION_REMARK
-                    body = json.dumps(doc).encode("utf-8")
-                elif action == "invalid_json":
-                    status, body = 200, fake.body[: len(fake.body) // 2]
-                elif action == "gzip":
-                    status, body = 200, gzip.compress(fake.body)
-                    headers["Content-Encoding"] = "gzip"
-                elif action == "ok":
-                    status, body = 200, fake.body
-                else:
-                    raise ValueError(f"unknown fake Overpass action {action!r}")
-                headers.setdefault("Content-Type", "application/json")
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
-
-        return Handler
+    def _answer(self, action, request) -> tuple[int, dict, bytes]:
+        headers = {"Content-Type": "application/json"}
+        if action == "truncated":
+            doc = json.loads(self.body)
+            doc["elements"] = doc["elements"][: len(doc["elements"]) // 3]
+            doc["remark"] = TRUNCATION_REMARK
+            return 200, headers, json.dumps(doc).encode("utf-8")
+        if action == "invalid_json":
+            return 200, headers, self.body[: len(self.body) // 2]
+        if action == "gzip":
+            return 200, {**headers, "Content-Encoding": "gzip"}, gzip.compress(self.body)
+        if action == "ok":
+            return 200, headers, self.body
+        raise ValueError(f"unknown fake Overpass action {action!r}")
