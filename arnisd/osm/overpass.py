@@ -16,20 +16,18 @@ import gzip
 import hashlib
 import http.client
 import math
-import os
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from arnisd import __version__
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
+from arnisd.http_fetch import (USER_AGENT, AttemptFailed, RetriesExhausted, cache_atomically,
+                               fetch_with_retries, http_status_failure)
 from arnisd.osm.elements import OsmData
 from arnisd.osm.overpass_json import OverpassJsonError, load_overpass_json
 from arnisd.osm.reader import OsmInputError, overpass_doc_to_osm_data
@@ -43,22 +41,10 @@ QUERY_KEYS = (
 RETRY_AFTER_CAP_S = 120.0
 MAX_BACKOFF_S = 60.0
 _READ_CHUNK_BYTES = 1 << 16
-_USER_AGENT = f"arnisd/{__version__} (OpenStreetMap to Minecraft world generator)"
 
 
 class OverpassError(UserError):
     """Overpass could not deliver the data, after every retry on every server."""
-
-
-class _AttemptFailed(Exception):
-    """One request that did not yield a usable answer."""
-
-    def __init__(self, cause: str, retry_after_s: float | None = None,
-                 permanent: bool = False) -> None:
-        super().__init__(cause)
-        self.cause = " ".join(cause.split())
-        self.retry_after_s = retry_after_s
-        self.permanent = permanent
 
 
 def build_query(bbox: BBox, timeout_s: float = 180) -> str:
@@ -109,28 +95,23 @@ def download_overpass(query: str, urls: Sequence[str], timeout_s: float = 180,
     urls = list(urls)
     if not urls:
         raise OverpassError("no Overpass URL configured")
-    attempts = max(1, retries + 1)
-    last_url, last_failure = urls[0], _AttemptFailed("no attempt made")
-    for attempt in range(attempts):
-        url = urls[attempt % len(urls)]
-        if attempt:
-            delay_s = min(backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
-            if last_failure.retry_after_s is not None and url == last_url:
-                delay_s = max(delay_s, min(last_failure.retry_after_s, RETRY_AFTER_CAP_S))
-            sleep(delay_s)
-        try:
-            data = _post(url, query, timeout_s)
-            try:
-                return data, load_overpass_json(data)
-            except OverpassJsonError as exc:
-                raise _AttemptFailed(f"answer {exc}") from None
-        except _AttemptFailed as failure:
-            last_url, last_failure = url, failure
-            if failure.permanent:
-                break
-    raise OverpassError(f"Overpass query failed after {attempt + 1} attempt(s) on "
-                        f"{min(attempt + 1, len(urls))} server(s); last error from "
-                        f"{last_url}: {last_failure.cause}")
+    try:
+        return fetch_with_retries(urls, lambda url: _complete_answer(_post(url, query, timeout_s)),
+                                  retries=retries, backoff_s=backoff_s,
+                                  max_backoff_s=MAX_BACKOFF_S,
+                                  retry_after_cap_s=RETRY_AFTER_CAP_S, sleep=sleep)
+    except RetriesExhausted as failed:
+        raise OverpassError(f"Overpass query failed after {failed.attempts} attempt(s) on "
+                            f"{failed.urls_tried} server(s); last error from "
+                            f"{failed.last_url}: {failed.last_failure.cause}") from None
+
+
+def _complete_answer(data: bytes) -> tuple[bytes, dict]:
+    """(data, parsed JSON), or ``AttemptFailed`` if the answer is invalid or was cut short."""
+    try:
+        return data, load_overpass_json(data)
+    except OverpassJsonError as exc:
+        raise AttemptFailed(f"answer {exc}") from None
 
 
 def _fetch(bbox: BBox, urls: Sequence[str], cache_dir: Path | None, timeout_s: float,
@@ -150,28 +131,18 @@ def _fetch(bbox: BBox, urls: Sequence[str], cache_dir: Path | None, timeout_s: f
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename it into place."""
+    """``cache_atomically``, failing with ``OverpassError`` when the file cannot be written."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        cache_atomically(path, data)
     except OSError as exc:
         raise OverpassError(f"cannot write Overpass cache file {path}: {exc.strerror or exc}") from None
 
 
 def _post(url: str, query: str, timeout_s: float) -> bytes:
-    """One POST of the query; the body, or ``_AttemptFailed`` naming what went wrong."""
+    """One POST of the query; the body, or ``AttemptFailed`` naming what went wrong."""
     body = urllib.parse.urlencode({"data": query}).encode("utf-8")
     request = urllib.request.Request(url, data=body, method="POST", headers={
-        "User-Agent": _USER_AGENT,
+        "User-Agent": USER_AGENT,
         "Accept-Encoding": "gzip",
         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
     })
@@ -181,22 +152,23 @@ def _post(url: str, query: str, timeout_s: float) -> bytes:
             data = _read_body(response, deadline, timeout_s)
             encoding = (response.headers.get("Content-Encoding") or "").lower()
     except urllib.error.HTTPError as exc:
-        raise _http_failure(exc) from None
+        # 400 means Overpass rejected the query itself: asking again cannot help.
+        raise http_status_failure(exc, permanent=exc.code == 400) from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-            raise _AttemptFailed(f"timed out after {timeout_s:g} s") from None
-        raise _AttemptFailed(f"connection failed ({exc.reason})") from None
+            raise AttemptFailed(f"timed out after {timeout_s:g} s") from None
+        raise AttemptFailed(f"connection failed ({exc.reason})") from None
     except (TimeoutError, socket.timeout):
-        raise _AttemptFailed(f"timed out after {timeout_s:g} s") from None
+        raise AttemptFailed(f"timed out after {timeout_s:g} s") from None
     except (http.client.HTTPException, ConnectionError) as exc:
-        raise _AttemptFailed(f"connection dropped ({type(exc).__name__}: {exc})") from None
+        raise AttemptFailed(f"connection dropped ({type(exc).__name__}: {exc})") from None
     except OSError as exc:
-        raise _AttemptFailed(f"connection failed ({exc})") from None
+        raise AttemptFailed(f"connection failed ({exc})") from None
     if encoding == "gzip":
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
-            raise _AttemptFailed(f"answer is corrupt gzip ({exc})") from None
+            raise AttemptFailed(f"answer is corrupt gzip ({exc})") from None
     return data
 
 
@@ -210,28 +182,3 @@ def _read_body(response, deadline: float, timeout_s: float) -> bytes:
         chunks.append(chunk)
         if time.monotonic() > deadline:
             raise TimeoutError(f"answer took longer than {timeout_s:g} s")
-
-
-def _http_failure(exc: urllib.error.HTTPError) -> _AttemptFailed:
-    cause = f"HTTP {exc.code} {exc.reason}".strip()
-    retry_after_s = _retry_after_s(exc.headers.get("Retry-After") if exc.headers else None)
-    # 400 means Overpass rejected the query itself: asking again cannot help.
-    return _AttemptFailed(cause, retry_after_s, permanent=exc.code == 400)
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())

@@ -12,42 +12,28 @@ HTTP attempt counts in ``request_count``. After the last attempt: ``ElevationErr
 from __future__ import annotations
 
 import http.client
-import os
 import socket
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from arnisd import __version__
 from arnisd.errors import UserError
+from arnisd.http_fetch import (USER_AGENT, AttemptFailed, RetriesExhausted, cache_atomically,
+                               fetch_with_retries, http_status_failure)
 from arnisd.terrain.terrarium import TerrariumError, TileKey, decode_terrarium
 
 DEFAULT_ELEVATION_URL = "https://s3.amazonaws.com/elevation-tiles-prod/terrarium/{z}/{x}/{y}.png"
 RETRY_AFTER_CAP_S = 60.0
 MAX_BACKOFF_S = 30.0
 DEFAULT_PARALLEL_DOWNLOADS = 4
-_USER_AGENT = f"arnisd/{__version__} (OpenStreetMap to Minecraft world generator)"
 
 
 class ElevationError(UserError):
     """Elevation tiles could not be had: bad configuration, or every retry failed."""
-
-
-class _AttemptFailed(Exception):
-    """One request that did not yield a usable tile."""
-
-    def __init__(self, cause: str, retry_after_s: float | None = None,
-                 permanent: bool = False) -> None:
-        super().__init__(cause)
-        self.cause = " ".join(cause.split())
-        self.retry_after_s = retry_after_s
-        self.permanent = permanent
 
 
 class ElevationSource:
@@ -111,7 +97,7 @@ class ElevationSource:
                                      f"folder {self.folder}")
         data = self._download(zoom, x, y)
         if cached is not None:
-            _write_atomically(cached, data)
+            cache_atomically(cached, data)
         return data
 
     def fetch_many(self, tiles: Iterable[TileKey],
@@ -127,62 +113,40 @@ class ElevationSource:
 
     def _download(self, zoom: int, x: int, y: int) -> bytes:
         url = self.url_for(zoom, x, y)
-        attempts = max(1, self.retries + 1)
-        failure = _AttemptFailed("no attempt made")
-        for attempt in range(attempts):
-            if attempt:
-                delay_s = min(self.backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
-                if failure.retry_after_s is not None:
-                    delay_s = max(delay_s, min(failure.retry_after_s, RETRY_AFTER_CAP_S))
-                self.sleep(delay_s)
-            with self._lock:
-                self.request_count += 1
-            try:
-                data = _get(url, self.timeout_s)
-                try:
-                    decode_terrarium(data)
-                except TerrariumError as exc:
-                    raise _AttemptFailed(f"answer is {exc}") from None
-                return data
-            except _AttemptFailed as exc:
-                failure = exc
-                if failure.permanent:
-                    break
-        raise ElevationError(f"elevation tile {zoom}/{x}/{y} failed after {attempt + 1} "
-                             f"attempt(s) from {url}: {failure.cause}")
+        try:
+            return fetch_with_retries([url], self._checked_get, retries=self.retries,
+                                      backoff_s=self.backoff_s, max_backoff_s=MAX_BACKOFF_S,
+                                      retry_after_cap_s=RETRY_AFTER_CAP_S, sleep=self.sleep)
+        except RetriesExhausted as failed:
+            raise ElevationError(f"elevation tile {zoom}/{x}/{y} failed after {failed.attempts} "
+                                 f"attempt(s) from {url}: {failed.last_failure.cause}") from None
+
+    def _checked_get(self, url: str) -> bytes:
+        """One GET, counted in ``request_count``; the tile if it decodes, else ``AttemptFailed``."""
+        with self._lock:
+            self.request_count += 1
+        data = _get(url, self.timeout_s)
+        try:
+            decode_terrarium(data)
+        except TerrariumError as exc:
+            raise AttemptFailed(f"answer is {exc}") from None
+        return data
 
 
 def _get(url: str, timeout_s: float) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
-        code = exc.code
-        retry_after_s = _retry_after_s(exc.headers.get("Retry-After") if exc.headers else None)
-        exc.close()
-        transient = code in (408, 425, 429) or code >= 500
-        raise _AttemptFailed(f"HTTP {code} {exc.reason}", retry_after_s,
-                             permanent=not transient) from None
+        transient = exc.code in (408, 425, 429) or exc.code >= 500
+        raise http_status_failure(exc, permanent=not transient) from None
     except urllib.error.URLError as exc:
-        raise _AttemptFailed(f"connection failed: {exc.reason}") from None
+        raise AttemptFailed(f"connection failed: {exc.reason}") from None
     except (http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError,
             OSError) as exc:
-        raise _AttemptFailed(f"{type(exc).__name__}: {exc}" if str(exc)
-                             else type(exc).__name__) from None
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
+        raise AttemptFailed(f"{type(exc).__name__}: {exc}" if str(exc)
+                            else type(exc).__name__) from None
 
 
 def _read_valid(path: Path) -> bytes | None:
@@ -193,16 +157,3 @@ def _read_valid(path: Path) -> bytes | None:
     except (OSError, TerrariumError):
         return None
 
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
