@@ -247,3 +247,22 @@ def start_recording_generate(elements, projection, owned, settings):
                                                         if m in ("zmq", "arnisd.cluster.worker"))}))
     time.sleep(float(os.environ.get("ARNISD_TEST_SLOW_S", "0")))
     return fake_generate(elements, projection, owned, settings)
+
+
+# --- the fault tests' job: a tenth of the Kouvola extract ---------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KOUVOLA_PBF = REPO_ROOT / "data" / "kouvola.osm.pbf"
+FAULT_JOB_BBOX = "60.525,26.94,60.535,26.955"
+
+
+def in_process_world_chunks(bbox: str, osm_file: Path, output: Path) -> dict:
+    """The world of ``bbox`` made in this process from ``osm_file`` into ``output``, as
+    ``read_world_chunks`` gives it: what a cluster's world of the same job must equal."""
+    from arnisd.geo.bbox import BBox
+    from arnisd.job import JobSpec
+    from arnisd.osm.reader import read_osm_file
+    from arnisd.world.build import build_world_in_process
+    elements = read_osm_file(osm_file).elements
+    build_world_in_process(JobSpec(bbox=BBox.parse(bbox), output=output), elements, output)
+    return read_world_chunks(output)

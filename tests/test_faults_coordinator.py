@@ -19,27 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from arnisd.geo.bbox import BBox
-from arnisd.job import JobSpec
-from arnisd.osm.reader import read_osm_file
-from arnisd.world.build import build_world_in_process
-from cluster_helpers import (assert_same_world, committed_count, free_port, journal_jobs,
+from cluster_helpers import (FAULT_JOB_BBOX, KOUVOLA_PBF, REPO_ROOT, assert_same_world,
+                             committed_count, free_port, in_process_world_chunks, journal_jobs,
                              journal_tiles, log_lines, read_markers, read_world_chunks, slow_env,
                              start_daemon, stop_daemons, wait_until, write_coordinator_config,
                              write_worker_config)
-
-REPO = Path(__file__).resolve().parent.parent
-PBF = REPO / "data" / "kouvola.osm.pbf"
-SUB = "60.525,26.94,60.535,26.955"
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    build_world_in_process(JobSpec(bbox=BBox.parse(SUB), output=out), read_osm_file(PBF).elements, out)
-    return read_world_chunks(out)
+    output = tmp_path_factory.mktemp("reference")
+    return in_process_world_chunks(FAULT_JOB_BBOX, KOUVOLA_PBF, output)
 
 
 class Cluster:
@@ -54,7 +46,8 @@ class Cluster:
         self.markers = tmp_path / "markers"
         self.markers.mkdir()
         self.env = slow_env(self.markers, slow_s)
-        self.config = write_coordinator_config(tmp_path / "coordinator.toml", self.port, SUB, PBF,
+        self.config = write_coordinator_config(tmp_path / "coordinator.toml", self.port,
+                                               FAULT_JOB_BBOX, KOUVOLA_PBF,
                                                self.output, tile_deg, interval_s, liveness)
         self.journal = tmp_path / "state" / "journal.sqlite3"
         self.runs = 0
@@ -179,9 +172,10 @@ def test_generate_killed_then_resumed(tmp_path, reference):
     output = tmp_path / "world"
     env = dict(os.environ)
     env.update(slow_env(markers, 0.5))
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env["PYTHONPATH"]
-    args = [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(PBF), "--bbox", SUB,
-            "--output", str(output), "--chunk-size", "0.0025", "--workers", "2"]
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env["PYTHONPATH"]
+    args = [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(KOUVOLA_PBF),
+            "--bbox", FAULT_JOB_BBOX, "--output", str(output), "--chunk-size", "0.0025",
+            "--workers", "2"]
     journal = tmp_path / f".{output.name}.arnisd-building" / ".arnisd-cluster" / "journal.sqlite3"
     first = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)

@@ -17,32 +17,26 @@ from pathlib import Path
 import pytest
 
 from arnisd.geo.bbox import BBox
-from arnisd.job import JobSpec
-from arnisd.osm.reader import read_osm_file
-from arnisd.world.build import build_world_in_process
-from cluster_helpers import (assert_same_world, free_port, journal_jobs,
-                             journal_tiles, log_lines, read_markers, read_world_chunks, slow_env,
-                             start_daemon, stop_daemons, wait_until, write_coordinator_config,
+from cluster_helpers import (FAULT_JOB_BBOX, KOUVOLA_PBF, REPO_ROOT, assert_same_world,
+                             free_port, in_process_world_chunks, journal_jobs, journal_tiles,
+                             log_lines, read_markers, read_world_chunks, slow_env, start_daemon,
+                             stop_daemons, wait_until, write_coordinator_config,
                              write_worker_config)
-
-REPO = Path(__file__).resolve().parent.parent
-PBF = REPO / "data" / "kouvola.osm.pbf"
-SUB = "60.525,26.94,60.535,26.955"
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    build_world_in_process(JobSpec(bbox=BBox.parse(SUB), output=out), read_osm_file(PBF).elements, out)
-    return read_world_chunks(out)
+    output = tmp_path_factory.mktemp("reference")
+    return in_process_world_chunks(FAULT_JOB_BBOX, KOUVOLA_PBF, output)
 
 
 def _tile_of(x0: int, z0: int, journal: Path, tmp_path: Path) -> str:
     from arnisd.cluster.tiling import make_tiles
     from arnisd.world.settings import GenerationSettings
-    return next(t.tile_id for t in make_tiles(BBox.parse(SUB), GenerationSettings(), 0.004)
+    return next(t.tile_id
+                for t in make_tiles(BBox.parse(FAULT_JOB_BBOX), GenerationSettings(), 0.004)
                 if (t.owned.x0, t.owned.z0) == (x0, z0))
 
 
@@ -51,7 +45,8 @@ def _start(tmp_path, workers, env, interval_s, liveness, tile_deg=0.004, exit_wh
     port = free_port()
     output = tmp_path / "worlds" / "world"
     output.parent.mkdir(exist_ok=True)
-    config = write_coordinator_config(tmp_path / "coordinator.toml", port, SUB, PBF, output,
+    config = write_coordinator_config(tmp_path / "coordinator.toml", port, FAULT_JOB_BBOX,
+                                      KOUVOLA_PBF, output,
                                       tile_deg, interval_s, liveness, extra=extra)
     args = ["--exit-when-done"] if exit_when_done else []
     coordinator = start_daemon(config, tmp_path / "coordinator.log", env, args=args)
@@ -151,7 +146,7 @@ def test_poison_tile_is_quarantined_and_the_rest_completes(tmp_path):
         url = wait_until(lambda: re.search(r"status on (http://127\.0\.0\.1:\d+)",
                                            coordinator_log.read_text()), 60,
                          "the coordinator serving").group(1)
-        cli_env = dict(os.environ, PYTHONPATH=str(REPO))
+        cli_env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
 
         def ended():
             proc = subprocess.run([sys.executable, "-m", "arnisd", "status", "--json",
@@ -187,11 +182,12 @@ def test_poison_tile_is_quarantined_and_the_rest_completes(tmp_path):
     finally:
         stop_daemons([again, *workers])
     assert "tile chunk_0_0 failed" in (tmp_path / "again.log").read_text()
-    proc = subprocess.run([sys.executable, "-m", "arnisd", "generate", "--osm-file", str(PBF),
-                           "--bbox", SUB, "--chunk-size", "0.004", "--workers", "2", "--output",
+    proc = subprocess.run([sys.executable, "-m", "arnisd", "generate",
+                           "--osm-file", str(KOUVOLA_PBF), "--bbox", FAULT_JOB_BBOX,
+                           "--chunk-size", "0.004", "--workers", "2", "--output",
                            str(tmp_path / "generated")], capture_output=True, text=True,
                           env={**os.environ, **env,
-                               "PYTHONPATH": f"{REPO}{os.pathsep}{env['PYTHONPATH']}"},
+                               "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{env['PYTHONPATH']}"},
                           cwd=tmp_path, timeout=240)
     assert proc.returncode != 0 and "chunk_0_0" in proc.stderr, proc.stderr[-2000:]
     assert "slot process died" in proc.stderr
