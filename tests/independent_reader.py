@@ -77,3 +77,18 @@ def world_snapshot(world_dir: Path) -> dict[str, bytes]:
     """Relative path -> content of every file under ``world_dir`` (to prove a read changed nothing)."""
     root = Path(world_dir)
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+CHECK_SCRIPT = JS_DIR / "check_world.js"
+
+
+def check_world(world_dir: Path, data_version: int = 4189) -> dict:
+    """Every chunk of a world through ``check_world.js``: strict region framing, zlib, NBT that
+    ends exactly where its bytes do, and the fields a 1.21.4 server needs to load a chunk.
+    Returns ``{"chunks", "regions", "problems": [...]}`` (at most 200 problems)."""
+    proc = subprocess.run([node_executable(), str(CHECK_SCRIPT), str(Path(world_dir).resolve()),
+                           str(data_version)],
+                          capture_output=True, text=True, timeout=TIMEOUT_S, cwd=JS_DIR)
+    if proc.returncode != 0:
+        raise ReaderFailed(f"check_world.js exited {proc.returncode}: {proc.stderr.strip()}")
+    return json.loads(proc.stdout)
