@@ -372,3 +372,21 @@ def test_no_lease_ahead_in_the_tail_of_a_job(cluster):
         assert sorted(leased_after.values())[:-1] == list(range(1, len(tiles) - 2))  # one ahead
     finally:
         worker.close()
+
+
+def test_a_worker_registering_after_the_last_tile_is_told_to_shut_down(cluster):
+    """One-job mode: a worker that turns up once every tile is in (while the coordinator waits
+    for the others' byes) gets a shutdown, not a welcome and silence."""
+    coordinator, endpoint, tiles = cluster(stop_workers_when_done=True)
+    early = FakeWorker(endpoint, "early", slots=len(tiles))
+    late = FakeWorker(endpoint, "late")
+    try:
+        early.register()
+        for _ in tiles:
+            early.deliver(early.expect("lease"))
+        early.expect("shutdown")                 # told as soon as the last tile is in
+        late.register()                          # early has not said bye: still in farewell
+        assert late.expect("shutdown", timeout_s=2.0)["t"] == "shutdown"
+    finally:
+        early.close()
+        late.close()

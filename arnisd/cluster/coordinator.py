@@ -889,13 +889,14 @@ class Coordinator:
 
     def _farewell(self, now: float, timeout_s: float = 3.0) -> None:
         """Tell every worker to shut down (unless told already) and wait (briefly) for their
-        ``bye``."""
+        ``bye``; a worker that registers meanwhile (it came late) is told as well."""
         self._send_shutdowns(now)
         deadline = now + timeout_s
         while self.workers and time.monotonic() < deadline:
             if self._socket.poll(50, zmq.POLLIN):
                 with self._lock:
                     self._drain_socket()
+                    self._send_shutdowns(time.monotonic())
 
     # --- status ------------------------------------------------------------------------------
 
