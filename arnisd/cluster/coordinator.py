@@ -741,7 +741,8 @@ class Coordinator:
         # nobody leases ahead, so the last tiles go to slots that are free now instead of
         # waiting in a busy worker while another worker idles (decided again for every lease
         # below; here it sizes the prefetch).
-        ahead = book.counts[PENDING] > sum(w.slots for w in self.workers.values())
+        total_slots = sum(w.slots for w in self.workers.values())
+        ahead = book.counts[PENDING] > total_slots
         free = [w for w in self.workers.values() if w.room(ahead) > 0 and not w.awaiting_register]
         free_slots = sum(w.room(ahead) for w in free)
         want = free_slots + self.config.prefetch_extra if free_slots else 0
@@ -781,7 +782,6 @@ class Coordinator:
                             log.error("tile %s failed for good: %s", tile_id, record.error)
         if not job.ready or not free:
             return
-        total_slots = sum(w.slots for w in self.workers.values())
         for tile_id in sorted(job.ready, key=lambda t: book.records[t].leases == 0):
             if book.records[tile_id].state != PENDING:
                 job.ready.pop(tile_id)           # reclaimed meanwhile

@@ -26,6 +26,7 @@ from arnisd.library_threads import one_library_thread
 
 SPAWN = multiprocessing.get_context("spawn")
 
+
 def _watch_parent() -> None:
     parent = multiprocessing.parent_process()
     if parent is None:
