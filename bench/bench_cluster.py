@@ -157,21 +157,28 @@ def _simulate_workers(endpoint: str, n_workers: int, payload: bytes, deadline_s:
     return stopped
 
 
+def coordinator_run(bbox: str, tile_size_deg: float, n_workers: int, payload: bytes,
+                    fsync: bool, deadline_s: float, result_timeout_s: float) -> dict:
+    """One coordinator process over ``bbox`` fed by ``n_workers`` simulated workers sending
+    ``payload`` for every chunk; returns the coordinator's row (tiles, chunks, CPU, wall)."""
+    spawn = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="arnisd-bench-") as tmp:
+        port_q, result_q = spawn.Queue(), spawn.Queue()
+        proc = spawn.Process(target=_coordinator_process,
+                             args=(bbox, tile_size_deg, tmp, port_q, result_q, fsync))
+        proc.start()
+        endpoint = port_q.get(timeout=60)
+        _simulate_workers(endpoint, n_workers, payload, deadline_s)
+        row = result_q.get(timeout=result_timeout_s)
+        proc.join(30)
+    return row
+
+
 def bench_coordinator(runs: int, tile_size_deg: float, n_workers: int, fsync: bool) -> None:
     # a chunk payload of typical size (a real chunk of the bundled extract is ~1-3 KiB zlib)
     payload = zlib.compress(bytes(range(256)) * 40 + os.urandom(1200), 6)
-    spawn = multiprocessing.get_context("spawn")
-    rows = []
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            port_q, result_q = spawn.Queue(), spawn.Queue()
-            proc = spawn.Process(target=_coordinator_process,
-                                 args=(KOUVOLA, tile_size_deg, tmp, port_q, result_q, fsync))
-            proc.start()
-            endpoint = port_q.get(timeout=60)
-            _simulate_workers(endpoint, n_workers, payload, 600)
-            rows.append(result_q.get(timeout=120))
-            proc.join(30)
+    rows = [coordinator_run(KOUVOLA, tile_size_deg, n_workers, payload, fsync, 600, 120)
+            for _ in range(runs)]
     cpu_per_tile_ms = statistics.median(r["cpu_s"] / r["tiles"] * 1000 for r in rows)
     chunks_per_s = statistics.median(r["chunks"] / r["wall_s"] for r in rows)
     chunks_per_cpu_s = statistics.median(r["chunks"] / r["cpu_s"] for r in rows)

@@ -280,18 +280,10 @@ def part_scaling(runs: int, tile_size_deg: float, synthetic: list[tuple[int, int
 def _coordinator_once(bbox: str, tile_size_deg: float, n_workers: int) -> dict:
     import zlib
 
-    from bench.bench_cluster import _coordinator_process, _simulate_workers
+    from bench.bench_cluster import coordinator_run
     # a typical chunk as the real generator writes it (~0.8 KB), random enough not to shrink
     payload = zlib.compress(bytes(range(256)) * 20 + os.urandom(600), 6)
-    with tempfile.TemporaryDirectory(prefix="arnisd-bench-") as tmp:
-        port_q, result_q = SPAWN.Queue(), SPAWN.Queue()
-        proc = SPAWN.Process(target=_coordinator_process,
-                             args=(bbox, tile_size_deg, tmp, port_q, result_q, True))
-        proc.start()
-        endpoint = port_q.get(timeout=60)
-        _simulate_workers(endpoint, n_workers, payload, 300)
-        row = result_q.get(timeout=300)
-        proc.join(30)
+    row = coordinator_run(bbox, tile_size_deg, n_workers, payload, True, 300, 300)
     row["payload_bytes"] = len(payload)
     return row
 
