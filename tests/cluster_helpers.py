@@ -266,3 +266,16 @@ def in_process_world_chunks(bbox: str, osm_file: Path, output: Path) -> dict:
     elements = read_osm_file(osm_file).elements
     build_world_in_process(JobSpec(bbox=BBox.parse(bbox), output=output), elements, output)
     return read_world_chunks(output)
+
+
+def tile_commit_counts(log_paths) -> dict[str, int]:
+    """How often each tile was logged as committed (``tile <id>/<attempt> committed``), over
+    the coordinator logs ``log_paths``."""
+    import re
+    counts: dict[str, int] = {}
+    for path in log_paths:
+        for line in log_lines(path):
+            match = re.search(r"tile (chunk_\d+_\d+)/\d+ committed", line)
+            if match:
+                counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+    return counts

@@ -19,8 +19,9 @@ from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
 from arnisd.osm.reader import read_osm_file
 from arnisd.world.build import build_world_in_process
-from cluster_helpers import (assert_same_world, read_world_chunks, start_daemon, stop_daemons,
-                             write_coordinator_config, write_worker_config, free_port)
+from cluster_helpers import (assert_same_world, free_port, pid_alive, read_world_chunks,
+                             start_daemon, stop_daemons, write_coordinator_config,
+                             write_worker_config)
 
 REPO = Path(__file__).resolve().parent.parent
 PBF = REPO / "data" / "kouvola.osm.pbf"
@@ -88,14 +89,6 @@ def test_local_cluster_equals_reference(tmp_path, elements, reference, bbox, wor
     assert_same_world(read_world_chunks(output), reference(bbox))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_worker_killed_mid_tile_its_tile_is_leased_again(tmp_path, reference):
     """SIGKILL a worker while it computes: after the lease expires another worker makes the
     tile, and the world still equals the reference."""
@@ -125,9 +118,9 @@ def test_worker_killed_mid_tile_its_tile_is_leased_again(tmp_path, reference):
         victim.wait(10)
         # the victim's slot process notices its parent is gone and exits by itself
         deadline = time.monotonic() + 10
-        while _pid_alive(int(slot_pid)) and time.monotonic() < deadline:
+        while pid_alive(int(slot_pid)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _pid_alive(int(slot_pid)), "orphaned slot process still running"
+        assert not pid_alive(int(slot_pid)), "orphaned slot process still running"
         assert coordinator.wait(200) == 0, (tmp_path / "coordinator.log").read_text()
     finally:
         stop_daemons([coordinator, *workers])

@@ -21,9 +21,9 @@ import pytest
 
 from cluster_helpers import (FAULT_JOB_BBOX, KOUVOLA_PBF, REPO_ROOT, assert_same_world,
                              committed_count, free_port, in_process_world_chunks, journal_jobs,
-                             journal_tiles, log_lines, read_markers, read_world_chunks, slow_env,
-                             start_daemon, stop_daemons, wait_until, write_coordinator_config,
-                             write_worker_config)
+                             journal_tiles, read_markers, read_world_chunks, slow_env,
+                             start_daemon, stop_daemons, tile_commit_counts, wait_until,
+                             write_coordinator_config, write_worker_config)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -68,13 +68,7 @@ class Cluster:
 
     def committed_lines(self) -> dict[str, int]:
         """How often each tile was logged as committed, over every coordinator run."""
-        counts: dict[str, int] = {}
-        for path in self.coordinator_logs:
-            for line in log_lines(path):
-                match = re.search(r"tile (chunk_\d+_\d+)/\d+ committed", line)
-                if match:
-                    counts[match.group(1)] = counts.get(match.group(1), 0) + 1
-        return counts
+        return tile_commit_counts(self.coordinator_logs)
 
     def stop(self) -> None:
         stop_daemons([self.coordinator, *self.workers])
