@@ -269,7 +269,6 @@ def test_results_for_leases_never_issued_change_nothing(running, caplog):
 
 def test_bad_results_from_the_holder_never_commit(running, caplog):
     running = running(max_failures=10)
-    coordinator = running.coordinator
     holder = HandWorker(running.endpoint, "holder")
     try:
         holder.register()

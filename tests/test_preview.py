@@ -11,7 +11,6 @@ from pathlib import Path
 
 import nbtlib
 import numpy as np
-import pytest
 from PIL import Image
 
 from arnisd.anvil import chunk as anvil_chunk
