@@ -188,9 +188,7 @@ class TerrainView:
 
     def ground_at(self, xs, zs):
         """Natural ground y of columns (int64 array; an int for scalar x, z)."""
-        scalar = np.ndim(xs) == 0
-        xs = np.atleast_1d(np.asarray(xs, dtype=np.int64))
-        zs = np.atleast_1d(np.asarray(zs, dtype=np.int64))
+        scalar, xs, zs = _columns(xs, zs)
         a = self.area
         inside = self._inside(a, xs, zs)
         if inside.all():
@@ -203,9 +201,7 @@ class TerrainView:
     def surface_at(self, xs, zs):
         """The current surface y of columns: the surface inside the canvas, the natural ground
         outside it (int64 array; an int for scalar x, z)."""
-        scalar = np.ndim(xs) == 0
-        xs = np.atleast_1d(np.asarray(xs, dtype=np.int64))
-        zs = np.atleast_1d(np.asarray(zs, dtype=np.int64))
+        scalar, xs, zs = _columns(xs, zs)
         w = self.window
         inside = self._inside(w, xs, zs)
         if inside.all():
@@ -217,8 +213,7 @@ class TerrainView:
 
     def set_surface(self, xs, zs, ys) -> None:
         """Move the surface of canvas columns (others are ignored)."""
-        xs = np.atleast_1d(np.asarray(xs, dtype=np.int64))
-        zs = np.atleast_1d(np.asarray(zs, dtype=np.int64))
+        _, xs, zs = _columns(xs, zs)
         ys = np.broadcast_to(np.asarray(ys, dtype=np.int64), xs.shape)
         w = self.window
         inside = self._inside(w, xs, zs)
@@ -267,6 +262,12 @@ class TerrainView:
     def ground_of_cells(self, xs: np.ndarray, zs: np.ndarray) -> np.ndarray:
         """Natural ground y of an element's cells (any set, in or out of the view)."""
         return np.asarray(self.ground_at(np.asarray(xs), np.asarray(zs)), dtype=np.int64)
+
+
+def _columns(xs, zs) -> tuple[bool, np.ndarray, np.ndarray]:
+    """Columns as 1-d int64 arrays, and whether they were given as one scalar x, z."""
+    return (np.ndim(xs) == 0, np.atleast_1d(np.asarray(xs, dtype=np.int64)),
+            np.atleast_1d(np.asarray(zs, dtype=np.int64)))
 
 
 def sample_cells(xs: np.ndarray, zs: np.ndarray, limit: int = AGGREGATE_CELLS):
