@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from arnisd.anvil.chunk import unpack_indices
+from arnisd.anvil.grid import REGION_SIZE_BLOCKS, chunk_offset_blocks
 from arnisd.anvil.region import read_region_raw, region_coords_from_name
 from arnisd.errors import UserError
 
@@ -432,9 +433,10 @@ def _top_by_scanning(sections: dict[int, _Section]) -> np.ndarray:
 def render_region(path: Path) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
     """(rx, rz, colour (512, 512, 3), top y (512, 512), water depth) of one region file."""
     rx, rz = region_coords_from_name(path)
-    colour = np.zeros((512, 512, 3), dtype=np.uint8)
-    top = np.full((512, 512), MIN_Y - 1, dtype=np.int16)
-    depth = np.zeros((512, 512), dtype=np.int16)
+    side = REGION_SIZE_BLOCKS
+    colour = np.zeros((side, side, 3), dtype=np.uint8)
+    top = np.full((side, side), MIN_Y - 1, dtype=np.int16)
+    depth = np.zeros((side, side), dtype=np.int16)
     for (cx, cz), (compression, payload) in read_region_raw(path).items():
         if compression == 2:
             nbt = zlib.decompress(payload)
@@ -444,7 +446,7 @@ def render_region(path: Path) -> tuple[int, int, np.ndarray, np.ndarray, np.ndar
         else:
             nbt = payload
         c, t, d = chunk_top(nbt)
-        z0, x0 = (cz & 31) * 16, (cx & 31) * 16
+        x0, z0 = chunk_offset_blocks(cx, cz)
         colour[z0:z0 + 16, x0:x0 + 16] = c
         top[z0:z0 + 16, x0:x0 + 16] = t
         depth[z0:z0 + 16, x0:x0 + 16] = d
@@ -486,15 +488,16 @@ def render_world(world: Path, workers: int = 1) -> np.ndarray:
     rxs = [r[0] for r in rendered]
     rzs = [r[1] for r in rendered]
     rx0, rz0 = min(rxs), min(rzs)
-    width, height = (max(rxs) - rx0 + 1) * 512, (max(rzs) - rz0 + 1) * 512
+    side = REGION_SIZE_BLOCKS
+    width, height = (max(rxs) - rx0 + 1) * side, (max(rzs) - rz0 + 1) * side
     colour = np.zeros((height, width, 3), dtype=np.uint8)
     top = np.full((height, width), MIN_Y - 1, dtype=np.int16)
     depth = np.zeros((height, width), dtype=np.int16)
     for rx, rz, c, t, d in rendered:
-        z0, x0 = (rz - rz0) * 512, (rx - rx0) * 512
-        colour[z0:z0 + 512, x0:x0 + 512] = c
-        top[z0:z0 + 512, x0:x0 + 512] = t
-        depth[z0:z0 + 512, x0:x0 + 512] = d
+        z0, x0 = (rz - rz0) * side, (rx - rx0) * side
+        colour[z0:z0 + side, x0:x0 + side] = c
+        top[z0:z0 + side, x0:x0 + side] = t
+        depth[z0:z0 + side, x0:x0 + side] = d
     present = top >= MIN_Y
     rows, cols = np.flatnonzero(present.any(axis=1)), np.flatnonzero(present.any(axis=0))
     if len(rows) == 0:

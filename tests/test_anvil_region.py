@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arnisd.anvil import chunk, region
+from arnisd.anvil import chunk, grid, region
+from arnisd.geo.projection import BlockRect
 from arnisd.world import blocks
 
 
@@ -27,10 +28,27 @@ def header(path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def test_region_of():
-    assert region.region_of(0, 0) == (0, 0)
-    assert region.region_of(31, 31) == (0, 0)
-    assert region.region_of(32, -1) == (1, -1)
-    assert region.region_of(-32, -33) == (-1, -2)
+    assert grid.region_of(0, 0) == (0, 0)
+    assert grid.region_of(31, 31) == (0, 0)
+    assert grid.region_of(32, -1) == (1, -1)
+    assert grid.region_of(-32, -33) == (-1, -2)
+
+
+def test_region_grid_indices_and_rects():
+    # header index and back, for chunks on both sides of zero
+    for cx, cz in [(0, 0), (31, 0), (0, 31), (-1, -1), (-32, 33), (1000, -1000)]:
+        rx, rz = grid.region_of(cx, cz)
+        index = grid.chunk_index(cx, cz)
+        assert 0 <= index < 1024
+        assert grid.chunk_at_index(rx, rz, index) == (cx, cz)
+        x, z = grid.chunk_offset_blocks(cx, cz)
+        assert grid.region_rect(rx, rz).x0 + x == cx * 16
+        assert grid.region_rect(rx, rz).z0 + z == cz * 16
+    assert grid.region_rect(-1, 2) == BlockRect(-512, 1024, 0, 1536)
+    # a rect reaching one block into the next region touches it; ending on the edge does not
+    assert grid.regions_of_rect(BlockRect(0, 0, 512, 512)) == [(0, 0)]
+    assert grid.regions_of_rect(BlockRect(-16, 0, 513, 16)) == [(-1, 0), (0, 0), (1, 0)]
+    assert grid.regions_of_rect(BlockRect(0, -1, 16, 512)) == [(0, -1), (0, 0)]
 
 
 def test_round_trip_and_layout(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arnisd.anvil import chunk, leveldat, region
+from arnisd.anvil import chunk, grid, leveldat, region
 from arnisd.world import biomes, blocks
 from independent_reader import read_blocks, world_snapshot
 
@@ -73,7 +73,7 @@ def build_world(world: Path) -> dict[tuple[int, int], tuple[dict, dict]]:
     by_region: dict[tuple[int, int], dict] = {}
     for (cx, cz), (sections, biome_ids) in layout.items():
         payload = chunk.compress_chunk(chunk.encode_chunk(cx, cz, sections, biome_ids))
-        by_region.setdefault(region.region_of(cx, cz), {})[(cx, cz)] = payload
+        by_region.setdefault(grid.region_of(cx, cz), {})[(cx, cz)] = payload
     for (rx, rz), chunks in by_region.items():
         region.write_region(world / "region", rx, rz, chunks)
     leveldat.write_level_dat(world, "reader test", SPAWN, ground_level=GROUND_Y)

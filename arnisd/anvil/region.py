@@ -18,19 +18,15 @@ import struct
 import zlib
 from pathlib import Path
 
+from arnisd.anvil.grid import CHUNKS_PER_REGION, chunk_at_index, chunk_index, region_of
+
 SECTOR_BYTES = 4096
 HEADER_BYTES = 2 * SECTOR_BYTES
-CHUNKS_PER_REGION_SIDE = 32
 MAX_SECTORS_INLINE = 255
 COMPRESSION_GZIP = 1
 COMPRESSION_ZLIB = 2
 COMPRESSION_NONE = 3
 EXTERNAL_FLAG = 0x80
-
-
-def region_of(cx: int, cz: int) -> tuple[int, int]:
-    """The region (rx, rz) that holds chunk (cx, cz)."""
-    return cx >> 5, cz >> 5
 
 
 def region_file_name(rx: int, rz: int) -> str:
@@ -39,10 +35,6 @@ def region_file_name(rx: int, rz: int) -> str:
 
 def external_file_name(cx: int, cz: int) -> str:
     return f"c.{cx}.{cz}.mcc"
-
-
-def _chunk_index(cx: int, cz: int) -> int:
-    return (cx & 31) + (cz & 31) * 32
 
 
 def atomic_write(path: Path, parts: list, fsync: bool = True, direct: bool = False) -> None:
@@ -123,7 +115,8 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-_REGION_HEADER = struct.Struct(">2048I")       # 1024 locations, then 1024 timestamps
+_REGION_HEADER = struct.Struct(f">{2 * CHUNKS_PER_REGION}I")   # locations, then timestamps
+_HEADER_TABLE = struct.Struct(f">{CHUNKS_PER_REGION}I")        # one of the two
 _CHUNK_FRAME = struct.Struct(">IB")             # length (payload + 1), compression type
 
 
@@ -142,7 +135,7 @@ def region_image(order: list[int], by_index: dict[int, tuple[int, int, bytes]],
             sectors = 1
         sectors_of.append(sectors)
     image = mmap.mmap(-1, HEADER_BYTES + SECTOR_BYTES * sum(sectors_of))
-    locations = [0] * 1024
+    locations = [0] * CHUNKS_PER_REGION
     next_sector = HEADER_BYTES // SECTOR_BYTES
     for index, sectors in zip(order, sectors_of):
         start = next_sector * SECTOR_BYTES
@@ -172,9 +165,9 @@ def write_region(region_dir: Path, rx: int, rz: int, chunks: dict[tuple[int, int
     region_dir.mkdir(parents=True, exist_ok=True)
     by_index: dict[int, tuple[int, int, bytes]] = {}
     for (cx, cz), payload in chunks.items():
-        if (cx >> 5, cz >> 5) != (rx, rz):
+        if region_of(cx, cz) != (rx, rz):
             raise ValueError(f"chunk {cx},{cz} is not in region {rx},{rz}")
-        by_index[(cx & 31) + (cz & 31) * 32] = (cx, cz, payload)
+        by_index[chunk_index(cx, cz)] = (cx, cz, payload)
 
     order = sorted(by_index)
     image, external = region_image(order, by_index, compression, timestamp)
@@ -242,12 +235,12 @@ def read_region_raw(path: Path) -> dict[tuple[int, int], tuple[int, bytes]]:
     data = path.read_bytes()
     if len(data) < HEADER_BYTES:
         raise ValueError(f"{path}: shorter than the 8 KiB region header")
-    locations = struct.unpack_from(">1024I", data, 0)
+    locations = _HEADER_TABLE.unpack_from(data, 0)
     result = {}
     for index, location in enumerate(locations):
         if location == 0:
             continue
-        cx, cz = rx * 32 + index % 32, rz * 32 + index // 32
+        cx, cz = chunk_at_index(rx, rz, index)
         result[(cx, cz)] = _chunk_payload(path, cx, cz, location, data,
                                           (location >> 8) * SECTOR_BYTES)
     return result
@@ -257,13 +250,13 @@ def read_chunk(path: Path, cx: int, cz: int) -> bytes | None:
     """Decompressed NBT of one chunk of a region file (None if the file does not hold it),
     reading only the header and that chunk's sectors."""
     path = Path(path)
-    if (cx >> 5, cz >> 5) != region_coords_from_name(path):
+    if region_of(cx, cz) != region_coords_from_name(path):
         raise ValueError(f"chunk {cx},{cz} is not in {path.name}")
     with open(path, "rb") as f:
         header = f.read(HEADER_BYTES)
         if len(header) < HEADER_BYTES:
             raise ValueError(f"{path}: shorter than the 8 KiB region header")
-        (location,) = struct.unpack_from(">I", header, 4 * _chunk_index(cx, cz))
+        (location,) = struct.unpack_from(">I", header, 4 * chunk_index(cx, cz))
         if location == 0:
             return None
         f.seek((location >> 8) * SECTOR_BYTES)
@@ -285,7 +278,7 @@ def read_region_timestamps(path: Path) -> dict[tuple[int, int], int]:
     rx, rz = region_coords_from_name(path)
     with open(path, "rb") as f:
         header = f.read(HEADER_BYTES)
-    locations = struct.unpack_from(">1024I", header, 0)
-    stamps = struct.unpack_from(">1024I", header, SECTOR_BYTES)
-    return {(rx * 32 + i % 32, rz * 32 + i // 32): stamps[i]
+    locations = _HEADER_TABLE.unpack_from(header, 0)
+    stamps = _HEADER_TABLE.unpack_from(header, SECTOR_BYTES)
+    return {chunk_at_index(rx, rz, i): stamps[i]
             for i, loc in enumerate(locations) if loc}

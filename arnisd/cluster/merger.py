@@ -27,9 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arnisd.anvil.grid import region_of, region_rect
 from arnisd.cluster.results import RECORD_HEADER, new_transfer_hash
 from arnisd.errors import UserError
 from arnisd.cluster.tiling import Tile
+from arnisd.geo.projection import CHUNK_SIZE_BLOCKS
 
 log = logging.getLogger("arnisd.cluster.merger")
 
@@ -207,9 +209,11 @@ class Merger:
         if state is None:
             return "no open attempt"
         # every chunk must lie in the tile's owned chunks and in region (rx, rz): one box
-        owned = state.tile.owned
-        x0, z0 = max(owned.x0 >> 4, rx << 5), max(owned.z0 >> 4, rz << 5)
-        x1, z1 = min(owned.x1 >> 4, (rx + 1) << 5), min(owned.z1 >> 4, (rz + 1) << 5)
+        box = state.tile.owned.intersection(region_rect(rx, rz))
+        if box is None:
+            return self._refusal(state, rx, rz, records)
+        x0, z0 = box.x0 // CHUNK_SIZE_BLOCKS, box.z0 // CHUNK_SIZE_BLOCKS
+        x1, z1 = box.x1 // CHUNK_SIZE_BLOCKS, box.z1 // CHUNK_SIZE_BLOCKS
         pack = RECORD_HEADER.pack
         pieces = []
         for cx, cz, data in records:
@@ -236,12 +240,10 @@ class Merger:
     @staticmethod
     def _refusal(state: _Attempt, rx: int, rz: int, records: list) -> str:
         """Why ``stage`` refuses a frame it found wrong: the first fault, record by record."""
-        owned = state.tile.owned
-        x0, z0, x1, z1 = owned.x0 >> 4, owned.z0 >> 4, owned.x1 >> 4, owned.z1 >> 4   # chunks
         for cx, cz, _ in records:
-            if not (x0 <= cx < x1 and z0 <= cz < z1):
+            if not state.tile.owns_chunk(cx, cz):
                 return f"chunk {cx},{cz} is outside tile {state.tile.tile_id}"
-            if (cx >> 5, cz >> 5) != (rx, rz):
+            if region_of(cx, cz) != (rx, rz):
                 return f"chunk {cx},{cz} is not in region {rx},{rz}"
             if (cx, cz) in state.seen:
                 return f"chunk {cx},{cz} sent twice"

@@ -20,16 +20,12 @@ import hashlib
 import struct
 from collections.abc import Iterable, Iterator
 
+from arnisd.anvil.grid import region_of
 from arnisd.cluster.protocol import MAX_RECORDS_PER_FRAME, TARGET_CHUNKS_FRAME_BYTES
 
 RECORD_HEADER = struct.Struct("<iiI")
 CHUNK_POSITION = struct.Struct("<ii")
 ZLIB_HEADER_AND_TRAILER = 2 + 4
-REGION_SHIFT = 5
-
-
-def region_of(cx: int, cz: int) -> tuple[int, int]:
-    return cx >> REGION_SHIFT, cz >> REGION_SHIFT
 
 
 def new_transfer_hash():

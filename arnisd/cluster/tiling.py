@@ -15,11 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from arnisd.anvil.grid import regions_of_rect
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect, LocalProjection
 from arnisd.world.settings import GenerationSettings
-
-REGION_SIZE_CHUNKS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +65,6 @@ class Tile:
             "owned_blocks": self.owned.as_list(),
             "halo_blocks": self.halo_blocks,
         }
-
-
-def regions_of_rect(rect: BlockRect) -> list[tuple[int, int]]:
-    """Every region (rx, rz) that a chunk-aligned rect has at least one chunk in."""
-    region_blocks = CHUNK_SIZE_BLOCKS * REGION_SIZE_CHUNKS
-    return [(rx, rz)
-            for rz in range(rect.z0 // region_blocks, (rect.z1 - 1) // region_blocks + 1)
-            for rx in range(rect.x0 // region_blocks, (rect.x1 - 1) // region_blocks + 1)]
 
 
 def _snapped_cuts(world_end_blocks: int, in_bbox_max_blocks: int, blocks_per_tile: float) -> list[int]:

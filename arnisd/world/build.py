@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from arnisd.anvil.grid import region_rect, regions_of_rect
 from arnisd.anvil.leveldat import write_level_dat
 from arnisd.anvil.region import write_region
 from arnisd.geo.projection import BlockRect, LocalProjection
@@ -17,20 +18,15 @@ from arnisd.progress import Progress
 from arnisd.world.generate import prepare, generate_window
 from arnisd.world.spawn import spawn_point
 
-REGION_BLOCKS = 512
-
 
 def region_windows(projection: LocalProjection) -> list[tuple[int, int, BlockRect]]:
     """(rx, rz, owned rect) for every region touched by the world, clipped to the world."""
     world = projection.world_chunk_rect()
     out = []
-    for rz in range(world.z0 // REGION_BLOCKS, -(-world.z1 // REGION_BLOCKS)):
-        for rx in range(world.x0 // REGION_BLOCKS, -(-world.x1 // REGION_BLOCKS)):
-            region = BlockRect(rx * REGION_BLOCKS, rz * REGION_BLOCKS,
-                               (rx + 1) * REGION_BLOCKS, (rz + 1) * REGION_BLOCKS)
-            owned = region.intersection(world)
-            if owned is not None:
-                out.append((rx, rz, owned))
+    for rx, rz in regions_of_rect(world):
+        owned = region_rect(rx, rz).intersection(world)
+        if owned is not None:
+            out.append((rx, rz, owned))
     return out
 
 

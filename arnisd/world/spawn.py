@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from arnisd.anvil.chunk import decode_chunk_blocks
-from arnisd.anvil.region import read_chunk, region_file_name, region_of
+from arnisd.anvil.grid import region_of
+from arnisd.anvil.region import read_chunk, region_file_name
 from arnisd.job import JobSpec
 
 
