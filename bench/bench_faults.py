@@ -72,7 +72,8 @@ def _present(coordinator, worker_id: str) -> bool:
 def measure(coordinator, endpoint: str, how: str, run: int, interval_s: float,
             liveness: int) -> float:
     from arnisd.cluster.slots import SPAWN
-    from arnisd.cluster.worker import WorkerSettings, run_worker_process
+    from arnisd.cluster.worker_process import run_worker_process
+    from arnisd.cluster.worker_settings import WorkerSettings
     worker_id = f"bench-{how}-{run}"
     settings = WorkerSettings(coordinator=endpoint, worker_id=worker_id, slots=1,
                               generator="bench_faults:sleepy_generate",

@@ -29,9 +29,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from arnisd.geo.bbox import BBox  # noqa: E402
 from arnisd.geo.projection import BlockRect, LocalProjection  # noqa: E402
-from arnisd.terrain.heights import (compute_params, decode_tiles, height_field,  # noqa: E402
+from arnisd.elevation.heights import (compute_params, decode_tiles, height_field,  # noqa: E402
                                     tiles_needed)
-from arnisd.terrain.terrarium import choose_zoom, decode_terrarium, encode_terrarium  # noqa: E402
+from arnisd.elevation.terrarium import choose_zoom, decode_terrarium, encode_terrarium  # noqa: E402
 from fake_elevation import dem_tile_heights, dem_tiles  # noqa: E402
 
 JOB_BBOX = BBox(36.50, -84.30, 36.56, -84.22)  # 7 km x 6.7 km of the DEM
@@ -51,12 +51,12 @@ def median_s(fn, runs: int) -> float:
 def world_costs(runs: int) -> None:
     """Flat vs terrain vs terrain with --fill-ground on the bundled extract (CPU seconds)."""
     from arnisd.osm.reader import read_osm_file
-    from arnisd.terrain.heights import job_tiles
-    from arnisd.terrain.terrarium import tile_of
+    from arnisd.elevation.heights import job_tiles
+    from arnisd.elevation.terrarium import tile_of
     from arnisd.world import generate
     from arnisd.world.build import region_windows
     from arnisd.world.settings import GenerationSettings
-    from arnisd.world.terrain import TERRAIN_MARGIN_BLOCKS, TerrainSource, TerrainView
+    from arnisd.world.ground_surface import TERRAIN_MARGIN_BLOCKS, TerrainSource, TerrainView
     from fake_elevation import dem_tile
 
     data = read_osm_file(ROOT / "data" / "kouvola.osm.pbf")

@@ -30,7 +30,7 @@ import numpy as np
 from matplotlib import cbook
 
 from arnisd.geo.bbox import BBox
-from arnisd.terrain.terrarium import (TILE_SIZE_PX, TileKey, encode_terrarium, lat_of_pixel_y,
+from arnisd.elevation.terrarium import (TILE_SIZE_PX, TileKey, encode_terrarium, lat_of_pixel_y,
                                       lng_of_pixel_x)
 from fake_http import ScriptedHTTPServer
 

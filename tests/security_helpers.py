@@ -17,7 +17,8 @@ from arnisd.cluster.extracts import NoExtracts
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.tiling import make_tiles
-from arnisd.cluster.worker import WorkerSettings, run_worker_process
+from arnisd.cluster.worker_process import run_worker_process
+from arnisd.cluster.worker_settings import WorkerSettings
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
 from cluster_helpers import fake_generate, read_world_chunks

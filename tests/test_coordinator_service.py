@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from arnisd.cluster.http_shim import StatusProvider
+from arnisd.service.http_api import StatusProvider
 from arnisd.cluster.slots import SPAWN
-from arnisd.cluster.worker import WorkerSettings, run_worker_process
+from arnisd.cluster.worker_process import run_worker_process
+from arnisd.cluster.worker_settings import WorkerSettings
 from arnisd.config import CoordinatorConfig
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec

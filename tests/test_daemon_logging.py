@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from arnisd.service.daemon_logging import JsonFormatter, uses_json
+from arnisd.logs import JsonFormatter, uses_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,8 +40,8 @@ def test_auto_is_json_off_a_terminal():
 def test_a_daemon_process_writes_only_json_lines():
     script = textwrap.dedent("""
         import logging
-        from arnisd.service.daemon_logging import configure_daemon_logging
-        from arnisd.logs import get_logger
+        from arnisd.logs import configure_daemon_logging
+        from structlog import get_logger
         configure_daemon_logging("auto", "info")
         logging.getLogger("arnisd.cluster.worker").info("registered with %s", "tcp://127.0.0.1:1")
         logging.getLogger("arnisd.cluster.worker").debug("hidden at info")
@@ -61,11 +61,11 @@ def test_spawned_children_and_warnings_log_json_too(tmp_path):
     script = tmp_path / "daemon.py"
     script.write_text(textwrap.dedent("""
         import logging, multiprocessing, warnings
-        from arnisd.service.daemon_logging import configure_child_logging, configure_daemon_logging
+        from arnisd.logs import configure_child_logging, configure_daemon_logging
 
         def child():
             assert configure_child_logging()
-            logging.getLogger("arnisd.terrain").warning("from a slot")
+            logging.getLogger("arnisd.elevation").warning("from a slot")
             warnings.warn("careful")
 
         if __name__ == "__main__":
@@ -100,17 +100,17 @@ def _run_daemon_script(tmp_path, body: str) -> list[dict]:
 def test_a_child_logs_through_structlog_as_its_daemon(tmp_path):
     lines = _run_daemon_script(tmp_path, """
         import multiprocessing
-        from arnisd.service.daemon_logging import configure_child_logging, configure_daemon_logging
+        from arnisd.logs import configure_child_logging, configure_daemon_logging
 
         def child():
             assert configure_child_logging()
-            from arnisd.logs import get_logger
+            from structlog import get_logger
             get_logger("arnisd.generate").info("progress", chunks=10, child=True)
             get_logger("arnisd.generate").debug("hidden at info", child=True)
 
         if __name__ == "__main__":
             configure_daemon_logging("auto", "info")
-            from arnisd.logs import get_logger
+            from structlog import get_logger
             get_logger("arnisd.generate").info("progress", chunks=10, child=False)
             p = multiprocessing.get_context("spawn").Process(target=child)
             p.start(); p.join()
@@ -126,7 +126,7 @@ def test_a_child_logs_through_structlog_as_its_daemon(tmp_path):
 
 def test_importing_the_child_logging_setup_does_not_load_structlog():
     """A slot imports this module at start; structlog is loaded only by the configuration."""
-    code = ("import sys; import arnisd.service.daemon_logging; "
+    code = ("import sys; import arnisd.logs; "
             "assert 'structlog' not in sys.modules, 'structlog loaded'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})

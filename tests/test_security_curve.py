@@ -302,7 +302,8 @@ def test_a_worker_whose_key_is_refused_says_so_and_exits(keys, tmp_path, caplog)
     instead of reconnecting forever with "coordinator silent"."""
     import logging
 
-    from arnisd.cluster.worker import Worker, WorkerSettings
+    from arnisd.cluster.worker import Worker
+    from arnisd.cluster.worker_settings import WorkerSettings
     running = RunningCoordinator(tmp_path, curve=server_keys(keys))
     settings = WorkerSettings(coordinator=running.endpoint, worker_id="stranger", slots=1,
                               generator="cluster_helpers:fake_generate",

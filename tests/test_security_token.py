@@ -149,11 +149,11 @@ def test_max_workers(tmp_path):
 # --- the HTTP shim -----------------------------------------------------------------------------
 
 def test_shim_binds_loopback_by_default():
-    from arnisd.cluster.http_shim import start_http_shim
+    from arnisd.service.http_api import start_http_api
     from fake_status_provider import FakeProvider
     assert CoordinatorConfig().http_host == "127.0.0.1"
     assert load_config(ROOT / "config" / "coordinator.toml").http_host == "127.0.0.1"
-    shim, port = start_http_shim(FakeProvider([]))
+    shim, port = start_http_api(FakeProvider([]))
     try:
         assert shim.host == "127.0.0.1" and port > 0
     finally:
@@ -217,11 +217,11 @@ def test_shim_drops_silent_clients(monkeypatch):
     handler's timeout, so idle connections cannot pile up threads; others are served meanwhile."""
     import socket
 
-    from arnisd.cluster import http_shim
+    from arnisd.service import http_api
     from fake_status_provider import FakeProvider
-    assert http_shim._Handler.timeout == 30
-    monkeypatch.setattr(http_shim._Handler, "timeout", 0.5)
-    shim, port = http_shim.start_http_shim(FakeProvider([]))
+    assert http_api._Handler.timeout == 30
+    monkeypatch.setattr(http_api._Handler, "timeout", 0.5)
+    shim, port = http_api.start_http_api(FakeProvider([]))
     silent = []
     try:
         for _ in range(20):

@@ -47,26 +47,26 @@ def slot_report() -> dict:
         return describe_a_slot()
 
 
-@pytest.mark.parametrize("module", ["arnisd.terrain.source", "urllib.request", "http.client",
+@pytest.mark.parametrize("module", ["arnisd.elevation.source", "urllib.request", "http.client",
                                     "PIL.Image", "structlog"])
 def test_a_slot_does_not_import_what_only_the_coordinator_needs(slot_report, module):
     assert "arnisd.world.generate" in slot_report["modules"]
-    assert "arnisd.terrain.heights" in slot_report["modules"]
+    assert "arnisd.elevation.heights" in slot_report["modules"]
     assert module not in slot_report["modules"]
 
 
-def test_the_terrain_package_still_offers_every_name():
-    from arnisd import terrain
-    from arnisd.terrain import ElevationSource, height_field, tile_of
-    from arnisd.terrain.heights import height_field as direct
-    from arnisd.terrain.source import ElevationSource as direct_source
+def test_the_elevation_package_still_offers_every_name():
+    from arnisd import elevation
+    from arnisd.elevation import ElevationSource, height_field, tile_of
+    from arnisd.elevation.heights import height_field as direct
+    from arnisd.elevation.source import ElevationSource as direct_source
     assert height_field is direct and ElevationSource is direct_source
-    assert tile_of is terrain.terrarium.tile_of
-    assert set(terrain.__all__) == set(terrain._MODULE_OF_NAME)
-    assert set(terrain.__all__) <= set(dir(terrain))
-    assert all(getattr(terrain, name) is not None for name in terrain.__all__)
+    assert tile_of is elevation.terrarium.tile_of
+    assert set(elevation.__all__) == set(elevation._MODULE_OF_NAME)
+    assert set(elevation.__all__) <= set(dir(elevation))
+    assert all(getattr(elevation, name) is not None for name in elevation.__all__)
     with pytest.raises(AttributeError):
-        getattr(terrain, "no_such_name")
+        getattr(elevation, "no_such_name")
 
 
 def test_a_slot_runs_numerical_libraries_on_one_thread(slot_report):
@@ -88,9 +88,10 @@ def test_a_worker_process_starts_its_slots_before_loading_zeromq_and_the_worker(
     import sys
     from pathlib import Path
 
-    from arnisd.cluster.worker import WorkerSettings, run_worker_process
+    from arnisd.cluster.worker_process import run_worker_process
+    from arnisd.cluster.worker_settings import WorkerSettings
     assert b"arnisd.cluster.worker_process" in pickle.dumps(run_worker_process)
-    assert b"arnisd.cluster.worker_process" in pickle.dumps(WorkerSettings())
+    assert b"arnisd.cluster.worker_settings" in pickle.dumps(WorkerSettings())
     script = """
 import sys
 from arnisd.cluster import worker_process

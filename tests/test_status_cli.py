@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from arnisd.cluster.http_shim import start_http_shim
+from arnisd.service.http_api import start_http_api
 from arnisd.commands.status import format_duration, format_status
 from fake_status_provider import FakeProvider, tile_grid
 
@@ -36,14 +36,14 @@ def provider():
 
 @pytest.fixture
 def url(provider):
-    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    server, port = start_http_api(provider, "127.0.0.1", 0)
     yield f"http://127.0.0.1:{port}"
     server.close()
 
 
 @pytest.fixture
 def token_url(provider):
-    server, port = start_http_shim(provider, "127.0.0.1", 0, token=TOKEN)
+    server, port = start_http_api(provider, "127.0.0.1", 0, token=TOKEN)
     yield f"http://127.0.0.1:{port}"
     server.close()
 
@@ -94,7 +94,7 @@ def test_unreachable_is_one_line_and_non_zero():
 
 
 def test_url_and_token_from_the_config_file(provider, tmp_path):
-    server, port = start_http_shim(provider, "127.0.0.1", 0, token=TOKEN)
+    server, port = start_http_api(provider, "127.0.0.1", 0, token=TOKEN)
     try:
         config = tmp_path / "coordinator.toml"
         config.write_text(f'role = "coordinator"\nhttp_port = {port}\ntoken = "{TOKEN}"\n')

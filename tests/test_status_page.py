@@ -11,11 +11,12 @@ import shutil
 import time
 import subprocess
 from collections import Counter
+from functools import partial
 from html.parser import HTMLParser
 
 import pytest
 
-from arnisd.cluster.http_shim import start_http_shim
+from arnisd.service.http_api import start_http_api, start_status_server
 from fake_status_provider import STATE_FOR_COORDINATOR, FakeProvider, tile_grid
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -88,7 +89,7 @@ class PageDom(HTMLParser):
 def test_grid_shows_each_tile_in_its_state(chromium, tmp_path):
     mix = {"done": 9, "leased": 3, "failed": 2, "pending": 6}
     provider = FakeProvider(tile_grid(5, 4, mix))
-    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    server, port = start_http_api(provider, "127.0.0.1", 0)
     try:
         dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path))
     finally:
@@ -124,7 +125,7 @@ def test_grid_follows_a_job_as_it_progresses(chromium, tmp_path):
         return original_status()
 
     provider.status = advancing_status
-    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    server, port = start_http_api(provider, "127.0.0.1", 0)
     try:
         dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path, budget_ms=12000))
     finally:
@@ -136,7 +137,7 @@ def test_grid_follows_a_job_as_it_progresses(chromium, tmp_path):
 
 def test_page_says_when_the_coordinator_is_gone(chromium, tmp_path):
     provider = FakeProvider(tile_grid(2, 1, {"done": 1, "pending": 1}))
-    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    server, port = start_http_api(provider, "127.0.0.1", 0)
     provider.status = lambda: (_ for _ in ()).throw(RuntimeError("coordinator stopped"))
     try:
         dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path, budget_ms=3000))
@@ -178,7 +179,8 @@ def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path,
     def run():
         try:
             outcome["result"] = run_local_cluster(
-                job, [], 2, job.output, http_port=port, generator="page_generators:planned_generate",
+                job, [], 2, job.output, serve_status=partial(start_status_server, port=port),
+                generator="page_generators:planned_generate",
                 config=CoordinatorSettings(max_failures=1, fsync=False), timeout_s=180,
                 raise_on_failure=False, finalize=lambda world_dir: None)
         except BaseException as exc:   # reported by the main thread

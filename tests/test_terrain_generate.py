@@ -19,14 +19,14 @@ from arnisd.job import JobSpec
 from arnisd.osm.elements import OsmElement, Polygon
 from arnisd.osm.extract import pack_elements, unpack_elements
 from arnisd.osm.reader import read_osm_file
-from arnisd.terrain.distribution import (JobTerrain, lease_tiles, pack_lease_extract,
+from arnisd.elevation.distribution import (JobTerrain, lease_tiles, pack_lease_extract,
                                          prepare_job_terrain, split_lease_extract)
-from arnisd.terrain.heights import compute_params, job_tiles
-from arnisd.terrain.terrarium import choose_zoom
+from arnisd.elevation.heights import compute_params, job_tiles
+from arnisd.elevation.terrarium import choose_zoom
 from arnisd.world import blocks as b
 from arnisd.world.generate import draw_window, generate_chunks, generate_window, prepare
 from arnisd.world.settings import GenerationSettings
-from arnisd.world.terrain import TERRAIN_MARGIN_BLOCKS, TerrainSource
+from arnisd.world.ground_surface import TERRAIN_MARGIN_BLOCKS, TerrainSource
 from fake_elevation import (DEM_TEST_BBOX, FakeElevationServer, dem_tiles, write_tile_folder)
 from terrain_scene import write_scene_osm
 
@@ -257,8 +257,8 @@ def test_job_requests_carry_the_terrain_options(tmp_path):
 
 
 def test_extent_rects_read_from_the_packed_columns_match_the_elements():
-    from arnisd.terrain.distribution import extent_rects
-    from arnisd.world.terrain import reads_ground_beyond_window
+    from arnisd.elevation.distribution import extent_rects
+    from arnisd.world.tags import reads_ground_beyond_window
     bbox, projection, elements = _big_job()
     elements = elements + [OsmElement("node", 9, "point", {"natural": "tree"},
                                       coords=np.array([[365100000, -842900000]]))]

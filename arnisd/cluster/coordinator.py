@@ -902,7 +902,7 @@ class Coordinator:
 
     def status_snapshot(self, tiles: bool = True) -> dict:
         """The status document (thread-safe): the documented fields first, then details
-        (named as ``arnisd.cluster.http_shim.StatusProvider`` expects). Between jobs: the last
+        (named as ``arnisd.service.http_api.StatusProvider`` expects). Between jobs: the last
         job's counts, with the workers connected now."""
         with self._lock:
             now = time.monotonic()

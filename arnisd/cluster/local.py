@@ -30,7 +30,8 @@ from arnisd.cluster.merger import Merger
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.tile_compute import DEFAULT_GENERATOR, GENERATOR_ENV
 from arnisd.cluster.tiling import make_tiles
-from arnisd.cluster.worker import WorkerSettings, run_worker_process
+from arnisd.cluster.worker_process import run_worker_process
+from arnisd.cluster.worker_settings import WorkerSettings
 from arnisd.errors import UserError
 from arnisd.job import JobSpec
 from arnisd.library_threads import one_library_thread
@@ -62,7 +63,7 @@ def level_dat_writer(job: JobSpec):
 
 
 def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers: int,
-                      out_dir: Path, http_port: int | None = None, progress=None, *,
+                      out_dir: Path, serve_status=None, progress=None, *,
                       generator: str | None = None, config: CoordinatorSettings | None = None,
                       timeout_s: float | None = None, raise_on_failure: bool = True,
                       finalize=None, resume: bool = False) -> JobResult:
@@ -71,8 +72,8 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     ``elements_or_source``: the job's elements (a list or an ``OsmData``) if already read, an
     extract source (see ``arnisd.cluster.extracts``), or None to read ``job.osm_file`` (or
     fetch per tile from Overpass when the job has no file). The world
-    (region files and level.dat) is written into ``out_dir``. ``http_port`` serves the status
-    shim on 127.0.0.1 when that module exists (0: a free port). ``progress`` is an
+    (region files and level.dat) is written into ``out_dir``. ``serve_status(status_fn)``, if
+    given, starts a status server (with ``port`` and ``close()``) for the run. ``progress`` is an
     ``arnisd.progress.Progress``. ``generator`` (``module:function``) replaces the real
     generator in the workers, ``finalize(world_dir)`` the level.dat writer (tests). Tiles are
     ``job.tile_size_deg`` degrees. ``resume`` continues from the journal in ``out_dir`` (see
@@ -103,7 +104,7 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
                                  on_progress=progress.set if progress is not None else None,
                                  restored=restored))
     endpoint = coordinator.bind()
-    shim = _start_http_shim(coordinator, http_port, progress)
+    status_server = _serve_status(serve_status, coordinator, progress)
     processes = []
     try:
         context, slot_start_method = worker_start(generator)
@@ -129,8 +130,8 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     finally:
         coordinator.stop()
         _stop_processes(processes, config.heartbeat_interval_s * config.liveness + 5.0)
-        if shim is not None:
-            shim.close()
+        if status_server is not None:
+            status_server.close()
         journal.close()
     if progress is not None:
         progress.finish()
@@ -167,7 +168,7 @@ def worker_start(generator: str | None) -> tuple[object, str]:
     # (a server already running keeps its modules; a worker then imports what it lacks)
     context.set_forkserver_preload(["arnisd.cluster.worker_process", "arnisd.cluster.worker",
                                     "arnisd.cluster.tile_compute",
-                                    "arnisd.service.daemon_logging", generator_module])
+                                    "arnisd.logs", generator_module])
     from multiprocessing import forkserver
     try:
         forkserver.ensure_running()
@@ -237,16 +238,11 @@ def _stop_processes(processes: list, timeout_s: float) -> None:
             process.join(5.0)
 
 
-def _start_http_shim(coordinator: Coordinator, http_port: int | None, progress):
-    """Serve the status shim if asked and available (``arnisd.cluster.http_shim``, issue 5)."""
-    if http_port is None:
+def _serve_status(serve_status, coordinator: Coordinator, progress):
+    """Start the run's status server, if one was asked for, and say where it is."""
+    if serve_status is None:
         return None
-    try:
-        from arnisd.cluster.http_shim import start_status_server
-    except ImportError:
-        log.info("no HTTP status shim in this build; --http-port ignored")
-        return None
-    server = start_status_server(coordinator.status_snapshot, host="127.0.0.1", port=http_port)
+    server = serve_status(coordinator.status_snapshot)
     if progress is not None:
         progress.note(f"status: http://127.0.0.1:{server.port}/coordinator/status")
     return server

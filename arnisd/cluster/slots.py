@@ -39,7 +39,7 @@ def _slot_main(conn, generator_path: str | None) -> None:
     """Body of a slot process: compute tasks from the pipe until it closes."""
     one_library_thread()      # before numpy loads (see arnisd.library_threads)
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
-    from arnisd.service.daemon_logging import configure_child_logging
+    from arnisd.logs import configure_child_logging
     configure_child_logging()  # log as the daemon does (JSON lines off a terminal)
     from arnisd.cluster.tile_compute import compute_tile, resolve_generator
     try:

@@ -38,8 +38,7 @@ from arnisd.cluster import protocol, security
 from arnisd.cluster.results import group_into_frames, new_transfer_hash, update_transfer_hash
 from arnisd.cluster.scratch import ResultStore, StoredResult
 from arnisd.cluster.slots import SlotPool
-# where they are defined, light enough to load before the slots start; importable from here too
-from arnisd.cluster.worker_process import WorkerSettings, run_worker_process  # noqa: F401
+from arnisd.cluster.worker_settings import WorkerSettings
 
 log = logging.getLogger("arnisd.cluster.worker")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from arnisd.errors import UserError
@@ -67,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (same arguments) from its journal beside "
                         "the output instead of starting over")
-    from arnisd.terrain.options import add_terrain_arguments
+    from arnisd.elevation.options import add_terrain_arguments
     add_terrain_arguments(p)
 
 
@@ -104,7 +105,7 @@ def job_from_args(args) -> JobSpec:
     for name in ("spawn_lat", "spawn_lng"):
         if getattr(args, name) is not None and (args.spawn_lat is None or args.spawn_lng is None):
             raise UserError("give both --spawn-lat and --spawn-lng")
-    from arnisd.terrain.options import terrain_job_fields
+    from arnisd.elevation.options import terrain_job_fields
     terrain_settings, terrain_job = terrain_job_fields(args)
     settings = GenerationSettings(scale=args.scale, ground_level=args.ground_level,
                                   interior=args.interior, halo_blocks=args.halo,
@@ -144,7 +145,7 @@ def run(args) -> int:
     from arnisd.osm.source import load_source
     data = load_source(job)
     progress.note(f"read {len(data.elements)} OSM elements")
-    from arnisd.terrain.distribution import prepare_job_terrain
+    from arnisd.elevation.distribution import prepare_job_terrain
     job, terrain = prepare_job_terrain(job, note=progress.note)   # elevation fetched once
     staged = staging_dir(job.output)
     if args.resume and args.in_process:
@@ -192,8 +193,12 @@ def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress,
     progress.note(f"local cluster: {workers} worker process(es), tiles of {job.tile_size_deg:g}°")
     if terrain is not None:   # each lease carries the elevation tiles it reads
         from arnisd.cluster.extracts import extract_source_for_job
-        from arnisd.terrain.distribution import with_terrain
+        from arnisd.elevation.distribution import with_terrain
         elements = with_terrain(extract_source_for_job(job, elements), terrain)
-    result = run_local_cluster(job, elements, workers, staged, http_port=args.http_port,
+    serve_status = None
+    if args.http_port is not None:
+        from arnisd.service.http_api import start_status_server
+        serve_status = partial(start_status_server, host="127.0.0.1", port=args.http_port)
+    result = run_local_cluster(job, elements, workers, staged, serve_status=serve_status,
                                progress=progress, resume=args.resume)
     return result.chunks

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from arnisd.config import CoordinatorConfig, load_config
-    from arnisd.service.daemon_logging import configure_daemon_logging
+    from arnisd.logs import configure_daemon_logging
     config = load_config(args.config)
     configure_daemon_logging(config.log_format, config.log_level)
     if isinstance(config, CoordinatorConfig):
@@ -63,7 +63,8 @@ def _run_worker(config) -> int:
     import zmq
 
     from arnisd.cluster import security
-    from arnisd.cluster.worker import Worker, WorkerSettings
+    from arnisd.cluster.worker import Worker
+    from arnisd.cluster.worker_settings import WorkerSettings
     from arnisd.service.lifecycle import ServiceLifecycle
     stop = threading.Event()
     settings = WorkerSettings(coordinator=config.coordinator, worker_id=config.worker_id,

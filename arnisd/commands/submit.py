@@ -36,7 +36,7 @@ def add_arguments(p) -> None:
     p.add_argument("--spawn-lat", type=float, help="spawn latitude (default: bbox centre)")
     p.add_argument("--spawn-lng", type=float, help="spawn longitude (default: bbox centre)")
     p.add_argument("--force", action="store_true", help="replace an existing world of that name")
-    from arnisd.terrain.options import add_terrain_arguments
+    from arnisd.elevation.options import add_terrain_arguments
     add_terrain_arguments(p, local_paths=False)
     p.add_argument("--wait", action="store_true",
                    help="wait for the job to end; exit non-zero unless it is done")

@@ -5,7 +5,7 @@ plus the config's ``[job]`` at start) and runs them one at a time on one ``Coord
 ROUTER socket stays bound and workers stay connected (and heartbeated) between jobs. Each world
 is built in a staging folder beside its output and moved into place only when every tile was
 made, so a failed or cancelled job leaves no half world. It implements
-``arnisd.cluster.http_shim.StatusProvider``.
+``arnisd.service.http_api.StatusProvider``.
 
 Everything lives in the journal (``state_dir/journal.sqlite3``, ``arnisd.cluster.journal``): a
 job is journaled before its id is answered, its tiles and attempts as the coordinator goes. A
@@ -346,11 +346,11 @@ class CoordinatorService:
         """Serve the shim and run jobs until ``stop()``; ``exit_when_idle`` returns once the
         queue is empty (1 if a job run here failed). The config's ``[job]`` is queued first
         unless the journal already has it."""
-        from arnisd.cluster.http_shim import start_http_shim
+        from arnisd.service.http_api import start_http_api
         self._queue_config_job()
         self.coordinator = self._bind_coordinator()
         try:
-            self.shim, _ = start_http_shim(self, self.config.http_host, self.config.http_port,
+            self.shim, _ = start_http_api(self, self.config.http_host, self.config.http_port,
                                            token=self.config.token)
         except BaseException:
             self.coordinator.close()
@@ -510,7 +510,7 @@ class CoordinatorService:
         from arnisd.cluster.merger import Merger
         from arnisd.cluster.tiling import make_tiles
         from arnisd.output import discard
-        from arnisd.terrain.distribution import prepare_job_terrain, with_terrain
+        from arnisd.elevation.distribution import prepare_job_terrain, with_terrain
         spec, terrain = prepare_job_terrain(   # elevation: fetched once per job, params in spec
             record.spec, note=lambda m: log.info("job %s %s", record.job_id, m),
             warn=lambda m: log.warning("job %s %s", record.job_id, m))

@@ -142,7 +142,7 @@ class JobRequest:
             raise JobRequestError("bbox", f"covers {bbox.area_km2():.1f} km², more than the "
                                           f"coordinator's limit of {limit:g} km²")
         halo = config.halo_blocks if self.halo_blocks is None else self.halo_blocks
-        from arnisd.terrain.options import terrain_choice
+        from arnisd.elevation.options import terrain_choice
         terrain, terrain_optional = terrain_choice(self.terrain, self.elevation_url,
                                                    self.elevation_dir)
         elevation_dir = None

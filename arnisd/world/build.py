@@ -39,11 +39,11 @@ def build_world_in_process(job: JobSpec, elements: list[OsmElement], world_dir: 
     """
     progress = progress or Progress(quiet=True)
     if job.settings.terrain and terrain is None:
-        from arnisd.terrain.distribution import prepare_job_terrain
+        from arnisd.elevation.distribution import prepare_job_terrain
         job, terrain = prepare_job_terrain(job, note=progress.note)
     ground = None
     if job.settings.on_terrain:
-        from arnisd.world.terrain import TerrainSource
+        from arnisd.world.ground_surface import TerrainSource
         ground = TerrainSource(job.projection, job.settings.terrain_params, terrain.blobs)
     projection = job.projection
     draw_list = prepare(elements, projection)

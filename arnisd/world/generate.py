@@ -27,7 +27,7 @@ from arnisd.world.families.base import DrawContext
 from arnisd.world.families.ground import draw_ground
 from arnisd.world.projected import ProjectedElement, project_element
 from arnisd.world.settings import GenerationSettings
-from arnisd.world.terrain import TerrainSource, TerrainView
+from arnisd.world.ground_surface import TerrainSource, TerrainView
 
 CANVAS_MARGIN_BLOCKS = 8
 MAX_REACH_BLOCKS = 16   # how far any element draws beyond its own geometry (road half-width, crowns)
@@ -160,7 +160,7 @@ def generate_chunks(elements: Sequence[OsmElement], projection: LocalProjection,
     ``owned`` must be chunk-aligned. ``elements`` may contain anything; those whose geometry
     does not reach ``owned`` are ignored. Chunks come in z-then-x order. On terrain,
     ``elevation`` maps Terrarium tile keys (zoom, x, y) to PNG bytes (or decoded heights): at
-    least the tiles ``arnisd.terrain.distribution.lease_tiles`` picks for this window.
+    least the tiles ``arnisd.elevation.distribution.lease_tiles`` picks for this window.
     """
     terrain = None
     if settings.on_terrain:

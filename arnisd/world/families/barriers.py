@@ -15,7 +15,8 @@ import numpy as np
 
 from arnisd.world import blocks as b
 from arnisd.world.families.base import (DrawContext, clip_cells, connected_states, inside_canvas,
-                                        parse_number, read_blocks, replace_table)
+                                        read_blocks, replace_table)
+from arnisd.world.tags import parse_number
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import thin_line_cells
 from arnisd.geo.projection import BlockRect

@@ -15,7 +15,7 @@ from arnisd.world.raster import polygon_cells
 from arnisd.world.settings import GenerationSettings
 
 if TYPE_CHECKING:
-    from arnisd.world.terrain import TerrainView
+    from arnisd.world.ground_surface import TerrainView
 
 
 @dataclass(slots=True)
@@ -62,24 +62,6 @@ class DrawContext:
         return self.canvas.window
 
 
-_NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)")
-
-
-def parse_number(value: str | None) -> float | None:
-    """The leading number of a tag value ("12", "12.5 m", "3;4" -> 3), or None."""
-    if not value:
-        return None
-    match = _NUMBER.match(value.replace(",", "."))
-    if not match:
-        return None
-    return float(match.group(1))
-
-
-def parse_int(value: str | None, default: int = 0) -> int:
-    number = parse_number(value)
-    return default if number is None else int(number)
-
-
 def area_cells(element: ProjectedElement, ctx: DrawContext) -> tuple[np.ndarray, np.ndarray]:
     """The columns of an area element inside the canvas window (even-odd over its rings)."""
     xs_all, zs_all = [], []
@@ -112,11 +94,6 @@ TYPE_CODE = {"node": 0, "way": 1, "relation": 2}
 def element_key(element: ProjectedElement) -> int:
     """A non-zero integer naming an element (OSM type and id), for per-column ownership."""
     return element.osm_id * 4 + TYPE_CODE[element.element.osm_type] + 1
-
-
-def layer_of(tags: dict[str, str]) -> int:
-    """The `layer` tag as an int (0 when missing or not a number)."""
-    return parse_int(tags.get("layer"), 0)
 
 
 def clip_cells(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray, *rest: np.ndarray):

@@ -32,8 +32,9 @@ from arnisd.geo.projection import BlockRect
 from arnisd.world import blocks as b
 from arnisd.world.families import highways, railways
 from arnisd.world.families.base import (DrawContext, along_line, clip_cells, connected_states,
-                                        lay_surface, layer_of, line_length, mask_of,
-                                        neighbour_masks, on_water, replace_table)
+                                        lay_surface, line_length, mask_of, neighbour_masks,
+                                        on_water, replace_table)
+from arnisd.world.tags import layer_of
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells, thin_line_cells
 

@@ -37,13 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from arnisd.world import blocks as b
-from arnisd.world.families.base import (DrawContext, clip_cells, close_shell, neighbour_masks,
-                                        parse_number, pick)
+from arnisd.world.families.base import DrawContext, clip_cells, close_shell, neighbour_masks, pick
+from arnisd.world.tags import parse_number
 from arnisd.world.families.colours import nearest_block
 from arnisd.world.noise import hash_unit
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import polygon_cells
-from arnisd.world.terrain import sample_cells
+from arnisd.world.ground_surface import sample_cells
 from arnisd.geo.projection import BlockRect
 from arnisd.world.canvas import Canvas
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from arnisd.world import blocks as b
-from arnisd.world.families.base import (DrawContext, along_line, area_cells, lay_surface, layer_of,
-                                        on_water, parse_int, parse_number, replace_table)
+from arnisd.world.families.base import (DrawContext, along_line, area_cells, lay_surface,
+                                        on_water, replace_table)
+from arnisd.world.tags import layer_of, parse_int, parse_number
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells, thin_line_cells
 

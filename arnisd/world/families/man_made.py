@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from arnisd.world import blocks as b
-from arnisd.world.families.base import (DrawContext, along_line, area_cells, clip_cells,
-                                        parse_number, point_of)
+from arnisd.world.families.base import DrawContext, along_line, area_cells, clip_cells, point_of
+from arnisd.world.tags import parse_number
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells
 

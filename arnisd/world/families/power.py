@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from arnisd.world import blocks as b
-from arnisd.world.families.base import DrawContext, clip_cells, parse_number
+from arnisd.world.families.base import DrawContext, clip_cells
+from arnisd.world.tags import parse_number
 from arnisd.world.projected import ProjectedElement
 
 TOWER_LEG_HALF_WIDTH = (2, 1)     # half-width of the lattice at the base, at the top

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from arnisd.world import blocks as b
-from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, lay_surface, layer_of,
+from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, lay_surface,
                                         on_water, replace_table)
+from arnisd.world.tags import layer_of
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells
 

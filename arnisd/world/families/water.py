@@ -16,11 +16,12 @@ import numpy as np
 from arnisd.world import biomes as bio
 from arnisd.world import blocks as b
 from arnisd.world.canvas import MIN_Y
-from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, close_shell, layer_of,
-                                        mask_of, on_water, parse_number, replace_table)
+from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, close_shell, mask_of,
+                                        on_water, replace_table)
+from arnisd.world.tags import is_water_area, layer_of, parse_number
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import line_cells
-from arnisd.world.terrain import area_cells_whole
+from arnisd.world.ground_surface import area_cells_whole
 
 AREA_DEPTH_BLOCKS = 3
 # water=* -> depth in blocks
@@ -38,12 +39,6 @@ MAX_WIDTH_BLOCKS = 30   # half of it stays within generate.MAX_REACH_BLOCKS; wid
 _BED_INTO = replace_table(b.DIRT, b.GRASS_BLOCK, b.STONE)
 _BED_INTO_TERRAIN = replace_table(b.DIRT, b.GRASS_BLOCK, b.STONE, b.AIR)
 _BANK_INTO = replace_table(b.AIR, b.SHORT_GRASS, b.TALL_GRASS_LOWER, b.TALL_GRASS_UPPER)
-
-
-def is_water_area(tags: dict[str, str]) -> bool:
-    return (tags.get("natural") in ("water", "bay", "strait") or "water" in tags
-            or tags.get("waterway") in ("riverbank", "dock", "boatyard")
-            or tags.get("landuse") in ("reservoir", "basin") and tags.get("basin") != "dry")
 
 
 def selects_area(element: ProjectedElement) -> bool:

@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from arnisd.cluster.http_shim import (
-    STATUS_FIELDS, SnapshotProvider, StatusProvider, render_metrics, start_http_shim,
+from arnisd.service.http_api import (
+    STATUS_FIELDS, SnapshotProvider, StatusProvider, render_metrics, start_http_api,
     start_status_server)
 from arnisd.errors import UserError
 from fake_status_provider import FakeProvider, tile_grid
@@ -28,7 +28,7 @@ def provider():
 
 @pytest.fixture
 def shim(provider):
-    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    server, port = start_http_api(provider, "127.0.0.1", 0)
     assert port == server.port and port > 0
     yield server
     server.close()
@@ -36,7 +36,7 @@ def shim(provider):
 
 @pytest.fixture
 def token_shim(provider):
-    server, _ = start_http_shim(provider, "127.0.0.1", 0, token=TOKEN)
+    server, _ = start_http_api(provider, "127.0.0.1", 0, token=TOKEN)
     yield server
     server.close()
 
@@ -209,13 +209,13 @@ def test_non_finite_numbers_become_null(shim, provider):
 
 
 def test_close_releases_the_port(provider):
-    server, port = start_http_shim(provider, "127.0.0.1", 0)
+    server, port = start_http_api(provider, "127.0.0.1", 0)
     assert urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=5).status == 200
     server.close()
     server.close()   # idempotent
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2)
-    again, _ = start_http_shim(provider, "127.0.0.1", port)   # the port is free again
+    again, _ = start_http_api(provider, "127.0.0.1", port)   # the port is free again
     again.close()
 
 
@@ -225,7 +225,7 @@ def test_port_in_use_is_a_user_error(provider):
     blocker.listen(1)
     try:
         with pytest.raises(UserError, match="cannot serve HTTP on 127.0.0.1"):
-            start_http_shim(provider, "127.0.0.1", blocker.getsockname()[1])
+            start_http_api(provider, "127.0.0.1", blocker.getsockname()[1])
     finally:
         blocker.close()
 

@@ -1,4 +1,4 @@
-"""The coordinator's HTTP shim: status JSON, jobs, health, Prometheus metrics, the live page.
+"""The service's job API over HTTP: status JSON, jobs, health, Prometheus metrics, the live page.
 
 A stdlib ``ThreadingHTTPServer`` on its own thread serves whatever implements
 ``StatusProvider`` (the coordinator, or a fake in tests). Routes::
@@ -23,7 +23,7 @@ import hmac
 import json
 import logging
 import math
-import re
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,19 +32,17 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from arnisd.errors import UserError
+from arnisd.service.prometheus import metrics_from_status, render_metrics
 
-log = logging.getLogger("arnisd.cluster.http_shim")
+log = logging.getLogger("arnisd.service.http_api")
 
 MAX_BODY_BYTES = 1 << 20
-METRIC_PREFIX = "arnisd_"
 STATUS_FIELDS = ("total_chunks", "completed", "in_progress", "pending", "failed", "workers")
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 @runtime_checkable
 class StatusProvider(Protocol):
-    """What the shim needs from a coordinator. Every method is called from HTTP threads.
+    """What the job API needs from a coordinator. Every method is called from HTTP threads.
 
     ``status()``: the ``/coordinator/status`` document for the current job (or the last one,
     or zeros when there is none): exactly ``total_chunks`` (tiles of the job), ``completed``,
@@ -83,106 +81,6 @@ class StatusProvider(Protocol):
     def cancel(self, job_id: str) -> bool: ...
 
 
-# --- metrics -----------------------------------------------------------------------------------
-
-METRIC_HELP = {
-    "tiles_completed_total": "Tiles committed to the world, over all jobs.",
-    "tiles_failed_total": "Tiles that failed for good, over all jobs.",
-    "tile_leases_total": "Tile leases handed to workers (attempts), over all jobs.",
-    "tile_retries_total": "Tile leases that ended without a result and were re-queued.",
-    "chunks_merged_total": "Minecraft chunks merged into region files.",
-    "regions_written_total": "Region files written.",
-    "result_bytes_received_total": "Bytes of chunk results received from workers.",
-    "messages_received_total": "ZeroMQ messages received from workers.",
-    "protocol_errors_total": "Frames from workers rejected as malformed.",
-    "jobs_submitted_total": "Jobs accepted.",
-    "jobs_completed_total": "Jobs finished with every tile committed.",
-    "jobs_failed_total": "Jobs finished with failed tiles.",
-    "jobs_cancelled_total": "Jobs cancelled.",
-    "job_tiles": "Tiles of the current job by state.",
-    "jobs": "Jobs by state.",
-    "workers": "Registered workers by state (active: holding a lease).",
-    "worker_slots": "Tile slots over all registered workers.",
-    "uptime_seconds": "Seconds since the coordinator started.",
-    "job_elapsed_seconds": "Seconds since the current job started.",
-    "ready": "1 when the coordinator accepts work.",
-}
-
-
-def metrics_from_status(status: dict) -> dict:
-    """Gauges every shim can show from the status document alone."""
-    workers = status.get("workers") or {}
-    return {
-        "job_tiles": [({"state": "pending"}, status.get("pending", 0)),
-                      ({"state": "in_progress"}, status.get("in_progress", 0)),
-                      ({"state": "completed"}, status.get("completed", 0)),
-                      ({"state": "failed"}, status.get("failed", 0))],
-        "workers": [({"state": "active"}, workers.get("active", 0)),
-                    ({"state": "idle"}, workers.get("idle", 0))],
-    }
-
-
-def render_metrics(metrics: dict) -> str:
-    """Prometheus text format 0.0.4 for ``metrics`` (see ``StatusProvider.metrics``)."""
-    lines = []
-    for name in sorted(metrics):
-        full = name if name.startswith(METRIC_PREFIX) else METRIC_PREFIX + name
-        if not _METRIC_NAME.match(full):
-            log.warning("metric %r has an invalid name; left out", name)
-            continue
-        value = metrics[name]
-        samples = value if isinstance(value, list) else [({}, value)]
-        rendered = [_sample_line(full, labels, v) for labels, v in samples]
-        rendered = [line for line in rendered if line is not None]
-        if not rendered:
-            continue
-        short = full[len(METRIC_PREFIX):]
-        help_text = METRIC_HELP.get(short, f"arnisd {short.replace('_', ' ')}.")
-        kind = "counter" if full.endswith("_total") else "gauge"
-        lines.append(f"# HELP {full} {_escape_help(help_text)}")
-        lines.append(f"# TYPE {full} {kind}")
-        lines.extend(rendered)
-    return "\n".join(lines) + "\n"
-
-
-def _sample_line(name: str, labels: dict, value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        value = int(value)
-    if not isinstance(value, (int, float)):
-        log.warning("metric %s has a non-numeric value %r; left out", name, value)
-        return None
-    label_text = ""
-    if labels:
-        parts = []
-        for key in sorted(labels):
-            if not _LABEL_NAME.match(key):
-                log.warning("metric %s has an invalid label %r; left out", name, key)
-                return None
-            parts.append(f'{key}="{_escape_label(str(labels[key]))}"')
-        label_text = "{" + ",".join(parts) + "}"
-    return f"{name}{label_text} {_format_number(value)}"
-
-
-def _format_number(value: int | float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _escape_label(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 def _json_safe(value):
     """``value`` with non-finite floats (an unknown ETA) turned into null, as JSON allows."""
     if isinstance(value, float):
@@ -197,14 +95,14 @@ def _json_safe(value):
 # --- the page ----------------------------------------------------------------------------------
 
 def status_page_html() -> bytes:
-    """The live status page (``arnisd/cluster/status_page.html``)."""
-    return resources.files("arnisd.cluster").joinpath("status_page.html").read_bytes()
+    """The live status page (``arnisd/service/status_page.html``)."""
+    return resources.files("arnisd.service").joinpath("status_page.html").read_bytes()
 
 
 # --- the server --------------------------------------------------------------------------------
 
-class HttpShim:
-    """A running shim: ``port``, ``url``, ``close()`` (also a context manager)."""
+class HttpApi:
+    """A running job API server: ``port``, ``url``, ``close()`` (also a context manager)."""
 
     def __init__(self, server: "_Server", thread: threading.Thread) -> None:
         self.server = server
@@ -227,7 +125,7 @@ class HttpShim:
             self.thread.join(5.0)
         self.server.server_close()
 
-    def __enter__(self) -> "HttpShim":
+    def __enter__(self) -> "HttpApi":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -242,16 +140,15 @@ class _Server(ThreadingHTTPServer):
         self.provider = provider
         self.token = token
         if ":" in address[0]:
-            import socket
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
 
-def start_http_shim(provider: StatusProvider, host: str = "127.0.0.1", port: int = 0,
-                    token: str | None = None) -> tuple[HttpShim, int]:
+def start_http_api(provider: StatusProvider, host: str = "127.0.0.1", port: int = 0,
+                    token: str | None = None) -> tuple[HttpApi, int]:
     """Serve ``provider`` on ``host:port`` (0: a free port) from a daemon thread.
 
-    Returns the running shim and the port it got. A port that cannot be bound is a
+    Returns the running server and the port it got. A port that cannot be bound is a
     ``UserError`` naming it.
     """
     try:
@@ -259,21 +156,21 @@ def start_http_shim(provider: StatusProvider, host: str = "127.0.0.1", port: int
     except OSError as exc:
         raise UserError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") from None
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                              name="arnisd-http-shim", daemon=True)
+                              name="arnisd-http-api", daemon=True)
     thread.start()
-    shim = HttpShim(server, thread)
-    log.info("HTTP status shim on %s", shim.url)
-    return shim, shim.port
+    api = HttpApi(server, thread)
+    log.info("HTTP job API on %s", api.url)
+    return api, api.port
 
 
 def start_status_server(provider, host: str = "127.0.0.1", port: int = 0,
-                        token: str | None = None) -> HttpShim:
-    """Like ``start_http_shim`` but returns only the shim; ``provider`` may also be a bare
+                        token: str | None = None) -> HttpApi:
+    """Like ``start_http_api`` but returns only the server; ``provider`` may also be a bare
     status function (``coordinator.status_snapshot``), wrapped by ``SnapshotProvider``."""
     if callable(provider) and not isinstance(provider, StatusProvider):
         provider = SnapshotProvider(provider)
-    shim, _ = start_http_shim(provider, host, port, token)
-    return shim
+    api, _ = start_http_api(provider, host, port, token)
+    return api
 
 
 class SnapshotProvider:
@@ -373,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
             route(method, arg, query)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        except Exception as exc:  # a provider bug must not kill the shim
+        except Exception as exc:  # a provider bug must not kill the server
             log.exception("HTTP %s %s failed", method, parts.path)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {exc}"})
 

@@ -28,13 +28,13 @@ import msgpack
 import numpy as np
 
 from arnisd.geo.projection import BlockRect, LocalProjection
-from arnisd.terrain.heights import TerrainParams, compute_params, job_tiles, tiles_needed
-from arnisd.terrain.terrarium import TileKey, choose_zoom
+from arnisd.elevation.heights import TerrainParams, compute_params, job_tiles, tiles_needed
+from arnisd.elevation.terrarium import TileKey, choose_zoom
 
 if TYPE_CHECKING:       # imported where used: a worker's slot needs none of urllib/http.client
-    from arnisd.terrain.source import ElevationSource
+    from arnisd.elevation.source import ElevationSource
 
-log = logging.getLogger("arnisd.terrain")
+log = logging.getLogger("arnisd.elevation")
 
 LEASE_FORMAT = "arnisd-terrain-extract"
 LEASE_FORMAT_VERSION = 1
@@ -43,12 +43,12 @@ PROBE_TIMEOUT_S = 10.0
 
 
 def _margin() -> int:
-    from arnisd.world.terrain import TERRAIN_MARGIN_BLOCKS
+    from arnisd.world.ground_surface import TERRAIN_MARGIN_BLOCKS
     return TERRAIN_MARGIN_BLOCKS
 
 
 def _domain(projection: LocalProjection) -> BlockRect:
-    from arnisd.world.terrain import terrain_domain
+    from arnisd.world.ground_surface import terrain_domain
     return terrain_domain(projection)
 
 
@@ -69,7 +69,7 @@ class JobTerrain:
 
 def elevation_source_for_job(job) -> ElevationSource:
     """The job's source: its folder, then its URL (the public default when neither is set)."""
-    from arnisd.terrain.source import DEFAULT_ELEVATION_URL, ElevationSource
+    from arnisd.elevation.source import DEFAULT_ELEVATION_URL, ElevationSource
     url = job.elevation_url
     if url is None and job.elevation_dir is None:
         url = DEFAULT_ELEVATION_URL
@@ -87,7 +87,7 @@ def prepare_job_terrain(job, note: Callable[[str], None] | None = None,
     settings = job.settings
     if not settings.terrain:
         return job, None
-    from arnisd.terrain.source import ElevationError, ElevationSource
+    from arnisd.elevation.source import ElevationError, ElevationSource
     projection = job.projection
     zoom = choose_zoom(job.bbox)
     keys = job_tiles(projection, zoom, _margin())
@@ -150,7 +150,7 @@ def extent_rects(extract: bytes | None, projection: LocalProjection) -> list[Blo
     beyond the window, read straight from the packed columns (no element objects built)."""
     if not extract:
         return []
-    from arnisd.world.terrain import reads_ground_beyond_window
+    from arnisd.world.tags import reads_ground_beyond_window
     message = msgpack.unpackb(extract, raw=False)
     kinds = np.frombuffer(message["kind"], np.uint8)
     tags = message["tags"]

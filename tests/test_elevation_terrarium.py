@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from arnisd.geo.bbox import BBox
-from arnisd.terrain.terrarium import (MAX_MERCATOR_LAT_DEG, TerrariumError, choose_zoom,
+from arnisd.elevation.terrarium import (MAX_MERCATOR_LAT_DEG, TerrariumError, choose_zoom,
                                       decode_terrarium, encode_terrarium, lat_of_pixel_y,
                                       lng_of_pixel_x, pixel_xy, pixel_y, tile_of, tiles_covering)
 

@@ -4,7 +4,7 @@
 lease (or of the whole job, in-process), the job's ``TerrainParams`` and the job's terrain
 *domain* (the world's chunks plus ``TERRAIN_MARGIN_BLOCKS``); a column outside the domain reads
 the nearest column inside it, so no read ever depends on which tiles a lease happens to carry
-beyond the domain. Heights come from ``arnisd.terrain.heights``, which is window-independent:
+beyond the domain. Heights come from ``arnisd.elevation.heights``, which is window-independent:
 a column's value is the same whatever rectangle it is computed in.
 
 ``TerrainView`` is one canvas window's view of it, built once per window: the natural ground
@@ -34,8 +34,8 @@ import numpy as np
 import shapely
 
 from arnisd.geo.projection import BlockRect, LocalProjection
-from arnisd.terrain.heights import TerrainParams, height_m_field, height_m_lattice
-from arnisd.terrain.terrarium import TileKey, decode_terrarium
+from arnisd.elevation.heights import TerrainParams, height_m_field, height_m_lattice
+from arnisd.elevation.terrarium import TileKey, decode_terrarium
 
 TERRAIN_MARGIN_BLOCKS = 32     # the domain: the world's chunks plus this (>= canvas + view margin)
 VIEW_MARGIN_BLOCKS = 24        # a view precomputes its canvas plus this (MAX_REACH + 8)
@@ -325,20 +325,3 @@ def area_cells_whole(rings_of_polygons, bounds: tuple[int, int, int, int], domai
         cz = int(np.clip((z0 + z1) // 2, rect.z0, rect.z1 - 1))
         return np.array([cx]), np.array([cz])
     return xs, zs
-
-
-def reads_ground_beyond_window(kind: str, tags: dict) -> bool:
-    """Whether drawing an element reads the ground over its whole extent, not only near the
-    window (a superset of the families that do: buildings and their parts, water areas,
-    raised ways). The coordinator ships such elements' whole extent of elevation tiles."""
-    if kind == "area":
-        if "building" in tags or "building:part" in tags:
-            return True
-        from arnisd.world.families.water import is_water_area
-        return is_water_area(tags)
-    if kind == "line" and ("highway" in tags or "railway" in tags):
-        if tags.get("bridge", "no") != "no":
-            return True
-        from arnisd.world.families.base import layer_of
-        return layer_of(tags) > 0
-    return False

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from arnisd.errors import UserError
-from arnisd.terrain.source import DEFAULT_ELEVATION_URL, ElevationError, ElevationSource
-from arnisd.terrain.terrarium import decode_terrarium, tiles_covering
+from arnisd.elevation.source import DEFAULT_ELEVATION_URL, ElevationError, ElevationSource
+from arnisd.elevation.terrarium import decode_terrarium, tiles_covering
 from fake_elevation import (DEM_TEST_BBOX, FakeElevationServer, dem_tile, dem_tiles,
                             write_tile_folder)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from arnisd.errors import UserError
 from arnisd.http_fetch import (USER_AGENT, AttemptFailed, RetriesExhausted, cache_atomically,
                                fetch_with_retries, http_status_failure)
-from arnisd.terrain.terrarium import TerrariumError, TileKey, decode_terrarium
+from arnisd.elevation.terrarium import TerrariumError, TileKey, decode_terrarium
 
 DEFAULT_ELEVATION_URL = "https://s3.amazonaws.com/elevation-tiles-prod/terrarium/{z}/{x}/{y}.png"
 RETRY_AFTER_CAP_S = 60.0

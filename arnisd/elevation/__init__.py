@@ -1,4 +1,4 @@
-"""Real terrain: Terrarium elevation tiles (``terrarium``), where they come from (``source``),
+"""Elevation tiles: Terrarium tiles (``terrarium``), where they come from (``source``),
 and the job-wide ground surface per block column (``heights``).
 
 The coordinator picks the zoom (``choose_zoom``), fetches ``tiles_needed`` for the whole world

@@ -33,7 +33,7 @@ import numpy as np
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import BlockRect, LocalProjection
-from arnisd.terrain.terrarium import (TILE_SIZE_PX, TileKey, choose_zoom, decode_terrarium,
+from arnisd.elevation.terrarium import (TILE_SIZE_PX, TileKey, choose_zoom, decode_terrarium,
                                       pixel_x, pixel_y, world_size_px)
 
 SMOOTHING_RADIUS_BLOCKS = 4

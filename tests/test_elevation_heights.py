@@ -12,10 +12,10 @@ import pytest
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import BlockRect, LocalProjection
-from arnisd.terrain.heights import (SMOOTHING_RADIUS_BLOCKS, TerrainParams, compute_params,
+from arnisd.elevation.heights import (SMOOTHING_RADIUS_BLOCKS, TerrainParams, compute_params,
                                     decode_tiles, height_field, height_m_field, job_tiles,
                                     pixel_window, tiles_needed)
-from arnisd.terrain.terrarium import choose_zoom
+from arnisd.elevation.terrarium import choose_zoom
 from fake_elevation import DEM_BBOX, DEM_TEST_BBOX, dem_tiles, load_dem
 
 GROUND_LEVEL = -62

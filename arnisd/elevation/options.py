@@ -62,7 +62,7 @@ def terrain_job_fields(args) -> tuple[dict, dict]:
     """``(settings fields, JobSpec fields)`` of ``arnisd generate``'s terrain arguments."""
     check_elevation_args(args.elevation_url, args.elevation_dir)
     on, optional = terrain_choice(args.terrain, args.elevation_url, args.elevation_dir)
-    from arnisd.terrain.distribution import default_elevation_cache_dir
+    from arnisd.elevation.distribution import default_elevation_cache_dir
     cache = args.elevation_cache or default_elevation_cache_dir()
     elevation_dir = Path(args.elevation_dir).expanduser().resolve() if args.elevation_dir else None
     settings = {"terrain": on, "fill_ground": bool(args.fill_ground)}
