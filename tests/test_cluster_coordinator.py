@@ -390,3 +390,38 @@ def test_a_worker_registering_after_the_last_tile_is_told_to_shut_down(cluster):
     finally:
         early.close()
         late.close()
+
+
+def test_a_done_frame_after_missing_frames_asks_for_the_result_again(cluster):
+    """A done frame counting more chunks than arrived means frames were lost on the way: the
+    worker is asked to register again and resend (the tile's failures stay 0), and the
+    resent result commits."""
+    coordinator, endpoint, tiles = cluster()
+    worker = FakeWorker(endpoint, "w1")
+    try:
+        welcome = worker.register(reg=1)
+        lease = worker.expect("lease")
+        key = [lease["tile"], lease["attempt"]]
+        chunks = chunks_for(lease["unit"]["owned_blocks"])
+        frames = list(group_into_frames(chunks, target_bytes=1))       # one chunk per frame
+        assert len(frames) > 1
+        h = new_transfer_hash()
+        for seq, (rx, rz, records) in enumerate(frames[:-1]):          # the last one is lost
+            worker.send("chunks", tile=key[0], attempt=key[1], seq=seq, rx=rx, rz=rz,
+                        records=records)
+            update_transfer_hash(h, records)
+        update_transfer_hash(h, frames[-1][2])
+        worker.send("done", tile=key[0], attempt=key[1], count=len(chunks), digest=h.digest(),
+                    content_digest=content_digest(chunks), elapsed_s=0.1)
+        worker.expect("reregister")
+        record = coordinator.book.records[key[0]]
+        assert (record.state, record.failures, record.error) == ("leased", 0, None)
+        again = worker.register(reg=2, leases=[key], session=welcome["session"])
+        assert again["keep"] == [key]
+        worker.deliver(lease, chunks)
+        deadline = time.monotonic() + 5
+        while record.state != "committed" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert record.state == "committed" and record.failures == 0
+    finally:
+        worker.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import zlib
 
-from arnisd.cluster.merger import Merger
+from arnisd.cluster.merger import Merger, MissingFrames
 from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
 from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
@@ -104,11 +104,17 @@ def test_a_refused_frame_names_its_first_fault_and_stages_nothing(tmp_path):
         assert stage([a, stranger]) == f"chunk {stranger[0]},{stranger[1]} is outside tile {tile.tile_id}"
         assert stage([a, b], rx + 1) == f"chunk {a[0]},{a[1]} is not in region {rx + 1},{rz}"
         assert stage([a, b, a]) == "a chunk is sent twice in one frame"
-        assert merger.staged_count(tile.tile_id, 1) == 0        # nothing of those was staged
+        # nothing of those was staged (a done frame counting more is missing frames)
+        assert merger.finish(tile.tile_id, 1, 5, bytes(32), bytes(32)) == "done after 0 of 5 chunks"
         assert stage([a]) is None
         assert stage([b, a, stranger]) == f"chunk {a[0]},{a[1]} sent twice"   # a: seen before
         assert stage([stranger, a]) == f"chunk {stranger[0]},{stranger[1]} is outside tile {tile.tile_id}"
         assert stage([b]) is None                               # b was never staged by a refusal
-        assert merger.staged_count(tile.tile_id, 1) == 2
+        missing = merger.finish(tile.tile_id, 1, 3, bytes(32), bytes(32))
+        assert isinstance(missing, MissingFrames) and missing == "done after 2 of 3 chunks"
+        # the attempt stays open after missing frames; a done frame counting what was staged
+        # is judged on the tile's chunk count
+        assert "tile has" in merger.finish(tile.tile_id, 1, 2, bytes(32), bytes(32))
+        assert merger.finish(tile.tile_id, 1, 2, bytes(32), bytes(32)) == "no open attempt"
     finally:
         merger.close()

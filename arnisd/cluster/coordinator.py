@@ -35,7 +35,7 @@ from pathlib import Path
 import zmq
 
 from arnisd.cluster import protocol, security
-from arnisd.cluster.merger import Merger
+from arnisd.cluster.merger import Merger, MissingFrames
 from arnisd.cluster.tilebook import COMMITTED, FAILED, LEASED, PENDING, TileBook
 from arnisd.cluster.tiling import Tile
 
@@ -636,16 +636,13 @@ class Coordinator:
             return
         if job.next_seq.get(tile_id, 0) < 0:
             return  # its frames are being sent again
-        staged = job.merger.staged_count(tile_id, attempt)
-        if staged is not None and staged < message["count"]:
-            if self._resync(worker, tile_id, f"done after {staged} of {message['count']} chunks",
-                            now):
-                return
         error = job.merger.finish(tile_id, attempt, message["count"], message["digest"],
                                   message["content_digest"])
+        if isinstance(error, MissingFrames) and self._resync(worker, tile_id, error, now):
+            return
         if error is not None:
             log.warning("tile %s/%d from %s not committed: %s", tile_id, attempt, worker.worker_id, error)
-            self._end_lease(worker, tile_id, now, error, aborted=True)
+            self._end_lease(worker, tile_id, now, error)
             return
         worker.leases.discard(tile_id)
         worker.tiles_done += 1
@@ -683,11 +680,10 @@ class Coordinator:
         return False
 
     def _end_lease(self, worker: WorkerRecord | None, tile_id: str, now: float,
-                   error: str | None, aborted: bool = False, lost: bool = False) -> None:
+                   error: str | None, lost: bool = False) -> None:
         job = self.job
         record = job.book.records[tile_id]
-        if not aborted:
-            job.merger.abort(tile_id, record.attempt)
+        job.merger.abort(tile_id, record.attempt)
         if worker is not None:
             worker.leases.discard(tile_id)
         job.next_seq.pop(tile_id, None)

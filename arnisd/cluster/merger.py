@@ -41,6 +41,11 @@ ENTRY_MAGIC = b"ARNF"
 SEGMENT_BYTES = 256 * 1024 * 1024
 
 
+class MissingFrames(str):
+    """``finish``'s refusal when fewer chunks were staged than the done frame counts: frames
+    were lost on the way (the attempt stays open and its result may be streamed again)."""
+
+
 class MergeError(UserError, RuntimeError):
     """The world could not be written (disk full, unwritable output, ...): one line naming the
     folder and the cause. What was received stays staged, so the job can resume."""
@@ -251,13 +256,17 @@ class Merger:
 
     def finish(self, tile_id: str, attempt: int, count: int, digest: bytes,
                content: bytes) -> str | None:
-        """Commit an attempt whose done frame matches what was staged. Returns an error or None.
+        """Commit an attempt whose done frame matches what was staged and the tile's chunk
+        count. Returns an error (``MissingFrames`` when chunks are still to come) or None.
 
         The commit is durable after the next ``sync()``.
         """
-        state = self._attempts.pop((tile_id, attempt), None)
+        state = self._attempts.get((tile_id, attempt))
         if state is None:
             return "no open attempt"
+        if state.chunk_count < count:
+            return MissingFrames(f"done after {state.chunk_count} of {count} chunks")
+        del self._attempts[(tile_id, attempt)]
         expected = state.tile.chunk_count()
         if count != state.chunk_count or count != expected:
             return f"done frame says {count} chunks, received {state.chunk_count}, tile has {expected}"
@@ -321,11 +330,6 @@ class Merger:
             if not waiting:
                 self._queue.put(region)
         return missing
-
-    def staged_count(self, tile_id: str, attempt: int) -> int | None:
-        """Chunks staged so far for an open attempt (None if it is not open)."""
-        state = self._attempts.get((tile_id, attempt))
-        return None if state is None else state.chunk_count
 
     def commit_info(self, tile_id: str) -> dict:
         """What the journal keeps of a committed tile: digest, chunk count, staged ranges."""
