@@ -22,7 +22,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from arnisd.world import biomes, blocks
+from arnisd.anvil import biome_registry as biomes
+from arnisd.anvil import block_registry as blocks
 
 DATA_VERSION = 4189                 # Minecraft 1.21.4
 MIN_SECTION_Y = -4

@@ -1,26 +1,9 @@
-"""Biome registry: biome names <-> small integer ids for the chunk biome palettes."""
+"""The biome vocabulary: every biome the generator sets, declared in ``arnisd.anvil.biome_registry``."""
 
 from __future__ import annotations
 
-_NAMES: list[str] = []
-
-
-def register(name: str) -> int:
-    if ":" not in name:
-        name = "minecraft:" + name
-    if name in _NAMES:
-        return _NAMES.index(name)
-    _NAMES.append(name)
-    return len(_NAMES) - 1
-
-
-def name(biome_id: int) -> str:
-    return _NAMES[biome_id]
-
-
-def count() -> int:
-    return len(_NAMES)
-
+# the registry's functions, offered with the vocabulary that fills it
+from arnisd.anvil.biome_registry import count, name, register  # noqa: F401
 
 # Append only: ids follow declaration order.
 PLAINS = register("plains")

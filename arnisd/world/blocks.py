@@ -1,73 +1,28 @@
-"""The block registry: Minecraft 1.21.4 block states <-> small integer ids.
+"""The block vocabulary: every Minecraft 1.21.4 block state the generator can place.
 
-Every block state the generator can place is declared here, once, at import time, so ids are
-the same in every process of a cluster. Id 0 is air. Generation works on integer ids (uint16
-numpy arrays) until chunk encoding turns them into palette entries.
+Each is declared here, once, at import time, in the registry chunk encoding reads
+(``arnisd.anvil.block_registry``), so ids are the same in every process of a cluster. Id 0 is
+air. Generation works on integer ids (uint16 numpy arrays) until chunk encoding turns them into
+palette entries.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True, slots=True)
-class BlockState:
-    """A block name and its properties, as written in a chunk palette."""
-
-    name: str
-    properties: tuple[tuple[str, str], ...] = ()
-    motion_blocking: bool = True   # counts for the MOTION_BLOCKING heightmap
-    is_leaves: bool = False        # excluded from MOTION_BLOCKING_NO_LEAVES
-    colour: tuple[int, int, int] = (128, 128, 128)  # top-down map colour
-
-
-_STATES: list[BlockState] = []
-_IDS: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-
-
-def register(name: str, colour: tuple[int, int, int], motion_blocking: bool = True,
-             is_leaves: bool = False, **properties: str) -> int:
-    """Declare a block state and return its id (idempotent for the same state)."""
-    if ":" not in name:
-        name = "minecraft:" + name
-    props = tuple(sorted((k, str(v)) for k, v in properties.items()))
-    key = (name, props)
-    if key in _IDS:
-        return _IDS[key]
-    _IDS[key] = len(_STATES)
-    _STATES.append(BlockState(name, props, motion_blocking, is_leaves, colour))
-    return _IDS[key]
-
-
-def state(block_id: int) -> BlockState:
-    return _STATES[block_id]
-
-
-def block_id(name: str, **properties: str) -> int:
-    """The id of an already declared block state; KeyError if it was never declared."""
-    if ":" not in name:
-        name = "minecraft:" + name
-    return _IDS[(name, tuple(sorted((k, str(v)) for k, v in properties.items())))]
-
-
-def count() -> int:
-    return len(_STATES)
-
-
-def all_states() -> list[BlockState]:
-    return list(_STATES)
+# the registry's functions, offered with the vocabulary that fills it
+from arnisd.anvil.block_registry import (BlockState, all_states, block_id, count,  # noqa: F401
+                                         register, state)
 
 
 def lookup_table(predicate) -> np.ndarray:
     """A boolean array over all ids, true where ``predicate(state)`` holds."""
-    return np.array([bool(predicate(s)) for s in _STATES], dtype=bool)
+    return np.array([bool(predicate(s)) for s in all_states()], dtype=bool)
 
 
 def id_set_table(ids) -> np.ndarray:
     """A boolean array over all ids, true for the given ids."""
-    table = np.zeros(len(_STATES), dtype=bool)
+    table = np.zeros(count(), dtype=bool)
     table[list(ids)] = True
     return table
 

@@ -10,6 +10,7 @@ from arnisd.anvil.chunk import decode_chunk_blocks
 from arnisd.anvil.grid import region_of
 from arnisd.anvil.region import read_chunk, region_file_name
 from arnisd.job import JobSpec
+from arnisd.world import blocks
 
 
 def spawn_column(job: JobSpec) -> tuple[int, int]:
@@ -35,7 +36,7 @@ def surface_y(world_dir: Path, x: int, z: int, default: int) -> int:
     sections = decode_chunk_blocks(chunk)
     for section_y in sorted(sections, reverse=True):
         column = sections[section_y].reshape(16, 16, 16)[:, z & 15, x & 15]
-        nonair = np.flatnonzero(column)
+        nonair = np.flatnonzero(column != blocks.AIR)
         if len(nonair):
             return section_y * 16 + int(nonair[-1]) + 1
     return default
