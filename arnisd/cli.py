@@ -26,12 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"arnisd.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"arnisd.commands.{module_name}":
-                continue  # command not built yet
-            raise
+        module = importlib.import_module(f"arnisd.commands.{module_name}")
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)

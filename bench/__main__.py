@@ -1,4 +1,4 @@
-"""``python -m bench``: every figure of issue 7 against its target, in one run.
+"""``python -m bench``: every performance figure against its target, in one run.
 
     python -m bench [--runs N] [--quick] [--parts throughput,scaling,coordinator,memory,projection]
                     [--json FILE]

@@ -1,4 +1,4 @@
-"""The benchmark parts of issue 7; each returns ``Figure``s (a value against its target).
+"""The benchmark parts; each returns ``Figure``s (a value against its target).
 
 - ``throughput``: ``arnisd generate --workers 1`` on the bundled extract as a fresh process
   (reading, tiles, extracts, elements, drawing, encoding, zlib, merging, region files), the

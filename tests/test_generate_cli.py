@@ -145,7 +145,7 @@ def test_independent_reader_sees_the_place(world, geometry):
         "road": (int(np.floor(rp.x)), G, int(np.floor(rp.y))),
         "stream": (int(np.floor(sp.x)), G, int(np.floor(sp.y))),
     }
-    # the roof: flat at G + height + 1, or pitched (issue 3) rising from there to its ridge
+    # the roof: flat at G + height + 1, or pitched, rising from there to its ridge
     roof_column = [(cx, y, cz) for y in range(G + height + 1, G + height + 16)]
     names = read_block_strings(world, list(samples.values()) + roof_column)
     got = dict(zip(samples, names))

@@ -50,7 +50,7 @@ class ClusterAborted(RuntimeError):
 
 @dataclass(slots=True)
 class CoordinatorSettings:
-    """Knobs of the coordinator (the config file of issue 5 fills these)."""
+    """Knobs of the coordinator (a coordinator's TOML config fills these)."""
 
     bind_address: str = "127.0.0.1"
     port: int = 0                          # 0: pick a free port

@@ -165,7 +165,7 @@ class Worker:
     def _disconnect(self, linger_ms: int = 0) -> None:
         if self._socket is not None:
             if self._auth_monitor is not None:
-                self._socket.disable_monitor()     # before closing (see FACTS: ZMQ traps)
+                self._socket.disable_monitor()     # the monitor stops before the socket it watches
                 self._auth_monitor.close(linger=0)
                 self._auth_monitor = None
             self._socket.close(linger=linger_ms)

@@ -92,7 +92,7 @@ RAIL_NS = register("rail", (120, 110, 90), motion_blocking=False, shape="north_s
 RAIL_EW = register("rail", (120, 110, 90), motion_blocking=False, shape="east_west", waterlogged="false")
 
 
-# --- Issue 3: the element vocabulary. Append only, as above. ------------------------------
+# --- Blocks of the element families: doors, stairs, fences, crops. Append only, as above. ---
 # Directions index the 4-neighbour arrays below: 0 north (-z), 1 east (+x), 2 south (+z), 3 west (-x).
 DIRECTIONS = ("north", "east", "south", "west")
 DIRECTION_DXDZ = ((0, -1), (1, 0), (0, 1), (-1, 0))
