@@ -15,7 +15,7 @@ from arnisd import __version__
 from arnisd.errors import UserError
 from arnisd.library_threads import one_library_thread
 
-COMMAND_MODULES = ["generate", "run", "submit", "cancel", "status", "preview", "keygen"]
+COMMAND_MODULES = ["generate", "validate", "run", "submit", "cancel", "status", "preview", "keygen"]
 
 
 def build_parser() -> argparse.ArgumentParser:

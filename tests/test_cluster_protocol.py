@@ -7,6 +7,7 @@ import zlib
 import msgpack
 import pytest
 
+from arnisd.anvil import chunk_check
 from arnisd.cluster import protocol
 from arnisd.cluster.protocol import ProtocolError, decode_from_coordinator, decode_from_worker, make
 from arnisd.cluster.results import content_digest, group_into_frames
@@ -138,11 +139,11 @@ def test_every_header_zlib_writes_is_accepted_and_no_other():
             data = c.compress(b"chunk" * 50) + c.flush()
             written.add(data[:2])
             assert decode_from_worker(_chunk_frame(data))["records"][0][2] == data
-    assert written <= protocol.ZLIB_HEADERS and len(protocol.ZLIB_HEADERS) == 32
+    assert written <= chunk_check.ZLIB_HEADERS and len(chunk_check.ZLIB_HEADERS) == 32
     body = zlib.compress(b"chunk" * 50)[2:]
     for cmf in range(256):
         for flg in range(256):
             header = bytes((cmf, flg))
-            if header not in protocol.ZLIB_HEADERS:
+            if header not in chunk_check.ZLIB_HEADERS:
                 with pytest.raises(ProtocolError):
                     decode_from_worker(_chunk_frame(header + body))

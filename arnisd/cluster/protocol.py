@@ -37,9 +37,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import zlib
-
 import msgpack
+
+from arnisd.anvil.chunk_check import looks_like_zlib
 
 PROTOCOL_VERSION = 2
 
@@ -123,40 +123,6 @@ def _caps(v) -> bool:
             and type(v.get("slots")) is int and 1 <= v["slots"] <= MAX_SLOTS)
 
 
-def _is_zlib_header(cmf: int, flg: int) -> bool:
-    """RFC 1950: deflate with a window of at most 32 KiB, no preset dictionary, check bits."""
-    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and not flg & 0x20 and ((cmf << 8) | flg) % 31 == 0
-
-
-#: Every two-byte zlib header ``_zlib`` accepts (32 of them), for one set lookup per chunk
-#: (only CMF bytes with method 8 are tried: the others never pass).
-ZLIB_HEADERS = frozenset(bytes((cmf, flg)) for cmf in range(8, 256, 16) for flg in range(256)
-                         if _is_zlib_header(cmf, flg))
-#: Bytes ``_zlib`` inflates: enough to get past the first deflate block's header (and its code
-#: tables, for a dynamic block) into its data, far fewer than a whole chunk.
-ZLIB_PROBE_BYTES = 16
-#: Shortest zlib stream: header, an empty final block, Adler-32.
-ZLIB_MIN_BYTES = 8
-
-
-def _zlib(v: bytes) -> bool:
-    """Cheap check that chunk bytes start as a zlib stream: a valid two-byte header, and a first
-    deflate block whose header (stored lengths, or dynamic code tables) decodes and whose data
-    inflates to its first ``ZLIB_PROBE_BYTES`` bytes.
-
-    Transport damage is caught by the transfer digest; this refuses a buggy worker's bytes that
-    are not zlib at all. It proves nothing about the rest of the stream (a full check would cost
-    the coordinator a decompression per chunk) nor about what the bytes inflate to.
-    """
-    if len(v) < ZLIB_MIN_BYTES or v[:2] not in ZLIB_HEADERS:
-        return False
-    try:
-        zlib.decompressobj().decompress(v, ZLIB_PROBE_BYTES)
-    except zlib.error:
-        return False
-    return True
-
-
 def _records(v) -> bool:
     """A non-empty list of at most ``MAX_RECORDS_PER_FRAME`` [cx, cz, zlib bytes] records.
     Whether the chunks belong to the lease (its tile, the frame's region, each once) is the
@@ -169,7 +135,7 @@ def _records(v) -> bool:
         cx, cz, data = r
         if not (type(cx) is int and -_INT_BOUND < cx < _INT_BOUND          # as _int
                 and type(cz) is int and -_INT_BOUND < cz < _INT_BOUND
-                and type(data) is bytes and _zlib(data)):
+                and type(data) is bytes and looks_like_zlib(data)):
             return False
     return True
 

@@ -4,14 +4,9 @@
 (``<cx, cz, length>`` little-endian, then the compressed bytes). The coordinator recomputes it
 as frames arrive, so a done frame proves it got every byte.
 
-``content digest``: BLAKE2b-256 over every chunk's ``<cx, cz>`` (little-endian) and the
-Adler-32 of its *uncompressed* NBT, in (cz, cx) order. Two attempts of the same tile must have
-the same content digest (compressed bytes may legitimately differ between zlib builds); a
-difference is reported as a determinism bug. The Adler-32 is read from the last four bytes of
-the chunk's zlib stream (RFC 1950 ends every stream with it), so nothing is inflated, and it
-depends only on the uncompressed bytes, not on zlib's level or build. It is a 32-bit checksum,
-not a cryptographic hash: good for noticing that two attempts drew different chunks (its only
-use), not for proving that they drew the same ones against an adversary.
+``content digest``: ``arnisd.anvil.chunk_digest`` (positions and uncompressed Adler-32s, the
+same however the chunks were compressed or ordered): two attempts of the same tile must have
+the same one; a difference is reported as a determinism bug.
 """
 
 from __future__ import annotations
@@ -21,11 +16,11 @@ import struct
 from collections.abc import Iterable, Iterator
 
 from arnisd.anvil.grid import region_of
+# a done frame's content digest, here beside the transfer digest for the cluster's callers
+from arnisd.anvil.chunk_digest import content_digest, uncompressed_adler32  # noqa: F401
 from arnisd.cluster.protocol import MAX_RECORDS_PER_FRAME, TARGET_CHUNKS_FRAME_BYTES
 
 RECORD_HEADER = struct.Struct("<iiI")
-CHUNK_POSITION = struct.Struct("<ii")
-ZLIB_HEADER_AND_TRAILER = 2 + 4
 
 
 def new_transfer_hash():
@@ -36,22 +31,6 @@ def update_transfer_hash(h, records: Iterable) -> None:
     for cx, cz, data in records:
         h.update(RECORD_HEADER.pack(cx, cz, len(data)))
         h.update(data)
-
-
-def uncompressed_adler32(zlib_stream: bytes) -> bytes:
-    """The Adler-32 of what ``zlib_stream`` inflates to: its trailer, four big-endian bytes."""
-    if len(zlib_stream) < ZLIB_HEADER_AND_TRAILER:
-        raise ValueError(f"a chunk of {len(zlib_stream)} bytes is no zlib stream")
-    return zlib_stream[-4:]
-
-
-def content_digest(chunks: Iterable[tuple[int, int, bytes]]) -> bytes:
-    """Digest of the chunks' positions and uncompressed Adler-32s, independent of their order
-    and of zlib's settings (see the module's docstring)."""
-    entries = sorted((cz, cx, uncompressed_adler32(data)) for cx, cz, data in chunks)
-    h = hashlib.blake2b(digest_size=32)
-    h.update(b"".join(CHUNK_POSITION.pack(cx, cz) + adler for cz, cx, adler in entries))
-    return h.digest()
 
 
 def group_into_frames(chunks: Iterable[tuple[int, int, bytes]],
