@@ -132,9 +132,12 @@ class CoordinatorService:
                          "chunks_merged_total": 0, "tile_leases_total": 0,
                          "jobs_submitted_total": 0, "jobs_completed_total": 0,
                          "jobs_failed_total": 0, "jobs_cancelled_total": 0}
+        from arnisd.service.state_lock import StateDirLock
+        self.state_lock = StateDirLock.acquire(config.state_dir)   # one coordinator per journal
         try:
             self.journal = Journal(Path(config.state_dir) / JOURNAL_NAME)
         except (JournalError, OSError) as exc:
+            self.state_lock.release()
             raise UserError(f"{config.source or 'config'}: state_dir: {exc}") from None
         self._restore_jobs()
 
@@ -335,6 +338,12 @@ class CoordinatorService:
         if coordinator is not None:
             coordinator.stop()
 
+    def close(self) -> None:
+        """Close the journal and free the ``state_dir`` for another coordinator (``serve``
+        does this when it returns)."""
+        self.journal.close()
+        self.state_lock.release()
+
     def healthy(self) -> bool:
         """For the systemd watchdog: the coordinator's loop (or, before it exists, the main
         loop) turned within the last 30 s."""
@@ -378,7 +387,7 @@ class CoordinatorService:
             self._serving = False
             self.shim.close()
             self.coordinator.close()
-            self.journal.close()
+            self.close()
         with self._lock:
             failed = any(r.state == FAILED for r in self._ran)
         return 1 if exit_when_idle and failed else 0
