@@ -178,16 +178,24 @@ def test_cancel_a_running_job_and_the_queue_goes_on(tmp_path, monkeypatch):
         assert service.metrics()["jobs_cancelled_total"] == 1
 
 
-def test_a_job_that_cannot_start_fails_and_the_next_runs(tmp_path, reference):
+def test_a_job_that_cannot_start_fails_and_the_next_runs(tmp_path, reference, caplog):
     broken = tmp_path / "broken.osm.pbf"
-    broken.write_bytes(b"this is not a pbf file")
+    broken.write_bytes(PBF.read_bytes())
     config = make_config(tmp_path)
-    with Running(config, workers=1) as running:
-        service = running.service
-        bad = service.submit({"osm_file": str(broken), "bbox": SUB, "output": "broken"})
-        good = service.submit(job("good", tile_size_deg=0.004))
+    running = Running(config, workers=1)
+    service = running.service
+    not_pbf = tmp_path / "not.osm.pbf"
+    not_pbf.write_bytes(b"this is not a pbf file")
+    with pytest.raises(ValueError, match="osm_file: .*invalid BlobHeader size"):
+        service.submit({"osm_file": str(not_pbf), "bbox": SUB, "output": "x"})
+    bad = service.submit({"osm_file": str(broken), "bbox": SUB, "output": "broken"})
+    good = service.submit(job("good", tile_size_deg=0.004))
+    broken.write_bytes(PBF.read_bytes()[:50_000])     # cut short after it was accepted
+    with running:
         failed = running.wait_state(bad, ("done", "failed"))
-        assert failed["state"] == "failed" and failed["error"]
+        assert failed["state"] == "failed", failed
+        assert failed["error"] == f"cannot read OSM data from {broken}: PBF error: unexpected EOF"
+        assert not any(r.exc_info for r in caplog.records), "a traceback was logged"
         assert running.wait_state(good, ("done", "failed"))["state"] == "done"
         assert_same_world(read_world_chunks(tmp_path / "worlds" / "good"), reference)
         assert service.metrics()["jobs_failed_total"] == 1

@@ -74,6 +74,8 @@ def format_status(doc: dict) -> str:
     done, leased = int(doc.get("completed") or 0), int(doc.get("in_progress") or 0)
     pending, failed = int(doc.get("pending") or 0), int(doc.get("failed") or 0)
     lines = [_job_line(doc)]
+    if doc.get("error"):
+        lines.append(f"error: {str(doc['error']).splitlines()[0]}")
     if total:
         fraction = done / total
         filled = round(fraction * BAR_WIDTH)

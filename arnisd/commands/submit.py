@@ -77,15 +77,16 @@ def run(args) -> int:
     print(job_id, flush=True)
     if not args.wait:
         return 0
-    state = wait_for_job(client, job_id, args.poll)
-    print(f"job {job_id} {state}", file=sys.stderr)
-    return 0 if state == "done" else 1
+    doc = wait_for_job(client, job_id, args.poll)
+    reason = f": {doc['error']}" if doc.get("error") and doc["state"] != "done" else ""
+    print(f"job {job_id} {doc['state']}{reason}", file=sys.stderr)
+    return 0 if doc["state"] == "done" else 1
 
 
-def wait_for_job(client: ShimClient, job_id: str, poll_s: float) -> str:
-    """Poll ``/jobs/ID`` until the job is done, failed or cancelled; returns that state."""
+def wait_for_job(client: ShimClient, job_id: str, poll_s: float) -> dict:
+    """Poll ``/jobs/ID`` until the job is done, failed or cancelled; returns its last row."""
     while True:
-        state = client.get(f"/jobs/{job_id}").get("state")
-        if state in FINAL_STATES:
-            return state
+        doc = client.get(f"/jobs/{job_id}")
+        if doc.get("state") in FINAL_STATES:
+            return doc
         time.sleep(poll_s)

@@ -38,7 +38,7 @@ FORMATS_BY_SUFFIX = {
 }
 _KIND_RANK = {"point": 0, "line": 1, "area": 2}
 _E7 = 1e7
-_OSMIUM_ERRORS = (RuntimeError, ValueError, OSError, osmium.InvalidLocationError)
+OSMIUM_ERRORS = (RuntimeError, ValueError, OSError, osmium.InvalidLocationError)
 
 
 class OsmInputError(UserError):
@@ -48,21 +48,32 @@ class OsmInputError(UserError):
 def read_osm_file(path: Path | str) -> OsmData:
     """Read one OSM file; raise ``OsmInputError`` with a one-line reason if it is unusable."""
     path = Path(path)
+    fmt = check_readable(path)
+    if fmt == "json":
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise OsmInputError(f"cannot read OSM file {path}: {exc.strerror or exc}") from None
+        return parse_overpass_json(data, source=str(path))
+    return _read_with_osmium(osmium.io.File(str(path), fmt), source_name=str(path),
+                             bounds=None, path=path)
+
+
+def check_readable(path: Path) -> str:
+    """The osmium format of an existing, readable, non-empty OSM file; else ``OsmInputError``."""
     fmt = osm_format_of(path)
     if not path.exists():
         raise OsmInputError(f"OSM file {path} does not exist")
     if not path.is_file():
         raise OsmInputError(f"OSM file {path} is not a file")
     try:
-        size_bytes = path.stat().st_size
-        if fmt == "json":
-            return parse_overpass_json(path.read_bytes(), source=str(path))
+        with path.open("rb") as f:
+            empty = not f.read(1)
     except OSError as exc:
         raise OsmInputError(f"cannot read OSM file {path}: {exc.strerror or exc}") from None
-    if size_bytes == 0:
+    if empty:
         raise OsmInputError(f"OSM file {path} is empty")
-    return _read_with_osmium(osmium.io.File(str(path), fmt), source_name=str(path),
-                             bounds=None, path=path)
+    return fmt
 
 
 def parse_overpass_json(data: bytes, source: str = "Overpass answer",
@@ -115,8 +126,8 @@ def _read_with_osmium(source: osmium.io.File | osmium.io.FileBuffer, source_name
                 sorted_path = Path(tmp) / "sorted.osm.pbf"
                 _write_sorted(path, sorted_path)
                 elements, _ = _collect(osmium.io.File(str(sorted_path), "pbf"))
-    except _OSMIUM_ERRORS as exc:
-        raise OsmInputError(f"cannot read OSM data from {source_name}: {_one_line(exc)}") from None
+    except OSMIUM_ERRORS as exc:
+        raise OsmInputError(f"cannot read OSM data from {source_name}: {one_line(exc)}") from None
     return OsmData(elements=_sorted_unique(elements), bounds=bounds)
 
 
@@ -256,6 +267,6 @@ def _rings_turn_counter_clockwise(latlng: np.ndarray, starts: np.ndarray, counts
     return np.add.reduceat(cross, starts) > 0
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arnisd.errors import UserError
-from arnisd.service.job_request import JobRequest, JobRequestError
+from arnisd.service.job_request import JobRequest, JobRequestError, check_job_osm_file
 
 log = logging.getLogger("arnisd.service.coordinator_service")
 
@@ -178,6 +178,8 @@ class CoordinatorService:
             record.resume = record.state != QUEUED
             (interrupted if record.resume else waiting).append(record.job_id)
             record.state = QUEUED
+        ended = [r for r in self._records.values() if r.state in FINAL_STATES and r.finished_at]
+        self._last = max(ended, key=lambda r: r.finished_at, default=None)  # what status shows
         self._queue.extend(interrupted + waiting)
         if interrupted or waiting:
             log.info("journal: %d interrupted and %d queued job(s) to run",
@@ -200,12 +202,13 @@ class CoordinatorService:
                 and coordinator.job is not None and coordinator.job.job_id == current.job_id:
             doc = live
             doc.update(job_id=current.job_id, job_state=RUNNING, output=current.request.output)
-        elif last is not None and last.final_status is not None:
-            doc = dict(last.final_status)    # the last job as it ended, with today's workers
+        elif last is not None:
+            doc = dict(last.final_status or {})  # the last job as it ended, with today's workers
             doc.update(job_id=last.job_id, job_state=last.state, output=last.request.output,
-                       eta_s=None)
-            doc.setdefault("total_chunks", last.total_chunks)
-            for key in ("completed", "in_progress", "pending", "failed"):
+                       eta_s=None, error=last.error)
+            for key in ("total_chunks", "completed", "failed"):
+                doc.setdefault(key, getattr(last, key))
+            for key in ("in_progress", "pending"):
                 doc.setdefault(key, 0)
             doc["workers"] = live["workers"] if live else {"active": 0, "idle": 0}
             doc["workers_detail"] = live["workers_detail"] if live else []
@@ -289,6 +292,7 @@ class CoordinatorService:
         job is in the journal before its id is returned."""
         request = JobRequest.from_dict(job)
         spec = request.to_job_spec(self.config)
+        check_job_osm_file(spec)     # a bad file is refused now, not found when the job runs
         output = Path(spec.output)
         if output.exists() and not request.force and (not output.is_dir() or any(output.iterdir())):
             raise ValueError(f"output: {request.output} already exists on the coordinator "
@@ -455,7 +459,12 @@ class CoordinatorService:
                     break
             try:
                 job = future.result()
-            except Exception as exc:      # bad data, unreadable file: the job fails
+            except UserError as exc:      # bad data, unreadable file: the job fails
+                log.error("job %s could not start: %s", record.job_id, exc)
+                record.error = str(exc)
+                self._finish_record(record, FAILED, None, staged, state_dir)
+                return
+            except Exception as exc:      # a bug: its traceback goes to the log
                 log.exception("job %s could not start", record.job_id)
                 record.error = f"{type(exc).__name__}: {exc}"
                 self._finish_record(record, FAILED, None, staged, state_dir)

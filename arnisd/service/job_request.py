@@ -133,8 +133,12 @@ class JobRequest:
                 raise JobRequestError("osm_file", f"{osm_file} is not a file on the coordinator")
         bbox = self.bbox
         if bbox is None:
+            from arnisd.osm.reader import OsmInputError
             from arnisd.osm.source import bbox_of_file
-            bbox = bbox_of_file(osm_file)
+            try:
+                bbox = bbox_of_file(osm_file)
+            except OsmInputError as exc:
+                raise JobRequestError("osm_file", str(exc)) from None
             if bbox is None:
                 raise JobRequestError("bbox", f"{osm_file} declares no bounds: give a bbox")
         limit = config.max_job_area_km2 if max_area_km2 is None else max_area_km2
@@ -164,6 +168,19 @@ class JobRequest:
             elevation_url=self.elevation_url, elevation_dir=elevation_dir,
             elevation_cache_dir=config.cache_dir,   # tiles under cache_dir/terrarium/z/x/y.png
             terrain_optional=terrain_optional)
+
+
+def check_job_osm_file(spec) -> None:
+    """Raise ``JobRequestError`` unless a ``JobSpec``'s OSM file (if any) reads as the format it
+    claims, whole, with data inside the job's bbox (in the reader's words otherwise)."""
+    if spec.osm_file is None:
+        return
+    from arnisd.osm.file_check import check_osm_file
+    from arnisd.osm.reader import OsmInputError
+    try:
+        check_osm_file(spec.osm_file, spec.bbox)
+    except OsmInputError as exc:
+        raise JobRequestError("osm_file", str(exc)) from None
 
 
 # --- field checks ------------------------------------------------------------------------------
