@@ -14,12 +14,9 @@ were queued, running or stopped are queued again (the interrupted one first) and
 keeps its committed tiles and staged chunks. A ``[job]`` in the config is queued only if the
 journal has not got the same request already.
 
-Job states::
-
-    queued ──► running ──► done          (every tile committed, world moved into place)
-      │           ├──────► failed        (tiles failed for good, or the job could not start)
-      │           └──────► stopped       (the daemon was stopped; resumed at the next start)
-      └───────────┴──────► cancelled     (`arnisd cancel`)
+One coordinator per ``state_dir``: the service holds its lock (``arnisd.service.state_lock``)
+from its construction until ``serve`` returns (or ``close()``). A job's states are
+``arnisd.service.job_record``'s.
 
 `arnisd run` drives it::
 
@@ -38,21 +35,18 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from arnisd.errors import UserError
+from arnisd.service.job_record import (CANCELLED, DONE, FAILED, FINAL_STATES, ORIGIN_CONFIG,
+                                       ORIGIN_SUBMIT, QUEUED, RESUMABLE_STATES, RUNNING, STOPPED,
+                                       JobRecord)
 from arnisd.service.job_request import JobRequest, JobRequestError, check_job_osm_file
 
 log = logging.getLogger("arnisd.service.coordinator_service")
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED, STOPPED = (
-    "queued", "running", "done", "failed", "cancelled", "stopped")
-FINAL_STATES = (DONE, FAILED, CANCELLED, STOPPED)
-RESUMABLE_STATES = (QUEUED, RUNNING, STOPPED)
 BIND_RETRY_S = 10.0
 WATCHDOG_STALL_S = 30.0
-ORIGIN_CONFIG, ORIGIN_SUBMIT = "config", "submit"
 
 
 def coordinator_settings(config):
@@ -64,49 +58,6 @@ def coordinator_settings(config):
         heartbeat_interval_s=config.heartbeat_interval_s, liveness=config.heartbeat_liveness,
         max_failures=config.max_retries, token=config.token, max_workers=config.max_workers,
         curve=security.coordinator_curve(config))
-
-
-@dataclass(slots=True)
-class JobRecord:
-    """One submitted job and what became of it."""
-
-    job_id: str
-    request: JobRequest
-    spec: object                                  # arnisd.job.JobSpec (None if it cannot be made)
-    state: str = QUEUED
-    origin: str = ORIGIN_SUBMIT
-    submitted_at: float = field(default_factory=time.time)    # Unix seconds
-    started_at: float | None = None
-    finished_at: float | None = None
-    total_chunks: int = 0                         # tiles, as the status document counts them
-    completed: int = 0
-    failed: int = 0
-    chunks: int = 0
-    error: str | None = None
-    final_status: dict | None = None              # the status document when it ended
-    cancel_requested: bool = False                # running; cancelled once cleaned up
-    resume: bool = False                          # it was interrupted: keep what it made
-
-    def row(self) -> dict:
-        status = self.final_status or {}
-        workers = [w.get("worker_id") for w in status.get("workers_detail", [])]
-        bbox = self.spec.bbox if self.spec is not None else self.request.bbox
-        return {"job_id": self.job_id, "state": self.state, "output": self.request.output,
-                "bbox": bbox.as_dict() if bbox is not None else None,
-                "total_chunks": self.total_chunks,
-                "completed": self.completed, "failed": self.failed, "chunks": self.chunks,
-                "submitted_at": self.submitted_at, "started_at": self.started_at,
-                "finished_at": self.finished_at, "error": self.error,
-                "failed_tiles": status.get("failed_tiles", {}),
-                "workers": sorted(w for w in workers if w)}
-
-    def summary(self) -> dict:
-        """What the journal keeps of a finished job."""
-        status = self.final_status or {}
-        return {"total_chunks": self.total_chunks, "completed": self.completed,
-                "failed": self.failed, "chunks": self.chunks,
-                "failed_tiles": status.get("failed_tiles", {}),
-                "workers": self.row()["workers"]}
 
 
 class CoordinatorService:
@@ -157,17 +108,7 @@ class CoordinatorService:
                 spec_error = None
             except JobRequestError as exc:
                 spec, spec_error = None, str(exc)
-            record = JobRecord(row["job_id"], request, spec, state=row["state"],
-                               origin=row["origin"], submitted_at=row["submitted_at"] or 0.0,
-                               started_at=row["started_at"], finished_at=row["finished_at"],
-                               error=row["error"])
-            summary = row.get("summary") or {}
-            for name in ("total_chunks", "completed", "failed", "chunks"):
-                setattr(record, name, int(summary.get(name, 0) or 0))
-            if summary:
-                record.final_status = {"failed_tiles": summary.get("failed_tiles", {}),
-                                       "workers_detail": [{"worker_id": w} for w in
-                                                          summary.get("workers", [])]}
+            record = JobRecord.from_journal(row, request, spec)
             self._records[record.job_id] = record
             if record.state not in RESUMABLE_STATES:
                 continue

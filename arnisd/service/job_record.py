@@ -1,0 +1,83 @@
+"""One job of the coordinator service: its request, its state and what became of it.
+
+Job states::
+
+    queued ──► running ──► done          (every tile committed, world moved into place)
+      │           ├──────► failed        (tiles failed for good, or the job could not start)
+      │           └──────► stopped       (the daemon was stopped; resumed at the next start)
+      └───────────┴──────► cancelled     (`arnisd cancel`)
+
+A record is what ``/jobs`` shows (``row()``) and what the journal keeps of a finished job
+(``summary()``, read back by ``from_journal``), so a failed job keeps its reason across restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from arnisd.service.job_request import JobRequest
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED, STOPPED = (
+    "queued", "running", "done", "failed", "cancelled", "stopped")
+FINAL_STATES = (DONE, FAILED, CANCELLED, STOPPED)
+RESUMABLE_STATES = (QUEUED, RUNNING, STOPPED)
+ORIGIN_CONFIG, ORIGIN_SUBMIT = "config", "submit"
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """One submitted job and what became of it."""
+
+    job_id: str
+    request: JobRequest
+    spec: object                                  # arnisd.job.JobSpec (None if it cannot be made)
+    state: str = QUEUED
+    origin: str = ORIGIN_SUBMIT
+    submitted_at: float = field(default_factory=time.time)    # Unix seconds
+    started_at: float | None = None
+    finished_at: float | None = None
+    total_chunks: int = 0                         # tiles, as the status document counts them
+    completed: int = 0
+    failed: int = 0
+    chunks: int = 0
+    error: str | None = None
+    final_status: dict | None = None              # the status document when it ended
+    cancel_requested: bool = False                # running; cancelled once cleaned up
+    resume: bool = False                          # it was interrupted: keep what it made
+
+    def row(self) -> dict:
+        status = self.final_status or {}
+        workers = [w.get("worker_id") for w in status.get("workers_detail", [])]
+        bbox = self.spec.bbox if self.spec is not None else self.request.bbox
+        return {"job_id": self.job_id, "state": self.state, "output": self.request.output,
+                "bbox": bbox.as_dict() if bbox is not None else None,
+                "total_chunks": self.total_chunks,
+                "completed": self.completed, "failed": self.failed, "chunks": self.chunks,
+                "submitted_at": self.submitted_at, "started_at": self.started_at,
+                "finished_at": self.finished_at, "error": self.error,
+                "failed_tiles": status.get("failed_tiles", {}),
+                "workers": sorted(w for w in workers if w)}
+
+    def summary(self) -> dict:
+        """What the journal keeps of a finished job."""
+        status = self.final_status or {}
+        return {"total_chunks": self.total_chunks, "completed": self.completed,
+                "failed": self.failed, "chunks": self.chunks,
+                "failed_tiles": status.get("failed_tiles", {}),
+                "workers": self.row()["workers"]}
+
+    @classmethod
+    def from_journal(cls, row: dict, request: JobRequest, spec) -> "JobRecord":
+        """A job as the journal's ``jobs()`` row has it (with its summary if it ended)."""
+        record = cls(row["job_id"], request, spec, state=row["state"], origin=row["origin"],
+                     submitted_at=row["submitted_at"] or 0.0, started_at=row["started_at"],
+                     finished_at=row["finished_at"], error=row["error"])
+        summary = row.get("summary") or {}
+        for name in ("total_chunks", "completed", "failed", "chunks"):
+            setattr(record, name, int(summary.get(name, 0) or 0))
+        if summary:
+            record.final_status = {"failed_tiles": summary.get("failed_tiles", {}),
+                                   "workers_detail": [{"worker_id": w} for w in
+                                                      summary.get("workers", [])]}
+        return record
