@@ -61,7 +61,9 @@ class PageDom(HTMLParser):
         self.texts: dict[str, str] = {}       # element id -> its text
         self.classes: dict[str, set] = {}     # element id -> its classes
         self.workers: list[str] = []
+        self.jobs: dict[str, list[str]] = {}  # job id -> its row's cell texts
         self._open_id: str | None = None
+        self._job_row: str | None = None
         self.loaded = False
         self.feed(html)
 
@@ -73,6 +75,11 @@ class PageDom(HTMLParser):
             self.tiles[attrs["data-tile"]] = attrs.get("data-state")
         if tag == "tr" and "data-worker" in attrs:
             self.workers.append(attrs["data-worker"])
+        if tag == "tr" and "data-job" in attrs:
+            self._job_row = attrs["data-job"]
+            self.jobs[self._job_row] = []
+        if tag == "td" and self._job_row is not None:
+            self.jobs[self._job_row].append("")
         if "id" in attrs:
             self._open_id = attrs["id"]
             self.classes[attrs["id"]] = set((attrs.get("class") or "").split())
@@ -81,9 +88,13 @@ class PageDom(HTMLParser):
     def handle_data(self, data):
         if self._open_id is not None:
             self.texts[self._open_id] += data
+        if self._job_row is not None and self.jobs[self._job_row]:
+            self.jobs[self._job_row][-1] += data
 
     def handle_endtag(self, tag):
         self._open_id = None
+        if tag == "tr":
+            self._job_row = None
 
 
 def test_grid_shows_each_tile_in_its_state(chromium, tmp_path):
@@ -133,6 +144,33 @@ def test_grid_follows_a_job_as_it_progresses(chromium, tmp_path):
     assert len(calls) >= 8, f"the page polled only {len(calls)} times"
     assert Counter(dom.tiles.values()) == Counter({"done": 6})
     assert dom.texts["eta"] == "done"
+
+
+def test_jobs_table_and_progress_card_draw_one_status_document(chromium, tmp_path):
+    """The jobs list lags behind the status document (as a list fetched less often does): the
+    current job's row still says what the progress card says, and the other rows stay."""
+    provider = FakeProvider(tile_grid(5, 4, {"done": 9, "leased": 3, "failed": 2, "pending": 6}))
+    provider.job_rows.append({"job_id": "job-0", "state": "done", "output": "older",
+                              "completed": 4, "total_chunks": 4})
+    listed_jobs = provider.jobs
+
+    def lagging_jobs():
+        rows = listed_jobs()
+        for row in rows:
+            if row["job_id"] == "job-1":
+                row.update(completed=row["completed"] - 2, state="queued")
+        return rows
+
+    provider.jobs = lagging_jobs
+    server, port = start_http_api(provider, "127.0.0.1", 0)
+    try:
+        dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path))
+    finally:
+        server.close()
+    assert dom.loaded, "the page never finished a poll"
+    assert dom.texts["tiles-summary"] == "9 / 20"
+    assert dom.jobs["job-1"] == ["job-1", "running", "kouvola", "9 / 20"]
+    assert dom.jobs["job-0"] == ["job-0", "done", "older", "4 / 4"]
 
 
 def test_page_says_when_the_coordinator_is_gone(chromium, tmp_path):
