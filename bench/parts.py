@@ -324,7 +324,7 @@ def _tile_child(task: dict, queue) -> None:
 def part_memory(scaling: PartResult | None) -> PartResult:
     """Peak RSS of a slot process computing the densest 0.01° tile (as a worker's slot does)."""
     from arnisd.cluster.extracts import FileExtracts
-    from arnisd.cluster.local import job_info
+    from arnisd.cluster.job_setup import job_info
     from arnisd.cluster.tiling import make_tiles
     from arnisd.geo.bbox import BBox
     from arnisd.job import JobSpec

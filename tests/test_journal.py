@@ -175,22 +175,31 @@ def test_coordinator_resumes_from_the_journal(tmp_path):
 
 
 def test_local_cluster_refuses_to_resume_another_jobs_journal(tmp_path):
-    from arnisd.cluster.local import _open_journal
+    from arnisd.cluster.job_setup import build_job_run, plan_job
+    from arnisd.cluster.local import LOCAL_JOB_ID, _open_journal
     from arnisd.errors import UserError
-    info = {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
-            "settings": GenerationSettings().as_dict()}
-    journal, restored = _open_journal(tmp_path, info, _tiles(), 0.001, resume=True)
-    assert restored is None                         # nothing to resume: a fresh start
-    journal.close()
-    journal, restored = _open_journal(tmp_path, info, _tiles(), 0.001, resume=True)
+    from arnisd.job import JobSpec
+    config = CoordinatorSettings(fsync=False)
+
+    def open_local(spec, resume):
+        """What ``run_local_cluster`` does before its coordinator starts."""
+        plan = plan_job(spec)
+        journal, restored = _open_journal(tmp_path / "state", spec, plan, resume)
+        run = build_job_run(LOCAL_JOB_ID, spec, plan, journal, NoExtracts(), world_dir=tmp_path,
+                            state_dir=tmp_path / "state", config=config, restored=restored)
+        run.merger.close()
+        journal.close()
+        return restored
+
+    spec = JobSpec(BBox.parse(BBOX), tmp_path, tile_size_deg=0.001)
+    assert open_local(spec, resume=True) is None            # nothing to resume: a fresh start
+    restored = open_local(spec, resume=True)
     assert restored is not None and len(restored) == len(_tiles())
-    journal.close()
-    other = make_tiles(BBox.parse(BBOX), GenerationSettings(), 0.002)
+    other = JobSpec(BBox.parse(BBOX), tmp_path, tile_size_deg=0.002)
     with pytest.raises(UserError, match="another job"):
-        _open_journal(tmp_path, info, other, 0.002, resume=True)
-    journal, restored = _open_journal(tmp_path, info, other, 0.002, resume=False)
-    assert restored is None                         # without --resume the old one is dropped
-    journal.close()
+        open_local(other, resume=True)
+    assert open_local(other, resume=False) is None          # without --resume the old one goes
+    assert len(open_local(other, resume=True)) == len(plan_job(other).tiles)
 
 
 def test_job_fingerprint_covers_the_protocol_version(monkeypatch):

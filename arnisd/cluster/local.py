@@ -22,14 +22,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from arnisd.cluster.coordinator import (ClusterAborted, Coordinator, CoordinatorSettings, JobResult,
-                                        JobRun)
-from arnisd.cluster.extracts import extract_source_for_job
-from arnisd.cluster.journal import JOURNAL_NAME, Journal, job_fingerprint
-from arnisd.cluster.merger import Merger
+from arnisd.cluster.coordinator import ClusterAborted, Coordinator, CoordinatorSettings, JobResult
+from arnisd.cluster.job_setup import (JobPlan, build_job_run, job_extract_source, journaled_tiles,
+                                      plan_job)
+from arnisd.cluster.journal import JOURNAL_NAME, Journal
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.tile_compute import DEFAULT_GENERATOR, GENERATOR_ENV
-from arnisd.cluster.tiling import make_tiles
 from arnisd.cluster.worker_process import run_worker_process
 from arnisd.cluster.worker_settings import WorkerSettings
 from arnisd.errors import UserError
@@ -44,22 +42,6 @@ LOCAL_JOB_ID = "local"
 
 class ClusterJobFailed(UserError):
     """Some tiles could not be made; the message names them and why."""
-
-
-def job_info(job: JobSpec) -> dict:
-    """What every lease carries about the job: the projection and the generation settings."""
-    return {"bbox": job.bbox.as_dict(), "scale": job.settings.scale,
-            "settings": job.settings.as_dict()}
-
-
-def level_dat_writer(job: JobSpec):
-    """``finalize(world_dir)``: level.dat with the spawn on the surface, as the in-process path."""
-    def finalize(world_dir: Path) -> None:
-        from arnisd.anvil.leveldat import write_level_dat
-        from arnisd.world.spawn import spawn_point
-        write_level_dat(world_dir, job.level_name, spawn_point(job, world_dir),
-                        job.settings.ground_level)
-    return finalize
 
 
 def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers: int,
@@ -85,24 +67,21 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = out_dir / STATE_DIR_NAME
-    tiles = make_tiles(job.bbox, job.settings, job.tile_size_deg)
-    info = job_info(job)
-    journal, restored = _open_journal(state_dir, info, tiles, job.tile_size_deg, resume)
     source = _extract_source(job, elements_or_source)
+    plan = plan_job(job)
+    journal, restored = _open_journal(state_dir, job, plan, resume)
     config = replace(config or CoordinatorSettings(lease_ahead=1), bind_address="127.0.0.1",
                      port=0, stop_workers_when_done=True)
-    merger = Merger(tiles, state_dir, out_dir, fsync=config.fsync)
-    total_chunks = sum(t.chunk_count() for t in tiles)
+    run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
+                        state_dir=state_dir, config=config, restored=restored, finalize=finalize,
+                        on_progress=progress.set if progress is not None else None)
     if progress is not None:
-        progress.start("generating", total_chunks, "chunks")
+        progress.start("generating", sum(t.chunk_count() for t in plan.tiles), "chunks")
         if restored:
             done = sum(1 for r in restored.values() if r["state"] == "committed")
-            progress.note(f"resuming: {done} of {len(tiles)} tiles already made")
+            progress.note(f"resuming: {done} of {len(plan.tiles)} tiles already made")
     coordinator = Coordinator(config=config, journal=journal)
-    coordinator.start_job(JobRun(LOCAL_JOB_ID, tiles, info, job.settings, merger, source, config,
-                                 finalize=finalize or level_dat_writer(job),
-                                 on_progress=progress.set if progress is not None else None,
-                                 restored=restored))
+    coordinator.start_job(run)
     endpoint = coordinator.bind()
     status_server = _serve_status(serve_status, coordinator, progress)
     processes = []
@@ -189,7 +168,7 @@ def warm_up_workers(generator: str | None = None) -> None:
     worker_start(generator)
 
 
-def _open_journal(state_dir: Path, info: dict, tiles: list, tile_size_deg: float,
+def _open_journal(state_dir: Path, job: JobSpec, plan: JobPlan,
                   resume: bool) -> tuple[Journal, dict | None]:
     """The journal beside the output, and the tile rows to resume from (None: a fresh start)."""
     journal_path = state_dir / JOURNAL_NAME
@@ -197,22 +176,17 @@ def _open_journal(state_dir: Path, info: dict, tiles: list, tile_size_deg: float
         shutil.rmtree(state_dir, ignore_errors=True)
     elif not journal_path.exists():
         log.warning("nothing to resume in %s; starting from the beginning", state_dir)
-    fingerprint = job_fingerprint(info, [t.tile_id for t in tiles], tile_size_deg)
     journal = Journal(journal_path)
-    row = journal.job(LOCAL_JOB_ID)
-    restored = None
-    if row is not None:
-        if row.get("fingerprint") != fingerprint:
-            journal.close()
-            raise UserError(f"the journal in {state_dir} belongs to another job (a different "
-                            "area, settings or tile size, or another arnisd version); run again "
-                            "without --resume")
-        restored = journal.load_tiles(LOCAL_JOB_ID)
-    else:
-        journal.add_job(LOCAL_JOB_ID, "local", {"bbox": info["bbox"], "scale": info["scale"]},
-                        "running")
-        journal.update_job(LOCAL_JOB_ID, fingerprint=fingerprint)
-    journal.init_tiles(LOCAL_JOB_ID, [t.tile_id for t in tiles])
+    if journal.job(LOCAL_JOB_ID) is None:
+        journal.add_job(LOCAL_JOB_ID, "local", {"bbox": plan.info["bbox"],
+                                                "scale": plan.info["scale"]}, "running")
+        return journal, None
+    restored = journaled_tiles(journal, LOCAL_JOB_ID, plan)
+    if restored is None:
+        journal.close()
+        raise UserError(f"the journal in {state_dir} belongs to another job (a different "
+                        "area, settings or tile size, or another arnisd version); run again "
+                        "without --resume")
     return journal, restored
 
 
@@ -221,7 +195,7 @@ def _extract_source(job: JobSpec, elements_or_source):
     if callable(elements_or_source) and hasattr(elements_or_source, "max_in_flight"):
         return elements_or_source
     elements = getattr(elements_or_source, "elements", elements_or_source)  # OsmData or a list
-    return extract_source_for_job(job, elements)
+    return job_extract_source(job, elements)
 
 
 def _stop_processes(processes: list, timeout_s: float) -> None:

@@ -192,9 +192,8 @@ def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress,
     workers = args.workers or os.cpu_count() or 1
     progress.note(f"local cluster: {workers} worker process(es), tiles of {job.tile_size_deg:g}°")
     if terrain is not None:   # each lease carries the elevation tiles it reads
-        from arnisd.cluster.extracts import extract_source_for_job
-        from arnisd.elevation.distribution import with_terrain
-        elements = with_terrain(extract_source_for_job(job, elements), terrain)
+        from arnisd.cluster.job_setup import job_extract_source
+        elements = job_extract_source(job, elements, terrain)
     serve_status = None
     if args.http_port is not None:
         from arnisd.service.http_api import start_status_server

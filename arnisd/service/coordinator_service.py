@@ -462,40 +462,29 @@ class CoordinatorService:
 
     def _prepare(self, record: JobRecord, staged: Path, state_dir: Path):
         """The job's ``JobRun``: tiles, extract source, merger; what it made so far if resumed."""
-        from arnisd.cluster.coordinator import JobRun
-        from arnisd.cluster.extracts import extract_source_for_job
-        from arnisd.cluster.journal import job_fingerprint
-        from arnisd.cluster.local import job_info, level_dat_writer
-        from arnisd.cluster.merger import Merger
-        from arnisd.cluster.tiling import make_tiles
+        from arnisd.cluster.job_setup import (build_job_run, job_extract_source,
+                                              journaled_tiles, plan_job)
         from arnisd.output import discard
-        from arnisd.elevation.distribution import prepare_job_terrain, with_terrain
+        from arnisd.elevation.distribution import prepare_job_terrain
         spec, terrain = prepare_job_terrain(   # elevation: fetched once per job, params in spec
             record.spec, note=lambda m: log.info("job %s %s", record.job_id, m),
             warn=lambda m: log.warning("job %s %s", record.job_id, m))
-        tiles = make_tiles(spec.bbox, spec.settings, spec.tile_size_deg)
-        info = job_info(spec)
-        fingerprint = job_fingerprint(info, [t.tile_id for t in tiles], spec.tile_size_deg)
+        plan = plan_job(spec)
         restored = None
         if record.resume:
-            stored = self.journal.job(record.job_id) or {}
-            if stored.get("fingerprint") == fingerprint and staged.is_dir() and state_dir.is_dir():
-                restored = self.journal.load_tiles(record.job_id)
-            else:
+            if staged.is_dir() and state_dir.is_dir():
+                restored = journaled_tiles(self.journal, record.job_id, plan)
+            if restored is None:
                 log.warning("job %s: its staged data is gone or does not match; starting over",
                             record.job_id)
         if restored is None:
-            self.journal.reset_tiles(record.job_id)
             discard(staged)
             staged.mkdir(parents=True)
             shutil.rmtree(state_dir, ignore_errors=True)
-        self.journal.update_job(record.job_id, fingerprint=fingerprint)
-        self.journal.init_tiles(record.job_id, [t.tile_id for t in tiles])
-        source = with_terrain(extract_source_for_job(spec, None), terrain)
-        merger = Merger(tiles, state_dir, staged)
-        return JobRun(record.job_id, tiles, info, spec.settings, merger, source,
-                      self.coordinator.config, finalize=level_dat_writer(spec),
-                      restored=restored)
+        return build_job_run(record.job_id, spec, plan, self.journal,
+                             job_extract_source(spec, None, terrain), world_dir=staged,
+                             state_dir=state_dir, config=self.coordinator.config,
+                             restored=restored)
 
     def _account(self, final: dict) -> None:
         self.counters["tiles_completed_total"] += final["completed"]

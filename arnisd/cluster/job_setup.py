@@ -1,0 +1,105 @@
+"""One job's run, set up the same way by every path that makes a world.
+
+A job run is the job's tiles, their rows in the journal, the merger that stages results and
+writes region files, and the ``finalize`` step run once every region is written (level.dat).
+``arnisd generate``'s local cluster and the coordinator service both build theirs here, and so
+does any other way of getting tiles made: whatever hands the tiles out (the coordinator's
+ROUTER, workers started elsewhere) takes the run from here, so every path journals, checks and
+merges alike. In three explicit steps::
+
+    plan = plan_job(spec)                                 # tiles, lease job info, fingerprint
+    restored = journaled_tiles(journal, job_id, plan)     # resuming: rows of this same plan
+    run = build_job_run(job_id, spec, plan, journal, source, world_dir=..., state_dir=...,
+                        config=..., restored=restored)
+
+What is written after the regions is the ``finalize`` callable (``level_dat_writer`` unless the
+caller composes another, e.g. one that also writes a manifest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from arnisd.cluster.coordinator import CoordinatorSettings, JobRun
+from arnisd.cluster.extracts import extract_source_for_job
+from arnisd.cluster.journal import Journal, job_fingerprint
+from arnisd.cluster.merger import Merger
+from arnisd.cluster.tiling import Tile, make_tiles
+from arnisd.job import JobSpec
+
+Finalize = Callable[[Path], None]
+
+
+def job_info(spec: JobSpec) -> dict:
+    """What every lease carries about the job: the projection and the generation settings."""
+    return {"bbox": spec.bbox.as_dict(), "scale": spec.settings.scale,
+            "settings": spec.settings.as_dict()}
+
+
+def level_dat_writer(spec: JobSpec) -> Finalize:
+    """``finalize(world_dir)``: level.dat with the spawn on the surface, as the in-process path."""
+    def finalize(world_dir: Path) -> None:
+        from arnisd.anvil.leveldat import write_level_dat
+        from arnisd.world.spawn import spawn_point
+        write_level_dat(world_dir, spec.level_name, spawn_point(spec, world_dir),
+                        spec.settings.ground_level)
+    return finalize
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    """What a job's spec fixes before any work: its tiles, what every lease carries about the
+    job, and the fingerprint a journal must match for the job to resume from it."""
+
+    tiles: list[Tile]
+    info: dict
+    fingerprint: str
+
+    @property
+    def tile_ids(self) -> list[str]:
+        return [t.tile_id for t in self.tiles]
+
+
+def plan_job(spec: JobSpec) -> JobPlan:
+    tiles = make_tiles(spec.bbox, spec.settings, spec.tile_size_deg)
+    info = job_info(spec)
+    return JobPlan(tiles, info, job_fingerprint(info, [t.tile_id for t in tiles],
+                                                spec.tile_size_deg))
+
+
+def journaled_tiles(journal: Journal, job_id: str, plan: JobPlan) -> dict[str, dict] | None:
+    """The tile rows ``journal`` holds for ``job_id`` if they were made for this very plan (what
+    a resumed job continues from); None when the job is not there or was planned otherwise."""
+    row = journal.job(job_id)
+    if row is None or row.get("fingerprint") != plan.fingerprint:
+        return None
+    return journal.load_tiles(job_id)
+
+
+def job_extract_source(spec: JobSpec, elements: Sequence | None = None, terrain=None):
+    """Where the job's extracts come from: ``elements`` if already read, else its OSM file,
+    else Overpass; with ``terrain`` (an ``arnisd.elevation.distribution.JobTerrain``) every
+    extract also carries its tile's elevation."""
+    from arnisd.elevation.distribution import with_terrain
+    return with_terrain(extract_source_for_job(spec, elements), terrain)
+
+
+def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal, source, *,
+                  world_dir: Path, state_dir: Path, config: CoordinatorSettings,
+                  restored: dict[str, dict] | None = None, finalize: Finalize | None = None,
+                  on_progress: Callable[[int], None] | None = None) -> JobRun:
+    """Journal the plan's tiles and assemble the run. ``restored`` (from ``journaled_tiles``)
+    resumes; None starts afresh, dropping tile rows an earlier run of ``job_id`` left (the
+    caller clears that run's ``state_dir`` and ``world_dir``). ``source`` cuts each tile's
+    extract; ``finalize`` defaults to ``level_dat_writer(spec)``; ``on_progress`` is called
+    with the chunks merged so far."""
+    if restored is None:
+        journal.reset_tiles(job_id)
+    journal.update_job(job_id, fingerprint=plan.fingerprint)
+    journal.init_tiles(job_id, plan.tile_ids)
+    merger = Merger(plan.tiles, state_dir, world_dir, fsync=config.fsync)
+    return JobRun(job_id, plan.tiles, plan.info, spec.settings, merger, source, config,
+                  finalize=finalize or level_dat_writer(spec), on_progress=on_progress,
+                  restored=restored)
