@@ -19,7 +19,7 @@ from arnisd.job import JobSpec
 from arnisd.osm.elements import OsmElement, Polygon
 from arnisd.osm.extract import pack_elements, unpack_elements
 from arnisd.osm.reader import read_osm_file
-from arnisd.elevation.distribution import (JobTerrain, lease_tiles, pack_lease_extract,
+from arnisd.world.job_elevation import (JobTerrain, lease_tiles, pack_lease_extract,
                                          prepare_job_terrain, split_lease_extract)
 from arnisd.elevation.heights import compute_params, job_tiles
 from arnisd.elevation.terrarium import choose_zoom
@@ -257,7 +257,7 @@ def test_job_requests_carry_the_terrain_options(tmp_path):
 
 
 def test_extent_rects_read_from_the_packed_columns_match_the_elements():
-    from arnisd.elevation.distribution import extent_rects
+    from arnisd.world.job_elevation import extent_rects
     from arnisd.world.tags import reads_ground_beyond_window
     bbox, projection, elements = _big_job()
     elements = elements + [OsmElement("node", 9, "point", {"natural": "tree"},

@@ -80,9 +80,9 @@ def journaled_tiles(journal: Journal, job_id: str, plan: JobPlan) -> dict[str, d
 
 def job_extract_source(spec: JobSpec, elements: Sequence | None = None, terrain=None):
     """Where the job's extracts come from: ``elements`` if already read, else its OSM file,
-    else Overpass; with ``terrain`` (an ``arnisd.elevation.distribution.JobTerrain``) every
+    else Overpass; with ``terrain`` (an ``arnisd.world.job_elevation.JobTerrain``) every
     extract also carries its tile's elevation."""
-    from arnisd.elevation.distribution import with_terrain
+    from arnisd.world.job_elevation import with_terrain
     return with_terrain(extract_source_for_job(spec, elements), terrain)
 
 

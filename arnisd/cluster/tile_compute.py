@@ -42,7 +42,7 @@ def compute_tile(task: dict, generate) -> dict:
         settings = GenerationSettings.from_dict(job["settings"])
         projection = LocalProjection(BBox.from_dict(job["bbox"]), float(job["scale"]))
         owned = BlockRect(*unit["owned_blocks"])
-        from arnisd.elevation.distribution import split_lease_extract
+        from arnisd.world.job_elevation import split_lease_extract
         extract, elevation = split_lease_extract(task["extract"])   # terrain jobs: tiles too
         if extract is None:
             elements = []

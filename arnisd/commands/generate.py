@@ -145,7 +145,7 @@ def run(args) -> int:
     from arnisd.osm.source import load_source
     data = load_source(job)
     progress.note(f"read {len(data.elements)} OSM elements")
-    from arnisd.elevation.distribution import prepare_job_terrain
+    from arnisd.world.job_elevation import prepare_job_terrain
     job, terrain = prepare_job_terrain(job, note=progress.note)   # elevation fetched once
     staged = staging_dir(job.output)
     if args.resume and args.in_process:

@@ -11,6 +11,7 @@ touches the network for elevation unless asked to (see README, "Terrain").
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from arnisd.errors import UserError
@@ -62,10 +63,15 @@ def terrain_job_fields(args) -> tuple[dict, dict]:
     """``(settings fields, JobSpec fields)`` of ``arnisd generate``'s terrain arguments."""
     check_elevation_args(args.elevation_url, args.elevation_dir)
     on, optional = terrain_choice(args.terrain, args.elevation_url, args.elevation_dir)
-    from arnisd.elevation.distribution import default_elevation_cache_dir
     cache = args.elevation_cache or default_elevation_cache_dir()
     elevation_dir = Path(args.elevation_dir).expanduser().resolve() if args.elevation_dir else None
     settings = {"terrain": on, "fill_ground": bool(args.fill_ground)}
     job = {"elevation_url": args.elevation_url, "elevation_dir": elevation_dir,
            "elevation_cache_dir": cache, "terrain_optional": optional}
     return settings, job
+
+
+def default_elevation_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/arnisd`` (or ``~/.cache/arnisd``): tiles go to ``terrarium/z/x/y.png``
+    under it, beside the Overpass cache."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd"

@@ -465,7 +465,7 @@ class CoordinatorService:
         from arnisd.cluster.job_setup import (build_job_run, job_extract_source,
                                               journaled_tiles, plan_job)
         from arnisd.output import discard
-        from arnisd.elevation.distribution import prepare_job_terrain
+        from arnisd.world.job_elevation import prepare_job_terrain
         spec, terrain = prepare_job_terrain(   # elevation: fetched once per job, params in spec
             record.spec, note=lambda m: log.info("job %s %s", record.job_id, m),
             warn=lambda m: log.warning("job %s %s", record.job_id, m))

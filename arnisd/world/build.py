@@ -39,7 +39,7 @@ def build_world_in_process(job: JobSpec, elements: list[OsmElement], world_dir: 
     """
     progress = progress or Progress(quiet=True)
     if job.settings.terrain and terrain is None:
-        from arnisd.elevation.distribution import prepare_job_terrain
+        from arnisd.world.job_elevation import prepare_job_terrain
         job, terrain = prepare_job_terrain(job, note=progress.note)
     ground = None
     if job.settings.on_terrain:

@@ -160,7 +160,7 @@ def generate_chunks(elements: Sequence[OsmElement], projection: LocalProjection,
     ``owned`` must be chunk-aligned. ``elements`` may contain anything; those whose geometry
     does not reach ``owned`` are ignored. Chunks come in z-then-x order. On terrain,
     ``elevation`` maps Terrarium tile keys (zoom, x, y) to PNG bytes (or decoded heights): at
-    least the tiles ``arnisd.elevation.distribution.lease_tiles`` picks for this window.
+    least the tiles ``arnisd.world.job_elevation.lease_tiles`` picks for this window.
     """
     terrain = None
     if settings.on_terrain:

@@ -30,26 +30,18 @@ import numpy as np
 from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.elevation.heights import TerrainParams, compute_params, job_tiles, tiles_needed
 from arnisd.elevation.terrarium import TileKey, choose_zoom
+from arnisd.world.ground_surface import TERRAIN_MARGIN_BLOCKS, terrain_domain
+from arnisd.world.tags import reads_ground_beyond_window
 
 if TYPE_CHECKING:       # imported where used: a worker's slot needs none of urllib/http.client
     from arnisd.elevation.source import ElevationSource
 
-log = logging.getLogger("arnisd.elevation")
+log = logging.getLogger("arnisd.world.job_elevation")
 
 LEASE_FORMAT = "arnisd-terrain-extract"
 LEASE_FORMAT_VERSION = 1
 _LEASE_PREFIX = msgpack.packb({"format": LEASE_FORMAT}, use_bin_type=True)[1:]  # map header cut
 PROBE_TIMEOUT_S = 10.0
-
-
-def _margin() -> int:
-    from arnisd.world.ground_surface import TERRAIN_MARGIN_BLOCKS
-    return TERRAIN_MARGIN_BLOCKS
-
-
-def _domain(projection: LocalProjection) -> BlockRect:
-    from arnisd.world.ground_surface import terrain_domain
-    return terrain_domain(projection)
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,7 @@ class JobTerrain:
 
     @property
     def domain(self) -> BlockRect:
-        return _domain(self.projection)
+        return terrain_domain(self.projection)
 
 
 def elevation_source_for_job(job) -> ElevationSource:
@@ -90,7 +82,7 @@ def prepare_job_terrain(job, note: Callable[[str], None] | None = None,
     from arnisd.elevation.source import ElevationError, ElevationSource
     projection = job.projection
     zoom = choose_zoom(job.bbox)
-    keys = job_tiles(projection, zoom, _margin())
+    keys = job_tiles(projection, zoom, TERRAIN_MARGIN_BLOCKS)
     source = source or elevation_source_for_job(job)
     probe = None
     try:
@@ -129,7 +121,7 @@ def lease_tiles(terrain: JobTerrain, owned: BlockRect, extract: bytes | None) ->
     """The tiles a lease over ``owned`` reads (see the module doc), sorted."""
     projection, zoom = terrain.projection, terrain.params.zoom
     domain = terrain.domain
-    rects = [owned.expanded(_margin()).intersection(domain) or owned]
+    rects = [owned.expanded(TERRAIN_MARGIN_BLOCKS).intersection(domain) or owned]
     base = rects[0]
     for rect in extent_rects(extract, projection):
         rect = rect.intersection(domain)
@@ -150,7 +142,6 @@ def extent_rects(extract: bytes | None, projection: LocalProjection) -> list[Blo
     beyond the window, read straight from the packed columns (no element objects built)."""
     if not extract:
         return []
-    from arnisd.world.tags import reads_ground_beyond_window
     message = msgpack.unpackb(extract, raw=False)
     kinds = np.frombuffer(message["kind"], np.uint8)
     tags = message["tags"]
@@ -225,10 +216,3 @@ class TerrainExtracts:
 def with_terrain(source, terrain: JobTerrain | None):
     """``source`` itself for flat jobs, else wrapped in ``TerrainExtracts``."""
     return source if terrain is None else TerrainExtracts(source, terrain)
-
-
-def default_elevation_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/arnisd`` (or ``~/.cache/arnisd``): tiles go to ``terrarium/z/x/y.png``
-    under it, beside the Overpass cache."""
-    import os
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd"
