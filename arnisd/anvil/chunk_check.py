@@ -21,10 +21,10 @@ from __future__ import annotations
 import struct
 import zlib
 
-DATA_VERSION = 4189
-MIN_SECTION_Y = -4
-MAX_SECTION_Y = 19
-HEIGHTMAP_LONGS = 37                # 256 columns x 9 bits, 7 values per long
+from arnisd.anvil.chunk import (BIOMES_PER_SECTION, BLOCKS_PER_SECTION, DATA_VERSION,
+                                HEIGHTMAP_BITS, MAX_SECTION_Y, MIN_SECTION_Y, packed_long_count)
+
+HEIGHTMAP_LONGS = packed_long_count(256, HEIGHTMAP_BITS)     # 37
 HEIGHTMAP_NAMES = (b"MOTION_BLOCKING", b"MOTION_BLOCKING_NO_LEAVES", b"OCEAN_FLOOR",
                    b"WORLD_SURFACE")
 MAX_NBT_DEPTH = 512                 # as the game's reader
@@ -224,11 +224,6 @@ def _array_length(data: bytes, field: tuple | None, tag: int) -> int | None:
 
 # --- Chunk fields --------------------------------------------------------------------------
 
-def packed_long_count(entry_count: int, bits: int) -> int:
-    """Longs holding ``entry_count`` entries of ``bits`` bits, no entry spanning two."""
-    return -(-entry_count // (64 // bits))
-
-
 def _paletted(data: bytes, where: str, field, entries: int, min_bits: int) -> list[str]:
     """Problems of a ``block_states`` or ``biomes`` container."""
     if field is None or field[0] != _COMPOUND:
@@ -259,8 +254,9 @@ def _section(data: bytes, pos: int) -> tuple[int, int | None, tuple[str, ...]]:
     if y is None or not MIN_SECTION_Y <= y <= MAX_SECTION_Y:
         return end, None, (f"section Y {y}",)
     return end, y, tuple(_paletted(data, f"section {y} block_states", fields.get(b"block_states"),
-                                   4096, 4)
-                         + _paletted(data, f"section {y} biomes", fields.get(b"biomes"), 64, 1))
+                                   BLOCKS_PER_SECTION, 4)
+                         + _paletted(data, f"section {y} biomes", fields.get(b"biomes"),
+                                     BIOMES_PER_SECTION, 1))
 
 
 _sections_seen = _Spans()
