@@ -3,7 +3,8 @@
 import pytest
 
 from arnisd.world import blocks as b
-from arnisd.world.families import bridges, buildings, highways, landuse, railways, vegetation, water
+from arnisd.world.families import (bridges, buildings, highways, landuse, railways, roofs,
+                                   vegetation, water)
 from arnisd.world.generate import prepare  # noqa: F401  (import check: families wire up)
 from tests.world_helpers import area, block_at, column, context, line, point
 
@@ -30,7 +31,7 @@ def test_building_height_rules(tags, height):
     buildings.draw(ctx, element)
     wall = column(ctx, 10, 20, G + 1, G + height + 1)
     assert all(v != b.AIR for v in wall)
-    assert block_at(ctx, 20, G + height + 1, 20) in buildings.FLAT_ROOF_COLOURS  # roof
+    assert block_at(ctx, 20, G + height + 1, 20) in roofs.FLAT_ROOF_COLOURS  # roof
     assert block_at(ctx, 20, G + height + 2, 20) == b.AIR                       # air above it
     assert block_at(ctx, 20, G + 2, 20) == b.AIR                                # hollow inside
     assert block_at(ctx, 20, G, 20) == buildings.FLOOR_BLOCK

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from arnisd.world import blocks as b
-from arnisd.world.families import buildings, colours, doors
+from arnisd.world.families import buildings, colours, doors, roofs
 from tests.world_helpers import area, block_at, column, context, point
 
 G = -62
@@ -36,7 +36,7 @@ def test_gabled_roof_ridge_height_eaves_and_gable_walls():
     buildings.draw(ctx, house)
     top = G + buildings.height_blocks(house.tags, 1.0)           # walls end here
     ridge = top + 1 + (10 - 1) // 2                              # 10 cells across: 4 above the eaves
-    stairs, full = buildings.roof_material(house, buildings.style_of(house.tags))
+    stairs, full = roofs.roof_material(house, buildings.style_of(house.tags).roof_materials)
     for x in (12, 20, 27):                                       # the ridge runs along x
         assert top_of(ctx, x, 14) == (ridge, full)
         assert top_of(ctx, x, 15) == (ridge, full)

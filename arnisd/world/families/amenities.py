@@ -13,8 +13,8 @@ import numpy as np
 
 from arnisd.world import blocks as b
 from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, inside_canvas,
-                                        point_of, read_blocks, replace_table)
-from arnisd.world.families.buildings import footprint_mask, _interior_of
+                                        interior_of, point_of, read_blocks, replace_table)
+from arnisd.world.families.buildings import footprint_mask
 from arnisd.world.projected import ProjectedElement
 
 POINT_KINDS = frozenset({"bench", "waste_basket", "waste_disposal", "recycling", "bicycle_parking",
@@ -102,7 +102,7 @@ def _fountain_at(ctx: DrawContext, x: int, z: int, radius: int, g: int) -> None:
 
 def _fountain_area(ctx: DrawContext, element: ProjectedElement) -> None:
     mask, mx, mz = footprint_mask(element)
-    interior = _interior_of(mask)
+    interior = interior_of(mask)
     ez, ex = np.nonzero(mask & ~interior)
     xs, zs = clip_cells(ctx, ex + mx, ez + mz)
     g = ctx.surface_at(xs, zs)
@@ -142,7 +142,7 @@ def _shelter_area(ctx: DrawContext, element: ProjectedElement) -> None:
 def _parking_lines(ctx: DrawContext, element: ProjectedElement) -> None:
     """White bay lines every 3 blocks across a parking area (on its paved surface only)."""
     mask, mx, mz = footprint_mask(element)
-    interior = _interior_of(_interior_of(mask))
+    interior = interior_of(interior_of(mask))
     zs, xs = np.nonzero(interior)
     if len(xs) == 0:
         return

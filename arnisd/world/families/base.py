@@ -1,8 +1,7 @@
-"""What every element family shares: the drawing context and tag parsing helpers."""
+"""What every element family shares: the drawing context and helpers over cells, masks and blocks."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -121,6 +120,16 @@ def neighbour_masks(mask: np.ndarray) -> np.ndarray:
     bits[:-1, :] |= mask[1:, :].astype(np.uint8) << 2       # south: z + 1
     bits[:, 1:] |= mask[:, :-1].astype(np.uint8) << 3       # west:  x - 1
     return bits
+
+
+def interior_of(mask: np.ndarray) -> np.ndarray:
+    """The cells of ``mask`` whose four neighbours are all in it."""
+    interior = mask.copy()
+    interior[1:, :] &= mask[:-1, :]
+    interior[:-1, :] &= mask[1:, :]
+    interior[:, 1:] &= mask[:, :-1]
+    interior[:, :-1] &= mask[:, 1:]
+    return interior
 
 
 def connected_states(xs: np.ndarray, zs: np.ndarray, states: np.ndarray) -> np.ndarray:
