@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from arnisd.geo.bbox import BBox
-from arnisd.job import JobSpec
 from arnisd.osm.elements import OsmData
+
+if TYPE_CHECKING:       # a job is above the OSM layer; only its fields are read here
+    from arnisd.job import JobSpec
 
 # osmium keeps 1e-7 degree fixed point and truncates a header's nanodegrees: a box written as
 # 26.929999999 reads back as 26.9299999. Header bounds this close to a 1e-6 grid line are snapped.
