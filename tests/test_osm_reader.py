@@ -323,18 +323,7 @@ def test_unreadable_file(tmp_path):
 
 
 def test_an_object_listed_twice_is_kept_once(tmp_path):
-    path = tmp_path / "twice.osm"
-    path.write_text("""<?xml version="1.0"?>
-<osm version="0.6" generator="hand">
-  <node id="1" version="1" lat="60.5" lon="26.9"/>
-  <node id="2" version="1" lat="60.5" lon="26.91"/>
-  <node id="3" version="1" lat="60.51" lon="26.91"/>
-  <way id="7" version="1"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="1"/>
-    <tag k="building" v="yes"/></way>
-  <way id="7" version="2"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="1"/>
-    <tag k="building" v="house"/></way>
-</osm>
-""")
+    path = Path(__file__).resolve().parent / "data" / "twice.osm"   # way 7, versions 1 and 2
     data = read_osm_file(path)
     assert [(e.osm_id, e.kind, e.tags) for e in data.elements] == [
         (7, "line", {"building": "house"}), (7, "area", {"building": "house"})]

@@ -12,7 +12,9 @@ on the bounds decides.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import msgpack
 import numpy as np
@@ -35,47 +37,79 @@ class ExtractFormatError(ValueError):
     """Bytes that are not a packed element list of a version this code understands."""
 
 
+class ElementColumns(NamedTuple):
+    """One element as ``pack_elements`` lays it out: codes, id and ready-encoded columns.
+
+    ``tags`` is the msgpack map, ``ring_length``, ``coords`` and ``node_ids`` are little-endian
+    int64 bytes, ``ring_is_outer`` one byte per ring. Rows of an on-disk index keep this form,
+    so a tile's extract is joined from stored bytes without building elements.
+    """
+
+    osm_type: int
+    osm_id: int
+    kind: int
+    tags: bytes
+    ring_length: bytes
+    ring_is_outer: bytes
+    coords: bytes
+    node_ids: bytes
+
+
+def element_columns(element: OsmElement, packer: msgpack.Packer | None = None) -> ElementColumns:
+    """``element`` in the column form ``pack_columns`` joins (``packer`` encodes the tags)."""
+    if element.kind == "area":
+        rings = [ring for polygon in element.polygons for ring in (polygon.outer, *polygon.inners)]
+        is_outer = bytes(index == 0 for polygon in element.polygons
+                         for index in range(1 + len(polygon.inners)))
+        coords = b"".join(_i8_array_bytes(ring) for ring in rings)
+    else:
+        rings, is_outer, coords = [element.coords], b"\x01", _i8_array_bytes(element.coords)
+    lengths = [len(ring) for ring in rings]
+    node_ids = element.node_ids
+    return ElementColumns(
+        _TYPE_CODE[element.osm_type], element.osm_id, _KIND_CODE[element.kind],
+        (packer or msgpack.Packer(use_bin_type=True)).pack(element.tags),
+        struct.pack(f"<{len(lengths)}q", *lengths), is_outer, coords,
+        struct.pack(f"<{len(node_ids)}q", *node_ids))
+
+
 def pack_elements(elements: Sequence[OsmElement]) -> bytes:
     """Encode elements (order kept) as one msgpack message."""
-    rings: list[np.ndarray] = []
-    ring_lengths: list[int] = []
-    ring_is_outer: list[int] = []
-    rings_per_element: list[int] = []
-    node_id_counts: list[int] = []
-    node_ids: list[int] = []
-    for element in elements:
-        if element.kind == "area":
-            count = 0
-            for polygon in element.polygons:
-                for index, ring in enumerate((polygon.outer, *polygon.inners)):
-                    rings.append(ring)
-                    ring_lengths.append(len(ring))
-                    ring_is_outer.append(index == 0)
-                    count += 1
-            rings_per_element.append(count)
+    packer = msgpack.Packer(use_bin_type=True)
+    return pack_columns([element_columns(e, packer) for e in elements])
+
+
+def pack_columns(rows: Sequence[ElementColumns]) -> bytes:
+    """The ``pack_elements`` message of elements given as ``ElementColumns`` (or such tuples).
+
+    Byte for byte what ``msgpack.packb`` makes of the message map: msgpack encodes a value the
+    same wherever it sits, so the tags maps are copied in as they were encoded.
+    """
+    packer = msgpack.Packer(use_bin_type=True)
+    count = len(rows)
+    columns = (
+        ("format", FORMAT_NAME),
+        ("version", FORMAT_VERSION),
+        ("osm_type", bytes(row[0] for row in rows)),
+        ("osm_id", struct.pack(f"<{count}q", *(row[1] for row in rows))),
+        ("kind", bytes(row[2] for row in rows)),
+        ("tags", None),
+        ("rings_per_element", struct.pack(f"<{count}q", *(len(row[4]) // 8 for row in rows))),
+        ("ring_length", b"".join(row[4] for row in rows)),
+        ("ring_is_outer", b"".join(row[5] for row in rows)),
+        ("coords", b"".join(row[6] for row in rows)),
+        ("node_id_count", struct.pack(f"<{count}q", *(len(row[7]) // 8 for row in rows))),
+        ("node_ids", b"".join(row[7] for row in rows)),
+    )
+    parts = [packer.pack_map_header(len(columns))]
+    for name, value in columns:
+        parts.append(packer.pack(name))
+        if name == "tags":
+            parts.append(packer.pack_array_header(count))
+            parts.extend(row[3] for row in rows)
         else:
-            rings.append(element.coords)
-            ring_lengths.append(len(element.coords))
-            ring_is_outer.append(True)
-            rings_per_element.append(1)
-        node_id_counts.append(len(element.node_ids))
-        node_ids.extend(element.node_ids)
-    coords = np.concatenate(rings).astype(_I8, copy=False) if rings else np.empty((0, 2), _I8)
-    message = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "osm_type": bytes(_TYPE_CODE[e.osm_type] for e in elements),
-        "osm_id": _i8_bytes([e.osm_id for e in elements]),
-        "kind": bytes(_KIND_CODE[e.kind] for e in elements),
-        "tags": [e.tags for e in elements],
-        "rings_per_element": _i8_bytes(rings_per_element),
-        "ring_length": _i8_bytes(ring_lengths),
-        "ring_is_outer": bytes(ring_is_outer),
-        "coords": np.ascontiguousarray(coords).tobytes(),
-        "node_id_count": _i8_bytes(node_id_counts),
-        "node_ids": _i8_bytes(node_ids),
-    }
-    return msgpack.packb(message, use_bin_type=True)
+            parts.append(packer.pack(value))
+    return b"".join(parts)
 
 
 def unpack_elements(data: bytes) -> list[OsmElement]:
@@ -141,8 +175,8 @@ def _decode(message: dict) -> list[OsmElement]:
     return elements
 
 
-def _i8_bytes(values: Sequence[int]) -> bytes:
-    return np.asarray(values, dtype=_I8).tobytes()
+def _i8_array_bytes(array: np.ndarray) -> bytes:
+    return (array if array.dtype == _I8 else array.astype(_I8)).tobytes(order="C")
 
 
 def element_bounds_e7(elements: Sequence[OsmElement]) -> np.ndarray:

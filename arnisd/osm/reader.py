@@ -19,6 +19,8 @@ What comes out, sorted by (OSM type, id) and then kind (point, line, area):
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -112,23 +114,49 @@ def _read_with_osmium(source: osmium.io.File | osmium.io.FileBuffer, source_name
                       path: Path | None) -> OsmData:
     """Collect elements; if the input was unsorted or had duplicates (only files can be: our
     OPL is sorted and unique), sort and de-duplicate it into a temporary file and redo."""
+    collected: list[OsmElement] = []
+
+    def collect(into: osmium.io.File | osmium.io.FileBuffer) -> bool:
+        collected[:] = []
+        relation_tags: dict[int, dict[str, str]] = {}
+        in_order = stream_elements(into, collected.extend, relation_tags.__setitem__)
+        # Osmium leaves "type" off multipolygon areas: give them their relation's own tags.
+        collected[:] = [replace(e, tags=relation_tags.get(e.osm_id, e.tags))
+                        if e.kind == "area" and e.osm_type == "relation" else e
+                        for e in collected]
+        return in_order
+
     try:
         if bounds is None and path is not None:
             bounds = _header_bounds(source)
-        try:
-            elements, in_order = _collect(source)
-        except RuntimeError as exc:  # osmium's area manager refuses an object listed twice
-            if path is None or "twice in input" not in str(exc):
-                raise
-            elements, in_order = [], False
-        if not in_order and path is not None:
-            with tempfile.TemporaryDirectory(prefix="arnisd-osm-") as tmp:
-                sorted_path = Path(tmp) / "sorted.osm.pbf"
-                _write_sorted(path, sorted_path)
-                elements, _ = _collect(osmium.io.File(str(sorted_path), "pbf"))
+        if path is None:
+            collect(source)
+        else:
+            read_sorted(path, collect)
     except OSMIUM_ERRORS as exc:
         raise OsmInputError(f"cannot read OSM data from {source_name}: {one_line(exc)}") from None
-    return OsmData(elements=_sorted_unique(elements), bounds=bounds)
+    return OsmData(elements=_sorted_unique(collected), bounds=bounds)
+
+
+def read_sorted(path: Path, read: Callable[[osmium.io.File], bool],
+                scratch_dir: Path | None = None) -> None:
+    """``read(file)`` (which says whether the input was in order), redone on a sorted copy.
+
+    A file read out of order (or listing an object twice, which osmium's area manager refuses)
+    is sorted and de-duplicated into a temporary .osm.pbf in ``scratch_dir`` and read again:
+    ``read`` must start afresh each time it is called.
+    """
+    try:
+        in_order = read(osmium.io.File(str(path), osm_format_of(path)))
+    except RuntimeError as exc:
+        if "twice in input" not in str(exc):
+            raise
+        in_order = False
+    if not in_order:
+        with tempfile.TemporaryDirectory(prefix="arnisd-osm-", dir=scratch_dir) as tmp:
+            sorted_path = Path(tmp) / "sorted.osm.pbf"
+            _write_sorted(path, sorted_path)
+            read(osmium.io.File(str(sorted_path), "pbf"))
 
 
 def _sorted_unique(elements: list[OsmElement]) -> list[OsmElement]:
@@ -153,23 +181,44 @@ def _write_sorted(path: Path, sorted_path: Path) -> None:
         merger.apply(writer)
 
 
-def _collect(source: osmium.io.File | osmium.io.FileBuffer) -> tuple[list[OsmElement], bool]:
-    """One osmium pass with locations and areas; also report whether the input was sorted.
+def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
+                    on_elements: Callable[[list[OsmElement]], None],
+                    on_relation_tags: Callable[[int, dict[str, str]], None],
+                    location_storage: str = "flex_mem", batch_size: int = 5000,
+                    on_objects: Callable[[int], None] | None = None) -> bool:
+    """One osmium pass with locations and areas, handing out elements in batches; also say
+    whether the input was sorted.
 
-    Untagged nodes are dropped inside osmium (after their locations are cached). Input is
-    "unsorted" in the way that matters when a way asked for a node location that only turned
-    up later in the file: such ways (and their areas) came out incomplete.
+    Elements come in the order of the input, except that areas come at the end of their
+    batch. Relation areas carry osmium's area tags (without "type"); every relation's own tags
+    go to ``on_relation_tags`` as it passes. ``location_storage`` is an osmium index map name
+    (``sparse_file_array,PATH`` keeps node locations in a file). ``on_objects(count)`` is told
+    how many OSM objects were read so far, once per batch. Untagged nodes are dropped inside
+    osmium (after their locations are cached). Input is "unsorted" in the way that matters
+    when a way asked for a node location that only turned up later in the file: such ways
+    (and their areas) came out incomplete.
     """
     untagged_nodes = osmium.filter.EmptyTagFilter()
     untagged_nodes.enable_for(osmium.osm.NODE)
-    processor = osmium.FileProcessor(source).with_areas().with_filter(untagged_nodes)
-    elements: list[OsmElement] = []
+    processor = (osmium.FileProcessor(source).with_locations(location_storage).with_areas()
+                 .with_filter(untagged_nodes))
+    pending: list[OsmElement] = []
     area_headers: list[tuple[str, int, dict[str, str]]] = []
     area_wkbs: list[str] = []
-    relation_tags: dict[int, dict[str, str]] = {}
     wkb_factory = osmium.geom.WKBFactory()  # keeps state between calls: one per pass
     unlocated_refs: set[int] = set()
+    objects = 0
+
+    def flush() -> None:
+        batch = pending + _area_elements(area_headers, area_wkbs)
+        pending.clear(), area_headers.clear(), area_wkbs.clear()
+        if batch:
+            on_elements(batch)
+        if on_objects is not None:
+            on_objects(objects)
+
     for obj in processor:
+        objects += 1
         kind = obj.type_str()
         if kind == "w":
             refs = [(ref.ref, ref.location) for ref in obj.nodes]
@@ -179,22 +228,21 @@ def _collect(source: osmium.io.File | osmium.io.FileBuffer) -> tuple[list[OsmEle
             if len(located) >= 2 and len(obj.tags):
                 coords = np.array([(lat, lng) for _, lat, lng in located], dtype=np.int64)
                 node_ids = tuple(ref for ref, _, _ in located)
-                elements.append(OsmElement("way", obj.id, "line", dict(obj.tags),
-                                           coords=coords, node_ids=node_ids))
+                pending.append(OsmElement("way", obj.id, "line", dict(obj.tags),
+                                          coords=coords, node_ids=node_ids))
         elif kind == "a":
             _add_area(obj, wkb_factory, area_headers, area_wkbs)
         elif kind == "r":
-            relation_tags[obj.id] = dict(obj.tags)
+            on_relation_tags(obj.id, dict(obj.tags))
         elif kind == "n":
             location = obj.location
             if location.valid():
                 coords = np.array([[location.y, location.x]], dtype=np.int64)
-                elements.append(OsmElement("node", obj.id, "point", dict(obj.tags), coords=coords))
-    # Osmium leaves "type" off multipolygon areas: give them their relation's own tags.
-    area_headers = [(t, i, relation_tags.get(i, tags) if t == "relation" else tags)
-                    for t, i, tags in area_headers]
-    elements.extend(_area_elements(area_headers, area_wkbs))
-    return elements, not _any_located_later(processor.node_location_storage, unlocated_refs)
+                pending.append(OsmElement("node", obj.id, "point", dict(obj.tags), coords=coords))
+        if len(pending) + len(area_headers) >= batch_size:
+            flush()
+    flush()
+    return not _any_located_later(processor.node_location_storage, unlocated_refs)
 
 
 def _add_area(area, wkb_factory, headers: list, wkbs: list[str]) -> None:
@@ -270,3 +318,21 @@ def _rings_turn_counter_clockwise(latlng: np.ndarray, starts: np.ndarray, counts
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def stream_osm_file(path: Path, start: Callable[[], None],
+                    on_elements: Callable[[list[OsmElement]], None],
+                    on_relation_tags: Callable[[int, dict[str, str]], None],
+                    location_storage: str = "flex_mem", scratch_dir: Path | None = None,
+                    on_objects: Callable[[int], None] | None = None) -> None:
+    """``stream_elements`` over an osmium-format file, redone over a sorted copy (made in
+    ``scratch_dir``) if it was out of order; ``start()`` runs before each pass, so whatever
+    the callbacks keep can be begun afresh. ``OsmInputError`` (one line) on unreadable data."""
+    def one_pass(source: osmium.io.File) -> bool:
+        start()
+        return stream_elements(source, on_elements, on_relation_tags, location_storage,
+                               on_objects=on_objects)
+    try:
+        read_sorted(path, one_pass, scratch_dir)
+    except OSMIUM_ERRORS as exc:
+        raise OsmInputError(f"cannot read OSM data from {path}: {one_line(exc)}") from None

@@ -1,0 +1,286 @@
+"""An on-disk spatial index of an OSM file's elements, built in one streaming pass.
+
+The index is one SQLite file: a row per element in the column form of a packed extract
+(``ElementColumns``) with its bounds, and an R*tree over those bounds in 1e-7 degree integers.
+``FileIndex.extract(box)`` reads only the rows whose bounds meet the box, in (type, id, kind)
+order, and joins their stored bytes: exactly the ``pack_elements`` message that the in-memory
+path (``read_osm_file`` + ``ElementIndex.query``) gives for the same box. Building it holds one
+batch of elements, node locations live in a file (osmium's ``sparse_file_array``), so memory
+does not grow with the file.
+
+Where: ``INDEX_DIR/<sha256 of the file>.v<INDEX_FORMAT>.sqlite``. Boxes are in degrees, so one
+index serves every job on the file whatever its bbox, projection or tiles; a file whose bytes
+changed has another digest and is indexed anew, never read stale (and the older index of the
+same path is removed). The states of one index file, decided each time it is opened:
+
+- READY: the final file exists and its meta says so: used as it is;
+- BUILDING: a ``.partial`` file that another process holds locked: wait for it;
+- INTERRUPTED: a ``.partial`` file nobody holds (its builder died): built again from scratch;
+- ABSENT: built.
+
+A builder holds SQLite's exclusive lock on the partial file from start to end, so a killed
+builder's lock goes with its process, and renames the file into place only when it is whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgpack
+
+from arnisd.osm.elements import OsmElement
+from arnisd.osm.extract import element_bounds_e7, element_columns, pack_columns
+
+log = logging.getLogger("arnisd.osm.file_index")
+
+INDEX_FORMAT = 1        # raise when the rows, or the elements the reader makes, change
+READY, BUILDING, INTERRUPTED, ABSENT = "ready", "building", "interrupted", "absent"
+_I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
+_WAIT_POLL_S = 0.5
+_RELATION_TAG_BATCH = 2000
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE elements (osm_type INTEGER, osm_id INTEGER, kind INTEGER, tags BLOB,
+                       ring_length BLOB, ring_is_outer BLOB, coords BLOB, node_ids BLOB,
+                       min_lat INTEGER, min_lng INTEGER, max_lat INTEGER, max_lng INTEGER);
+CREATE TABLE relation_tags (id INTEGER PRIMARY KEY, tags BLOB);
+"""
+_EXTRACT_QUERY = """
+SELECT e.osm_type, e.osm_id, e.kind, e.tags, e.ring_length, e.ring_is_outer, e.coords, e.node_ids
+FROM element_boxes AS b CROSS JOIN elements AS e ON e.rowid = b.id
+WHERE b.min_lat <= ? AND b.max_lat >= ? AND b.min_lng <= ? AND b.max_lng >= ?
+ORDER BY e.osm_type, e.osm_id, e.kind
+"""
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def index_path_for(digest: str, index_dir: Path) -> Path:
+    return Path(index_dir) / f"{digest}.v{INDEX_FORMAT}.sqlite"
+
+
+class FileIndex:
+    """A READY index, opened read-only: ``extract(box)`` cuts packed extracts from it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()   # one connection, shared by the prefetch threads
+        self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
+                                   uri=True, check_same_thread=False)
+        meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        if meta.get("state") != READY or meta.get("format") != INDEX_FORMAT:
+            self._db.close()
+            raise sqlite3.DatabaseError(f"{self.path} is not a complete index")
+        self.digest = meta["digest"]
+        self.element_count = int(meta["elements"])
+
+    def extract(self, min_lat_e7: int, min_lng_e7: int, max_lat_e7: int,
+                max_lng_e7: int) -> bytes:
+        """The packed elements whose bounds meet the box (closed intervals, 1e-7 degrees)."""
+        box = (_i32(max_lat_e7), _i32(min_lat_e7), _i32(max_lng_e7), _i32(min_lng_e7))
+        with self._lock:
+            rows = self._db.execute(_EXTRACT_QUERY, box).fetchall()
+        return pack_columns(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "FileIndex":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_file_index(osm_path: Path, index_dir: Path, progress=None,
+                    digest: str | None = None) -> FileIndex:
+    """The READY index of ``osm_path`` in ``index_dir``, built (or rebuilt) first if need be.
+
+    ``progress`` (an ``arnisd.progress.Progress``) shows the build. ``OsmInputError`` if the
+    file cannot be read; nothing half-built is left READY.
+    """
+    osm_path = Path(osm_path)
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    digest = digest or file_digest(osm_path)
+    final = index_path_for(digest, index_dir)
+    partial = final.with_name(final.name + ".partial")
+    waiting_noted = False
+    while True:
+        state, builder = _probe(final, partial)
+        if state == READY:
+            return FileIndex(final)
+        if state == BUILDING:
+            if not waiting_noted and progress is not None:
+                progress.note(f"waiting for another process that is indexing {osm_path.name}")
+            waiting_noted = True
+            time.sleep(_WAIT_POLL_S)
+            continue
+        if state == INTERRUPTED:
+            if progress is not None:
+                progress.note(f"an interrupted index of {osm_path.name} was found: "
+                              "indexing again")
+            continue
+        try:
+            _build(builder, osm_path, digest, partial, progress)
+        finally:
+            builder.close()
+        partial.replace(final)
+        _remove_older_indexes(index_dir, osm_path, final)
+
+
+def _probe(final: Path, partial: Path) -> tuple[str, sqlite3.Connection | None]:
+    """The index's state; for ABSENT, a connection holding a new partial file's exclusive
+    lock (the caller builds through it). An INTERRUPTED partial file is removed."""
+    if final.exists():
+        try:
+            FileIndex(final).close()
+            return READY, None
+        except sqlite3.DatabaseError:
+            log.warning("%s is damaged or incomplete: indexing again", final)
+            final.unlink(missing_ok=True)
+    existed = partial.exists()
+    db = sqlite3.connect(partial, isolation_level=None, timeout=0, check_same_thread=False)
+    try:
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        db.execute("PRAGMA journal_mode=OFF")  # a partial file is rebuilt, never repaired
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("BEGIN EXCLUSIVE")        # held until the connection closes
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return BUILDING, None
+        existed = True                       # torn by a builder that died mid-write
+    else:
+        if not (final.exists() or existed):
+            return ABSENT, db
+        db.close()
+    if final.exists():                       # finished by another process meanwhile
+        return _probe(final, partial)
+    partial.unlink(missing_ok=True)
+    return INTERRUPTED, None
+
+
+def _build(db: sqlite3.Connection, osm_path: Path, digest: str, partial: Path,
+           progress) -> None:
+    """Fill the locked partial file with the file's elements and its R*tree, then mark it
+    READY (the caller renames it into place)."""
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.executemany("INSERT INTO meta VALUES (?, ?)",
+                   [("state", BUILDING), ("format", INDEX_FORMAT), ("digest", digest),
+                    ("source", str(osm_path.resolve()))])
+    started = time.monotonic()
+    if progress is not None:
+        progress.start(f"indexing {osm_path.name}", 0, "OSM objects")
+    writer = _RowWriter(db)
+    from arnisd.osm.reader import check_readable, read_osm_file, stream_osm_file
+    if check_readable(osm_path) == "json":     # Overpass answers: small, read whole
+        writer.add_elements(read_osm_file(osm_path).elements)
+    else:
+        locations = partial.with_name(partial.name + ".locations")
+
+        def start_pass() -> None:
+            locations.unlink(missing_ok=True)   # osmium would read an old file's entries
+            writer.restart()
+        try:
+            stream_osm_file(osm_path, start_pass, writer.add_elements, writer.add_relation_tags,
+                            f"sparse_file_array,{locations}", partial.parent,
+                            progress.set if progress is not None else None)
+        finally:
+            locations.unlink(missing_ok=True)
+    writer.flush_relation_tags()
+    count = _finish(db)
+    db.execute("COMMIT")
+    if progress is not None:
+        progress.finish()
+        progress.note(f"indexed {count} OSM elements of {osm_path.name} in "
+                      f"{time.monotonic() - started:.1f}s")
+
+
+class _RowWriter:
+    """Writes batches of elements (and relations' own tags) into the partial index."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._relation_tags: list[tuple[int, bytes]] = []
+
+    def restart(self) -> None:
+        self._relation_tags.clear()
+        self._db.execute("DELETE FROM elements")
+        self._db.execute("DELETE FROM relation_tags")
+
+    def add_elements(self, batch: list[OsmElement]) -> None:
+        bounds = element_bounds_e7(batch).tolist()
+        self._db.executemany(
+            "INSERT INTO elements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*element_columns(e, self._packer), *b) for e, b in zip(batch, bounds)])
+
+    def add_relation_tags(self, relation_id: int, tags: dict[str, str]) -> None:
+        self._relation_tags.append((relation_id, self._packer.pack(tags)))
+        if len(self._relation_tags) >= _RELATION_TAG_BATCH:
+            self.flush_relation_tags()
+
+    def flush_relation_tags(self) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO relation_tags VALUES (?, ?)",
+                             self._relation_tags)
+        self._relation_tags.clear()
+
+
+def _finish(db: sqlite3.Connection) -> int:
+    """What the in-memory reader does after its pass, in SQL: relation areas get their
+    relation's own tags, of an element listed twice the later copy stays; then the R*tree."""
+    db.execute("UPDATE elements SET tags = (SELECT r.tags FROM relation_tags AS r "
+               "WHERE r.id = elements.osm_id) WHERE osm_type = 2 AND kind = 2 "
+               "AND osm_id IN (SELECT id FROM relation_tags)")
+    db.execute("CREATE INDEX element_order ON elements (osm_type, osm_id, kind)")
+    db.execute("DELETE FROM elements WHERE rowid NOT IN "
+               "(SELECT max(rowid) FROM elements GROUP BY osm_type, osm_id, kind)")
+    db.execute("DROP TABLE relation_tags")
+    db.execute("CREATE VIRTUAL TABLE element_boxes USING "
+               "rtree_i32(id, min_lat, max_lat, min_lng, max_lng)")
+    db.execute("INSERT INTO element_boxes "
+               "SELECT rowid, min_lat, max_lat, min_lng, max_lng FROM elements")
+    count = db.execute("SELECT count(*) FROM elements").fetchone()[0]
+    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                   [("elements", count), ("state", READY)])
+    return count
+
+
+def _remove_older_indexes(index_dir: Path, osm_path: Path, keep: Path) -> None:
+    """Indexes of earlier contents of the same file are of no more use: remove them."""
+    source = str(osm_path.resolve())
+    for other in index_dir.glob("*.sqlite"):
+        if other == keep:
+            continue
+        try:
+            db = sqlite3.connect(f"{other.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key = 'source'").fetchone()
+            finally:
+                db.close()
+        except sqlite3.DatabaseError:
+            continue
+        if row is not None and row[0] == source:
+            other.unlink(missing_ok=True)
+
+
+def _i32(value: int) -> int:
+    return min(max(int(value), _I32_MIN), _I32_MAX)
