@@ -2,7 +2,8 @@
 
 Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 Errors a user can cause (``UserError`` and its subclasses) print one line on stderr and exit
-non-zero; anything else is a bug and keeps its traceback.
+non-zero; anything else is a bug and keeps its traceback. Ctrl-C, SIGTERM and SIGHUP interrupt
+a command the same way (``arnisd.service.signals``): one line, exit 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from arnisd import __version__
 from arnisd.errors import UserError
 from arnisd.library_threads import one_library_thread
+from arnisd.service.signals import interrupt_on_stop_signals
 
 COMMAND_MODULES = ["generate", "validate", "run", "submit", "cancel", "status", "preview", "keygen"]
 
@@ -35,16 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     one_library_thread()      # before any command loads numpy; child processes inherit it
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except UserError as exc:
-        print(f"arnisd: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("arnisd: interrupted", file=sys.stderr)
-        return 130
+    with interrupt_on_stop_signals():
+        try:
+            args = build_parser().parse_args(argv)
+            return int(args.handler(args) or 0)
+        except UserError as exc:
+            print(f"arnisd: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt as exc:
+            name = getattr(exc, "signal_name", "SIGINT")
+            print(f"arnisd: interrupted ({name})", file=sys.stderr)
+            return getattr(exc, "exit_code", 130)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     endpoint = coordinator.bind()
     status_server = _serve_status(serve_status, coordinator, progress)
     processes = []
+    grace_s = config.heartbeat_interval_s * config.liveness + 5.0
     try:
         context, slot_start_method = worker_start(generator)
         for index in range(workers):
@@ -106,9 +107,12 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
             result = coordinator.run(timeout_s=timeout_s, check=all_workers_gone)
         except ClusterAborted as exc:
             raise ClusterJobFailed(f"the local cluster stopped: {exc}") from None
+    except BaseException:
+        grace_s = 0.0      # interrupted or broken off: nobody told the workers to stop
+        raise
     finally:
         coordinator.stop()
-        _stop_processes(processes, config.heartbeat_interval_s * config.liveness + 5.0)
+        _stop_processes(processes, grace_s)
         if status_server is not None:
             status_server.close()
         journal.close()
@@ -198,18 +202,26 @@ def _extract_source(job: JobSpec, elements_or_source):
     return job_extract_source(job, elements)
 
 
-def _stop_processes(processes: list, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
+def _stop_processes(processes: list, grace_s: float, stop_s: float = 5.0) -> None:
+    """Wait ``grace_s`` for the workers to exit by themselves (they were told to shut down),
+    then ask the rest to stop (SIGTERM: a worker stops its slots and exits), wait ``stop_s``
+    for them together, and kill what is left."""
+    deadline = time.monotonic() + grace_s
     for process in processes:
         process.join(max(0.0, deadline - time.monotonic()))
-    for process in processes:
-        if process.is_alive():
+    running = [p for p in processes if p.is_alive()]
+    for process in running:
+        if grace_s > 0:
             log.warning("worker %s did not exit; terminating it", process.name)
-            process.terminate()
-            process.join(5.0)
+        process.terminate()
+    deadline = time.monotonic() + stop_s
+    for process in running:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in running:
         if process.is_alive():
+            log.warning("worker %s did not stop; killing it", process.name)
             process.kill()
-            process.join(5.0)
+            process.join(stop_s)
 
 
 def _serve_status(serve_status, coordinator: Coordinator, progress):

@@ -10,7 +10,8 @@ Slots are started with ``spawn`` (a fresh interpreter that imports the generator
 that is itself a fork of a process that already holds the generator (a local cluster on
 Linux: ``arnisd.cluster.local``) forks its first slots instead (``start_method="fork"``): no
 interpreter start and no imports. Replacements are always spawned, since by then the worker
-runs threads a fork would copy.
+runs threads a fork would copy. Slots ignore SIGINT: a terminal's Ctrl-C reaches every process
+of its group, and the worker, not the terminal, stops its slots.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -37,6 +39,8 @@ def _watch_parent() -> None:
 
 def _slot_main(conn, generator_path: str | None) -> None:
     """Body of a slot process: compute tasks from the pipe until it closes."""
+    # a terminal's Ctrl-C reaches the whole process group: the worker decides when slots stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     one_library_thread()      # before numpy loads (see arnisd.library_threads)
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
     from arnisd.logs import configure_child_logging

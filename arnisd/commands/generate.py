@@ -141,7 +141,9 @@ def run(args) -> int:
     progress.note(f"area {job.bbox} ({job.bbox.area_km2():.2f} km²), scale {job.settings.scale:g}")
     if not args.in_process:
         from arnisd.cluster.local import warm_up_workers
-        warm_up_workers()     # the workers' fork server loads the generator while we read
+        from arnisd.service.signals import children_ignore_interrupts
+        with children_ignore_interrupts():   # the fork server and its workers leave Ctrl-C to us
+            warm_up_workers()     # the workers' fork server loads the generator while we read
     from arnisd.osm.source import load_source
     data = load_source(job)
     progress.note(f"read {len(data.elements)} OSM elements")

@@ -1,8 +1,14 @@
-"""Stop signals for a daemon: the first SIGTERM/SIGINT asks for a clean stop, a second one
-interrupts whatever the clean stop is stuck on (``KeyboardInterrupt``).
+"""Stop signals, for daemons and for commands.
 
-The daemon never forks and never installs other handlers; on Windows SIGBREAK (Ctrl-Break)
-counts too. Handlers can only be installed from the main thread.
+A daemon (``install_stop_handlers``): the first SIGTERM/SIGINT/SIGHUP asks for a clean stop, a
+second one interrupts whatever the clean stop is stuck on (``KeyboardInterrupt``). The daemon
+never forks and never installs other handlers; on Windows SIGBREAK (Ctrl-Break) counts too.
+
+A command (``interrupt_on_stop_signals``): SIGTERM and SIGHUP interrupt it as Ctrl-C does, by
+raising ``Interrupted`` in the main thread, so the command's own clean-up (``finally`` and
+``except KeyboardInterrupt``) runs for every one of them; it exits 128 + the signal's number.
+
+Handlers can only be installed from the main thread.
 """
 
 from __future__ import annotations
@@ -10,13 +16,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from arnisd.errors import Interrupted
 
 log = logging.getLogger("arnisd.service.signals")
 
 
 def stop_signals() -> list[signal.Signals]:
-    names = ("SIGTERM", "SIGINT", "SIGBREAK")
+    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK")
     return [getattr(signal, name) for name in names if hasattr(signal, name)]
 
 
@@ -44,3 +53,45 @@ def install_stop_handlers(on_stop: Callable[[str], None]) -> Callable[[], None]:
             signal.signal(sig, old)
 
     return restore
+
+
+@contextmanager
+def interrupt_on_stop_signals() -> Iterator[None]:
+    """While inside: the first stop signal raises ``Interrupted`` (a ``KeyboardInterrupt``)
+    in the main thread; later ones are ignored, so the clean-up the first one started (bounded
+    by its own timeouts) is not cut short and leaves no process behind. Outside the main
+    thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[str] = []
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if received:
+            return                       # already stopping
+        received.append(name)
+        raise Interrupted(name, 128 + int(signum))
+
+    previous = {sig: signal.signal(sig, handler) for sig in stop_signals()}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def children_ignore_interrupts() -> Iterator[None]:
+    """SIGINT ignored while inside, so the processes started here ignore it from their first
+    instruction (an ignored signal stays ignored across fork and exec, and Python keeps it
+    so): a Ctrl-C that reaches the whole group while they start gives no traceback from them.
+    A Ctrl-C in this short window is lost for this process. Main thread only (else a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
