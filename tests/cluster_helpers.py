@@ -279,3 +279,22 @@ def tile_commit_counts(log_paths) -> dict[str, int]:
             if match:
                 counts[match.group(1)] = counts.get(match.group(1), 0) + 1
     return counts
+
+
+def live_session_processes(session_id: int) -> list[str]:
+    """``"pid name state"`` of every process of a session that has not exited (zombies waiting
+    for init to reap them have), read from /proc: what a job left behind, wherever its
+    processes were reparented."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1:stat.rfind(")")]
+        state, _ppid, _pgrp, session = stat[stat.rfind(")") + 2:].split()[:4]
+        if int(session) == session_id and state not in ("Z", "X"):
+            out.append(f"{entry} {name} {state}")
+    return out

@@ -18,7 +18,9 @@ scratch folder (``arnisd.cluster.scratch``), and the next ``register`` claims th
 welcome the worker streams each finished result again from its first frame (the coordinator
 has reset what it staged for the leases it let the worker keep); in ``registering`` it sends no
 chunks at all. Leases of another coordinator session are dropped. On stop the worker says
-``bye`` (lingering a moment so it leaves), which hands its leases back at once.
+``bye`` (lingering a moment so it leaves), which hands its leases back at once. A worker that
+has never been welcomed says so every ``NO_ANSWER_NOTE_S`` (a coordinator that is not running
+or a closed port looks, from here, like silence).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from arnisd.cluster.worker_settings import WorkerSettings
 log = logging.getLogger("arnisd.cluster.worker")
 
 BYE_LINGER_MS = 1000
+NO_ANSWER_NOTE_S = 10.0      # how often a worker that never reached its coordinator says so
 
 
 @dataclass(slots=True)
@@ -131,6 +134,8 @@ class Worker:
         self._last_register = 0.0
         self._pool: SlotPool | None = pool
         self._lost_since: float | None = None
+        self._welcomed_once = False                # told apart: never reached / lost
+        self._no_answer_noted = 0.0
         self._reg_base = random.getrandbits(40) << 20     # this process's registration rounds
         self._reg_round = 0
         self.loop_at = time.monotonic()            # when the loop last turned (watchdog)
@@ -218,7 +223,7 @@ class Worker:
     def run(self) -> int:
         """Serve until stopped; returns 0 on a clean stop, 2 when the coordinator rejected us."""
         backoff_s = self.settings.reconnect_initial_s
-        self._lost_since = time.monotonic()
+        self._lost_since = self._no_answer_noted = time.monotonic()
         try:
             if self._pool is None:        # first: the slots' start-up overlaps the rest of ours
                 self._pool = SlotPool(self.settings.slots, self.settings.generator)
@@ -339,6 +344,11 @@ class Worker:
                     self._send(protocol.make("heartbeat", leases=[
                         [w.tile, w.attempt] for w in self.leases.values()]))
             else:
+                if not self._welcomed_once and now - self._no_answer_noted >= NO_ANSWER_NOTE_S:
+                    self._no_answer_noted = now
+                    log.warning("no answer from %s after %.0f s: is the coordinator running, "
+                                "is the port open?", self.settings.coordinator,
+                                now - self._lost_since)
                 if now - opened_at > max(registering_timeout_s, expiry_s):
                     return "unanswered"
                 if now - self._last_register >= min(0.5, self.interval_s / 2):
@@ -400,6 +410,7 @@ class Worker:
             work.rewind()
         self.state = "ready"
         self._lost_since = None
+        self._welcomed_once = True
         log.info("registered with the coordinator (%d lease(s) kept, %d held)",
                  sum(w.accepted for w in self.leases.values()),
                  sum(not w.accepted for w in self.leases.values()))

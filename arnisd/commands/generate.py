@@ -65,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--preview", action="store_true",
                    help="also write a top-down map of the world beside it (OUTPUT.png)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="make the world even if no element of --osm-file lies in the bbox "
+                        "(bare ground)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (same arguments) from its journal beside "
                         "the output instead of starting over")
@@ -105,6 +108,9 @@ def job_from_args(args) -> JobSpec:
     for name in ("spawn_lat", "spawn_lng"):
         if getattr(args, name) is not None and (args.spawn_lat is None or args.spawn_lng is None):
             raise UserError("give both --spawn-lat and --spawn-lng")
+    if args.spawn_lat is not None and not bbox.contains(args.spawn_lat, args.spawn_lng):
+        raise UserError(f"--spawn-lat/--spawn-lng {args.spawn_lat},{args.spawn_lng} is outside "
+                        f"the bbox {bbox}")
     from arnisd.elevation.options import terrain_job_fields
     terrain_settings, terrain_job = terrain_job_fields(args)
     settings = GenerationSettings(scale=args.scale, ground_level=args.ground_level,
@@ -132,6 +138,19 @@ def _check_osm_file(path: Path) -> None:
     osm_format_of(path)  # raises on an unknown extension
 
 
+def _check_not_empty(data, job: JobSpec) -> None:
+    """A bbox that misses the file is most likely a mistake (swapped numbers, another
+    file): refuse it, saying what the file covers."""
+    from arnisd.osm.source import elements_reaching, extent_of
+    if next(elements_reaching(data.elements, job.bbox), None) is not None:
+        return
+    extent = extent_of(data)
+    covers = (f"the file covers {','.join(f'{v:g}' for v in extent)}" if extent is not None
+              else "the file holds no element at all")
+    raise UserError(f"no element of {job.osm_file} lies in the bbox {job.bbox} ({covers}); "
+                    "give --allow-empty to make a world of bare ground anyway")
+
+
 def run(args) -> int:
     configure_logging(quiet=args.quiet)
     job = job_from_args(args)
@@ -147,6 +166,8 @@ def run(args) -> int:
     from arnisd.osm.source import load_source
     data = load_source(job)
     progress.note(f"read {len(data.elements)} OSM elements")
+    if job.osm_file is not None and not args.allow_empty:
+        _check_not_empty(data, job)
     from arnisd.world.job_elevation import prepare_job_terrain
     job, terrain = prepare_job_terrain(job, note=progress.note)   # elevation fetched once
     staged = staging_dir(job.output)

@@ -58,8 +58,10 @@ def _watch(client: ShimClient, args) -> int:
             if args.count and shown >= args.count:
                 return 0
             time.sleep(args.interval)
-    except KeyboardInterrupt:
-        return 0
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "signal_name", "SIGINT") != "SIGINT":
+            raise                                # SIGTERM, SIGHUP: exit 128 + the signal
+        return 0                                 # Ctrl-C is how a watch ends
 
 
 def _render(doc: dict, as_json: bool) -> str:

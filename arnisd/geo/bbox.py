@@ -76,3 +76,7 @@ class BBox:
         """A larger box, clamped to the valid range."""
         return BBox(max(-90.0, self.min_lat - d_lat), max(-180.0, self.min_lng - d_lng),
                     min(90.0, self.max_lat + d_lat), min(180.0, self.max_lng + d_lng))
+
+    def contains(self, lat: float, lng: float) -> bool:
+        """Whether the point lies in the box (its edges included)."""
+        return self.min_lat <= lat <= self.max_lat and self.min_lng <= lng <= self.max_lng

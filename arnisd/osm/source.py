@@ -28,6 +28,28 @@ def load_source(job: JobSpec) -> OsmData:
                           backoff_s=job.overpass_backoff_s)
 
 
+def elements_reaching(elements, bbox: BBox):
+    """The elements whose bounding rectangle meets ``bbox``, in their order (a generator)."""
+    lo_lat, lo_lng = round(bbox.min_lat * 1e7), round(bbox.min_lng * 1e7)
+    hi_lat, hi_lng = round(bbox.max_lat * 1e7), round(bbox.max_lng * 1e7)
+    for element in elements:
+        min_lat, min_lng, max_lat, max_lng = element.bounds_e7()
+        if min_lat <= hi_lat and max_lat >= lo_lat and min_lng <= hi_lng and max_lng >= lo_lng:
+            yield element
+
+
+def extent_of(data: OsmData) -> tuple[float, float, float, float] | None:
+    """What a source covers, ``(min_lat, min_lng, max_lat, max_lng)``: the bounds it declares,
+    else the rectangle of its elements (None: no bounds and no elements)."""
+    if data.bounds is not None:
+        return tuple(data.bounds)
+    if not data.elements:
+        return None
+    boxes = [e.bounds_e7() for e in data.elements]
+    return (min(b[0] for b in boxes) / 1e7, min(b[1] for b in boxes) / 1e7,
+            max(b[2] for b in boxes) / 1e7, max(b[3] for b in boxes) / 1e7)
+
+
 def snap_header_degrees(value: float) -> float:
     nearest = round(value / _SNAP_GRID_DEG) * _SNAP_GRID_DEG
     return round(nearest, 6) if abs(nearest - value) <= _SNAP_TOLERANCE_DEG else value

@@ -1,0 +1,197 @@
+"""Interrupting arnisd with real signals, real processes and the real bundled extract.
+
+`arnisd generate` stopped mid-job by SIGTERM (to its main process alone), Ctrl-C (SIGINT to
+its whole process group, as a terminal sends it) or SIGHUP: one line saying how to resume,
+exit 128 + the signal's number, no traceback, and no process of the job left (the whole
+session is scanned: the fork server, multiprocessing's resource tracker, workers and slots
+are reparented when the main process ends, so looking at its children would miss them); the
+run with ``--resume`` then makes the in-process reference world. The daemons (both roles),
+``submit --wait`` and ``status --watch`` under Ctrl-C, SIGTERM and SIGHUP: no traceback, no
+process left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster_helpers import (FAULT_JOB_BBOX, KOUVOLA_PBF, REPO_ROOT, assert_same_world,
+                             committed_count, free_port, in_process_world_chunks,
+                             live_session_processes, log_lines, read_markers,
+                             read_world_chunks, slow_env, wait_until, write_coordinator_config,
+                             write_worker_config)
+
+pytestmark = pytest.mark.timeout(300)
+
+LEFT_BEHIND_S = 5.0        # how long a job's processes may outlive its main process
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return in_process_world_chunks(FAULT_JOB_BBOX, KOUVOLA_PBF, tmp_path_factory.mktemp("ref"))
+
+
+def arnisd_env(markers: Path, slow_s: float) -> dict:
+    env = dict(os.environ)
+    env.update(slow_env(markers, slow_s))
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env["PYTHONPATH"]
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(name, None)
+    return env
+
+
+def start_session(args: list[str], env: dict, log: Path, cwd: Path) -> subprocess.Popen:
+    """``args`` as the leader of a new session (and process group), output to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def send(process: subprocess.Popen, signum: int, group: bool) -> None:
+    if group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
+
+
+def assert_session_ends(process: subprocess.Popen, exit_code: int, log: Path) -> None:
+    """The process exits ``exit_code`` within 30 s, and its session is empty ``LEFT_BEHIND_S``
+    later at the latest; its output has no traceback."""
+    try:
+        code = process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError(f"still running 30 s after the signal:\n{log.read_text()[-2000:]}")
+    try:
+        wait_until(lambda: not live_session_processes(process.pid), LEFT_BEHIND_S,
+                   "the session's last process")
+    except AssertionError:
+        left = live_session_processes(process.pid)
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError(f"left running: {left}") from None
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text[-3000:]
+    assert code == exit_code, text[-2000:]
+
+
+def generate_args(output: Path) -> list[str]:
+    return [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(KOUVOLA_PBF),
+            "--bbox", FAULT_JOB_BBOX, "--output", str(output), "--chunk-size", "0.0025",
+            "--workers", "2"]
+
+
+@pytest.mark.parametrize("signum, group, exit_code", [
+    (signal.SIGTERM, False, 143),         # kill, timeout, systemd, a CI runner
+    (signal.SIGINT, True, 130),           # Ctrl-C in a terminal
+], ids=["SIGTERM-main", "SIGINT-group"])
+def test_interrupted_generate_leaves_nothing_running_and_resumes(tmp_path, reference, signum,
+                                                                 group, exit_code):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    output = tmp_path / "world"
+    env = arnisd_env(markers, 0.5)
+    journal = tmp_path / f".{output.name}.arnisd-building" / ".arnisd-cluster" / "journal.sqlite3"
+    log = tmp_path / "first.log"
+    first = start_session(generate_args(output), env, log, tmp_path)
+    try:
+        wait_until(lambda: committed_count(journal) >= 3, 120, "three tiles committed")
+    except AssertionError:
+        os.killpg(first.pid, signal.SIGKILL)
+        raise
+    send(first, signum, group)
+    assert_session_ends(first, exit_code, log)
+    lines = log_lines(log)
+    assert any(re.match(r"interrupted; run again with --resume to continue", line)
+               for line in lines), lines[-5:]
+    assert lines[-1] == f"arnisd: interrupted ({signal.Signals(signum).name})"
+    assert not output.exists()
+    kept = committed_count(journal)
+    assert kept >= 3                                    # what was committed stays
+    made_before = len(read_markers(markers))
+
+    second = subprocess.run([*generate_args(output), "--resume"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=240)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Traceback" not in second.stderr
+    match = re.search(r"resuming: (\d+) of (\d+) tiles already made", second.stderr)
+    assert match and int(match.group(1)) >= kept, second.stderr[-2000:]
+    assert len(read_markers(markers)) - made_before <= int(match.group(2)) - kept
+    assert_same_world(read_world_chunks(output), reference)
+
+
+def test_sighup_and_early_interrupts_leave_nothing_running(tmp_path):
+    """SIGHUP (a closed terminal) mid-job exits 129; a Ctrl-C while the workers' fork server
+    and the workers are still starting gives no traceback from any of them either."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = arnisd_env(markers, 0.5)
+    log = tmp_path / "hup.log"
+    job = start_session(generate_args(tmp_path / "hup"), env, log, tmp_path)
+    try:
+        wait_until(lambda: read_markers(markers), 120, "a tile being made")
+    except AssertionError:
+        os.killpg(job.pid, signal.SIGKILL)
+        raise
+    send(job, signal.SIGHUP, group=True)
+    assert_session_ends(job, 129, log)
+    assert log_lines(log)[-1] == "arnisd: interrupted (SIGHUP)"
+    for delay_s in (0.4, 0.9, 1.4, 2.0):
+        log = tmp_path / f"early-{delay_s}.log"
+        job = start_session(generate_args(tmp_path / f"early-{delay_s}"), env, log, tmp_path)
+        time.sleep(delay_s)
+        send(job, signal.SIGINT, group=True)
+        assert_session_ends(job, 130, log)
+
+
+def test_daemons_and_waiting_commands_take_signals_without_tracebacks(tmp_path):
+    """A coordinator daemon and a worker daemon mid-job, ``submit --wait`` and ``status
+    --watch`` on them: each in its own session, stopped by Ctrl-C to its group (or SIGTERM,
+    SIGHUP); each exits without a traceback and leaves no process."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = arnisd_env(markers, 2.0)
+    port, http_port = free_port(), free_port()
+    worlds = tmp_path / "worlds"
+    worlds.mkdir()
+    config = write_coordinator_config(tmp_path / "coordinator.toml", port, FAULT_JOB_BBOX,
+                                      KOUVOLA_PBF, worlds / "first", 0.0025, http_port=http_port)
+    worker_config = write_worker_config(tmp_path / "worker.toml", port, "w0", slots=2)
+    arnisd = [sys.executable, "-m", "arnisd"]
+    url = f"http://127.0.0.1:{http_port}"
+    logs = {name: tmp_path / f"{name}.log" for name in ("coordinator", "worker", "submit",
+                                                        "status")}
+    coordinator = start_session([*arnisd, "run", "--config", str(config)], env,
+                                logs["coordinator"], tmp_path)
+    worker = start_session([*arnisd, "run", "--config", str(worker_config)], env, logs["worker"],
+                           tmp_path)
+    started = [coordinator, worker]
+    try:
+        wait_until(lambda: len(read_markers(markers)) >= 2, 120, "both slots making tiles")
+        submit = start_session([*arnisd, "submit", "--coordinator", url, "--osm-file",
+                                str(KOUVOLA_PBF), "--bbox", FAULT_JOB_BBOX, "--output", "second",
+                                "--wait", "--poll", "0.2"], env, logs["submit"], tmp_path)
+        status = start_session([*arnisd, "status", "--coordinator", url, "--watch",
+                                "--interval", "0.2"], env, logs["status"], tmp_path)
+        started += [submit, status]
+        wait_until(lambda: log_lines(logs["submit"]), 60, "the submitted job's id")
+        wait_until(lambda: len(log_lines(logs["status"])) > 8, 60, "a few status refreshes")
+        send(submit, signal.SIGINT, group=True)
+        assert_session_ends(submit, 130, logs["submit"])
+        send(status, signal.SIGTERM, group=True)
+        assert_session_ends(status, 143, logs["status"])
+        send(worker, signal.SIGINT, group=True)            # slots and all
+        assert_session_ends(worker, 0, logs["worker"])
+        send(coordinator, signal.SIGHUP, group=True)
+        assert_session_ends(coordinator, 0, logs["coordinator"])
+    finally:
+        for process in started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
