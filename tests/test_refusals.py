@@ -1,0 +1,79 @@
+"""Mistakes a user makes before anything happens, each met with one line (real processes):
+a bbox that no element of the given file reaches, a spawn point outside the bbox, and a worker
+pointed at an address where no coordinator answers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster_helpers import KOUVOLA_PBF, REPO_ROOT, free_port, log_lines, wait_until, write_worker_config
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def arnisd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run([sys.executable, "-m", "arnisd", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_bbox_the_file_does_not_reach_is_refused_unless_allowed(tmp_path):
+    output = tmp_path / "world"
+    far_away = "60.6,27.1,60.602,27.104"            # 10 km east of the extract
+    proc = arnisd("generate", "--osm-file", str(KOUVOLA_PBF), "--bbox", far_away,
+                  "--output", str(output), "--in-process", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error == (f"arnisd: error: no element of {KOUVOLA_PBF} lies in the bbox {far_away} "
+                     "(the file covers 60.52,26.93,60.54,26.97); give --allow-empty to make a "
+                     "world of bare ground anyway"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not output.exists() and list(tmp_path.iterdir()) == []    # nothing written
+    proc = arnisd("generate", "--osm-file", str(KOUVOLA_PBF), "--bbox", far_away,
+                  "--output", str(output), "--in-process", "--allow-empty", "--quiet",
+                  cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (output / "level.dat").is_file() and list((output / "region").glob("r.*.mca"))
+
+
+def test_a_spawn_point_outside_the_bbox_is_refused(tmp_path):
+    proc = arnisd("generate", "--osm-file", str(KOUVOLA_PBF), "--bbox", "60.525,26.94,60.535,26.955",
+                  "--spawn-lat", "60.54", "--spawn-lng", "26.95", "--output",
+                  str(tmp_path / "world"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "arnisd: error: --spawn-lat/--spawn-lng 60.54,26.95 is outside the bbox "
+        "60.525,26.94,60.535,26.955"], proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_worker_that_never_reaches_its_coordinator_says_so_every_10_s(tmp_path):
+    port = free_port()                          # nothing listens there
+    config = write_worker_config(tmp_path / "worker.toml", port, "lonely")
+    log = tmp_path / "worker.log"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    with open(log, "wb") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "arnisd", "run", "--config", str(config)],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    expected = re.compile(rf"no answer from tcp://127\.0\.0\.1:{port} after (\d+) s: is the "
+                          r"coordinator running, is the port open\?")
+    try:
+        started = time.monotonic()
+        notes = lambda: [m for line in log_lines(log) if (m := expected.search(line))]
+        wait_until(lambda: len(notes()) >= 2, 40, "two 'no answer' lines")
+        elapsed_s = time.monotonic() - started
+        seconds = [int(m.group(1)) for m in notes()]
+        assert seconds[:2] == [10, 20], log.read_text()
+        assert 19 <= elapsed_s <= 30
+    finally:
+        worker.terminate()
+        assert worker.wait(15) == 0
+    assert "Traceback" not in log.read_text()
