@@ -50,7 +50,7 @@ class CoordinatorConfig:
     source: Path | None = None                    # the file these came from
     bind_host: str = "0.0.0.0"                    # ZeroMQ ROUTER bind address
     port: int = DEFAULT_PORT                      # ZeroMQ port (0: a free port)
-    http_host: str = "127.0.0.1"                  # HTTP status shim bind address
+    http_host: str = "127.0.0.1"                  # HTTP API bind address
     http_port: int = DEFAULT_HTTP_PORT            # HTTP port (0: a free port)
     state_dir: Path = DEFAULT_STATE_DIR           # journal and staged chunks
     output_root: Path = DEFAULT_STATE_DIR / "worlds"   # submitted jobs write <output_root>/<output>
@@ -74,7 +74,7 @@ class CoordinatorConfig:
 
     @property
     def status_url(self) -> str:
-        """Where `arnisd status` on this machine finds the HTTP shim."""
+        """Where `arnisd status` on this machine finds the HTTP API."""
         return f"http://{_connect_host(self.http_host)}:{self.http_port}"
 
 
@@ -84,7 +84,7 @@ class WorkerConfig:
 
     source: Path | None = None
     coordinator: str = f"tcp://127.0.0.1:{DEFAULT_PORT}"   # the coordinator's ZeroMQ endpoint
-    coordinator_http: str | None = None          # its status shim, for `arnisd status` here
+    coordinator_http: str | None = None          # its HTTP API, for `arnisd status` here
     worker_id: str = field(default_factory=lambda: platform.node() or "worker")
     slots: int = field(default_factory=lambda: os.cpu_count() or 1)
     scratch_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "arnisd-worker")

@@ -1,4 +1,4 @@
-"""A fake ``StatusProvider`` with a known tile mix, for the HTTP shim, CLI and page tests.
+"""A fake ``StatusProvider`` with a known tile mix, for the HTTP API, CLI and page tests.
 
 It keeps jobs in memory; ``submit`` validates with the real ``JobRequest`` so a bad job is a
 ``ValueError`` as from the coordinator.

@@ -128,7 +128,7 @@ def test_jobs_run_one_after_another_and_equal_the_reference(tmp_path, reference)
     with Running(config) as running:
         service = running.service
         assert service.ready()
-        url = service.shim.url
+        url = service.http_api.url
         first = service.submit(job("first", tile_size_deg=0.004))
         second = service.submit(job("second", tile_size_deg=0.0071))
         assert service.job(second)["state"] == "queued"

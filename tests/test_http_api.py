@@ -1,4 +1,4 @@
-"""The HTTP shim on a real server on 127.0.0.1, serving a fake provider with a known tile mix."""
+"""The HTTP API on a real server on 127.0.0.1, serving a fake provider with a known tile mix."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def provider():
 
 
 @pytest.fixture
-def shim(provider):
+def api(provider):
     server, port = start_http_api(provider, "127.0.0.1", 0)
     assert port == server.port and port > 0
     yield server
@@ -35,15 +35,15 @@ def shim(provider):
 
 
 @pytest.fixture
-def token_shim(provider):
+def token_api(provider):
     server, _ = start_http_api(provider, "127.0.0.1", 0, token=TOKEN)
     yield server
     server.close()
 
 
-def request(shim, method: str, path: str, body=None, headers=None):
+def request(api, method: str, path: str, body=None, headers=None):
     """(status, headers, body bytes) of one request."""
-    conn = http.client.HTTPConnection("127.0.0.1", shim.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
     try:
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         hdrs = dict(headers or {})
@@ -56,8 +56,8 @@ def request(shim, method: str, path: str, body=None, headers=None):
         conn.close()
 
 
-def get_json(shim, path: str):
-    status, headers, body = request(shim, "GET", path)
+def get_json(api, path: str):
+    status, headers, body = request(api, "GET", path)
     assert headers["Content-Type"].startswith("application/json"), headers
     return status, json.loads(body)
 
@@ -66,39 +66,39 @@ def test_fake_provider_satisfies_the_protocol(provider):
     assert isinstance(provider, StatusProvider)
 
 
-def test_status_has_exactly_the_documented_fields(shim):
-    status, doc = get_json(shim, "/coordinator/status")
+def test_status_has_exactly_the_documented_fields(api):
+    status, doc = get_json(api, "/coordinator/status")
     assert status == 200
     assert list(doc)[:6] == list(STATUS_FIELDS)
     assert (doc["total_chunks"], doc["completed"], doc["in_progress"], doc["pending"],
             doc["failed"]) == (12, 5, 2, 4, 1)
     assert doc["workers"] == {"active": 1, "idle": 1}
     assert len(doc["tiles"]) == 12
-    _, slim = get_json(shim, "/coordinator/status?tiles=0")
+    _, slim = get_json(api, "/coordinator/status?tiles=0")
     assert "tiles" not in slim and slim["total_chunks"] == 12
 
 
-def test_jobs_and_one_job(shim):
-    status, doc = get_json(shim, "/jobs")
+def test_jobs_and_one_job(api):
+    status, doc = get_json(api, "/jobs")
     assert status == 200 and [j["job_id"] for j in doc["jobs"]] == ["job-1"]
-    status, job = get_json(shim, "/jobs/job-1")
+    status, job = get_json(api, "/jobs/job-1")
     assert status == 200
     failed = [t for t in job["tiles"] if t["state"] == "failed"]
     assert len(failed) == 1 and "cannot be made" in failed[0]["error"]
-    status, doc = get_json(shim, "/jobs/nope")
+    status, doc = get_json(api, "/jobs/nope")
     assert status == 404 and "nope" in doc["error"]
 
 
-def test_health_endpoints(shim, provider):
-    assert get_json(shim, "/livez") == (200, {"live": True})
-    assert get_json(shim, "/readyz") == (200, {"ready": True})
+def test_health_endpoints(api, provider):
+    assert get_json(api, "/livez") == (200, {"live": True})
+    assert get_json(api, "/readyz") == (200, {"ready": True})
     provider.is_ready = False
-    assert get_json(shim, "/readyz") == (503, {"ready": False})
-    assert get_json(shim, "/livez")[0] == 200
+    assert get_json(api, "/readyz") == (503, {"ready": False})
+    assert get_json(api, "/livez")[0] == 200
 
 
-def test_metrics_parse_with_prometheus_client(shim):
-    status, headers, body = request(shim, "GET", "/metrics")
+def test_metrics_parse_with_prometheus_client(api):
+    status, headers, body = request(api, "GET", "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     assert all(name.startswith("arnisd_") for name in families)
@@ -128,83 +128,83 @@ def test_render_metrics_escapes_and_skips_bad_values():
     assert families["arnisd_e"].samples[0].value == float("inf")
 
 
-def test_page_is_served(shim):
-    status, headers, body = request(shim, "GET", "/")
+def test_page_is_served(api):
+    status, headers, body = request(api, "GET", "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b'id="grid"' in body and b"coordinator/status" in body
 
 
-def test_bad_paths_get_404_and_bad_methods_405(shim):
+def test_bad_paths_get_404_and_bad_methods_405(api):
     for path in ("/nope", "/coordinator", "/jobs/a/b/c", "/jobs/x/uncancel"):
-        assert request(shim, "GET", path)[0] == 404, path
-    status, headers, _ = request(shim, "POST", "/coordinator/status", body={})
+        assert request(api, "GET", path)[0] == 404, path
+    status, headers, _ = request(api, "POST", "/coordinator/status", body={})
     assert status == 405 and headers["Allow"] == "GET"
     for method, path in (("DELETE", "/jobs"), ("PUT", "/metrics"), ("GET", "/jobs/job-1/cancel"),
                          ("POST", "/jobs/job-1"), ("PATCH", "/")):
-        assert request(shim, method, path)[0] == 405, (method, path)
-    status, _, body = request(shim, "HEAD", "/livez")
+        assert request(api, method, path)[0] == 405, (method, path)
+    status, _, body = request(api, "HEAD", "/livez")
     assert status == 200 and body == b""
 
 
-def test_submit_and_cancel_without_token(shim, provider):
-    status, headers, body = request(shim, "POST", "/jobs",
+def test_submit_and_cancel_without_token(api, provider):
+    status, headers, body = request(api, "POST", "/jobs",
                                     body={"bbox": "60.52,26.93,60.54,26.97", "output": "w"})
     assert status == 201, body
     job_id = json.loads(body)["job_id"]
     assert headers["Location"] == f"/jobs/{job_id}"
     assert provider.submitted[0]["output"] == "w"
-    assert request(shim, "POST", f"/jobs/{job_id}/cancel")[0] == 200
+    assert request(api, "POST", f"/jobs/{job_id}/cancel")[0] == 200
     assert provider.cancelled == [job_id]
-    assert request(shim, "POST", f"/jobs/{job_id}/cancel")[0] == 409   # already over
-    assert request(shim, "POST", "/jobs/unknown/cancel")[0] == 404
+    assert request(api, "POST", f"/jobs/{job_id}/cancel")[0] == 409   # already over
+    assert request(api, "POST", "/jobs/unknown/cancel")[0] == 404
 
 
-def test_bad_submissions_get_400(shim, provider):
+def test_bad_submissions_get_400(api, provider):
     for body in ({"output": "w"}, {"bbox": "1,2,3", "output": "w"},
                  {"bbox": "60.52,26.93,60.54,26.97", "output": "../etc"},
                  {"bbox": "60.52,26.93,60.54,26.97", "output": "w", "colour": "red"},
                  [1, 2], b"not json"):
-        status, _, answer = request(shim, "POST", "/jobs", body=body)
+        status, _, answer = request(api, "POST", "/jobs", body=body)
         assert status == 400, (body, answer)
         assert json.loads(answer)["error"]
     assert provider.submitted == []
 
 
-def test_token_is_required_for_changes(token_shim, provider):
+def test_token_is_required_for_changes(token_api, provider):
     job = {"bbox": "60.52,26.93,60.54,26.97", "output": "w"}
-    status, headers, _ = request(token_shim, "POST", "/jobs", body=job)
+    status, headers, _ = request(token_api, "POST", "/jobs", body=job)
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
     for wrong in ("Bearer nope", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer"):
-        assert request(token_shim, "POST", "/jobs", body=job,
+        assert request(token_api, "POST", "/jobs", body=job,
                        headers={"Authorization": wrong})[0] == 401, wrong
-    assert request(token_shim, "POST", "/jobs/job-1/cancel")[0] == 401
+    assert request(token_api, "POST", "/jobs/job-1/cancel")[0] == 401
     assert provider.submitted == [] and provider.cancelled == []
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    assert request(token_shim, "POST", "/jobs", body=job, headers=auth)[0] == 201
-    assert request(token_shim, "POST", "/jobs/job-1/cancel", headers=auth)[0] == 200
+    assert request(token_api, "POST", "/jobs", body=job, headers=auth)[0] == 201
+    assert request(token_api, "POST", "/jobs/job-1/cancel", headers=auth)[0] == 200
     # reading stays open
-    assert request(token_shim, "GET", "/coordinator/status")[0] == 200
+    assert request(token_api, "GET", "/coordinator/status")[0] == 200
 
 
-def test_oversized_body_is_refused(shim):
-    with socket.create_connection(("127.0.0.1", shim.port), timeout=10) as sock:
+def test_oversized_body_is_refused(api):
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
         sock.sendall(b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 2097152\r\n\r\n{")
         answer = sock.makefile("rb").readline()
     assert answer.startswith(b"HTTP/1.1 413")
 
 
-def test_provider_errors_become_500_and_the_shim_survives(shim, provider):
+def test_provider_errors_become_500_and_the_server_survives(api, provider):
     provider.status = lambda: 1 / 0
-    status, doc = get_json(shim, "/coordinator/status")
+    status, doc = get_json(api, "/coordinator/status")
     assert status == 500 and "division" in doc["error"]
-    assert get_json(shim, "/livez")[0] == 200
+    assert get_json(api, "/livez")[0] == 200
 
 
-def test_non_finite_numbers_become_null(shim, provider):
+def test_non_finite_numbers_become_null(api, provider):
     original = provider.status
     provider.status = lambda: {**original(), "eta_s": float("inf")}
-    status, doc = get_json(shim, "/coordinator/status")
+    status, doc = get_json(api, "/coordinator/status")
     assert status == 200 and doc["eta_s"] is None
 
 

@@ -2,7 +2,7 @@
 
 A worker without the token, or with a wrong one, gets no lease and cannot write results — not
 even by claiming a registered worker's (public) worker id as its routing id; real workers with
-the token complete the job. Registrations beyond ``max_workers`` are refused. The HTTP shim
+the token complete the job. Registrations beyond ``max_workers`` are refused. The HTTP API
 binds 127.0.0.1 by default, needs the token for every POST, and refuses jobs over
 ``max_job_area_km2``.
 """
@@ -146,18 +146,18 @@ def test_max_workers(tmp_path):
         running.close()
 
 
-# --- the HTTP shim -----------------------------------------------------------------------------
+# --- the HTTP API -----------------------------------------------------------------------------
 
-def test_shim_binds_loopback_by_default():
+def test_api_binds_loopback_by_default():
     from arnisd.service.http_api import start_http_api
     from fake_status_provider import FakeProvider
     assert CoordinatorConfig().http_host == "127.0.0.1"
     assert load_config(ROOT / "config" / "coordinator.toml").http_host == "127.0.0.1"
-    shim, port = start_http_api(FakeProvider([]))
+    api, port = start_http_api(FakeProvider([]))
     try:
-        assert shim.host == "127.0.0.1" and port > 0
+        assert api.host == "127.0.0.1" and port > 0
     finally:
-        shim.close()
+        api.close()
 
 
 def _request(url, method="GET", body=None, token=None):
@@ -186,10 +186,10 @@ def test_service_needs_the_token_to_change_anything_and_limits_the_area(tmp_path
     thread.start()
     try:
         deadline = time.monotonic() + 10
-        while service.shim is None and time.monotonic() < deadline:
+        while service.http_api is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        url = service.shim.url
-        assert service.shim.host == "127.0.0.1"
+        url = service.http_api.url
+        assert service.http_api.host == "127.0.0.1"
         small = {"output": "small", "bbox": "60.530,26.950,60.532,26.954", "osm_file": str(osm)}
         big = {"output": "big", "bbox": "60.0,26.0,61.0,27.0", "osm_file": str(osm)}
         for token in (None, "wrong-token", TOKEN.upper()):
@@ -212,7 +212,7 @@ def test_service_needs_the_token_to_change_anything_and_limits_the_area(tmp_path
         thread.join(20)
 
 
-def test_shim_drops_silent_clients(monkeypatch):
+def test_api_drops_silent_clients(monkeypatch):
     """A client that connects and says nothing (or idles on keep-alive) is dropped after the
     handler's timeout, so idle connections cannot pile up threads; others are served meanwhile."""
     import socket
@@ -221,7 +221,7 @@ def test_shim_drops_silent_clients(monkeypatch):
     from fake_status_provider import FakeProvider
     assert http_api._Handler.timeout == 30
     monkeypatch.setattr(http_api._Handler, "timeout", 0.5)
-    shim, port = http_api.start_http_api(FakeProvider([]))
+    api, port = http_api.start_http_api(FakeProvider([]))
     silent = []
     try:
         for _ in range(20):
@@ -230,10 +230,10 @@ def test_shim_drops_silent_clients(monkeypatch):
         assert _request(f"http://127.0.0.1:{port}/livez")[0] == 200
         started = time.monotonic()
         for conn in silent:
-            while conn.recv(4096):                 # closed by the shim: recv gives b""
+            while conn.recv(4096):                 # closed by the api: recv gives b""
                 pass
         assert time.monotonic() - started < 4.0
     finally:
         for conn in silent:
             conn.close()
-        shim.close()
+        api.close()

@@ -1,4 +1,4 @@
-"""`arnisd status`, `submit` and `cancel` as real processes against a real shim on 127.0.0.1."""
+"""`arnisd status`, `submit` and `cancel` as real processes against a real api on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def test_submit_wait_follows_the_job(url, provider):
     assert proc.stdout == "job-2\n" and "job job-2 done" in proc.stderr
 
 
-def test_a_page_that_is_not_the_shim_is_named(tmp_path):
+def test_a_page_that_is_not_the_api_is_named(tmp_path):
     """An HTTP server that is not arnisd (e.g. the wrong port) gets a clear line."""
     import http.server
     handler = http.server.SimpleHTTPRequestHandler

@@ -1,6 +1,6 @@
-"""The live status page rendered by headless Chromium against a real shim on 127.0.0.1.
+"""The live status page rendered by headless Chromium against a real api on 127.0.0.1.
 
-The shim serves a fake provider with a known tile mix; the test reads the DOM Chromium
+The api serves a fake provider with a known tile mix; the test reads the DOM Chromium
 rendered after its scripts ran (``--dump-dom`` after a virtual time budget) and counts the grid's
 tiles per state. Skipped, with the reason printed, where Chromium is not installed.
 """

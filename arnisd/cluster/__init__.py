@@ -1,1 +1,1 @@
-"""The cluster: protocol, coordinator, worker, merger, journal, HTTP shim."""
+"""The cluster: protocol, coordinator, worker, merger, journal, HTTP API."""

@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--halo", type=int, default=DEFAULT_HALO_BLOCKS, metavar="BLOCKS",
                    help=f"data margin around each tile (default {DEFAULT_HALO_BLOCKS})")
     p.add_argument("--http-port", type=int, default=0,
-                   help="status shim port on 127.0.0.1 for the local cluster (default: a free port)")
+                   help="HTTP API port on 127.0.0.1 for the local cluster (default: a free port)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--preview", action="store_true",
                    help="also write a top-down map of the world beside it (OUTPUT.png)")

@@ -1,7 +1,7 @@
 """`arnisd run --config FILE.toml`: run a daemon in the role its config file names.
 
 The file is read by ``arnisd.config``. A coordinator is a ``CoordinatorService``: it binds its
-ROUTER once, serves the HTTP status shim, queues the config's ``[job]`` (if the journal does not
+ROUTER once, serves the HTTP API, queues the config's ``[job]`` (if the journal does not
 have it already) and any job an earlier run left unfinished, and runs jobs sent with
 `arnisd submit` one after another while workers stay connected, until SIGTERM or SIGINT (a job
 in progress keeps what it received and resumes at the next start). With ``--exit-when-done`` it

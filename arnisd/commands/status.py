@@ -1,4 +1,4 @@
-"""`arnisd status`: what a running coordinator is doing, from its HTTP shim.
+"""`arnisd status`: what a running coordinator is doing, from its HTTP API.
 
 A human summary by default (job, progress bar, tiles by state, workers with their load,
 throughput and ETA); ``--json`` prints the raw status document; ``--watch`` refreshes. An

@@ -1,6 +1,6 @@
 """`arnisd submit`: queue a job on a running coordinator and print its id.
 
-The job goes to the coordinator's HTTP shim (``POST /jobs``, with the token when one is
+The job goes to the coordinator's HTTP API (``POST /jobs``, with the token when one is
 configured); the coordinator queues it behind the jobs before it, while workers stay connected.
 ``--wait`` follows the job to its end and exits non-zero if it failed or was cancelled.
 """

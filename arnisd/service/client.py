@@ -1,4 +1,4 @@
-"""Talking to a running coordinator's HTTP shim: where it is, and one-line errors when it is not.
+"""Talking to a running coordinator's HTTP API: where it is, and one-line errors when it is not.
 
 Used by `arnisd status`, `arnisd submit` and `arnisd cancel`. The coordinator's URL comes from,
 in order: ``--coordinator``, ``$ARNISD_COORDINATOR``, ``--config FILE`` (or ``$ARNISD_CONFIG``),
@@ -24,7 +24,7 @@ SYSTEM_CONFIGS = (Path("/etc/arnisd/coordinator.toml"), Path("/etc/arnisd/worker
 
 
 class CoordinatorUnreachable(UserError):
-    """No answer from the coordinator's HTTP shim."""
+    """No answer from the coordinator's HTTP API."""
 
     exit_code = 3
 
@@ -40,7 +40,7 @@ class CoordinatorRefused(UserError):
 def add_connection_arguments(parser, *, token: bool) -> None:
     """``--coordinator``, ``--config``, ``--timeout`` and (for changes) ``--token``."""
     parser.add_argument("--coordinator", metavar="URL",
-                        help=f"the coordinator's HTTP shim (default: from the config, else {DEFAULT_URL})")
+                        help=f"the coordinator's HTTP API (default: from the config, else {DEFAULT_URL})")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="this machine's arnisd TOML file to take the URL and token from")
     if token:
@@ -92,13 +92,13 @@ def normalise_url(text: str) -> str:
     if "://" not in text:
         text = "http://" + text
     if not text.startswith(("http://", "https://")):
-        raise UserError(f"--coordinator {text!r} must be an http:// URL (the HTTP shim, not the "
+        raise UserError(f"--coordinator {text!r} must be an http:// URL (the HTTP API, not the "
                         "ZeroMQ endpoint)")
     return text
 
 
 class ShimClient:
-    """JSON requests to the shim; every failure is a one-line ``UserError``."""
+    """JSON requests to the HTTP API; every failure is a one-line ``UserError``."""
 
     def __init__(self, target: Target, timeout_s: float = 10.0) -> None:
         self.target = target

@@ -1,4 +1,4 @@
-"""A long-running coordinator: jobs queue and run one after another; the HTTP shim's provider.
+"""A long-running coordinator: jobs queue and run one after another; the HTTP API's provider.
 
 ``CoordinatorService(config)`` keeps a queue of submitted jobs (``submit`` from ``POST /jobs``,
 plus the config's ``[job]`` at start) and runs them one at a time on one ``Coordinator``: the
@@ -78,7 +78,7 @@ class CoordinatorService:
         self._started = time.monotonic()
         self._loop_at = time.monotonic()
         self.coordinator = None
-        self.shim = None
+        self.http_api = None
         self.counters = {"tiles_completed_total": 0, "tiles_failed_total": 0,
                          "chunks_merged_total": 0, "tile_leases_total": 0,
                          "jobs_submitted_total": 0, "jobs_completed_total": 0,
@@ -297,14 +297,14 @@ class CoordinatorService:
         return time.monotonic() - loop_at < WATCHDOG_STALL_S
 
     def serve(self, ready: Callable[[str], None] | None = None, exit_when_idle: bool = False) -> int:
-        """Serve the shim and run jobs until ``stop()``; ``exit_when_idle`` returns once the
+        """Serve the HTTP API and run jobs until ``stop()``; ``exit_when_idle`` returns once the
         queue is empty (1 if a job run here failed). The config's ``[job]`` is queued first
         unless the journal already has it."""
         from arnisd.service.http_api import start_http_api
         self._queue_config_job()
         self.coordinator = self._bind_coordinator()
         try:
-            self.shim, _ = start_http_api(self, self.config.http_host, self.config.http_port,
+            self.http_api, _ = start_http_api(self, self.config.http_host, self.config.http_port,
                                            token=self.config.token)
         except BaseException:
             self.coordinator.close()
@@ -312,11 +312,11 @@ class CoordinatorService:
         self._serving = True
         try:
             log.info("coordinator serving: workers on %s, status on %s",
-                     self.coordinator.endpoint, self.shim.url,
-                     extra={"endpoint": self.coordinator.endpoint, "status_url": self.shim.url,
+                     self.coordinator.endpoint, self.http_api.url,
+                     extra={"endpoint": self.coordinator.endpoint, "status_url": self.http_api.url,
                             "session": self.coordinator.session})
             if ready is not None:
-                ready(f"coordinator: workers on port {self.config.port}, status on {self.shim.url}")
+                ready(f"coordinator: workers on port {self.config.port}, status on {self.http_api.url}")
             while not self._stop.is_set():
                 self._loop_at = time.monotonic()
                 with self._lock:
@@ -330,7 +330,7 @@ class CoordinatorService:
                 self.coordinator.idle(0.5, until=self._wake.is_set)
         finally:
             self._serving = False
-            self.shim.close()
+            self.http_api.close()
             self.coordinator.close()
             self.close()
         with self._lock:

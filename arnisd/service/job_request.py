@@ -3,7 +3,7 @@
 The request is the small, JSON-safe description a submitter sends; the coordinator turns it
 into a ``JobSpec`` with its own defaults (output root, tile size, halo, data source settings).
 Every problem is a ``JobRequestError`` (a ``ValueError``) that names the field, so the HTTP
-shim can answer 400 and a config loader can name the key.
+HTTP API can answer 400 and a config loader can name the key.
 
 The JSON document (all but ``output`` optional; ``bbox`` may be omitted with ``osm_file``)::
 

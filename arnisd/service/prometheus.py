@@ -41,7 +41,7 @@ METRIC_HELP = {
 
 
 def metrics_from_status(status: dict) -> dict:
-    """Gauges every shim can show from the status document alone."""
+    """Gauges every provider can show from the status document alone."""
     workers = status.get("workers") or {}
     return {
         "job_tiles": [({"state": "pending"}, status.get("pending", 0)),
