@@ -94,7 +94,7 @@ def write_coordinator_config(path: Path, port: int, bbox: str, osm_file: Path, o
                              chunk_size: float, heartbeat_interval_s: float = 1.0,
                              liveness: int = 3, http_port: int = 0, bind_host: str = "127.0.0.1",
                              extra: str = "") -> Path:
-    """An ``arnisd.config`` coordinator file with a [job] writing to ``output`` (``extra``:
+    """An ``arnisd.service.config`` coordinator file with a [job] writing to ``output`` (``extra``:
     more top-level TOML lines)."""
     path.write_text(
         'role = "coordinator"\n'

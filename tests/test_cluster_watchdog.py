@@ -7,7 +7,7 @@ import threading
 import time
 
 from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings
-from arnisd.config import CoordinatorConfig
+from arnisd.service.config import CoordinatorConfig
 from arnisd.service.coordinator_service import CoordinatorService
 from cluster_helpers import free_port
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from arnisd.config import ConfigError, CoordinatorConfig, WorkerConfig, load_config
+from arnisd.service.config import ConfigError, CoordinatorConfig, WorkerConfig, load_config
 from arnisd.errors import UserError
 from arnisd.service.job_request import JobRequest, JobRequestError
 

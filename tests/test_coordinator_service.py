@@ -16,7 +16,7 @@ from arnisd.service.http_api import StatusProvider
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.worker_process import run_worker_process
 from arnisd.cluster.worker_settings import WorkerSettings
-from arnisd.config import CoordinatorConfig
+from arnisd.service.config import CoordinatorConfig
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
 from arnisd.osm.reader import read_osm_file

@@ -43,8 +43,8 @@ def missing_pieces() -> list[str]:
     except FileNotFoundError:
         return ["arnisd/commands/run.py"]
     missing = []
-    if "arnisd.config" not in source and "load_config" not in source:
-        missing.append("`arnisd run` reading config/coordinator.toml with arnisd.config.load_config")
+    if "arnisd.service.config" not in source and "load_config" not in source:
+        missing.append("`arnisd run` reading config/coordinator.toml with arnisd.service.config.load_config")
     if "CoordinatorService" not in source:
         missing.append("`arnisd run` serving submitted jobs (CoordinatorService(config).serve() "
                        "from arnisd.service.coordinator_service)")

@@ -17,7 +17,7 @@ import zmq
 import zmq.auth
 
 from arnisd.cluster import security
-from arnisd.config import ConfigError, load_config
+from arnisd.service.config import ConfigError, load_config
 from security_helpers import (HANDSHAKE_FAILED, HandshakeWatch, RunningCoordinator, dealer,
                               recv_message, register_frame, start_workers, stop_workers)
 

@@ -21,7 +21,7 @@ import pytest
 
 from arnisd.cluster import protocol, security
 from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
-from arnisd.config import CoordinatorConfig, config_from_dict, load_config
+from arnisd.service.config import CoordinatorConfig, config_from_dict, load_config
 from arnisd.geo.projection import BlockRect
 from security_helpers import (RunningCoordinator, dealer, recv_message, register_frame,
                               start_workers, stop_workers)

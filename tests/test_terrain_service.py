@@ -13,7 +13,7 @@ import pytest
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.worker_process import run_worker_process
 from arnisd.cluster.worker_settings import WorkerSettings
-from arnisd.config import CoordinatorConfig
+from arnisd.service.config import CoordinatorConfig
 from arnisd.job import JobSpec
 from arnisd.osm.reader import read_osm_file
 from arnisd.service.coordinator_service import CoordinatorService

@@ -435,7 +435,7 @@ def client_keys(secret_key_file: Path | None, server_public_key) -> CurveClientK
 
 
 def coordinator_curve(config) -> CurveServerKeys | None:
-    """``CurveServerKeys`` from an ``arnisd.config.CoordinatorConfig`` (None: CURVE is off)."""
+    """``CurveServerKeys`` from an ``arnisd.service.config.CoordinatorConfig`` (None: CURVE is off)."""
     secret_file = getattr(config, "curve_secret_key_file", None)
     if secret_file is None:
         return None
@@ -444,7 +444,7 @@ def coordinator_curve(config) -> CurveServerKeys | None:
 
 
 def worker_curve(config) -> CurveClientKeys | None:
-    """``CurveClientKeys`` from an ``arnisd.config.WorkerConfig`` (None: CURVE is off)."""
+    """``CurveClientKeys`` from an ``arnisd.service.config.WorkerConfig`` (None: CURVE is off)."""
     secret_file = getattr(config, "curve_secret_key_file", None)
     if secret_file is None:
         return None

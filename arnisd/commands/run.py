@@ -1,6 +1,6 @@
 """`arnisd run --config FILE.toml`: run a daemon in the role its config file names.
 
-The file is read by ``arnisd.config``. A coordinator is a ``CoordinatorService``: it binds its
+The file is read by ``arnisd.service.config``. A coordinator is a ``CoordinatorService``: it binds its
 ROUTER once, serves the HTTP API, queues the config's ``[job]`` (if the journal does not
 have it already) and any job an earlier run left unfinished, and runs jobs sent with
 `arnisd submit` one after another while workers stay connected, until SIGTERM or SIGINT (a job
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from arnisd.config import CoordinatorConfig, load_config
+    from arnisd.service.config import CoordinatorConfig, load_config
     from arnisd.logs import configure_daemon_logging
     config = load_config(args.config)
     configure_daemon_logging(config.log_format, config.log_level)

@@ -60,7 +60,7 @@ class Target:
 
 def resolve_target(args) -> Target:
     """The coordinator URL and token for parsed arguments (see the module docstring)."""
-    from arnisd.config import load_config
+    from arnisd.service.config import load_config
 
     config = None
     url = getattr(args, "coordinator", None) or os.environ.get("ARNISD_COORDINATOR")

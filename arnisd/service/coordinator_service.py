@@ -50,7 +50,7 @@ WATCHDOG_STALL_S = 30.0
 
 
 def coordinator_settings(config):
-    """The cluster's ``CoordinatorSettings`` from an ``arnisd.config.CoordinatorConfig``."""
+    """The cluster's ``CoordinatorSettings`` from an ``arnisd.service.config.CoordinatorConfig``."""
     from arnisd.cluster import security
     from arnisd.cluster.coordinator import CoordinatorSettings
     return CoordinatorSettings(
