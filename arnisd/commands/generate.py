@@ -29,30 +29,37 @@ DEFAULT_MAX_AREA_KM2 = 100.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--osm-file", type=Path, help="local OSM data: .osm.pbf, .osm, .osm.bz2 or Overpass .json")
-    p.add_argument("--bbox", help="MIN_LAT,MIN_LNG,MAX_LAT,MAX_LNG (default with --osm-file: the file's bounds)")
-    p.add_argument("--output", type=Path, required=True, help="world folder to create")
+    p.add_argument("--osm-file", type=Path, metavar="FILE",
+                   help="local OSM data: .osm.pbf, .osm, .osm.bz2 or Overpass .json")
+    p.add_argument("--bbox", metavar="BBOX",
+                   help="MIN_LAT,MIN_LNG,MAX_LAT,MAX_LNG (default with --osm-file: the file's bounds)")
+    p.add_argument("--output", type=Path, required=True, metavar="DIR",
+                   help="world folder to create")
     p.add_argument("--force", action="store_true", help="replace an existing non-empty output")
-    p.add_argument("--scale", type=float, default=1.0, help="blocks per metre (default 1.0)")
-    p.add_argument("--ground-level", type=int, default=DEFAULT_GROUND_LEVEL,
+    p.add_argument("--scale", type=float, default=1.0, metavar="S",
+                   help="blocks per metre (default 1.0)")
+    p.add_argument("--ground-level", type=int, default=DEFAULT_GROUND_LEVEL, metavar="Y",
                    help=f"y of the ground surface (default {DEFAULT_GROUND_LEVEL})")
     p.add_argument("--interior", action="store_true", help="furnish building interiors")
-    p.add_argument("--spawn-lat", type=float, help="spawn latitude (default: bbox centre)")
-    p.add_argument("--spawn-lng", type=float, help="spawn longitude (default: bbox centre)")
-    p.add_argument("--level-name", default=None, help="the world's name in the game")
+    p.add_argument("--spawn-lat", type=float, metavar="LAT",
+                   help="spawn latitude, inside the bbox (default: bbox centre)")
+    p.add_argument("--spawn-lng", type=float, metavar="LNG",
+                   help="spawn longitude, inside the bbox (default: bbox centre)")
+    p.add_argument("--level-name", default=None, metavar="NAME",
+                   help="the world's name in the game (default: the output folder's name)")
     p.add_argument("--overpass-url", action="append", dest="overpass_urls", metavar="URL",
                    help="Overpass endpoint, repeatable, tried in order (default: public endpoints)")
-    p.add_argument("--cache-dir", type=Path, default=None,
+    p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help="Overpass answer cache (default: ~/.cache/arnisd/overpass)")
     p.add_argument("--overpass-timeout", type=float, default=180.0, metavar="SECONDS",
                    help="timeout of one Overpass request (default 180)")
-    p.add_argument("--overpass-retries", type=int, default=4,
+    p.add_argument("--overpass-retries", type=int, default=4, metavar="N",
                    help="Overpass attempts per endpoint after the first (default 4)")
     p.add_argument("--overpass-backoff", type=float, default=1.0, metavar="SECONDS",
                    help="first retry delay, doubled each time (default 1)")
-    p.add_argument("--max-area-km2", type=float, default=DEFAULT_MAX_AREA_KM2,
+    p.add_argument("--max-area-km2", type=float, default=DEFAULT_MAX_AREA_KM2, metavar="KM2",
                    help=f"refuse bboxes larger than this (default {DEFAULT_MAX_AREA_KM2:g})")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local worker processes (default: one per CPU core)")
     p.add_argument("--in-process", action="store_true",
                    help="generate in this process, without the cluster (the reference path)")
@@ -60,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"tile size in degrees for the cluster (default {DEFAULT_TILE_SIZE_DEG})")
     p.add_argument("--halo", type=int, default=DEFAULT_HALO_BLOCKS, metavar="BLOCKS",
                    help=f"data margin around each tile (default {DEFAULT_HALO_BLOCKS})")
-    p.add_argument("--http-port", type=int, default=0,
+    p.add_argument("--http-port", type=int, default=0, metavar="PORT",
                    help="HTTP API port on 127.0.0.1 for the local cluster (default: a free port)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--preview", action="store_true",
