@@ -18,7 +18,7 @@ LAYERS = [
     {"world", "job", "preview"},
     {"cluster"},
     {"service"},
-    {"cli", "commands", "__main__"},
+    {"cli", "cli_reference", "commands", "__main__"},
 ]
 
 
