@@ -235,4 +235,4 @@ def test_local_cluster_default_equals_in_process(world, tmp_path):
     assert [p.name for p in regions] == sorted(p.name for p in (out / "region").glob("r.*.mca"))
     for path in regions:
         assert read_region(path) == read_region(out / "region" / path.name), path.name
-    assert sorted(p.name for p in out.iterdir()) == ["level.dat", "region"]
+    assert sorted(p.name for p in out.iterdir()) == ["arnisd-manifest.json", "level.dat", "region"]

@@ -19,8 +19,8 @@ import pytest
 
 from arnisd import cli
 from arnisd.anvil import region
-from arnisd.anvil.manifest import Manifest, write_manifest
 from arnisd.anvil.world_check import NotAWorldError, validate_world
+from arnisd.cluster.job_setup import write_built_world_manifest
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
 from arnisd.osm.reader import read_osm_file
@@ -33,13 +33,12 @@ SUB = "60.525,26.94,60.535,26.955"
 
 @pytest.fixture(scope="module")
 def good_world(tmp_path_factory) -> Path:
-    """A world of the real extract (every family), with a manifest giving its area."""
+    """A world of the real extract (every family), with its manifest."""
     out = tmp_path_factory.mktemp("good") / "world"
-    job = JobSpec(bbox=BBox.parse(SUB), output=out)
-    build_world_in_process(job, read_osm_file(REPO / "data" / "kouvola.osm.pbf").elements, out)
-    rect = job.projection.world_chunk_rect()
-    write_manifest(out, Manifest({"data_version": 4189}, {}, {},
-                                 (rect.x0 >> 4, rect.z0 >> 4, rect.x1 >> 4, rect.z1 >> 4), ()))
+    job = JobSpec(bbox=BBox.parse(SUB), output=out, tile_size_deg=0.004)
+    elements = read_osm_file(REPO / "data" / "kouvola.osm.pbf").elements
+    build_world_in_process(job, elements, out)
+    write_built_world_manifest(job, out, elements)
     return out
 
 

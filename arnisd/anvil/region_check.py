@@ -4,8 +4,8 @@
 (and the chunk x/z): a file that is not whole 4 KiB sectors or is shorter than its 8 KiB
 header, chunk locations outside the file or sharing a sector, chunk lengths that overrun their
 sectors, compression other than zlib, a missing ``.mcc`` file for an oversized chunk, and
-whatever ``chunk_check`` finds in each chunk. It also returns the Adler-32 of every chunk that
-inflated, for the content digests a manifest records.
+whatever ``chunk_check`` finds in each chunk. It also returns the Adler-32 of every good chunk,
+for the content digests a manifest records.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class RegionReport:
     name: str
     problems: list[str] = field(default_factory=list)
     present: list[tuple[int, int]] = field(default_factory=list)        # slots in use
-    adlers: dict[tuple[int, int], bytes] = field(default_factory=dict)   # chunks that inflate
+    adlers: dict[tuple[int, int], bytes] = field(default_factory=dict)   # good chunks only
 
     @property
     def chunks(self) -> int:
@@ -89,7 +89,7 @@ def check_region(path: Path, data_version: int = DATA_VERSION) -> RegionReport:
         problems = check_chunk(payload, cx, cz, data_version)
         if problems:
             report.problems.extend(f"{where}: {problem}" for problem in problems)
-        if not problems or not problems[0].startswith(("zlib", "NBT")):
+        else:
             report.adlers[(cx, cz)] = payload[-4:]
     return report
 

@@ -13,7 +13,7 @@ merges alike. In three explicit steps::
                         config=..., restored=restored)
 
 What is written after the regions is the ``finalize`` callable (``level_dat_writer`` unless the
-caller composes another, e.g. one that also writes a manifest).
+caller gives another), then the world's manifest (``world_manifest``), always.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from arnisd.cluster.extracts import extract_source_for_job
 from arnisd.cluster.journal import Journal, job_fingerprint
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.tiling import Tile, make_tiles
+from arnisd.cluster.world_manifest import (RecordingExtracts, content_digests_on_disk,
+                                           with_manifest, write_job_manifest)
 from arnisd.job import JobSpec
 
 Finalize = Callable[[Path], None]
@@ -93,13 +95,26 @@ def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal, s
     """Journal the plan's tiles and assemble the run. ``restored`` (from ``journaled_tiles``)
     resumes; None starts afresh, dropping tile rows an earlier run of ``job_id`` left (the
     caller clears that run's ``state_dir`` and ``world_dir``). ``source`` cuts each tile's
-    extract; ``finalize`` defaults to ``level_dat_writer(spec)``; ``on_progress`` is called
-    with the chunks merged so far."""
+    extract; ``finalize`` defaults to ``level_dat_writer(spec)``, and the manifest is written
+    after it; ``on_progress`` is called with the chunks merged so far."""
     if restored is None:
         journal.reset_tiles(job_id)
     journal.update_job(job_id, fingerprint=plan.fingerprint)
     journal.init_tiles(job_id, plan.tile_ids)
     merger = Merger(plan.tiles, state_dir, world_dir, fsync=config.fsync)
-    return JobRun(job_id, plan.tiles, plan.info, spec.settings, merger, source, config,
-                  finalize=finalize or level_dat_writer(spec), on_progress=on_progress,
-                  restored=restored)
+    extracts = RecordingExtracts(source)         # the manifest's tile input digests
+    return JobRun(job_id, plan.tiles, plan.info, spec.settings, merger, extracts, config,
+                  finalize=with_manifest(finalize or level_dat_writer(spec), spec, plan.tiles,
+                                         merger.committed, extracts),
+                  on_progress=on_progress, restored=restored)
+
+
+def write_built_world_manifest(spec: JobSpec, world_dir: Path, elements: Sequence,
+                               terrain=None) -> Path:
+    """The manifest of a world made without the cluster (``generate --in-process``): the tiles
+    and extract digests a cluster run of ``spec`` would record, the content digests read back
+    from the world's region files."""
+    plan = plan_job(spec)
+    extracts = RecordingExtracts(job_extract_source(spec, elements, terrain))
+    return write_job_manifest(world_dir, spec, plan.tiles,
+                              content_digests_on_disk(world_dir, plan.tiles), extracts)

@@ -121,3 +121,13 @@ def write_job_manifest(world_dir: Path, job: JobSpec, tiles: Sequence[Tile],
                        content_digests: Mapping[str, bytes], extracts: RecordingExtracts) -> Path:
     """Write the job's manifest into ``world_dir`` (atomically); return its path."""
     return write_manifest(world_dir, job_manifest(job, tiles, content_digests, extracts.digest_of))
+
+
+def with_manifest(finalize, job: JobSpec, tiles: Sequence[Tile],
+                  content_digests: Mapping[str, bytes], extracts: RecordingExtracts):
+    """``finalize(world_dir)``, then the manifest (``content_digests``: the merger's, filled
+    in as tiles are committed)."""
+    def finalize_with_manifest(world_dir: Path) -> None:
+        finalize(world_dir)
+        write_job_manifest(world_dir, job, tiles, content_digests, extracts)
+    return finalize_with_manifest

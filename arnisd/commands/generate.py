@@ -216,8 +216,11 @@ def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress,
               terrain=None) -> int:
     """Run the job on the local cluster (default) or in this process; return chunks written."""
     if args.in_process:
+        from arnisd.cluster.job_setup import write_built_world_manifest
         from arnisd.world.build import build_world_in_process
-        return build_world_in_process(job, elements, staged, progress, terrain)
+        chunks = build_world_in_process(job, elements, staged, progress, terrain)
+        write_built_world_manifest(job, staged, elements, terrain)
+        return chunks
     from arnisd.cluster.local import run_local_cluster
     workers = args.workers or os.cpu_count() or 1
     progress.note(f"local cluster: {workers} worker process(es), tiles of {job.tile_size_deg:g}°")
