@@ -324,8 +324,8 @@ def _tile_child(task: dict, queue) -> None:
 def part_memory(scaling: PartResult | None) -> PartResult:
     """Peak RSS of a slot process computing the densest 0.01° tile (as a worker's slot does)."""
     from arnisd.cluster.extracts import FileExtracts
-    from arnisd.cluster.job_setup import job_info
     from arnisd.cluster.tiling import make_tiles
+    from arnisd.cluster.wire_names import work_unit
     from arnisd.geo.bbox import BBox
     from arnisd.job import JobSpec
     from arnisd.osm.reader import read_osm_file
@@ -334,10 +334,10 @@ def part_memory(scaling: PartResult | None) -> PartResult:
     job = JobSpec(bbox=BBox.parse(KOUVOLA), output=Path("unused"))
     source = FileExtracts(read_osm_file(PBF).elements, job.projection)
     tiles = make_tiles(job.bbox, job.settings, 0.01)
-    extracts = {t.tile_id: source(t) for t in tiles}
+    extracts = {t.tile_id: source(t).elements for t in tiles}
     densest = max(tiles, key=lambda t: (len(extracts[t.tile_id]), t.chunk_count()))
-    task = {"job": job_info(job), "unit": densest.work_unit(job.settings),
-            "extract": extracts[densest.tile_id]}
+    task = {"unit": work_unit(densest, job.settings, job.bbox),
+            "extract": extracts[densest.tile_id], "elevation": None}
     queue = SPAWN.Queue()
     process = SPAWN.Process(target=_tile_child, args=(task, queue))
     process.start()

@@ -64,10 +64,10 @@ class Recording:
         self.lock = threading.Lock()
 
     def __call__(self, tile):
-        data = self.inner(tile)
+        extract = self.inner(tile)
         with self.lock:
-            self.extracts.setdefault(tile.tile_id, []).append(len(unpack_elements(data)))
-        return data
+            self.extracts.setdefault(tile.tile_id, []).append(len(unpack_elements(extract.elements)))
+        return extract
 
 
 def test_a_tile_whose_fetch_keeps_failing_is_retried_then_failed(tmp_path, monkeypatch):

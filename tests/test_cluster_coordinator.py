@@ -120,7 +120,9 @@ def test_lease_deliver_commit_and_status(cluster, tmp_path):
         leases = [worker.expect("lease"), worker.expect("lease")]   # up to `slots` at once
         assert leases[0]["attempt"] != leases[1]["attempt"]         # fencing numbers, never reused
         assert leases[0]["unit"]["chunk_id"] == leases[0]["tile"]
-        assert set(leases[0]["unit"]["settings"]) == {"scale", "terrain", "interior", "ground_level"}
+        assert set(leases[0]["unit"]["settings"]) >= {"scale", "terrain", "interior", "ground_level"}
+        assert leases[0]["unit"]["job_bbox"] == BBox.parse(BBOX).as_dict()
+        assert "job" not in leases[0] and leases[0]["elevation"] is None     # one description
         status = coordinator.status_snapshot()
         assert status["in_progress"] == 2 and status["workers"] == {"active": 1, "idle": 0}
         done = 0

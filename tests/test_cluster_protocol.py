@@ -11,8 +11,14 @@ from arnisd.anvil import chunk_check
 from arnisd.cluster import protocol
 from arnisd.cluster.protocol import ProtocolError, decode_from_coordinator, decode_from_worker, make
 from arnisd.cluster.results import content_digest, group_into_frames
+from arnisd.cluster.tiling import make_tiles
+from arnisd.cluster.wire_names import work_unit
+from arnisd.geo.bbox import BBox
+from arnisd.world.settings import GenerationSettings
 
 DIGEST = bytes(32)
+UNIT = work_unit(make_tiles(BBox.parse("60.53,26.95,60.532,26.954"), GenerationSettings(), 0.001)[0],
+                 GenerationSettings(), BBox.parse("60.53,26.95,60.532,26.954"))
 
 
 def test_round_trips():
@@ -23,9 +29,43 @@ def test_round_trips():
     frame = make("chunks", tile="chunk_0_0", attempt=1, seq=0, rx=-1, rz=2,
                  records=[[-1, 64, data]])
     assert decode_from_worker(frame)["records"][0][2] == data
-    frame = make("lease", tile="chunk_0_0", attempt=2, unit={"chunk_id": "chunk_0_0"},
-                 job={"bbox": {}, "scale": 1.0}, extract=None, credit=8)
-    assert decode_from_coordinator(frame)["attempt"] == 2
+    frame = make("lease", tile="chunk_0_0", attempt=2, unit=UNIT, extract=None,
+                 elevation=[[15, 1, 2, b"png"]], credit=8)
+    lease = decode_from_coordinator(frame)
+    assert lease["attempt"] == 2 and lease["unit"] == UNIT and lease["elevation"][0][3] == b"png"
+
+
+def _lease(**over) -> bytes:
+    fields = {"tile": "chunk_0_0", "attempt": 2, "unit": UNIT, "extract": None, "elevation": None,
+              "credit": 8}
+    fields.update(over)
+    return make("lease", **fields)
+
+
+def _unit(**over) -> dict:
+    return {**UNIT, **over}
+
+
+@pytest.mark.parametrize("frame", [
+    _lease(unit={"chunk_id": "chunk_0_0"}),
+    _lease(unit=_unit(chunk_id="")),
+    _lease(unit=_unit(bbox={"min_lat": 1.0})),
+    _lease(unit=_unit(job_bbox=None)),
+    _lease(unit=_unit(settings={**UNIT["settings"], "scale": 0})),
+    _lease(unit=_unit(settings={**UNIT["settings"], "terrain": 1})),
+    _lease(unit=_unit(settings={k: v for k, v in UNIT["settings"].items() if k != "ground_level"})),
+    _lease(unit=_unit(settings={**UNIT["settings"], "terrain_params": [1]})),
+    _lease(unit=_unit(owned_blocks=[0, 0, 16])),
+    _lease(unit=_unit(owned_blocks=[16, 0, 0, 16])),
+    _lease(elevation=[[15, 1, 2]]),
+    _lease(elevation=[[15, -1, 2, b"png"]]),
+    _lease(elevation=[[15, 1, 2, "png"]]),
+    _lease(extract="not bytes"),
+    make("lease", tile="chunk_0_0", attempt=2, unit=UNIT, extract=None, credit=8),   # no elevation
+], ids=range(15))
+def test_bad_leases_refused(frame):
+    with pytest.raises(ProtocolError):
+        decode_from_coordinator(frame)
 
 
 @pytest.mark.parametrize("frame,why", [

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from arnisd.cluster.tiling import make_tiles, rect_to_degrees
+from arnisd.cluster.wire_names import WorkUnit, work_unit
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import LocalProjection
 from arnisd.world.settings import GenerationSettings
@@ -42,12 +43,16 @@ def _check_exact_cover(bbox: BBox, settings: GenerationSettings, size_deg: float
         # the tile's bbox lies inside the job's and is a valid box
         assert bbox.min_lat <= t.bbox.min_lat < t.bbox.max_lat <= bbox.max_lat
         assert bbox.min_lng <= t.bbox.min_lng < t.bbox.max_lng <= bbox.max_lng
-        unit = t.work_unit(settings)
+        unit = work_unit(t, settings, bbox)
         json.dumps(unit)
         assert unit["chunk_id"] == t.tile_id
         assert set(unit["bbox"]) == {"min_lat", "min_lng", "max_lat", "max_lng"}
         assert set(unit["settings"]) >= {"scale", "terrain", "interior", "ground_level"}
-        assert unit["halo_blocks"] == settings.halo_blocks
+        assert unit["settings"]["halo_blocks"] == settings.halo_blocks
+        # what a worker reads back: the tile, its settings and the job's one projection
+        read = WorkUnit.from_wire(unit)
+        assert (read.tile_id, read.owned, read.settings) == (t.tile_id, t.owned, settings)
+        assert read.projection.bbox == bbox and read.projection.scale == settings.scale
     return tiles
 
 

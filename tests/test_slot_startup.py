@@ -10,6 +10,8 @@ import zlib
 import pytest
 
 from arnisd.cluster.slots import SlotPool
+from arnisd.cluster.tiling import make_tiles
+from arnisd.cluster.wire_names import work_unit
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
 
@@ -17,9 +19,10 @@ PROBE = "tests.slot_probe:describe_slot"
 
 
 def _task() -> dict:
-    job = {"bbox": BBox.parse("60.53,26.95,60.532,26.954").as_dict(), "scale": 1.0,
-           "settings": GenerationSettings().as_dict()}
-    return {"job": job, "unit": {"owned_blocks": [0, 0, 16, 16]}, "extract": None}
+    bbox = BBox.parse("60.53,26.95,60.532,26.954")
+    tile = make_tiles(bbox, GenerationSettings(), 0.01)[0]
+    return {"unit": work_unit(tile, GenerationSettings(), bbox), "extract": None,
+            "elevation": None}
 
 
 def describe_a_slot(pool_size: int = 1) -> dict:

@@ -1,5 +1,5 @@
 """Generation on terrain, in this process: window independence, what a lease must carry, the
-extract envelope, --fill-ground, the terrain options and their fallback."""
+lease's elevation field, --fill-ground, the terrain options and their fallback."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arnisd.cluster.extracts import FileExtracts
+from arnisd.cluster import protocol
+from arnisd.cluster.extracts import FileExtracts, TerrainExtracts
+from arnisd.cluster.wire_names import elevation_from_wire, elevation_to_wire, work_unit
 from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import BlockRect, LocalProjection
@@ -19,8 +21,7 @@ from arnisd.job import JobSpec
 from arnisd.osm.elements import OsmElement, Polygon
 from arnisd.osm.extract import pack_elements, unpack_elements
 from arnisd.osm.reader import read_osm_file
-from arnisd.world.job_elevation import (JobTerrain, lease_tiles, pack_lease_extract,
-                                         prepare_job_terrain, split_lease_extract)
+from arnisd.world.job_elevation import JobTerrain, lease_tiles, prepare_job_terrain
 from arnisd.elevation.heights import compute_params, job_tiles
 from arnisd.elevation.terrarium import choose_zoom
 from arnisd.world import blocks as b
@@ -108,19 +109,19 @@ def test_a_lease_with_only_its_tiles_draws_what_the_whole_job_draws():
     settings, terrain = _terrain_for(bbox)
     everything = TerrainSource(projection, terrain.params, terrain.blobs)
     draw_list = prepare(elements, projection)
-    extracts = FileExtracts(elements, projection)
+    extracts = TerrainExtracts(FileExtracts(elements, projection), terrain)
     tiles = make_tiles(bbox, settings, 0.004)
     picked = [t for t in tiles if t.tile_id in ("chunk_3_2", "chunk_1_2", "chunk_5_5", "chunk_6_1",
                                                 "chunk_7_7")]
     assert len(picked) == 5
     counts = []
     for tile in picked:
-        packed = pack_lease_extract(extracts(tile), {})
-        extract, _ = split_lease_extract(packed)
-        keys = lease_tiles(terrain, tile.owned, extract)
-        counts.append(len(keys))
-        lease_elevation = {key: terrain.blobs[key] for key in keys}
-        got = generate_chunks(unpack_elements(extract), projection, tile.owned, settings,
+        lease = extracts(tile)
+        counts.append(len(lease.elevation))
+        # what the worker gets: the elevation field as it crosses the wire
+        lease_elevation = elevation_from_wire(elevation_to_wire(lease.elevation))
+        assert lease_elevation == lease.elevation
+        got = generate_chunks(unpack_elements(lease.elements), projection, tile.owned, settings,
                               elevation=lease_elevation)
         want = generate_window(draw_list, tile.owned, settings, everything)
         assert got == want, tile.tile_id
@@ -130,13 +131,20 @@ def test_a_lease_with_only_its_tiles_draws_what_the_whole_job_draws():
     assert any(c > b_ for c, b_ in zip(counts, base))     # big elements bring more tiles
 
 
-def test_the_envelope_carries_the_extract_untouched():
+def test_a_lease_frame_carries_the_extract_untouched_and_elevation_in_its_own_field():
+    bbox = BBox.parse("60.53,26.95,60.532,26.954")
+    settings = GenerationSettings(terrain=True, terrain_params={"zoom": 15})
+    tile = make_tiles(bbox, settings, 0.001)[0]
     extract = pack_elements([])
-    assert split_lease_extract(extract) == (extract, None)
-    assert split_lease_extract(None) == (None, None)
-    tiles = {(15, 1, 2): b"png-a", (15, 1, 3): b"png-b"}
-    assert split_lease_extract(pack_lease_extract(extract, tiles)) == (extract, tiles)
-    assert split_lease_extract(pack_lease_extract(None, tiles)) == (None, tiles)
+    tiles = {(15, 1, 3): b"png-b", (15, 1, 2): b"png-a"}
+    for elements, elevation in ((extract, tiles), (None, tiles), (extract, None)):
+        frame = protocol.make("lease", tile=tile.tile_id, attempt=1,
+                              unit=work_unit(tile, settings, bbox), extract=elements,
+                              elevation=elevation_to_wire(elevation), credit=8)
+        lease = protocol.decode_from_coordinator(frame)
+        assert lease["extract"] == elements
+        assert elevation_from_wire(lease["elevation"]) == elevation
+    assert elevation_to_wire(tiles) == [[15, 1, 2, b"png-a"], [15, 1, 3, b"png-b"]]
 
 
 def test_the_ground_is_a_shell_on_terrain_and_fill_ground_fills_it_with_stone(scene):

@@ -35,9 +35,11 @@ from pathlib import Path
 import zmq
 
 from arnisd.cluster import protocol, security
+from arnisd.cluster.extracts import NO_EXTRACT, TileExtract
 from arnisd.cluster.merger import Merger, MissingFrames
 from arnisd.cluster.tilebook import COMMITTED, FAILED, LEASED, PENDING, TileBook
 from arnisd.cluster.tiling import Tile
+from arnisd.cluster.wire_names import elevation_to_wire, work_unit
 
 log = logging.getLogger("arnisd.cluster.coordinator")
 
@@ -128,7 +130,7 @@ class JobResult:
 class JobRun:
     """One job on a coordinator: its tiles, merger, extract prefetch and stream bookkeeping.
 
-    ``extract_source(tile)`` returns the tile's extract bytes (or None); it runs on up to
+    ``extract_source(tile)`` returns the tile's ``TileExtract``; it runs on up to
     ``extract_source.max_in_flight`` threads (0: called inline). ``finalize(world_dir)`` runs
     once every region is written (level.dat). ``restored``: the journal's tile rows when the
     job resumes after a restart.
@@ -151,7 +153,7 @@ class JobRun:
         in_flight = int(getattr(extract_source, "max_in_flight", 1))
         self.executor = ThreadPoolExecutor(in_flight, "arnisd-extract") if in_flight > 0 else None
         self.fetching: dict[str, Future] = {}
-        self.ready: dict[str, bytes | None] = {}
+        self.ready: dict[str, TileExtract] = {}
         self.next_seq: dict[str, int] = {}      # tile -> the chunks frame expected next
         self.resyncs: dict[str, int] = {}       # tile -> streams restarted for frames lost
         self.orphans: dict[str, float] = {}     # restored leases -> when they expire unclaimed
@@ -745,7 +747,7 @@ class Coordinator:
         # tiles handed back or lost with their worker go out first, whatever is prefetched
         while (tile_id := book.next_returned()) is not None:
             if job.executor is None:
-                job.ready[tile_id] = None
+                job.ready[tile_id] = NO_EXTRACT
             else:
                 job.fetching[tile_id] = job.executor.submit(job.extract_source,
                                                             book.records[tile_id].tile)
@@ -754,7 +756,7 @@ class Coordinator:
                 tile_id = book.next_due(now)
                 if tile_id is None:
                     break
-                job.ready[tile_id] = None
+                job.ready[tile_id] = NO_EXTRACT
         else:
             while len(job.fetching) + len(job.ready) < want:
                 tile_id = book.next_due(now)
@@ -795,7 +797,7 @@ class Coordinator:
         self._next_attempt += 1
         return attempt
 
-    def _lease(self, worker: WorkerRecord, tile_id: str, extract: bytes | None, now: float) -> None:
+    def _lease(self, worker: WorkerRecord, tile_id: str, extract: TileExtract, now: float) -> None:
         job = self.job
         record = job.book.lease(tile_id, worker.identity, now, self._take_attempt())
         worker.leases.add(tile_id)
@@ -803,8 +805,10 @@ class Coordinator:
         job.next_seq[tile_id] = 0
         job.resyncs.pop(tile_id, None)
         frame = protocol.make("lease", tile=tile_id, attempt=record.attempt,
-                              unit=record.tile.work_unit(job.settings), job=job.job_info,
-                              extract=extract, credit=self.config.credit_frames)
+                              unit=work_unit(record.tile, job.settings, job.job_info["bbox"]),
+                              extract=extract.elements,
+                              elevation=elevation_to_wire(extract.elevation),
+                              credit=self.config.credit_frames)
         self._outbox.append((worker.identity, frame))     # sent once the lease is journaled
         log.debug("tile %s/%d leased to %s (%d of %d slots busy)", tile_id, record.attempt,
                   worker.worker_id, len(worker.leases), worker.slots)

@@ -3,22 +3,57 @@
 An extract holds every element whose bounds reach the tile's window (owned rect plus halo,
 plus a margin of two blocks for the truncation of coordinates), whole: complete ways and
 multipolygons with all their members, as assembled by the source. It travels as
-``pack_elements`` bytes (msgpack). Sources are blocking callables run on the coordinator's
-prefetch threads; their number bounds the requests in flight (Overpass: 2 by default).
+``pack_elements`` bytes (msgpack). Sources are blocking callables ``source(tile) ->
+TileExtract`` run on the coordinator's prefetch threads; their number bounds the requests in
+flight (Overpass: 2 by default). On terrain, ``with_terrain`` wraps a job's source so that each
+``TileExtract`` also holds the elevation tiles its lease reads (the job's tiles were fetched
+once, by ``arnisd.world.job_elevation.prepare_job_terrain``): workers never download.
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from arnisd.cluster.tiling import Tile, rect_to_degrees
 from arnisd.geo.projection import LocalProjection
 
+if TYPE_CHECKING:
+    from arnisd.world.job_elevation import JobTerrain
+    from arnisd.elevation.terrarium import TileKey
+
 EXTRACT_MARGIN_BLOCKS = 2
 DEFAULT_OVERPASS_IN_FLIGHT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TileExtract:
+    """What a lease carries for its tile besides the work unit: the OSM extract
+    (``pack_elements`` bytes; None: no data) and, on terrain, the elevation tiles it reads."""
+
+    elements: bytes | None
+    elevation: dict[TileKey, bytes] | None = None
+
+    def digest(self) -> str | None:
+        """BLAKE2b-256 (hex) of what the lease carries: the OSM extract, then each elevation
+        tile's key and PNG in key order (a flat lease: of its extract alone); None: no data."""
+        if self.elements is None and self.elevation is None:
+            return None
+        h = hashlib.blake2b(self.elements or b"", digest_size=32)
+        for (z, x, y), png in sorted((self.elevation or {}).items()):
+            h.update(_ELEVATION_KEY.pack(z, x, y, len(png)))
+            h.update(png)
+        return h.hexdigest()
+
+
+NO_EXTRACT = TileExtract(None)
+_ELEVATION_KEY = struct.Struct("<IIII")          # zoom, x, y, PNG length
 
 
 def _e7(value: float) -> int:
@@ -35,11 +70,11 @@ class FileExtracts:
         self._index = ElementIndex(list(elements))
         self._projection = projection
 
-    def __call__(self, tile: Tile) -> bytes:
+    def __call__(self, tile: Tile) -> TileExtract:
         from arnisd.osm.extract import pack_elements
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
         found = self._index.query(_e7(box.min_lat), _e7(box.min_lng), _e7(box.max_lat), _e7(box.max_lng))
-        return pack_elements(found)
+        return TileExtract(pack_elements(found))
 
 
 class OverpassExtracts:
@@ -52,12 +87,12 @@ class OverpassExtracts:
         self._cache_dir = cache_dir
         self.max_in_flight = max(1, int(max_in_flight))
 
-    def __call__(self, tile: Tile) -> bytes:
+    def __call__(self, tile: Tile) -> TileExtract:
         from arnisd.osm.extract import pack_elements
         from arnisd.osm.overpass import fetch_overpass
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
         data = fetch_overpass(box, self._urls, self._cache_dir)
-        return pack_elements(data.elements)
+        return TileExtract(pack_elements(data.elements))
 
 
 class RepeatedExtracts:
@@ -123,11 +158,11 @@ class RepeatedExtracts:
                 out.extend(_shifted(e, d_lat, d_lng, copy * self.ID_STRIDE) for e in found)
         return out
 
-    def __call__(self, tile: Tile) -> bytes:
+    def __call__(self, tile: Tile) -> TileExtract:
         from arnisd.osm.extract import pack_elements
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
-        return pack_elements(self.elements_in(_e7(box.min_lat), _e7(box.min_lng),
-                                              _e7(box.max_lat), _e7(box.max_lng)))
+        return TileExtract(pack_elements(self.elements_in(_e7(box.min_lat), _e7(box.min_lng),
+                                                          _e7(box.max_lat), _e7(box.max_lng))))
 
 
 def _shifted(element, d_lat_e7: int, d_lng_e7: int, id_offset: int):
@@ -151,8 +186,31 @@ class NoExtracts:
 
     max_in_flight = 0
 
-    def __call__(self, tile: Tile) -> None:
-        return None
+    def __call__(self, tile: Tile) -> TileExtract:
+        return NO_EXTRACT
+
+
+class TerrainExtracts:
+    """A job's extract source whose extracts also carry the elevation tiles each lease reads
+    (``arnisd.world.job_elevation.lease_tiles``)."""
+
+    def __init__(self, inner, terrain: JobTerrain) -> None:
+        self.inner = inner
+        self.terrain = terrain
+        self.max_in_flight = int(getattr(inner, "max_in_flight", 1))
+        self.tiles_shipped = 0
+
+    def __call__(self, tile: Tile) -> TileExtract:
+        from arnisd.world.job_elevation import lease_tiles
+        elements = self.inner(tile).elements
+        keys = lease_tiles(self.terrain, tile.owned, elements)
+        self.tiles_shipped += len(keys)
+        return TileExtract(elements, {key: self.terrain.blobs[key] for key in keys})
+
+
+def with_terrain(source, terrain: JobTerrain | None):
+    """``source`` itself for flat jobs, else wrapped in ``TerrainExtracts``."""
+    return source if terrain is None else TerrainExtracts(source, terrain)
 
 
 def extract_source_for_job(job, elements: Sequence | None):

@@ -7,7 +7,7 @@ does any other way of getting tiles made: whatever hands the tiles out (the coor
 ROUTER, workers started elsewhere) takes the run from here, so every path journals, checks and
 merges alike. In three explicit steps::
 
-    plan = plan_job(spec)                                 # tiles, lease job info, fingerprint
+    plan = plan_job(spec)                                 # tiles, job info, fingerprint
     restored = journaled_tiles(journal, job_id, plan)     # resuming: rows of this same plan
     run = build_job_run(job_id, spec, plan, journal, source, world_dir=..., state_dir=...,
                         config=..., restored=restored)
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arnisd.cluster.coordinator import CoordinatorSettings, JobRun
-from arnisd.cluster.extracts import extract_source_for_job
+from arnisd.cluster.extracts import extract_source_for_job, with_terrain
 from arnisd.cluster.journal import Journal, job_fingerprint
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.tiling import Tile, make_tiles
@@ -35,7 +35,8 @@ Finalize = Callable[[Path], None]
 
 
 def job_info(spec: JobSpec) -> dict:
-    """What every lease carries about the job: the projection and the generation settings."""
+    """The job's projection and generation settings, as its fingerprint and status show them
+    (each lease carries them in its work unit)."""
     return {"bbox": spec.bbox.as_dict(), "scale": spec.settings.scale,
             "settings": spec.settings.as_dict()}
 
@@ -52,8 +53,8 @@ def level_dat_writer(spec: JobSpec) -> Finalize:
 
 @dataclass(frozen=True, slots=True)
 class JobPlan:
-    """What a job's spec fixes before any work: its tiles, what every lease carries about the
-    job, and the fingerprint a journal must match for the job to resume from it."""
+    """What a job's spec fixes before any work: its tiles, the job's projection and settings
+    (``job_info``), and the fingerprint a journal must match for the job to resume from it."""
 
     tiles: list[Tile]
     info: dict
@@ -84,7 +85,6 @@ def job_extract_source(spec: JobSpec, elements: Sequence | None = None, terrain=
     """Where the job's extracts come from: ``elements`` if already read, else its OSM file,
     else Overpass; with ``terrain`` (an ``arnisd.world.job_elevation.JobTerrain``) every
     extract also carries its tile's elevation."""
-    from arnisd.world.job_elevation import with_terrain
     return with_terrain(extract_source_for_job(spec, elements), terrain)
 
 

@@ -25,8 +25,11 @@ Coordinator to worker (``C2W``):
   reject     reason                               (registration refused; do not retry as is)
   reregister (register again: the coordinator does not know this worker, a new job starts,
              or result frames went missing; no chunks frames until the next welcome)
-  lease      tile, attempt, unit (the work-unit object), job {bbox, scale}, extract, credit
-             (attempt: a fencing number never reused by this coordinator's journal)
+  lease      tile, attempt, unit, extract, elevation, credit
+             (unit: the work-unit object, the one description of the job for this tile, see
+             ``arnisd.cluster.wire_names``; extract: the tile's OSM extract or nil; elevation:
+             the Terrarium tiles it reads [[z, x, y, png]...], nil on flat jobs; attempt: a
+             fencing number never reused by this coordinator's journal)
   credit     tile, attempt, frames                (more chunk frames may be sent)
   cancel     tile, attempt, reason                (drop this lease, send nothing more for it)
   heartbeat
@@ -41,7 +44,7 @@ import msgpack
 
 from arnisd.anvil.chunk_check import looks_like_zlib
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 #: Largest frame a coordinator accepts (its socket's MAXMSGSIZE); results are framed far below.
 MAX_RESULT_FRAME_BYTES = 8 * 1024 * 1024
@@ -140,8 +143,33 @@ def _records(v) -> bool:
     return True
 
 
-def _job(v) -> bool:
-    return type(v) is dict and _map(v.get("bbox")) and _number(v.get("scale"))
+def _degrees(v) -> bool:
+    return type(v) is dict and all(_number(v.get(k))
+                                   for k in ("min_lat", "min_lng", "max_lat", "max_lng"))
+
+
+def _settings(v) -> bool:
+    """The work unit's settings: the schema's four, the rest where present."""
+    return (type(v) is dict and _number(v.get("scale")) and v["scale"] > 0
+            and type(v.get("terrain")) is bool and type(v.get("interior")) is bool
+            and _int(v.get("ground_level"))
+            and _nonneg_int(v.get("halo_blocks", 0)) and type(v.get("fill_ground", False)) is bool
+            and (v.get("terrain_params") is None or _map(v["terrain_params"])))
+
+
+def _work_unit(v) -> bool:
+    owned = v.get("owned_blocks") if type(v) is dict else None
+    return (type(v) is dict and _id(v.get("chunk_id")) and _degrees(v.get("bbox"))
+            and _degrees(v.get("job_bbox")) and _settings(v.get("settings"))
+            and type(owned) is list and len(owned) == 4 and all(_int(b) for b in owned)
+            and owned[0] < owned[2] and owned[1] < owned[3])
+
+
+def _elevation(v) -> bool:
+    """nil, or [[z, x, y, png bytes]...]: the elevation tiles of a lease."""
+    return v is None or (type(v) is list and all(
+        type(t) is list and len(t) == 4 and all(_nonneg_int(n) for n in t[:3])
+        and type(t[3]) is bytes for t in v))
 
 
 Validator = Callable[[object], bool]
@@ -163,8 +191,8 @@ C2W: dict[str, dict[str, Validator]] = {
     "welcome": {"heartbeat_interval_s": _number, "liveness": _nonneg_int, "session": _id},
     "reject": {"reason": _text},
     "reregister": {},
-    "lease": {"tile": _id, "attempt": _nonneg_int, "unit": _map, "job": _job,
-              "extract": _opt_bytes, "credit": _nonneg_int},
+    "lease": {"tile": _id, "attempt": _nonneg_int, "unit": _work_unit, "extract": _opt_bytes,
+              "elevation": _elevation, "credit": _nonneg_int},
     "credit": {"tile": _id, "attempt": _nonneg_int, "frames": _nonneg_int},
     "cancel": {"tile": _id, "attempt": _nonneg_int, "reason": _text},
     "heartbeat": {},

@@ -28,30 +28,24 @@ def resolve_generator(path: str | None):
 
 
 def compute_tile(task: dict, generate) -> dict:
-    """Run one lease's generation; returns ``{"chunks", "content_digest", "elapsed_s"}`` or
+    """Run one lease's generation (``task``: its ``unit``, ``extract`` and ``elevation``, as the
+    lease frame carried them); returns ``{"chunks", "content_digest", "elapsed_s"}`` or
     ``{"error"}``. Never raises: a failure becomes the worker's ``fail`` frame."""
     started = time.perf_counter()
     try:
         from arnisd.cluster.results import content_digest
-        from arnisd.geo.bbox import BBox
-        from arnisd.geo.projection import BlockRect, LocalProjection
-        from arnisd.world.settings import GenerationSettings
+        from arnisd.cluster.wire_names import WorkUnit, elevation_from_wire
 
-        job = task["job"]
-        unit = task["unit"]
-        settings = GenerationSettings.from_dict(job["settings"])
-        projection = LocalProjection(BBox.from_dict(job["bbox"]), float(job["scale"]))
-        owned = BlockRect(*unit["owned_blocks"])
-        from arnisd.world.job_elevation import split_lease_extract
-        extract, elevation = split_lease_extract(task["extract"])   # terrain jobs: tiles too
-        if extract is None:
-            elements = []
-        else:
+        unit = WorkUnit.from_wire(task["unit"])
+        elements = []
+        if task["extract"] is not None:
             from arnisd.osm.extract import unpack_elements
-            elements = unpack_elements(extract)
+            elements = unpack_elements(task["extract"])
+        elevation = elevation_from_wire(task["elevation"])       # terrain jobs only
         extra = {} if elevation is None else {"elevation": elevation}
         chunks = [(int(cx), int(cz), bytes(data))
-                  for cx, cz, data in generate(elements, projection, owned, settings, **extra)]
+                  for cx, cz, data in generate(elements, unit.projection, unit.owned,
+                                               unit.settings, **extra)]
         return {"chunks": chunks, "content_digest": content_digest(chunks),
                 "elapsed_s": time.perf_counter() - started}
     except Exception as exc:

@@ -1,13 +1,13 @@
 """Cutting a job into tiles: degree-sized work units snapped to the job's chunk grid.
 
-A tile is the work unit of the cluster (the ``chunk_id`` of the JSON work-unit schema). The job
-bbox is cut into tiles of ``tile_size_deg`` degrees; every cut is moved to the nearest line of
-the 16-block chunk grid of the job's one projection, so every chunk of
-``projection.world_chunk_rect()`` is owned by exactly one tile. Cuts that collapse onto each
-other, or onto the world's edges, are dropped, so a tile is never empty.
+A tile is the work unit of the cluster (the ``chunk_id`` of the JSON work-unit schema, see
+``arnisd.cluster.wire_names``). The job bbox is cut into tiles of ``tile_size_deg`` degrees;
+every cut is moved to the nearest line of the 16-block chunk grid of the job's one projection,
+so every chunk of ``projection.world_chunk_rect()`` is owned by exactly one tile. Cuts that
+collapse onto each other, or onto the world's edges, are dropped, so a tile is never empty.
 
-Tile ids are ``chunk_{col}_{row}``: columns counted west to east (block x), rows north to south
-(block z, as the projection's z grows southwards).
+Tile ids are ``wire_names.tile_id(col, row)``: columns counted west to east (block x), rows
+north to south (block z, as the projection's z grows southwards).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from arnisd.anvil.grid import regions_of_rect
+from arnisd.cluster.wire_names import tile_id
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect, LocalProjection
 from arnisd.world.settings import GenerationSettings
@@ -50,21 +51,6 @@ class Tile:
     def owns_chunk(self, cx: int, cz: int) -> bool:
         x, z = cx * CHUNK_SIZE_BLOCKS, cz * CHUNK_SIZE_BLOCKS
         return self.owned.x0 <= x < self.owned.x1 and self.owned.z0 <= z < self.owned.z1
-
-    def work_unit(self, settings: GenerationSettings) -> dict:
-        """The documented work-unit JSON object, plus the block rect and the halo."""
-        return {
-            "chunk_id": self.tile_id,
-            "bbox": self.bbox.as_dict(),
-            "settings": {
-                "scale": settings.scale,
-                "terrain": settings.terrain,
-                "interior": settings.interior,
-                "ground_level": settings.ground_level,
-            },
-            "owned_blocks": self.owned.as_list(),
-            "halo_blocks": self.halo_blocks,
-        }
 
 
 def _snapped_cuts(world_end_blocks: int, in_bbox_max_blocks: int, blocks_per_tile: float) -> list[int]:
@@ -101,7 +87,7 @@ def make_tiles(bbox: BBox, settings: GenerationSettings, tile_size_deg: float) -
     for row, (z0, z1) in enumerate(zip(z_cuts, z_cuts[1:])):
         for col, (x0, x1) in enumerate(zip(x_cuts, x_cuts[1:])):
             owned = BlockRect(x0, z0, x1, z1)
-            tiles.append(Tile(f"chunk_{col}_{row}", col, row, owned,
+            tiles.append(Tile(tile_id(col, row), col, row, owned,
                               _rect_bbox(projection, owned), settings.halo_blocks))
     return tiles
 

@@ -421,7 +421,8 @@ class Worker:
             return
         credit = int(message["credit"])
         work = LeaseWork(key[0], key[1], self.session, initial_credit=credit, credit=credit)
-        work.task = {"unit": message["unit"], "job": message["job"], "extract": message["extract"]}
+        work.task = {"unit": message["unit"], "extract": message["extract"],
+                     "elevation": message["elevation"]}
         if sum(1 for w in self.leases.values() if w.task is not None) >= self.settings.slots:
             self._send(protocol.make("fail", tile=key[0], attempt=key[1],
                                      error=protocol.NO_FREE_SLOT))

@@ -27,6 +27,7 @@ from arnisd.anvil.chunk_digest import digest_of_adlers
 from arnisd.anvil.grid import region_of
 from arnisd.anvil.manifest import Manifest, TileRecord, write_manifest
 from arnisd.anvil.region import read_region_raw, region_file_name
+from arnisd.cluster.extracts import TileExtract
 from arnisd.cluster.protocol import PROTOCOL_VERSION
 from arnisd.cluster.tiling import Tile
 from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect
@@ -34,10 +35,6 @@ from arnisd.job import JobSpec
 from arnisd.world.settings import GENERATOR_VERSION
 
 FILE_DIGEST_READ_BYTES = 1 << 20
-
-
-def _digest(data: bytes | None) -> str | None:
-    return None if data is None else hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
 class RecordingExtracts:
@@ -48,9 +45,9 @@ class RecordingExtracts:
         self.max_in_flight = int(getattr(inner, "max_in_flight", 1))
         self.digests: dict[str, str | None] = {}
 
-    def __call__(self, tile: Tile):
+    def __call__(self, tile: Tile) -> TileExtract:
         extract = self.inner(tile)
-        self.digests[tile.tile_id] = _digest(extract)
+        self.digests[tile.tile_id] = extract.digest()
         return extract
 
     def digest_of(self, tile: Tile) -> str | None:

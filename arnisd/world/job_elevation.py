@@ -6,14 +6,11 @@ Terrarium tile the job reads (``job_tiles`` over the terrain domain) exactly onc
 job's ``ElevationSource`` (cache, folder, URL), computes ``TerrainParams`` (a coarse pass over
 the world's pixels) and puts them in the job's settings, which every work unit carries.
 
-Workers never download. ``TerrainExtracts`` wraps a job's extract source: each lease's extract
-becomes a small msgpack envelope (``pack_lease_extract``) holding the OSM extract bytes as
-they were and the PNG bytes of the tiles that lease reads (``lease_tiles``): its owned rect
-plus ``TERRAIN_MARGIN_BLOCKS``, plus the whole extent (within the domain) of every element
-whose drawing reads the ground beyond the window (``reads_ground_beyond_window``: buildings,
-water bodies, bridges). The worker's ``tile_compute`` opens the envelope
-(``split_lease_extract``); anything else passes through untouched, so flat jobs and the
-coordinator's protocol do not change.
+Workers never download: each lease carries the PNG bytes of the tiles it reads
+(``lease_tiles``): its owned rect plus ``TERRAIN_MARGIN_BLOCKS``, plus the whole extent (within
+the domain) of every element whose drawing reads the ground beyond the window
+(``reads_ground_beyond_window``: buildings, water bodies, bridges). The cluster's
+``TerrainExtracts`` picks them for each lease.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -38,9 +34,6 @@ if TYPE_CHECKING:       # imported where used: a worker's slot needs none of url
 
 log = logging.getLogger("arnisd.world.job_elevation")
 
-LEASE_FORMAT = "arnisd-terrain-extract"
-LEASE_FORMAT_VERSION = 1
-_LEASE_PREFIX = msgpack.packb({"format": LEASE_FORMAT}, use_bin_type=True)[1:]  # map header cut
 PROBE_TIMEOUT_S = 10.0
 
 
@@ -175,44 +168,3 @@ def extent_rects(extract: bytes | None, projection: LocalProjection) -> list[Blo
     x1, z0 = projection.project_e7(lat_max, lng_max)   # north-east corner: smallest z
     return [BlockRect(int(a) - 1, int(c) - 1, int(b) + 2, int(d) + 2)
             for a, b, c, d in zip(x0.tolist(), x1.tolist(), z0.tolist(), z1.tolist())]
-
-
-def pack_lease_extract(extract: bytes | None, tiles: dict[TileKey, bytes]) -> bytes:
-    """An extract with elevation tiles: ``{"format", "version", "elements", "elevation"}``."""
-    return msgpack.packb({"format": LEASE_FORMAT, "version": LEASE_FORMAT_VERSION,
-                          "elements": extract,
-                          "elevation": [[z, x, y, png] for (z, x, y), png in sorted(tiles.items())]},
-                         use_bin_type=True)
-
-
-def split_lease_extract(data: bytes | None) -> tuple[bytes | None, dict[TileKey, bytes] | None]:
-    """``(OSM extract bytes or None, elevation tiles or None)`` of what a lease carries."""
-    if not data or bytes(data[1:1 + len(_LEASE_PREFIX)]) != _LEASE_PREFIX:
-        return data, None
-    message = msgpack.unpackb(data, raw=False)
-    if message.get("version") != LEASE_FORMAT_VERSION:
-        raise ValueError(f"terrain extract version {message.get('version')!r} is not "
-                         f"{LEASE_FORMAT_VERSION}")
-    tiles = {(int(z), int(x), int(y)): bytes(png) for z, x, y, png in message["elevation"]}
-    return message["elements"], tiles
-
-
-class TerrainExtracts:
-    """An extract source whose extracts also carry each lease's elevation tiles."""
-
-    def __init__(self, inner, terrain: JobTerrain) -> None:
-        self.inner = inner
-        self.terrain = terrain
-        self.max_in_flight = int(getattr(inner, "max_in_flight", 1))
-        self.tiles_shipped = 0
-
-    def __call__(self, tile) -> bytes:
-        extract = self.inner(tile)
-        keys = lease_tiles(self.terrain, tile.owned, extract)
-        self.tiles_shipped += len(keys)
-        return pack_lease_extract(extract, {key: self.terrain.blobs[key] for key in keys})
-
-
-def with_terrain(source, terrain: JobTerrain | None):
-    """``source`` itself for flat jobs, else wrapped in ``TerrainExtracts``."""
-    return source if terrain is None else TerrainExtracts(source, terrain)

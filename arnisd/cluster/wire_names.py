@@ -1,0 +1,60 @@
+"""The seed's names on the wire and in the status document, translated in this one place.
+
+arnisd calls its geographic work unit a *tile*; the work-unit JSON schema and the status
+document it must keep call it a *chunk*: a tile's id is ``chunk_{col}_{row}`` and travels as
+``chunk_id``, and the status document counts tiles as ``total_chunks``. Everywhere else in the
+code a tile is a tile. The work unit (``work_unit``) is the one description of a lease's job:
+the schema's ``chunk_id``, ``bbox`` (the tile's degrees) and ``settings`` (``scale``,
+``terrain``, ``interior``, ``ground_level`` and the rest of the job's generation settings),
+plus ``job_bbox`` (with the settings' scale it fixes the job's one projection) and
+``owned_blocks`` (the chunk-aligned block rect the tile owns). A lease's elevation tiles travel
+beside it as ``[[z, x, y, png bytes]...]`` (``elevation_to_wire``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arnisd.geo.bbox import BBox
+from arnisd.geo.projection import BlockRect, LocalProjection
+from arnisd.world.settings import GenerationSettings
+
+TILE_ID_PREFIX = "chunk_"
+
+
+def tile_id(col: int, row: int) -> str:
+    """A tile's id: ``chunk_{col}_{row}`` (columns west to east, rows north to south)."""
+    return f"{TILE_ID_PREFIX}{col}_{row}"
+
+
+def work_unit(tile, settings: GenerationSettings, job_bbox: BBox | dict) -> dict:
+    """The work-unit object a lease carries for ``tile`` (an ``arnisd.cluster.tiling.Tile``)."""
+    job_bbox = job_bbox.as_dict() if isinstance(job_bbox, BBox) else dict(job_bbox)
+    return {"chunk_id": tile.tile_id, "bbox": tile.bbox.as_dict(), "settings": settings.as_dict(),
+            "job_bbox": job_bbox, "owned_blocks": tile.owned.as_list()}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkUnit:
+    """A work unit as a worker reads it (its shape was checked by ``arnisd.cluster.protocol``)."""
+
+    tile_id: str
+    owned: BlockRect
+    settings: GenerationSettings
+    projection: LocalProjection
+
+    @classmethod
+    def from_wire(cls, unit: dict) -> "WorkUnit":
+        settings = GenerationSettings.from_dict(unit["settings"])
+        projection = LocalProjection(BBox.from_dict(unit["job_bbox"]), float(settings.scale))
+        return cls(unit["chunk_id"], BlockRect(*unit["owned_blocks"]), settings, projection)
+
+
+def elevation_to_wire(tiles: dict | None) -> list | None:
+    """A lease's elevation tiles {(z, x, y): png} as ``[[z, x, y, png]...]`` in key order."""
+    return None if tiles is None else [[z, x, y, png] for (z, x, y), png in sorted(tiles.items())]
+
+
+def elevation_from_wire(rows: list | None) -> dict | None:
+    """The lease's ``elevation`` field back as {(z, x, y): png bytes} (None on flat jobs)."""
+    return None if rows is None else {(z, x, y): bytes(png) for z, x, y, png in rows}
