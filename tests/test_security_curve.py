@@ -18,6 +18,7 @@ import zmq.auth
 
 from arnisd.cluster import security
 from arnisd.service.config import ConfigError, load_config
+from arnisd.service.coordinator_service import coordinator_settings
 from security_helpers import (HANDSHAKE_FAILED, HandshakeWatch, RunningCoordinator, dealer,
                               recv_message, register_frame, start_workers, stop_workers)
 
@@ -134,9 +135,15 @@ def test_config_keys(keys, tmp_path):
     config = load_config(coordinator)
     assert config.curve_secret_key_file == folder / "coordinator.key_secret"
     assert set(config.curve_allowed_keys) == {keys["w1"][0].decode(), keys["w2"][0].decode()}
-    server = security.coordinator_curve(config)
+    server = config.curve
     assert server.public_key == keys["coordinator"][0]
+    assert server.secret_key == keys["coordinator"][1]
     assert server.allowed_keys == {keys["w1"][0], keys["w2"][0]}
+    # the key files were read once, by load_config: the daemon takes the keys from the config
+    # even once the secret key file is gone
+    (folder / "coordinator.key_secret").rename(tmp_path / "moved.key_secret")
+    assert coordinator_settings(config).curve == server
+    (tmp_path / "moved.key_secret").rename(folder / "coordinator.key_secret")
     # a list of key files and inline keys
     coordinator.write_text('role = "coordinator"\n'
                            f'curve_secret_key_file = "keys/coordinator.key_secret"\n'
@@ -148,14 +155,15 @@ def test_config_keys(keys, tmp_path):
                       'coordinator_public_key = "keys/coordinator.key"\n')
     config = load_config(worker)
     assert config.coordinator_public_key == keys["coordinator"][0].decode()
-    client = security.worker_curve(config)
-    assert (client.public_key, client.server_key) == (keys["w1"][0], keys["coordinator"][0])
+    client = config.curve
+    assert (client.public_key, client.secret_key, client.server_key) == (
+        keys["w1"][0], keys["w1"][1], keys["coordinator"][0])
     worker.write_text('role = "worker"\ncurve_secret_key_file = "keys/w1.key_secret"\n'
                       f'coordinator_public_key = "{keys["coordinator"][0].decode()}"\n')
     assert load_config(worker).coordinator_public_key == keys["coordinator"][0].decode()
     # off by default
-    assert security.coordinator_curve(load_config(ROOT / "config" / "coordinator.toml")) is None
-    assert security.worker_curve(load_config(ROOT / "config" / "worker.toml")) is None
+    assert load_config(ROOT / "config" / "coordinator.toml").curve is None
+    assert load_config(ROOT / "config" / "worker.toml").curve is None
 
 
 @pytest.mark.parametrize("role, text, key, problem", [

@@ -415,42 +415,6 @@ def secure_client(sock: zmq.Socket, keys: CurveClientKeys | None) -> None:
     sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret_key)
 
 
-def server_keys(secret_key_file: Path | None, allowed) -> CurveServerKeys | None:
-    """Keys for ``secure_server`` from a secret key file and the admitted keys (None: no CURVE)."""
-    if secret_key_file is None:
-        return None
-    public_key, secret_key = load_secret_key_file(secret_key_file)
-    allowed = allowed if isinstance(allowed, frozenset) else load_allowed_keys(allowed)
-    return CurveServerKeys(public_key, secret_key, allowed)
-
-
-def client_keys(secret_key_file: Path | None, server_public_key) -> CurveClientKeys | None:
-    """Keys for ``secure_client`` (None: no CURVE)."""
-    if secret_key_file is None:
-        return None
-    public_key, secret_key = load_secret_key_file(secret_key_file)
-    server = server_public_key if isinstance(server_public_key, bytes) else \
-        load_public_key(server_public_key)
-    return CurveClientKeys(public_key, secret_key, server)
-
-
-def coordinator_curve(config) -> CurveServerKeys | None:
-    """``CurveServerKeys`` from an ``arnisd.service.config.CoordinatorConfig`` (None: CURVE is off)."""
-    secret_file = getattr(config, "curve_secret_key_file", None)
-    if secret_file is None:
-        return None
-    allowed = frozenset(k.encode("ascii") for k in config.curve_allowed_keys)
-    return server_keys(secret_file, allowed)
-
-
-def worker_curve(config) -> CurveClientKeys | None:
-    """``CurveClientKeys`` from an ``arnisd.service.config.WorkerConfig`` (None: CURVE is off)."""
-    secret_file = getattr(config, "curve_secret_key_file", None)
-    if secret_file is None:
-        return None
-    return client_keys(secret_file, config.coordinator_public_key.encode("ascii"))
-
-
 # --- the shared token --------------------------------------------------------------------------
 
 MAX_ROUTING_ID_BYTES = 255

@@ -62,7 +62,6 @@ def _run_coordinator(config, exit_when_done: bool) -> int:
 def _run_worker(config) -> int:
     import zmq
 
-    from arnisd.cluster import security
     from arnisd.cluster.worker import Worker
     from arnisd.cluster.worker_settings import WorkerSettings
     from arnisd.service.lifecycle import ServiceLifecycle
@@ -70,7 +69,7 @@ def _run_worker(config) -> int:
     settings = WorkerSettings(coordinator=config.coordinator, worker_id=config.worker_id,
                               slots=config.slots, token=config.token,
                               scratch_dir=Path(config.scratch_dir),
-                              curve=security.worker_curve(config))
+                              curve=config.curve)
     worker = Worker(settings, stop_event=stop)
     with ServiceLifecycle(stop=stop.set, healthy=worker.healthy) as lifecycle:
         lifecycle.ready(f"worker {settings.worker_id}, {settings.slots} slots")

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,12 +31,17 @@ from arnisd.job import DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG
 from arnisd.service.job_request import JobRequest, JobRequestError
 from arnisd.world.settings import DEFAULT_HALO_BLOCKS
 
+if TYPE_CHECKING:
+    from arnisd.cluster.security import CurveClientKeys, CurveServerKeys
+
 ROLES = ("coordinator", "worker")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_PORT = 5555
 DEFAULT_HTTP_PORT = 8750
 DEFAULT_STATE_DIR = Path("/var/lib/arnisd")
+#: Marks a field filled from other keys (``field(metadata=DERIVED)``), not read from its own.
+DERIVED = {"derived": True}
 _ENDPOINT = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
@@ -68,6 +74,8 @@ class CoordinatorConfig:
     token: str | None = None                      # shared secret for workers and submitters
     curve_secret_key_file: Path | None = None     # CURVE: this coordinator's .key_secret
     curve_allowed_keys: tuple[str, ...] = ()      # CURVE: worker public keys admitted (Z85)
+    # CURVE keys, read once from the two keys above (not a key itself; never in a repr)
+    curve: CurveServerKeys | None = field(default=None, repr=False, metadata=DERIVED)
     job: JobRequest | None = None                 # a job to queue at start
 
     role = "coordinator"
@@ -93,6 +101,8 @@ class WorkerConfig:
     token: str | None = None
     curve_secret_key_file: Path | None = None    # CURVE: this worker's .key_secret
     coordinator_public_key: str | None = None    # CURVE: the coordinator's public key (Z85)
+    # CURVE keys, read once from the two keys above (not a key itself; never in a repr)
+    curve: CurveClientKeys | None = field(default=None, repr=False, metadata=DERIVED)
 
     role = "worker"
 
@@ -298,31 +308,36 @@ class _Reader:
             raise self.fail("token_file", f"{token_path} must hold a token of at least 8 characters")
         return text
 
-    def _secret_key_file(self, key: str) -> Path | None:
+    def _curve_pair(self, other: str, own_key: str, other_missing: str):
+        """CURVE needs this machine's key pair (``curve_secret_key_file``) and ``other``, both or
+        neither: ``(path, (public, secret), other's value)`` with the key file read once, or
+        None when CURVE is off."""
         from arnisd.cluster.security import KeyFileError, load_secret_key_file
-        if self.get(key, None) is None:
-            return None
-        path = self.path(key, Path())
+        value = self.get(other, None)
+        if self.get("curve_secret_key_file", None) is None:
+            if value is None:
+                return None
+            raise self.fail("curve_secret_key_file", f"missing: {other} needs this {own_key} "
+                                                     "(arnisd keygen)")
+        path = self.path("curve_secret_key_file", Path())
         try:
-            load_secret_key_file(path)
+            pair = load_secret_key_file(path)
         except KeyFileError as exc:
-            raise self.fail(key, str(exc)) from None
-        return path
+            raise self.fail("curve_secret_key_file", str(exc)) from None
+        if value is None:
+            raise self.fail(other, other_missing)
+        return path, pair, value
 
     def curve_server(self) -> dict:
         """``curve_secret_key_file`` and ``curve_allowed_keys`` (a list of public keys or key
-        files, or a folder of ``*.key`` files), both or neither."""
-        from arnisd.cluster.security import KeyFileError, load_allowed_keys
-        secret = self._secret_key_file("curve_secret_key_file")
-        value = self.get("curve_allowed_keys", None)
-        if secret is None and value is None:
+        files, or a folder of ``*.key`` files), both or neither; ``curve`` holds the keys."""
+        from arnisd.cluster.security import CurveServerKeys, KeyFileError, load_allowed_keys
+        given = self._curve_pair("curve_allowed_keys", "coordinator's own key",
+                                 "missing: list the workers' public keys (or a folder of .key "
+                                 "files) that CURVE admits")
+        if given is None:
             return {}
-        if secret is None:
-            raise self.fail("curve_secret_key_file", "missing: curve_allowed_keys needs this "
-                                                     "coordinator's own key (arnisd keygen)")
-        if value is None:
-            raise self.fail("curve_allowed_keys", "missing: list the workers' public keys (or a "
-                                                  "folder of .key files) that CURVE admits")
+        path, (public_key, secret_key), value = given
         if not (isinstance(value, str) and value.strip()) and not (
                 isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
             raise self.fail("curve_allowed_keys", "must be a non-empty list of public keys or key "
@@ -331,30 +346,28 @@ class _Reader:
             keys = load_allowed_keys(value, self.file.parent)
         except KeyFileError as exc:
             raise self.fail("curve_allowed_keys", str(exc)) from None
-        return {"curve_secret_key_file": secret,
-                "curve_allowed_keys": tuple(sorted(k.decode("ascii") for k in keys))}
+        return {"curve_secret_key_file": path,
+                "curve_allowed_keys": tuple(sorted(k.decode("ascii") for k in keys)),
+                "curve": CurveServerKeys(public_key, secret_key, frozenset(keys))}
 
     def curve_client(self) -> dict:
         """``curve_secret_key_file`` and ``coordinator_public_key`` (inline or a file), both or
-        neither."""
-        from arnisd.cluster.security import KeyFileError, load_public_key
-        secret = self._secret_key_file("curve_secret_key_file")
-        value = self.get("coordinator_public_key", None)
-        if secret is None and value is None:
+        neither; ``curve`` holds the keys."""
+        from arnisd.cluster.security import CurveClientKeys, KeyFileError, load_public_key
+        given = self._curve_pair("coordinator_public_key", "worker's own key",
+                                 "missing: the coordinator's public key (its .key file or the "
+                                 "key text) is needed")
+        if given is None:
             return {}
-        if secret is None:
-            raise self.fail("curve_secret_key_file", "missing: coordinator_public_key needs this "
-                                                     "worker's own key (arnisd keygen)")
-        if value is None:
-            raise self.fail("coordinator_public_key", "missing: the coordinator's public key (its "
-                                                      ".key file or the key text) is needed")
+        path, (public_key, secret_key), value = given
         if not isinstance(value, str) or not value.strip():
             raise self.fail("coordinator_public_key", f"must be a key or a key file, got {value!r}")
         try:
             key = load_public_key(value.strip(), self.file.parent)
         except KeyFileError as exc:
             raise self.fail("coordinator_public_key", str(exc)) from None
-        return {"curve_secret_key_file": secret, "coordinator_public_key": key.decode("ascii")}
+        return {"curve_secret_key_file": path, "coordinator_public_key": key.decode("ascii"),
+                "curve": CurveClientKeys(public_key, secret_key, key)}
 
     def job(self, key: str) -> JobRequest | None:
         value = self.get(key, None)

@@ -51,13 +51,12 @@ WATCHDOG_STALL_S = 30.0
 
 def coordinator_settings(config):
     """The cluster's ``CoordinatorSettings`` from an ``arnisd.service.config.CoordinatorConfig``."""
-    from arnisd.cluster import security
     from arnisd.cluster.coordinator import CoordinatorSettings
     return CoordinatorSettings(
         bind_address=config.bind_host, port=config.port,
         heartbeat_interval_s=config.heartbeat_interval_s, liveness=config.heartbeat_liveness,
         max_failures=config.max_retries, token=config.token, max_workers=config.max_workers,
-        curve=security.coordinator_curve(config))
+        curve=config.curve)
 
 
 class CoordinatorService:
