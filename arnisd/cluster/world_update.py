@@ -1,0 +1,172 @@
+"""Updating a world from new OSM data: only the tiles whose extract changed are drawn again.
+
+The world's manifest gives the job it was made from; its bbox, settings and tiling are kept and
+its input is replaced. Every tile's extract is cut from the new data and its digest compared
+with the manifest's; the tiles that differ are drawn with the workers' own tile function
+(``tile_compute.compute_tile``, in worker processes when there are several), their chunks are
+spliced into the region files they touch (the other chunks keep their bytes; each file is
+replaced atomically), then level.dat and the manifest are written. Tiles that did not change
+would draw the same chunks (generation is a function of the extract and the settings), so the
+result is the world a full generation from the new data makes.
+
+The manifest is written last: an update stopped midway leaves every region file whole (old or
+new) and the old manifest, so running the update again redraws the same tiles and finishes it.
+A world made by another generator version, or whose recorded settings this arnisd would not
+reproduce, is drawn again everywhere, and the update says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from arnisd.anvil.chunk_check import DATA_VERSION
+from arnisd.anvil.grid import region_of
+from arnisd.anvil.manifest import MANIFEST_NAME, Manifest, ManifestError, read_manifest, write_manifest
+from arnisd.anvil.region import COMPRESSION_ZLIB, read_region_raw, region_file_name, write_region
+from arnisd.cluster.extracts import TileExtract
+from arnisd.cluster.job_setup import job_extract_source, level_dat_writer, plan_job
+from arnisd.cluster.tile_compute import compute_tile, resolve_generator
+from arnisd.cluster.tiling import Tile
+from arnisd.cluster.wire_names import elevation_to_wire, work_unit
+from arnisd.cluster.world_manifest import RecordingExtracts, job_manifest
+from arnisd.errors import UserError
+from arnisd.geo.bbox import BBox
+from arnisd.job import JobSpec
+from arnisd.world.settings import GENERATOR_VERSION, GenerationSettings
+
+
+class UpdateError(UserError):
+    """The world cannot be updated (no manifest, a tile that fails, ...): one line."""
+
+
+@dataclass(slots=True)
+class UpdateResult:
+    """What an update did."""
+
+    tiles_total: int
+    tiles_drawn: list[str] = field(default_factory=list)
+    regions_replaced: int = 0
+    chunks_replaced: int = 0
+    everything_because: str | None = None       # why every tile was drawn, if it was
+    elapsed_s: float = 0.0
+
+
+def job_from_manifest(manifest: Manifest, world_dir: Path, osm_file: Path) -> JobSpec:
+    """The job the world was made from, reading ``osm_file`` instead of its old input."""
+    job = manifest.job
+    settings = GenerationSettings.from_dict(job["settings"])
+    elevation = job.get("elevation") or {}
+    return JobSpec(bbox=BBox.from_dict(job["bbox"]), output=Path(world_dir), settings=settings,
+                   osm_file=Path(osm_file).resolve(), tile_size_deg=float(job["tile_size_deg"]),
+                   spawn_lat=job.get("spawn_lat"), spawn_lng=job.get("spawn_lng"),
+                   level_name=job.get("level_name") or Path(world_dir).name,
+                   elevation_url=elevation.get("url"),
+                   elevation_dir=Path(elevation["dir"]) if elevation.get("dir") else None,
+                   terrain_optional=settings.terrain and not settings.terrain_params)
+
+
+def _redraw_everything_because(manifest: Manifest, spec: JobSpec) -> str | None:
+    if manifest.versions.get("generator") != GENERATOR_VERSION:
+        return (f"the world was made by generator version {manifest.versions.get('generator')}, "
+                f"this is {GENERATOR_VERSION}")
+    if manifest.data_version != DATA_VERSION:
+        return f"the world's chunks are DataVersion {manifest.data_version}, this makes {DATA_VERSION}"
+    if spec.settings.as_dict() != manifest.job["settings"]:
+        return "the job's settings come out differently now (terrain parameters)"
+    return None
+
+
+def _draw_task(task: dict) -> dict:
+    """One tile through the workers' tile function (a worker process's entry point)."""
+    return compute_tile(task, resolve_generator(None))
+
+
+def _draw(spec: JobSpec, tiles: list[Tile], extracts: dict[str, TileExtract],
+          workers: int) -> dict[str, dict]:
+    """tile id -> ``compute_tile``'s result, in up to ``workers`` processes (each task what
+    a lease of the tile would carry)."""
+    tasks = [{"unit": work_unit(t, spec.settings, spec.bbox),
+              "extract": extracts[t.tile_id].elements,
+              "elevation": elevation_to_wire(extracts[t.tile_id].elevation)}
+             for t in tiles]
+    if workers <= 1 or len(tasks) <= 1:
+        results = [_draw_task(task) for task in tasks]
+    else:
+        with ProcessPoolExecutor(min(workers, len(tasks))) as pool:
+            results = list(pool.map(_draw_task, tasks))
+    for tile, result in zip(tiles, results):
+        if "error" in result:
+            raise UpdateError(f"tile {tile.tile_id} failed: {result['error'].splitlines()[0]}")
+    return {t.tile_id: result for t, result in zip(tiles, results)}
+
+
+def _splice(region_dir: Path, new_chunks: dict[tuple[int, int], bytes]) -> int:
+    """Write the new chunks into the region files they belong to, keeping the other chunks'
+    bytes; each file is replaced atomically. Returns the number of region files written."""
+    by_region: dict[tuple[int, int], dict] = {}
+    for (cx, cz), payload in new_chunks.items():
+        by_region.setdefault(region_of(cx, cz), {})[(cx, cz)] = payload
+    for (rx, rz), chunks in sorted(by_region.items(), key=lambda r: (r[0][1], r[0][0])):
+        path = region_dir / region_file_name(rx, rz)
+        merged = {}
+        if path.exists():
+            for key, (compression, payload) in read_region_raw(path).items():
+                if compression != COMPRESSION_ZLIB:
+                    raise UpdateError(f"{path.name}: chunk {key[0]},{key[1]} has compression "
+                                      f"{compression}: not a world arnisd wrote")
+                merged[key] = payload
+        merged.update(chunks)
+        write_region(region_dir, rx, rz, merged)
+    return len(by_region)
+
+
+def update_world(world_dir: Path, osm_file: Path, workers: int = 1,
+                 note: Callable[[str], None] = lambda message: None) -> UpdateResult:
+    """Update the world in ``world_dir`` to the data in ``osm_file`` (see the module's
+    docstring)."""
+    started = time.monotonic()
+    world_dir = Path(world_dir)
+    try:
+        manifest = read_manifest(world_dir)
+    except ManifestError as exc:
+        raise UpdateError(f"{world_dir}: {exc}") from None
+    if manifest is None:
+        raise UpdateError(f"{world_dir} has no {MANIFEST_NAME}: only a world arnisd made (with "
+                          "a manifest) can be updated")
+    from arnisd.osm.reader import read_osm_file
+    from arnisd.world.job_elevation import prepare_job_terrain
+    spec, terrain = prepare_job_terrain(job_from_manifest(manifest, world_dir, osm_file), note=note)
+    elements = read_osm_file(spec.osm_file).elements
+    note(f"read {len(elements)} OSM elements from {spec.osm_file}")
+    plan = plan_job(spec)
+    recorded = {t.tile_id: t for t in manifest.tiles}
+    if sorted(recorded) != sorted(plan.tile_ids):
+        raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling")
+    result = UpdateResult(len(plan.tiles), everything_because=_redraw_everything_because(manifest, spec))
+    if result.everything_because:
+        note(f"drawing every tile again: {result.everything_because}")
+    extracts = RecordingExtracts(job_extract_source(spec, elements, terrain))
+    changed: dict[str, TileExtract] = {}
+    for tile in plan.tiles:
+        extract = extracts(tile)
+        if result.everything_because or extracts.digests[tile.tile_id] != recorded[tile.tile_id].input_digest:
+            changed[tile.tile_id] = extract
+    tiles = [t for t in plan.tiles if t.tile_id in changed]
+    note(f"{len(tiles)} of {len(plan.tiles)} tiles changed")
+    content = {tile_id: bytes.fromhex(r.content_digest) for tile_id, r in recorded.items()}
+    if tiles:
+        drawn = _draw(spec, tiles, changed, workers)
+        new_chunks = {(cx, cz): data for r in drawn.values() for cx, cz, data in r["chunks"]}
+        result.regions_replaced = _splice(world_dir / "region", new_chunks)
+        result.chunks_replaced = len(new_chunks)
+        result.tiles_drawn = [t.tile_id for t in tiles]
+        content.update((tile_id, r["content_digest"]) for tile_id, r in drawn.items())
+        level_dat_writer(spec)(world_dir)
+    write_manifest(world_dir, job_manifest(replace(spec, output=world_dir), plan.tiles, content,
+                                           extracts.digest_of))
+    result.elapsed_s = time.monotonic() - started
+    return result

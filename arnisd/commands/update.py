@@ -1,0 +1,44 @@
+"""`arnisd update`: bring a world up to date with new OSM data, drawing only the tiles that
+changed (their extract differs from the one the world's manifest records)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from arnisd.errors import UserError
+
+NAME = "update"
+HELP = "redraw only the tiles of a world whose OSM data changed"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("world", type=Path, metavar="WORLD", help="a world folder arnisd made")
+    p.add_argument("--osm-file", type=Path, required=True, metavar="FILE",
+                   help="the new OSM data: .osm.pbf, .osm, .osm.bz2 or Overpass .json")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes drawing changed tiles (default: one per CPU core)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def run(args) -> int:
+    from arnisd.cluster.world_update import update_world
+    from arnisd.logs import configure_logging
+    from arnisd.progress import Progress
+    configure_logging(quiet=args.quiet)
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers} must be at least 1")
+    if not args.world.is_dir():
+        raise UserError(f"{args.world} is not a folder")
+    if not args.osm_file.is_file():
+        raise UserError(f"OSM file {args.osm_file} does not exist or is not a file")
+    from arnisd.osm.reader import osm_format_of
+    osm_format_of(args.osm_file)          # an unknown extension: one line
+    progress = Progress(quiet=args.quiet)
+    result = update_world(args.world, args.osm_file, args.workers or os.cpu_count() or 1,
+                          note=progress.note)
+    progress.note(f"drew {len(result.tiles_drawn)} of {result.tiles_total} tiles again, "
+                  f"{result.chunks_replaced} chunks in {result.regions_replaced} region files, "
+                  f"in {result.elapsed_s:.1f}s")
+    return 0

@@ -1,0 +1,96 @@
+"""`arnisd update`: after one building of the bundled extract changes (written out with
+pyosmium), only the tiles whose extract changed are drawn again, and the world equals a full
+generation from the new data: every region file, level.dat and the manifest, byte for byte."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import osmium
+import pytest
+
+from arnisd.anvil.manifest import MANIFEST_NAME, read_manifest
+from arnisd.anvil.world_check import validate_world
+
+REPO = Path(__file__).resolve().parent.parent
+PBF = REPO / "data" / "kouvola.osm.pbf"
+BBOX = "60.52,26.93,60.54,26.97"           # the extract's own bounds
+CHANGED_WAY = 424090405                    # a residential building without building:levels
+TILE_DEG = "0.003"
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _arnisd(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=240)
+
+
+def _generate(osm_file: Path, out: Path) -> Path:
+    out.parent.mkdir(parents=True)
+    proc = _arnisd("generate", "--osm-file", str(osm_file), "--bbox", BBOX, "--output", str(out),
+                   "--in-process", "--quiet", "--chunk-size", TILE_DEG, "--level-name", "kouvola")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def _one_building_taller(src: Path, dst: Path) -> None:
+    changed = 0
+    with osmium.SimpleWriter(str(dst)) as writer:
+        for obj in osmium.FileProcessor(str(src)):
+            if obj.is_way() and obj.id == CHANGED_WAY:
+                assert "building" in obj.tags and "building:levels" not in obj.tags
+                obj = obj.replace(tags=dict(obj.tags) | {"building:levels": "9"})
+                changed += 1
+            writer.add(obj)
+    assert changed == 1
+
+
+def _files(world: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(world)): p.read_bytes() for p in sorted(world.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("update")
+    new_pbf = base / "new.osm.pbf"
+    _one_building_taller(PBF, new_pbf)
+    return {"new_pbf": new_pbf, "old": _generate(PBF, base / "old" / "kouvola"),
+            "reference": _generate(new_pbf, base / "reference" / "kouvola")}
+
+
+def test_an_update_draws_only_the_changed_tiles_and_equals_a_full_generation(worlds):
+    old, reference = worlds["old"], worlds["reference"]
+    before = _files(old)
+    expected = _files(reference)
+    assert before.keys() == expected.keys()
+    differing = [name for name in expected if before[name] != expected[name]]
+    assert any(name.startswith("region/") for name in differing)      # the change shows
+    proc = _arnisd("update", str(old), "--osm-file", str(worlds["new_pbf"]), "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    tiles = len(read_manifest(old).tiles)
+    drawn = [line for line in proc.stderr.splitlines() if line.startswith("drew ")]
+    assert len(drawn) == 1, proc.stderr
+    count = int(drawn[0].split()[1])
+    assert 0 < count <= 4 < tiles, proc.stderr            # one building: a corner of 4 at most
+    assert _files(old) == expected                        # regions, level.dat and manifest
+    assert validate_world(old, processes=2).problems == []
+
+
+def test_an_update_with_the_same_data_changes_nothing(worlds, tmp_path):
+    reference = worlds["reference"]
+    before = {p: p.stat().st_mtime_ns for p in (reference / "region").iterdir()}
+    proc = _arnisd("update", str(reference), "--osm-file", str(worlds["new_pbf"]))
+    assert proc.returncode == 0, proc.stderr
+    assert "0 of " in proc.stderr and "tiles changed" in proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in (reference / "region").iterdir()} == before
+
+
+def test_a_world_without_a_manifest_is_refused_in_one_line(worlds, tmp_path):
+    world = tmp_path / "bare"
+    (world / "region").mkdir(parents=True)
+    proc = _arnisd("update", str(world), "--osm-file", str(PBF))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and MANIFEST_NAME in proc.stderr
