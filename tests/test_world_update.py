@@ -4,6 +4,7 @@ generation from the new data: every region file, level.dat and the manifest, byt
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import osmium
 import pytest
 
+from arnisd.anvil import region
 from arnisd.anvil.manifest import MANIFEST_NAME, read_manifest
 from arnisd.anvil.world_check import validate_world
 
@@ -61,8 +63,19 @@ def worlds(tmp_path_factory) -> dict[str, Path]:
             "reference": _generate(new_pbf, base / "reference" / "kouvola")}
 
 
-def test_an_update_draws_only_the_changed_tiles_and_equals_a_full_generation(worlds):
-    old, reference = worlds["old"], worlds["reference"]
+def _copy(world: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "kouvola"
+    shutil.copytree(world, copy)
+    return copy
+
+
+def _region_order(name: str) -> tuple[int, int]:
+    rx, rz = region.region_coords_from_name(Path(name))
+    return rz, rx
+
+
+def test_an_update_draws_only_the_changed_tiles_and_equals_a_full_generation(worlds, tmp_path):
+    old, reference = _copy(worlds["old"], tmp_path), worlds["reference"]
     before = _files(old)
     expected = _files(reference)
     assert before.keys() == expected.keys()
@@ -80,7 +93,7 @@ def test_an_update_draws_only_the_changed_tiles_and_equals_a_full_generation(wor
 
 
 def test_an_update_with_the_same_data_changes_nothing(worlds, tmp_path):
-    reference = worlds["reference"]
+    reference = _copy(worlds["reference"], tmp_path)
     before = {p: p.stat().st_mtime_ns for p in (reference / "region").iterdir()}
     proc = _arnisd("update", str(reference), "--osm-file", str(worlds["new_pbf"]))
     assert proc.returncode == 0, proc.stderr
@@ -94,3 +107,35 @@ def test_a_world_without_a_manifest_is_refused_in_one_line(worlds, tmp_path):
     proc = _arnisd("update", str(world), "--osm-file", str(PBF))
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and MANIFEST_NAME in proc.stderr
+
+
+def test_an_update_stopped_midway_validates_and_finishes_when_run_again(worlds, tmp_path):
+    """The update fails at the last region file it writes (a folder stands where the file
+    was); the files written before it are new, the rest old, all whole."""
+    probe = _copy(worlds["old"], tmp_path / "probe")
+    stamps = {p.name: p.stat().st_mtime_ns for p in (probe / "region").iterdir()}
+    assert _arnisd("update", str(probe), "--osm-file", str(worlds["new_pbf"])).returncode == 0
+    written = sorted((p.name for p in (probe / "region").iterdir()
+                      if p.stat().st_mtime_ns != stamps[p.name]), key=_region_order)
+    old_files, expected = _files(worlds["old"]), _files(worlds["reference"])
+    changed = [name for name in written if old_files[f"region/{name}"] != expected[f"region/{name}"]]
+    assert len(written) > 1 and changed and changed[-1] != written[-1], (written, changed)
+
+    world = _copy(worlds["old"], tmp_path / "world")
+    blocked = world / "region" / written[-1]
+    aside = tmp_path / "aside.mca"
+    shutil.move(blocked, aside)
+    blocked.mkdir()
+    proc = _arnisd("update", str(world), "--osm-file", str(worlds["new_pbf"]), "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and written[-1] in proc.stderr and "midway" in proc.stderr
+    blocked.rmdir()
+    shutil.move(aside, blocked)
+    assert (world / "region" / changed[0]).read_bytes() == expected[f"region/{changed[0]}"]
+    report = validate_world(world, processes=2)
+    assert report.problems == [] and any("stopped midway" in n for n in report.notes), report
+    assert read_manifest(world).pending_update is not None
+
+    proc = _arnisd("update", str(world), "--osm-file", str(worlds["new_pbf"]))
+    assert proc.returncode == 0, proc.stderr
+    assert _files(world) == expected

@@ -9,7 +9,9 @@ It records where the world came from, so that the world can be validated and upd
 - ``world``: the chunk rectangle the world covers (half-open, chunk coordinates);
 - ``tiles``: per tile its id, its chunk rectangle, the digest of the input extract it was made
   from (None where no extract was cut) and the content digest of its chunks
-  (``chunk_digest``), as hex.
+  (``chunk_digest``), as hex;
+- ``pending_update`` (only while ``arnisd update`` rewrites region files): the new input and
+  the tiles being drawn again, whose chunks may be old or new until it ends.
 
 This module only reads and writes the file; what goes in it is decided where jobs are set up.
 The file is written atomically, keys sorted, so equal manifests are equal bytes.
@@ -64,16 +66,26 @@ class Manifest:
     input: dict
     world_chunks: tuple[int, int, int, int]     # cx0, cz0, cx1, cz1, half-open
     tiles: tuple[TileRecord, ...]
+    # an update under way: {"input": the new input, "tiles": [ids being drawn again]}; their
+    # chunks may be old or new until the update ends and writes the manifest without it
+    pending_update: dict | None = None
 
     @property
     def data_version(self) -> int:
         return int(self.versions["data_version"])
 
+    @property
+    def pending_tiles(self) -> frozenset[str]:
+        return frozenset(self.pending_update["tiles"]) if self.pending_update else frozenset()
+
     def as_dict(self) -> dict:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION,
-                "versions": self.versions, "job": self.job, "input": self.input,
-                "world": {"chunks": list(self.world_chunks)},
-                "tiles": [t.as_dict() for t in sorted(self.tiles, key=lambda t: t.tile_id)]}
+        out = {"format": FORMAT, "format_version": FORMAT_VERSION,
+               "versions": self.versions, "job": self.job, "input": self.input,
+               "world": {"chunks": list(self.world_chunks)},
+               "tiles": [t.as_dict() for t in sorted(self.tiles, key=lambda t: t.tile_id)]}
+        if self.pending_update is not None:
+            out["pending_update"] = self.pending_update
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Manifest":
@@ -82,9 +94,12 @@ class Manifest:
         if d.get("format_version") != FORMAT_VERSION:
             raise ManifestError(f"manifest format version {d.get('format_version')!r}, "
                                 f"this arnisd reads {FORMAT_VERSION}")
+        pending = d.get("pending_update")
+        if pending is not None:
+            pending = {"input": dict(pending["input"]), "tiles": [str(t) for t in pending["tiles"]]}
         return cls(dict(d["versions"]), dict(d["job"]), dict(d["input"]),
                    _rect(d["world"]["chunks"]),
-                   tuple(TileRecord.from_dict(t) for t in d["tiles"]))
+                   tuple(TileRecord.from_dict(t) for t in d["tiles"]), pending)
 
 
 def _rect(values) -> tuple[int, int, int, int]:

@@ -9,8 +9,10 @@ replaced atomically), then level.dat and the manifest are written. Tiles that di
 would draw the same chunks (generation is a function of the extract and the settings), so the
 result is the world a full generation from the new data makes.
 
-The manifest is written last: an update stopped midway leaves every region file whole (old or
-new) and the old manifest, so running the update again redraws the same tiles and finishes it.
+Before the first region file is replaced, the manifest names the tiles being drawn again
+(``pending_update``; ``validate`` does not hold their digests against the old ones); the final
+manifest is written last. An update stopped midway leaves every region file whole (old or new)
+and a world that validates; running the update again draws the same tiles and finishes it.
 A world made by another generator version, or whose recorded settings this arnisd would not
 reproduce, is drawn again everywhere, and the update says so.
 """
@@ -32,7 +34,7 @@ from arnisd.cluster.job_setup import job_extract_source, level_dat_writer, plan_
 from arnisd.cluster.tile_compute import compute_tile, resolve_generator
 from arnisd.cluster.tiling import Tile
 from arnisd.cluster.wire_names import elevation_to_wire, work_unit
-from arnisd.cluster.world_manifest import RecordingExtracts, job_manifest
+from arnisd.cluster.world_manifest import RecordingExtracts, input_identity, job_manifest
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
@@ -113,14 +115,19 @@ def _splice(region_dir: Path, new_chunks: dict[tuple[int, int], bytes]) -> int:
     for (rx, rz), chunks in sorted(by_region.items(), key=lambda r: (r[0][1], r[0][0])):
         path = region_dir / region_file_name(rx, rz)
         merged = {}
-        if path.exists():
-            for key, (compression, payload) in read_region_raw(path).items():
-                if compression != COMPRESSION_ZLIB:
-                    raise UpdateError(f"{path.name}: chunk {key[0]},{key[1]} has compression "
-                                      f"{compression}: not a world arnisd wrote")
-                merged[key] = payload
-        merged.update(chunks)
-        write_region(region_dir, rx, rz, merged)
+        try:
+            if path.exists():
+                for key, (compression, payload) in read_region_raw(path).items():
+                    if compression != COMPRESSION_ZLIB:
+                        raise UpdateError(f"{path}: chunk {key[0]},{key[1]} has compression "
+                                          f"{compression}: not a world arnisd wrote")
+                    merged[key] = payload
+            merged.update(chunks)
+            write_region(region_dir, rx, rz, merged)
+        except (OSError, ValueError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise UpdateError(f"{path}: {detail}; the update stopped midway (every region file "
+                              "is whole): run it again once that is fixed") from None
     return len(by_region)
 
 
@@ -160,6 +167,9 @@ def update_world(world_dir: Path, osm_file: Path, workers: int = 1,
     content = {tile_id: bytes.fromhex(r.content_digest) for tile_id, r in recorded.items()}
     if tiles:
         drawn = _draw(spec, tiles, changed, workers)
+        # until the regions are all written, the manifest says which tiles are being redrawn
+        write_manifest(world_dir, replace(manifest, pending_update={
+            "input": input_identity(spec), "tiles": [t.tile_id for t in tiles]}))
         new_chunks = {(cx, cz): data for r in drawn.values() for cx, cz, data in r["chunks"]}
         result.regions_replaced = _splice(world_dir / "region", new_chunks)
         result.chunks_replaced = len(new_chunks)
