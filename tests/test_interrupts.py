@@ -150,6 +150,49 @@ def test_sighup_and_early_interrupts_leave_nothing_running(tmp_path):
         assert_session_ends(job, 130, log)
 
 
+SPAWNING_ARNISD = """
+import multiprocessing.forkserver, sys
+def refused():
+    raise OSError("no Unix sockets here")
+multiprocessing.forkserver.ensure_running = refused    # as in a sandbox: workers are spawned
+from arnisd.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def children_of(pid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize("children", [2, 3], ids=["first-worker", "second-worker"])
+def test_interrupt_while_spawned_workers_start_leaves_nothing_running(tmp_path, children):
+    """Where the fork server cannot start, workers are spawned (as on macOS and Windows): a
+    Ctrl-C the moment a worker process appears (its interpreter still starting; the first
+    child is multiprocessing's resource tracker) is not lost, and gives no traceback from a
+    worker either."""
+    env = arnisd_env(tmp_path, 0.5)
+    log = tmp_path / "spawned.log"
+    job = start_session([sys.executable, "-c", SPAWNING_ARNISD,
+                         *generate_args(tmp_path / "spawned")[3:]], env, log, tmp_path)
+    try:
+        wait_until(lambda: children_of(job.pid) >= children, 60, "a worker process",
+                   interval_s=0.002)
+    except AssertionError:
+        os.killpg(job.pid, signal.SIGKILL)
+        raise
+    send(job, signal.SIGINT, group=True)
+    assert_session_ends(job, 130, log)
+    assert "spawning workers instead" in log.read_text()
+
+
 def test_daemons_and_waiting_commands_take_signals_without_tracebacks(tmp_path):
     """A coordinator daemon and a worker daemon mid-job, ``submit --wait`` and ``status
     --watch`` on them: each in its own session, stopped by Ctrl-C to its group (or SIGTERM,

@@ -12,6 +12,7 @@ rest is made. A journal of a different job (area, settings or tiling) is refused
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -48,7 +49,8 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
                       out_dir: Path, serve_status=None, progress=None, *,
                       generator: str | None = None, config: CoordinatorSettings | None = None,
                       timeout_s: float | None = None, raise_on_failure: bool = True,
-                      finalize=None, resume: bool = False) -> JobResult:
+                      finalize=None, resume: bool = False,
+                      starting_workers=contextlib.nullcontext) -> JobResult:
     """Generate ``job`` with a coordinator and ``workers`` local worker processes.
 
     ``elements_or_source``: the job's elements (a list or an ``OsmData``) if already read, an
@@ -59,7 +61,9 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     ``arnisd.progress.Progress``. ``generator`` (``module:function``) replaces the real
     generator in the workers, ``finalize(world_dir)`` the level.dat writer (tests). Tiles are
     ``job.tile_size_deg`` degrees. ``resume`` continues from the journal in ``out_dir`` (see
-    the module's docstring); without it an old journal there is discarded. Returns the
+    the module's docstring); without it an old journal there is discarded.
+    ``starting_workers()``: a context manager the worker processes are started in (the command
+    line's holds stop signals back until every worker is started). Returns the
     ``JobResult``; raises ``ClusterJobFailed`` (a ``UserError``) when tiles failed for good.
     """
     if workers < 1:
@@ -87,17 +91,19 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     processes = []
     grace_s = config.heartbeat_interval_s * config.liveness + 5.0
     try:
-        context, slot_start_method = worker_start(generator)
-        for index in range(workers):
-            settings = WorkerSettings(
-                coordinator=endpoint, worker_id=f"local-{index}", slots=1, generator=generator,
-                heartbeat_interval_s=config.heartbeat_interval_s, liveness=config.liveness,
-                exit_when_coordinator_lost_s=30.0, slot_start_method=slot_start_method)
-            process = context.Process(target=run_worker_process,
-                                      args=(settings, logging.WARNING, dict(os.environ)),
-                                      name=f"arnisd-worker-{index}")
-            process.start()
-            processes.append(process)
+        with starting_workers():
+            context, slot_start_method = worker_start(generator)
+            for index in range(workers):
+                settings = WorkerSettings(
+                    coordinator=endpoint, worker_id=f"local-{index}", slots=1,
+                    generator=generator, heartbeat_interval_s=config.heartbeat_interval_s,
+                    liveness=config.liveness, exit_when_coordinator_lost_s=30.0,
+                    slot_start_method=slot_start_method)
+                process = context.Process(target=run_worker_process,
+                                          args=(settings, logging.WARNING, dict(os.environ)),
+                                          name=f"arnisd-worker-{index}")
+                process.start()
+                processes.append(process)
         def all_workers_gone() -> str | None:
             if any(p.is_alive() for p in processes):
                 return None

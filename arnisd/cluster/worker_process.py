@@ -33,7 +33,7 @@ def run_worker_process(settings: WorkerSettings, log_level: int = logging.WARNIN
         os.environ.clear()
         os.environ.update(environment)
     # A terminal's Ctrl-C reaches every process of the group: the local cluster decides when
-    # its workers stop (and they, their slots, which inherit this), so they take no part in it.
+    # its workers stop (and they, their slots), so they take no part in it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     pool = SlotPool(settings.slots, settings.generator, start_method=settings.slot_start_method)

@@ -167,8 +167,8 @@ def run(args) -> int:
     progress.note(f"area {job.bbox} ({job.bbox.area_km2():.2f} km²), scale {job.settings.scale:g}")
     if not args.in_process:
         from arnisd.cluster.local import warm_up_workers
-        from arnisd.service.signals import children_ignore_interrupts
-        with children_ignore_interrupts():   # the fork server and its workers leave Ctrl-C to us
+        from arnisd.service.signals import starting_children
+        with starting_children():   # the fork server and its workers leave Ctrl-C to us
             warm_up_workers()     # the workers' fork server loads the generator while we read
     from arnisd.osm.source import load_source
     data = load_source(job)
@@ -231,6 +231,8 @@ def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress,
     if args.http_port is not None:
         from arnisd.service.http_api import start_status_server
         serve_status = partial(start_status_server, host="127.0.0.1", port=args.http_port)
+    from arnisd.service.signals import starting_children
     result = run_local_cluster(job, elements, workers, staged, serve_status=serve_status,
-                               progress=progress, resume=args.resume)
+                               progress=progress, resume=args.resume,
+                               starting_workers=starting_children)
     return result.chunks

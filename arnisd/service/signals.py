@@ -82,16 +82,33 @@ def interrupt_on_stop_signals() -> Iterator[None]:
 
 
 @contextmanager
-def children_ignore_interrupts() -> Iterator[None]:
-    """SIGINT ignored while inside, so the processes started here ignore it from their first
-    instruction (an ignored signal stays ignored across fork and exec, and Python keeps it
-    so): a Ctrl-C that reaches the whole group while they start gives no traceback from them.
-    A Ctrl-C in this short window is lost for this process. Main thread only (else a no-op)."""
+def starting_children() -> Iterator[None]:
+    """Around starting child processes (main thread): stop signals wait until the end, and
+    the children begin with SIGINT blocked.
+
+    A stop signal handled in the middle of a start would leave a child half-started (a spawned
+    one would die reading its orders, with a traceback), so this process's handlers only note
+    one, and it is handled on the way out. A Ctrl-C that reaches the whole group while the
+    children's interpreters start stays pending in them until they ignore it (local workers,
+    slots and the fork server do, first thing) instead of raising ``KeyboardInterrupt`` in
+    their start-up. Where signals cannot be blocked (Windows) only the first part holds."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    noted: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: noted.append(signum))
+                for sig in stop_signals()}
+    blocking = hasattr(signal, "pthread_sigmask")
+    if blocking:
+        from multiprocessing import resource_tracker
+        resource_tracker.ensure_running()   # starting it later would unblock SIGINT here
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if noted and callable(previous.get(signal.Signals(noted[0]))):
+            previous[signal.Signals(noted[0])](noted[0], None)     # handled now
