@@ -227,6 +227,10 @@ def test_daemons_and_waiting_commands_take_signals_without_tracebacks(tmp_path):
         wait_until(lambda: len(log_lines(logs["status"])) > 8, 60, "a few status refreshes")
         send(submit, signal.SIGINT, group=True)
         assert_session_ends(submit, 130, logs["submit"])
+        job_id = log_lines(logs["submit"])[0]
+        assert log_lines(logs["submit"])[1:] == [
+            f"stopped waiting; job {job_id} goes on (arnisd cancel {job_id} ends it)",
+            "arnisd: interrupted (SIGINT)"]
         send(status, signal.SIGTERM, group=True)
         assert_session_ends(status, 143, logs["status"])
         send(worker, signal.SIGINT, group=True)            # slots and all

@@ -77,7 +77,13 @@ def run(args) -> int:
     print(job_id, flush=True)
     if not args.wait:
         return 0
-    doc = wait_for_job(client, job_id, args.poll)
+    try:
+        doc = wait_for_job(client, job_id, args.poll)
+    except KeyboardInterrupt:
+        # only the waiting stops: say so, lest the user think the job was cancelled
+        print(f"stopped waiting; job {job_id} goes on (arnisd cancel {job_id} ends it)",
+              file=sys.stderr)
+        raise
     reason = f": {doc['error']}" if doc.get("error") and doc["state"] != "done" else ""
     print(f"job {job_id} {doc['state']}{reason}", file=sys.stderr)
     return 0 if doc["state"] == "done" else 1

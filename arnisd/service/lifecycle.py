@@ -6,8 +6,9 @@
         coordinator.serve()                             # returns after stop()
     # leaving: STOPPING=1, watchdog stopped, previous signal handlers back
 
-The first SIGTERM/SIGINT sends ``STOPPING=1`` and calls ``stop()`` (no arguments); a second one
-raises ``KeyboardInterrupt`` in the main thread. Outside systemd every notification is a no-op.
+The first SIGTERM/SIGINT/SIGHUP sends ``STOPPING=1`` and calls ``stop()`` (no arguments); a
+second one raises ``KeyboardInterrupt`` in the main thread. Outside systemd every notification
+is a no-op.
 """
 
 from __future__ import annotations
