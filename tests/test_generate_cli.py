@@ -185,6 +185,8 @@ BAD_INPUTS = [
     (["--osm-file", str(DATA), "--bbox", "60.54,26.93,60.52,26.97"], "below max_lat"),
     (["--osm-file", str(DATA), "--bbox", "95,26.93,96,26.97"], "outside -90..90"),
     (["--osm-file", str(DATA), "--max-area-km2", "1"], "max-area-km2"),
+    (["--osm-file", str(DATA), "--tile-size", "2"], "--tile-size 2.0 must be in (0, 1]"),
+    (["--osm-file", str(DATA), "--chunk-size", "0"], "--tile-size 0.0 must be in (0, 1]"),
     (["--bbox", "60.52,26.93,60.54,26.97", "--overpass-url", "http://127.0.0.1:9/api",
       "--overpass-retries", "1", "--overpass-backoff", "0", "--overpass-timeout", "2"], "Overpass"),
 ]

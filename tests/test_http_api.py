@@ -11,9 +11,9 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from arnisd.cluster.wire_names import STATUS_FIELDS
 from arnisd.service.http_api import (
-    STATUS_FIELDS, SnapshotProvider, StatusProvider, render_metrics, start_http_api,
-    start_status_server)
+    SnapshotProvider, StatusProvider, render_metrics, start_http_api, start_status_server)
 from arnisd.errors import UserError
 from fake_status_provider import FakeProvider, tile_grid
 

@@ -131,7 +131,9 @@ def test_submit_checks_before_sending(url, provider):
                          (("--bbox", "1,2,3", "--output", "w"), "--bbox"),
                          (("--bbox", "60.52,26.93,60.54,26.97", "--output", "../w"), "--output"),
                          (("--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
-                           "--chunk-size", "0"), "--chunk-size"),
+                           "--chunk-size", "0"), "--tile-size"),
+                         (("--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
+                           "--tile-size", "2"), "--tile-size"),
                          (("--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
                            "--spawn-lat", "60.53"), "--spawn-lat")):
         proc = arnisd("submit", *args, "--coordinator", url)

@@ -39,7 +39,7 @@ from arnisd.cluster.extracts import NO_EXTRACT, TileExtract
 from arnisd.cluster.merger import Merger, MissingFrames
 from arnisd.cluster.tilebook import COMMITTED, FAILED, LEASED, PENDING, TileBook
 from arnisd.cluster.tiling import Tile
-from arnisd.cluster.wire_names import elevation_to_wire, work_unit
+from arnisd.cluster.wire_names import elevation_to_wire, status_counts, work_unit
 
 log = logging.getLogger("arnisd.cluster.coordinator")
 
@@ -914,10 +914,9 @@ class Coordinator:
                  "chunks_received": w.chunks_received,
                  "last_seen_s_ago": round(now - w.last_seen, 3)}
                 for w in self.workers.values()]
-            doc_workers = {"active": active, "idle": len(self.workers) - active}
+            idle = len(self.workers) - active
             if job is None:
-                return {"total_chunks": 0, "completed": 0, "in_progress": 0, "pending": 0,
-                        "failed": 0, "workers": doc_workers, "job_state": None,
+                return {**status_counts(0, 0, 0, 0, 0, active, idle), "job_state": None,
                         "finished": True, "session": self.session,
                         "messages_received": self.messages_in,
                         "protocol_errors": self.protocol_errors,
@@ -929,12 +928,8 @@ class Coordinator:
             remaining = counts[PENDING] + counts[LEASED]
             finished = book.finished()
             doc = {
-                "total_chunks": len(book.records),
-                "completed": counts[COMMITTED],
-                "in_progress": counts[LEASED],
-                "pending": counts[PENDING],
-                "failed": counts[FAILED],
-                "workers": doc_workers,
+                **status_counts(len(book.records), counts[COMMITTED], counts[LEASED],
+                                counts[PENDING], counts[FAILED], active, idle),
                 "job_state": ("failed" if counts[FAILED] else "done") if finished else "running",
                 "finished": finished,
                 "failed_tiles": {t: (e or "").splitlines()[0] if e else ""

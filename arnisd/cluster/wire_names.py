@@ -14,12 +14,19 @@ beside it as ``[[z, x, y, png bytes]...]`` (``elevation_to_wire``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from arnisd.geo.bbox import BBox
-from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.world.settings import GenerationSettings
 
+if TYPE_CHECKING:      # numpy: loaded by the slots that read work units, not by `arnisd status`
+    from arnisd.geo.projection import BlockRect, LocalProjection
+
 TILE_ID_PREFIX = "chunk_"
+#: What the status document (and a job's row and summary) calls the number of a job's tiles.
+TILES_TOTAL = "total_chunks"
+#: The status document's own fields (the seed's schema), in its order.
+STATUS_FIELDS = (TILES_TOTAL, "completed", "in_progress", "pending", "failed", "workers")
 
 
 def tile_id(col: int, row: int) -> str:
@@ -45,9 +52,23 @@ class WorkUnit:
 
     @classmethod
     def from_wire(cls, unit: dict) -> "WorkUnit":
+        from arnisd.geo.projection import BlockRect, LocalProjection
         settings = GenerationSettings.from_dict(unit["settings"])
         projection = LocalProjection(BBox.from_dict(unit["job_bbox"]), float(settings.scale))
         return cls(unit["chunk_id"], BlockRect(*unit["owned_blocks"]), settings, projection)
+
+
+def status_counts(tiles_total: int, tiles_committed: int, tiles_leased: int, tiles_pending: int,
+                  tiles_failed: int, workers_active: int, workers_idle: int) -> dict:
+    """The status document's own fields (``STATUS_FIELDS``), from arnisd's counts."""
+    return {TILES_TOTAL: tiles_total, "completed": tiles_committed, "in_progress": tiles_leased,
+            "pending": tiles_pending, "failed": tiles_failed,
+            "workers": {"active": workers_active, "idle": workers_idle}}
+
+
+def tiles_total_of(doc: dict) -> int:
+    """How many tiles a status document (or a job's row) counts."""
+    return int(doc.get(TILES_TOTAL) or 0)
 
 
 def elevation_to_wire(tiles: dict | None) -> list | None:

@@ -63,7 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="local worker processes (default: one per CPU core)")
     p.add_argument("--in-process", action="store_true",
                    help="generate in this process, without the cluster (the reference path)")
-    p.add_argument("--chunk-size", type=float, default=DEFAULT_TILE_SIZE_DEG, metavar="DEG",
+    # --chunk-size: the seed's name for it (a tile was a "chunk" there), kept working
+    p.add_argument("--tile-size", "--chunk-size", dest="tile_size_deg", type=float,
+                   default=DEFAULT_TILE_SIZE_DEG, metavar="DEG",
                    help=f"tile size in degrees for the cluster (default {DEFAULT_TILE_SIZE_DEG})")
     p.add_argument("--halo", type=int, default=DEFAULT_HALO_BLOCKS, metavar="BLOCKS",
                    help=f"data margin around each tile (default {DEFAULT_HALO_BLOCKS})")
@@ -88,8 +90,8 @@ def job_from_args(args) -> JobSpec:
         raise UserError(f"--scale {args.scale} must be in (0, 10]")
     if not -63 <= args.ground_level <= 300:
         raise UserError(f"--ground-level {args.ground_level} must be in -63..300")
-    if args.chunk_size <= 0 or args.chunk_size > 1:
-        raise UserError(f"--chunk-size {args.chunk_size} must be in (0, 1] degrees")
+    if args.tile_size_deg <= 0 or args.tile_size_deg > 1:
+        raise UserError(f"--tile-size {args.tile_size_deg} must be in (0, 1] degrees")
     if not 0 <= args.halo <= 256:
         raise UserError(f"--halo {args.halo} must be in 0..256 blocks")
     if args.overpass_timeout <= 0 or args.overpass_retries < 0 or args.overpass_backoff < 0:
@@ -128,7 +130,7 @@ def job_from_args(args) -> JobSpec:
         bbox=bbox, output=args.output, settings=settings,
         osm_file=args.osm_file.resolve() if args.osm_file else None,
         overpass_urls=tuple(args.overpass_urls or DEFAULT_OVERPASS_URLS),
-        cache_dir=cache_dir, tile_size_deg=args.chunk_size,
+        cache_dir=cache_dir, tile_size_deg=args.tile_size_deg,
         spawn_lat=args.spawn_lat, spawn_lng=args.spawn_lng,
         level_name=args.level_name or args.output.name or "arnisd world",
         overpass_timeout_s=args.overpass_timeout, overpass_retries=args.overpass_retries,

@@ -11,6 +11,7 @@ import json
 import sys
 import time
 
+from arnisd.cluster.wire_names import tiles_total_of
 from arnisd.errors import UserError
 from arnisd.service.client import ShimClient, add_connection_arguments, resolve_target
 
@@ -72,7 +73,7 @@ def _render(doc: dict, as_json: bool) -> str:
 
 def format_status(doc: dict) -> str:
     """The human summary of a status document."""
-    total = int(doc.get("total_chunks") or 0)
+    total = tiles_total_of(doc)
     done, leased = int(doc.get("completed") or 0), int(doc.get("in_progress") or 0)
     pending, failed = int(doc.get("pending") or 0), int(doc.get("failed") or 0)
     lines = [_job_line(doc)]
@@ -112,7 +113,7 @@ def format_status(doc: dict) -> str:
 
 
 def _job_line(doc: dict) -> str:
-    if not doc.get("job_id") and not doc.get("total_chunks"):
+    if not doc.get("job_id") and not tiles_total_of(doc):
         return "no job"
     parts = [f"job {doc.get('job_id', '?')}"]
     state = doc.get("job_state") or ("finished" if doc.get("finished") else None)

@@ -26,8 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--output", required=True, metavar="NAME",
                    help="the world's folder name under the coordinator's output root")
     p.add_argument("--scale", type=float, default=1.0, help="blocks per metre (default 1.0)")
-    p.add_argument("--chunk-size", type=float, default=None, metavar="DEG",
-                   help="tile size in degrees (default: the coordinator's)")
+    # --chunk-size: the seed's name for it (a tile was a "chunk" there), kept working
+    p.add_argument("--tile-size", "--chunk-size", dest="tile_size_deg", type=float, default=None,
+                   metavar="DEG", help="tile size in degrees (default: the coordinator's)")
     p.add_argument("--halo", type=int, default=None, metavar="BLOCKS",
                    help="data margin around each tile (default: the coordinator's)")
     p.add_argument("--ground-level", type=int, default=-62, help="y of the ground (default -62)")
@@ -54,7 +55,7 @@ def request_from_args(args) -> JobRequest:
     if elevation_dir is not None and Path(elevation_dir).expanduser().is_dir():
         elevation_dir = str(Path(elevation_dir).expanduser().resolve())   # same machine
     document = {"output": args.output, "bbox": args.bbox, "osm_file": osm_file,
-                "scale": args.scale, "tile_size_deg": args.chunk_size, "halo_blocks": args.halo,
+                "scale": args.scale, "tile_size_deg": args.tile_size_deg, "halo_blocks": args.halo,
                 "ground_level": args.ground_level, "interior": args.interior,
                 "level_name": args.level_name, "spawn_lat": args.spawn_lat,
                 "spawn_lng": args.spawn_lng, "force": args.force, "terrain": args.terrain,
@@ -63,7 +64,7 @@ def request_from_args(args) -> JobRequest:
     try:
         return JobRequest.from_dict(document)
     except JobRequestError as exc:
-        flag = {"tile_size_deg": "chunk-size", "halo_blocks": "halo"}.get(exc.field, exc.field)
+        flag = {"tile_size_deg": "tile-size", "halo_blocks": "halo"}.get(exc.field, exc.field)
         raise UserError(f"--{flag.replace('_', '-')}: {exc.problem}") from None
 
 

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from arnisd.cluster.wire_names import TILES_TOTAL, status_counts, tiles_total_of
 from arnisd.errors import UserError
 from arnisd.service.job_record import (CANCELLED, DONE, FAILED, FINAL_STATES, ORIGIN_CONFIG,
                                        ORIGIN_SUBMIT, QUEUED, RESUMABLE_STATES, RUNNING, STOPPED,
@@ -146,14 +147,13 @@ class CoordinatorService:
             doc = dict(last.final_status or {})  # the last job as it ended, with today's workers
             doc.update(job_id=last.job_id, job_state=last.state, output=last.request.output,
                        eta_s=None, error=last.error)
-            for key in ("total_chunks", "completed", "failed"):
-                doc.setdefault(key, getattr(last, key))
-            for key in ("in_progress", "pending"):
-                doc.setdefault(key, 0)
-            doc["workers"] = live["workers"] if live else {"active": 0, "idle": 0}
+            counts = status_counts(last.tiles_total, last.completed, 0, 0, last.failed, 0, 0)
+            for key, value in counts.items():
+                doc.setdefault(key, value)
+            doc["workers"] = live["workers"] if live else counts["workers"]
             doc["workers_detail"] = live["workers_detail"] if live else []
         else:
-            doc = {"total_chunks": 0, "completed": 0, "in_progress": 0, "pending": 0, "failed": 0,
+            doc = {**status_counts(0, 0, 0, 0, 0, 0, 0),
                    "workers": live["workers"] if live else {"active": 0, "idle": 0},
                    "workers_detail": live["workers_detail"] if live else [],
                    "job_id": current.job_id if current else None,
@@ -434,7 +434,7 @@ class CoordinatorService:
         with self._lock:
             self._account(final)
             record.final_status = final
-            record.total_chunks, record.completed = final["total_chunks"], final["completed"]
+            record.tiles_total, record.completed = tiles_total_of(final), final["completed"]
             record.failed, record.chunks = final["failed"], final.get("chunks_merged", 0)
             if record.cancel_requested:
                 outcome = CANCELLED
@@ -520,7 +520,7 @@ class CoordinatorService:
                      result.elapsed_s)
         else:
             log.info("job %s %s: %d of %d tiles, %d chunks%s", record.job_id, outcome,
-                     record.completed, record.total_chunks, record.chunks,
+                     record.completed, record.tiles_total, record.chunks,
                      f" ({record.error})" if record.error else "")
         if result is not None:
             for tile, reason in sorted(result.failed.items()):
@@ -538,7 +538,7 @@ class CoordinatorService:
 
 def _live_fields(snapshot: dict) -> dict:
     """A running job's row fields from its coordinator's status document."""
-    return {"total_chunks": snapshot["total_chunks"], "completed": snapshot["completed"],
+    return {TILES_TOTAL: tiles_total_of(snapshot), "completed": snapshot["completed"],
             "failed": snapshot["failed"], "chunks": snapshot.get("chunks_merged", 0),
             "failed_tiles": snapshot.get("failed_tiles", {}),
             "workers": sorted(w.get("worker_id") for w in snapshot.get("workers_detail", [])

@@ -31,13 +31,13 @@ from importlib import resources
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from arnisd.cluster.wire_names import TILES_TOTAL
 from arnisd.errors import UserError
 from arnisd.service.prometheus import metrics_from_status, render_metrics
 
 log = logging.getLogger("arnisd.service.http_api")
 
 MAX_BODY_BYTES = 1 << 20
-STATUS_FIELDS = ("total_chunks", "completed", "in_progress", "pending", "failed", "workers")
 
 
 @runtime_checkable
@@ -187,7 +187,7 @@ class SnapshotProvider:
 
     def jobs(self) -> list[dict]:
         doc = self.status()
-        row = {k: doc.get(k) for k in ("job_id", "total_chunks", "completed", "failed")}
+        row = {k: doc.get(k) for k in ("job_id", TILES_TOTAL, "completed", "failed")}
         row["state"] = doc.get("job_state") or ("done" if doc.get("finished") else "running")
         return [row]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from arnisd.cluster.wire_names import TILES_TOTAL, tiles_total_of
 from arnisd.service.job_request import JobRequest
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, STOPPED = (
@@ -37,10 +38,10 @@ class JobRecord:
     submitted_at: float = field(default_factory=time.time)    # Unix seconds
     started_at: float | None = None
     finished_at: float | None = None
-    total_chunks: int = 0                         # tiles, as the status document counts them
-    completed: int = 0
-    failed: int = 0
-    chunks: int = 0
+    tiles_total: int = 0
+    completed: int = 0                            # tiles
+    failed: int = 0                               # tiles
+    chunks: int = 0                               # Minecraft chunks merged
     error: str | None = None
     final_status: dict | None = None              # the status document when it ended
     cancel_requested: bool = False                # running; cancelled once cleaned up
@@ -52,7 +53,7 @@ class JobRecord:
         bbox = self.spec.bbox if self.spec is not None else self.request.bbox
         return {"job_id": self.job_id, "state": self.state, "output": self.request.output,
                 "bbox": bbox.as_dict() if bbox is not None else None,
-                "total_chunks": self.total_chunks,
+                TILES_TOTAL: self.tiles_total,
                 "completed": self.completed, "failed": self.failed, "chunks": self.chunks,
                 "submitted_at": self.submitted_at, "started_at": self.started_at,
                 "finished_at": self.finished_at, "error": self.error,
@@ -62,7 +63,7 @@ class JobRecord:
     def summary(self) -> dict:
         """What the journal keeps of a finished job."""
         status = self.final_status or {}
-        return {"total_chunks": self.total_chunks, "completed": self.completed,
+        return {TILES_TOTAL: self.tiles_total, "completed": self.completed,
                 "failed": self.failed, "chunks": self.chunks,
                 "failed_tiles": status.get("failed_tiles", {}),
                 "workers": self.row()["workers"]}
@@ -74,7 +75,8 @@ class JobRecord:
                      submitted_at=row["submitted_at"] or 0.0, started_at=row["started_at"],
                      finished_at=row["finished_at"], error=row["error"])
         summary = row.get("summary") or {}
-        for name in ("total_chunks", "completed", "failed", "chunks"):
+        record.tiles_total = tiles_total_of(summary)
+        for name in ("completed", "failed", "chunks"):
             setattr(record, name, int(summary.get(name, 0) or 0))
         if summary:
             record.final_status = {"failed_tiles": summary.get("failed_tiles", {}),
