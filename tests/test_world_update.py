@@ -1,12 +1,14 @@
 """`arnisd update`: after one building of the bundled extract changes (written out with
-pyosmium), only the tiles whose extract changed are drawn again, and the world equals a full
-generation from the new data: every region file, level.dat and the manifest, byte for byte."""
+pyosmium, as a new file or as a change file), only the tiles whose extract changed are drawn
+again, and the world equals a full generation from the new data: every region file, level.dat
+and the manifest, byte for byte (from a change file, the manifest names the changed input)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import osmium
@@ -139,3 +141,35 @@ def test_an_update_stopped_midway_validates_and_finishes_when_run_again(worlds, 
     proc = _arnisd("update", str(world), "--osm-file", str(worlds["new_pbf"]))
     assert proc.returncode == 0, proc.stderr
     assert _files(world) == expected
+
+
+def test_an_update_from_a_change_file_equals_a_full_generation(worlds, tmp_path):
+    """The same change as an .osc (written with pyosmium: the way, one version later) applied
+    to the world's recorded input."""
+    osc = tmp_path / "taller.osc"
+    with osmium.SimpleWriter(str(osc)) as writer:
+        for way in osmium.FileProcessor(str(PBF), osmium.osm.WAY):
+            if way.id == CHANGED_WAY:
+                writer.add(way.replace(tags=dict(way.tags) | {"building:levels": "9"},
+                                       version=way.version + 1))
+    world = _copy(worlds["old"], tmp_path)
+    proc = _arnisd("update", str(world), "--osc", str(osc))
+    assert proc.returncode == 0, proc.stderr
+    changed_input = tmp_path / "kouvola-input.osm.pbf"
+    assert changed_input.is_file() and str(changed_input) in proc.stderr
+    got, expected = _files(world), _files(worlds["reference"])
+    assert got.keys() == expected.keys()
+    assert [name for name in got if got[name] != expected[name]] == [MANIFEST_NAME]
+    manifest, reference = read_manifest(world), read_manifest(worlds["reference"])
+    assert manifest.input["path"] == str(changed_input) != reference.input["path"]
+    assert replace(manifest, input=reference.input) == reference   # only the input's identity
+    assert validate_world(world, processes=2).problems == []
+
+
+def test_a_change_file_needs_the_input_the_world_was_made_from(worlds, tmp_path):
+    world = _copy(worlds["old"], tmp_path)
+    text = (world / MANIFEST_NAME).read_text().replace(str(PBF), str(tmp_path / "gone.osm.pbf"))
+    (world / MANIFEST_NAME).write_text(text)
+    proc = _arnisd("update", str(world), "--osc", str(tmp_path / "x.osc"), "--quiet")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "gone.osm.pbf" in proc.stderr and "--osm-file" in proc.stderr

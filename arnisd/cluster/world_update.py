@@ -34,7 +34,8 @@ from arnisd.cluster.job_setup import job_extract_source, level_dat_writer, plan_
 from arnisd.cluster.tile_compute import compute_tile, resolve_generator
 from arnisd.cluster.tiling import Tile
 from arnisd.cluster.wire_names import elevation_to_wire, work_unit
-from arnisd.cluster.world_manifest import RecordingExtracts, input_identity, job_manifest
+from arnisd.cluster.world_manifest import (RecordingExtracts, file_digest, input_identity,
+                                           job_manifest)
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
@@ -131,12 +132,7 @@ def _splice(region_dir: Path, new_chunks: dict[tuple[int, int], bytes]) -> int:
     return len(by_region)
 
 
-def update_world(world_dir: Path, osm_file: Path, workers: int = 1,
-                 note: Callable[[str], None] = lambda message: None) -> UpdateResult:
-    """Update the world in ``world_dir`` to the data in ``osm_file`` (see the module's
-    docstring)."""
-    started = time.monotonic()
-    world_dir = Path(world_dir)
+def _world_manifest(world_dir: Path) -> Manifest:
     try:
         manifest = read_manifest(world_dir)
     except ManifestError as exc:
@@ -144,6 +140,37 @@ def update_world(world_dir: Path, osm_file: Path, workers: int = 1,
     if manifest is None:
         raise UpdateError(f"{world_dir} has no {MANIFEST_NAME}: only a world arnisd made (with "
                           "a manifest) can be updated")
+    return manifest
+
+
+def default_changed_input(world_dir: Path) -> Path:
+    """Where ``--osc`` writes the changed input by default: beside the world folder."""
+    world_dir = Path(world_dir).resolve()
+    return world_dir.parent / f"{world_dir.name}-input.osm.pbf"
+
+
+def apply_changes_to_input(world_dir: Path, changes: Path, out: Path) -> Path:
+    """The world's recorded input file with ``changes`` applied, written to ``out``. The input
+    must still be the file the world was made from (same digest)."""
+    from arnisd.osm.changes import apply_changes
+    recorded = _world_manifest(Path(world_dir)).input
+    if recorded.get("kind") != "file":
+        raise UpdateError(f"{world_dir} was made from {recorded.get('kind')}, not a file: "
+                          "give the new data with --osm-file")
+    base = Path(recorded["path"])
+    if not base.is_file() or file_digest(base) != recorded["digest"]:
+        raise UpdateError(f"the world's input {base} is gone or no longer the file the world "
+                          "was made from: give the new data with --osm-file")
+    return apply_changes(base, changes, out)
+
+
+def update_world(world_dir: Path, osm_file: Path, workers: int = 1,
+                 note: Callable[[str], None] = lambda message: None) -> UpdateResult:
+    """Update the world in ``world_dir`` to the data in ``osm_file`` (see the module's
+    docstring)."""
+    started = time.monotonic()
+    world_dir = Path(world_dir)
+    manifest = _world_manifest(world_dir)
     from arnisd.osm.reader import read_osm_file
     from arnisd.world.job_elevation import prepare_job_terrain
     spec, terrain = prepare_job_terrain(job_from_manifest(manifest, world_dir, osm_file), note=note)

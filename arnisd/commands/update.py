@@ -1,5 +1,6 @@
-"""`arnisd update`: bring a world up to date with new OSM data, drawing only the tiles that
-changed (their extract differs from the one the world's manifest records)."""
+"""`arnisd update`: bring a world up to date with new OSM data (a new file, or a change file
+applied to the world's input), drawing only the tiles that changed (their extract differs
+from the one the world's manifest records)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,14 @@ HELP = "redraw only the tiles of a world whose OSM data changed"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("world", type=Path, metavar="WORLD", help="a world folder arnisd made")
-    p.add_argument("--osm-file", type=Path, required=True, metavar="FILE",
-                   help="the new OSM data: .osm.pbf, .osm, .osm.bz2 or Overpass .json")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--osm-file", type=Path, metavar="FILE",
+                        help="the new OSM data: .osm.pbf, .osm, .osm.bz2 or Overpass .json")
+    source.add_argument("--osc", type=Path, metavar="CHANGES",
+                        help="an OSM change file (.osc, .osc.gz) applied to the world's input file")
+    p.add_argument("--osc-output", type=Path, default=None, metavar="FILE",
+                   help="where --osc writes the changed input (default: WORLD-input.osm.pbf "
+                        "beside the world folder)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes drawing changed tiles (default: one per CPU core)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -31,12 +38,20 @@ def run(args) -> int:
         raise UserError(f"--workers {args.workers} must be at least 1")
     if not args.world.is_dir():
         raise UserError(f"{args.world} is not a folder")
-    if not args.osm_file.is_file():
-        raise UserError(f"OSM file {args.osm_file} does not exist or is not a file")
-    from arnisd.osm.reader import osm_format_of
-    osm_format_of(args.osm_file)          # an unknown extension: one line
     progress = Progress(quiet=args.quiet)
-    result = update_world(args.world, args.osm_file, args.workers or os.cpu_count() or 1,
+    osm_file = args.osm_file
+    if args.osc is not None:
+        from arnisd.cluster.world_update import apply_changes_to_input, default_changed_input
+        osm_file = args.osc_output or default_changed_input(args.world)
+        apply_changes_to_input(args.world, args.osc, osm_file)
+        progress.note(f"applied {args.osc} to the world's input: {osm_file}")
+    elif args.osc_output is not None:
+        raise UserError("--osc-output goes with --osc")
+    if not osm_file.is_file():
+        raise UserError(f"OSM file {osm_file} does not exist or is not a file")
+    from arnisd.osm.reader import osm_format_of
+    osm_format_of(osm_file)          # an unknown extension: one line
+    result = update_world(args.world, osm_file, args.workers or os.cpu_count() or 1,
                           note=progress.note)
     progress.note(f"drew {len(result.tiles_drawn)} of {result.tiles_total} tiles again, "
                   f"{result.chunks_replaced} chunks in {result.regions_replaced} region files, "
