@@ -150,6 +150,23 @@ def test_sighup_and_early_interrupts_leave_nothing_running(tmp_path):
         assert_session_ends(job, 130, log)
 
 
+def test_generate_killed_alone_leaves_nothing_running(tmp_path):
+    """SIGKILL to the main process alone (no handler runs): its workers notice it is gone and
+    stop their slots, the fork server and the resource tracker follow."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    log = tmp_path / "killed.log"
+    job = start_session(generate_args(tmp_path / "killed"), arnisd_env(markers, 0.5), log,
+                        tmp_path)
+    try:
+        wait_until(lambda: read_markers(markers), 120, "a tile being made")
+    except AssertionError:
+        os.killpg(job.pid, signal.SIGKILL)
+        raise
+    send(job, signal.SIGKILL, group=False)
+    assert_session_ends(job, -signal.SIGKILL, log)
+
+
 SPAWNING_ARNISD = """
 import multiprocessing.forkserver, sys
 def refused():

@@ -4,8 +4,9 @@ The file is read by ``arnisd.service.config``. A coordinator is a ``CoordinatorS
 binds its ROUTER once, serves the HTTP API, queues the config's ``[job]`` (if the journal does
 not have it already) and any job an earlier run left unfinished, and runs jobs sent with
 `arnisd submit` one after another while workers stay connected, until SIGTERM, SIGINT or SIGHUP
-(a job in progress keeps what it received and resumes at the next start). With ``--exit-when-done`` it
-exits once the queue is empty instead: 0 when every job was made, 1 otherwise.
+(a job in progress keeps what it received and resumes at the next start). With
+``--exit-when-done`` it exits once the queue is empty instead: 0 when every job was made, 1
+otherwise.
 
 A worker connects to its coordinator and serves until SIGTERM, SIGINT or SIGHUP (saying ``bye``,
 which hands its tiles back at once), reconnecting by itself whenever the coordinator goes away.
