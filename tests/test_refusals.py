@@ -1,6 +1,7 @@
 """Mistakes a user makes before anything happens, each met with one line (real processes):
-a bbox that no element of the given file reaches, a spawn point outside the bbox, and a worker
-pointed at an address where no coordinator answers.
+a bbox that no element of the given file reaches, a spawn point outside the bbox (given to
+`generate` and submitted to a coordinator daemon), and a worker pointed at an address where no
+coordinator answers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster_helpers import KOUVOLA_PBF, REPO_ROOT, free_port, log_lines, wait_until, write_worker_config
+from cluster_helpers import (KOUVOLA_PBF, REPO_ROOT, free_port, log_lines, start_daemon,
+                             stop_daemons, wait_until, write_coordinator_config,
+                             write_worker_config)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,3 +80,39 @@ def test_a_worker_that_never_reaches_its_coordinator_says_so_every_10_s(tmp_path
         worker.terminate()
         assert worker.wait(15) == 0
     assert "Traceback" not in log.read_text()
+
+
+def ready(url: str) -> bool:
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_a_submitted_spawn_point_outside_the_bbox_is_refused(tmp_path):
+    """The same mistake sent to a coordinator daemon: HTTP 400, `submit` exits 2 with the line;
+    the bbox may be the file's bounds, which only the coordinator reads."""
+    port, http_port = free_port(), free_port()
+    worlds = tmp_path / "worlds"
+    worlds.mkdir()
+    config = write_coordinator_config(tmp_path / "coordinator.toml", port,
+                                      "60.525,26.94,60.535,26.955", KOUVOLA_PBF,
+                                      worlds / "first", 0.0025, http_port=http_port)
+    coordinator = start_daemon(config, tmp_path / "coordinator.log")
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_until(lambda: ready(url), 60, "the coordinator's /readyz")
+        for bbox, where in ((["--bbox", "60.525,26.94,60.535,26.955"], "60.525,26.94,60.535,26.955"),
+                            ([], "60.52,26.93,60.54,26.97")):       # the file's bounds
+            proc = arnisd("submit", "--coordinator", url, "--osm-file", str(KOUVOLA_PBF), *bbox,
+                          "--spawn-lat", "60.6", "--spawn-lng", "26.95", "--output", "w",
+                          cwd=tmp_path)
+            assert proc.returncode == 2, proc.stderr
+            assert f"60.6,26.95 is outside the bbox {where}" in proc.stderr
+            assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert not (worlds / "w").exists()
+    finally:
+        stop_daemons([coordinator])
+    assert "Traceback" not in (tmp_path / "coordinator.log").read_text()

@@ -141,6 +141,9 @@ class JobRequest:
                 raise JobRequestError("osm_file", str(exc)) from None
             if bbox is None:
                 raise JobRequestError("bbox", f"{osm_file} declares no bounds: give a bbox")
+        if self.spawn_lat is not None and not bbox.contains(self.spawn_lat, self.spawn_lng):
+            raise JobRequestError("spawn_lat", f"{self.spawn_lat},{self.spawn_lng} is outside "
+                                               f"the bbox {bbox}")
         limit = config.max_job_area_km2 if max_area_km2 is None else max_area_km2
         if bbox.area_km2() > limit:
             raise JobRequestError("bbox", f"covers {bbox.area_km2():.1f} km², more than the "
