@@ -54,6 +54,16 @@ def start_session(args: list[str], env: dict, log: Path, cwd: Path) -> subproces
                                 start_new_session=True)
 
 
+def wait_or_kill(process: subprocess.Popen, predicate, timeout_s: float, what: str,
+                 interval_s: float = 0.05) -> None:
+    """``wait_until(predicate)``; if it never holds, the process's session is killed."""
+    try:
+        wait_until(predicate, timeout_s, what, interval_s)
+    except AssertionError:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+
+
 def send(process: subprocess.Popen, signum: int, group: bool) -> None:
     if group:
         os.killpg(process.pid, signum)
@@ -100,11 +110,7 @@ def test_interrupted_generate_leaves_nothing_running_and_resumes(tmp_path, refer
     journal = tmp_path / f".{output.name}.arnisd-building" / ".arnisd-cluster" / "journal.sqlite3"
     log = tmp_path / "first.log"
     first = start_session(generate_args(output), env, log, tmp_path)
-    try:
-        wait_until(lambda: committed_count(journal) >= 3, 120, "three tiles committed")
-    except AssertionError:
-        os.killpg(first.pid, signal.SIGKILL)
-        raise
+    wait_or_kill(first, lambda: committed_count(journal) >= 3, 120, "three tiles committed")
     send(first, signum, group)
     assert_session_ends(first, exit_code, log)
     lines = log_lines(log)
@@ -134,11 +140,7 @@ def test_sighup_and_early_interrupts_leave_nothing_running(tmp_path):
     env = arnisd_env(markers, 0.5)
     log = tmp_path / "hup.log"
     job = start_session(generate_args(tmp_path / "hup"), env, log, tmp_path)
-    try:
-        wait_until(lambda: read_markers(markers), 120, "a tile being made")
-    except AssertionError:
-        os.killpg(job.pid, signal.SIGKILL)
-        raise
+    wait_or_kill(job, lambda: read_markers(markers), 120, "a tile being made")
     send(job, signal.SIGHUP, group=True)
     assert_session_ends(job, 129, log)
     assert log_lines(log)[-1] == "arnisd: interrupted (SIGHUP)"
@@ -158,11 +160,7 @@ def test_generate_killed_alone_leaves_nothing_running(tmp_path):
     log = tmp_path / "killed.log"
     job = start_session(generate_args(tmp_path / "killed"), arnisd_env(markers, 0.5), log,
                         tmp_path)
-    try:
-        wait_until(lambda: read_markers(markers), 120, "a tile being made")
-    except AssertionError:
-        os.killpg(job.pid, signal.SIGKILL)
-        raise
+    wait_or_kill(job, lambda: read_markers(markers), 120, "a tile being made")
     send(job, signal.SIGKILL, group=False)
     assert_session_ends(job, -signal.SIGKILL, log)
 
@@ -199,12 +197,8 @@ def test_interrupt_while_spawned_workers_start_leaves_nothing_running(tmp_path, 
     log = tmp_path / "spawned.log"
     job = start_session([sys.executable, "-c", SPAWNING_ARNISD,
                          *generate_args(tmp_path / "spawned")[3:]], env, log, tmp_path)
-    try:
-        wait_until(lambda: children_of(job.pid) >= children, 60, "a worker process",
-                   interval_s=0.002)
-    except AssertionError:
-        os.killpg(job.pid, signal.SIGKILL)
-        raise
+    wait_or_kill(job, lambda: children_of(job.pid) >= children, 60, "a worker process",
+                 interval_s=0.002)
     send(job, signal.SIGINT, group=True)
     assert_session_ends(job, 130, log)
     assert "spawning workers instead" in log.read_text()
