@@ -2,7 +2,7 @@
 plan in ``$ARNISD_TEST_PLAN`` says (JSON {"x0,z0": "fail" | "hang"}; others succeed at once).
 
 "hang" waits until the file ``$ARNISD_TEST_RELEASE`` exists, so the test decides when the
-job may finish. Chunks come from ``cluster_helpers.fake_generate``.
+job may finish. Chunks come from ``fake_generators.fake_generate``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from cluster_helpers import fake_generate
+from fake_generators import fake_generate
 
 
 def planned_generate(elements, projection, owned, settings):

@@ -21,17 +21,19 @@ from arnisd.cluster.worker_process import run_worker_process
 from arnisd.cluster.worker_settings import WorkerSettings
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
-from cluster_helpers import fake_generate, read_world_chunks
+from conftest import BUNDLED_SPECK_BBOX
+from fake_generators import fake_generate
+from world_chunks import read_world_chunks
 
-BBOX = "60.53,26.95,60.532,26.954"
 TILE_DEG = 0.001
 
 
 class RunningCoordinator:
-    """A coordinator on a thread over ``BBOX`` (NoExtracts), stopped by ``close()``."""
+    """A coordinator on a thread over a speck of the bundled extract (NoExtracts), stopped by
+    ``close()``."""
 
     def __init__(self, tmp_path: Path, extract_source=None, timeout_s: float = 120, **overrides):
-        self.tiles = make_tiles(BBox.parse(BBOX), GenerationSettings(), TILE_DEG)
+        self.tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), TILE_DEG)
         self.world_dir = tmp_path / "world"
         self.merger = Merger(self.tiles, tmp_path / "state", self.world_dir, fsync=False)
         overrides.setdefault("heartbeat_interval_s", 0.2)
@@ -40,7 +42,7 @@ class RunningCoordinator:
         overrides.setdefault("stop_workers_when_done", True)     # real workers exit at the end
         self.config = CoordinatorSettings(**overrides)
         self.coordinator = Coordinator(
-            self.tiles, {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
+            self.tiles, {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
                          "settings": GenerationSettings().as_dict()},
             GenerationSettings(), self.merger, extract_source or NoExtracts(), self.config)
         self.endpoint = self.coordinator.bind()
@@ -84,7 +86,7 @@ class RunningCoordinator:
 
     def expected_world(self) -> dict:
         from arnisd.geo.projection import LocalProjection
-        projection = LocalProjection(BBox.parse(BBOX), 1.0)
+        projection = LocalProjection(BBox.parse(BUNDLED_SPECK_BBOX), 1.0)
         out = {}
         for tile in self.tiles:
             for cx, cz, data in fake_generate([], projection, tile.owned, GenerationSettings()):
@@ -100,7 +102,7 @@ class RunningCoordinator:
 
 
 def start_workers(endpoint: str, count: int, prefix: str = "w", *, curve=None, token=None,
-                  generator: str = "cluster_helpers:fake_generate", interval_s: float = 0.2,
+                  generator: str = "fake_generators:fake_generate", interval_s: float = 0.2,
                   liveness: int = 5) -> list:
     """``count`` real worker processes (spawn), one slot each."""
     processes = []

@@ -11,7 +11,6 @@ regions are not written; a failed job's world is never passed off as complete).
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -22,11 +21,11 @@ from arnisd.geo.projection import LocalProjection
 from arnisd.osm.extract import pack_elements, unpack_elements
 from arnisd.osm.overpass import build_query
 from arnisd.osm.reader import read_osm_file
+from conftest import BUNDLED_SPECK_BBOX, MULTIPOLYGONS_OSM
 from fake_overpass import FakeOverpass, osm_file_to_overpass_json
-from security_helpers import BBOX, RunningCoordinator, start_workers, stop_workers
+from security_helpers import RunningCoordinator, start_workers, stop_workers
 
 pytestmark = pytest.mark.timeout(180)
-OSM = Path(__file__).resolve().parent / "data" / "multipolygons.osm"
 FAILURES = [("status", 429, {"Retry-After": "0"}), ("status", 504), "truncated", "drop",
             ("status", 503)]
 
@@ -72,8 +71,8 @@ class Recording:
 
 def test_a_tile_whose_fetch_keeps_failing_is_retried_then_failed(tmp_path, monkeypatch):
     monkeypatch.setattr("arnisd.osm.overpass.MAX_BACKOFF_S", 0.001)      # keep the test quick
-    body = osm_file_to_overpass_json(OSM)
-    projection = LocalProjection(BBox.parse(BBOX), 1.0)
+    body = osm_file_to_overpass_json(MULTIPOLYGONS_OSM)
+    projection = LocalProjection(BBox.parse(BUNDLED_SPECK_BBOX), 1.0)
     probe = RunningCoordinator(tmp_path / "probe")            # only to learn the tiles
     tiles = probe.tiles
     probe.close()
@@ -82,7 +81,7 @@ def test_a_tile_whose_fetch_keeps_failing_is_retried_then_failed(tmp_path, monke
     bad_box = build_query(box).split("nwr")[1].split("]")[1].split(";")[0]     # "(s,w,n,e)"
     assert sum(bad_box in build_query(rect_to_degrees(projection, t.window, EXTRACT_MARGIN_BLOCKS))
                for t in tiles) == 1
-    full = len(unpack_elements(pack_elements(read_osm_file(OSM).elements)))
+    full = len(unpack_elements(pack_elements(read_osm_file(MULTIPOLYGONS_OSM).elements)))
     with PickyOverpass(body, bad_box, flaky=2) as first, PickyOverpass(body, bad_box, flaky=2) as second:
         source = Recording(OverpassExtracts(projection, [first.url, second.url], None))
         running = RunningCoordinator(tmp_path / "job", extract_source=source, max_failures=3)

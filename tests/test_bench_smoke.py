@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:                 # bench/ is not installed: import it from the tree
-    sys.path.insert(0, str(REPO))
+from conftest import REPO_ROOT
+
+if str(REPO_ROOT) not in sys.path:                 # bench/ is not installed: import it from the tree
+    sys.path.insert(0, str(REPO_ROOT))
 
 from bench import parts  # noqa: E402
 from bench.procs import TreeMemory, own_peak_mb  # noqa: E402
 
 
 def test_python_m_bench_lists_its_parts():
-    done = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert "--parts" in done.stdout

@@ -20,11 +20,10 @@ from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import BlockRect
 from arnisd.world.settings import GenerationSettings
-from cluster_helpers import read_world_chunks
+from conftest import BUNDLED_SPECK_BBOX
+from world_chunks import read_world_chunks
 
 pytestmark = pytest.mark.timeout(60)
-
-BBOX = "60.53,26.95,60.532,26.954"
 
 
 def chunks_for(owned, salt=b""):
@@ -89,11 +88,11 @@ def cluster(tmp_path):
     started = []
 
     def start(**overrides):
-        tiles = make_tiles(BBox.parse(BBOX), GenerationSettings(), 0.001)
+        tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)
         merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
         config = CoordinatorSettings(heartbeat_interval_s=0.1, liveness=3, retry_backoff_s=0.05,
                                      **overrides)
-        coordinator = Coordinator(tiles, {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
+        coordinator = Coordinator(tiles, {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
                                           "settings": GenerationSettings().as_dict()},
                                   GenerationSettings(), merger, NoExtracts(), config)
         endpoint = coordinator.bind()
@@ -121,7 +120,7 @@ def test_lease_deliver_commit_and_status(cluster, tmp_path):
         assert leases[0]["attempt"] != leases[1]["attempt"]         # fencing numbers, never reused
         assert leases[0]["unit"]["chunk_id"] == leases[0]["tile"]
         assert set(leases[0]["unit"]["settings"]) >= {"scale", "terrain", "interior", "ground_level"}
-        assert leases[0]["unit"]["job_bbox"] == BBox.parse(BBOX).as_dict()
+        assert leases[0]["unit"]["job_bbox"] == BBox.parse(BUNDLED_SPECK_BBOX).as_dict()
         assert "job" not in leases[0] and leases[0]["elevation"] is None     # one description
         status = coordinator.status_snapshot()
         assert status["in_progress"] == 2 and status["workers"] == {"active": 1, "idle": 0}
@@ -277,7 +276,7 @@ def test_claims_wait_between_jobs_and_are_judged_when_the_job_starts(tmp_path):
     up) keeps its claims without streaming them; when the job starts it is asked to register
     again, and a lease that is still its own is kept and delivered."""
     from arnisd.cluster.coordinator import JobRun
-    tiles = make_tiles(BBox.parse(BBOX), GenerationSettings(), 0.001)
+    tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)
     config = CoordinatorSettings(heartbeat_interval_s=0.1, liveness=30)
     coordinator = Coordinator(config=config)
     endpoint = coordinator.bind()
@@ -294,7 +293,7 @@ def test_claims_wait_between_jobs_and_are_judged_when_the_job_starts(tmp_path):
         go.set()
         idle.join(10)
         merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
-        info = {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
+        info = {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
                 "settings": GenerationSettings().as_dict()}
         restored = {claim[0]: {"state": "leased", "attempt": 5, "leases": 1, "holder": b"w1"}}
         coordinator.start_job(JobRun("job", tiles, info, GenerationSettings(), merger,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,44 +16,22 @@ from arnisd.cluster.coordinator import CoordinatorSettings
 from arnisd.cluster.local import run_local_cluster
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
-from arnisd.osm.reader import read_osm_file
-from arnisd.world.build import build_world_in_process
-from cluster_helpers import (assert_same_world, free_port, pid_alive, read_world_chunks,
-                             start_daemon, stop_daemons, write_coordinator_config,
-                             write_worker_config)
-
-REPO = Path(__file__).resolve().parent.parent
-PBF = REPO / "data" / "kouvola.osm.pbf"
-FULL = "60.52,26.93,60.54,26.97"
-SUB = "60.525,26.94,60.535,26.955"     # about a tenth of the extract, for the quicker variants
+from conftest import (BUNDLED_BBOX, BUNDLED_EXTRACT, BUNDLED_SPECK_BBOX, BUNDLED_TENTH_BBOX,
+                      free_port)
+from daemon_control import (pid_alive, start_daemon, stop_daemons, write_coordinator_config,
+                            write_worker_config)
+from fake_generators import slow_env
+from world_chunks import assert_same_world, read_world_chunks
 
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture(scope="module")
-def elements():
-    return read_osm_file(PBF).elements
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, elements):
-    """The in-process world for a bbox, built once per module: {bbox: {(cx, cz): bytes}}."""
-    cache = {}
-
-    def get(bbox: str) -> dict:
-        if bbox not in cache:
-            out = tmp_path_factory.mktemp("reference")
-            build_world_in_process(JobSpec(bbox=BBox.parse(bbox), output=out), elements, out)
-            cache[bbox] = read_world_chunks(out)
-        return cache[bbox]
-    return get
-
-
-def test_coordinator_and_three_worker_daemons_make_the_reference_world(tmp_path, reference):
+def test_coordinator_and_three_worker_daemons_make_the_reference_world(tmp_path, reference_worlds):
     """`arnisd run` as 4 separate processes, tiles of 0.004°: the bundled extract, equal."""
     port = free_port()
     output = tmp_path / "world"
-    coord_cfg = write_coordinator_config(tmp_path / "coordinator.toml", port, FULL, PBF, output, 0.004)
+    coord_cfg = write_coordinator_config(tmp_path / "coordinator.toml", port, BUNDLED_BBOX,
+                                         BUNDLED_EXTRACT, output, 0.004)
     coordinator = start_daemon(coord_cfg, tmp_path / "coordinator.log", args=["--exit-when-done"])
     workers = [start_daemon(write_worker_config(tmp_path / f"w{i}.toml", port, f"worker-{i}"),
                             tmp_path / f"w{i}.log") for i in range(3)]
@@ -69,38 +46,38 @@ def test_coordinator_and_three_worker_daemons_make_the_reference_world(tmp_path,
     assert [w.returncode for w in workers] == [0, 0, 0]
     assert (output / "level.dat").is_file()
     assert not (output / ".arnisd-cluster").exists()
-    assert_same_world(read_world_chunks(output), reference(FULL))
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks(BUNDLED_BBOX))
 
 
 @pytest.mark.parametrize("bbox,workers,size_deg", [
-    (SUB, 1, 0.004),
-    (SUB, 2, 0.004),
-    (SUB, 2, 0.0023),
-    (SUB, 1, 0.0071),
-    (FULL, 2, 0.01),
+    (BUNDLED_TENTH_BBOX, 1, 0.004),
+    (BUNDLED_TENTH_BBOX, 2, 0.004),
+    (BUNDLED_TENTH_BBOX, 2, 0.0023),
+    (BUNDLED_TENTH_BBOX, 1, 0.0071),
+    (BUNDLED_BBOX, 2, 0.01),
 ])
-def test_local_cluster_equals_reference(tmp_path, elements, reference, bbox, workers, size_deg):
+def test_local_cluster_equals_reference(tmp_path, bundled_elements, reference_worlds, bbox, workers,
+                                        size_deg):
     output = tmp_path / "world"
     job = JobSpec(bbox=BBox.parse(bbox), output=output, tile_size_deg=size_deg)
-    result = run_local_cluster(job, elements, workers, output, timeout_s=240)
+    result = run_local_cluster(job, bundled_elements, workers, output, timeout_s=240)
     assert result.ok and result.tiles_committed == result.tiles_total
     assert not result.determinism_bugs
     assert (output / "level.dat").is_file()
-    assert_same_world(read_world_chunks(output), reference(bbox))
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks(bbox))
 
 
-def test_worker_killed_mid_tile_its_tile_is_leased_again(tmp_path, reference):
+def test_worker_killed_mid_tile_its_tile_is_leased_again(tmp_path, reference_worlds):
     """SIGKILL a worker while it computes: after the lease expires another worker makes the
     tile, and the world still equals the reference."""
     port = free_port()
     output = tmp_path / "world"
     markers = tmp_path / "markers"
     markers.mkdir()
-    coord_cfg = write_coordinator_config(tmp_path / "coordinator.toml", port, SUB, PBF, output,
-                                         0.004, heartbeat_interval_s=0.5, liveness=3)
-    env = {"ARNISD_GENERATOR": "cluster_helpers:marked_slow_generate",
-           "ARNISD_TEST_SLOW_S": "1.5", "ARNISD_TEST_MARKER_DIR": str(markers),
-           "PYTHONPATH": str(REPO / "tests")}
+    coord_cfg = write_coordinator_config(tmp_path / "coordinator.toml", port, BUNDLED_TENTH_BBOX,
+                                         BUNDLED_EXTRACT, output, 0.004, heartbeat_interval_s=0.5,
+                                         liveness=3)
+    env = slow_env(markers, 1.5)
     coordinator = start_daemon(coord_cfg, tmp_path / "coordinator.log", args=["--exit-when-done"])
     workers = [start_daemon(write_worker_config(tmp_path / f"w{i}.toml", port, f"worker-{i}"),
                             tmp_path / f"w{i}.log", env) for i in range(2)]
@@ -131,17 +108,17 @@ def test_worker_killed_mid_tile_its_tile_is_leased_again(tmp_path, reference):
     survivor_pid = workers[1].pid
     assert any(m.name.startswith(f"{survivor_pid}-") and m.name.endswith(f"-{x0}-{z0}")
                for m in markers.iterdir())
-    assert_same_world(read_world_chunks(output), reference(SUB))
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks(BUNDLED_TENTH_BBOX))
 
 
 def test_busy_worker_is_not_declared_dead(tmp_path):
     """A tile that computes for ~20 heartbeat intervals: no lease is lost, no tile retried."""
     output = tmp_path / "world"
-    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.002)
+    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.002)
     os.environ["ARNISD_TEST_SLOW_S"] = "3"
     try:
         config = CoordinatorSettings(heartbeat_interval_s=0.15, liveness=3, fsync=False)
-        result = run_local_cluster(job, [], 1, output, generator="cluster_helpers:slow_generate",
+        result = run_local_cluster(job, [], 1, output, generator="fake_generators:slow_generate",
                                    config=config, timeout_s=120, finalize=lambda world: None)
     finally:
         del os.environ["ARNISD_TEST_SLOW_S"]
@@ -155,7 +132,7 @@ def test_local_workers_are_let_go_before_the_world_is_finished(tmp_path, monkeyp
     while the coordinator still writes the last regions and level.dat (``finalize``)."""
     import multiprocessing.process
     output = tmp_path / "world"
-    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.001)
+    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.001)
     started = []
     real_start = multiprocessing.process.BaseProcess.start
 
@@ -174,7 +151,7 @@ def test_local_workers_are_let_go_before_the_world_is_finished(tmp_path, monkeyp
 
     # tiles of 0.3 s: both workers have registered (and are told) long before the last tile
     monkeypatch.setenv("ARNISD_TEST_SLOW_S", "0.3")
-    result = run_local_cluster(job, [], 2, output, generator="cluster_helpers:slow_generate",
+    result = run_local_cluster(job, [], 2, output, generator="fake_generators:slow_generate",
                                config=CoordinatorSettings(fsync=False), timeout_s=120,
                                finalize=finalize)
     assert result.ok and result.tiles_total >= 4
@@ -194,7 +171,7 @@ def test_local_workers_on_linux_are_forked_from_a_loaded_server_with_the_jobs_en
     from arnisd.cluster.local import warm_up_workers, worker_start
     if not sys.platform.startswith("linux"):
         pytest.skip("workers are spawned, not forked, on this platform")
-    warm_up_workers("cluster_helpers:start_recording_generate")
+    warm_up_workers("fake_generators:start_recording_generate")
     context, slot_start = worker_start(None)
     assert context.get_start_method() == "forkserver" and slot_start == "fork"
     markers = tmp_path / "markers"
@@ -202,9 +179,9 @@ def test_local_workers_on_linux_are_forked_from_a_loaded_server_with_the_jobs_en
     monkeypatch.setenv("ARNISD_TEST_MARKER_DIR", str(markers))     # after the server started
     monkeypatch.setenv("ARNISD_TEST_SLOW_S", "0.3")                 # both workers get tiles
     output = tmp_path / "world"
-    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.001)
+    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.001)
     result = run_local_cluster(job, [], 2, output,
-                               generator="cluster_helpers:start_recording_generate",
+                               generator="fake_generators:start_recording_generate",
                                config=CoordinatorSettings(fsync=False), timeout_s=120,
                                finalize=lambda world: None)
     assert result.ok
@@ -230,8 +207,8 @@ def test_workers_are_spawned_when_the_fork_server_cannot_start(tmp_path, monkeyp
     context, slot_start = local.worker_start(None)
     assert context is local.SPAWN and slot_start == "spawn"
     output = tmp_path / "world"
-    job = JobSpec(bbox=BBox.parse("60.53,26.95,60.532,26.954"), output=output, tile_size_deg=0.002)
-    result = run_local_cluster(job, [], 1, output, generator="cluster_helpers:fake_generate",
+    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.002)
+    result = run_local_cluster(job, [], 1, output, generator="fake_generators:fake_generate",
                                config=CoordinatorSettings(fsync=False), timeout_s=120,
                                finalize=lambda world: None)
     assert result.ok

@@ -11,7 +11,7 @@ from arnisd.cluster.results import content_digest, group_into_frames, new_transf
 from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
-from cluster_helpers import read_world_chunks
+from world_chunks import read_world_chunks
 
 
 def _chunks(tile, salt=b""):

@@ -12,18 +12,16 @@ from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
 from arnisd.osm.extract import unpack_elements
-from arnisd.osm.reader import read_osm_file
 from arnisd.world.build import build_world_in_process
-from cluster_helpers import assert_same_world, read_world_chunks
+from world_chunks import assert_same_world, read_world_chunks
 
-PBF = Path(__file__).resolve().parent.parent / "data" / "kouvola.osm.pbf"
 BASE = BBox.parse("60.5290,26.9440,60.5320,26.9500")      # a small piece of the extract
 
 
 @pytest.fixture(scope="module")
-def base_elements():
+def base_elements(bundled_elements):
     from arnisd.osm.extract import ElementIndex
-    return ElementIndex(read_osm_file(PBF).elements).query_bbox(BASE)
+    return ElementIndex(bundled_elements).query_bbox(BASE)
 
 
 def test_one_copy_is_the_file_source(base_elements):

@@ -9,7 +9,7 @@ import time
 from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings
 from arnisd.service.config import CoordinatorConfig
 from arnisd.service.coordinator_service import CoordinatorService
-from cluster_helpers import free_port
+from conftest import free_port
 
 
 def test_loop_at_advances_while_idle():

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +10,9 @@ import pytest
 from arnisd.service.config import ConfigError, CoordinatorConfig, WorkerConfig, load_config
 from arnisd.errors import UserError
 from arnisd.service.job_request import JobRequest, JobRequestError
+from conftest import REPO_ROOT, run_arnisd
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "config"
+EXAMPLES = REPO_ROOT / "config"
 
 
 def write(tmp_path: Path, text: str, name: str = "arnisd.toml") -> Path:
@@ -165,8 +163,7 @@ def test_job_request_round_trip_and_spec(tmp_path):
 def test_bad_config_is_one_line_from_the_cli(tmp_path):
     """`arnisd status --config BAD` fails with the config's one-line error, no traceback."""
     path = write(tmp_path, 'role = "coordinator"\nhttp_prot = 1\n')
-    proc = subprocess.run([sys.executable, "-m", "arnisd", "status", "--config", str(path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    proc = run_arnisd("status", "--config", str(path), timeout_s=60)
     assert proc.returncode != 0
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "http_prot" in proc.stderr and str(path) in proc.stderr

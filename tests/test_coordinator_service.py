@@ -17,15 +17,10 @@ from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.worker_process import run_worker_process
 from arnisd.cluster.worker_settings import WorkerSettings
 from arnisd.service.config import CoordinatorConfig
-from arnisd.geo.bbox import BBox
-from arnisd.job import JobSpec
-from arnisd.osm.reader import read_osm_file
 from arnisd.service.coordinator_service import CoordinatorService
-from cluster_helpers import assert_same_world, free_port, read_world_chunks
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, free_port
+from world_chunks import assert_same_world, read_world_chunks
 
-ROOT = Path(__file__).resolve().parent.parent
-PBF = ROOT / "data" / "kouvola.osm.pbf"
-SUB = "60.525,26.94,60.535,26.955"
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,7 +33,7 @@ def make_config(tmp_path: Path, **overrides) -> CoordinatorConfig:
 
 
 def job(output: str, **extra) -> dict:
-    return {"osm_file": str(PBF), "bbox": SUB, "output": output, **extra}
+    return {"osm_file": str(BUNDLED_EXTRACT), "bbox": BUNDLED_TENTH_BBOX, "output": output, **extra}
 
 
 class Running:
@@ -85,14 +80,6 @@ class Running:
         raise AssertionError(f"job {job_id} never reached {states}: {self.service.job(job_id)}")
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    from arnisd.world.build import build_world_in_process
-    out = tmp_path_factory.mktemp("reference")
-    build_world_in_process(JobSpec(bbox=BBox.parse(SUB), output=out), read_osm_file(PBF).elements, out)
-    return read_world_chunks(out)
-
-
 def test_is_a_status_provider(tmp_path):
     assert isinstance(CoordinatorService(make_config(tmp_path)), StatusProvider)
 
@@ -123,7 +110,7 @@ def test_submissions_are_checked_and_queued(tmp_path):
     assert service.ready() is False                       # not serving yet
 
 
-def test_jobs_run_one_after_another_and_equal_the_reference(tmp_path, reference):
+def test_jobs_run_one_after_another_and_equal_the_reference(tmp_path, reference_worlds):
     config = make_config(tmp_path)
     with Running(config) as running:
         service = running.service
@@ -142,7 +129,7 @@ def test_jobs_run_one_after_another_and_equal_the_reference(tmp_path, reference)
         for name in ("first", "second"):
             world = tmp_path / "worlds" / name
             assert (world / "level.dat").is_file()
-            assert_same_world(read_world_chunks(world), reference)
+            assert_same_world(read_world_chunks(world), reference_worlds.chunks())
         assert not any((tmp_path / "worlds").glob(".*"))            # no staging left behind
         assert not any((tmp_path / "state" / "jobs").glob("*"))
         assert done_first["workers"] == ["w0", "w1"] and done_second["workers"] == ["w0", "w1"]
@@ -150,7 +137,7 @@ def test_jobs_run_one_after_another_and_equal_the_reference(tmp_path, reference)
         assert all(t["state"] == "committed" for t in done_first["tiles"])
         metrics = service.metrics()
         assert metrics["tiles_completed_total"] == tiles
-        assert metrics["chunks_merged_total"] == 2 * len(reference)
+        assert metrics["chunks_merged_total"] == 2 * len(reference_worlds.chunks())
         assert metrics["jobs_completed_total"] == 2
         with urllib.request.urlopen(f"{url}/coordinator/status", timeout=5) as response:
             status = json.loads(response.read())
@@ -161,7 +148,7 @@ def test_jobs_run_one_after_another_and_equal_the_reference(tmp_path, reference)
 def test_cancel_a_running_job_and_the_queue_goes_on(tmp_path, monkeypatch):
     monkeypatch.setenv("ARNISD_TEST_SLOW_S", "30")
     config = make_config(tmp_path)
-    with Running(config, workers=1, generator="cluster_helpers:slow_generate") as running:
+    with Running(config, workers=1, generator="fake_generators:slow_generate") as running:
         service = running.service
         slow = service.submit(job("slow"))
         after = service.submit(job("next"))
@@ -178,33 +165,33 @@ def test_cancel_a_running_job_and_the_queue_goes_on(tmp_path, monkeypatch):
         assert service.metrics()["jobs_cancelled_total"] == 1
 
 
-def test_a_job_that_cannot_start_fails_and_the_next_runs(tmp_path, reference, caplog):
+def test_a_job_that_cannot_start_fails_and_the_next_runs(tmp_path, reference_worlds, caplog):
     broken = tmp_path / "broken.osm.pbf"
-    broken.write_bytes(PBF.read_bytes())
+    broken.write_bytes(BUNDLED_EXTRACT.read_bytes())
     config = make_config(tmp_path)
     running = Running(config, workers=1)
     service = running.service
     not_pbf = tmp_path / "not.osm.pbf"
     not_pbf.write_bytes(b"this is not a pbf file")
     with pytest.raises(ValueError, match="osm_file: .*invalid BlobHeader size"):
-        service.submit({"osm_file": str(not_pbf), "bbox": SUB, "output": "x"})
-    bad = service.submit({"osm_file": str(broken), "bbox": SUB, "output": "broken"})
+        service.submit({"osm_file": str(not_pbf), "bbox": BUNDLED_TENTH_BBOX, "output": "x"})
+    bad = service.submit({"osm_file": str(broken), "bbox": BUNDLED_TENTH_BBOX, "output": "broken"})
     good = service.submit(job("good", tile_size_deg=0.004))
-    broken.write_bytes(PBF.read_bytes()[:50_000])     # cut short after it was accepted
+    broken.write_bytes(BUNDLED_EXTRACT.read_bytes()[:50_000])     # cut short after it was accepted
     with running:
         failed = running.wait_state(bad, ("done", "failed"))
         assert failed["state"] == "failed", failed
         assert failed["error"] == f"cannot read OSM data from {broken}: PBF error: unexpected EOF"
         assert not any(r.exc_info for r in caplog.records), "a traceback was logged"
         assert running.wait_state(good, ("done", "failed"))["state"] == "done"
-        assert_same_world(read_world_chunks(tmp_path / "worlds" / "good"), reference)
+        assert_same_world(read_world_chunks(tmp_path / "worlds" / "good"), reference_worlds.chunks())
         assert service.metrics()["jobs_failed_total"] == 1
 
 
 def test_stop_during_a_job_keeps_its_staged_data(tmp_path, monkeypatch):
     monkeypatch.setenv("ARNISD_TEST_SLOW_S", "30")
     config = make_config(tmp_path)
-    running = Running(config, workers=1, generator="cluster_helpers:slow_generate")
+    running = Running(config, workers=1, generator="fake_generators:slow_generate")
     with running:
         job_id = running.service.submit(job("slow"))
         running.wait_state(job_id, ("running",))

@@ -9,11 +9,9 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 from arnisd.logs import JsonFormatter, uses_json
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import REPO_ROOT
 
 
 def test_json_formatter_fields_extras_and_errors():
@@ -48,7 +46,7 @@ def test_a_daemon_process_writes_only_json_lines():
         get_logger("arnisd.generate").info("progress", chunks=10)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
+                          cwd=REPO_ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stderr.splitlines()]
     assert [line["event"] for line in lines] == ["registered with tcp://127.0.0.1:1", "progress"]
@@ -75,10 +73,10 @@ def test_spawned_children_and_warnings_log_json_too(tmp_path):
             p.start(); p.join()
             assert p.exitcode == 0
     """))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("ARNISD_DAEMON_LOG_FORMAT", None)
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60, env=env)
+                          cwd=REPO_ROOT, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
     events = [line["event"] for line in lines]
@@ -89,10 +87,10 @@ def test_spawned_children_and_warnings_log_json_too(tmp_path):
 def _run_daemon_script(tmp_path, body: str) -> list[dict]:
     script = tmp_path / "daemon.py"
     script.write_text(textwrap.dedent(body))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("ARNISD_DAEMON_LOG_FORMAT", None)
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60, env=env)
+                          cwd=REPO_ROOT, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
 
@@ -128,6 +126,6 @@ def test_importing_the_child_logging_setup_does_not_load_structlog():
     """A slot imports this module at start; structlog is loaded only by the configuration."""
     code = ("import sys; import arnisd.logs; "
             "assert 'structlog' not in sys.modules, 'structlog loaded'")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 0, proc.stderr

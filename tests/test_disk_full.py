@@ -13,7 +13,6 @@ import contextlib
 import errno
 import os
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -23,11 +22,11 @@ import pytest
 from arnisd.cluster.merger import ENTRY_HEADER, ENTRY_MAGIC, MergeError, Merger, StagingLog
 from arnisd.errors import UserError
 from arnisd.geo.projection import BlockRect
-from cluster_helpers import read_world_chunks
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, run_arnisd
 from security_helpers import HandWorker, RunningCoordinator
+from world_chunks import assert_same_world, read_world_chunks
 
 pytestmark = pytest.mark.timeout(180)
-REPO = Path(__file__).resolve().parent.parent
 _MOUNT_PROBLEM: list[str] = []
 
 
@@ -226,17 +225,14 @@ def test_full_state_disk_stops_the_job_without_a_torn_log_entry(tmp_path, capsys
 
 # --- the command line --------------------------------------------------------------------------
 
-def test_generate_on_a_full_disk_prints_one_line_and_resumes(tmp_path, capsys):
+def test_generate_on_a_full_disk_prints_one_line_and_resumes(tmp_path, capsys, reference_worlds):
     out = tmp_path / "out"
-    bbox = "60.525,26.94,60.535,26.955"
     with small_disk(out, "1m") as mounted:
         if not mounted:
             pytest.skip(f"{_MOUNT_PROBLEM[0]}: `arnisd generate` needs a really full disk")
-        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        command = [sys.executable, "-m", "arnisd", "generate", "--osm-file",
-                   str(REPO / "data" / "kouvola.osm.pbf"), "--bbox", bbox, "--output",
-                   str(out / "world"), "--workers", "2", "--quiet"]
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=150)
+        args = ["generate", "--osm-file", str(BUNDLED_EXTRACT), "--bbox", BUNDLED_TENTH_BBOX,
+                "--output", str(out / "world"), "--workers", "2", "--quiet"]
+        proc = run_arnisd(*args, timeout_s=150)
         assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
         lines = [l for l in proc.stderr.splitlines() if l.startswith("arnisd: error:")]
         assert len(lines) == 1, proc.stderr[-3000:]
@@ -251,15 +247,6 @@ def test_generate_on_a_full_disk_prints_one_line_and_resumes(tmp_path, capsys):
         assert staged, "the staged data was thrown away"
         # room again: the same command with --resume finishes the world
         subprocess.run(["mount", "-o", "remount,size=256m", str(out)], check=True)
-        proc = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env,
-                              timeout=150)
+        proc = run_arnisd(*args, "--resume", timeout_s=150)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        from arnisd.geo.bbox import BBox
-        from arnisd.job import JobSpec
-        from arnisd.osm.reader import read_osm_file
-        from arnisd.world.build import build_world_in_process
-        from cluster_helpers import assert_same_world
-        reference = tmp_path / "reference"
-        build_world_in_process(JobSpec(bbox=BBox.parse(bbox), output=reference),
-                               read_osm_file(REPO / "data" / "kouvola.osm.pbf").elements, reference)
-        assert_same_world(read_world_chunks(out / "world"), read_world_chunks(reference))
+        assert_same_world(read_world_chunks(out / "world"), reference_worlds.chunks())

@@ -10,7 +10,6 @@ justified next to it.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +23,8 @@ from arnisd.world.build import region_windows
 from arnisd.world.families import highways
 from arnisd.world.generate import draw_window, prepare
 from arnisd.world.settings import GenerationSettings
+from conftest import BUNDLED_EXTRACT
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "kouvola.osm.pbf"
 G = -62
 ROAD_TOPS = set(highways.ROAD_BLOCKS) | {b.WHITE_CONCRETE, b.GRAVEL}
 TREE_BLOCKS = {b.OAK_LOG, b.BIRCH_LOG, b.SPRUCE_LOG, b.DARK_OAK_LOG, b.OAK_LEAVES, b.BIRCH_LEAVES,
@@ -49,7 +48,7 @@ def _centreline_cells(coords_xz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def real():
-    data = read_osm_file(DATA)
+    data = read_osm_file(BUNDLED_EXTRACT)
     proj = LocalProjection(BBox(*data.bounds))
 
     def xz(coords):

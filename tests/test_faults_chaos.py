@@ -22,14 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from cluster_helpers import (assert_same_world, committed_count, free_port, journal_jobs,
-                             journal_tiles, log_lines, read_world_chunks, slow_env, start_daemon,
-                             stop_daemons, tile_commit_counts, write_coordinator_config,
-                             write_worker_config)
+from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, arnisd_env, free_port
+from daemon_control import (log_lines, start_daemon, stop_daemons, tile_commit_counts,
+                            write_coordinator_config, write_worker_config)
+from fake_generators import slow_env
+from journal_sql import committed_count, journal_jobs, journal_tiles
+from world_chunks import assert_same_world, read_world_chunks
 
-REPO = Path(__file__).resolve().parent.parent
-PBF = REPO / "data" / "kouvola.osm.pbf"
-FULL = "60.52,26.93,60.54,26.97"
 CHAOS_S = 60.0
 WORKERS = 4
 MAX_FAULTY = 2            # workers down or frozen at once (2 cores: restarts cost CPU too)
@@ -49,8 +48,8 @@ class Driver:
         self.output.parent.mkdir()
         self.env = slow_env(tmp_path / "markers", 0.6)
         (tmp_path / "markers").mkdir()
-        self.config = write_coordinator_config(tmp_path / "coordinator.toml", self.port, FULL, PBF,
-                                               self.output, 0.0025, heartbeat_interval_s=0.5,
+        self.config = write_coordinator_config(tmp_path / "coordinator.toml", self.port,
+                                               BUNDLED_BBOX, BUNDLED_EXTRACT, self.output, 0.0025, heartbeat_interval_s=0.5,
                                                liveness=3)
         self.journal = tmp_path / "state" / "journal.sqlite3"
         self.worker_configs = [write_worker_config(tmp_path / f"w{i}.toml", self.port, f"w{i}")
@@ -142,9 +141,9 @@ def test_chaos(tmp_path):
     print(f"chaos seed {seed} (ARNISD_CHAOS_SEED={seed} replays it)")
     rng = random.Random(seed)
     reference_dir = tmp_path / "reference"
-    ref = subprocess.Popen([sys.executable, "-m", "arnisd", "generate", "--osm-file", str(PBF),
-                            "--output", str(reference_dir), "--in-process", "--quiet"],
-                           env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path,
+    ref = subprocess.Popen([sys.executable, "-m", "arnisd", "generate", "--osm-file",
+                            str(BUNDLED_EXTRACT), "--output", str(reference_dir), "--in-process",
+                            "--quiet"], env=arnisd_env(), cwd=tmp_path,
                            stderr=subprocess.PIPE, text=True)
     driver = Driver(tmp_path, rng)
     try:

@@ -19,19 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from cluster_helpers import (FAULT_JOB_BBOX, KOUVOLA_PBF, REPO_ROOT, assert_same_world,
-                             committed_count, free_port, in_process_world_chunks, journal_jobs,
-                             journal_tiles, read_markers, read_world_chunks, slow_env,
-                             start_daemon, stop_daemons, tile_commit_counts, wait_until,
-                             write_coordinator_config, write_worker_config)
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, arnisd_env, free_port
+from daemon_control import (start_daemon, stop_daemons, tile_commit_counts, wait_until,
+                            write_coordinator_config, write_worker_config)
+from fake_generators import read_markers, slow_env
+from journal_sql import committed_count, journal_jobs, journal_tiles
+from world_chunks import assert_same_world, read_world_chunks
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    output = tmp_path_factory.mktemp("reference")
-    return in_process_world_chunks(FAULT_JOB_BBOX, KOUVOLA_PBF, output)
 
 
 class Cluster:
@@ -47,7 +42,7 @@ class Cluster:
         self.markers.mkdir()
         self.env = slow_env(self.markers, slow_s)
         self.config = write_coordinator_config(tmp_path / "coordinator.toml", self.port,
-                                               FAULT_JOB_BBOX, KOUVOLA_PBF,
+                                               BUNDLED_TENTH_BBOX, BUNDLED_EXTRACT,
                                                self.output, tile_deg, interval_s, liveness)
         self.journal = tmp_path / "state" / "journal.sqlite3"
         self.runs = 0
@@ -74,7 +69,7 @@ class Cluster:
         stop_daemons([self.coordinator, *self.workers])
 
 
-def test_coordinator_sigkilled_and_restarted_resumes_the_job(tmp_path, reference):
+def test_coordinator_sigkilled_and_restarted_resumes_the_job(tmp_path, reference_worlds):
     cluster = Cluster(tmp_path, workers=2, slow_s=0.5, tile_deg=0.0025)
     try:
         wait_until(lambda: committed_count(cluster.journal) >= 4 + random.randint(0, 4), 120,
@@ -101,11 +96,11 @@ def test_coordinator_sigkilled_and_restarted_resumes_the_job(tmp_path, reference
     assert all(count == 1 for count in cluster.committed_lines().values())
     assert set(cluster.committed_lines()) == set(after)
     assert journal_jobs(cluster.journal)[0]["state"] == "done"
-    assert_same_world(read_world_chunks(cluster.output), reference)
+    assert_same_world(read_world_chunks(cluster.output), reference_worlds.chunks())
     assert not list(cluster.output.parent.glob(".*"))       # no staging left behind
 
 
-def test_coordinator_sigterm_writes_what_it_received_then_resumes(tmp_path, reference):
+def test_coordinator_sigterm_writes_what_it_received_then_resumes(tmp_path, reference_worlds):
     cluster = Cluster(tmp_path, workers=2, slow_s=0.5, tile_deg=0.0025)
     try:
         wait_until(lambda: committed_count(cluster.journal) >= 5, 120, "some tiles committed")
@@ -127,10 +122,10 @@ def test_coordinator_sigterm_writes_what_it_received_then_resumes(tmp_path, refe
     for tile, attempt in committed_before.items():
         assert after[tile]["attempt"] == attempt, tile
     assert all(count == 1 for count in cluster.committed_lines().values())
-    assert_same_world(read_world_chunks(cluster.output), reference)
+    assert_same_world(read_world_chunks(cluster.output), reference_worlds.chunks())
 
 
-def test_worker_finishing_while_the_coordinator_is_down_delivers_later(tmp_path, reference):
+def test_worker_finishing_while_the_coordinator_is_down_delivers_later(tmp_path, reference_worlds):
     cluster = Cluster(tmp_path, workers=1, slow_s=4.0, tile_deg=0.004)
     scratch = tmp_path / "scratch-w0" / "results-w0"
     try:
@@ -157,18 +152,16 @@ def test_worker_finishing_while_the_coordinator_is_down_delivers_later(tmp_path,
     x0z0 = [(m[2], m[3]) for m in read_markers(cluster.markers)]
     assert len(x0z0) == len(set(x0z0))                     # no tile was computed twice
     assert not list(scratch.glob("*.result"))              # delivered results are removed
-    assert_same_world(read_world_chunks(cluster.output), reference)
+    assert_same_world(read_world_chunks(cluster.output), reference_worlds.chunks())
 
 
-def test_generate_killed_then_resumed(tmp_path, reference):
+def test_generate_killed_then_resumed(tmp_path, reference_worlds):
     markers = tmp_path / "markers"
     markers.mkdir()
     output = tmp_path / "world"
-    env = dict(os.environ)
-    env.update(slow_env(markers, 0.5))
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env["PYTHONPATH"]
-    args = [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(KOUVOLA_PBF),
-            "--bbox", FAULT_JOB_BBOX, "--output", str(output), "--chunk-size", "0.0025",
+    env = arnisd_env(slow_env(markers, 0.5))
+    args = [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(BUNDLED_EXTRACT),
+            "--bbox", BUNDLED_TENTH_BBOX, "--output", str(output), "--chunk-size", "0.0025",
             "--workers", "2"]
     journal = tmp_path / f".{output.name}.arnisd-building" / ".arnisd-cluster" / "journal.sqlite3"
     first = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -190,4 +183,4 @@ def test_generate_killed_then_resumed(tmp_path, reference):
     tiles_total = int(match.group(2))
     assert len(read_markers(markers)) - made_before <= tiles_total - len(committed_before)
     assert not journal.parent.exists()                 # removed once the world is complete
-    assert_same_world(read_world_chunks(output), reference)
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())

@@ -20,17 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from arnisd.geo.bbox import BBox
-from arnisd.job import JobSpec
-from arnisd.osm.reader import read_osm_file
-from arnisd.world.build import build_world_in_process
-from cluster_helpers import (assert_same_world, journal_tiles, log_lines,
-                             read_markers, read_world_chunks, slow_env, wait_until,
-                             write_coordinator_config, write_worker_config)
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT
+from daemon_control import log_lines, wait_until, write_coordinator_config, write_worker_config
+from fake_generators import read_markers, slow_env
+from journal_sql import journal_tiles
+from world_chunks import assert_same_world, read_world_chunks
 
-REPO = Path(__file__).resolve().parent.parent
-PBF = REPO / "data" / "kouvola.osm.pbf"
-SUB = "60.525,26.94,60.535,26.955"
 PORT = 5599                      # inside a namespace of our own: no clash is possible
 
 pytestmark = pytest.mark.timeout(300)
@@ -93,31 +88,24 @@ def namespaces():
         ns.close()
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    build_world_in_process(JobSpec(bbox=BBox.parse(SUB), output=out), read_osm_file(PBF).elements, out)
-    return read_world_chunks(out)
-
-
 def _daemon_in(ns: str, config: Path, log: Path, env: dict, args=()) -> subprocess.Popen:
     full = dict(os.environ)
-    full["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    full["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     full.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
     # `ip netns exec` execs the command: the pid is the daemon's own
     return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "arnisd", "run",
                              "--config", str(config), *args], stdout=open(log, "ab"),
-                            stderr=subprocess.STDOUT, env=full, cwd=REPO)
+                            stderr=subprocess.STDOUT, env=full, cwd=REPO_ROOT)
 
 
-def test_worker_cut_off_and_reconnected(tmp_path, namespaces, reference):
+def test_worker_cut_off_and_reconnected(tmp_path, namespaces, reference_worlds):
     ns = namespaces
     markers = tmp_path / "markers"
     markers.mkdir()
     env = slow_env(markers, 1.0)
     output = tmp_path / "worlds" / "world"
     output.parent.mkdir()
-    config = write_coordinator_config(tmp_path / "coordinator.toml", PORT, SUB, PBF, output,
+    config = write_coordinator_config(tmp_path / "coordinator.toml", PORT, BUNDLED_TENTH_BBOX, BUNDLED_EXTRACT, output,
                                       0.0025, heartbeat_interval_s=0.5, liveness=3,
                                       bind_host="0.0.0.0")
     journal = tmp_path / "state" / "journal.sqlite3"
@@ -168,4 +156,4 @@ def test_worker_cut_off_and_reconnected(tmp_path, namespaces, reference):
     rejoined = log.rindex("worker far registered")
     if pending_at_reconnect > 4:
         assert "committed (far)" in log[rejoined:], "the far worker made nothing after rejoining"
-    assert_same_world(read_world_chunks(output), reference)
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())

@@ -6,37 +6,29 @@ times in a row; the rest of the job completes; status and exit code say which ti
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from arnisd.geo.bbox import BBox
-from cluster_helpers import (FAULT_JOB_BBOX, KOUVOLA_PBF, REPO_ROOT, assert_same_world,
-                             free_port, in_process_world_chunks, journal_jobs, journal_tiles,
-                             log_lines, read_markers, read_world_chunks, slow_env, start_daemon,
-                             stop_daemons, wait_until, write_coordinator_config,
-                             write_worker_config)
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, free_port, run_arnisd
+from daemon_control import (log_lines, start_daemon, stop_daemons, wait_until,
+                            write_coordinator_config, write_worker_config)
+from fake_generators import read_markers, slow_env
+from journal_sql import journal_jobs, journal_tiles
+from world_chunks import assert_same_world, read_world_chunks
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    output = tmp_path_factory.mktemp("reference")
-    return in_process_world_chunks(FAULT_JOB_BBOX, KOUVOLA_PBF, output)
 
 
 def _tile_of(x0: int, z0: int, journal: Path, tmp_path: Path) -> str:
     from arnisd.cluster.tiling import make_tiles
     from arnisd.world.settings import GenerationSettings
     return next(t.tile_id
-                for t in make_tiles(BBox.parse(FAULT_JOB_BBOX), GenerationSettings(), 0.004)
+                for t in make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), GenerationSettings(), 0.004)
                 if (t.owned.x0, t.owned.z0) == (x0, z0))
 
 
@@ -45,8 +37,8 @@ def _start(tmp_path, workers, env, interval_s, liveness, tile_deg=0.004, exit_wh
     port = free_port()
     output = tmp_path / "worlds" / "world"
     output.parent.mkdir(exist_ok=True)
-    config = write_coordinator_config(tmp_path / "coordinator.toml", port, FAULT_JOB_BBOX,
-                                      KOUVOLA_PBF, output,
+    config = write_coordinator_config(tmp_path / "coordinator.toml", port, BUNDLED_TENTH_BBOX,
+                                      BUNDLED_EXTRACT, output,
                                       tile_deg, interval_s, liveness, extra=extra)
     args = ["--exit-when-done"] if exit_when_done else []
     coordinator = start_daemon(config, tmp_path / "coordinator.log", env, args=args)
@@ -55,7 +47,7 @@ def _start(tmp_path, workers, env, interval_s, liveness, tile_deg=0.004, exit_wh
     return coordinator, procs, output, tmp_path / "state" / "journal.sqlite3"
 
 
-def test_sigterm_hands_the_tile_back_at_once(tmp_path, reference):
+def test_sigterm_hands_the_tile_back_at_once(tmp_path, reference_worlds):
     """A lease timeout of 10 s (0.5 s × 20): the tile of a worker stopped with SIGTERM must be
     computed by the other worker long before that."""
     markers = tmp_path / "markers"
@@ -82,10 +74,10 @@ def test_sigterm_hands_the_tile_back_at_once(tmp_path, reference):
     tile = _tile_of(first[2], first[3], journal, tmp_path)
     row = journal_tiles(journal)[tile]
     assert row["state"] == "committed" and row["failures"] == 0 and row["lost"] == 0
-    assert_same_world(read_world_chunks(output), reference)
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())
 
 
-def test_sigstopped_worker_loses_its_lease_and_is_fenced_after_sigcont(tmp_path, reference):
+def test_sigstopped_worker_loses_its_lease_and_is_fenced_after_sigcont(tmp_path, reference_worlds):
     markers = tmp_path / "markers"
     markers.mkdir()
     env = slow_env(markers, 1.0)
@@ -128,7 +120,7 @@ def test_sigstopped_worker_loses_its_lease_and_is_fenced_after_sigcont(tmp_path,
     rows = journal_tiles(journal)
     assert all(r["state"] == "committed" and r["failures"] == 0 for r in rows.values())
     assert sum(r["lost"] for r in rows.values()) >= 1
-    assert_same_world(read_world_chunks(output), reference)
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())
 
 
 def test_poison_tile_is_quarantined_and_the_rest_completes(tmp_path):
@@ -137,7 +129,7 @@ def test_poison_tile_is_quarantined_and_the_rest_completes(tmp_path):
     exit non-zero naming it."""
     markers = tmp_path / "markers"
     markers.mkdir()
-    env = slow_env(markers, 0.0, ARNISD_GENERATOR="cluster_helpers:poison_generate",
+    env = slow_env(markers, 0.0, ARNISD_GENERATOR="fake_generators:poison_generate",
                    ARNISD_TEST_POISON="0,0")
     coordinator, workers, output, journal = _start(tmp_path, 2, env, 0.5, 3,
                                                    exit_when_done=False)
@@ -146,12 +138,8 @@ def test_poison_tile_is_quarantined_and_the_rest_completes(tmp_path):
         url = wait_until(lambda: re.search(r"status on (http://127\.0\.0\.1:\d+)",
                                            coordinator_log.read_text()), 60,
                          "the coordinator serving").group(1)
-        cli_env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-
         def ended():
-            proc = subprocess.run([sys.executable, "-m", "arnisd", "status", "--json",
-                                   "--coordinator", url], capture_output=True, text=True,
-                                  env=cli_env, timeout=30)
+            proc = run_arnisd("status", "--json", "--coordinator", url, timeout_s=30)
             doc = json.loads(proc.stdout) if proc.returncode == 0 else {}
             return doc if doc.get("job_state") in ("done", "failed") else None
         doc = wait_until(ended, 180, "the job to end", interval_s=0.5)
@@ -182,13 +170,9 @@ def test_poison_tile_is_quarantined_and_the_rest_completes(tmp_path):
     finally:
         stop_daemons([again, *workers])
     assert "tile chunk_0_0 failed" in (tmp_path / "again.log").read_text()
-    proc = subprocess.run([sys.executable, "-m", "arnisd", "generate",
-                           "--osm-file", str(KOUVOLA_PBF), "--bbox", FAULT_JOB_BBOX,
-                           "--chunk-size", "0.004", "--workers", "2", "--output",
-                           str(tmp_path / "generated")], capture_output=True, text=True,
-                          env={**os.environ, **env,
-                               "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{env['PYTHONPATH']}"},
-                          cwd=tmp_path, timeout=240)
+    proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--bbox", BUNDLED_TENTH_BBOX,
+                      "--chunk-size", "0.004", "--workers", "2",
+                      "--output", str(tmp_path / "generated"), env=env, cwd=tmp_path, timeout_s=240)
     assert proc.returncode != 0 and "chunk_0_0" in proc.stderr, proc.stderr[-2000:]
     assert "slot process died" in proc.stderr
     assert not (tmp_path / "generated").exists()

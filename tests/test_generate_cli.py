@@ -8,8 +8,6 @@ prismarine-provider-anvil (Node), which also rejects block names 1.21.4 does not
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +19,16 @@ from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import LocalProjection
 from arnisd.osm.reader import read_osm_file
 from arnisd.world.families import buildings
+from conftest import BUNDLED_EXTRACT, REPO_ROOT, run_arnisd
 from tests.independent_reader import read_block_strings
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data" / "kouvola.osm.pbf"
 G = -62
-
-
-def run_arnisd(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True,
-                          text=True, timeout=timeout_s, env=env, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gen") / "kouvola"
-    proc = run_arnisd("generate", "--osm-file", str(DATA), "--output", str(out), "--in-process")
+    proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--output", str(out), "--in-process")
     assert proc.returncode == 0, proc.stderr
     assert "wrote 19043 chunks" in proc.stderr
     return out
@@ -46,7 +37,7 @@ def world(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def geometry():
     """Block-space shapely geometry of the extract, built from raw coordinates here."""
-    data = read_osm_file(DATA)
+    data = read_osm_file(BUNDLED_EXTRACT)
     proj = LocalProjection(BBox(*data.bounds))
 
     def to_xz(coords):
@@ -170,7 +161,7 @@ def test_independent_reader_sees_the_place(world, geometry):
 
 def test_two_runs_give_identical_chunks(world, tmp_path):
     again = tmp_path / "again"
-    proc = run_arnisd("generate", "--osm-file", str(DATA), "--output", str(again), "--in-process", "--quiet")
+    proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--output", str(again), "--in-process", "--quiet")
     assert proc.returncode == 0, proc.stderr
     first = sorted((world / "region").glob("r.*.mca"))
     assert len(first) == len(list((again / "region").glob("r.*.mca")))
@@ -180,13 +171,13 @@ def test_two_runs_give_identical_chunks(world, tmp_path):
 
 BAD_INPUTS = [
     (["--osm-file", "/nonexistent/x.osm.pbf"], "does not exist"),
-    (["--osm-file", str(ROOT / "pyproject.toml")], "unknown extension"),
-    (["--osm-file", str(DATA), "--bbox", "60.52,26.93,60.54"], "four numbers"),
-    (["--osm-file", str(DATA), "--bbox", "60.54,26.93,60.52,26.97"], "below max_lat"),
-    (["--osm-file", str(DATA), "--bbox", "95,26.93,96,26.97"], "outside -90..90"),
-    (["--osm-file", str(DATA), "--max-area-km2", "1"], "max-area-km2"),
-    (["--osm-file", str(DATA), "--tile-size", "2"], "--tile-size 2.0 must be in (0, 1]"),
-    (["--osm-file", str(DATA), "--chunk-size", "0"], "--tile-size 0.0 must be in (0, 1]"),
+    (["--osm-file", str(REPO_ROOT / "pyproject.toml")], "unknown extension"),
+    (["--osm-file", str(BUNDLED_EXTRACT), "--bbox", "60.52,26.93,60.54"], "four numbers"),
+    (["--osm-file", str(BUNDLED_EXTRACT), "--bbox", "60.54,26.93,60.52,26.97"], "below max_lat"),
+    (["--osm-file", str(BUNDLED_EXTRACT), "--bbox", "95,26.93,96,26.97"], "outside -90..90"),
+    (["--osm-file", str(BUNDLED_EXTRACT), "--max-area-km2", "1"], "max-area-km2"),
+    (["--osm-file", str(BUNDLED_EXTRACT), "--tile-size", "2"], "--tile-size 2.0 must be in (0, 1]"),
+    (["--osm-file", str(BUNDLED_EXTRACT), "--chunk-size", "0"], "--tile-size 0.0 must be in (0, 1]"),
     (["--bbox", "60.52,26.93,60.54,26.97", "--overpass-url", "http://127.0.0.1:9/api",
       "--overpass-retries", "1", "--overpass-backoff", "0", "--overpass-timeout", "2"], "Overpass"),
 ]
@@ -220,7 +211,7 @@ def test_existing_output_needs_force(tmp_path):
     out = tmp_path / "w"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    proc = run_arnisd("generate", "--osm-file", str(DATA), "--output", str(out), "--in-process", "--quiet")
+    proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--output", str(out), "--in-process", "--quiet")
     assert proc.returncode != 0 and "--force" in proc.stderr
     assert (out / "keep.txt").read_text() == "mine"
 
@@ -228,7 +219,7 @@ def test_existing_output_needs_force(tmp_path):
 def test_local_cluster_default_equals_in_process(world, tmp_path):
     """`arnisd generate` without --in-process runs the local ZeroMQ cluster; same world."""
     out = tmp_path / "cluster"
-    proc = run_arnisd("generate", "--osm-file", str(DATA), "--output", str(out),
+    proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--output", str(out),
                       "--workers", "2", "--chunk-size", "0.006")
     assert proc.returncode == 0, proc.stderr
     assert "local cluster: 2 worker process(es)" in proc.stderr

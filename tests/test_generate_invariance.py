@@ -4,23 +4,21 @@ The bundled real extract is generated over one region-sized window and over seve
 windows that cut through buildings, roads and land areas; every chunk must be byte-identical.
 """
 
-from pathlib import Path
 
 import pytest
 
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import BlockRect, LocalProjection
-from arnisd.osm.reader import read_osm_file
 from arnisd.world.generate import generate_window, prepare
 from arnisd.world.settings import GenerationSettings
+from conftest import BUNDLED_BBOX
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "kouvola.osm.pbf"
-BBOX = BBox(60.52, 26.93, 60.54, 26.97)
+BBOX = BBox.parse(BUNDLED_BBOX)
 
 
 @pytest.fixture(scope="module")
-def draw_list():
-    return prepare(read_osm_file(DATA).elements, LocalProjection(BBOX))
+def draw_list(bundled_elements):
+    return prepare(bundled_elements, LocalProjection(BBOX))
 
 
 def windows_of(rect: BlockRect, width: int, depth: int):

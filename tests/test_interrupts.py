@@ -22,29 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from cluster_helpers import (FAULT_JOB_BBOX, KOUVOLA_PBF, REPO_ROOT, assert_same_world,
-                             committed_count, free_port, in_process_world_chunks,
-                             live_session_processes, log_lines, read_markers,
-                             read_world_chunks, slow_env, wait_until, write_coordinator_config,
-                             write_worker_config)
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, arnisd_env, free_port
+from daemon_control import (live_session_processes, log_lines, wait_until, write_coordinator_config,
+                            write_worker_config)
+from fake_generators import read_markers, slow_env
+from journal_sql import committed_count
+from world_chunks import assert_same_world, read_world_chunks
 
 pytestmark = pytest.mark.timeout(300)
 
 LEFT_BEHIND_S = 5.0        # how long a job's processes may outlive its main process
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return in_process_world_chunks(FAULT_JOB_BBOX, KOUVOLA_PBF, tmp_path_factory.mktemp("ref"))
-
-
-def arnisd_env(markers: Path, slow_s: float) -> dict:
-    env = dict(os.environ)
-    env.update(slow_env(markers, slow_s))
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env["PYTHONPATH"]
-    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        env.pop(name, None)
-    return env
 
 
 def start_session(args: list[str], env: dict, log: Path, cwd: Path) -> subprocess.Popen:
@@ -92,8 +79,8 @@ def assert_session_ends(process: subprocess.Popen, exit_code: int, log: Path) ->
 
 
 def generate_args(output: Path) -> list[str]:
-    return [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(KOUVOLA_PBF),
-            "--bbox", FAULT_JOB_BBOX, "--output", str(output), "--chunk-size", "0.0025",
+    return [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(BUNDLED_EXTRACT),
+            "--bbox", BUNDLED_TENTH_BBOX, "--output", str(output), "--chunk-size", "0.0025",
             "--workers", "2"]
 
 
@@ -101,12 +88,12 @@ def generate_args(output: Path) -> list[str]:
     (signal.SIGTERM, False, 143),         # kill, timeout, systemd, a CI runner
     (signal.SIGINT, True, 130),           # Ctrl-C in a terminal
 ], ids=["SIGTERM-main", "SIGINT-group"])
-def test_interrupted_generate_leaves_nothing_running_and_resumes(tmp_path, reference, signum,
-                                                                 group, exit_code):
+def test_interrupted_generate_leaves_nothing_running_and_resumes(tmp_path, reference_worlds,
+                                                                 signum, group, exit_code):
     markers = tmp_path / "markers"
     markers.mkdir()
     output = tmp_path / "world"
-    env = arnisd_env(markers, 0.5)
+    env = arnisd_env(slow_env(markers, 0.5))
     journal = tmp_path / f".{output.name}.arnisd-building" / ".arnisd-cluster" / "journal.sqlite3"
     log = tmp_path / "first.log"
     first = start_session(generate_args(output), env, log, tmp_path)
@@ -129,7 +116,7 @@ def test_interrupted_generate_leaves_nothing_running_and_resumes(tmp_path, refer
     match = re.search(r"resuming: (\d+) of (\d+) tiles already made", second.stderr)
     assert match and int(match.group(1)) >= kept, second.stderr[-2000:]
     assert len(read_markers(markers)) - made_before <= int(match.group(2)) - kept
-    assert_same_world(read_world_chunks(output), reference)
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())
 
 
 def test_sighup_and_early_interrupts_leave_nothing_running(tmp_path):
@@ -137,7 +124,7 @@ def test_sighup_and_early_interrupts_leave_nothing_running(tmp_path):
     and the workers are still starting gives no traceback from any of them either."""
     markers = tmp_path / "markers"
     markers.mkdir()
-    env = arnisd_env(markers, 0.5)
+    env = arnisd_env(slow_env(markers, 0.5))
     log = tmp_path / "hup.log"
     job = start_session(generate_args(tmp_path / "hup"), env, log, tmp_path)
     wait_or_kill(job, lambda: read_markers(markers), 120, "a tile being made")
@@ -210,12 +197,12 @@ def test_daemons_and_waiting_commands_take_signals_without_tracebacks(tmp_path):
     SIGHUP); each exits without a traceback and leaves no process."""
     markers = tmp_path / "markers"
     markers.mkdir()
-    env = arnisd_env(markers, 2.0)
+    env = arnisd_env(slow_env(markers, 2.0))
     port, http_port = free_port(), free_port()
     worlds = tmp_path / "worlds"
     worlds.mkdir()
-    config = write_coordinator_config(tmp_path / "coordinator.toml", port, FAULT_JOB_BBOX,
-                                      KOUVOLA_PBF, worlds / "first", 0.0025, http_port=http_port)
+    config = write_coordinator_config(tmp_path / "coordinator.toml", port, BUNDLED_TENTH_BBOX,
+                                      BUNDLED_EXTRACT, worlds / "first", 0.0025, http_port=http_port)
     worker_config = write_worker_config(tmp_path / "worker.toml", port, "w0", slots=2)
     arnisd = [sys.executable, "-m", "arnisd"]
     url = f"http://127.0.0.1:{http_port}"
@@ -229,8 +216,8 @@ def test_daemons_and_waiting_commands_take_signals_without_tracebacks(tmp_path):
     try:
         wait_until(lambda: len(read_markers(markers)) >= 2, 120, "both slots making tiles")
         submit = start_session([*arnisd, "submit", "--coordinator", url, "--osm-file",
-                                str(KOUVOLA_PBF), "--bbox", FAULT_JOB_BBOX, "--output", "second",
-                                "--wait", "--poll", "0.2"], env, logs["submit"], tmp_path)
+                                str(BUNDLED_EXTRACT), "--bbox", BUNDLED_TENTH_BBOX,
+                                "--output", "second", "--wait", "--poll", "0.2"], env, logs["submit"], tmp_path)
         status = start_session([*arnisd, "status", "--coordinator", url, "--watch",
                                 "--interval", "0.2"], env, logs["status"], tmp_path)
         started += [submit, status]

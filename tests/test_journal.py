@@ -18,13 +18,12 @@ from arnisd.cluster.tilebook import COMMITTED, LEASED, PENDING
 from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
-from cluster_helpers import read_world_chunks
-
-BBOX = "60.53,26.95,60.532,26.954"
+from conftest import BUNDLED_SPECK_BBOX
+from world_chunks import read_world_chunks
 
 
 def _tiles():
-    return make_tiles(BBox.parse(BBOX), GenerationSettings(), 0.001)
+    return make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)
 
 
 def _chunks(tile):
@@ -135,7 +134,7 @@ def test_coordinator_resumes_from_the_journal(tmp_path):
     """Pass by pass the journal follows the tile book; a new coordinator on the same journal
     hands out attempt numbers above the old ones and keeps leases for their holder."""
     tiles = _tiles()
-    info = {"bbox": BBox.parse(BBOX).as_dict(), "scale": 1.0,
+    info = {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
             "settings": GenerationSettings().as_dict()}
     config = CoordinatorSettings(heartbeat_interval_s=0.1, liveness=3, fsync=False)
     journal = Journal(tmp_path / JOURNAL_NAME)
@@ -191,11 +190,11 @@ def test_local_cluster_refuses_to_resume_another_jobs_journal(tmp_path):
         journal.close()
         return restored
 
-    spec = JobSpec(BBox.parse(BBOX), tmp_path, tile_size_deg=0.001)
+    spec = JobSpec(BBox.parse(BUNDLED_SPECK_BBOX), tmp_path, tile_size_deg=0.001)
     assert open_local(spec, resume=True) is None            # nothing to resume: a fresh start
     restored = open_local(spec, resume=True)
     assert restored is not None and len(restored) == len(_tiles())
-    other = JobSpec(BBox.parse(BBOX), tmp_path, tile_size_deg=0.002)
+    other = JobSpec(BBox.parse(BUNDLED_SPECK_BBOX), tmp_path, tile_size_deg=0.002)
     with pytest.raises(UserError, match="another job"):
         open_local(other, resume=True)
     assert open_local(other, resume=False) is None          # without --resume the old one goes

@@ -7,8 +7,9 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "arnisd"
+from conftest import REPO_ROOT
+
+PACKAGE = REPO_ROOT / "arnisd"
 
 # lowest first, as the document draws them (bottom row first)
 LAYERS = [
@@ -57,7 +58,7 @@ def test_no_module_imports_from_a_layer_above_its_own():
         own = layer_of(top)
         for target in imported_tops(path):
             if target != "__version__" and layer_of(target) > own:
-                upward.append(f"{path.relative_to(ROOT)} imports arnisd.{target}")
+                upward.append(f"{path.relative_to(REPO_ROOT)} imports arnisd.{target}")
     assert not upward, upward
 
 
@@ -67,7 +68,7 @@ def test_the_generator_does_not_import_the_cluster():
 
 
 def test_every_file_the_document_names_exists():
-    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    text = (REPO_ROOT / "docs" / "ARCHITECTURE.md").read_text()
     named = set(re.findall(r"`([a-z_/]+(?:\.py|/))(?::\w+)?`", text))
     assert len(named) > 30, named
     missing = sorted(name for name in named if not (PACKAGE / name).exists())

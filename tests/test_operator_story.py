@@ -15,11 +15,9 @@ a failure.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -27,11 +25,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cluster_helpers import assert_same_world, free_port, read_world_chunks
+from conftest import BUNDLED_EXTRACT, REPO_ROOT, free_port, run_arnisd
+from daemon_control import start_daemon
+from world_chunks import assert_same_world, read_world_chunks
 
-ROOT = Path(__file__).resolve().parent.parent
-PBF = ROOT / "data" / "kouvola.osm.pbf"
-RUN_MODULE = ROOT / "arnisd" / "commands" / "run.py"
+RUN_MODULE = REPO_ROOT / "arnisd" / "commands" / "run.py"
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -51,24 +49,6 @@ def missing_pieces() -> list[str]:
     return missing
 
 
-def env() -> dict:
-    out = {k: v for k, v in os.environ.items()
-           if k not in ("ARNISD_COORDINATOR", "ARNISD_CONFIG", "ARNISD_TOKEN", "NOTIFY_SOCKET",
-                        "WATCHDOG_USEC", "WATCHDOG_PID")}
-    out["PYTHONPATH"] = str(ROOT) + os.pathsep + out.get("PYTHONPATH", "")
-    return out
-
-
-def arnisd(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env(), timeout=timeout_s)
-
-
-def daemon(config: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "arnisd", "run", "--config", str(config)],
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env())
-
-
 def set_key(text: str, key: str, value: str) -> str:
     """Replace ``key = ...`` (commented out or not) in an example file."""
     pattern = re.compile(rf"^#?\s*{re.escape(key)}\s*=.*$", re.MULTILINE)
@@ -77,7 +57,7 @@ def set_key(text: str, key: str, value: str) -> str:
 
 
 def coordinator_config(tmp_path: Path, port: int, http_port: int) -> Path:
-    text = (ROOT / "config" / "coordinator.toml").read_text()
+    text = (REPO_ROOT / "config" / "coordinator.toml").read_text()
     for key, value in (("bind_host", '"127.0.0.1"'), ("port", str(port)),
                        ("http_port", str(http_port)), ("state_dir", f'"{tmp_path / "state"}"'),
                        ("output_root", f'"{tmp_path / "worlds"}"'),
@@ -89,7 +69,7 @@ def coordinator_config(tmp_path: Path, port: int, http_port: int) -> Path:
 
 
 def worker_config(tmp_path: Path, port: int, name: str) -> Path:
-    text = (ROOT / "config" / "worker.toml").read_text()
+    text = (REPO_ROOT / "config" / "worker.toml").read_text()
     for key, value in (("coordinator", f'"tcp://127.0.0.1:{port}"'), ("worker_id", f'"{name}"'),
                        ("slots", "1"), ("scratch_dir", f'"{tmp_path / name}"'),
                        ("log_format", '"json"')):
@@ -142,7 +122,7 @@ def test_operator_story(tmp_path):
     port, http_port = free_port(), free_port()
     url = f"http://127.0.0.1:{http_port}"
     logs = {name: tmp_path / f"{name}.log" for name in ("coordinator", "w1", "w2")}
-    coordinator = daemon(coordinator_config(tmp_path, port, http_port), logs["coordinator"])
+    coordinator = start_daemon(coordinator_config(tmp_path, port, http_port), logs["coordinator"])
     processes = [coordinator]
     try:
         problem = wait_ready(url, coordinator, 30)
@@ -155,13 +135,13 @@ def test_operator_story(tmp_path):
                 pytest.skip(reason)
             pytest.fail(f"{problem}:\n{logs['coordinator'].read_text()[-3000:]}")
         for name in ("w1", "w2"):
-            processes.append(daemon(worker_config(tmp_path, port, name), logs[name]))
+            processes.append(start_daemon(worker_config(tmp_path, port, name), logs[name]))
 
         # two jobs: the bundled extract, then the same in smaller tiles, which waits its turn
-        first = arnisd("submit", "--osm-file", str(PBF), "--output", "kouvola",
+        first = run_arnisd("submit", "--osm-file", str(BUNDLED_EXTRACT), "--output", "kouvola",
                        "--coordinator", url)
         assert first.returncode == 0, first.stderr
-        second = arnisd("submit", "--osm-file", str(PBF), "--output", "kouvola-fine",
+        second = run_arnisd("submit", "--osm-file", str(BUNDLED_EXTRACT), "--output", "kouvola-fine",
                         "--chunk-size", "0.004", "--coordinator", url)
         assert second.returncode == 0, second.stderr
         job_ids = [first.stdout.strip(), second.stdout.strip()]
@@ -171,7 +151,7 @@ def test_operator_story(tmp_path):
         seen_jobs, last = set(), None
         deadline = time.monotonic() + 420
         while True:
-            proc = arnisd("status", "--json", "--coordinator", url, timeout_s=30)
+            proc = run_arnisd("status", "--json", "--coordinator", url, timeout_s=30)
             assert proc.returncode == 0, proc.stderr
             last = json.loads(proc.stdout)
             for key in ("total_chunks", "completed", "in_progress", "pending", "failed"):
@@ -200,7 +180,7 @@ def test_operator_story(tmp_path):
 
         # the world equals the single-process one
         reference_dir = tmp_path / "reference"
-        ref = arnisd("generate", "--osm-file", str(PBF), "--output", str(reference_dir),
+        ref = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--output", str(reference_dir),
                      "--in-process", "--quiet", timeout_s=300)
         assert ref.returncode == 0, ref.stderr
         reference = read_world_chunks(reference_dir)
@@ -224,7 +204,7 @@ def test_operator_story(tmp_path):
             assert value["arnisd_chunks_merged_total"] == 2 * len(reference)
 
         # the human summary and the page answer too
-        summary = arnisd("status", "--coordinator", url)
+        summary = run_arnisd("status", "--coordinator", url)
         assert summary.returncode == 0 and "tiles:" in summary.stdout, summary.stderr
         assert get(url + "/")[0] == 200
 

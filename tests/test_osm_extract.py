@@ -16,16 +16,13 @@ from arnisd.osm.elements import OsmElement, Polygon
 from arnisd.osm.extract import (ElementIndex, ExtractFormatError, element_bounds_e7,
                                 elements_in_bbox, pack_elements, unpack_elements)
 from arnisd.osm.reader import read_osm_file
+from conftest import MULTIPOLYGONS_OSM
 from fake_overpass import element_digest
-
-ROOT = Path(__file__).resolve().parent.parent
-KOUVOLA = ROOT / "data" / "kouvola.osm.pbf"
-MULTIPOLYGONS = Path(__file__).resolve().parent / "data" / "multipolygons.osm"
 
 
 @pytest.fixture(scope="module")
-def elements():
-    return read_osm_file(KOUVOLA).elements
+def elements(bundled_elements):
+    return bundled_elements
 
 
 def _brute_force(elements, box, bounds=None):
@@ -54,7 +51,7 @@ def test_round_trip_of_the_whole_extract(elements):
 
 
 def test_round_trip_of_multipolygons_with_holes():
-    original = read_osm_file(MULTIPOLYGONS).elements
+    original = read_osm_file(MULTIPOLYGONS_OSM).elements
     back = unpack_elements(pack_elements(original))
     assert element_digest(back) == element_digest(original)
     lake = next(e for e in back if e.osm_type == "relation" and e.osm_id == 200)
@@ -81,7 +78,7 @@ def test_unpack_rejects_other_bytes():
         unpack_elements(msgpack.packb({"format": "something else"}))
     with pytest.raises(ExtractFormatError):
         unpack_elements(b"\xc1 not msgpack")
-    data = msgpack.unpackb(pack_elements(read_osm_file(MULTIPOLYGONS).elements))
+    data = msgpack.unpackb(pack_elements(read_osm_file(MULTIPOLYGONS_OSM).elements))
     data["version"] = 99
     with pytest.raises(ExtractFormatError, match="version"):
         unpack_elements(msgpack.packb(data))

@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -26,16 +25,15 @@ from arnisd.osm.file_index import file_digest, index_path_for, open_file_index
 from arnisd.osm.reader import OsmInputError, read_osm_file
 from arnisd.progress import Progress
 from arnisd.world.settings import GenerationSettings
+from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, MULTIPOLYGONS_OSM, REPO_ROOT, TESTS_DIR
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:                 # bench/ is not installed: import it from the tree
-    sys.path.insert(0, str(REPO))
+if str(REPO_ROOT) not in sys.path:                 # bench/ is not installed: import it from the tree
+    sys.path.insert(0, str(REPO_ROOT))
 
 from bench.big_input import write_tiled_copies  # noqa: E402
 
-KOUVOLA = REPO / "data" / "kouvola.osm.pbf"
-KOUVOLA_BBOX = BBox.parse("60.52,26.93,60.54,26.97")
-TWICE = REPO / "tests" / "data" / "twice.osm"     # way 7 listed twice, versions 1 and 2
+KOUVOLA_BBOX = BBox.parse(BUNDLED_BBOX)
+TWICE = TESTS_DIR / "data" / "twice.osm"     # way 7 listed twice, versions 1 and 2
 
 
 def _e7(value: float) -> int:
@@ -84,16 +82,16 @@ def _write_cut(source: Path, out: Path, box: BBox) -> None:
 
 def test_index_cuts_the_in_memory_extracts_of_the_bundled_extract(tmp_path):
     index_dir = tmp_path / "index"
-    with open_file_index(KOUVOLA, index_dir) as index:
-        tiles = _assert_same_extracts(index, KOUVOLA, KOUVOLA_BBOX, 0.002)
+    with open_file_index(BUNDLED_EXTRACT, index_dir) as index:
+        tiles = _assert_same_extracts(index, BUNDLED_EXTRACT, KOUVOLA_BBOX, 0.002)
     assert tiles >= 100
-    assert [p.name for p in index_dir.iterdir()] == [index_path_for(file_digest(KOUVOLA), index_dir).name]
+    assert [p.name for p in index_dir.iterdir()] == [index_path_for(file_digest(BUNDLED_EXTRACT), index_dir).name]
 
 
 def test_index_of_a_file_cut_at_its_bounds(tmp_path):
     box = BBox.parse("60.525,26.94,60.535,26.96")
     cut = tmp_path / "cut.osm.pbf"
-    _write_cut(KOUVOLA, cut, box)
+    _write_cut(BUNDLED_EXTRACT, cut, box)
     with open_file_index(cut, tmp_path / "index") as index:
         assert index.element_count > 500
         _assert_same_extracts(index, cut, box, 0.002)
@@ -116,7 +114,7 @@ def test_unsorted_input_and_an_object_listed_twice(tmp_path):
         assert index.extract(604_950_000, 268_950_000, 605_050_000, 269_050_000) == \
             pack_elements(read_osm_file(nodes_twice).elements[1:])   # node 1 moved away
     unsorted = tmp_path / "unsorted.osm"          # relations, then ways, then nodes
-    multipolygons = REPO / "tests" / "data" / "multipolygons.osm"
+    multipolygons = MULTIPOLYGONS_OSM
     text = multipolygons.read_text()
     blocks = {tag: [] for tag in ("node", "way", "relation")}
     import xml.etree.ElementTree as ET
@@ -136,14 +134,14 @@ def test_unsorted_input_and_an_object_listed_twice(tmp_path):
 def test_a_changed_file_is_indexed_again_and_the_old_index_goes(tmp_path):
     osm = tmp_path / "area.osm.pbf"
     index_dir = tmp_path / "index"
-    _write_cut(KOUVOLA, osm, BBox.parse("60.525,26.94,60.535,26.96"))
+    _write_cut(BUNDLED_EXTRACT, osm, BBox.parse("60.525,26.94,60.535,26.96"))
     with open_file_index(osm, index_dir) as first:
         first_count, first_path = first.element_count, first.path
     again = Progress(stream=io.StringIO())
     with open_file_index(osm, index_dir, again) as same:    # unchanged: reused, not rebuilt
         assert same.path == first_path
     assert "indexing" not in again.stream.getvalue()
-    _write_cut(KOUVOLA, osm, BBox.parse("60.52,26.93,60.53,26.95"))   # same name, other data
+    _write_cut(BUNDLED_EXTRACT, osm, BBox.parse("60.52,26.93,60.53,26.95"))   # same name, other data
     rebuilt = Progress(stream=io.StringIO())
     with open_file_index(osm, index_dir, rebuilt) as second:
         assert second.path != first_path and second.element_count != first_count
@@ -167,7 +165,7 @@ def test_unreadable_file_leaves_no_index(tmp_path):
 def copies_file(tmp_path_factory) -> Path:
     """25 copies of the bundled extract side by side: 124,525 elements."""
     path = tmp_path_factory.mktemp("copies") / "copies.osm.pbf"
-    write_tiled_copies(KOUVOLA, path, 5, 5)
+    write_tiled_copies(BUNDLED_EXTRACT, path, 5, 5)
     return path
 
 
@@ -184,7 +182,7 @@ def test_a_build_killed_half_way_is_redone_and_a_live_one_is_waited_for(tmp_path
     index_dir = tmp_path / "index"
     final = index_path_for(file_digest(copies_file), index_dir)
     partial = final.with_name(final.name + ".partial")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     command = [sys.executable, "-c", _BUILD_SCRIPT, str(copies_file), str(index_dir)]
     builder = subprocess.Popen(command, env=env)
     _wait_for(lambda: partial.exists() and partial.stat().st_size > 1_000_000, builder)
@@ -228,11 +226,11 @@ def _locked(path: Path) -> bool:
 def test_a_stale_partial_index_is_found_and_rebuilt(tmp_path):
     index_dir = tmp_path / "index"
     index_dir.mkdir()
-    final = index_path_for(file_digest(KOUVOLA), index_dir)
+    final = index_path_for(file_digest(BUNDLED_EXTRACT), index_dir)
     partial = final.with_name(final.name + ".partial")
     partial.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)    # torn, and nobody holds it
     notes = Progress(stream=io.StringIO())
-    with open_file_index(KOUVOLA, index_dir, notes) as index:
+    with open_file_index(BUNDLED_EXTRACT, index_dir, notes) as index:
         assert index.element_count == 4981
     assert "interrupted index" in notes.stream.getvalue()
     assert not partial.exists()
@@ -272,10 +270,10 @@ except MemoryError:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_indexing_fits_a_memory_limit_that_reading_the_file_whole_exceeds(tmp_path, copies_file):
     headroom_mb = 64      # above what the process already maps after reading a small file
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OPENBLAS_NUM_THREADS": "1"}
     results = {}
     for mode in ("in-memory", "index"):
-        done = subprocess.run([sys.executable, "-c", _LIMITED_SCRIPT, str(KOUVOLA),
+        done = subprocess.run([sys.executable, "-c", _LIMITED_SCRIPT, str(BUNDLED_EXTRACT),
                                str(copies_file), str(tmp_path), mode, str(headroom_mb)],
                               env=env, capture_output=True, text=True, timeout=600)
         results[mode] = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else \

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-
 import pytest
 
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
 from arnisd.osm.overpass import (OverpassError, build_query, cache_path_for, fetch_overpass,
                                  fetch_overpass_json)
-from arnisd.osm.reader import read_osm_file
+from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, free_port
 from fake_overpass import FakeOverpass, element_digest, osm_file_to_overpass_json
 
-ROOT = Path(__file__).resolve().parent.parent
-KOUVOLA = ROOT / "data" / "kouvola.osm.pbf"
-BBOX = BBox(60.52, 26.93, 60.54, 26.97)
+BBOX = BBox.parse(BUNDLED_BBOX)
 
 
 @pytest.fixture(scope="module")
-def expected():
-    return element_digest(read_osm_file(KOUVOLA).elements)
+def expected(bundled_elements):
+    return element_digest(bundled_elements)
 
 
 @pytest.fixture(scope="module")
 def body():
-    return osm_file_to_overpass_json(KOUVOLA)
+    return osm_file_to_overpass_json(BUNDLED_EXTRACT)
 
 
 class Sleeps(list):
@@ -44,10 +39,7 @@ def _fetch(urls, cache_dir=None, **kwargs):
 
 
 def _closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/interpreter"
+    return f"http://127.0.0.1:{free_port()}/api/interpreter"
 
 
 def test_query_asks_for_every_family():
@@ -70,7 +62,7 @@ def test_success_posts_the_query_and_matches_the_pbf(body, expected):
 
 
 def test_shuffled_answer_still_assembles_areas(expected):
-    shuffled = osm_file_to_overpass_json(KOUVOLA, order="shuffled", seed=3)
+    shuffled = osm_file_to_overpass_json(BUNDLED_EXTRACT, order="shuffled", seed=3)
     with FakeOverpass(shuffled) as server:
         data = _fetch([server.url])
     assert element_digest(data.elements) == expected

@@ -17,21 +17,18 @@ import pytest
 
 from arnisd.errors import UserError
 from arnisd.osm.reader import OsmInputError, parse_overpass_json, read_osm_file
+from conftest import BUNDLED_EXTRACT, MULTIPOLYGONS_OSM
 from fake_overpass import element_digest, osm_file_to_overpass_json
-
-ROOT = Path(__file__).resolve().parent.parent
-KOUVOLA = ROOT / "data" / "kouvola.osm.pbf"
-MULTIPOLYGONS = Path(__file__).resolve().parent / "data" / "multipolygons.osm"
 
 
 @pytest.fixture(scope="module")
 def kouvola():
-    return read_osm_file(KOUVOLA)
+    return read_osm_file(BUNDLED_EXTRACT)
 
 
 @pytest.fixture(scope="module")
 def multipolygons():
-    return read_osm_file(MULTIPOLYGONS)
+    return read_osm_file(MULTIPOLYGONS_OSM)
 
 
 def _by_key(data):
@@ -95,14 +92,14 @@ def test_closed_way_gives_line_and_area_with_the_same_ring(kouvola):
 
 def test_bundled_extract_reads_fast(kouvola):
     started = time.perf_counter()
-    read_osm_file(KOUVOLA)
+    read_osm_file(BUNDLED_EXTRACT)
     elapsed_s = time.perf_counter() - started
     print(f"kouvola.osm.pbf read in {elapsed_s * 1000:.0f} ms")
     assert elapsed_s < 2.0  # about 0.13 s on a 2-core machine
 
 
 def test_reading_is_deterministic(kouvola):
-    assert element_digest(read_osm_file(KOUVOLA).elements) == element_digest(kouvola.elements)
+    assert element_digest(read_osm_file(BUNDLED_EXTRACT).elements) == element_digest(kouvola.elements)
 
 
 # --- hand-made multipolygons ------------------------------------------------------------------
@@ -148,7 +145,7 @@ def test_untagged_ways_and_incomplete_parts(multipolygons):
 
 def _write_unsorted(tmp_path: Path) -> Path:
     """The hand-made file with relations first, then ways, then nodes (as Overpass may)."""
-    tree = ET.parse(MULTIPOLYGONS)
+    tree = ET.parse(MULTIPOLYGONS_OSM)
     root = tree.getroot()
     children = list(root)
     for child in children:
@@ -169,7 +166,7 @@ def test_unsorted_xml_still_assembles_areas(tmp_path, multipolygons):
 
 
 def test_bz2_and_gz(tmp_path, multipolygons):
-    data = MULTIPOLYGONS.read_bytes()
+    data = MULTIPOLYGONS_OSM.read_bytes()
     (tmp_path / "m.osm.bz2").write_bytes(bz2.compress(data))
     (tmp_path / "m.osm.gz").write_bytes(gzip.compress(data))
     for name in ("m.osm.bz2", "m.osm.gz"):
@@ -189,7 +186,7 @@ def test_unsorted_bz2(tmp_path, multipolygons):
 @pytest.mark.parametrize("order", ["overpass", "reversed", "shuffled"])
 def test_overpass_json_matches_the_pbf(tmp_path, kouvola, order):
     path = tmp_path / "kouvola.json"
-    path.write_bytes(osm_file_to_overpass_json(KOUVOLA, order=order, seed=7))
+    path.write_bytes(osm_file_to_overpass_json(BUNDLED_EXTRACT, order=order, seed=7))
     from_json = read_osm_file(path)
     assert element_digest(from_json.elements) == element_digest(kouvola.elements)
     # No header in JSON: the bounds are the extent of its nodes.
@@ -198,7 +195,7 @@ def test_overpass_json_matches_the_pbf(tmp_path, kouvola, order):
 
 
 def test_overpass_json_of_the_multipolygons(multipolygons):
-    data = osm_file_to_overpass_json(MULTIPOLYGONS, order="reversed")
+    data = osm_file_to_overpass_json(MULTIPOLYGONS_OSM, order="reversed")
     assert element_digest(parse_overpass_json(data).elements) == \
         element_digest(multipolygons.elements)
 
@@ -269,7 +266,7 @@ def test_corrupt_pbf(tmp_path):
 
 def test_truncated_pbf(tmp_path):
     path = tmp_path / "cut.osm.pbf"
-    path.write_bytes(KOUVOLA.read_bytes()[:60_000])
+    path.write_bytes(BUNDLED_EXTRACT.read_bytes()[:60_000])
     with pytest.raises(OsmInputError) as exc_info:
         read_osm_file(path)
     _assert_one_line(exc_info, "cut.osm.pbf")
@@ -332,7 +329,7 @@ def test_an_object_listed_twice_is_kept_once(tmp_path):
 
 def test_concurrent_reads_agree(kouvola):
     from concurrent.futures import ThreadPoolExecutor
-    data = osm_file_to_overpass_json(KOUVOLA)
+    data = osm_file_to_overpass_json(BUNDLED_EXTRACT)
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda _: parse_overpass_json(data), range(3)))
     for result in results:

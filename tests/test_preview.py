@@ -4,9 +4,6 @@ the `arnisd preview` command and `arnisd generate --preview`."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbtlib
@@ -23,9 +20,8 @@ from arnisd.world.families.base import DrawContext
 from arnisd.world.families.ground import draw_ground
 from arnisd.world.generate import encode_window
 from arnisd.world.settings import GenerationSettings
+from conftest import BUNDLED_EXTRACT, run_arnisd
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data" / "kouvola.osm.pbf"
 G = -62
 
 
@@ -100,12 +96,6 @@ def test_downscale_and_empty_columns():
     assert (shade(np.full((4, 4, 3), 99, np.uint8), top, np.zeros((4, 4), np.int16)) == 0).all()
 
 
-def run_arnisd(*args: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True, text=True,
-                          timeout=timeout_s, env=env, cwd=ROOT)
-
-
 def test_preview_command(tmp_path):
     world = small_world(tmp_path)
     out = tmp_path / "map.png"
@@ -123,7 +113,7 @@ def test_preview_command(tmp_path):
 
 def test_generate_writes_a_preview_beside_the_world(tmp_path):
     out = tmp_path / "town"
-    proc = run_arnisd("generate", "--osm-file", str(DATA), "--bbox", "60.530,26.945,60.534,26.953",
+    proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--bbox", "60.530,26.945,60.534,26.953",
                       "--output", str(out), "--in-process", "--preview", "--quiet")
     assert proc.returncode == 0, proc.stderr
     png = tmp_path / "town.png"

@@ -6,41 +6,31 @@ coordinator answers.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from cluster_helpers import (KOUVOLA_PBF, REPO_ROOT, free_port, log_lines, start_daemon,
-                             stop_daemons, wait_until, write_coordinator_config,
-                             write_worker_config)
+from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, free_port, run_arnisd
+from daemon_control import (log_lines, start_daemon, stop_daemons, wait_until,
+                            write_coordinator_config, write_worker_config)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def arnisd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_a_bbox_the_file_does_not_reach_is_refused_unless_allowed(tmp_path):
     output = tmp_path / "world"
     far_away = "60.6,27.1,60.602,27.104"            # 10 km east of the extract
-    proc = arnisd("generate", "--osm-file", str(KOUVOLA_PBF), "--bbox", far_away,
+    proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--bbox", far_away,
                   "--output", str(output), "--in-process", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     error = proc.stderr.strip().splitlines()[-1]
-    assert error == (f"arnisd: error: no element of {KOUVOLA_PBF} lies in the bbox {far_away} "
+    assert error == (f"arnisd: error: no element of {BUNDLED_EXTRACT} lies in the bbox {far_away} "
                      "(the file covers 60.52,26.93,60.54,26.97); give --allow-empty to make a "
                      "world of bare ground anyway"), proc.stderr
     assert "Traceback" not in proc.stderr
     assert not output.exists() and list(tmp_path.iterdir()) == []    # nothing written
-    proc = arnisd("generate", "--osm-file", str(KOUVOLA_PBF), "--bbox", far_away,
+    proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--bbox", far_away,
                   "--output", str(output), "--in-process", "--allow-empty", "--quiet",
                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -48,7 +38,7 @@ def test_a_bbox_the_file_does_not_reach_is_refused_unless_allowed(tmp_path):
 
 
 def test_a_spawn_point_outside_the_bbox_is_refused(tmp_path):
-    proc = arnisd("generate", "--osm-file", str(KOUVOLA_PBF), "--bbox", "60.525,26.94,60.535,26.955",
+    proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--bbox", BUNDLED_TENTH_BBOX,
                   "--spawn-lat", "60.54", "--spawn-lng", "26.95", "--output",
                   str(tmp_path / "world"), cwd=tmp_path)
     assert proc.returncode == 2
@@ -62,10 +52,7 @@ def test_a_worker_that_never_reaches_its_coordinator_says_so_every_10_s(tmp_path
     port = free_port()                          # nothing listens there
     config = write_worker_config(tmp_path / "worker.toml", port, "lonely")
     log = tmp_path / "worker.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    with open(log, "wb") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "arnisd", "run", "--config", str(config)],
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    worker = start_daemon(config, log)
     expected = re.compile(rf"no answer from tcp://127\.0\.0\.1:{port} after (\d+) s: is the "
                           r"coordinator running, is the port open\?")
     try:
@@ -97,18 +84,18 @@ def test_a_submitted_spawn_point_outside_the_bbox_is_refused(tmp_path):
     port, http_port = free_port(), free_port()
     worlds = tmp_path / "worlds"
     worlds.mkdir()
-    config = write_coordinator_config(tmp_path / "coordinator.toml", port,
-                                      "60.525,26.94,60.535,26.955", KOUVOLA_PBF,
-                                      worlds / "first", 0.0025, http_port=http_port)
+    config = write_coordinator_config(tmp_path / "coordinator.toml", port, BUNDLED_TENTH_BBOX,
+                                      BUNDLED_EXTRACT, worlds / "first", 0.0025,
+                                      http_port=http_port)
     coordinator = start_daemon(config, tmp_path / "coordinator.log")
     url = f"http://127.0.0.1:{http_port}"
     try:
         wait_until(lambda: ready(url), 60, "the coordinator's /readyz")
-        for bbox, where in ((["--bbox", "60.525,26.94,60.535,26.955"], "60.525,26.94,60.535,26.955"),
-                            ([], "60.52,26.93,60.54,26.97")):       # the file's bounds
-            proc = arnisd("submit", "--coordinator", url, "--osm-file", str(KOUVOLA_PBF), *bbox,
-                          "--spawn-lat", "60.6", "--spawn-lng", "26.95", "--output", "w",
-                          cwd=tmp_path)
+        for bbox, where in ((["--bbox", BUNDLED_TENTH_BBOX], BUNDLED_TENTH_BBOX),
+                            ([], BUNDLED_BBOX)):       # the file's bounds
+            proc = run_arnisd("submit", "--coordinator", url, "--osm-file", str(BUNDLED_EXTRACT),
+                              *bbox, "--spawn-lat", "60.6", "--spawn-lng", "26.95", "--output",
+                              "w", cwd=tmp_path)
             assert proc.returncode == 2, proc.stderr
             assert f"60.6,26.95 is outside the bbox {where}" in proc.stderr
             assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from arnisd.service import sd_notify
+from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX") or os.name != "posix",
                                 reason="sd_notify is POSIX-only")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -126,9 +126,9 @@ CHILD = textwrap.dedent("""
 
 
 def start_child(path: str, mode: str) -> subprocess.Popen:
-    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="200000", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="200000", PYTHONPATH=str(REPO_ROOT))
     env.pop("WATCHDOG_PID", None)
-    return subprocess.Popen([sys.executable, "-c", CHILD, mode], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-c", CHILD, mode], env=env, cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import zmq
@@ -19,17 +16,11 @@ import zmq.auth
 from arnisd.cluster import security
 from arnisd.service.config import ConfigError, load_config
 from arnisd.service.coordinator_service import coordinator_settings
+from conftest import REPO_ROOT, run_arnisd
 from security_helpers import (HANDSHAKE_FAILED, HandshakeWatch, RunningCoordinator, dealer,
                               recv_message, register_frame, start_workers, stop_workers)
 
 pytestmark = pytest.mark.timeout(120)
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def arnisd(*args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=60)
 
 
 @pytest.fixture
@@ -62,7 +53,7 @@ def client_keys(keys, name):
 # --- keygen and key files ----------------------------------------------------------------------
 
 def test_keygen_writes_a_pair_with_safe_modes_and_refuses_to_overwrite(tmp_path):
-    proc = arnisd("keygen", "--output", str(tmp_path / "k"), "--name", "attic-pc")
+    proc = run_arnisd("keygen", "--output", str(tmp_path / "k"), "--name", "attic-pc")
     assert proc.returncode == 0, proc.stderr
     public_path, secret_path = tmp_path / "k" / "attic-pc.key", tmp_path / "k" / "attic-pc.key_secret"
     assert stat.S_IMODE(secret_path.stat().st_mode) == 0o600
@@ -73,13 +64,13 @@ def test_keygen_writes_a_pair_with_safe_modes_and_refuses_to_overwrite(tmp_path)
     assert public.decode() in proc.stdout and secret.decode() not in proc.stdout
     assert b"secret-key" not in public_path.read_bytes()
     before = secret_path.read_bytes()
-    proc = arnisd("keygen", "--output", str(tmp_path / "k"), "--name", "attic-pc")
+    proc = run_arnisd("keygen", "--output", str(tmp_path / "k"), "--name", "attic-pc")
     assert proc.returncode == 2 and "already exists" in proc.stderr and "--force" in proc.stderr
     assert proc.stderr.count("\n") == 1 and secret_path.read_bytes() == before
-    proc = arnisd("keygen", "--output", str(tmp_path / "k"), "--name", "attic-pc", "--force")
+    proc = run_arnisd("keygen", "--output", str(tmp_path / "k"), "--name", "attic-pc", "--force")
     assert proc.returncode == 0 and secret_path.read_bytes() != before
     assert stat.S_IMODE(secret_path.stat().st_mode) == 0o600
-    assert arnisd("keygen", "--output", str(tmp_path / "k"), "--name", "../x").returncode == 2
+    assert run_arnisd("keygen", "--output", str(tmp_path / "k"), "--name", "../x").returncode == 2
     assert not list(tmp_path.glob("k/.*.tmp"))
 
 
@@ -162,8 +153,8 @@ def test_config_keys(keys, tmp_path):
                       f'coordinator_public_key = "{keys["coordinator"][0].decode()}"\n')
     assert load_config(worker).coordinator_public_key == keys["coordinator"][0].decode()
     # off by default
-    assert load_config(ROOT / "config" / "coordinator.toml").curve is None
-    assert load_config(ROOT / "config" / "worker.toml").curve is None
+    assert load_config(REPO_ROOT / "config" / "coordinator.toml").curve is None
+    assert load_config(REPO_ROOT / "config" / "worker.toml").curve is None
 
 
 @pytest.mark.parametrize("role, text, key, problem", [
@@ -314,7 +305,7 @@ def test_a_worker_whose_key_is_refused_says_so_and_exits(keys, tmp_path, caplog)
     from arnisd.cluster.worker_settings import WorkerSettings
     running = RunningCoordinator(tmp_path, curve=server_keys(keys))
     settings = WorkerSettings(coordinator=running.endpoint, worker_id="stranger", slots=1,
-                              generator="cluster_helpers:fake_generate",
+                              generator="fake_generators:fake_generate",
                               heartbeat_interval_s=0.2, reconnect_initial_s=0.2,
                               curve=client_keys(keys, "stranger"),
                               exit_when_coordinator_lost_s=30.0)

@@ -11,35 +11,25 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from arnisd.geo.bbox import BBox
-from arnisd.job import JobSpec
-from arnisd.osm.reader import read_osm_file
-from arnisd.world.build import build_world_in_process
-from cluster_helpers import (assert_same_world, free_port, read_world_chunks, start_daemon,
-                             stop_daemons, write_coordinator_config, write_worker_config)
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, free_port, run_arnisd
+from daemon_control import start_daemon, stop_daemons, write_coordinator_config, write_worker_config
+from world_chunks import assert_same_world, read_world_chunks
 
 pytestmark = pytest.mark.timeout(300)
-REPO = Path(__file__).resolve().parent.parent
-PBF = REPO / "data" / "kouvola.osm.pbf"
-SUB = "60.525,26.94,60.535,26.955"
 TOKEN = "shared-token-for-the-daemon-test"
 
 
 def keygen(folder: Path, name: str) -> None:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-m", "arnisd", "keygen", "--output", str(folder),
-                           "--name", name], capture_output=True, text=True, env=env, timeout=60)
+    proc = run_arnisd("keygen", "--output", str(folder), "--name", name, timeout_s=60)
     assert proc.returncode == 0, proc.stderr
 
 
-def test_curve_and_token_with_real_daemons(tmp_path):
+def test_curve_and_token_with_real_daemons(tmp_path, reference_worlds):
     keys = tmp_path / "keys"
     for name in ("coordinator", "w1", "w2", "stranger"):
         keygen(keys, name)
@@ -54,7 +44,7 @@ def test_curve_and_token_with_real_daemons(tmp_path):
     output = tmp_path / "out" / "world"
     output.parent.mkdir()
     coordinator_config = write_coordinator_config(
-        tmp_path / "coordinator.toml", port, SUB, PBF, output, 0.004, heartbeat_interval_s=0.5,
+        tmp_path / "coordinator.toml", port, BUNDLED_TENTH_BBOX, BUNDLED_EXTRACT, output, 0.004, heartbeat_interval_s=0.5,
         liveness=6,
         extra=(f'token_file = "{token_file}"\n'
                f'curve_secret_key_file = "{keys / "coordinator.key_secret"}"\n'
@@ -97,7 +87,4 @@ def test_curve_and_token_with_real_daemons(tmp_path):
     assert "refused a CURVE client with an unknown public key" in coordinator_log
     assert "refused worker 'badtoken': bad token" in coordinator_log
     assert "bad token" in logs["badtoken"].read_text()
-    reference = tmp_path / "reference"
-    build_world_in_process(JobSpec(bbox=BBox.parse(SUB), output=reference),
-                           read_osm_file(PBF).elements, reference)
-    assert_same_world(read_world_chunks(output), read_world_chunks(reference))
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())

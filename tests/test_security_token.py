@@ -15,7 +15,6 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from pathlib import Path
 
 import pytest
 
@@ -23,11 +22,11 @@ from arnisd.cluster import protocol, security
 from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
 from arnisd.service.config import CoordinatorConfig, config_from_dict, load_config
 from arnisd.geo.projection import BlockRect
+from conftest import REPO_ROOT
 from security_helpers import (RunningCoordinator, dealer, recv_message, register_frame,
                               start_workers, stop_workers)
 
 pytestmark = pytest.mark.timeout(120)
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "a-long-shared-token-for-tests"
 
 
@@ -87,7 +86,7 @@ def test_without_the_token_no_work_and_no_results(tmp_path, monkeypatch):
         assert running.status()["workers"] == {"active": 0, "idle": 0}
         # 3. a real worker with the token holds leases (slow tiles)
         workers += start_workers(running.endpoint, 1, "w", token=TOKEN,
-                                 generator="cluster_helpers:slow_generate")
+                                 generator="fake_generators:slow_generate")
         deadline = time.monotonic() + 30
         leased = []
         while not leased and time.monotonic() < deadline:
@@ -152,7 +151,7 @@ def test_api_binds_loopback_by_default():
     from arnisd.service.http_api import start_http_api
     from fake_status_provider import FakeProvider
     assert CoordinatorConfig().http_host == "127.0.0.1"
-    assert load_config(ROOT / "config" / "coordinator.toml").http_host == "127.0.0.1"
+    assert load_config(REPO_ROOT / "config" / "coordinator.toml").http_host == "127.0.0.1"
     api, port = start_http_api(FakeProvider([]))
     try:
         assert api.host == "127.0.0.1" and port > 0
@@ -176,7 +175,7 @@ def _request(url, method="GET", body=None, token=None):
 
 def test_service_needs_the_token_to_change_anything_and_limits_the_area(tmp_path):
     from arnisd.service.coordinator_service import CoordinatorService
-    osm = ROOT / "tests" / "data" / "multipolygons.osm"
+    osm = REPO_ROOT / "tests" / "data" / "multipolygons.osm"
     config = config_from_dict({"role": "coordinator", "bind_host": "127.0.0.1", "port": 0,
                                "http_port": 0, "state_dir": str(tmp_path / "state"),
                                "token": TOKEN, "max_job_area_km2": 1.0},

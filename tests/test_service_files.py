@@ -9,11 +9,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from conftest import REPO_ROOT
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-UNIT = ROOT / "systemd" / "arnisd@.service"
-PLIST = ROOT / "systemd" / "org.arnis.arnisd.plist"
+UNIT = REPO_ROOT / "systemd" / "arnisd@.service"
+PLIST = REPO_ROOT / "systemd" / "org.arnis.arnisd.plist"
 INSTALLED_BINARY = "/usr/local/bin/arnisd"
 
 
@@ -94,7 +94,7 @@ def test_launchd_plist():
 
 
 def test_configs_named_by_the_service_files_exist_as_examples():
-    assert (ROOT / "config" / "coordinator.toml").is_file()
-    assert (ROOT / "config" / "worker.toml").is_file()
+    assert (REPO_ROOT / "config" / "coordinator.toml").is_file()
+    assert (REPO_ROOT / "config" / "worker.toml").is_file()
     plist = plistlib.loads(PLIST.read_bytes())
     assert Path(plist["ProgramArguments"][3]).name in ("worker.toml", "coordinator.toml")

@@ -10,23 +10,19 @@ refuses to start, naming the first one's pid.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from cluster_helpers import free_port, start_daemon, stop_daemons, wait_until, write_worker_config
+from conftest import (BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, MULTIPOLYGONS_OSM, TESTS_DIR, free_port,
+                      run_arnisd)
+from daemon_control import start_daemon, stop_daemons, wait_until, write_worker_config
 
-ROOT = Path(__file__).resolve().parent.parent
-PBF = ROOT / "data" / "kouvola.osm.pbf"
-XML = ROOT / "tests" / "data" / "multipolygons.osm"
-SUB = "60.525,26.94,60.535,26.955"
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -64,14 +60,6 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
     wait_until(ready, 30, "the coordinator to be ready")
 
 
-def arnisd(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ARNISD_COORDINATOR", "ARNISD_CONFIG", "ARNISD_TOKEN")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=timeout_s)
-
-
 def one_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
@@ -81,23 +69,23 @@ def one_line(stderr: str) -> str:
 
 def test_bad_osm_files_are_refused_at_submission_in_the_readers_words(tmp_path):
     truncated = tmp_path / "truncated.osm.pbf"
-    truncated.write_bytes(PBF.read_bytes()[:50_000])
+    truncated.write_bytes(BUNDLED_EXTRACT.read_bytes()[:50_000])
     corrupt = tmp_path / "corrupt.osm.pbf"
     corrupt.write_bytes(bytes(range(256)) * 8)
     damaged = tmp_path / "damaged.osm.pbf"           # sound framing, a block that will not inflate
-    data = bytearray(PBF.read_bytes())
+    data = bytearray(BUNDLED_EXTRACT.read_bytes())
     data[30_000:30_040] = bytes(40)
     damaged.write_bytes(bytes(data))
     xml_as_pbf = tmp_path / "xml.osm.pbf"
-    shutil.copy(XML, xml_as_pbf)
+    shutil.copy(MULTIPOLYGONS_OSM, xml_as_pbf)
     cut_xml = tmp_path / "cut.osm"
-    cut_xml.write_bytes(XML.read_bytes()[:-40])
-    cases = [(truncated, SUB, "PBF error: unexpected EOF"),
-             (corrupt, SUB, "invalid BlobHeader size"),
-             (damaged, SUB, "failed to uncompress data"),
+    cut_xml.write_bytes(MULTIPOLYGONS_OSM.read_bytes()[:-40])
+    cases = [(truncated, BUNDLED_TENTH_BBOX, "PBF error: unexpected EOF"),
+             (corrupt, BUNDLED_TENTH_BBOX, "invalid BlobHeader size"),
+             (damaged, BUNDLED_TENTH_BBOX, "failed to uncompress data"),
              (xml_as_pbf, None, "invalid BlobHeader size"),
              (cut_xml, None, "XML parsing error"),
-             (PBF, "50.0,10.0,50.01,10.01", "holds no node inside the bbox 50.0,10.0,50.01,10.01")]
+             (BUNDLED_EXTRACT, "50.0,10.0,50.01,10.01", "holds no node inside the bbox 50.0,10.0,50.01,10.01")]
     config, url = write_service_config(tmp_path / "coordinator.toml", tmp_path / "state")
     log = tmp_path / "coordinator.log"
     coordinator = start_daemon(config, log)
@@ -105,7 +93,7 @@ def test_bad_osm_files_are_refused_at_submission_in_the_readers_words(tmp_path):
         wait_ready(url, coordinator, log)
         for path, bbox, words in cases:
             args = ["submit", "--coordinator", url, "--osm-file", str(path), "--output", path.stem]
-            done = arnisd(*args, *(["--bbox", bbox] if bbox else []))
+            done = run_arnisd(*args, *(["--bbox", bbox] if bbox else []))
             line = one_line(done.stderr)
             assert done.returncode == 2, (path.name, done.returncode, done.stderr)
             assert words in line and "HTTP 400" in line and str(path) in line, line
@@ -113,7 +101,7 @@ def test_bad_osm_files_are_refused_at_submission_in_the_readers_words(tmp_path):
             code, answer = http(f"{url}/jobs", {"osm_file": str(path), "output": "raw",
                                                 **({"bbox": bbox} if bbox else {})})
             assert code == 400 and words in answer["error"], (code, answer)
-        good = arnisd("submit", "--coordinator", url, "--osm-file", str(PBF), "--bbox", SUB,
+        good = run_arnisd("submit", "--coordinator", url, "--osm-file", str(BUNDLED_EXTRACT), "--bbox", BUNDLED_TENTH_BBOX,
                       "--output", "good")
         assert good.returncode == 0 and good.stdout.strip().startswith("job-"), good.stderr
         jobs = http(f"{url}/jobs")[1]["jobs"]
@@ -132,11 +120,11 @@ def test_a_job_that_fails_later_keeps_its_reason_across_a_restart(tmp_path):
     coordinator = start_daemon(config, log)
     worker = start_daemon(write_worker_config(tmp_path / "w1.toml", _port_of(config), "w1"),
                           tmp_path / "w1.log",
-                          env_extra={"ARNISD_GENERATOR": "cluster_helpers:failing_generate",
-                                     "PYTHONPATH": str(ROOT / "tests")})
+                          env_extra={"ARNISD_GENERATOR": "fake_generators:failing_generate",
+                                     "PYTHONPATH": str(TESTS_DIR)})
     try:
         wait_ready(url, coordinator, log)
-        done = arnisd("submit", "--coordinator", url, "--osm-file", str(PBF), "--bbox", SUB,
+        done = run_arnisd("submit", "--coordinator", url, "--osm-file", str(BUNDLED_EXTRACT), "--bbox", BUNDLED_TENTH_BBOX,
                       "--output", "doomed", "--wait", "--poll", "0.2")
         job_id = done.stdout.strip()
         assert done.returncode == 1, done.stderr
@@ -157,7 +145,7 @@ def test_a_job_that_fails_later_keeps_its_reason_across_a_restart(tmp_path):
 def _assert_reason_shown(url: str, job_id: str, reason: str) -> None:
     rows = {j["job_id"]: j for j in http(f"{url}/jobs")[1]["jobs"]}
     assert rows[job_id]["state"] == "failed" and rows[job_id]["error"] == reason, rows
-    status = arnisd("status", "--coordinator", url)
+    status = run_arnisd("status", "--coordinator", url)
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
     assert lines[0].startswith(f"job {job_id} · failed"), status.stdout

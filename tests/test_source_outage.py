@@ -12,7 +12,7 @@ import pytest
 from arnisd.cluster.source_outage import SourceOutage, is_server_wide
 from arnisd.geo.bbox import BBox
 from arnisd.osm.overpass import OverpassError, fetch_overpass
-from cluster_helpers import free_port
+from conftest import free_port
 from fake_overpass import FakeOverpass
 
 BOX = BBox.parse("60.53,26.95,60.531,26.951")

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 from arnisd.service.http_api import start_http_api
 from arnisd.commands.status import format_duration, format_status
+from conftest import REPO_ROOT, free_port, run_arnisd
 from fake_status_provider import FakeProvider, tile_grid
 
-ROOT = Path(__file__).resolve().parent.parent
 MIX = {"done": 5, "leased": 2, "failed": 1, "pending": 4}
 TOKEN = "s3cret-token-for-tests"
-
-
-def arnisd(*args: str, env: dict | None = None, timeout_s: float = 60) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ("ARNISD_COORDINATOR", "ARNISD_CONFIG", "ARNISD_TOKEN")}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=full_env, timeout=timeout_s)
 
 
 @pytest.fixture
@@ -48,14 +35,8 @@ def token_url(provider):
     server.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_human_summary(url):
-    proc = arnisd("status", "--coordinator", url)
+    proc = run_arnisd("status", "--coordinator", url)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.startswith("job job-1 · running · kouvola\n")
@@ -69,13 +50,13 @@ def test_human_summary(url):
 
 
 def test_json_is_the_raw_document(url, provider):
-    proc = arnisd("status", "--json", "--coordinator", url)
+    proc = run_arnisd("status", "--json", "--coordinator", url)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == json.loads(json.dumps(provider.status()))
 
 
 def test_watch_refreshes(url):
-    proc = arnisd("status", "--watch", "--json", "--interval", "0.1", "--count", "3",
+    proc = run_arnisd("status", "--watch", "--json", "--interval", "0.1", "--count", "3",
                   "--coordinator", url)
     assert proc.returncode == 0, proc.stderr
     docs = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -86,7 +67,7 @@ def test_unreachable_is_one_line_and_non_zero():
     port = free_port()
     for args in (("status",), ("status", "--watch"), ("submit", "--bbox", "60.52,26.93,60.54,26.97",
                                                        "--output", "w"), ("cancel", "job-1")):
-        proc = arnisd(*args, "--coordinator", f"127.0.0.1:{port}")
+        proc = run_arnisd(*args, "--coordinator", f"127.0.0.1:{port}")
         assert proc.returncode == 3, (args, proc.stderr)
         assert proc.stderr.count("\n") == 1, proc.stderr
         assert f"cannot reach the coordinator at http://127.0.0.1:{port}" in proc.stderr
@@ -98,24 +79,24 @@ def test_url_and_token_from_the_config_file(provider, tmp_path):
     try:
         config = tmp_path / "coordinator.toml"
         config.write_text(f'role = "coordinator"\nhttp_port = {port}\ntoken = "{TOKEN}"\n')
-        proc = arnisd("status", "--config", str(config))
+        proc = run_arnisd("status", "--config", str(config))
         assert proc.returncode == 0 and "5/12 tiles" in proc.stdout, proc.stderr
-        proc = arnisd("submit", "--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
+        proc = run_arnisd("submit", "--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
                       env={"ARNISD_CONFIG": str(config)})
         assert proc.returncode == 0, proc.stderr
         worker = tmp_path / "worker.toml"
         worker.write_text(f'role = "worker"\ncoordinator_http = "http://127.0.0.1:{port}"\n')
-        assert arnisd("status", "--config", str(worker)).returncode == 0
+        assert run_arnisd("status", "--config", str(worker)).returncode == 0
         worker.write_text('role = "worker"\n')
-        proc = arnisd("status", "--config", str(worker))
+        proc = run_arnisd("status", "--config", str(worker))
         assert proc.returncode == 2 and "coordinator_http" in proc.stderr
     finally:
         server.close()
 
 
 def test_submit_prints_the_job_id(url, provider):
-    osm = ROOT / "data" / "kouvola.osm.pbf"
-    proc = arnisd("submit", "--osm-file", "data/kouvola.osm.pbf", "--output", "kouvola-2",
+    osm = REPO_ROOT / "data" / "kouvola.osm.pbf"
+    proc = run_arnisd("submit", "--osm-file", "data/kouvola.osm.pbf", "--output", "kouvola-2",
                   "--scale", "2", "--chunk-size", "0.004", "--interior", "--coordinator", url)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "job-2\n"
@@ -136,7 +117,7 @@ def test_submit_checks_before_sending(url, provider):
                            "--tile-size", "2"), "--tile-size"),
                          (("--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
                            "--spawn-lat", "60.53"), "--spawn-lat")):
-        proc = arnisd("submit", *args, "--coordinator", url)
+        proc = run_arnisd("submit", *args, "--coordinator", url)
         assert proc.returncode == 2, (args, proc.stdout)
         assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
     assert provider.submitted == []
@@ -144,24 +125,24 @@ def test_submit_checks_before_sending(url, provider):
 
 def test_submit_and_cancel_need_the_token(token_url, provider):
     job = ("--bbox", "60.52,26.93,60.54,26.97", "--output", "w", "--coordinator", token_url)
-    proc = arnisd("submit", *job)
+    proc = run_arnisd("submit", *job)
     assert proc.returncode == 2 and "wants a valid token" in proc.stderr
-    assert arnisd("submit", *job, "--token", "wrong-token-value").returncode == 2
+    assert run_arnisd("submit", *job, "--token", "wrong-token-value").returncode == 2
     assert provider.submitted == []
-    proc = arnisd("submit", *job, "--token", TOKEN)
+    proc = run_arnisd("submit", *job, "--token", TOKEN)
     assert proc.returncode == 0 and proc.stdout.strip() == "job-2", proc.stderr
-    proc = arnisd("cancel", "job-2", "--coordinator", token_url)
+    proc = run_arnisd("cancel", "job-2", "--coordinator", token_url)
     assert proc.returncode == 2 and "token" in proc.stderr
-    proc = arnisd("cancel", "job-2", "--coordinator", token_url, env={"ARNISD_TOKEN": TOKEN})
+    proc = run_arnisd("cancel", "job-2", "--coordinator", token_url, env={"ARNISD_TOKEN": TOKEN})
     assert proc.returncode == 0 and proc.stdout == "cancelled job-2\n", proc.stderr
     assert provider.cancelled == ["job-2"]
 
 
 def test_cancel_errors(url, provider):
-    proc = arnisd("cancel", "job-404", "--coordinator", url)
+    proc = run_arnisd("cancel", "job-404", "--coordinator", url)
     assert proc.returncode == 2 and "no job job-404" in proc.stderr
     provider.job_rows[0]["state"] = "done"
-    proc = arnisd("cancel", "job-1", "--coordinator", url)
+    proc = run_arnisd("cancel", "job-1", "--coordinator", url)
     assert proc.returncode == 2 and "already finished" in proc.stderr
 
 
@@ -174,7 +155,7 @@ def test_submit_wait_follows_the_job(url, provider):
     timer = threading.Timer(1.5, finish_soon)
     timer.start()
     try:
-        proc = arnisd("submit", "--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
+        proc = run_arnisd("submit", "--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
                       "--wait", "--poll", "0.2", "--coordinator", url)
     finally:
         timer.cancel()
@@ -190,7 +171,7 @@ def test_a_page_that_is_not_the_api_is_named(tmp_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        proc = arnisd("status", "--coordinator", f"http://127.0.0.1:{server.server_address[1]}")
+        proc = run_arnisd("status", "--coordinator", f"http://127.0.0.1:{server.server_address[1]}")
     finally:
         server.shutdown()
         server.server_close()

@@ -197,7 +197,7 @@ def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path,
     from arnisd.cluster.tiling import make_tiles
     from arnisd.geo.bbox import BBox
     from arnisd.job import JobSpec
-    from cluster_helpers import free_port
+    from conftest import free_port
 
     job = JobSpec(bbox=BBox.parse("60.525,26.94,60.535,26.955"), output=tmp_path / "world",
                   tile_size_deg=0.004)

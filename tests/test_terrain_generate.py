@@ -3,11 +3,6 @@ lease's elevation field, --fill-ground, the terrain options and their fallback."
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -28,10 +23,9 @@ from arnisd.world import blocks as b
 from arnisd.world.generate import draw_window, generate_chunks, generate_window, prepare
 from arnisd.world.settings import GenerationSettings
 from arnisd.world.ground_surface import TERRAIN_MARGIN_BLOCKS, TerrainSource
+from conftest import run_arnisd
 from fake_elevation import (DEM_TEST_BBOX, FakeElevationServer, dem_tiles, write_tile_folder)
 from terrain_scene import write_scene_osm
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _terrain_for(bbox: BBox, ground_level: int = -62) -> tuple[GenerationSettings, JobTerrain]:
@@ -172,12 +166,6 @@ def test_the_ground_is_a_shell_on_terrain_and_fill_ground_fills_it_with_stone(sc
                 else:
                     assert len(column) > 6 and body == {b.DIRT}
                 assert set(column[-3:-1].tolist()) == {b.DIRT}
-
-
-def run_arnisd(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True,
-                          text=True, timeout=300, env=env, cwd=ROOT)
 
 
 def test_unreachable_tiles_make_a_flat_world_unless_terrain_was_asked_for(tmp_path):

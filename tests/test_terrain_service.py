@@ -19,9 +19,10 @@ from arnisd.osm.reader import read_osm_file
 from arnisd.service.coordinator_service import CoordinatorService
 from arnisd.world.build import build_world_in_process
 from arnisd.world.settings import GenerationSettings
-from cluster_helpers import assert_same_world, free_port, read_world_chunks
+from conftest import free_port
 from fake_elevation import DEM_TEST_BBOX, FakeElevationServer
 from terrain_scene import write_scene_osm
+from world_chunks import assert_same_world, read_world_chunks
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -11,9 +11,6 @@ independent reader.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +22,11 @@ from arnisd.geo.projection import LocalProjection
 from arnisd.world import blocks as b
 from arnisd.world.families.buildings import FLOOR_BLOCK
 from arnisd.world.families.railways import rail_path
+from conftest import run_arnisd
 from fake_elevation import DEM_TEST_BBOX, FakeElevationServer, load_dem
 from terrain_scene import SCENE, write_scene_osm
 from tests.independent_reader import read_block_strings
 
-ROOT = Path(__file__).resolve().parent.parent
 ROAD_BLOCKS = {b.BLACK_CONCRETE, b.GRAY_CONCRETE, b.WHITE_CONCRETE}
 NOT_GROUND = {b.AIR} | {i for i in range(b.count())
                         if any(k in b.state(i).name for k in ("leaves", "_log", "grass", "rail",
@@ -37,12 +34,6 @@ NOT_GROUND = {b.AIR} | {i for i in range(b.count())
                         and b.state(i).name != "minecraft:grass_block"}
 PROJECTION = LocalProjection(DEM_TEST_BBOX, 1.0)
 JOB_TILES = 4   # the test area plus the terrain margin lies on 4 Terrarium tiles at zoom 15
-
-
-def run_arnisd(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True,
-                          text=True, timeout=timeout_s, env=env, cwd=ROOT)
 
 
 def generate(tmp: Path, name: str, *extra: str) -> tuple[Path, dict[str, int]]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -23,22 +21,19 @@ from arnisd.anvil.world_check import NotAWorldError, validate_world
 from arnisd.cluster.job_setup import write_built_world_manifest
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
-from arnisd.osm.reader import read_osm_file
 from arnisd.world.build import build_world_in_process
+from conftest import BUNDLED_TENTH_BBOX, run_arnisd
 from independent_reader import check_world
 
-REPO = Path(__file__).resolve().parent.parent
-SUB = "60.525,26.94,60.535,26.955"
 
 
 @pytest.fixture(scope="module")
-def good_world(tmp_path_factory) -> Path:
+def good_world(tmp_path_factory, bundled_elements) -> Path:
     """A world of the real extract (every family), with its manifest."""
     out = tmp_path_factory.mktemp("good") / "world"
-    job = JobSpec(bbox=BBox.parse(SUB), output=out, tile_size_deg=0.004)
-    elements = read_osm_file(REPO / "data" / "kouvola.osm.pbf").elements
-    build_world_in_process(job, elements, out)
-    write_built_world_manifest(job, out, elements)
+    job = JobSpec(bbox=BBox.parse(BUNDLED_TENTH_BBOX), output=out, tile_size_deg=0.004)
+    build_world_in_process(job, bundled_elements, out)
+    write_built_world_manifest(job, out, bundled_elements)
     return out
 
 
@@ -176,8 +171,7 @@ def test_a_folder_that_is_not_a_world_exits_2(tmp_path):
     with pytest.raises(NotAWorldError):
         validate_world(tmp_path)
     for target in (tmp_path, tmp_path / "absent"):
-        proc = subprocess.run([sys.executable, "-m", "arnisd", "validate", str(target)],
-                              capture_output=True, text=True, cwd=REPO, timeout=60)
+        proc = run_arnisd("validate", str(target), timeout_s=60)
         assert proc.returncode == 2, proc.stderr
         assert proc.stdout == "" and proc.stderr.count("\n") == 1
         assert proc.stderr.startswith("arnisd: error:") and str(target) in proc.stderr

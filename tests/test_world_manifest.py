@@ -19,11 +19,9 @@ from arnisd.anvil import region
 from arnisd.anvil.manifest import MANIFEST_NAME, Manifest, read_manifest
 from arnisd.anvil.world_check import validate_world
 from arnisd.cluster.protocol import PROTOCOL_VERSION
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX
 from test_coordinator_service import Running, job, make_config
 
-REPO = Path(__file__).resolve().parent.parent
-PBF = REPO / "data" / "kouvola.osm.pbf"
-SUB = "60.525,26.94,60.535,26.955"
 TILE_DEG = "0.004"
 
 pytestmark = pytest.mark.timeout(300)
@@ -31,8 +29,8 @@ pytestmark = pytest.mark.timeout(300)
 
 def _generate(out: Path, *how: str) -> Path:
     out.parent.mkdir(parents=True)
-    code = cli.main(["generate", "--osm-file", str(PBF), "--bbox", SUB, "--output", str(out),
-                     "--chunk-size", TILE_DEG, "--level-name", "world", "--quiet", *how])
+    code = cli.main(["generate", "--osm-file", str(BUNDLED_EXTRACT), "--bbox", BUNDLED_TENTH_BBOX,
+                     "--output", str(out), "--chunk-size", TILE_DEG, "--level-name", "world", "--quiet", *how])
     assert code == 0
     return out
 
@@ -59,8 +57,8 @@ def test_every_path_writes_the_same_manifest(worlds):
     assert manifest.versions["data_version"] == 4189
     assert manifest.job["tile_size_deg"] == float(TILE_DEG)
     assert manifest.job["settings"]["halo_blocks"] == 32
-    assert manifest.input["kind"] == "file" and manifest.input["path"] == str(PBF)
-    assert manifest.input["bytes"] == PBF.stat().st_size and len(manifest.input["digest"]) == 64
+    assert manifest.input["kind"] == "file" and manifest.input["path"] == str(BUNDLED_EXTRACT)
+    assert manifest.input["bytes"] == BUNDLED_EXTRACT.stat().st_size and len(manifest.input["digest"]) == 64
     assert len(manifest.tiles) > 4
     assert all(len(t.content_digest) == 64 and len(t.input_digest) == 64 for t in manifest.tiles)
     assert len({t.input_digest for t in manifest.tiles}) == len(manifest.tiles)

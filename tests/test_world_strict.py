@@ -9,29 +9,19 @@ from __future__ import annotations
 
 import io
 import zlib
-from pathlib import Path
 
 import nbtlib
 import numpy as np
 import pytest
 
 from arnisd.anvil import chunk, region
-from arnisd.geo.bbox import BBox
-from arnisd.job import JobSpec
-from arnisd.osm.reader import read_osm_file
 from arnisd.world import blocks
-from arnisd.world.build import build_world_in_process
 from independent_reader import check_world
 
-REPO = Path(__file__).resolve().parent.parent
-SUB = "60.525,26.94,60.535,26.955"
 
-
-def test_a_generated_world_passes_the_strict_check(tmp_path):
+def test_a_generated_world_passes_the_strict_check(reference_worlds):
     """All families of the real extract, on a local cluster's default path and in-process."""
-    out = tmp_path / "world"
-    build_world_in_process(JobSpec(bbox=BBox.parse(SUB), output=out),
-                           read_osm_file(REPO / "data" / "kouvola.osm.pbf").elements, out)
+    out = reference_worlds.folder()
     written = sum(len(region.read_region_raw(p)) for p in (out / "region").glob("r.*.mca"))
     report = check_world(out)
     assert report["problems"] == []
