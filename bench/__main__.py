@@ -1,6 +1,7 @@
 """``python -m bench``: every performance figure against its target, in one run.
 
-    python -m bench [--runs N] [--quick] [--parts throughput,scaling,coordinator,memory,projection]
+    python -m bench [--runs N] [--quick]
+                    [--parts throughput,scaling,coordinator,memory,projection,update]
                     [--json FILE]
 
 Run it from the repository root on an otherwise idle machine: the figures are wall-clock
@@ -24,7 +25,7 @@ from arnisd.library_threads import one_library_thread
 from bench import parts
 from bench.procs import load_average
 
-ALL_PARTS = ("throughput", "scaling", "coordinator", "memory", "projection")
+ALL_PARTS = ("throughput", "scaling", "coordinator", "memory", "projection", "update")
 
 
 def _print_part(title: str, result: parts.PartResult) -> None:
@@ -80,6 +81,11 @@ def main() -> int:
         results["projection"] = parts.part_projection(
             results["throughput"], results.get("scaling"), results.get("coordinator"))
         _print_part("5. projection to large areas", results["projection"])
+    if "update" in wanted:
+        from bench.bench_update import part_update
+        results["update"] = part_update(runs or 3)
+        _print_part("6. updating a world (bundled extract, one building and one road changed)",
+                    results["update"])
 
     figures = [f for r in results.values() for f in r.figures if f.ok is not None]
     missed = [f for f in figures if not f.ok]
