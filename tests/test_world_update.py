@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,10 +16,8 @@ import pytest
 from arnisd.anvil import region
 from arnisd.anvil.manifest import MANIFEST_NAME, read_manifest
 from arnisd.anvil.world_check import validate_world
+from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT as PBF, run_arnisd
 
-REPO = Path(__file__).resolve().parent.parent
-PBF = REPO / "data" / "kouvola.osm.pbf"
-BBOX = "60.52,26.93,60.54,26.97"           # the extract's own bounds
 CHANGED_WAY = 424090405                    # a residential building without building:levels
 TILE_DEG = "0.003"
 
@@ -28,14 +25,13 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def _arnisd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "arnisd", *args], capture_output=True,
-                          text=True, cwd=REPO, timeout=240)
+    return run_arnisd(*args, timeout_s=240)
 
 
 def _generate(osm_file: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True)
-    proc = _arnisd("generate", "--osm-file", str(osm_file), "--bbox", BBOX, "--output", str(out),
-                   "--in-process", "--quiet", "--chunk-size", TILE_DEG, "--level-name", "kouvola")
+    proc = _arnisd("generate", "--osm-file", str(osm_file), "--bbox", BUNDLED_BBOX,
+                   "--output", str(out), "--in-process", "--quiet", "--chunk-size", TILE_DEG, "--level-name", "kouvola")
     assert proc.returncode == 0, proc.stderr
     return out
 
