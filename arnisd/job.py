@@ -10,6 +10,7 @@ from arnisd.geo.projection import LocalProjection
 from arnisd.world.settings import GenerationSettings
 
 DEFAULT_TILE_SIZE_DEG = 0.01
+INDEX_DIR_NAME = "osm-index"      # the OSM file indexes' folder inside a cache folder
 DEFAULT_OVERPASS_URLS = (
     "https://overpass-api.de/api/interpreter",
     "https://overpass.kumi.systems/api/interpreter",
@@ -41,6 +42,9 @@ class JobSpec:
     elevation_dir: Path | None = None
     elevation_cache_dir: Path | None = None
     terrain_optional: bool = False
+    # The on-disk index of ``osm_file`` (``arnisd.osm.file_index``) lives here, reused by later
+    # jobs on the same file; None reads the file whole into memory instead.
+    index_dir: Path | None = None
 
     @property
     def projection(self) -> LocalProjection:
@@ -65,6 +69,7 @@ class JobSpec:
             "elevation_dir": str(self.elevation_dir) if self.elevation_dir else None,
             "elevation_cache_dir": str(self.elevation_cache_dir) if self.elevation_cache_dir else None,
             "terrain_optional": self.terrain_optional,
+            "index_dir": str(self.index_dir) if self.index_dir else None,
         }
 
     @classmethod
@@ -88,4 +93,5 @@ class JobSpec:
             elevation_cache_dir=(Path(d["elevation_cache_dir"]) if d.get("elevation_cache_dir")
                                  else None),
             terrain_optional=bool(d.get("terrain_optional", False)),
+            index_dir=Path(d["index_dir"]) if d.get("index_dir") else None,
         )

@@ -74,3 +74,36 @@ class Progress:
             self.stream.flush()
         else:
             print(line, file=self.stream, flush=True)
+
+
+class LogProgress:
+    """``Progress``'s interface for a daemon: phases and notes go to a logger, at most one
+    progress line per ``interval_s`` (the daemon has no terminal to redraw)."""
+
+    def __init__(self, logger, prefix: str = "", interval_s: float = 10.0):
+        self.logger, self.prefix, self.interval_s = logger, prefix, interval_s
+        self.phase, self.unit, self.done = "", "", 0
+        self._start = self._last = 0.0
+
+    def start(self, phase: str, total: int = 0, unit: str = "") -> None:
+        self.phase, self.unit, self.done = phase, unit, 0
+        self._start = self._last = time.monotonic()
+        self.logger.info("%s%s", self.prefix, phase)
+
+    def set(self, done: int) -> None:
+        self.done = done
+        if time.monotonic() - self._last >= self.interval_s:
+            self._last = time.monotonic()
+            self.logger.info("%s%s: %d %s", self.prefix, self.phase, done, self.unit)
+
+    def advance(self, amount: int = 1) -> None:
+        self.set(self.done + amount)
+
+    def note(self, message: str) -> None:
+        self.logger.info("%s%s", self.prefix, message)
+
+    def finish(self) -> None:
+        if self.phase:
+            self.logger.info("%s%s: %d %s in %.1fs", self.prefix, self.phase, self.done,
+                             self.unit, time.monotonic() - self._start)
+            self.phase = ""

@@ -17,6 +17,7 @@ from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.worker_process import run_worker_process
 from arnisd.cluster.worker_settings import WorkerSettings
 from arnisd.service.config import CoordinatorConfig
+from arnisd.osm.file_index import file_digest
 from arnisd.service.coordinator_service import CoordinatorService
 from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, free_port
 from world_chunks import assert_same_world, read_world_chunks
@@ -132,6 +133,9 @@ def test_jobs_run_one_after_another_and_equal_the_reference(tmp_path, reference_
             assert_same_world(read_world_chunks(world), reference_worlds.chunks())
         assert not any((tmp_path / "worlds").glob(".*"))            # no staging left behind
         assert not any((tmp_path / "state" / "jobs").glob("*"))
+        # both jobs cut their extracts from one index of the file, kept in the cache
+        assert [p.name.split(".")[0] for p in (tmp_path / "cache" / "osm-index").iterdir()] \
+            == [file_digest(BUNDLED_EXTRACT)]
         assert done_first["workers"] == ["w0", "w1"] and done_second["workers"] == ["w0", "w1"]
         tiles = done_first["total_chunks"] + done_second["total_chunks"]
         assert all(t["state"] == "committed" for t in done_first["tiles"])

@@ -77,6 +77,22 @@ class FileExtracts:
         return TileExtract(pack_elements(found))
 
 
+class IndexedFileExtracts:
+    """Cut tile extracts from a file's on-disk index (``arnisd.osm.file_index``): only the
+    tile's rows are read, so memory does not grow with the file."""
+
+    max_in_flight = 1
+
+    def __init__(self, index, projection: LocalProjection) -> None:
+        self.index = index
+        self._projection = projection
+
+    def __call__(self, tile: Tile) -> bytes:
+        box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
+        return self.index.extract(_e7(box.min_lat), _e7(box.min_lng), _e7(box.max_lat),
+                                  _e7(box.max_lng))
+
+
 class OverpassExtracts:
     """Fetch each tile's window from Overpass (small queries), through the on-disk cache."""
 
@@ -213,9 +229,18 @@ def with_terrain(source, terrain: JobTerrain | None):
     return source if terrain is None else TerrainExtracts(source, terrain)
 
 
-def extract_source_for_job(job, elements: Sequence | None):
-    """The extract source for a job: its elements if given, else its file, else Overpass."""
+def extract_source_for_job(job, elements: Sequence | None, progress=None, index=None):
+    """The extract source for a job: its elements if given, else its file's ``index`` (an
+    open ``arnisd.osm.file_index.FileIndex``) if given, else its file through its index in
+    ``job.index_dir`` (built first if need be and shown on ``progress``; the file is read
+    whole when the job has no index folder), else Overpass."""
     projection = job.projection
+    if elements is None and index is None and job.osm_file is not None \
+            and job.index_dir is not None:
+        from arnisd.osm.file_index import open_file_index
+        index = open_file_index(Path(job.osm_file), Path(job.index_dir), progress)
+    if elements is None and index is not None:
+        return IndexedFileExtracts(index, projection)
     if elements is None and job.osm_file is not None:
         from arnisd.osm.reader import read_osm_file
         elements = read_osm_file(Path(job.osm_file)).elements

@@ -81,11 +81,14 @@ def journaled_tiles(journal: Journal, job_id: str, plan: JobPlan) -> dict[str, d
     return journal.load_tiles(job_id)
 
 
-def job_extract_source(spec: JobSpec, elements: Sequence | None = None, terrain=None):
-    """Where the job's extracts come from: ``elements`` if already read, else its OSM file,
-    else Overpass; with ``terrain`` (an ``arnisd.world.job_elevation.JobTerrain``) every
-    extract also carries its tile's elevation."""
-    return with_terrain(extract_source_for_job(spec, elements), terrain)
+def job_extract_source(spec: JobSpec, elements: Sequence | None = None, terrain=None,
+                       progress=None, index=None):
+    """Where the job's extracts come from: ``elements`` if already read, else its OSM file
+    (through its ``index``, or its index in ``spec.index_dir``, opened here and built first
+    if need be, shown on ``progress``), else Overpass; with ``terrain`` (an
+    ``arnisd.world.job_elevation.JobTerrain``) every extract also carries its tile's
+    elevation."""
+    return with_terrain(extract_source_for_job(spec, elements, progress, index), terrain)
 
 
 def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal, source, *,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox, BBoxError
-from arnisd.job import DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG, JobSpec
+from arnisd.job import DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG, INDEX_DIR_NAME, JobSpec
 from arnisd.logs import configure_logging
 from arnisd.cluster.journal import JournalError
 from arnisd.cluster.merger import MergeError
@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Overpass endpoint, repeatable, tried in order (default: public endpoints)")
     p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help="Overpass answer cache (default: ~/.cache/arnisd/overpass)")
+    p.add_argument("--index-dir", type=Path, default=None, metavar="DIR",
+                   help="where the on-disk index of --osm-file is kept and reused "
+                        "(default: ~/.cache/arnisd/osm-index)")
     p.add_argument("--overpass-timeout", type=float, default=180.0, metavar="SECONDS",
                    help="timeout of one Overpass request (default 180)")
     p.add_argument("--overpass-retries", type=int, default=4, metavar="N",
@@ -125,12 +128,14 @@ def job_from_args(args) -> JobSpec:
     settings = GenerationSettings(scale=args.scale, ground_level=args.ground_level,
                                   interior=args.interior, halo_blocks=args.halo,
                                   **terrain_settings)
-    cache_dir = args.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd" / "overpass"
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd"
+    cache_dir = args.cache_dir or cache_root / "overpass"
     return JobSpec(
         bbox=bbox, output=args.output, settings=settings,
         osm_file=args.osm_file.resolve() if args.osm_file else None,
         overpass_urls=tuple(args.overpass_urls or DEFAULT_OVERPASS_URLS),
         cache_dir=cache_dir, tile_size_deg=args.tile_size_deg,
+        index_dir=(args.index_dir or cache_root / INDEX_DIR_NAME) if args.osm_file else None,
         spawn_lat=args.spawn_lat, spawn_lng=args.spawn_lng,
         level_name=args.level_name or args.output.name or "arnisd world",
         overpass_timeout_s=args.overpass_timeout, overpass_retries=args.overpass_retries,
@@ -147,13 +152,21 @@ def _check_osm_file(path: Path) -> None:
     osm_format_of(path)  # raises on an unknown extension
 
 
-def _check_not_empty(data, job: JobSpec) -> None:
+def _check_not_empty(job: JobSpec, data, index) -> None:
     """A bbox that misses the file is most likely a mistake (swapped numbers, another
-    file): refuse it, saying what the file covers."""
-    from arnisd.osm.source import elements_reaching, extent_of
-    if next(elements_reaching(data.elements, job.bbox), None) is not None:
-        return
-    extent = extent_of(data)
+    file): refuse it, saying what the file covers. The file is read whole (``data``) or
+    through its index."""
+    if index is not None:
+        box = job.bbox
+        if index.reaches(round(box.min_lat * 1e7), round(box.min_lng * 1e7),
+                         round(box.max_lat * 1e7), round(box.max_lng * 1e7)):
+            return
+        extent = index.extent
+    else:
+        from arnisd.osm.source import elements_reaching, extent_of
+        if next(elements_reaching(data.elements, job.bbox), None) is not None:
+            return
+        extent = extent_of(data)
     covers = (f"the file covers {','.join(f'{v:g}' for v in extent)}" if extent is not None
               else "the file holds no element at all")
     raise UserError(f"no element of {job.osm_file} lies in the bbox {job.bbox} ({covers}); "
@@ -172,13 +185,25 @@ def run(args) -> int:
         from arnisd.service.signals import starting_children
         with starting_children():   # the fork server and its workers leave Ctrl-C to us
             warm_up_workers()     # the workers' fork server loads the generator while we read
-    from arnisd.osm.source import load_source
-    data = load_source(job)
-    progress.note(f"read {len(data.elements)} OSM elements")
+    data = index = None       # a file on the local cluster is cut from its on-disk index
+    if args.in_process or job.osm_file is None:
+        from arnisd.osm.source import load_source
+        data = load_source(job)
+        progress.note(f"read {len(data.elements)} OSM elements")
+    else:
+        from arnisd.osm.file_index import open_file_index
+        index = open_file_index(job.osm_file, job.index_dir, progress)
+        progress.note(f"{job.osm_file.name}: {index.element_count} OSM elements, "
+                      f"index in {job.index_dir}")
     if job.osm_file is not None and not args.allow_empty:
-        _check_not_empty(data, job)
+        _check_not_empty(job, data, index)
+    elements = data.elements if data is not None else None
     from arnisd.world.job_elevation import prepare_job_terrain
     job, terrain = prepare_job_terrain(job, note=progress.note)   # elevation fetched once
+    source = None
+    if not args.in_process:   # each lease carries its extract (and the elevation tiles it reads)
+        from arnisd.cluster.job_setup import job_extract_source
+        source = job_extract_source(job, elements, terrain, index=index)
     staged = staging_dir(job.output)
     if args.resume and args.in_process:
         raise UserError("--resume continues a cluster run; it cannot be used with --in-process")
@@ -186,7 +211,7 @@ def run(args) -> int:
         discard(staged)
     staged.mkdir(parents=True, exist_ok=True)
     try:
-        chunks = _generate(job, data.elements, staged, args, progress, terrain)
+        chunks = _generate(job, elements, source, staged, args, progress, terrain)
         promote(staged, job.output)
     except KeyboardInterrupt:
         if args.in_process:
@@ -214,9 +239,10 @@ def run(args) -> int:
     return 0
 
 
-def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress,
+def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Progress,
               terrain=None) -> int:
-    """Run the job on the local cluster (default) or in this process; return chunks written."""
+    """Run the job on the local cluster (default) from ``source`` or in this process from
+    ``elements``; return chunks written."""
     if args.in_process:
         from arnisd.cluster.job_setup import write_built_world_manifest
         from arnisd.world.build import build_world_in_process
@@ -226,15 +252,12 @@ def _generate(job: JobSpec, elements, staged: Path, args, progress: Progress,
     from arnisd.cluster.local import run_local_cluster
     workers = args.workers or os.cpu_count() or 1
     progress.note(f"local cluster: {workers} worker process(es), tiles of {job.tile_size_deg:g}°")
-    if terrain is not None:   # each lease carries the elevation tiles it reads
-        from arnisd.cluster.job_setup import job_extract_source
-        elements = job_extract_source(job, elements, terrain)
     serve_status = None
     if args.http_port is not None:
         from arnisd.service.http_api import start_status_server
         serve_status = partial(start_status_server, host="127.0.0.1", port=args.http_port)
     from arnisd.service.signals import starting_children
-    result = run_local_cluster(job, elements, workers, staged, serve_status=serve_status,
+    result = run_local_cluster(job, source, workers, staged, serve_status=serve_status,
                                progress=progress, resume=args.resume,
                                starting_workers=starting_children)
     return result.chunks

@@ -25,6 +25,7 @@ builder's lock goes with its process, and renames the file into place only when 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 import threading
@@ -39,7 +40,7 @@ from arnisd.osm.extract import element_bounds_e7, element_columns, pack_columns
 
 log = logging.getLogger("arnisd.osm.file_index")
 
-INDEX_FORMAT = 1        # raise when the rows, or the elements the reader makes, change
+INDEX_FORMAT = 2        # raise when the rows, or the elements the reader makes, change
 READY, BUILDING, INTERRUPTED, ABSENT = "ready", "building", "interrupted", "absent"
 _I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
 _WAIT_POLL_S = 0.5
@@ -57,6 +58,11 @@ SELECT e.osm_type, e.osm_id, e.kind, e.tags, e.ring_length, e.ring_is_outer, e.c
 FROM element_boxes AS b CROSS JOIN elements AS e ON e.rowid = b.id
 WHERE b.min_lat <= ? AND b.max_lat >= ? AND b.min_lng <= ? AND b.max_lng >= ?
 ORDER BY e.osm_type, e.osm_id, e.kind
+"""
+
+_REACHES_QUERY = """
+SELECT 1 FROM element_boxes
+WHERE min_lat <= ? AND max_lat >= ? AND min_lng <= ? AND max_lng >= ? LIMIT 1
 """
 
 
@@ -87,6 +93,9 @@ class FileIndex:
             raise sqlite3.DatabaseError(f"{self.path} is not a complete index")
         self.digest = meta["digest"]
         self.element_count = int(meta["elements"])
+        extent = json.loads(meta["extent"])
+        self.extent: tuple[float, float, float, float] | None = \
+            tuple(extent) if extent is not None else None
 
     def extract(self, min_lat_e7: int, min_lng_e7: int, max_lat_e7: int,
                 max_lng_e7: int) -> bytes:
@@ -95,6 +104,13 @@ class FileIndex:
         with self._lock:
             rows = self._db.execute(_EXTRACT_QUERY, box).fetchall()
         return pack_columns(rows)
+
+    def reaches(self, min_lat_e7: int, min_lng_e7: int, max_lat_e7: int,
+                max_lng_e7: int) -> bool:
+        """Whether any element's bounds meet the box (as ``extract`` would find it)."""
+        box = (_i32(max_lat_e7), _i32(min_lat_e7), _i32(max_lng_e7), _i32(min_lng_e7))
+        with self._lock:
+            return self._db.execute(_REACHES_QUERY, box).fetchone() is not None
 
     def close(self) -> None:
         with self._lock:
@@ -191,9 +207,13 @@ def _build(db: sqlite3.Connection, osm_path: Path, digest: str, partial: Path,
         progress.start(f"indexing {osm_path.name}", 0, "OSM objects")
     writer = _RowWriter(db)
     from arnisd.osm.reader import check_readable, read_osm_file, stream_osm_file
-    if check_readable(osm_path) == "json":     # Overpass answers: small, read whole
-        writer.add_elements(read_osm_file(osm_path).elements)
+    fmt = check_readable(osm_path)
+    if fmt == "json":                          # Overpass answers: small, read whole
+        data = read_osm_file(osm_path)
+        writer.add_elements(data.elements)
+        bounds = data.bounds
     else:
+        bounds = _header_bounds_of(osm_path, fmt)
         locations = partial.with_name(partial.name + ".locations")
 
         def start_pass() -> None:
@@ -206,7 +226,7 @@ def _build(db: sqlite3.Connection, osm_path: Path, digest: str, partial: Path,
         finally:
             locations.unlink(missing_ok=True)
     writer.flush_relation_tags()
-    count = _finish(db)
+    count = _finish(db, bounds)
     db.execute("COMMIT")
     if progress is not None:
         progress.finish()
@@ -244,9 +264,10 @@ class _RowWriter:
         self._relation_tags.clear()
 
 
-def _finish(db: sqlite3.Connection) -> int:
+def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | None) -> int:
     """What the in-memory reader does after its pass, in SQL: relation areas get their
-    relation's own tags, of an element listed twice the later copy stays; then the R*tree."""
+    relation's own tags, of an element listed twice the later copy stays; then the R*tree,
+    and the extent (``bounds`` the file declares, else its elements' rectangle)."""
     db.execute("UPDATE elements SET tags = (SELECT r.tags FROM relation_tags AS r "
                "WHERE r.id = elements.osm_id) WHERE osm_type = 2 AND kind = 2 "
                "AND osm_id IN (SELECT id FROM relation_tags)")
@@ -258,10 +279,22 @@ def _finish(db: sqlite3.Connection) -> int:
                "rtree_i32(id, min_lat, max_lat, min_lng, max_lng)")
     db.execute("INSERT INTO element_boxes "
                "SELECT rowid, min_lat, max_lat, min_lng, max_lng FROM elements")
-    count = db.execute("SELECT count(*) FROM elements").fetchone()[0]
+    count, *rectangle = db.execute("SELECT count(*), min(min_lat), min(min_lng), max(max_lat), "
+                                   "max(max_lng) FROM elements").fetchone()
+    extent = bounds if bounds is not None else (
+        [value / 1e7 for value in rectangle] if count else None)
     db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                   [("elements", count), ("state", READY)])
+                   [("elements", count), ("extent", json.dumps(extent)), ("state", READY)])
     return count
+
+
+def _header_bounds_of(osm_path: Path, fmt: str) -> tuple[float, float, float, float] | None:
+    import osmium
+    from arnisd.osm.reader import OSMIUM_ERRORS, OsmInputError, header_bounds, one_line
+    try:
+        return header_bounds(osmium.io.File(str(osm_path), fmt))
+    except OSMIUM_ERRORS as exc:
+        raise OsmInputError(f"cannot read OSM data from {osm_path}: {one_line(exc)}") from None
 
 
 def _remove_older_indexes(index_dir: Path, osm_path: Path, keep: Path) -> None:

@@ -128,7 +128,7 @@ def _read_with_osmium(source: osmium.io.File | osmium.io.FileBuffer, source_name
 
     try:
         if bounds is None and path is not None:
-            bounds = _header_bounds(source)
+            bounds = header_bounds(source)
         if path is None:
             collect(source)
         else:
@@ -165,7 +165,8 @@ def _sorted_unique(elements: list[OsmElement]) -> list[OsmElement]:
     return [by_key[key] for key in sorted(by_key)]
 
 
-def _header_bounds(source: osmium.io.File) -> tuple[float, float, float, float] | None:
+def header_bounds(source: osmium.io.File) -> tuple[float, float, float, float] | None:
+    """The (min_lat, min_lng, max_lat, max_lng) box a file's header declares, if any."""
     with osmium.io.Reader(source, osmium.osm.NOTHING) as reader:
         box = reader.header().box()
     if not box.valid():

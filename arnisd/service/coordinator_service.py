@@ -464,6 +464,7 @@ class CoordinatorService:
         from arnisd.cluster.job_setup import (build_job_run, job_extract_source,
                                               journaled_tiles, plan_job)
         from arnisd.output import discard
+        from arnisd.progress import LogProgress
         from arnisd.world.job_elevation import prepare_job_terrain
         spec, terrain = prepare_job_terrain(   # elevation: fetched once per job, params in spec
             record.spec, note=lambda m: log.info("job %s %s", record.job_id, m),
@@ -481,7 +482,9 @@ class CoordinatorService:
             staged.mkdir(parents=True)
             shutil.rmtree(state_dir, ignore_errors=True)
         return build_job_run(record.job_id, spec, plan, self.journal,
-                             job_extract_source(spec, None, terrain), world_dir=staged,
+                             job_extract_source(spec, None, terrain,
+                                                LogProgress(log, f"job {record.job_id} ")),
+                             world_dir=staged,
                              state_dir=state_dir, config=self.coordinator.config,
                              restored=restored)
 

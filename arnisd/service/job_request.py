@@ -123,7 +123,7 @@ class JobRequest:
         ``config.output_root / output``; an ``osm_file`` must exist on this machine (relative
         paths are taken from the current directory). Raises ``JobRequestError``.
         """
-        from arnisd.job import JobSpec
+        from arnisd.job import INDEX_DIR_NAME, JobSpec
         from arnisd.world.settings import GenerationSettings
 
         osm_file = None
@@ -170,7 +170,8 @@ class JobRequest:
             level_name=self.level_name or self.output,
             elevation_url=self.elevation_url, elevation_dir=elevation_dir,
             elevation_cache_dir=config.cache_dir,   # tiles under cache_dir/terrarium/z/x/y.png
-            terrain_optional=terrain_optional)
+            terrain_optional=terrain_optional,
+            index_dir=Path(config.cache_dir) / INDEX_DIR_NAME)
 
 
 def check_job_osm_file(spec) -> None:
