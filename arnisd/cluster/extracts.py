@@ -87,10 +87,10 @@ class IndexedFileExtracts:
         self.index = index
         self._projection = projection
 
-    def __call__(self, tile: Tile) -> bytes:
+    def __call__(self, tile: Tile) -> TileExtract:
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
-        return self.index.extract(_e7(box.min_lat), _e7(box.min_lng), _e7(box.max_lat),
-                                  _e7(box.max_lng))
+        return TileExtract(self.index.extract(_e7(box.min_lat), _e7(box.min_lng),
+                                              _e7(box.max_lat), _e7(box.max_lng)))
 
 
 class OverpassExtracts:
