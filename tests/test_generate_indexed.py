@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from cluster_helpers import KOUVOLA_PBF, REPO_ROOT, assert_same_world, in_process_world_chunks, \
-    read_world_chunks
+from arnisd.geo.bbox import BBox
+from arnisd.job import JobSpec
+from arnisd.osm.reader import read_osm_file
+from arnisd.world.build import build_world_in_process
+from conftest import BUNDLED_EXTRACT, REPO_ROOT, arnisd_env
+from world_chunks import assert_same_world, read_world_chunks
 
 if str(REPO_ROOT) not in sys.path:            # bench/ is not installed: import it from the tree
     sys.path.insert(0, str(REPO_ROOT))
@@ -26,7 +30,7 @@ SEAM_BBOX = "60.537,26.965,60.543,26.975"     # where four copies of the extract
 @pytest.fixture(scope="module")
 def copies_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("copies") / "copies.osm.pbf"
-    write_tiled_copies(KOUVOLA_PBF, path, 3, 3)
+    write_tiled_copies(BUNDLED_EXTRACT, path, 3, 3)
     return path
 
 
@@ -34,7 +38,7 @@ def _generate(copies: Path, out: Path, index_dir: Path, *extra: str) -> subproce
     command = [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(copies),
                "--bbox", SEAM_BBOX, "--output", str(out), "--index-dir", str(index_dir),
                "--no-terrain", *extra]
-    return subprocess.Popen(command, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+    return subprocess.Popen(command, env=arnisd_env(),
                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
 
@@ -65,6 +69,9 @@ def test_killed_while_indexing_then_resumed_gives_the_in_process_world(tmp_path,
     assert "interrupted index of copies.osm.pbf" in stderr
     assert "indexed 44829 OSM elements" in stderr           # 9 copies of 4,981
     assert [p.suffix for p in index_dir.iterdir()] == [".sqlite"]
-    expected = in_process_world_chunks(SEAM_BBOX, copies_file, tmp_path / "reference")
+    reference = tmp_path / "reference"
+    build_world_in_process(JobSpec(bbox=BBox.parse(SEAM_BBOX), output=reference),
+                           read_osm_file(copies_file).elements, reference)
+    expected = read_world_chunks(reference)
     assert len(expected) > 500
     assert_same_world(read_world_chunks(out), expected)
