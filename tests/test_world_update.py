@@ -31,7 +31,8 @@ def _arnisd(*args: str) -> subprocess.CompletedProcess:
 def _generate(osm_file: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True)
     proc = _arnisd("generate", "--osm-file", str(osm_file), "--bbox", BUNDLED_BBOX,
-                   "--output", str(out), "--in-process", "--quiet", "--chunk-size", TILE_DEG, "--level-name", "kouvola")
+                   "--output", str(out), "--in-process", "--quiet", "--chunk-size", TILE_DEG,
+                   "--level-name", "kouvola")
     assert proc.returncode == 0, proc.stderr
     return out
 

@@ -290,7 +290,8 @@ def _sections(data: bytes, pos: int) -> tuple[int, list[str]]:
         found.append(known[1])
         pos += len(known[0])
     if tail_from < count:
-        _section_tails.add(data, starts[tail_from], pos, (count - tail_from, tuple(found[tail_from:])))
+        _section_tails.add(data, starts[tail_from], pos,
+                           (count - tail_from, tuple(found[tail_from:])))
     problems: list[str] = []
     ys: set[int] = set()
     for y, section_problems in found:
@@ -364,7 +365,8 @@ def _root(data: bytes, cx: int, cz: int, data_version: int) -> list[str]:
         for name in HEIGHTMAP_NAMES:
             longs = _array_length(data, maps.get(name), _LONG_ARRAY)
             if longs != HEIGHTMAP_LONGS:
-                problems.append(f"heightmap {name.decode()}: {longs if longs is not None else 'missing'}")
+                got = longs if longs is not None else "missing"
+                problems.append(f"heightmap {name.decode()}: {got}")
     return problems
 
 

@@ -83,7 +83,8 @@ def validate_world(world_dir: Path, processes: int | None = None) -> WorldReport
     if not world_dir.is_dir():
         raise NotAWorldError(f"{world_dir} is not a folder")
     if not (world_dir / "level.dat").exists() and not region_dir.is_dir():
-        raise NotAWorldError(f"{world_dir} is not a Minecraft world (no level.dat, no region folder)")
+        raise NotAWorldError(f"{world_dir} is not a Minecraft world "
+                             "(no level.dat, no region folder)")
     report = WorldReport(str(world_dir))
     manifest = None
     try:
@@ -129,7 +130,8 @@ def _coverage(manifest: Manifest, regions: list[RegionReport], names: set[str]) 
         inside_rect = region_rect(*region_coords_from_name(Path(region.name))).intersection(world)
         if inside_rect is None:
             if present:
-                problems.append(f"{region.name}: {len(present)} chunks, all outside the world's area")
+                problems.append(f"{region.name}: {len(present)} chunks, "
+                                "all outside the world's area")
             continue
         inside = set(inside_rect.chunks())
         for cx, cz in sorted(inside - present, key=lambda c: (c[1], c[0])):
@@ -186,5 +188,6 @@ def _level_dat(world_dir: Path, data_version: int, manifest: Manifest | None,
     else:
         inside = (cx, cz) in present
     if not inside:
-        problems.append(f"level.dat: spawn {spawn_x},{spawn_z} (chunk {cx},{cz}) is outside the world")
+        problems.append(f"level.dat: spawn {spawn_x},{spawn_z} (chunk {cx},{cz}) "
+                        "is outside the world")
     return problems

@@ -96,8 +96,10 @@ def content_digests_on_disk(world_dir: Path, tiles: Sequence[Tile]) -> dict[str,
     for rx, rz in sorted({region_of(cx, cz) for t in tiles for cx, cz in t.chunks()}):
         path = Path(world_dir) / "region" / region_file_name(rx, rz)
         if path.exists():
-            adlers.update((key, payload[-4:]) for key, (_, payload) in read_region_raw(path).items())
-    return {t.tile_id: digest_of_adlers((cx, cz, adlers.get((cx, cz), b"")) for cx, cz in t.chunks())
+            adlers.update((key, payload[-4:])
+                          for key, (_, payload) in read_region_raw(path).items())
+    return {t.tile_id: digest_of_adlers((cx, cz, adlers.get((cx, cz), b""))
+                                        for cx, cz in t.chunks())
             for t in tiles}
 
 

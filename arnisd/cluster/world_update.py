@@ -27,7 +27,8 @@ from pathlib import Path
 
 from arnisd.anvil.chunk_check import DATA_VERSION
 from arnisd.anvil.grid import region_of
-from arnisd.anvil.manifest import MANIFEST_NAME, Manifest, ManifestError, read_manifest, write_manifest
+from arnisd.anvil.manifest import (MANIFEST_NAME, Manifest, ManifestError, read_manifest,
+                                   write_manifest)
 from arnisd.anvil.region import COMPRESSION_ZLIB, read_region_raw, region_file_name, write_region
 from arnisd.cluster.extracts import TileExtract
 from arnisd.cluster.job_setup import job_extract_source, level_dat_writer, plan_job
@@ -77,7 +78,8 @@ def _redraw_everything_because(manifest: Manifest, spec: JobSpec) -> str | None:
         return (f"the world was made by generator version {manifest.versions.get('generator')}, "
                 f"this is {GENERATOR_VERSION}")
     if manifest.data_version != DATA_VERSION:
-        return f"the world's chunks are DataVersion {manifest.data_version}, this makes {DATA_VERSION}"
+        return (f"the world's chunks are DataVersion {manifest.data_version}, "
+                f"this makes {DATA_VERSION}")
     if spec.settings.as_dict() != manifest.job["settings"]:
         return "the job's settings come out differently now (terrain parameters)"
     return None
@@ -180,14 +182,16 @@ def update_world(world_dir: Path, osm_file: Path, workers: int = 1,
     recorded = {t.tile_id: t for t in manifest.tiles}
     if sorted(recorded) != sorted(plan.tile_ids):
         raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling")
-    result = UpdateResult(len(plan.tiles), everything_because=_redraw_everything_because(manifest, spec))
+    result = UpdateResult(len(plan.tiles),
+                          everything_because=_redraw_everything_because(manifest, spec))
     if result.everything_because:
         note(f"drawing every tile again: {result.everything_because}")
     extracts = RecordingExtracts(job_extract_source(spec, elements, terrain))
     changed: dict[str, TileExtract] = {}
     for tile in plan.tiles:
         extract = extracts(tile)
-        if result.everything_because or extracts.digests[tile.tile_id] != recorded[tile.tile_id].input_digest:
+        digest = extracts.digests[tile.tile_id]
+        if result.everything_because or digest != recorded[tile.tile_id].input_digest:
             changed[tile.tile_id] = extract
     tiles = [t for t in plan.tiles if t.tile_id in changed]
     note(f"{len(tiles)} of {len(plan.tiles)} tiles changed")
