@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from arnisd.world.settings import GenerationSettings
 
 DEFAULT_TILE_SIZE_DEG = 0.01
 INDEX_DIR_NAME = "osm-index"      # the OSM file indexes' folder inside a cache folder
+
+
+def user_cache_dir() -> Path:
+    """arnisd's folder in the user's cache (``$XDG_CACHE_HOME/arnisd``, ``~/.cache/arnisd``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd"
 DEFAULT_OVERPASS_URLS = (
     "https://overpass-api.de/api/interpreter",
     "https://overpass.kumi.systems/api/interpreter",

@@ -167,17 +167,25 @@ def apply_changes_to_input(world_dir: Path, changes: Path, out: Path) -> Path:
 
 
 def update_world(world_dir: Path, osm_file: Path, workers: int = 1,
-                 note: Callable[[str], None] = lambda message: None) -> UpdateResult:
+                 note: Callable[[str], None] = lambda message: None, progress=None,
+                 index_dir: Path | None = None) -> UpdateResult:
     """Update the world in ``world_dir`` to the data in ``osm_file`` (see the module's
-    docstring)."""
+    docstring). With ``index_dir``, the tiles' extracts are cut from the file's on-disk index
+    there (built first if need be, shown on ``progress``), else the file is read whole."""
     started = time.monotonic()
     world_dir = Path(world_dir)
     manifest = _world_manifest(world_dir)
-    from arnisd.osm.reader import read_osm_file
     from arnisd.world.job_elevation import prepare_job_terrain
     spec, terrain = prepare_job_terrain(job_from_manifest(manifest, world_dir, osm_file), note=note)
-    elements = read_osm_file(spec.osm_file).elements
-    note(f"read {len(elements)} OSM elements from {spec.osm_file}")
+    elements = index = None
+    if index_dir is not None:
+        from arnisd.osm.file_index import open_file_index
+        index = open_file_index(Path(spec.osm_file), Path(index_dir), progress)
+        note(f"{Path(spec.osm_file).name}: {index.element_count} OSM elements, index in {index_dir}")
+    else:
+        from arnisd.osm.reader import read_osm_file
+        elements = read_osm_file(spec.osm_file).elements
+        note(f"read {len(elements)} OSM elements from {spec.osm_file}")
     plan = plan_job(spec)
     recorded = {t.tile_id: t for t in manifest.tiles}
     if sorted(recorded) != sorted(plan.tile_ids):
@@ -186,7 +194,7 @@ def update_world(world_dir: Path, osm_file: Path, workers: int = 1,
                           everything_because=_redraw_everything_because(manifest, spec))
     if result.everything_because:
         note(f"drawing every tile again: {result.everything_because}")
-    extracts = RecordingExtracts(job_extract_source(spec, elements, terrain))
+    extracts = RecordingExtracts(job_extract_source(spec, elements, terrain, index=index))
     changed: dict[str, TileExtract] = {}
     for tile in plan.tiles:
         extract = extracts(tile)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox, BBoxError
-from arnisd.job import DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG, INDEX_DIR_NAME, JobSpec
+from arnisd.job import (DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG, INDEX_DIR_NAME, JobSpec,
+                        user_cache_dir)
 from arnisd.logs import configure_logging
 from arnisd.cluster.journal import JournalError
 from arnisd.cluster.merger import MergeError
@@ -128,7 +129,7 @@ def job_from_args(args) -> JobSpec:
     settings = GenerationSettings(scale=args.scale, ground_level=args.ground_level,
                                   interior=args.interior, halo_blocks=args.halo,
                                   **terrain_settings)
-    cache_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd"
+    cache_root = user_cache_dir()
     cache_dir = args.cache_dir or cache_root / "overpass"
     return JobSpec(
         bbox=bbox, output=args.output, settings=settings,

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--osc-output", type=Path, default=None, metavar="FILE",
                    help="where --osc writes the changed input (default: WORLD-input.osm.pbf "
                         "beside the world folder)")
+    p.add_argument("--index-dir", type=Path, default=None, metavar="DIR",
+                   help="where the on-disk index of the new OSM data is kept and reused "
+                        "(default: ~/.cache/arnisd/osm-index)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes drawing changed tiles (default: one per CPU core)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -51,8 +54,10 @@ def run(args) -> int:
         raise UserError(f"OSM file {osm_file} does not exist or is not a file")
     from arnisd.osm.reader import osm_format_of
     osm_format_of(osm_file)          # an unknown extension: one line
+    from arnisd.job import INDEX_DIR_NAME, user_cache_dir
     result = update_world(args.world, osm_file, args.workers or os.cpu_count() or 1,
-                          note=progress.note)
+                          note=progress.note, progress=progress,
+                          index_dir=args.index_dir or user_cache_dir() / INDEX_DIR_NAME)
     progress.note(f"drew {len(result.tiles_drawn)} of {result.tiles_total} tiles again, "
                   f"{result.chunks_replaced} chunks in {result.regions_replaced} region files, "
                   f"in {result.elapsed_s:.1f}s")
