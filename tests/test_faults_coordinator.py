@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from arnisd.anvil.world_check import validate_world
 from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, arnisd_env, free_port
 from daemon_control import (start_daemon, stop_daemons, tile_commit_counts, wait_until,
                             write_coordinator_config, write_worker_config)
@@ -184,3 +185,6 @@ def test_generate_killed_then_resumed(tmp_path, reference_worlds):
     assert len(read_markers(markers)) - made_before <= tiles_total - len(committed_before)
     assert not journal.parent.exists()                 # removed once the world is complete
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
+    # the manifest covers the tiles of both runs: every tile's digest matches what is on disk
+    report = validate_world(output, processes=2)
+    assert report.problems == [] and report.notes == [], report
