@@ -69,7 +69,7 @@ def bench_wall(runs: int, tile_size_deg: float) -> None:
 
 def _coordinator_process(bbox: str, tile_size_deg: float, state: str, port_queue, result_queue,
                          fsync: bool) -> None:
-    from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings
+    from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig
     from arnisd.cluster.extracts import NoExtracts
     from arnisd.cluster.merger import Merger
     from arnisd.cluster.tiling import make_tiles
@@ -78,7 +78,7 @@ def _coordinator_process(bbox: str, tile_size_deg: float, state: str, port_queue
     settings = GenerationSettings()
     tiles = make_tiles(BBox.parse(bbox), settings, tile_size_deg)
     merger = Merger(tiles, Path(state) / "state", Path(state) / "world", fsync=fsync)
-    config = CoordinatorSettings(heartbeat_interval_s=1.0, liveness=10, fsync=fsync,
+    config = CoordinatorConfig(heartbeat_interval_s=1.0, liveness=10, fsync=fsync,
                                  stop_workers_when_done=True)
     coordinator = Coordinator(tiles, {"bbox": BBox.parse(bbox).as_dict(), "scale": 1.0,
                                       "settings": settings.as_dict()},

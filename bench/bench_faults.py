@@ -35,7 +35,7 @@ def sleepy_generate(elements, projection, owned, settings):
 
 
 def _coordinator(state: Path, interval_s: float, liveness: int):
-    from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings, JobRun
+    from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig, JobRun
     from arnisd.cluster.extracts import NoExtracts
     from arnisd.cluster.merger import Merger
     from arnisd.cluster.tiling import make_tiles
@@ -45,7 +45,7 @@ def _coordinator(state: Path, interval_s: float, liveness: int):
     bbox = BBox.parse("60.52,26.93,60.54,26.97")
     settings = GenerationSettings()
     tiles = make_tiles(bbox, settings, 0.001)           # ~800 tiles: never runs out
-    config = CoordinatorSettings(heartbeat_interval_s=interval_s, liveness=liveness, fsync=False,
+    config = CoordinatorConfig(heartbeat_interval_s=interval_s, liveness=liveness, fsync=False,
                                  max_lost=10 ** 6)
     coordinator = Coordinator(config=config)
     coordinator.start_job(JobRun("bench", tiles, {"bbox": bbox.as_dict(), "scale": 1.0,
@@ -73,9 +73,9 @@ def measure(coordinator, endpoint: str, how: str, run: int, interval_s: float,
             liveness: int) -> float:
     from arnisd.cluster.slots import SPAWN
     from arnisd.cluster.worker_process import run_worker_process
-    from arnisd.cluster.worker_settings import WorkerSettings
+    from arnisd.cluster.worker_config import WorkerConfig
     worker_id = f"bench-{how}-{run}"
-    settings = WorkerSettings(coordinator=endpoint, worker_id=worker_id, slots=1,
+    settings = WorkerConfig(coordinator=endpoint, worker_id=worker_id, slots=1,
                               generator="bench_faults:sleepy_generate",
                               heartbeat_interval_s=interval_s, liveness=liveness)
     process = SPAWN.Process(target=run_worker_process, args=(settings,))

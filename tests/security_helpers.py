@@ -12,13 +12,13 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from arnisd.cluster import protocol
-from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings
+from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig
 from arnisd.cluster.extracts import NoExtracts
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.tiling import make_tiles
 from arnisd.cluster.worker_process import run_worker_process
-from arnisd.cluster.worker_settings import WorkerSettings
+from arnisd.cluster.worker_config import WorkerConfig
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
 from conftest import BUNDLED_SPECK_BBOX
@@ -40,7 +40,7 @@ class RunningCoordinator:
         overrides.setdefault("liveness", 5)
         overrides.setdefault("retry_backoff_s", 0.05)
         overrides.setdefault("stop_workers_when_done", True)     # real workers exit at the end
-        self.config = CoordinatorSettings(**overrides)
+        self.config = CoordinatorConfig(**overrides)
         self.coordinator = Coordinator(
             self.tiles, {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
                          "settings": GenerationSettings().as_dict()},
@@ -107,7 +107,7 @@ def start_workers(endpoint: str, count: int, prefix: str = "w", *, curve=None, t
     """``count`` real worker processes (spawn), one slot each."""
     processes = []
     for index in range(count):
-        settings = WorkerSettings(coordinator=endpoint, worker_id=f"{prefix}{index}", slots=1,
+        settings = WorkerConfig(coordinator=endpoint, worker_id=f"{prefix}{index}", slots=1,
                                   generator=generator, heartbeat_interval_s=interval_s,
                                   liveness=liveness, reconnect_initial_s=0.2,
                                   reconnect_max_s=1.0, token=token, curve=curve,

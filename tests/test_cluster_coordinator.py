@@ -12,7 +12,7 @@ import pytest
 import zmq
 
 from arnisd.cluster import protocol
-from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings
+from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig
 from arnisd.cluster.extracts import NoExtracts
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
@@ -90,7 +90,7 @@ def cluster(tmp_path):
     def start(**overrides):
         tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)
         merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
-        config = CoordinatorSettings(heartbeat_interval_s=0.1, liveness=3, retry_backoff_s=0.05,
+        config = CoordinatorConfig(heartbeat_interval_s=0.1, liveness=3, retry_backoff_s=0.05,
                                      **overrides)
         coordinator = Coordinator(tiles, {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
                                           "settings": GenerationSettings().as_dict()},
@@ -277,7 +277,7 @@ def test_claims_wait_between_jobs_and_are_judged_when_the_job_starts(tmp_path):
     again, and a lease that is still its own is kept and delivered."""
     from arnisd.cluster.coordinator import JobRun
     tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)
-    config = CoordinatorSettings(heartbeat_interval_s=0.1, liveness=30)
+    config = CoordinatorConfig(heartbeat_interval_s=0.1, liveness=30)
     coordinator = Coordinator(config=config)
     endpoint = coordinator.bind()
     go = threading.Event()

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from arnisd.cluster.coordinator import CoordinatorSettings
+from arnisd.cluster.coordinator import CoordinatorConfig
 from arnisd.cluster.local import run_local_cluster
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
@@ -117,7 +117,7 @@ def test_busy_worker_is_not_declared_dead(tmp_path):
     job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.002)
     os.environ["ARNISD_TEST_SLOW_S"] = "3"
     try:
-        config = CoordinatorSettings(heartbeat_interval_s=0.15, liveness=3, fsync=False)
+        config = CoordinatorConfig(heartbeat_interval_s=0.15, liveness=3, fsync=False)
         result = run_local_cluster(job, [], 1, output, generator="fake_generators:slow_generate",
                                    config=config, timeout_s=120, finalize=lambda world: None)
     finally:
@@ -152,7 +152,7 @@ def test_local_workers_are_let_go_before_the_world_is_finished(tmp_path, monkeyp
     # tiles of 0.3 s: both workers have registered (and are told) long before the last tile
     monkeypatch.setenv("ARNISD_TEST_SLOW_S", "0.3")
     result = run_local_cluster(job, [], 2, output, generator="fake_generators:slow_generate",
-                               config=CoordinatorSettings(fsync=False), timeout_s=120,
+                               config=CoordinatorConfig(fsync=False), timeout_s=120,
                                finalize=finalize)
     assert result.ok and result.tiles_total >= 4
     assert len(started) == 2
@@ -182,7 +182,7 @@ def test_local_workers_on_linux_are_forked_from_a_loaded_server_with_the_jobs_en
     job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.001)
     result = run_local_cluster(job, [], 2, output,
                                generator="fake_generators:start_recording_generate",
-                               config=CoordinatorSettings(fsync=False), timeout_s=120,
+                               config=CoordinatorConfig(fsync=False), timeout_s=120,
                                finalize=lambda world: None)
     assert result.ok
     records = [json.loads(p.read_text()) for p in markers.iterdir()]
@@ -209,6 +209,6 @@ def test_workers_are_spawned_when_the_fork_server_cannot_start(tmp_path, monkeyp
     output = tmp_path / "world"
     job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.002)
     result = run_local_cluster(job, [], 1, output, generator="fake_generators:fake_generate",
-                               config=CoordinatorSettings(fsync=False), timeout_s=120,
+                               config=CoordinatorConfig(fsync=False), timeout_s=120,
                                finalize=lambda world: None)
     assert result.ok

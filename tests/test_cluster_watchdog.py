@@ -6,14 +6,14 @@ from __future__ import annotations
 import threading
 import time
 
-from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings
-from arnisd.service.config import CoordinatorConfig
+from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig
+from arnisd.service.config import CoordinatorMachineConfig
 from arnisd.service.coordinator_service import CoordinatorService
 from conftest import free_port
 
 
 def test_loop_at_advances_while_idle():
-    coordinator = Coordinator(config=CoordinatorSettings(heartbeat_interval_s=0.2))
+    coordinator = Coordinator(config=CoordinatorConfig(heartbeat_interval_s=0.2))
     coordinator.bind()
     try:
         before = coordinator.loop_at
@@ -24,7 +24,7 @@ def test_loop_at_advances_while_idle():
 
 
 def test_service_is_healthy_only_while_the_loop_turns(tmp_path):
-    config = CoordinatorConfig(bind_host="127.0.0.1", port=free_port(), http_port=0,
+    config = CoordinatorMachineConfig(bind_host="127.0.0.1", port=free_port(), http_port=0,
                                state_dir=tmp_path / "state", output_root=tmp_path / "worlds",
                                cache_dir=tmp_path / "cache", heartbeat_interval_s=0.2)
     service = CoordinatorService(config)

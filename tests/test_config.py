@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from arnisd.service.config import ConfigError, CoordinatorConfig, WorkerConfig, load_config
+from arnisd.service.config import (ConfigError, CoordinatorMachineConfig, WorkerMachineConfig,
+                                   load_config)
 from arnisd.errors import UserError
 from arnisd.service.job_request import JobRequest, JobRequestError
 from conftest import REPO_ROOT, run_arnisd
@@ -23,7 +24,7 @@ def write(tmp_path: Path, text: str, name: str = "arnisd.toml") -> Path:
 
 def test_shipped_coordinator_example_loads():
     config = load_config(EXAMPLES / "coordinator.toml")
-    assert isinstance(config, CoordinatorConfig) and config.role == "coordinator"
+    assert isinstance(config, CoordinatorMachineConfig) and config.role == "coordinator"
     assert (config.bind_host, config.port) == ("0.0.0.0", 5555)
     assert (config.http_host, config.http_port) == ("127.0.0.1", 8750)
     assert config.state_dir == Path("/var/lib/arnisd")
@@ -35,7 +36,7 @@ def test_shipped_coordinator_example_loads():
 
 def test_shipped_worker_example_loads():
     config = load_config(EXAMPLES / "worker.toml")
-    assert isinstance(config, WorkerConfig) and config.role == "worker"
+    assert isinstance(config, WorkerMachineConfig) and config.role == "worker"
     assert config.coordinator == "tcp://127.0.0.1:5555"
     assert config.slots == (os.cpu_count() or 1) and config.worker_id
     assert config.token is None
@@ -43,7 +44,7 @@ def test_shipped_worker_example_loads():
 
 def test_shipped_examples_document_every_key():
     """Each example mentions every field its role accepts, so operators can find them."""
-    for name, cls in (("coordinator.toml", CoordinatorConfig), ("worker.toml", WorkerConfig)):
+    for name, cls in (("coordinator.toml", CoordinatorMachineConfig), ("worker.toml", WorkerMachineConfig)):
         text = (EXAMPLES / name).read_text()
         for field_name, spec in cls.__dataclass_fields__.items():
             if field_name == "source" or spec.metadata.get("derived"):
@@ -149,7 +150,7 @@ def test_job_request_round_trip_and_spec(tmp_path):
                                     "scale": 2, "tile_size_deg": 0.004, "interior": True})
     again = JobRequest.from_dict(request.as_dict())
     assert again == request
-    config = CoordinatorConfig(output_root=tmp_path / "worlds", halo_blocks=16)
+    config = CoordinatorMachineConfig(output_root=tmp_path / "worlds", halo_blocks=16)
     spec = request.to_job_spec(config)
     assert spec.output == tmp_path / "worlds" / "w"
     assert spec.tile_size_deg == 0.004 and spec.settings.halo_blocks == 16

@@ -15,8 +15,8 @@ import pytest
 from arnisd.service.http_api import StatusProvider
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.worker_process import run_worker_process
-from arnisd.cluster.worker_settings import WorkerSettings
-from arnisd.service.config import CoordinatorConfig
+from arnisd.cluster.worker_config import WorkerConfig
+from arnisd.service.config import CoordinatorMachineConfig
 from arnisd.osm.file_index import file_digest
 from arnisd.service.coordinator_service import CoordinatorService
 from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, free_port
@@ -26,8 +26,8 @@ from world_chunks import assert_same_world, read_world_chunks
 pytestmark = pytest.mark.timeout(300)
 
 
-def make_config(tmp_path: Path, **overrides) -> CoordinatorConfig:
-    base = CoordinatorConfig(bind_host="127.0.0.1", port=free_port(), http_port=0,
+def make_config(tmp_path: Path, **overrides) -> CoordinatorMachineConfig:
+    base = CoordinatorMachineConfig(bind_host="127.0.0.1", port=free_port(), http_port=0,
                              state_dir=tmp_path / "state", output_root=tmp_path / "worlds",
                              cache_dir=tmp_path / "cache", heartbeat_interval_s=0.5)
     return replace(base, **overrides)
@@ -40,12 +40,12 @@ def job(output: str, **extra) -> dict:
 class Running:
     """A service serving on a thread, with worker processes; stops everything at exit."""
 
-    def __init__(self, config: CoordinatorConfig, workers: int = 2, generator: str | None = None):
+    def __init__(self, config: CoordinatorMachineConfig, workers: int = 2, generator: str | None = None):
         self.service = CoordinatorService(config)
         self.ready = threading.Event()
         self.exit_code = None
         self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.workers = [SPAWN.Process(target=run_worker_process, args=(WorkerSettings(
+        self.workers = [SPAWN.Process(target=run_worker_process, args=(WorkerConfig(
             coordinator=f"tcp://127.0.0.1:{config.port}", worker_id=f"w{i}", slots=1,
             generator=generator, heartbeat_interval_s=0.5),)) for i in range(workers)]
 

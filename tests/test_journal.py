@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from arnisd.cluster.coordinator import Coordinator, CoordinatorSettings, JobRun
+from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig, JobRun
 from arnisd.cluster.extracts import NoExtracts
 from arnisd.cluster.journal import JOURNAL_NAME, Journal, decode_ranges, encode_ranges
 from arnisd.cluster.merger import Merger
@@ -136,7 +136,7 @@ def test_coordinator_resumes_from_the_journal(tmp_path):
     tiles = _tiles()
     info = {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
             "settings": GenerationSettings().as_dict()}
-    config = CoordinatorSettings(heartbeat_interval_s=0.1, liveness=3, fsync=False)
+    config = CoordinatorConfig(heartbeat_interval_s=0.1, liveness=3, fsync=False)
     journal = Journal(tmp_path / JOURNAL_NAME)
     journal.init_tiles("job", [t.tile_id for t in tiles])
     merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
@@ -178,7 +178,7 @@ def test_local_cluster_refuses_to_resume_another_jobs_journal(tmp_path):
     from arnisd.cluster.local import LOCAL_JOB_ID, _open_journal
     from arnisd.errors import UserError
     from arnisd.job import JobSpec
-    config = CoordinatorSettings(fsync=False)
+    config = CoordinatorConfig(fsync=False)
 
     def open_local(spec, resume):
         """What ``run_local_cluster`` does before its coordinator starts."""

@@ -15,7 +15,7 @@ import zmq.auth
 
 from arnisd.cluster import security
 from arnisd.service.config import ConfigError, load_config
-from arnisd.service.coordinator_service import coordinator_settings
+from arnisd.service.coordinator_service import coordinator_config
 from conftest import REPO_ROOT, run_arnisd
 from security_helpers import (HANDSHAKE_FAILED, HandshakeWatch, RunningCoordinator, dealer,
                               recv_message, register_frame, start_workers, stop_workers)
@@ -133,7 +133,7 @@ def test_config_keys(keys, tmp_path):
     # the key files were read once, by load_config: the daemon takes the keys from the config
     # even once the secret key file is gone
     (folder / "coordinator.key_secret").rename(tmp_path / "moved.key_secret")
-    assert coordinator_settings(config).curve == server
+    assert coordinator_config(config).curve == server
     (tmp_path / "moved.key_secret").rename(folder / "coordinator.key_secret")
     # a list of key files and inline keys
     coordinator.write_text('role = "coordinator"\n'
@@ -302,9 +302,9 @@ def test_a_worker_whose_key_is_refused_says_so_and_exits(keys, tmp_path, caplog)
     import logging
 
     from arnisd.cluster.worker import Worker
-    from arnisd.cluster.worker_settings import WorkerSettings
+    from arnisd.cluster.worker_config import WorkerConfig
     running = RunningCoordinator(tmp_path, curve=server_keys(keys))
-    settings = WorkerSettings(coordinator=running.endpoint, worker_id="stranger", slots=1,
+    settings = WorkerConfig(coordinator=running.endpoint, worker_id="stranger", slots=1,
                               generator="fake_generators:fake_generate",
                               heartbeat_interval_s=0.2, reconnect_initial_s=0.2,
                               curve=client_keys(keys, "stranger"),

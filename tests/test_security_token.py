@@ -20,7 +20,7 @@ import pytest
 
 from arnisd.cluster import protocol, security
 from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
-from arnisd.service.config import CoordinatorConfig, config_from_dict, load_config
+from arnisd.service.config import CoordinatorMachineConfig, config_from_dict, load_config
 from arnisd.geo.projection import BlockRect
 from conftest import REPO_ROOT
 from security_helpers import (RunningCoordinator, dealer, recv_message, register_frame,
@@ -150,7 +150,7 @@ def test_max_workers(tmp_path):
 def test_api_binds_loopback_by_default():
     from arnisd.service.http_api import start_http_api
     from fake_status_provider import FakeProvider
-    assert CoordinatorConfig().http_host == "127.0.0.1"
+    assert CoordinatorMachineConfig().http_host == "127.0.0.1"
     assert load_config(REPO_ROOT / "config" / "coordinator.toml").http_host == "127.0.0.1"
     api, port = start_http_api(FakeProvider([]))
     try:

@@ -92,9 +92,9 @@ def test_a_worker_process_starts_its_slots_before_loading_zeromq_and_the_worker(
     from pathlib import Path
 
     from arnisd.cluster.worker_process import run_worker_process
-    from arnisd.cluster.worker_settings import WorkerSettings
+    from arnisd.cluster.worker_config import WorkerConfig
     assert b"arnisd.cluster.worker_process" in pickle.dumps(run_worker_process)
-    assert b"arnisd.cluster.worker_settings" in pickle.dumps(WorkerSettings())
+    assert b"arnisd.cluster.worker_config" in pickle.dumps(WorkerConfig())
     script = """
 import sys
 from arnisd.cluster import worker_process
@@ -109,7 +109,7 @@ class RecordingPool:
 
 worker_process.SlotPool = RecordingPool
 try:
-    worker_process.run_worker_process(worker_process.WorkerSettings(slots=1))
+    worker_process.run_worker_process(worker_process.WorkerConfig(slots=1))
 except Started as exc:
     assert exc.args[0] == [], exc.args[0]
     print("pool first")

@@ -192,7 +192,7 @@ def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path,
     import threading
     import urllib.request
 
-    from arnisd.cluster.coordinator import CoordinatorSettings
+    from arnisd.cluster.coordinator import CoordinatorConfig
     from arnisd.cluster.local import run_local_cluster
     from arnisd.cluster.tiling import make_tiles
     from arnisd.geo.bbox import BBox
@@ -219,7 +219,7 @@ def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path,
             outcome["result"] = run_local_cluster(
                 job, [], 2, job.output, serve_status=partial(start_status_server, port=port),
                 generator="page_generators:planned_generate",
-                config=CoordinatorSettings(max_failures=1, fsync=False), timeout_s=180,
+                config=CoordinatorConfig(max_failures=1, fsync=False), timeout_s=180,
                 raise_on_failure=False, finalize=lambda world_dir: None)
         except BaseException as exc:   # reported by the main thread
             outcome["error"] = exc

@@ -12,8 +12,8 @@ import pytest
 
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.worker_process import run_worker_process
-from arnisd.cluster.worker_settings import WorkerSettings
-from arnisd.service.config import CoordinatorConfig
+from arnisd.cluster.worker_config import WorkerConfig
+from arnisd.service.config import CoordinatorMachineConfig
 from arnisd.job import JobSpec
 from arnisd.osm.reader import read_osm_file
 from arnisd.service.coordinator_service import CoordinatorService
@@ -29,14 +29,14 @@ pytestmark = pytest.mark.timeout(300)
 
 def test_a_submitted_terrain_job_equals_the_in_process_world(tmp_path):
     osm = write_scene_osm(tmp_path / "scene.osm")
-    config = replace(CoordinatorConfig(), bind_host="127.0.0.1", port=free_port(), http_port=0,
+    config = replace(CoordinatorMachineConfig(), bind_host="127.0.0.1", port=free_port(), http_port=0,
                      state_dir=tmp_path / "state", output_root=tmp_path / "worlds",
                      cache_dir=tmp_path / "cache", heartbeat_interval_s=0.5)
     service = CoordinatorService(config)
     ready = threading.Event()
     thread = threading.Thread(target=service.serve, kwargs={"ready": lambda _: ready.set()},
                               daemon=True)
-    workers = [SPAWN.Process(target=run_worker_process, args=(WorkerSettings(
+    workers = [SPAWN.Process(target=run_worker_process, args=(WorkerConfig(
         coordinator=f"tcp://127.0.0.1:{config.port}", worker_id=f"w{i}", slots=1,
         heartbeat_interval_s=0.5),)) for i in range(2)]
     with FakeElevationServer() as server:

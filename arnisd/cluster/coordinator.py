@@ -51,7 +51,7 @@ class ClusterAborted(RuntimeError):
 
 
 @dataclass(slots=True)
-class CoordinatorSettings:
+class CoordinatorConfig:
     """Knobs of the coordinator (a coordinator's TOML config fills these)."""
 
     bind_address: str = "127.0.0.1"
@@ -137,7 +137,7 @@ class JobRun:
     """
 
     def __init__(self, job_id: str, tiles: list[Tile], job_info: dict, settings, merger: Merger,
-                 extract_source, config: CoordinatorSettings, finalize=None, on_progress=None,
+                 extract_source, config: CoordinatorConfig, finalize=None, on_progress=None,
                  restored: dict[str, dict] | None = None) -> None:
         self.job_id = job_id
         self.book = TileBook(tiles, config.max_failures, config.retry_backoff_s,
@@ -186,10 +186,10 @@ class Coordinator:
 
     def __init__(self, tiles: list[Tile] | None = None, job_info: dict | None = None,
                  settings=None, merger: Merger | None = None, extract_source=None,
-                 config: CoordinatorSettings | None = None, finalize=None,
+                 config: CoordinatorConfig | None = None, finalize=None,
                  context: zmq.Context | None = None, on_progress=None, journal=None,
                  job_id: str = "job") -> None:
-        self.config = config or CoordinatorSettings()
+        self.config = config or CoordinatorConfig()
         self.journal = journal
         self.session = journal.session if journal is not None else uuid.uuid4().hex
         self._next_attempt = journal.next_attempt() if journal is not None else 1

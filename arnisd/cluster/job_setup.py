@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from arnisd.cluster.coordinator import CoordinatorSettings, JobRun
+from arnisd.cluster.coordinator import CoordinatorConfig, JobRun
 from arnisd.cluster.extracts import extract_source_for_job, with_terrain
 from arnisd.cluster.journal import Journal, job_fingerprint
 from arnisd.cluster.merger import Merger
@@ -92,7 +92,7 @@ def job_extract_source(spec: JobSpec, elements: Sequence | None = None, terrain=
 
 
 def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal, source, *,
-                  world_dir: Path, state_dir: Path, config: CoordinatorSettings,
+                  world_dir: Path, state_dir: Path, config: CoordinatorConfig,
                   restored: dict[str, dict] | None = None, finalize: Finalize | None = None,
                   on_progress: Callable[[int], None] | None = None) -> JobRun:
     """Journal the plan's tiles and assemble the run. ``restored`` (from ``journaled_tiles``)

@@ -23,14 +23,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from arnisd.cluster.coordinator import ClusterAborted, Coordinator, CoordinatorSettings, JobResult
+from arnisd.cluster.coordinator import ClusterAborted, Coordinator, CoordinatorConfig, JobResult
 from arnisd.cluster.job_setup import (JobPlan, build_job_run, job_extract_source, journaled_tiles,
                                       plan_job)
 from arnisd.cluster.journal import JOURNAL_NAME, Journal
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.tile_compute import DEFAULT_GENERATOR, GENERATOR_ENV
 from arnisd.cluster.worker_process import run_worker_process
-from arnisd.cluster.worker_settings import WorkerSettings
+from arnisd.cluster.worker_config import WorkerConfig
 from arnisd.errors import UserError
 from arnisd.job import JobSpec
 from arnisd.library_threads import one_library_thread
@@ -47,7 +47,7 @@ class ClusterJobFailed(UserError):
 
 def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers: int,
                       out_dir: Path, serve_status=None, progress=None, *,
-                      generator: str | None = None, config: CoordinatorSettings | None = None,
+                      generator: str | None = None, config: CoordinatorConfig | None = None,
                       timeout_s: float | None = None, raise_on_failure: bool = True,
                       finalize=None, resume: bool = False,
                       starting_workers=contextlib.nullcontext) -> JobResult:
@@ -74,7 +74,7 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     source = _extract_source(job, elements_or_source)
     plan = plan_job(job)
     journal, restored = _open_journal(state_dir, job, plan, resume)
-    config = replace(config or CoordinatorSettings(lease_ahead=1), bind_address="127.0.0.1",
+    config = replace(config or CoordinatorConfig(lease_ahead=1), bind_address="127.0.0.1",
                      port=0, stop_workers_when_done=True)
     run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
                         state_dir=state_dir, config=config, restored=restored, finalize=finalize,
@@ -94,13 +94,13 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
         with starting_workers():
             context, slot_start_method = worker_start(generator)
             for index in range(workers):
-                settings = WorkerSettings(
+                worker_config = WorkerConfig(
                     coordinator=endpoint, worker_id=f"local-{index}", slots=1,
                     generator=generator, heartbeat_interval_s=config.heartbeat_interval_s,
                     liveness=config.liveness, exit_when_coordinator_lost_s=30.0,
                     slot_start_method=slot_start_method)
                 process = context.Process(target=run_worker_process,
-                                          args=(settings, logging.WARNING, dict(os.environ)),
+                                          args=(worker_config, logging.WARNING, dict(os.environ)),
                                           name=f"arnisd-worker-{index}")
                 process.start()
                 processes.append(process)

@@ -40,7 +40,7 @@ from arnisd.cluster import protocol, security
 from arnisd.cluster.results import group_into_frames, new_transfer_hash, update_transfer_hash
 from arnisd.cluster.scratch import ResultStore, StoredResult
 from arnisd.cluster.slots import SlotPool
-from arnisd.cluster.worker_settings import WorkerSettings
+from arnisd.cluster.worker_config import WorkerConfig
 
 log = logging.getLogger("arnisd.cluster.worker")
 
@@ -115,18 +115,18 @@ class CoordinatorRejected(RuntimeError):
 class Worker:
     """One worker daemon: run() until stopped, the coordinator says shutdown, or it rejects us."""
 
-    def __init__(self, settings: WorkerSettings, context: zmq.Context | None = None,
+    def __init__(self, config: WorkerConfig, context: zmq.Context | None = None,
                  stop_event: threading.Event | None = None, pool: SlotPool | None = None) -> None:
         """``pool``: slots started already (``run_worker_process`` starts them first thing);
         the worker closes it when it stops. Without one, ``run`` starts the slots."""
-        self.settings = settings
+        self.config = config
         self.stop_event = stop_event or threading.Event()
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
         self._auth_monitor: zmq.Socket | None = None   # CURVE: tells a refused key apart
         self.leases: dict[tuple[str, int], LeaseWork] = {}
-        self.interval_s = settings.heartbeat_interval_s
-        self.liveness = settings.liveness
+        self.interval_s = config.heartbeat_interval_s
+        self.liveness = config.liveness
         self.state = "registering"
         self.session: str | None = None          # the coordinator session of our leases
         self.tiles_done = 0
@@ -139,7 +139,7 @@ class Worker:
         self._reg_base = random.getrandbits(40) << 20     # this process's registration rounds
         self._reg_round = 0
         self.loop_at = time.monotonic()            # when the loop last turned (watchdog)
-        self.store = ResultStore(results_dir(settings.scratch_dir, settings.worker_id))
+        self.store = ResultStore(results_dir(config.scratch_dir, config.worker_id))
 
     def healthy(self, stall_s: float = 30.0) -> bool:
         """For the systemd watchdog: the loop turned within ``stall_s``."""
@@ -150,20 +150,20 @@ class Worker:
     def _connect(self) -> None:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.ROUTING_ID, security.routing_id(self.settings.worker_id,
-                                                            self.settings.token))
-        sock.setsockopt(zmq.MAXMSGSIZE, self.settings.max_frame_bytes)
+        sock.setsockopt(zmq.ROUTING_ID, security.routing_id(self.config.worker_id,
+                                                            self.config.token))
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_frame_bytes)
         sock.setsockopt(zmq.IMMEDIATE, 1)          # queue nothing for a peer not connected
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         # a partitioned link drops SYNs: give up a connect attempt quickly and try again
         sock.setsockopt(zmq.CONNECT_TIMEOUT, int(max(1.0, self.interval_s * 2) * 1000))
-        security.secure_client(sock, self.settings.curve)             # before connect
-        if self.settings.curve is not None and hasattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH"):
+        security.secure_client(sock, self.config.curve)             # before connect
+        if self.config.curve is not None and hasattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH"):
             # a coordinator that refuses our key says nothing on the socket: only the
             # handshake's monitor event tells that from a coordinator that is not there
             self._auth_monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-        sock.connect(self.settings.coordinator)
+        sock.connect(self.config.coordinator)
         self._socket = sock
         self._become_registering()
 
@@ -196,15 +196,15 @@ class Worker:
         self._register()
 
     def _register(self) -> None:
-        fields = {"worker_id": self.settings.worker_id,
-                  "caps": machine_capabilities(self.settings.slots),
+        fields = {"worker_id": self.config.worker_id,
+                  "caps": machine_capabilities(self.config.slots),
                   "leases": [[w.tile, w.attempt] for w in self.leases.values()
                              if w.session == self.session]}
         if self.session is not None:
             fields["session"] = self.session
         fields["reg"] = self._reg_base + self._reg_round
-        if self.settings.token is not None:
-            fields["token"] = self.settings.token
+        if self.config.token is not None:
+            fields["token"] = self.config.token
         # With IMMEDIATE set, a send before the connection is up fails at once: try again on
         # the next tick (50 ms) instead of waiting the resend interval (0.5 s per start-up)
         if self._send(protocol.make("register", **fields)):
@@ -222,11 +222,11 @@ class Worker:
 
     def run(self) -> int:
         """Serve until stopped; returns 0 on a clean stop, 2 when the coordinator rejected us."""
-        backoff_s = self.settings.reconnect_initial_s
+        backoff_s = self.config.reconnect_initial_s
         self._lost_since = self._no_answer_noted = time.monotonic()
         try:
             if self._pool is None:        # first: the slots' start-up overlaps the rest of ours
-                self._pool = SlotPool(self.settings.slots, self.settings.generator)
+                self._pool = SlotPool(self.config.slots, self.config.generator)
             self._open_wake_sockets()
             self._pool.notify = self._wake
             self._load_stored_results()
@@ -237,22 +237,22 @@ class Worker:
                     break
                 now = time.monotonic()
                 if outcome == "lost":          # had worked: start afresh
-                    backoff_s = self.settings.reconnect_initial_s
+                    backoff_s = self.config.reconnect_initial_s
                     self._lost_since = now
                     log.warning("coordinator silent for %.1f s; reconnecting",
                                 self.interval_s * self.liveness)
                 else:                          # "unanswered": nobody welcomed us in time
-                    backoff_s = min(self.settings.reconnect_max_s, backoff_s * 2)
+                    backoff_s = min(self.config.reconnect_max_s, backoff_s * 2)
                     if self._lost_since is None:
                         self._lost_since = now
-                limit = self.settings.exit_when_coordinator_lost_s
+                limit = self.config.exit_when_coordinator_lost_s
                 if limit is not None and now - self._lost_since >= limit:
-                    log.warning("coordinator lost; worker %s exits", self.settings.worker_id)
+                    log.warning("coordinator lost; worker %s exits", self.config.worker_id)
                     break
                 self._disconnect()
                 self._connect()                # a fresh socket, registering again
         except CoordinatorRejected as exc:
-            log.error("coordinator rejected worker %s: %s", self.settings.worker_id, exc)
+            log.error("coordinator rejected worker %s: %s", self.config.worker_id, exc)
             return 2
         finally:
             if self._socket is not None:
@@ -347,7 +347,7 @@ class Worker:
                 if not self._welcomed_once and now - self._no_answer_noted >= NO_ANSWER_NOTE_S:
                     self._no_answer_noted = now
                     log.warning("no answer from %s after %.0f s: is the coordinator running, "
-                                "is the port open?", self.settings.coordinator,
+                                "is the port open?", self.config.coordinator,
                                 now - self._lost_since)
                 if now - opened_at > max(registering_timeout_s, expiry_s):
                     return "unanswered"
@@ -357,7 +357,7 @@ class Worker:
 
     def _handle(self, frame: bytes) -> str | None:
         try:
-            message = protocol.decode_from_coordinator(frame, self.settings.max_frame_bytes)
+            message = protocol.decode_from_coordinator(frame, self.config.max_frame_bytes)
         except protocol.ProtocolError as exc:
             log.warning("dropped a bad frame from the coordinator: %s", exc)
             return None
@@ -394,7 +394,7 @@ class Worker:
         if self.state == "ready":
             return          # an answer to an earlier register of the same round
         self.interval_s = float(message["heartbeat_interval_s"])
-        self.liveness = int(message["liveness"]) or self.settings.liveness
+        self.liveness = int(message["liveness"]) or self.config.liveness
         session = message["session"]
         for key, work in list(self.leases.items()):
             if work.session != session:        # another coordinator's lease: worthless here
@@ -423,7 +423,7 @@ class Worker:
         work = LeaseWork(key[0], key[1], self.session, initial_credit=credit, credit=credit)
         work.task = {"unit": message["unit"], "extract": message["extract"],
                      "elevation": message["elevation"]}
-        if sum(1 for w in self.leases.values() if w.task is not None) >= self.settings.slots:
+        if sum(1 for w in self.leases.values() if w.task is not None) >= self.config.slots:
             self._send(protocol.make("fail", tile=key[0], attempt=key[1],
                                      error=protocol.NO_FREE_SLOT))
             return

@@ -2,7 +2,7 @@
 
 A local cluster starts each worker with ``spawn`` (or forks it from a fork server on Linux, see
 ``arnisd.cluster.local``): the new process imports this module (to unpickle
-``run_worker_process`` and its ``WorkerSettings``), and ``run_worker_process`` starts
+``run_worker_process`` and its ``WorkerConfig``), and ``run_worker_process`` starts
 the worker's slot processes *before* it loads ZeroMQ and the rest of the worker, so the slots'
 own start-up (the generator's imports, the longest part of a worker's start) begins as early as
 it can. This module therefore imports neither ``zmq`` nor ``arnisd.cluster.worker`` at the top.
@@ -18,10 +18,10 @@ import signal
 import threading
 
 from arnisd.cluster.slots import SlotPool
-from arnisd.cluster.worker_settings import WorkerSettings
+from arnisd.cluster.worker_config import WorkerConfig
 
 
-def run_worker_process(settings: WorkerSettings, log_level: int = logging.WARNING,
+def run_worker_process(config: WorkerConfig, log_level: int = logging.WARNING,
                        environment: dict[str, str] | None = None) -> int:
     """Entry point of a local cluster's worker process: its slots first, then the worker.
     SIGTERM (``Process.terminate``) stops it cleanly: it stops its slots and exits; so does
@@ -36,7 +36,7 @@ def run_worker_process(settings: WorkerSettings, log_level: int = logging.WARNIN
     # its workers stop (and they, their slots), so they take no part in it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    pool = SlotPool(settings.slots, settings.generator, start_method=settings.slot_start_method)
+    pool = SlotPool(config.slots, config.generator, start_method=config.slot_start_method)
     stop = threading.Event()
     # after the slots are forked, which must keep the default (a slot just dies)
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
@@ -48,7 +48,7 @@ def run_worker_process(settings: WorkerSettings, log_level: int = logging.WARNIN
         import zmq
 
         from arnisd.cluster.worker import Worker
-        worker = Worker(settings, pool=pool, stop_event=stop)
+        worker = Worker(config, pool=pool, stop_event=stop)
     except BaseException:
         pool.close()
         raise

@@ -38,11 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from arnisd.service.config import CoordinatorConfig, load_config
+    from arnisd.service.config import CoordinatorMachineConfig, load_config
     from arnisd.logs import configure_daemon_logging
     config = load_config(args.config)
     configure_daemon_logging(config.log_format, config.log_level)
-    if isinstance(config, CoordinatorConfig):
+    if isinstance(config, CoordinatorMachineConfig):
         return _run_coordinator(config, args.exit_when_done)
     if args.exit_when_done:
         raise UserError("--exit-when-done is for a coordinator; a worker serves until stopped")
@@ -60,26 +60,25 @@ def _run_coordinator(config, exit_when_done: bool) -> int:
     return code
 
 
-def _run_worker(config) -> int:
+def _run_worker(machine) -> int:
     import zmq
 
     from arnisd.cluster.worker import Worker
-    from arnisd.cluster.worker_settings import WorkerSettings
+    from arnisd.cluster.worker_config import WorkerConfig
     from arnisd.service.lifecycle import ServiceLifecycle
     stop = threading.Event()
-    settings = WorkerSettings(coordinator=config.coordinator, worker_id=config.worker_id,
-                              slots=config.slots, token=config.token,
-                              scratch_dir=Path(config.scratch_dir),
-                              curve=config.curve)
-    worker = Worker(settings, stop_event=stop)
+    config = WorkerConfig(coordinator=machine.coordinator, worker_id=machine.worker_id,
+                          slots=machine.slots, token=machine.token,
+                          scratch_dir=Path(machine.scratch_dir), curve=machine.curve)
+    worker = Worker(config, stop_event=stop)
     with ServiceLifecycle(stop=stop.set, healthy=worker.healthy) as lifecycle:
-        lifecycle.ready(f"worker {settings.worker_id}, {settings.slots} slots")
-        log.info("worker %s: %d slot(s), coordinator %s", settings.worker_id, settings.slots,
-                 settings.coordinator, extra={"worker_id": settings.worker_id,
-                                              "slots": settings.slots,
-                                              "coordinator": settings.coordinator})
+        lifecycle.ready(f"worker {config.worker_id}, {config.slots} slots")
+        log.info("worker %s: %d slot(s), coordinator %s", config.worker_id, config.slots,
+                 config.coordinator, extra={"worker_id": config.worker_id,
+                                            "slots": config.slots,
+                                            "coordinator": config.coordinator})
         code = worker.run()
     zmq.Context.instance().term()            # waits for the bye to leave (its linger)
-    log.info("worker %s stopped", settings.worker_id,
+    log.info("worker %s stopped", config.worker_id,
              extra={"exit_code": code, "signal": lifecycle.stop_signal})
     return code

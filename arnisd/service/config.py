@@ -1,6 +1,6 @@
-"""One TOML file per machine, validated into typed settings for its role.
+"""One TOML file per machine, validated into a typed config for its role.
 
-``load_config(path)`` returns a ``CoordinatorConfig`` or a ``WorkerConfig`` according to the
+``load_config(path)`` returns a ``CoordinatorMachineConfig`` or a ``WorkerMachineConfig`` according to the
 file's top-level ``role``. Every problem is a ``ConfigError`` (a ``UserError``) whose one line
 names the file, the key and what is wrong; unknown keys are errors, not silently ignored.
 Relative paths in the file are taken relative to the file's own folder.
@@ -50,8 +50,8 @@ class ConfigError(UserError):
 
 
 @dataclass(frozen=True, slots=True)
-class CoordinatorConfig:
-    """Settings of a coordinator machine (``role = "coordinator"``)."""
+class CoordinatorMachineConfig:
+    """A coordinator machine's config (``role = "coordinator"``)."""
 
     source: Path | None = None                    # the file these came from
     bind_host: str = "0.0.0.0"                    # ZeroMQ ROUTER bind address
@@ -87,8 +87,8 @@ class CoordinatorConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    """Settings of a worker machine (``role = "worker"``)."""
+class WorkerMachineConfig:
+    """A worker machine's config (``role = "worker"``)."""
 
     source: Path | None = None
     coordinator: str = f"tcp://127.0.0.1:{DEFAULT_PORT}"   # the coordinator's ZeroMQ endpoint
@@ -111,7 +111,7 @@ class WorkerConfig:
         return self.coordinator_http
 
 
-def load_config(path: str | os.PathLike) -> CoordinatorConfig | WorkerConfig:
+def load_config(path: str | os.PathLike) -> CoordinatorMachineConfig | WorkerMachineConfig:
     """Read and validate one machine's TOML file; raises ``ConfigError``."""
     path = Path(path)
     try:
@@ -129,7 +129,7 @@ def load_config(path: str | os.PathLike) -> CoordinatorConfig | WorkerConfig:
     return config_from_dict(data, path)
 
 
-def config_from_dict(data: dict, path: Path) -> CoordinatorConfig | WorkerConfig:
+def config_from_dict(data: dict, path: Path) -> CoordinatorMachineConfig | WorkerMachineConfig:
     """Validate an already parsed document (``path`` names it in errors, anchors relative paths)."""
     reader = _Reader(data, Path(path))
     role = reader.choice("role", None, ROLES)
@@ -141,9 +141,9 @@ def config_from_dict(data: dict, path: Path) -> CoordinatorConfig | WorkerConfig
     return config
 
 
-def _coordinator(r: "_Reader") -> CoordinatorConfig:
+def _coordinator(r: "_Reader") -> CoordinatorMachineConfig:
     state_dir = r.path("state_dir", Path(os.environ.get("STATE_DIRECTORY", DEFAULT_STATE_DIR)))
-    return CoordinatorConfig(
+    return CoordinatorMachineConfig(
         source=r.file,
         bind_host=r.host("bind_host", "0.0.0.0"),
         port=r.integer("port", DEFAULT_PORT, 0, 65535),
@@ -168,9 +168,9 @@ def _coordinator(r: "_Reader") -> CoordinatorConfig:
     )
 
 
-def _worker(r: "_Reader") -> WorkerConfig:
-    defaults = WorkerConfig()
-    return WorkerConfig(
+def _worker(r: "_Reader") -> WorkerMachineConfig:
+    defaults = WorkerMachineConfig()
+    return WorkerMachineConfig(
         source=r.file,
         coordinator=r.endpoint("coordinator", defaults.coordinator),
         coordinator_http=r.http_url("coordinator_http"),

@@ -50,14 +50,15 @@ BIND_RETRY_S = 10.0
 WATCHDOG_STALL_S = 30.0
 
 
-def coordinator_settings(config):
-    """The cluster's ``CoordinatorSettings`` from an ``arnisd.service.config.CoordinatorConfig``."""
-    from arnisd.cluster.coordinator import CoordinatorSettings
-    return CoordinatorSettings(
-        bind_address=config.bind_host, port=config.port,
-        heartbeat_interval_s=config.heartbeat_interval_s, liveness=config.heartbeat_liveness,
-        max_failures=config.max_retries, token=config.token, max_workers=config.max_workers,
-        curve=config.curve)
+def coordinator_config(machine):
+    """The coordinator's ``CoordinatorConfig`` from its machine's config
+    (``arnisd.service.config.CoordinatorMachineConfig``)."""
+    from arnisd.cluster.coordinator import CoordinatorConfig
+    return CoordinatorConfig(
+        bind_address=machine.bind_host, port=machine.port,
+        heartbeat_interval_s=machine.heartbeat_interval_s, liveness=machine.heartbeat_liveness,
+        max_failures=machine.max_retries, token=machine.token, max_workers=machine.max_workers,
+        curve=machine.curve)
 
 
 class CoordinatorService:
@@ -354,7 +355,7 @@ class CoordinatorService:
 
     def _bind_coordinator(self):
         from arnisd.cluster.coordinator import Coordinator
-        coordinator = Coordinator(config=coordinator_settings(self.config), journal=self.journal)
+        coordinator = Coordinator(config=coordinator_config(self.config), journal=self.journal)
         deadline = time.monotonic() + BIND_RETRY_S
         while True:       # a previous process may hold the port for a moment
             try:

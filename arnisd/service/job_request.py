@@ -119,7 +119,7 @@ class JobRequest:
     def to_job_spec(self, config, *, max_area_km2: float | None = None):
         """The ``JobSpec`` this request means on a coordinator with ``config``.
 
-        ``config`` is an ``arnisd.service.config.CoordinatorConfig``. The output is
+        ``config`` is an ``arnisd.service.config.CoordinatorMachineConfig``. The output is
         ``config.output_root / output``; an ``osm_file`` must exist on this machine (relative
         paths are taken from the current directory). Raises ``JobRequestError``.
         """

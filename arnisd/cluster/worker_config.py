@@ -1,4 +1,4 @@
-"""A worker's settings: where its coordinator is, how many slots, heartbeats, keys.
+"""A worker's config: where its coordinator is, how many slots, heartbeats, keys.
 
 Light on purpose (no ``zmq``): a local cluster's worker process unpickles these before it
 loads the worker.
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(slots=True)
-class WorkerSettings:
+class WorkerConfig:
     """Knobs of a worker (a worker's TOML config fills these)."""
 
     coordinator: str = "tcp://127.0.0.1:5570"
