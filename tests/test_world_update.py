@@ -5,6 +5,7 @@ and the manifest, byte for byte (from a change file, the manifest names the chan
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import replace
@@ -17,6 +18,7 @@ from arnisd.anvil import region
 from arnisd.anvil.manifest import MANIFEST_NAME, read_manifest
 from arnisd.anvil.world_check import validate_world
 from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT as PBF, run_arnisd
+from fake_overpass import FakeOverpass, osm_file_to_overpass_json
 
 CHANGED_WAY = 424090405                    # a residential building without building:levels
 TILE_DEG = "0.003"
@@ -170,3 +172,35 @@ def test_a_change_file_needs_the_input_the_world_was_made_from(worlds, tmp_path)
     proc = _arnisd("update", str(world), "--osc", str(tmp_path / "x.osc"), "--quiet")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "gone.osm.pbf" in proc.stderr and "--osm-file" in proc.stderr
+
+
+OVERPASS_BBOX = "60.52,26.95,60.53,26.965"          # around the changed building
+
+
+def test_a_bbox_refresh_from_overpass_equals_a_full_generation(worlds, tmp_path):
+    """A world made from (a fake) Overpass; the data there changes; `--bbox-refresh` fetches
+    the bbox afresh (no cache) and equals a full generation from the changed answer."""
+    def generate(out: Path, server: FakeOverpass, cache: str) -> None:
+        out.parent.mkdir(parents=True)
+        proc = _arnisd("generate", "--bbox", OVERPASS_BBOX, "--overpass-url", server.url,
+                       "--cache-dir", str(tmp_path / cache), "--output", str(out),
+                       "--in-process", "--quiet", "--chunk-size", TILE_DEG, "--level-name", "k")
+        assert proc.returncode == 0, proc.stderr
+
+    with FakeOverpass(osm_file_to_overpass_json(PBF)) as server:
+        world = tmp_path / "world" / "k"
+        generate(world, server, "cache-old")
+        assert read_manifest(world).input["kind"] == "overpass"
+        server.body = osm_file_to_overpass_json(worlds["new_pbf"])
+        reference = tmp_path / "reference" / "k"
+        generate(reference, server, "cache-new")
+        before = server.requests
+        proc = _arnisd("update", str(world), "--bbox-refresh")      # the recorded endpoint
+        assert proc.returncode == 0, proc.stderr
+        assert server.requests == before + 1
+    assert re.search(r"\b[1-4] of \d+ tiles changed", proc.stderr), proc.stderr
+    got, expected = _files(world), _files(reference)
+    assert [name for name in got if got[name] != expected[name]] in ([], [MANIFEST_NAME])
+    manifest, reference_manifest = read_manifest(world), read_manifest(reference)
+    assert manifest.input["urls"] == [server.url]
+    assert replace(manifest, input=reference_manifest.input) == reference_manifest  # but the date

@@ -20,7 +20,7 @@ reproduce, is drawn again everywhere, and the update says so.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,7 +39,7 @@ from arnisd.cluster.world_manifest import (RecordingExtracts, file_digest, input
                                            job_manifest)
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
-from arnisd.job import JobSpec
+from arnisd.job import DEFAULT_OVERPASS_URLS, JobSpec
 from arnisd.world.settings import GENERATOR_VERSION, GenerationSettings
 
 
@@ -59,13 +59,17 @@ class UpdateResult:
     elapsed_s: float = 0.0
 
 
-def job_from_manifest(manifest: Manifest, world_dir: Path, osm_file: Path) -> JobSpec:
-    """The job the world was made from, reading ``osm_file`` instead of its old input."""
+def job_from_manifest(manifest: Manifest, world_dir: Path, osm_file: Path | None,
+                      overpass_urls: Sequence[str] = ()) -> JobSpec:
+    """The job the world was made from, reading ``osm_file`` instead of its old input (None:
+    Overpass, at ``overpass_urls`` or else the endpoints the manifest records)."""
     job = manifest.job
     settings = GenerationSettings.from_dict(job["settings"])
     elevation = job.get("elevation") or {}
+    urls = tuple(overpass_urls or manifest.input.get("urls") or DEFAULT_OVERPASS_URLS)
     return JobSpec(bbox=BBox.from_dict(job["bbox"]), output=Path(world_dir), settings=settings,
-                   osm_file=Path(osm_file).resolve(), tile_size_deg=float(job["tile_size_deg"]),
+                   osm_file=Path(osm_file).resolve() if osm_file is not None else None,
+                   overpass_urls=urls, tile_size_deg=float(job["tile_size_deg"]),
                    spawn_lat=job.get("spawn_lat"), spawn_lng=job.get("spawn_lng"),
                    level_name=job.get("level_name") or Path(world_dir).name,
                    elevation_url=elevation.get("url"),
@@ -166,19 +170,29 @@ def apply_changes_to_input(world_dir: Path, changes: Path, out: Path) -> Path:
     return apply_changes(base, changes, out)
 
 
-def update_world(world_dir: Path, osm_file: Path, workers: int = 1,
+def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
                  note: Callable[[str], None] = lambda message: None, progress=None,
-                 index_dir: Path | None = None) -> UpdateResult:
+                 index_dir: Path | None = None,
+                 overpass_urls: Sequence[str] = ()) -> UpdateResult:
     """Update the world in ``world_dir`` to the data in ``osm_file`` (see the module's
     docstring). With ``index_dir``, the tiles' extracts are cut from the file's on-disk index
-    there (built first if need be, shown on ``progress``), else the file is read whole."""
+    there (built first if need be, shown on ``progress``), else the file is read whole.
+    ``osm_file`` None: the world's bbox fetched afresh from Overpass (``overpass_urls``, else
+    the endpoints the manifest records, else the public ones), never from a cache."""
     started = time.monotonic()
     world_dir = Path(world_dir)
     manifest = _world_manifest(world_dir)
     from arnisd.world.job_elevation import prepare_job_terrain
-    spec, terrain = prepare_job_terrain(job_from_manifest(manifest, world_dir, osm_file), note=note)
+    spec, terrain = prepare_job_terrain(
+        job_from_manifest(manifest, world_dir, osm_file, overpass_urls), note=note)
     elements = index = None
-    if index_dir is not None:
+    if osm_file is None:
+        from arnisd.osm.overpass import fetch_overpass
+        elements = fetch_overpass(spec.bbox, list(spec.overpass_urls), None,
+                                  timeout_s=spec.overpass_timeout_s, retries=spec.overpass_retries,
+                                  backoff_s=spec.overpass_backoff_s).elements
+        note(f"fetched {len(elements)} OSM elements of {spec.bbox} from Overpass")
+    elif index_dir is not None:
         from arnisd.osm.file_index import open_file_index
         index = open_file_index(Path(spec.osm_file), Path(index_dir), progress)
         note(f"{Path(spec.osm_file).name}: {index.element_count} OSM elements, index in {index_dir}")

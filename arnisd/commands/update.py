@@ -21,6 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="the new OSM data: .osm.pbf, .osm, .osm.bz2 or Overpass .json")
     source.add_argument("--osc", type=Path, metavar="CHANGES",
                         help="an OSM change file (.osc, .osc.gz) applied to the world's input file")
+    source.add_argument("--bbox-refresh", action="store_true",
+                        help="fetch the world's bbox afresh from Overpass (the endpoints the "
+                             "world was made from, or --overpass-url)")
+    p.add_argument("--overpass-url", action="append", dest="overpass_urls", metavar="URL",
+                   help="Overpass endpoint for --bbox-refresh, repeatable, tried in order")
     p.add_argument("--osc-output", type=Path, default=None, metavar="FILE",
                    help="where --osc writes the changed input (default: WORLD-input.osm.pbf "
                         "beside the world folder)")
@@ -50,14 +55,18 @@ def run(args) -> int:
         progress.note(f"applied {args.osc} to the world's input: {osm_file}")
     elif args.osc_output is not None:
         raise UserError("--osc-output goes with --osc")
-    if not osm_file.is_file():
-        raise UserError(f"OSM file {osm_file} does not exist or is not a file")
-    from arnisd.osm.reader import osm_format_of
-    osm_format_of(osm_file)          # an unknown extension: one line
+    if args.overpass_urls and not args.bbox_refresh:
+        raise UserError("--overpass-url goes with --bbox-refresh")
+    if osm_file is not None:
+        if not osm_file.is_file():
+            raise UserError(f"OSM file {osm_file} does not exist or is not a file")
+        from arnisd.osm.reader import osm_format_of
+        osm_format_of(osm_file)          # an unknown extension: one line
     from arnisd.job import INDEX_DIR_NAME, user_cache_dir
     result = update_world(args.world, osm_file, args.workers or os.cpu_count() or 1,
                           note=progress.note, progress=progress,
-                          index_dir=args.index_dir or user_cache_dir() / INDEX_DIR_NAME)
+                          index_dir=args.index_dir or user_cache_dir() / INDEX_DIR_NAME,
+                          overpass_urls=args.overpass_urls or ())
     progress.note(f"drew {len(result.tiles_drawn)} of {result.tiles_total} tiles again, "
                   f"{result.chunks_replaced} chunks in {result.regions_replaced} region files, "
                   f"in {result.elapsed_s:.1f}s")
