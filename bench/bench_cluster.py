@@ -69,8 +69,10 @@ def bench_wall(runs: int, tile_size_deg: float) -> None:
 
 def _coordinator_process(bbox: str, tile_size_deg: float, state: str, port_queue, result_queue,
                          fsync: bool) -> None:
-    from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig
+    from arnisd.cluster.coordinator import Coordinator
+    from arnisd.cluster.coordinator_config import CoordinatorConfig
     from arnisd.cluster.extracts import NoExtracts
+    from arnisd.cluster.job_run import JobRun
     from arnisd.cluster.merger import Merger
     from arnisd.cluster.tiling import make_tiles
     from arnisd.world.settings import GenerationSettings
@@ -80,9 +82,10 @@ def _coordinator_process(bbox: str, tile_size_deg: float, state: str, port_queue
     merger = Merger(tiles, Path(state) / "state", Path(state) / "world", fsync=fsync)
     config = CoordinatorConfig(heartbeat_interval_s=1.0, liveness=10, fsync=fsync,
                                  stop_workers_when_done=True)
-    coordinator = Coordinator(tiles, {"bbox": BBox.parse(bbox).as_dict(), "scale": 1.0,
-                                      "settings": settings.as_dict()},
-                              settings, merger, NoExtracts(), config)
+    coordinator = Coordinator(config=config)
+    coordinator.start_job(JobRun("bench", tiles, {"bbox": BBox.parse(bbox).as_dict(), "scale": 1.0,
+                                                  "settings": settings.as_dict()},
+                                 settings, merger, NoExtracts(), config))
     port_queue.put(coordinator.bind())
     cpu0, wall0 = time.process_time(), time.perf_counter()
     result = coordinator.run(timeout_s=600)

@@ -35,7 +35,9 @@ def sleepy_generate(elements, projection, owned, settings):
 
 
 def _coordinator(state: Path, interval_s: float, liveness: int):
-    from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig, JobRun
+    from arnisd.cluster.coordinator import Coordinator
+    from arnisd.cluster.coordinator_config import CoordinatorConfig
+    from arnisd.cluster.job_run import JobRun
     from arnisd.cluster.extracts import NoExtracts
     from arnisd.cluster.merger import Merger
     from arnisd.cluster.tiling import make_tiles

@@ -12,8 +12,10 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from arnisd.cluster import protocol
-from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig
+from arnisd.cluster.coordinator import Coordinator
+from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extracts import NoExtracts
+from arnisd.cluster.job_run import JobRun
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.tiling import make_tiles
@@ -41,10 +43,11 @@ class RunningCoordinator:
         overrides.setdefault("retry_backoff_s", 0.05)
         overrides.setdefault("stop_workers_when_done", True)     # real workers exit at the end
         self.config = CoordinatorConfig(**overrides)
-        self.coordinator = Coordinator(
-            self.tiles, {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
-                         "settings": GenerationSettings().as_dict()},
-            GenerationSettings(), self.merger, extract_source or NoExtracts(), self.config)
+        self.coordinator = Coordinator(config=self.config)
+        self.coordinator.start_job(JobRun(
+            "job", self.tiles, {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
+                                "settings": GenerationSettings().as_dict()},
+            GenerationSettings(), self.merger, extract_source or NoExtracts(), self.config))
         self.endpoint = self.coordinator.bind()
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         self.error: BaseException | None = None

@@ -12,8 +12,10 @@ import pytest
 import zmq
 
 from arnisd.cluster import protocol
-from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig
+from arnisd.cluster.coordinator import Coordinator
+from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extracts import NoExtracts
+from arnisd.cluster.job_run import JobRun
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
 from arnisd.cluster.tiling import make_tiles
@@ -92,9 +94,11 @@ def cluster(tmp_path):
         merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
         config = CoordinatorConfig(heartbeat_interval_s=0.1, liveness=3, retry_backoff_s=0.05,
                                      **overrides)
-        coordinator = Coordinator(tiles, {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
-                                          "settings": GenerationSettings().as_dict()},
-                                  GenerationSettings(), merger, NoExtracts(), config)
+        coordinator = Coordinator(config=config)
+        coordinator.start_job(JobRun("job", tiles, {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(),
+                                                    "scale": 1.0,
+                                                    "settings": GenerationSettings().as_dict()},
+                                     GenerationSettings(), merger, NoExtracts(), config))
         endpoint = coordinator.bind()
         thread = threading.Thread(target=coordinator.run, kwargs={"timeout_s": 50}, daemon=True)
         thread.start()
@@ -178,10 +182,10 @@ def test_silent_worker_loses_lease_and_its_late_results_are_dropped(cluster, tmp
         zombie.send("done", tile=stale["tile"], attempt=stale["attempt"], count=1, digest=bytes(32),
                     content_digest=bytes(32), elapsed_s=1.0)
         deadline = time.monotonic() + 5
-        while not coordinator.merger.determinism_bugs and time.monotonic() < deadline:
+        while not coordinator.job.merger.determinism_bugs and time.monotonic() < deadline:
             healthy.send("heartbeat", leases=[[held["tile"], held["attempt"]]])
             time.sleep(0.05)
-        assert coordinator.merger.determinism_bugs
+        assert coordinator.job.merger.determinism_bugs
         deadline = time.monotonic() + 10
         while not coordinator.status_snapshot()["finished"] and time.monotonic() < deadline:
             for lease in list(healthy.held.values()):      # every lease it received, held included
@@ -211,7 +215,7 @@ def test_bad_results_are_retried_then_failed(cluster):
         while lease["tile"] != target:
             worker.deliver(lease)
             lease = worker.expect("lease")
-        assert coordinator.book.records[target].leases == 2
+        assert coordinator.job.book.records[target].leases == 2
         outside = [(10_000, 10_000, zlib.compress(b"x"))]
         worker.send("chunks", tile=target, attempt=lease["attempt"], seq=0, rx=312, rz=312,
                     records=[list(outside[0])])
@@ -221,7 +225,7 @@ def test_bad_results_are_retried_then_failed(cluster):
         while lease["tile"] != target:
             worker.deliver(lease)
             lease = worker.expect("lease")
-        assert coordinator.book.records[target].leases == 3
+        assert coordinator.job.book.records[target].leases == 3
         worker.send("fail", tile=target, attempt=lease["attempt"], error="generator exploded")
         while True:
             try:
@@ -275,7 +279,6 @@ def test_claims_wait_between_jobs_and_are_judged_when_the_job_starts(tmp_path):
     """A worker that comes back while the coordinator has no job yet (a restarted one setting
     up) keeps its claims without streaming them; when the job starts it is asked to register
     again, and a lease that is still its own is kept and delivered."""
-    from arnisd.cluster.coordinator import JobRun
     tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)
     config = CoordinatorConfig(heartbeat_interval_s=0.1, liveness=30)
     coordinator = Coordinator(config=config)
@@ -331,11 +334,11 @@ def test_a_register_resent_in_the_same_round_changes_nothing(cluster):
         assert welcome["keep"] == [[lease["tile"], lease["attempt"]]]
         with pytest.raises(TimeoutError):
             worker.expect("cancel", timeout_s=0.4)
-        assert coordinator.book.is_current(lease["tile"], lease["attempt"], b"w1")
+        assert coordinator.job.book.is_current(lease["tile"], lease["attempt"], b"w1")
         worker.register(reg=8)                           # a new round without the claim
         cancel = worker.expect("cancel")
         assert (cancel["tile"], cancel["attempt"]) == (lease["tile"], lease["attempt"])
-        assert not coordinator.book.is_current(lease["tile"], lease["attempt"], b"w1")
+        assert not coordinator.job.book.is_current(lease["tile"], lease["attempt"], b"w1")
     finally:
         worker.close()
 
@@ -415,7 +418,7 @@ def test_a_done_frame_after_missing_frames_asks_for_the_result_again(cluster):
         worker.send("done", tile=key[0], attempt=key[1], count=len(chunks), digest=h.digest(),
                     content_digest=content_digest(chunks), elapsed_s=0.1)
         worker.expect("reregister")
-        record = coordinator.book.records[key[0]]
+        record = coordinator.job.book.records[key[0]]
         assert (record.state, record.failures, record.error) == ("leased", 0, None)
         again = worker.register(reg=2, leases=[key], session=welcome["session"])
         assert again["keep"] == [key]

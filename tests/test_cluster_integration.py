@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from arnisd.cluster.coordinator import CoordinatorConfig
+from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.local import run_local_cluster
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec

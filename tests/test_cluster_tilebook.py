@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from arnisd.cluster.tilebook import COMMITTED, FAILED, LEASED, PENDING, TileBook
+from arnisd.cluster.tilebook import TileBook, TileState
 from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
@@ -18,11 +18,11 @@ def test_lease_commit_and_counts():
     tile = book.next_due(0.0)
     assert tile == "chunk_0_0"
     record = book.lease(tile, b"w", 0.0, 1)
-    assert record.attempt == 1 and record.leases == 1 and book.counts[LEASED] == 1
+    assert record.attempt == 1 and record.leases == 1 and book.counts[TileState.LEASED] == 1
     assert book.is_current(tile, 1, b"w") and not book.is_current(tile, 1, b"x")
     assert tile in book.dirty
     book.commit(tile)
-    assert book.counts[COMMITTED] == 1 and book.counts[PENDING] == 7
+    assert book.counts[TileState.COMMITTED] == 1 and book.counts[TileState.PENDING] == 7
     assert not book.is_current(tile, 1, b"w")
 
 
@@ -31,7 +31,7 @@ def test_failures_back_off_then_fail():
     tile = book.next_due(0.0)
     book.lease(tile, b"w", 0.0, 1)
     book.release(tile, 10.0, "boom")
-    assert book.records[tile].state == PENDING and book.records[tile].not_before == 11.0
+    assert book.records[tile].state == TileState.PENDING and book.records[tile].not_before == 11.0
     # the other tiles come first; this one only once its backoff is over
     taken = [book.next_due(10.5) for _ in range(7)]
     assert tile not in taken and book.next_due(10.5) is None
@@ -43,7 +43,7 @@ def test_failures_back_off_then_fail():
     record = book.lease(tile, b"w2", 14.0, 9)
     assert record.attempt == 9 and record.leases == 3 and record.issued == [1, 5, 9]
     book.release(tile, 15.0, "boom again")
-    assert book.records[tile].state == FAILED
+    assert book.records[tile].state == TileState.FAILED
     assert book.failed() == {tile: "boom again"}
 
 
@@ -73,11 +73,11 @@ def test_lost_leases_are_not_failures_but_are_bounded():
         book.lease(tile, b"w", 0.0, attempt)
         book.release(tile, 1.0, "worker gone", lost=True)
         record = book.records[tile]
-        assert record.state == PENDING and record.failures == 0 and record.lost == attempt
+        assert record.state == TileState.PENDING and record.failures == 0 and record.lost == attempt
         assert book.next_due(1.0) == tile                  # straight back, no backoff
     book.lease(tile, b"w", 0.0, 4)
     book.release(tile, 1.0, "worker gone", lost=True)
-    assert book.records[tile].state == FAILED
+    assert book.records[tile].state == TileState.FAILED
     assert "lease lost 4 times" in book.failed()[tile]
 
 
@@ -98,13 +98,13 @@ def test_reclaim_only_while_nobody_else_got_the_tile():
 
 def test_restore_from_journal_rows():
     book = _book()
-    rows = {"chunk_0_0": {"state": COMMITTED, "attempt": 3, "leases": 2},
-            "chunk_1_0": {"state": LEASED, "attempt": 4, "leases": 1, "holder": b"w1"},
-            "chunk_2_0": {"state": FAILED, "attempt": 5, "leases": 3, "failures": 3, "error": "x"},
-            "chunk_3_0": {"state": PENDING, "attempt": 6, "leases": 1, "lost": 1}}
+    rows = {"chunk_0_0": {"state": TileState.COMMITTED, "attempt": 3, "leases": 2},
+            "chunk_1_0": {"state": TileState.LEASED, "attempt": 4, "leases": 1, "holder": b"w1"},
+            "chunk_2_0": {"state": TileState.FAILED, "attempt": 5, "leases": 3, "failures": 3, "error": "x"},
+            "chunk_3_0": {"state": TileState.PENDING, "attempt": 6, "leases": 1, "lost": 1}}
     held = book.restore(rows, 10.0)
     assert held == ["chunk_1_0"]
-    assert book.counts == {PENDING: 5, LEASED: 1, COMMITTED: 1, FAILED: 1}
+    assert book.counts == {TileState.PENDING: 5, TileState.LEASED: 1, TileState.COMMITTED: 1, TileState.FAILED: 1}
     assert book.is_current("chunk_1_0", 4, b"w1")
     assert book.can_reclaim("chunk_3_0", 6)
     due = []

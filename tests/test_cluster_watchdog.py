@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig
+from arnisd.cluster.coordinator import Coordinator
+from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.service.config import CoordinatorMachineConfig
 from arnisd.service.coordinator_service import CoordinatorService
 from conftest import free_port

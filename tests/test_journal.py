@@ -9,12 +9,14 @@ import zlib
 
 import pytest
 
-from arnisd.cluster.coordinator import Coordinator, CoordinatorConfig, JobRun
+from arnisd.cluster.coordinator import Coordinator
+from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extracts import NoExtracts
+from arnisd.cluster.job_run import JobRun
 from arnisd.cluster.journal import JOURNAL_NAME, Journal, decode_ranges, encode_ranges
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
-from arnisd.cluster.tilebook import COMMITTED, LEASED, PENDING
+from arnisd.cluster.tilebook import TileState
 from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
@@ -66,10 +68,10 @@ def test_jobs_tiles_and_attempts_round_trip(tmp_path):
     journal.init_tiles("j1", ["t1", "t2", "t3"])
     ranges = {(0, 0): [(0, 10, 100), (1, 20, 30)], (-1, 2): [(2, 0, 5)]}
     journal.save_pass("j1", [
-        {"tile": "t1", "state": COMMITTED, "attempt": 7, "leases": 2, "failures": 1, "lost": 0,
+        {"tile": "t1", "state": TileState.COMMITTED, "attempt": 7, "leases": 2, "failures": 1, "lost": 0,
          "error": None, "holder": None, "content_digest": b"d" * 32, "chunk_count": 12,
          "ranges": ranges},
-        {"tile": "t2", "state": LEASED, "attempt": 9, "leases": 1, "failures": 0, "lost": 1,
+        {"tile": "t2", "state": TileState.LEASED, "attempt": 9, "leases": 1, "failures": 0, "lost": 1,
          "error": "x", "holder": b"w\xff1"}], next_attempt=10)
     journal.close()
 
@@ -80,17 +82,17 @@ def test_jobs_tiles_and_attempts_round_trip(tmp_path):
         assert (j1["state"], j1["started_at"], j1["fingerprint"], j1["request"]) == (
             "running", 102.0, "f", {"output": "a"})
         tiles = journal.load_tiles("j1")
-        assert tiles["t1"]["state"] == COMMITTED and tiles["t1"]["ranges"] == ranges
+        assert tiles["t1"]["state"] == TileState.COMMITTED and tiles["t1"]["ranges"] == ranges
         assert tiles["t1"]["content_digest"] == b"d" * 32 and tiles["t1"]["chunk_count"] == 12
         assert tiles["t2"]["holder"] == b"w\xff1" and tiles["t2"]["lost"] == 1
-        assert tiles["t3"]["state"] == PENDING and tiles["t3"]["attempt"] == 0
+        assert tiles["t3"]["state"] == TileState.PENDING and tiles["t3"]["attempt"] == 0
         assert journal.next_attempt() == 10
         # a committed tile keeps its ranges when a later pass does not repeat them
-        journal.save_pass("j1", [{"tile": "t1", "state": COMMITTED, "attempt": 7, "leases": 2,
+        journal.save_pass("j1", [{"tile": "t1", "state": TileState.COMMITTED, "attempt": 7, "leases": 2,
                                   "failures": 1, "lost": 0}], next_attempt=5)
         assert journal.load_tiles("j1")["t1"]["ranges"] == ranges
         assert journal.next_attempt() == 10            # never below an attempt handed out
-        assert journal.tile_counts("j1") == {COMMITTED: 1, LEASED: 1, PENDING: 1}
+        assert journal.tile_counts("j1") == {TileState.COMMITTED: 1, TileState.LEASED: 1, TileState.PENDING: 1}
         with pytest.raises(ValueError):
             journal.update_job("j1", nonsense=1)
     finally:
@@ -152,8 +154,8 @@ def test_coordinator_resumes_from_the_journal(tmp_path):
     coordinator._persist_and_send()
     coordinator._abandon_job()
     rows = journal.load_tiles("job")
-    assert rows[tiles[0].tile_id]["state"] == COMMITTED
-    assert rows[tiles[1].tile_id]["state"] == LEASED and rows[tiles[1].tile_id]["holder"] == b"w1"
+    assert rows[tiles[0].tile_id]["state"] == TileState.COMMITTED
+    assert rows[tiles[1].tile_id]["state"] == TileState.LEASED and rows[tiles[1].tile_id]["holder"] == b"w1"
     journal.close()
 
     journal = Journal(tmp_path / JOURNAL_NAME)
@@ -164,7 +166,7 @@ def test_coordinator_resumes_from_the_journal(tmp_path):
                             config, restored=journal.load_tiles("job")))
     try:
         book = second.job.book
-        assert book.counts[COMMITTED] == 1 and book.counts[LEASED] == 1
+        assert book.counts[TileState.COMMITTED] == 1 and book.counts[TileState.LEASED] == 1
         assert book.is_current(tiles[1].tile_id, 2, b"w1")          # held for its worker
         assert tiles[1].tile_id in second.job.orphans
         assert merger.chunks_merged == tiles[0].chunk_count()

@@ -203,7 +203,7 @@ def test_plaintext_and_unknown_keys_never_complete_the_handshake(keys, tmp_path)
     running = RunningCoordinator(tmp_path, curve=server_keys(keys))
     sockets, watches = [], []
     try:
-        router = running.coordinator._socket
+        router = running.coordinator._router.socket
         assert router.getsockopt(zmq.CURVE_SERVER) == 1
         assert router.getsockopt(zmq.MECHANISM) == zmq.CURVE
 
@@ -238,7 +238,7 @@ def test_plaintext_and_unknown_keys_never_complete_the_handshake(keys, tmp_path)
         status = running.status()
         assert [w["worker_id"] for w in status["workers_detail"]] == ["w1"]
         assert running.coordinator.messages_in == 1        # nothing from the others arrived
-        assert running.coordinator._curve.refused >= 1
+        assert running.coordinator._router.curve.refused >= 1
     finally:
         for watch in watches:
             watch.close()
@@ -249,7 +249,7 @@ def test_plaintext_and_unknown_keys_never_complete_the_handshake(keys, tmp_path)
 
 def test_known_keys_complete_a_job_and_a_stranger_gets_nothing(keys, tmp_path):
     running = RunningCoordinator(tmp_path, curve=server_keys(keys))
-    guard = running.coordinator._curve
+    guard = running.coordinator._router.curve
     workers = []
     try:
         workers += start_workers(running.endpoint, 1, "stranger", curve=client_keys(keys, "stranger"))

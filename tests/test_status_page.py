@@ -192,7 +192,7 @@ def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path,
     import threading
     import urllib.request
 
-    from arnisd.cluster.coordinator import CoordinatorConfig
+    from arnisd.cluster.coordinator_config import CoordinatorConfig
     from arnisd.cluster.local import run_local_cluster
     from arnisd.cluster.tiling import make_tiles
     from arnisd.geo.bbox import BBox

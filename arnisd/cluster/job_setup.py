@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from arnisd.cluster.coordinator import CoordinatorConfig, JobRun
+from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extracts import extract_source_for_job, with_terrain
+from arnisd.cluster.job_run import JobRun
 from arnisd.cluster.journal import Journal, job_fingerprint
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.tiling import Tile, make_tiles

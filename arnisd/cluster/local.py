@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from arnisd.cluster.coordinator import ClusterAborted, Coordinator, CoordinatorConfig, JobResult
+from arnisd.cluster.coordinator import ClusterAborted, Coordinator
+from arnisd.cluster.coordinator_config import CoordinatorConfig
+from arnisd.cluster.job_run import JobResult
 from arnisd.cluster.job_setup import (JobPlan, build_job_run, job_extract_source, journaled_tiles,
                                       plan_job)
 from arnisd.cluster.journal import JOURNAL_NAME, Journal

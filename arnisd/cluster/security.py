@@ -450,3 +450,15 @@ def token_matches(presented, expected: str | None) -> bool:
         return False
     return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"),
                                expected.encode("utf-8", "surrogatepass"))
+
+
+def registration_refusal(identity: bytes, worker_id: str, presented_token,
+                         token: str | None) -> str | None:
+    """Why a worker's register is refused (the reason sent back), or None to admit it: a bad
+    token, or a routing id other than the one a token holder gives ``worker_id`` (a client
+    that could take over another worker's connection by claiming its id)."""
+    if not token_matches(presented_token, token):
+        return "bad token"
+    if not routing_id_matches(identity, worker_id, token):
+        return "routing id does not match"
+    return None

@@ -28,20 +28,23 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from arnisd.cluster.tiling import Tile
 
-PENDING = "pending"
-LEASED = "leased"
-COMMITTED = "committed"
-FAILED = "failed"
-STATES = (PENDING, LEASED, COMMITTED, FAILED)
+
+class TileState(StrEnum):
+    PENDING = "pending"
+    LEASED = "leased"
+    COMMITTED = "committed"
+    FAILED = "failed"
+
 
 
 @dataclass(slots=True)
 class TileRecord:
     tile: Tile
-    state: str = PENDING
+    state: TileState = TileState.PENDING
     attempt: int = 0              # fencing token of the current (or last) lease; 0 = never leased
     leases: int = 0               # how many times this tile was leased
     failures: int = 0             # tile's own failures in a row
@@ -59,6 +62,15 @@ class TileRecord:
                 "bbox": self.tile.bbox.as_dict()}
 
 
+@dataclass(slots=True)
+class Claims:
+    """What became of the leases a registering worker claimed."""
+
+    kept: dict[str, int]                  # tile -> attempt: its own, now or again
+    reclaimed: list[str]                  # of those, tiles it took back (pending until then)
+    released: list[tuple[str, int]]       # (tile, attempt) it held but did not claim: re-queued
+
+
 class TileBook:
     """All tiles of one job and the queue of those waiting for a worker."""
 
@@ -73,13 +85,17 @@ class TileBook:
         self._queue: deque[str] = deque(self.order)        # pending and due
         self._returned: deque[str] = deque()                # handed back or lost: go first
         self._backoff: list[tuple[float, str]] = []         # pending, waiting until not_before
-        self.counts = {PENDING: len(tiles), LEASED: 0, COMMITTED: 0, FAILED: 0}
+        self.counts = {state: 0 for state in TileState}
+        self.counts[TileState.PENDING] = len(tiles)
         self.dirty: set[str] = set()
 
-    def _move(self, record: TileRecord, state: str) -> None:
+    def _set_state(self, record: TileRecord, state: TileState) -> None:
         self.counts[record.state] -= 1
         self.counts[state] += 1
         record.state = state
+
+    def _move(self, record: TileRecord, state: TileState) -> None:
+        self._set_state(record, state)
         self.dirty.add(record.tile.tile_id)
 
     # --- restart ---------------------------------------------------------------------------
@@ -100,19 +116,15 @@ class TileBook:
             record.error = row.get("error")
             if record.attempt:
                 record.issued.append(record.attempt)
-            state = row.get("state", PENDING)
-            if state == LEASED and row.get("holder") is not None:
+            state = TileState(row.get("state", TileState.PENDING))
+            if state == TileState.LEASED and row.get("holder") is not None:
                 record.holder = row["holder"]
                 record.leased_at = now
-                self.counts[record.state] -= 1
-                self.counts[LEASED] += 1
-                record.state = LEASED
+                self._set_state(record, TileState.LEASED)
                 held.append(tile_id)
-            elif state in (COMMITTED, FAILED):
-                self.counts[record.state] -= 1
-                self.counts[state] += 1
-                record.state = state
-        self._queue = deque(t for t in self.order if self.records[t].state == PENDING)
+            elif state in (TileState.COMMITTED, TileState.FAILED):
+                self._set_state(record, state)
+        self._queue = deque(t for t in self.order if self.records[t].state == TileState.PENDING)
         self.dirty.clear()
         return held
 
@@ -123,7 +135,7 @@ class TileBook:
         out before anything else, without waiting for a prefetch slot."""
         while self._returned:
             tile_id = self._returned.popleft()
-            if self.records[tile_id].state == PENDING:
+            if self.records[tile_id].state == TileState.PENDING:
                 return tile_id
         return None
 
@@ -137,7 +149,7 @@ class TileBook:
             self._queue.append(tile_id)
         while self._queue:
             tile_id = self._queue.popleft()
-            if self.records[tile_id].state == PENDING:
+            if self.records[tile_id].state == TileState.PENDING:
                 return tile_id
         return None
 
@@ -151,42 +163,75 @@ class TileBook:
     def lease(self, tile_id: str, holder: bytes, now: float, attempt: int) -> TileRecord:
         """Lease a pending tile as ``attempt`` (a fresh fencing token from the coordinator)."""
         record = self.records[tile_id]
-        assert record.state == PENDING, record.state
+        assert record.state == TileState.PENDING, record.state
         assert attempt > record.attempt, (attempt, record.attempt)
         record.attempt = attempt
         record.issued.append(attempt)
         record.leases += 1
         record.holder = holder
         record.leased_at = now
-        self._move(record, LEASED)
+        self._move(record, TileState.LEASED)
         return record
 
     def can_reclaim(self, tile_id: str, attempt: int) -> bool:
         """A pending tile whose last lease is ``attempt`` (nobody got it since): its old holder
         may take it back, with the work it already did."""
         record = self.records.get(tile_id)
-        return (record is not None and record.state == PENDING and attempt > 0
+        return (record is not None and record.state == TileState.PENDING and attempt > 0
                 and record.attempt == attempt)
 
     def reclaim(self, tile_id: str, holder: bytes, now: float) -> TileRecord:
         record = self.records[tile_id]
-        assert record.state == PENDING, record.state
+        assert record.state == TileState.PENDING, record.state
         record.holder = holder
         record.leased_at = now
-        self._move(record, LEASED)
+        self._move(record, TileState.LEASED)
         return record
 
     def is_current(self, tile_id: str, attempt: int, holder: bytes) -> bool:
         record = self.records.get(tile_id)
-        return (record is not None and record.state == LEASED and record.attempt == attempt
-                and record.holder == holder)
+        return (record is not None and record.state == TileState.LEASED
+                and record.attempt == attempt and record.holder == holder)
 
     def was_issued(self, tile_id: str, attempt: int) -> bool:
         record = self.records.get(tile_id)
         return record is not None and attempt in record.issued
 
+    def reconcile_claims(self, holder: bytes, claimed: dict[str, int], now: float) -> Claims:
+        """A worker (re-)registers claiming the leases ``{tile: attempt}`` it holds. It keeps
+        those that are still its own and takes back those nobody got since (with the work it
+        did); leases the book has for it that it did not claim (gone, or the lease frame was
+        still on its way) go back to the queue."""
+        kept: dict[str, int] = {}
+        reclaimed: list[str] = []
+        for tile_id, attempt in claimed.items():
+            if self.is_current(tile_id, attempt, holder):
+                kept[tile_id] = attempt
+            elif self.can_reclaim(tile_id, attempt):
+                self.reclaim(tile_id, holder, now)
+                kept[tile_id] = attempt
+                reclaimed.append(tile_id)
+        released: list[tuple[str, int]] = []
+        for tile_id in self.held_by(holder):
+            if tile_id not in kept:
+                released.append((tile_id, self.records[tile_id].attempt))
+                self.release(tile_id, now, None)
+        return Claims(kept, reclaimed, released)
+
+    def audit_claims(self, holder: bytes, claimed: dict[str, int], held: set[str], now: float,
+                     grace_s: float) -> tuple[list[tuple[str, int]], list[str]]:
+        """A worker's heartbeat lists the leases ``{tile: attempt}`` it holds; ``held`` are
+        those the coordinator gave it. Returns ``(claims that are not current: the worker is
+        to drop them, tiles of ``held`` it no longer lists though leased more than
+        ``grace_s`` ago: lost)`` (a lease frame may still be on its way for ``grace_s``)."""
+        stale = [(t, a) for t, a in claimed.items() if not self.is_current(t, a, holder)]
+        unlisted = [t for t in held
+                    if t not in claimed and now - self.records[t].leased_at > grace_s]
+        return stale, unlisted
+
     def held_by(self, holder: bytes) -> list[str]:
-        return [t for t, r in self.records.items() if r.state == LEASED and r.holder == holder]
+        return [t for t, r in self.records.items()
+                if r.state == TileState.LEASED and r.holder == holder]
 
     # --- outcomes --------------------------------------------------------------------------
 
@@ -194,7 +239,7 @@ class TileBook:
         record = self.records[tile_id]
         record.holder = None
         record.error = None
-        self._move(record, COMMITTED)
+        self._move(record, TileState.COMMITTED)
 
     def release(self, tile_id: str, now: float, error: str | None, lost: bool = False) -> None:
         """End the current lease without a result.
@@ -204,37 +249,38 @@ class TileBook:
         ``max_lost``). Neither: handed back cleanly, straight back to the head of the queue.
         """
         record = self.records[tile_id]
-        if record.state != LEASED:
+        if record.state != TileState.LEASED:
             return
         record.holder = None
         if lost:
             record.lost += 1
             if record.lost >= self.max_lost:
                 record.error = f"lease lost {record.lost} times (last: {error or 'worker gone'})"
-                self._move(record, FAILED)
+                self._move(record, TileState.FAILED)
                 return
-            self._move(record, PENDING)
+            self._move(record, TileState.PENDING)
             self._returned.append(tile_id)
             return
         if error is None:
-            self._move(record, PENDING)
+            self._move(record, TileState.PENDING)
             self._returned.append(tile_id)
             return
         record.failures += 1
         record.error = error
         if record.failures >= self.max_failures:
-            self._move(record, FAILED)
+            self._move(record, TileState.FAILED)
             return
         delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (record.failures - 1))
         record.not_before = now + delay
-        self._move(record, PENDING)
+        self._move(record, TileState.PENDING)
         heapq.heappush(self._backoff, (record.not_before, tile_id))
 
     def finished(self) -> bool:
-        return self.counts[PENDING] == 0 and self.counts[LEASED] == 0
+        return self.counts[TileState.PENDING] == 0 and self.counts[TileState.LEASED] == 0
 
     def failed(self) -> dict[str, str]:
-        return {r.tile.tile_id: r.error or "" for r in self.records.values() if r.state == FAILED}
+        return {r.tile.tile_id: r.error or "" for r in self.records.values()
+                if r.state == TileState.FAILED}
 
     def leases_total(self) -> int:
         return sum(r.leases for r in self.records.values())

@@ -53,7 +53,7 @@ WATCHDOG_STALL_S = 30.0
 def coordinator_config(machine):
     """The coordinator's ``CoordinatorConfig`` from its machine's config
     (``arnisd.service.config.CoordinatorMachineConfig``)."""
-    from arnisd.cluster.coordinator import CoordinatorConfig
+    from arnisd.cluster.coordinator_config import CoordinatorConfig
     return CoordinatorConfig(
         bind_address=machine.bind_host, port=machine.port,
         heartbeat_interval_s=machine.heartbeat_interval_s, liveness=machine.heartbeat_liveness,

@@ -1,0 +1,151 @@
+"""One job on a coordinator while it runs, and how it ended.
+
+A ``JobRun`` (built by ``arnisd.cluster.job_setup``) holds the job's tile book, its merger,
+the extracts on their way to leases, and the bookkeeping of the result streams; the
+coordinator's loop drives it. A ``JobResult`` is what is left when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from arnisd.cluster.coordinator_config import CoordinatorConfig
+from arnisd.cluster.extract_prefetch import ExtractPrefetcher
+from arnisd.cluster.merger import Merger
+from arnisd.cluster.tilebook import Claims, TileBook, TileState
+from arnisd.cluster.tiling import Tile
+
+log = logging.getLogger("arnisd.cluster.job_run")
+
+
+@dataclass(slots=True)
+class JobResult:
+    """How a job ended."""
+
+    world_dir: Path
+    tiles_total: int
+    tiles_committed: int
+    failed: dict[str, str]
+    chunks: int
+    regions: int
+    elapsed_s: float
+    determinism_bugs: list[str]
+    attempts: int = 0          # leases handed out over the whole job (tiles_total if no retry)
+    job_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class JobRun:
+    """One job on a coordinator: its tiles, merger, extract prefetch and stream bookkeeping.
+
+    ``extract_source(tile)`` returns the tile's extract (see ``ExtractPrefetcher``).
+    ``finalize(world_dir)`` runs once every region is written (level.dat). ``restored``: the
+    journal's tile rows when the job resumes after a restart.
+    """
+
+    def __init__(self, job_id: str, tiles: list[Tile], job_info: dict, settings, merger: Merger,
+                 extract_source, config: CoordinatorConfig,
+                 finalize: Callable[[Path], None] | None = None,
+                 on_progress: Callable[[int], None] | None = None,
+                 restored: dict[str, dict] | None = None) -> None:
+        self.job_id = job_id
+        self.book = TileBook(tiles, config.max_failures, config.retry_backoff_s,
+                             config.retry_backoff_max_s, config.max_lost)
+        self.job_info = job_info            # {"bbox": {...}, "scale": s, "settings": {...}}
+        self.settings = settings            # GenerationSettings for work units
+        self.merger = merger
+        self.prefetch = ExtractPrefetcher(extract_source)
+        self.finalize = finalize
+        self.on_progress = on_progress      # called with the chunks merged so far
+        self.restored = restored
+        self.progress_reported = -1
+        self.next_seq: dict[str, int] = {}      # tile -> the chunks frame expected next
+        self.resyncs: dict[str, int] = {}       # tile -> streams restarted for frames lost
+        self.orphans: dict[str, float] = {}     # restored leases -> when they expire unclaimed
+        self.stop_requested = False
+        self.started_at = time.monotonic()
+        self.finished_at: float | None = None
+
+    def resume(self, now: float, grace_s: float) -> None:
+        """Take back the journal's rows (``restored``): committed tiles from the merger's log
+        (made again if their staged chunks are gone), leases held for their holders until
+        ``grace_s`` from ``now``."""
+        rows = {t: dict(r) for t, r in self.restored.items()}
+        committed = {t: r for t, r in rows.items() if r.get("state") == TileState.COMMITTED}
+        missing = self.merger.restore(committed)
+        for tile_id in missing:
+            log.warning("tile %s: staged chunks missing after the restart; made again", tile_id)
+            rows[tile_id]["state"] = TileState.PENDING
+        held = self.book.restore(rows, now)
+        self.book.dirty.update(missing)
+        self.orphans = {t: now + grace_s for t in held}
+        counts = self.book.counts
+        log.info("job %s resumed: %d committed, %d leased, %d pending, %d failed",
+                 self.job_id, counts[TileState.COMMITTED], counts[TileState.LEASED],
+                 counts[TileState.PENDING], counts[TileState.FAILED])
+
+    def settle_claims(self, holder: bytes, claimed: dict[str, int], now: float) -> Claims:
+        """A worker registered claiming ``{tile: attempt}``: what it keeps it streams again
+        from the start; what it held but did not claim goes back to the queue."""
+        claims = self.book.reconcile_claims(holder, claimed, now)
+        for tile_id in claims.reclaimed:
+            self.prefetch.take_back(tile_id)
+        for tile_id, attempt in claims.released:
+            self.merger.abort(tile_id, attempt)
+            self.orphans.pop(tile_id, None)
+        for tile_id, attempt in claims.kept.items():
+            self.merger.begin(tile_id, attempt)
+            self.next_seq[tile_id] = 0
+            self.orphans.pop(tile_id, None)
+        return claims
+
+    def end_lease(self, tile_id: str, now: float, error: str | None, lost: bool) -> None:
+        """A lease ends without a result: what was staged of it is dropped and the tile goes
+        back (``TileBook.release``: a failure with ``error``, lost with its worker if
+        ``lost``)."""
+        record = self.book.records[tile_id]
+        self.merger.abort(tile_id, record.attempt)
+        self.next_seq.pop(tile_id, None)
+        self.orphans.pop(tile_id, None)
+        self.book.release(tile_id, now, error, lost=lost)
+        if record.state == TileState.FAILED:
+            log.error("tile %s failed for good: %s", tile_id, record.error)
+
+    def journal_rows(self) -> list[dict]:
+        """The tiles changed since the last call, as the journal stores them (a committed
+        tile with where its staged chunks lie)."""
+        rows = []
+        for tile_id in sorted(self.book.dirty):
+            record = self.book.records[tile_id]
+            row = {"tile": tile_id, "state": record.state, "attempt": record.attempt,
+                   "leases": record.leases, "failures": record.failures,
+                   "lost": record.lost, "error": record.error, "holder": record.holder}
+            if record.state == TileState.COMMITTED:
+                row.update(self.merger.commit_info(tile_id))
+            rows.append(row)
+        self.book.dirty.clear()
+        return rows
+
+    def write_world(self) -> None:
+        """The job ended: write every region whose tiles are all committed, then, if every
+        tile is, ``finalize`` (level.dat)."""
+        self.merger.close()
+        if (self.finalize is not None and self.book.finished()
+                and self.book.counts[TileState.COMMITTED] > 0):
+            self.finalize(self.merger.world_dir)
+
+    def result(self) -> JobResult:
+        """How the job stands (once it ended: how it ended)."""
+        book, merger = self.book, self.merger
+        end = self.finished_at if self.finished_at is not None else time.monotonic()
+        return JobResult(merger.world_dir, len(book.records), book.counts[TileState.COMMITTED],
+                         book.failed(), merger.chunks_merged, merger.regions_written,
+                         end - self.started_at, list(merger.determinism_bugs),
+                         book.leases_total(), self.job_id)
