@@ -19,7 +19,12 @@ from arnisd.anvil import region
 from arnisd.anvil.manifest import MANIFEST_NAME, Manifest, read_manifest
 from arnisd.anvil.world_check import validate_world
 from arnisd.cluster.protocol import PROTOCOL_VERSION
-from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX
+from arnisd.elevation.heights import job_tiles
+from arnisd.geo.projection import LocalProjection
+from arnisd.world.ground_surface import TERRAIN_MARGIN_BLOCKS
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, run_arnisd
+from fake_elevation import DEM_TEST_BBOX, dem_tiles, write_tile_folder
+from terrain_scene import write_scene_osm
 from test_coordinator_service import Running, job, make_config
 
 TILE_DEG = "0.004"
@@ -95,3 +100,34 @@ def test_a_chunk_changed_after_the_fact_is_caught_by_its_tiles_digest(worlds, tm
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and path.name in lines[0].split(": ")[0]
     assert f"tile {tile.tile_id} " in lines[0] and "content digest" in lines[0]
+
+
+def test_on_terrain_every_path_writes_the_same_manifest_and_an_update_redraws_nothing(tmp_path):
+    """A terrain world (elevation tiles from a folder): in-process and on the local cluster the
+    same manifest, whose extract digests cover the elevation each lease carries; both worlds
+    validate, and an update from the same file finds nothing changed."""
+    osm = write_scene_osm(tmp_path / "scene.osm")
+    projection = LocalProjection(DEM_TEST_BBOX, 1.0)
+    folder = write_tile_folder(tmp_path / "tiles",
+                               dem_tiles(job_tiles(projection, 15, TERRAIN_MARGIN_BLOCKS)))
+    worlds = {}
+    for name, how in (("in-process", ["--in-process"]), ("cluster", ["--workers", "2"])):
+        out = tmp_path / name / "world"
+        out.parent.mkdir()
+        proc = run_arnisd("generate", "--osm-file", str(osm), "--output", str(out),
+                          "--elevation-dir", str(folder), "--elevation-cache",
+                          str(tmp_path / "cache"), "--chunk-size", "0.002", "--quiet", *how)
+        assert proc.returncode == 0, proc.stderr
+        worlds[name] = out
+    texts = {name: (world / MANIFEST_NAME).read_bytes() for name, world in worlds.items()}
+    assert texts["in-process"] == texts["cluster"]
+    manifest = read_manifest(worlds["cluster"])
+    assert manifest.job["settings"]["terrain"] and manifest.job["settings"]["terrain_params"]
+    assert manifest.job["elevation"]["dir"] == str(folder) and len(manifest.tiles) > 1
+    for world in worlds.values():
+        assert validate_world(world, processes=2).problems == []
+    proc = run_arnisd("update", str(worlds["cluster"]), "--osm-file", str(osm),
+                      "--index-dir", str(tmp_path / "index"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"0 of {len(manifest.tiles)} tiles changed" in proc.stderr
+    assert (worlds["cluster"] / MANIFEST_NAME).read_bytes() == texts["cluster"]
