@@ -13,10 +13,12 @@ import zlib
 from pathlib import Path
 
 import nbtlib
+import numpy as np
 import pytest
 
 from arnisd import cli
 from arnisd.anvil import region
+from arnisd.anvil.manifest import MANIFEST_NAME
 from arnisd.anvil.world_check import NotAWorldError, validate_world
 from arnisd.cluster.job_setup import write_built_world_manifest
 from arnisd.geo.bbox import BBox
@@ -175,3 +177,19 @@ def test_a_folder_that_is_not_a_world_exits_2(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert proc.stdout == "" and proc.stderr.count("\n") == 1
         assert proc.stderr.startswith("arnisd: error:") and str(target) in proc.stderr
+
+
+def test_an_oversized_chunk_is_read_from_its_mcc_file_and_a_missing_one_is_named(world, capsys):
+    """A chunk over 255 sectors lives in ``c.X.Z.mcc``: read from there, and named when gone
+    (without a manifest here: the chunk's new content would not match its tile's digest)."""
+    (world / MANIFEST_NAME).unlink()
+    noise = np.random.default_rng(7).integers(-2 ** 63, 2 ** 63 - 1, 140_000, dtype=np.int64)
+    name, cx, cz = _rewrite_chunk(world, _edit_nbt(
+        lambda t: t.__setitem__("Padding", nbtlib.LongArray(noise))))
+    mcc = world / "region" / f"c.{cx}.{cz}.mcc"
+    assert mcc.stat().st_size > 255 * 4096
+    code, lines = _validate_cli(world, capsys)
+    assert (code, lines) == (0, [])
+    mcc.unlink()
+    code, lines = _validate_cli(world, capsys)
+    assert code == 1 and lines == [f"{name} {cx},{cz}: c.{cx}.{cz}.mcc missing or unreadable"]
