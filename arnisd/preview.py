@@ -14,10 +14,10 @@ lighter, a lower one darker, and water darker with depth.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -469,9 +469,11 @@ def shade(colour: np.ndarray, top: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_world(world: Path, workers: int = 1) -> np.ndarray:
+def render_world(world: Path, workers: int = 1,
+                 starting_workers=contextlib.nullcontext) -> np.ndarray:
     """The whole world's map as an (height, width, 3) uint8 array (north up), cropped to the
-    chunks present."""
+    chunks present. ``starting_workers()``: a context manager the worker processes are started
+    in (the command line's holds Ctrl-C back from them)."""
     region_dir = Path(world) / "region"
     if not region_dir.is_dir():
         raise PreviewError(f"{world} is not a world folder (no region/ directory)")
@@ -479,10 +481,7 @@ def render_world(world: Path, workers: int = 1) -> np.ndarray:
     if not paths:
         raise PreviewError(f"{region_dir} holds no region files")
     if workers > 1 and len(paths) > 1:
-        import multiprocessing
-        with ProcessPoolExecutor(max_workers=workers,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            rendered = list(pool.map(render_region, paths))
+        rendered = _render_in_processes(paths, workers, starting_workers)
     else:
         rendered = [render_region(p) for p in paths]
     rxs = [r[0] for r in rendered]
@@ -516,13 +515,30 @@ def downscale(image: np.ndarray, max_side: int = MAX_SIDE_PX) -> np.ndarray:
     return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
 
 
-def write_preview(world: Path, output: Path, max_side: int = MAX_SIDE_PX, workers: int = 1) -> tuple[int, int]:
-    """Render ``world`` to the PNG ``output``; returns its (width, height) in pixels."""
+def _render_in_processes(paths: list[Path], workers: int, starting_workers) -> list:
+    import multiprocessing
+    with starting_workers():
+        pool = multiprocessing.get_context("spawn").Pool(workers)   # starts every process
+    try:
+        rendered = pool.map(render_region, paths, chunksize=1)
+        pool.close()
+    except BaseException:
+        pool.terminate()     # interrupted: stop the readers now, not after the last region
+        raise
+    finally:
+        pool.join()
+    return rendered
+
+
+def write_preview(world: Path, output: Path, max_side: int = MAX_SIDE_PX, workers: int = 1,
+                  starting_workers=contextlib.nullcontext) -> tuple[int, int]:
+    """Render ``world`` to the PNG ``output``; returns its (width, height) in pixels.
+    ``starting_workers``: as for ``render_world``."""
     try:
         from PIL import Image
     except ImportError:
         raise PreviewError("the map preview needs Pillow: pip install Pillow") from None
-    image = downscale(render_world(world, workers), max_side)
+    image = downscale(render_world(world, workers, starting_workers), max_side)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")

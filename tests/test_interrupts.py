@@ -145,7 +145,7 @@ def test_generate_killed_alone_leaves_nothing_running(tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
     log = tmp_path / "killed.log"
-    job = start_session(generate_args(tmp_path / "killed"), arnisd_env(markers, 0.5), log,
+    job = start_session(generate_args(tmp_path / "killed"), arnisd_env(slow_env(markers, 0.5)), log,
                         tmp_path)
     wait_or_kill(job, lambda: read_markers(markers), 120, "a tile being made")
     send(job, signal.SIGKILL, group=False)
@@ -180,7 +180,7 @@ def test_interrupt_while_spawned_workers_start_leaves_nothing_running(tmp_path, 
     Ctrl-C the moment a worker process appears (its interpreter still starting; the first
     child is multiprocessing's resource tracker) is not lost, and gives no traceback from a
     worker either."""
-    env = arnisd_env(tmp_path, 0.5)
+    env = arnisd_env(slow_env(tmp_path, 0.5))
     log = tmp_path / "spawned.log"
     job = start_session([sys.executable, "-c", SPAWNING_ARNISD,
                          *generate_args(tmp_path / "spawned")[3:]], env, log, tmp_path)
@@ -189,6 +189,25 @@ def test_interrupt_while_spawned_workers_start_leaves_nothing_running(tmp_path, 
     send(job, signal.SIGINT, group=True)
     assert_session_ends(job, 130, log)
     assert "spawning workers instead" in log.read_text()
+
+
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_preview_leaves_nothing_running(tmp_path, reference_worlds, signum,
+                                                    exit_code):
+    """`arnisd preview` reads region files in a pool of spawned processes: interrupted the
+    moment they start, or while they read, it stops them without a traceback (nor the hang a
+    pool worker killed by Ctrl-C used to cause) and leaves no process."""
+    args = [sys.executable, "-m", "arnisd", "preview", str(reference_worlds.folder()),
+            "--workers", "2", "--output", str(tmp_path / "map.png")]
+    for moment in ("a reader process appears", "a moment later"):
+        log = tmp_path / f"{signum}-{len(moment)}.log"
+        job = start_session(args, arnisd_env(), log, tmp_path)
+        wait_or_kill(job, lambda: children_of(job.pid) >= 2, 60, moment, interval_s=0.002)
+        if moment == "a moment later":
+            time.sleep(0.3)
+        send(job, signum, group=True)
+        assert_session_ends(job, exit_code, log)
+        assert log_lines(log)[-1] == f"arnisd: interrupted ({signal.Signals(signum).name})"
 
 
 def test_daemons_and_waiting_commands_take_signals_without_tracebacks(tmp_path):

@@ -235,7 +235,9 @@ def run(args) -> int:
     if args.preview:
         from arnisd.preview import write_preview
         png = job.output.with_name(job.output.name + ".png")
-        width, height = write_preview(job.output, png, workers=args.workers or os.cpu_count() or 1)
+        from arnisd.service.signals import starting_children
+        width, height = write_preview(job.output, png, workers=args.workers or os.cpu_count() or 1,
+                                      starting_workers=starting_children)
         progress.note(f"wrote the map preview {png} ({width} x {height} px)")
     return 0
 

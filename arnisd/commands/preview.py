@@ -33,7 +33,9 @@ def run(args) -> int:
     output = args.output or args.world / "preview.png"
     workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
     started = time.monotonic()
-    width, height = write_preview(args.world, output, args.max_size, workers)
+    from arnisd.service.signals import starting_children
+    width, height = write_preview(args.world, output, args.max_size, workers,
+                                  starting_workers=starting_children)
     if not args.quiet:
         print(f"wrote {output} ({width} x {height} px) in {time.monotonic() - started:.1f}s")
     return 0
