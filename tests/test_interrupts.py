@@ -145,8 +145,8 @@ def test_generate_killed_alone_leaves_nothing_running(tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
     log = tmp_path / "killed.log"
-    job = start_session(generate_args(tmp_path / "killed"), arnisd_env(slow_env(markers, 0.5)), log,
-                        tmp_path)
+    job = start_session(generate_args(tmp_path / "killed"), arnisd_env(slow_env(markers, 0.5)),
+                        log, tmp_path)
     wait_or_kill(job, lambda: read_markers(markers), 120, "a tile being made")
     send(job, signal.SIGKILL, group=False)
     assert_session_ends(job, -signal.SIGKILL, log)
