@@ -134,11 +134,18 @@ def _skip(data: bytes, pos: int, tag: int, depth: int) -> int:
 def _skip_compound(data: bytes, pos: int, depth: int) -> int:
     if depth > MAX_NBT_DEPTH:
         raise NbtError("nested too deep")
+    unpack = _U16.unpack_from
     while True:
         tag = data[pos]
         if tag == _END:
             return pos + 1
-        pos = _skip(data, pos + 3 + _U16.unpack_from(data, pos + 1)[0], tag, depth)
+        pos += 3 + unpack(data, pos + 1)[0]
+        if tag == _STRING:                     # most of a palette: names and properties
+            pos += 2 + unpack(data, pos)[0]
+        elif tag == _COMPOUND:
+            pos = _skip_compound(data, pos, depth + 1)
+        else:
+            pos = _skip(data, pos, tag, depth)
 
 
 class _Spans:
