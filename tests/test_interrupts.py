@@ -12,6 +12,7 @@ process left.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -117,6 +118,12 @@ def test_interrupted_generate_leaves_nothing_running_and_resumes(tmp_path, refer
     assert match and int(match.group(1)) >= kept, second.stderr[-2000:]
     assert len(read_markers(markers)) - made_before <= int(match.group(2)) - kept
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
+    assert region_hashes(output) == region_hashes(reference_worlds.folder())   # byte for byte
+
+
+def region_hashes(world: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted((world / "region").glob("r.*.mca"))}
 
 
 def test_sighup_and_early_interrupts_leave_nothing_running(tmp_path):
