@@ -3,13 +3,15 @@
     python -m bench [--runs N] [--quick]
                     [--parts throughput,scaling,coordinator,memory,projection,update]
                     [--json FILE]
+    python -m bench --parts big [--big-sizes 200,1000]
 
 Run it from the repository root on an otherwise idle machine: the figures are wall-clock
 times, medians of ``--runs`` runs (default 5 for throughput and scaling, 3 for the
 coordinator), except the scaling ratio, which compares the fastest of interleaved 1- and
 2-worker runs (other load only adds time; the medians are printed beside it); the load
 average and this machine's own two-process parallelism are printed too. ``--quick`` is one
-run of each and the two smaller synthetic jobs only.
+run of each and the two smaller synthetic jobs only. ``big`` (not in the default run: it takes
+many minutes) generates real-density files of 200 and 1,000 km² end to end.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bench import parts
 from bench.procs import load_average
 
 ALL_PARTS = ("throughput", "scaling", "coordinator", "memory", "projection", "update")
+EXTRA_PARTS = ("big",)                     # not in the default run: many minutes
 
 
 def _print_part(title: str, result: parts.PartResult) -> None:
@@ -49,10 +52,12 @@ def main() -> int:
     parser.add_argument("--parts", default=",".join(ALL_PARTS))
     parser.add_argument("--scaling-tile-size", type=float, default=0.004)
     parser.add_argument("--json", default=None, help="also write every figure to this file")
+    parser.add_argument("--big-sizes", default="200,1000",
+                        help="km² of the big part's files, of 200 and 1000")
     args = parser.parse_args()
     one_library_thread()      # as `arnisd` does: the processes this bench starts inherit it
     wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(wanted) - set(ALL_PARTS)
+    unknown = set(wanted) - set(ALL_PARTS) - set(EXTRA_PARTS)
     if unknown:
         parser.error(f"unknown parts: {sorted(unknown)}")
     runs = args.runs or (1 if args.quick else None)
@@ -86,6 +91,12 @@ def main() -> int:
         results["update"] = part_update(runs or 3)
         _print_part("6. updating a world (bundled extract, one building and one road changed)",
                     results["update"])
+    if "big" in wanted:
+        from bench.bench_big import part_big
+        sizes = {"200": "200 km²", "1000": "1,000 km²"}
+        results["big"] = part_big([sizes[s.strip()] for s in args.big_sizes.split(",")])
+        _print_part("7. big real-density files (the bundled extract side by side)",
+                    results["big"])
 
     figures = [f for r in results.values() for f in r.figures if f.ok is not None]
     missed = [f for f in figures if not f.ok]
