@@ -38,6 +38,7 @@ PBF = REPO / "data" / "kouvola.osm.pbf"
 # --- 1. wall time of the local cluster ------------------------------------------------------------
 
 def bench_wall(runs: int, tile_size_deg: float) -> None:
+    from arnisd.cluster.job_setup import job_extract_source
     from arnisd.cluster.local import run_local_cluster
     from arnisd.osm.reader import read_osm_file
     from arnisd.world.build import build_world_in_process
@@ -54,7 +55,7 @@ def bench_wall(runs: int, tile_size_deg: float) -> None:
                     out.mkdir()
                     build_world_in_process(job, elements, out)
                 else:
-                    run_local_cluster(job, elements, int(label[0]), out)
+                    run_local_cluster(job, job_extract_source(job, elements), int(label[0]), out)
                 times[label].append(time.perf_counter() - started)
                 shutil.rmtree(out)
     medians = {k: statistics.median(v) for k, v in times.items()}

@@ -143,6 +143,7 @@ def _job_child(copies: tuple[int, int], workers: int, tile_size_deg: float, out:
                repeated: bool) -> None:
     """A coordinator process: run one local-cluster job, report wall time and peak memory."""
     from arnisd.cluster.extracts import RepeatedExtracts
+    from arnisd.cluster.job_setup import job_extract_source
     from arnisd.cluster.local import run_local_cluster, warm_up_workers
     from arnisd.geo.bbox import BBox
     from arnisd.job import JobSpec
@@ -154,7 +155,7 @@ def _job_child(copies: tuple[int, int], workers: int, tile_size_deg: float, out:
     bbox = RepeatedExtracts.repeated_bbox(base, *copies)
     job = JobSpec(bbox=bbox, output=Path(out), tile_size_deg=tile_size_deg)
     source = (RepeatedExtracts(elements, base, copies[0], copies[1], job.projection) if repeated
-              else elements)
+              else job_extract_source(job, elements))
     with TreeMemory() as memory:
         started = time.perf_counter()
         cpu0 = time.process_time()

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from arnisd.cluster.coordinator_config import CoordinatorConfig
+from arnisd.cluster.job_setup import job_extract_source
 from arnisd.cluster.local import run_local_cluster
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
@@ -60,7 +61,8 @@ def test_local_cluster_equals_reference(tmp_path, bundled_elements, reference_wo
                                         size_deg):
     output = tmp_path / "world"
     job = JobSpec(bbox=BBox.parse(bbox), output=output, tile_size_deg=size_deg)
-    result = run_local_cluster(job, bundled_elements, workers, output, timeout_s=240)
+    result = run_local_cluster(job, job_extract_source(job, bundled_elements), workers, output,
+                               timeout_s=240)
     assert result.ok and result.tiles_committed == result.tiles_total
     assert not result.determinism_bugs
     assert (output / "level.dat").is_file()
@@ -118,8 +120,8 @@ def test_busy_worker_is_not_declared_dead(tmp_path):
     os.environ["ARNISD_TEST_SLOW_S"] = "3"
     try:
         config = CoordinatorConfig(heartbeat_interval_s=0.15, liveness=3, fsync=False)
-        result = run_local_cluster(job, [], 1, output, generator="fake_generators:slow_generate",
-                                   config=config, timeout_s=120, finalize=lambda world: None)
+        result = run_local_cluster(job, job_extract_source(job, []), 1, output,
+                                   generator="fake_generators:slow_generate", config=config, timeout_s=120, finalize=lambda world: None)
     finally:
         del os.environ["ARNISD_TEST_SLOW_S"]
     assert result.ok
@@ -151,7 +153,8 @@ def test_local_workers_are_let_go_before_the_world_is_finished(tmp_path, monkeyp
 
     # tiles of 0.3 s: both workers have registered (and are told) long before the last tile
     monkeypatch.setenv("ARNISD_TEST_SLOW_S", "0.3")
-    result = run_local_cluster(job, [], 2, output, generator="fake_generators:slow_generate",
+    result = run_local_cluster(job, job_extract_source(job, []), 2, output,
+                               generator="fake_generators:slow_generate",
                                config=CoordinatorConfig(fsync=False), timeout_s=120,
                                finalize=finalize)
     assert result.ok and result.tiles_total >= 4
@@ -180,7 +183,7 @@ def test_local_workers_on_linux_are_forked_from_a_loaded_server_with_the_jobs_en
     monkeypatch.setenv("ARNISD_TEST_SLOW_S", "0.3")                 # both workers get tiles
     output = tmp_path / "world"
     job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.001)
-    result = run_local_cluster(job, [], 2, output,
+    result = run_local_cluster(job, job_extract_source(job, []), 2, output,
                                generator="fake_generators:start_recording_generate",
                                config=CoordinatorConfig(fsync=False), timeout_s=120,
                                finalize=lambda world: None)
@@ -208,7 +211,8 @@ def test_workers_are_spawned_when_the_fork_server_cannot_start(tmp_path, monkeyp
     assert context is local.SPAWN and slot_start == "spawn"
     output = tmp_path / "world"
     job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.002)
-    result = run_local_cluster(job, [], 1, output, generator="fake_generators:fake_generate",
+    result = run_local_cluster(job, job_extract_source(job, []), 1, output,
+                               generator="fake_generators:fake_generate",
                                config=CoordinatorConfig(fsync=False), timeout_s=120,
                                finalize=lambda world: None)
     assert result.ok

@@ -57,8 +57,8 @@ def test_tile_extracts_are_what_the_whole_list_gives(base_elements):
     whole = FileExtracts(everything, job.projection)
     source = RepeatedExtracts(base_elements, BASE, 2, 2, job.projection)
     for tile in make_tiles(job.bbox, job.settings, 0.002):
-        got = sorted((e.osm_type, e.osm_id, e.kind) for e in unpack_elements(source(tile)))
-        want = sorted((e.osm_type, e.osm_id, e.kind) for e in unpack_elements(whole(tile)))
+        got = sorted((e.osm_type, e.osm_id, e.kind) for e in unpack_elements(source(tile).elements))
+        want = sorted((e.osm_type, e.osm_id, e.kind) for e in unpack_elements(whole(tile).elements))
         assert got == want
 
 

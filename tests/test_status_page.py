@@ -193,6 +193,7 @@ def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path,
     import urllib.request
 
     from arnisd.cluster.coordinator_config import CoordinatorConfig
+    from arnisd.cluster.job_setup import job_extract_source
     from arnisd.cluster.local import run_local_cluster
     from arnisd.cluster.tiling import make_tiles
     from arnisd.geo.bbox import BBox
@@ -217,7 +218,7 @@ def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path,
     def run():
         try:
             outcome["result"] = run_local_cluster(
-                job, [], 2, job.output, serve_status=partial(start_status_server, port=port),
+                job, job_extract_source(job, []), 2, job.output, serve_status=partial(start_status_server, port=port),
                 generator="page_generators:planned_generate",
                 config=CoordinatorConfig(max_failures=1, fsync=False), timeout_s=180,
                 raise_on_failure=False, finalize=lambda world_dir: None)

@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from arnisd.cluster.extracts import TileExtract
+from arnisd.cluster.extracts import ExtractSource, TileExtract
 from arnisd.cluster.tiling import Tile
 
 
 class ExtractPrefetcher:
     """One job's extracts on their way to a lease."""
 
-    def __init__(self, source) -> None:
+    def __init__(self, source: ExtractSource) -> None:
         self.source = source
         in_flight = int(source.max_in_flight)
         self._executor = ThreadPoolExecutor(in_flight, "arnisd-extract") if in_flight > 0 else None

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -54,6 +54,16 @@ class TileExtract:
 
 NO_EXTRACT = TileExtract(None)
 _ELEVATION_KEY = struct.Struct("<IIII")          # zoom, x, y, PNG length
+
+
+class ExtractSource(Protocol):
+    """Where a job's tile extracts come from. The coordinator calls it on up to
+    ``max_in_flight`` threads at once (a remote source bounds its requests so); 0 means it
+    costs nothing and is called inline."""
+
+    max_in_flight: int
+
+    def __call__(self, tile: Tile) -> TileExtract: ...
 
 
 def _e7(value: float) -> int:
@@ -210,10 +220,10 @@ class TerrainExtracts:
     """A job's extract source whose extracts also carry the elevation tiles each lease reads
     (``arnisd.world.job_elevation.lease_tiles``)."""
 
-    def __init__(self, inner, terrain: JobTerrain) -> None:
+    def __init__(self, inner: ExtractSource, terrain: JobTerrain) -> None:
         self.inner = inner
         self.terrain = terrain
-        self.max_in_flight = int(getattr(inner, "max_in_flight", 1))
+        self.max_in_flight = inner.max_in_flight
         self.tiles_shipped = 0
 
     def __call__(self, tile: Tile) -> TileExtract:
@@ -224,12 +234,13 @@ class TerrainExtracts:
         return TileExtract(elements, {key: self.terrain.blobs[key] for key in keys})
 
 
-def with_terrain(source, terrain: JobTerrain | None):
+def with_terrain(source: ExtractSource, terrain: JobTerrain | None) -> ExtractSource:
     """``source`` itself for flat jobs, else wrapped in ``TerrainExtracts``."""
     return source if terrain is None else TerrainExtracts(source, terrain)
 
 
-def extract_source_for_job(job, elements: Sequence | None, progress=None, index=None):
+def extract_source_for_job(job, elements: Sequence | None, progress=None,
+                           index=None) -> ExtractSource:
     """The extract source for a job: its elements if given, else its file's ``index`` (an
     open ``arnisd.osm.file_index.FileIndex``) if given, else its file through its index in
     ``job.index_dir`` (built first if need be and shown on ``progress``; the file is read

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extract_prefetch import ExtractPrefetcher
+from arnisd.cluster.extracts import ExtractSource
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.tilebook import Claims, TileBook, TileState
 from arnisd.cluster.tiling import Tile
@@ -51,7 +52,7 @@ class JobRun:
     """
 
     def __init__(self, job_id: str, tiles: list[Tile], job_info: dict, settings, merger: Merger,
-                 extract_source, config: CoordinatorConfig,
+                 extract_source: ExtractSource, config: CoordinatorConfig,
                  finalize: Callable[[Path], None] | None = None,
                  on_progress: Callable[[int], None] | None = None,
                  restored: dict[str, dict] | None = None) -> None:

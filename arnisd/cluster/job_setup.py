@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arnisd.cluster.coordinator_config import CoordinatorConfig
-from arnisd.cluster.extracts import extract_source_for_job, with_terrain
+from arnisd.cluster.extracts import ExtractSource, extract_source_for_job, with_terrain
 from arnisd.cluster.job_run import JobRun
 from arnisd.cluster.journal import Journal, job_fingerprint
 from arnisd.cluster.merger import Merger
@@ -83,7 +83,7 @@ def journaled_tiles(journal: Journal, job_id: str, plan: JobPlan) -> dict[str, d
 
 
 def job_extract_source(spec: JobSpec, elements: Sequence | None = None, terrain=None,
-                       progress=None, index=None):
+                       progress=None, index=None) -> ExtractSource:
     """Where the job's extracts come from: ``elements`` if already read, else its OSM file
     (through its ``index``, or its index in ``spec.index_dir``, opened here and built first
     if need be, shown on ``progress``), else Overpass; with ``terrain`` (an
@@ -92,7 +92,8 @@ def job_extract_source(spec: JobSpec, elements: Sequence | None = None, terrain=
     return with_terrain(extract_source_for_job(spec, elements, progress, index), terrain)
 
 
-def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal, source, *,
+def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal,
+                  source: ExtractSource, *,
                   world_dir: Path, state_dir: Path, config: CoordinatorConfig,
                   restored: dict[str, dict] | None = None, finalize: Finalize | None = None,
                   on_progress: Callable[[int], None] | None = None) -> JobRun:

@@ -19,15 +19,14 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from arnisd.cluster.coordinator import ClusterAborted, Coordinator
 from arnisd.cluster.coordinator_config import CoordinatorConfig
+from arnisd.cluster.extracts import ExtractSource
 from arnisd.cluster.job_run import JobResult
-from arnisd.cluster.job_setup import (JobPlan, build_job_run, job_extract_source, journaled_tiles,
-                                      plan_job)
+from arnisd.cluster.job_setup import JobPlan, build_job_run, journaled_tiles, plan_job
 from arnisd.cluster.journal import JOURNAL_NAME, Journal
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.tile_compute import DEFAULT_GENERATOR, GENERATOR_ENV
@@ -47,7 +46,7 @@ class ClusterJobFailed(UserError):
     """Some tiles could not be made; the message names them and why."""
 
 
-def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers: int,
+def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
                       out_dir: Path, serve_status=None, progress=None, *,
                       generator: str | None = None, config: CoordinatorConfig | None = None,
                       timeout_s: float | None = None, raise_on_failure: bool = True,
@@ -55,10 +54,8 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
                       starting_workers=contextlib.nullcontext) -> JobResult:
     """Generate ``job`` with a coordinator and ``workers`` local worker processes.
 
-    ``elements_or_source``: the job's elements (a list or an ``OsmData``) if already read, an
-    extract source (see ``arnisd.cluster.extracts``), or None to read ``job.osm_file`` (or
-    fetch per tile from Overpass when the job has no file). The world
-    (region files and level.dat) is written into ``out_dir``. ``serve_status(status_fn)``, if
+    ``source`` cuts each tile's extract (``job_setup.job_extract_source`` makes the job's own:
+    from elements already read, its OSM file or Overpass). The world (region files and level.dat) is written into ``out_dir``. ``serve_status(status_fn)``, if
     given, starts a status server (with ``port`` and ``close()``) for the run. ``progress`` is an
     ``arnisd.progress.Progress``. ``generator`` (``module:function``) replaces the real
     generator in the workers, ``finalize(world_dir)`` the level.dat writer (tests). Tiles are
@@ -73,7 +70,6 @@ def run_local_cluster(job: JobSpec, elements_or_source: Sequence | None, workers
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = out_dir / STATE_DIR_NAME
-    source = _extract_source(job, elements_or_source)
     plan = plan_job(job)
     journal, restored = _open_journal(state_dir, job, plan, resume)
     config = replace(config or CoordinatorConfig(lease_ahead=1), bind_address="127.0.0.1",
@@ -200,14 +196,6 @@ def _open_journal(state_dir: Path, job: JobSpec, plan: JobPlan,
                         "area, settings or tile size, or another arnisd version); run again "
                         "without --resume")
     return journal, restored
-
-
-def _extract_source(job: JobSpec, elements_or_source):
-    """An extract source (callable with ``max_in_flight``) as given, or one for the elements."""
-    if callable(elements_or_source) and hasattr(elements_or_source, "max_in_flight"):
-        return elements_or_source
-    elements = getattr(elements_or_source, "elements", elements_or_source)  # OsmData or a list
-    return job_extract_source(job, elements)
 
 
 def _stop_processes(processes: list, grace_s: float, stop_s: float = 5.0) -> None:

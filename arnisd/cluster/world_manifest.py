@@ -27,7 +27,7 @@ from arnisd.anvil.chunk_digest import digest_of_adlers
 from arnisd.anvil.grid import region_of
 from arnisd.anvil.manifest import Manifest, TileRecord, write_manifest
 from arnisd.anvil.region import read_region_raw, region_file_name
-from arnisd.cluster.extracts import TileExtract
+from arnisd.cluster.extracts import ExtractSource, TileExtract
 from arnisd.cluster.protocol import PROTOCOL_VERSION
 from arnisd.cluster.tiling import Tile
 from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect
@@ -40,9 +40,9 @@ FILE_DIGEST_READ_BYTES = 1 << 20
 class RecordingExtracts:
     """An extract source that remembers the digest of every extract it hands out, by tile."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner: ExtractSource) -> None:
         self.inner = inner
-        self.max_in_flight = int(getattr(inner, "max_in_flight", 1))
+        self.max_in_flight = inner.max_in_flight
         self.digests: dict[str, str | None] = {}
 
     def __call__(self, tile: Tile) -> TileExtract:
