@@ -125,8 +125,10 @@ def write_job_manifest(world_dir: Path, job: JobSpec, tiles: Sequence[Tile],
 def with_manifest(finalize, job: JobSpec, tiles: Sequence[Tile],
                   content_digests: Mapping[str, bytes], extracts: RecordingExtracts):
     """``finalize(world_dir)``, then the manifest (``content_digests``: the merger's, filled
-    in as tiles are committed)."""
+    in as tiles are committed). A world with tiles that failed for good gets no manifest: it
+    would vouch for chunks that are not there."""
     def finalize_with_manifest(world_dir: Path) -> None:
         finalize(world_dir)
-        write_job_manifest(world_dir, job, tiles, content_digests, extracts)
+        if all(t.tile_id in content_digests for t in tiles):
+            write_job_manifest(world_dir, job, tiles, content_digests, extracts)
     return finalize_with_manifest
