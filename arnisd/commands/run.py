@@ -63,14 +63,18 @@ def _run_coordinator(config, exit_when_done: bool) -> int:
 def _run_worker(machine) -> int:
     import zmq
 
+    from arnisd.cluster.slots import SlotPool
     from arnisd.cluster.worker import Worker
     from arnisd.cluster.worker_config import WorkerConfig
     from arnisd.service.lifecycle import ServiceLifecycle
+    from arnisd.service.signals import starting_children
     stop = threading.Event()
     config = WorkerConfig(coordinator=machine.coordinator, worker_id=machine.worker_id,
                           slots=machine.slots, token=machine.token,
                           scratch_dir=Path(machine.scratch_dir), curve=machine.curve)
-    worker = Worker(config, stop_event=stop)
+    with starting_children():     # a Ctrl-C to the group is the daemon's, not its slots'
+        pool = SlotPool(config.slots, config.generator)
+    worker = Worker(config, stop_event=stop, pool=pool)    # it closes the pool when it stops
     with ServiceLifecycle(stop=stop.set, healthy=worker.healthy) as lifecycle:
         lifecycle.ready(f"worker {config.worker_id}, {config.slots} slots")
         log.info("worker %s: %d slot(s), coordinator %s", config.worker_id, config.slots,
