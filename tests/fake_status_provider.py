@@ -119,3 +119,12 @@ class FakeProvider:
                         return True
                     return False
         return False
+
+
+MIXED_STATES = {"done": 5, "leased": 2, "failed": 1, "pending": 4}
+API_TOKEN = "s3cret-token-for-tests"
+
+
+def mixed_provider() -> FakeProvider:
+    """A job of 4 × 3 tiles in every state (``MIXED_STATES``)."""
+    return FakeProvider(tile_grid(4, 3, MIXED_STATES))

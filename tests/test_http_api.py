@@ -15,15 +15,11 @@ from arnisd.cluster.wire_names import STATUS_FIELDS
 from arnisd.service.http_api import (
     SnapshotProvider, StatusProvider, render_metrics, start_http_api, start_status_server)
 from arnisd.errors import UserError
-from fake_status_provider import FakeProvider, tile_grid
-
-MIX = {"done": 5, "leased": 2, "failed": 1, "pending": 4}
-TOKEN = "s3cret-token-for-tests"
-
+from fake_status_provider import API_TOKEN, mixed_provider
 
 @pytest.fixture
 def provider():
-    return FakeProvider(tile_grid(4, 3, MIX))
+    return mixed_provider()
 
 
 @pytest.fixture
@@ -36,7 +32,7 @@ def api(provider):
 
 @pytest.fixture
 def token_api(provider):
-    server, _ = start_http_api(provider, "127.0.0.1", 0, token=TOKEN)
+    server, _ = start_http_api(provider, "127.0.0.1", 0, token=API_TOKEN)
     yield server
     server.close()
 
@@ -174,12 +170,12 @@ def test_token_is_required_for_changes(token_api, provider):
     job = {"bbox": "60.52,26.93,60.54,26.97", "output": "w"}
     status, headers, _ = request(token_api, "POST", "/jobs", body=job)
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
-    for wrong in ("Bearer nope", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer"):
+    for wrong in ("Bearer nope", f"Basic {API_TOKEN}", f"Bearer {API_TOKEN}x", "Bearer"):
         assert request(token_api, "POST", "/jobs", body=job,
                        headers={"Authorization": wrong})[0] == 401, wrong
     assert request(token_api, "POST", "/jobs/job-1/cancel")[0] == 401
     assert provider.submitted == [] and provider.cancelled == []
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
     assert request(token_api, "POST", "/jobs", body=job, headers=auth)[0] == 201
     assert request(token_api, "POST", "/jobs/job-1/cancel", headers=auth)[0] == 200
     # reading stays open

@@ -10,15 +10,11 @@ import pytest
 from arnisd.service.http_api import start_http_api
 from arnisd.commands.status import format_duration, format_status
 from conftest import REPO_ROOT, free_port, run_arnisd
-from fake_status_provider import FakeProvider, tile_grid
-
-MIX = {"done": 5, "leased": 2, "failed": 1, "pending": 4}
-TOKEN = "s3cret-token-for-tests"
-
+from fake_status_provider import API_TOKEN, mixed_provider
 
 @pytest.fixture
 def provider():
-    return FakeProvider(tile_grid(4, 3, MIX))
+    return mixed_provider()
 
 
 @pytest.fixture
@@ -30,7 +26,7 @@ def url(provider):
 
 @pytest.fixture
 def token_url(provider):
-    server, port = start_http_api(provider, "127.0.0.1", 0, token=TOKEN)
+    server, port = start_http_api(provider, "127.0.0.1", 0, token=API_TOKEN)
     yield f"http://127.0.0.1:{port}"
     server.close()
 
@@ -75,10 +71,10 @@ def test_unreachable_is_one_line_and_non_zero():
 
 
 def test_url_and_token_from_the_config_file(provider, tmp_path):
-    server, port = start_http_api(provider, "127.0.0.1", 0, token=TOKEN)
+    server, port = start_http_api(provider, "127.0.0.1", 0, token=API_TOKEN)
     try:
         config = tmp_path / "coordinator.toml"
-        config.write_text(f'role = "coordinator"\nhttp_port = {port}\ntoken = "{TOKEN}"\n')
+        config.write_text(f'role = "coordinator"\nhttp_port = {port}\ntoken = "{API_TOKEN}"\n')
         proc = run_arnisd("status", "--config", str(config))
         assert proc.returncode == 0 and "5/12 tiles" in proc.stdout, proc.stderr
         proc = run_arnisd("submit", "--bbox", "60.52,26.93,60.54,26.97", "--output", "w",
@@ -129,11 +125,11 @@ def test_submit_and_cancel_need_the_token(token_url, provider):
     assert proc.returncode == 2 and "wants a valid token" in proc.stderr
     assert run_arnisd("submit", *job, "--token", "wrong-token-value").returncode == 2
     assert provider.submitted == []
-    proc = run_arnisd("submit", *job, "--token", TOKEN)
+    proc = run_arnisd("submit", *job, "--token", API_TOKEN)
     assert proc.returncode == 0 and proc.stdout.strip() == "job-2", proc.stderr
     proc = run_arnisd("cancel", "job-2", "--coordinator", token_url)
     assert proc.returncode == 2 and "token" in proc.stderr
-    proc = run_arnisd("cancel", "job-2", "--coordinator", token_url, env={"ARNISD_TOKEN": TOKEN})
+    proc = run_arnisd("cancel", "job-2", "--coordinator", token_url, env={"ARNISD_TOKEN": API_TOKEN})
     assert proc.returncode == 0 and proc.stdout == "cancelled job-2\n", proc.stderr
     assert provider.cancelled == ["job-2"]
 

@@ -97,14 +97,19 @@ class PageDom(HTMLParser):
             self._job_row = None
 
 
+def page_of(chromium, provider, tmp_path, **render_args) -> PageDom:
+    """The page as Chromium leaves it, served by the HTTP API over ``provider``."""
+    server, port = start_http_api(provider, "127.0.0.1", 0)
+    try:
+        return PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path, **render_args))
+    finally:
+        server.close()
+
+
 def test_grid_shows_each_tile_in_its_state(chromium, tmp_path):
     mix = {"done": 9, "leased": 3, "failed": 2, "pending": 6}
     provider = FakeProvider(tile_grid(5, 4, mix))
-    server, port = start_http_api(provider, "127.0.0.1", 0)
-    try:
-        dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path))
-    finally:
-        server.close()
+    dom = page_of(chromium, provider, tmp_path)
     assert dom.loaded, "the page never finished a poll"
     assert Counter(dom.tiles.values()) == Counter(mix)
     expected = {t["tile"]: t["state"] for t in provider.tiles}
@@ -136,11 +141,7 @@ def test_grid_follows_a_job_as_it_progresses(chromium, tmp_path):
         return original_status()
 
     provider.status = advancing_status
-    server, port = start_http_api(provider, "127.0.0.1", 0)
-    try:
-        dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path, budget_ms=12000))
-    finally:
-        server.close()
+    dom = page_of(chromium, provider, tmp_path, budget_ms=12000)
     assert len(calls) >= 8, f"the page polled only {len(calls)} times"
     assert Counter(dom.tiles.values()) == Counter({"done": 6})
     assert dom.texts["eta"] == "done"
@@ -162,11 +163,7 @@ def test_jobs_table_and_progress_card_draw_one_status_document(chromium, tmp_pat
         return rows
 
     provider.jobs = lagging_jobs
-    server, port = start_http_api(provider, "127.0.0.1", 0)
-    try:
-        dom = PageDom(render(chromium, f"http://127.0.0.1:{port}/", tmp_path))
-    finally:
-        server.close()
+    dom = page_of(chromium, provider, tmp_path)
     assert dom.loaded, "the page never finished a poll"
     assert dom.texts["tiles-summary"] == "9 / 20"
     assert dom.jobs["job-1"] == ["job-1", "running", "kouvola", "9 / 20"]

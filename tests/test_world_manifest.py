@@ -25,7 +25,7 @@ from arnisd.world.ground_surface import TERRAIN_MARGIN_BLOCKS
 from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, run_arnisd
 from fake_elevation import DEM_TEST_BBOX, dem_tiles, write_tile_folder
 from terrain_scene import write_scene_osm
-from test_coordinator_service import Running, job, make_config
+from service_control import RunningService, service_config, tenth_job
 
 TILE_DEG = "0.004"
 
@@ -45,9 +45,9 @@ def worlds(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("paths")
     made = {"in-process": _generate(base / "a" / "world", "--in-process"),
             "local cluster": _generate(base / "b" / "world", "--workers", "2")}
-    config = make_config(base / "daemon")
-    with Running(config) as running:
-        job_id = running.service.submit(job("world", tile_size_deg=float(TILE_DEG),
+    config = service_config(base / "daemon")
+    with RunningService(config) as running:
+        job_id = running.service.submit(tenth_job("world", tile_size_deg=float(TILE_DEG),
                                             level_name="world"))
         assert running.wait_state(job_id, ("done", "failed"))["state"] == "done"
     made["coordinator daemon"] = config.output_root / "world"
