@@ -16,6 +16,7 @@ of its group, and the worker, not the terminal, stops its slots.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -85,13 +86,17 @@ class SlotPool:
     """
 
     def __init__(self, size: int, generator_path: str | None = None, notify=None,
-                 start_method: str = "spawn") -> None:
+                 start_method: str = "spawn", starting=contextlib.nullcontext) -> None:
+        """``starting()``: a context manager every slot process is started in (a daemon's
+        holds a terminal's Ctrl-C back from a slot that is still starting)."""
         self.generator_path = generator_path
         self.notify = notify or (lambda: None)
+        self._starting = starting
         self._arrived: queue.SimpleQueue = queue.SimpleQueue()
         # Every process first, then the reader threads: a fork must not copy running threads.
         first = multiprocessing.get_context(start_method)
-        self.slots = [self._start_process(i, first) for i in range(size)]
+        with starting():
+            self.slots = [self._start_process(i, first) for i in range(size)]
         for slot in self.slots:
             self._start_reader(slot)
 
@@ -162,7 +167,8 @@ class SlotPool:
     def _replace(self, index: int) -> None:
         old = self.slots[index]
         # always spawned: by now this process runs threads (readers, ZeroMQ's) a fork would copy
-        self.slots[index] = self._start_process(index, SPAWN)
+        with self._starting():
+            self.slots[index] = self._start_process(index, SPAWN)
         self._start_reader(self.slots[index])
         self._stop(old)
 

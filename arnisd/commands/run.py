@@ -72,8 +72,8 @@ def _run_worker(machine) -> int:
     config = WorkerConfig(coordinator=machine.coordinator, worker_id=machine.worker_id,
                           slots=machine.slots, token=machine.token,
                           scratch_dir=Path(machine.scratch_dir), curve=machine.curve)
-    with starting_children():     # a Ctrl-C to the group is the daemon's, not its slots'
-        pool = SlotPool(config.slots, config.generator)
+    # a Ctrl-C to the group is the daemon's, not its slots' (nor that of one still starting)
+    pool = SlotPool(config.slots, config.generator, starting=starting_children)
     worker = Worker(config, stop_event=stop, pool=pool)    # it closes the pool when it stops
     with ServiceLifecycle(stop=stop.set, healthy=worker.healthy) as lifecycle:
         lifecycle.ready(f"worker {config.worker_id}, {config.slots} slots")
