@@ -1,8 +1,8 @@
 """Stop signals, for daemons and for commands.
 
 A daemon (``install_stop_handlers``): the first SIGTERM/SIGINT/SIGHUP asks for a clean stop, a
-second one interrupts whatever the clean stop is stuck on (``KeyboardInterrupt``). The daemon
-never forks and never installs other handlers; on Windows SIGBREAK (Ctrl-Break) counts too.
+second one interrupts whatever the clean stop is stuck on (``Interrupted``, a
+``KeyboardInterrupt``). On Windows SIGBREAK (Ctrl-Break) counts too.
 
 A command (``interrupt_on_stop_signals``): SIGTERM and SIGHUP interrupt it as Ctrl-C does, by
 raising ``Interrupted`` in the main thread, so the command's own clean-up (``finally`` and
@@ -41,7 +41,7 @@ def install_stop_handlers(on_stop: Callable[[str], None]) -> Callable[[], None]:
         name = signal.Signals(signum).name
         if received:
             log.warning("second %s: interrupting the clean stop", name)
-            raise KeyboardInterrupt
+            raise Interrupted(name, 128 + int(signum))
         received.append(name)
         log.info("%s received: stopping cleanly", name)
         on_stop(name)
