@@ -149,7 +149,7 @@ def _town() -> list[OsmElement]:
         OsmElement("way", 8, "area", {"building": "church"}, polygons=poly(sq(20, 60, 40, 95))),
         OsmElement("way", 9, "area", {"building:part": "yes", "min_height": "6", "height": "14"},
                    polygons=poly(sq(50, 60, 70, 75))),
-        OsmElement("way", 20, "line", {"highway": "secondary"}, coords=e7([(0, 110), (100, 112), (219, 100)]),
+        OsmElement("way", 20, "line", {"highway": "secondary", "lit": "yes"}, coords=e7([(0, 110), (100, 112), (219, 100)]),
                    node_ids=(101, 102, 103)),
         OsmElement("way", 21, "line", {"highway": "residential", "bridge": "yes", "layer": "1"},
                    coords=e7([(100, 60), (100, 150)]), node_ids=(201, 202)),

@@ -20,18 +20,41 @@ def way(tags: dict, points, node_ids, osm_id: int = 1) -> ProjectedElement:
     return ProjectedElement(element, points, [], (int(mins[0]), int(mins[1]), int(maxs[0]), int(maxs[1])))
 
 
-def test_wide_roads_get_a_dashed_centre_line():
+MIX = set(highways.ROAD_MIX)
+
+
+def paved(block: int):
+    """"road" for either block of the speckled road mix, else the block."""
+    return "road" if block in MIX else block
+
+
+def test_two_lane_roads_get_a_dashed_centre_line_on_the_speckled_mix():
     ctx = context()
     highways.draw(ctx, line({"highway": "primary"}, [[0, 32], [63, 32]]))
     painted = [x for x in range(64) if block_at(ctx, x, G, 32) == b.WHITE_CONCRETE]
     assert painted == [x for x in range(64) if x % 10 < 5]       # 5 painted, 5 not, from the start
-    assert block_at(ctx, 2, G, 31) == b.BLACK_CONCRETE           # only the centre line
+    side = [block_at(ctx, x, G, 31) for x in range(64)]          # only the centre line
+    assert set(side) == MIX and 16 < side.count(b.CYAN_TERRACOTTA) < 48
     ctx = context()
     highways.draw(ctx, line({"highway": "residential"}, [[0, 32], [63, 32]]))
-    assert all(block_at(ctx, x, G, 32) == b.BLACK_CONCRETE for x in range(64))
+    assert all(block_at(ctx, x, G, 32) in MIX for x in range(64))
     ctx = context()
     highways.draw(ctx, line({"highway": "residential", "lanes": "2"}, [[0, 32], [63, 32]]))
     assert block_at(ctx, 2, G, 32) == b.WHITE_CONCRETE
+
+
+def test_arnis_widths_by_type_lanes_and_width_tag():
+    width = highways.road_width_blocks
+    assert [width({"highway": k}, 1.0) for k in ("motorway", "trunk", "primary", "secondary",
+                                                  "tertiary", "residential", "service",
+                                                  "cycleway", "footway")] == [11, 11, 11, 9, 7,
+                                                                              5, 5, 5, 3]
+    assert [width({"highway": "residential", "lanes": str(n)}, 1.0)
+            for n in (1, 2, 3, 4, 5, 9)] == [5, 7, 11, 15, 17, 17]
+    assert width({"highway": "primary", "lanes": "1"}, 1.0) == 11     # never below the type's
+    assert width({"highway": "footway", "lanes": "4"}, 1.0) == 3      # paths have no lanes
+    assert [width({"highway": "residential", "width": w}, 1.0)
+            for w in ("3", "4", "5 m", "7.4", "12")] == [5, 5, 7, 9, 13]
 
 
 def test_zebra_crossing_at_a_crossing_node():
@@ -43,9 +66,9 @@ def test_zebra_crossing_at_a_crossing_node():
     highways.draw(ctx, road)
     highways.draw_node(ctx, crossing)
     for x in (29, 30, 31):
-        assert [block_at(ctx, x, G, z) for z in range(30, 35)] == [
-            b.WHITE_CONCRETE, b.BLACK_CONCRETE, b.WHITE_CONCRETE, b.BLACK_CONCRETE, b.WHITE_CONCRETE]
-    assert block_at(ctx, 27, G, 32) == b.BLACK_CONCRETE           # only at the crossing
+        assert [paved(block_at(ctx, x, G, z)) for z in range(30, 35)] == [
+            b.WHITE_CONCRETE, "road", b.WHITE_CONCRETE, "road", b.WHITE_CONCRETE]
+    assert block_at(ctx, 27, G, 32) in MIX                        # only at the crossing
     assert block_at(ctx, 30, G, 29) == b.GRASS_BLOCK              # only on the road
 
 
@@ -53,8 +76,8 @@ def test_footway_crossing_way_is_striped_across_the_road():
     ctx = context()
     highways.draw(ctx, line({"highway": "residential"}, [[0, 32], [63, 32]], osm_id=1))
     highways.draw(ctx, line({"highway": "footway", "footway": "crossing"}, [[20, 28], [20, 36]], osm_id=2))
-    stripes = [block_at(ctx, 20, G, z) for z in range(29, 36)]
-    assert stripes == [b.WHITE_CONCRETE if (z - 28) % 2 == 0 else b.BLACK_CONCRETE for z in range(29, 36)]
+    stripes = [paved(block_at(ctx, 20, G, z)) for z in range(29, 36)]
+    assert stripes == [b.WHITE_CONCRETE if (z - 28) % 2 == 0 else "road" for z in range(29, 36)]
     assert highways.sort_key(line({"highway": "footway", "footway": "crossing"}, [[0, 0], [1, 1]])) > \
         highways.sort_key(line({"highway": "primary"}, [[0, 0], [1, 1]]))   # painted after roads
 
@@ -65,7 +88,7 @@ def test_paths_under_main_roads_and_surfaces():
     ctx = context()
     for element in sorted([road, path], key=highways.sort_key):
         highways.draw(ctx, element)
-    assert block_at(ctx, 32, G, 20) in (b.BLACK_CONCRETE, b.WHITE_CONCRETE)   # the road wins
+    assert paved(block_at(ctx, 32, G, 20)) in ("road", b.WHITE_CONCRETE)   # the road wins
     assert block_at(ctx, 32, G, 40) == b.GRAY_CONCRETE
     ctx = context()
     highways.draw(ctx, area({"highway": "pedestrian", "area": "yes", "surface": "paving_stones"},
@@ -73,14 +96,15 @@ def test_paths_under_main_roads_and_surfaces():
     assert block_at(ctx, 15, G, 15) == b.STONE_BRICKS
     ctx = context()
     highways.draw(ctx, line({"highway": "steps"}, [[5, 5], [5, 20]]))
-    assert block_at(ctx, 5, G, 10) == b.STONE_BRICKS
+    assert block_at(ctx, 5, G, 10) == b.GRAY_CONCRETE
+    highways.draw(ctx, line({"highway": "footway", "surface": "paving_stones"}, [[40, 5], [40, 20]]))
+    assert block_at(ctx, 40, G, 10) == b.SMOOTH_STONE          # paved footways: even grey
 
 
 def test_street_lamp_bus_stop_and_signals():
     ctx = context()
     highways.draw_node(ctx, point({"highway": "street_lamp"}, 10, 10))
-    assert column(ctx, 10, 10, G + 1, G + 7) == [b.COBBLESTONE_WALL[0], b.OAK_FENCE[0], b.OAK_FENCE[0],
-                                                 b.OAK_FENCE[0], b.GLOWSTONE, b.AIR]
+    assert column(ctx, 10, 10, G + 1, G + 8) == highways.LAMP_STACK + [b.AIR]
     highways.draw_node(ctx, point({"highway": "bus_stop"}, 20, 20))
     assert column(ctx, 20, 20, G + 1, G + 5) == [b.COBBLESTONE_WALL[0]] * 3 + [b.WHITE_WOOL]
     road = way({"highway": "secondary"}, [[0, 40], [63, 40]], [7, 8], osm_id=3)
@@ -114,11 +138,12 @@ def test_bridge_deck_above_the_road_below_with_ramps_supports_and_railings():
     bridges.draw(ctx, bridge)
     deck = G + bridges.LAYER_HEIGHT_BLOCKS
     # over the crossing road: road, clearance, a course of stone bricks, the deck
-    assert column(ctx, 32, 32, G, deck + 1) == [b.BLACK_CONCRETE] + [b.AIR] * 4 + [b.STONE_BRICKS, b.BLACK_CONCRETE]
+    assert [paved(v) for v in column(ctx, 32, 32, G, deck + 1)] == \
+        ["road"] + [b.AIR] * 4 + [b.STONE_BRICKS, "road"]
     assert block_at(ctx, 32, deck + 2, 32) == b.AIR
     # ramps: the way's ends are at the ground, so the road continues onto the deck
     ramp = bridges.ramp_length_blocks(63.0, 5)
-    heights = [next(y for y in range(G + 10, G - 1, -1) if block_at(ctx, x, y, 33) == b.BLACK_CONCRETE) - G
+    heights = [next(y for y in range(G + 10, G - 1, -1) if block_at(ctx, x, y, 33) in MIX) - G
                for x in range(0, 64)]
     expected = [int(np.floor(6 * min(1.0, (x + 0.5 - 0.5) / ramp, (63 - x) / ramp) + 1e-9)) for x in range(64)]
     assert heights == expected
@@ -145,8 +170,8 @@ def test_joined_bridge_ways_ramp_only_at_the_outer_ends():
     bridges.draw(ctx, c)
     deck = G + bridges.LAYER_HEIGHT_BLOCKS
     for x in (28, 31, 34):
-        assert block_at(ctx, x, deck, 33) == b.BLACK_CONCRETE     # level across the joint
-    assert block_at(ctx, 0, G, 33) == b.BLACK_CONCRETE            # at the ground at the far ends
+        assert block_at(ctx, x, deck, 33) in MIX                  # level across the joint
+    assert block_at(ctx, 0, G, 33) in MIX                         # at the ground at the far ends
 
 
 def test_rails_follow_the_way_with_curves():

@@ -256,3 +256,9 @@ RAIL_NE = register("rail", (120, 110, 90), motion_blocking=False, shape="north_e
 RAIL_ASCENDING = np.array([register("rail", (120, 110, 90), motion_blocking=False,
                                     shape=f"ascending_{d}", waterlogged="false")
                            for d in DIRECTIONS], dtype=np.uint16)
+
+# Streets, rail and roofs in Arnis v3's style: the road mix, lamps, sleepers, catenary masts
+GRAY_CONCRETE_POWDER = register("gray_concrete_powder", (154, 154, 148))
+REDSTONE_LAMP_LIT = register("redstone_lamp", (180, 120, 70), lit="true")
+IRON_TRAPDOOR = register("iron_trapdoor", (200, 200, 200), facing="north", half="bottom",
+                         open="false", powered="false", waterlogged="false")

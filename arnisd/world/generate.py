@@ -22,7 +22,8 @@ from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import OsmElement
 from arnisd.world.canvas import Canvas
 from arnisd.world.families import (amenities, barriers, bridges, buildings, doors, highways,
-                                   landuse, man_made, power, railways, vegetation, water)
+                                   landuse, man_made, power, railways, street_lamps, vegetation,
+                                   water)
 from arnisd.world.families.base import DrawContext
 from arnisd.world.families.ground import draw_ground
 from arnisd.world.projected import ProjectedElement, project_element
@@ -53,6 +54,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("railway", railways.selects, railways.draw),
     Family("platform", railways.selects_platform, railways.draw_platform),
     Family("bridge", bridges.selects, bridges.draw),
+    Family("street-lamp", street_lamps.selects, street_lamps.draw),
     Family("building", buildings.selects, buildings.draw, buildings.sort_key),
     Family("barrier", barriers.selects, barriers.draw),
     Family("barrier-node", barriers.selects_node, barriers.draw_node),

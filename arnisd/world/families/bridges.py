@@ -144,11 +144,12 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     xs, zs, h = clip_cells(ctx, xs, zs, h)
     ground = ctx.ground_y
     canvas = ctx.canvas
-    surface = b.GRAVEL if is_rail else highways.road_block(tags)
+    surface = b.GRAVEL if is_rail else highways.surface_blocks(tags, xs, zs)
     flat = h == 0
-    canvas.fill_columns(xs[flat], zs[flat], ground, ground + 1, surface, replace=_NOT_WATER)
+    canvas.fill_columns(xs[flat], zs[flat], ground, ground + 1, _pick(surface, flat),
+                        replace=_NOT_WATER)
     up = ~flat
-    canvas.set_blocks(xs[up], ground + h[up], zs[up], surface)
+    canvas.set_blocks(xs[up], ground + h[up], zs[up], _pick(surface, up))
     support = h >= 2
     canvas.set_blocks(xs[support], ground + h[support] - 1, zs[support], DECK_SUPPORT)
     canvas.fill_columns(xs[up], zs[up], ground + h[up] + 1, ground + h[up] + 3, b.AIR)
@@ -161,12 +162,16 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
         states = railways.rail_states(path, ph)
         px, pz, states, ph = clip_cells(ctx, path[:, 0], path[:, 1], states, ph)
         canvas.set_blocks(px, ground + ph + 1, pz, states)
-    elif highways.has_centre_line(tags, width) and surface in (b.BLACK_CONCRETE, b.GRAY_CONCRETE):
-        cx, cz = thin_line_cells(element.points, ctx.clip)
-        painted = highways.dashes(element.points, cx, cz)
-        cx, cz = cx[painted], cz[painted]
+    else:
+        cx, cz = highways.divider_cells(element, int(width), ctx.clip)
         ch = deck_heights(element, along_line(element.points, cx, cz), ramps)
-        canvas.set_blocks(cx, ground + ch, cz, b.WHITE_CONCRETE, replace=replace_table(surface))
+        canvas.set_blocks(cx, ground + ch, cz, b.WHITE_CONCRETE,
+                          replace=replace_table(*highways.surface_palette(tags)))
+
+
+def _pick(surface, mask: np.ndarray):
+    """The surface blocks of the masked cells: an int stays an int, an array is masked."""
+    return surface[mask] if isinstance(surface, np.ndarray) else surface
 
 
 def _draw_pillars(ctx: DrawContext, element: ProjectedElement, ramps) -> None:
@@ -208,14 +213,14 @@ def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement, xs, zs, h, rai
     rail_x, rail_z = xs[railing], zs[railing]
     xs, zs, h = clip_cells(ctx, xs, zs, h)
     top = deck_tops(ctx, element, xs, zs, h)
-    surface = b.GRAVEL if is_rail else highways.road_block(tags)
+    surface = b.GRAVEL if is_rail else highways.surface_blocks(tags, xs, zs)
     flat = h == 0
     fx, fz = xs[flat], zs[flat]
     dry = ~on_water(ctx, fx, fz)
-    lay_surface(ctx, fx[dry], fz[dry], top[flat][dry], surface)
+    lay_surface(ctx, fx[dry], fz[dry], top[flat][dry], _pick(_pick(surface, flat), dry))
     up = ~flat
     ux, uz, ut = xs[up], zs[up], top[up]
-    canvas.set_blocks(ux, ut, uz, surface)
+    canvas.set_blocks(ux, ut, uz, _pick(surface, up))
     support = h[up] >= 2
     canvas.set_blocks(ux[support], ut[support] - 1, uz[support], DECK_SUPPORT)
     ground = np.asarray(ctx.surface_at(ux, uz), dtype=np.int64)
@@ -249,10 +254,8 @@ def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement, xs, zs, h, rai
         states = railways.rail_states(path, ptop)
         px, pz, states, ptop = clip_cells(ctx, path[:, 0], path[:, 1], states, ptop)
         canvas.set_blocks(px, ptop + 1, pz, states)
-    elif highways.has_centre_line(tags, width) and surface in (b.BLACK_CONCRETE, b.GRAY_CONCRETE):
-        cx, cz = thin_line_cells(element.points, ctx.clip)
-        painted = highways.dashes(element.points, cx, cz)
-        cx, cz = cx[painted], cz[painted]
+    else:
+        cx, cz = highways.divider_cells(element, int(width), ctx.clip)
         ch = deck_heights(element, along_line(element.points, cx, cz), ramps)
         canvas.set_blocks(cx, deck_tops(ctx, element, cx, cz, ch), cz, b.WHITE_CONCRETE,
-                          replace=replace_table(surface))
+                          replace=replace_table(*highways.surface_palette(tags)))

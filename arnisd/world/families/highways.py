@@ -1,13 +1,19 @@
-"""Highways: road surfaces with Arnis's widths by type, lane markings, zebra crossings, areas,
+"""Highways: road surfaces with Arnis v3's widths and lane markings, zebra crossings, areas,
 and the street furniture of highway nodes (street lamps, bus stops, traffic signals).
 
-Arnis draws a square brush of half-width ``r`` along the line (width ``2r + 1``); we buffer the
-centreline to the same total width and fill it exactly. `width=*` (metres) and `lanes=*` win
-over the type's default; `surface=*` picks the block. Wide roads (motorway to tertiary, or two
-lanes and more) get a dashed white centre line: 5 blocks painted, 5 not, measured along the
-whole way so every tile paints the same dashes. Zebra crossings: `footway=crossing` ways and
-`highway=crossing` nodes on a road get white bars across the road. Tunnels and indoor ways are
-not drawn on the surface; bridges and other raised ways are drawn by the bridges family.
+Width follows Arnis's half-width ``r`` (total ``2r + 1``): a default per type (motorway,
+trunk, primary 11; secondary 9; tertiary 7; residential, service, cycleway 5; paths 3), widened
+by `lanes` at 3.5 m a lane (``r = round((3.5 lanes - 1) / 2)``, capped at 17 blocks) on the
+types that carry lanes; `width=*` (metres) wins as ``2 round(w / 2) + 1``. We buffer the
+centreline to that total width and fill it exactly. The surface is Arnis's asphalt mix: grey
+concrete powder speckled with cyan terracotta, picked per column by a hash of (x, z) so every
+tile and every overlapping road picks the same block; `surface=*` picks other blocks. A road of
+``n`` lanes (`lanes`, else 2 on motorway to tertiary, else 1) gets ``n - 1`` dashed white
+dividers, 5 blocks painted and 5 not, counted along the whole way so every tile paints the
+same dashes. Zebra crossings: `footway=crossing` ways and `highway=crossing` nodes on a road
+get white bars across the road. Tunnels and indoor ways are not drawn on the surface; bridges
+and other raised ways are drawn by the bridges family; lamps along `lit=yes` ways by the
+street_lamps family.
 
 Within the family, ways go in rank order (areas, paths, minor roads, major roads, crossings),
 then OSM type and id, so a main road is not interrupted by the path that meets it and a zebra
@@ -26,51 +32,62 @@ import numpy as np
 from arnisd.world import blocks as b
 from arnisd.world.families.base import (DrawContext, along_line, area_cells, lay_surface,
                                         on_water, replace_table)
+from arnisd.world.noise import hash_u64
 from arnisd.world.tags import layer_of, parse_int, parse_number
 from arnisd.world.projected import ProjectedElement
-from arnisd.world.raster import line_cells, thin_line_cells
+from arnisd.world.raster import line_cells
 
-# highway type -> half-width in blocks as Arnis's block_range
+# highway type -> Arnis's default half-width in blocks (its block_range)
 HIGHWAY_HALF_WIDTH = {
     "motorway": 5, "trunk": 5, "primary": 5, "secondary": 4, "tertiary": 2,
     "motorway_link": 2, "trunk_link": 2, "primary_link": 2, "secondary_link": 1, "tertiary_link": 1,
     "residential": 2, "unclassified": 2, "living_street": 2, "road": 2, "service": 2,
-    "busway": 2, "footway": 1, "pedestrian": 1, "path": 1, "cycleway": 1, "bridleway": 1,
-    "track": 1, "steps": 1, "escape": 1, "corridor": 1, "raceway": 3,
+    "busway": 2, "footway": 1, "pedestrian": 1, "path": 1, "cycleway": 2, "bridleway": 2,
+    "track": 1, "steps": 1, "escape": 1, "corridor": 2, "raceway": 2,
 }
+NARROW = frozenset({"footway", "pedestrian", "path", "track", "steps", "escape"})  # lanes never widen
+TWO_LANE_DEFAULT = frozenset({"motorway", "trunk", "primary", "secondary", "tertiary"})
+ROAD_MIX = (b.GRAY_CONCRETE_POWDER, b.CYAN_TERRACOTTA)     # Arnis's asphalt, speckled
 HIGHWAY_BLOCK = {
-    "footway": b.GRAY_CONCRETE, "pedestrian": b.GRAY_CONCRETE, "steps": b.STONE_BRICKS,
-    "corridor": b.GRAY_CONCRETE, "path": b.DIRT_PATH, "bridleway": b.DIRT_PATH,
-    "track": b.COARSE_DIRT, "service": b.GRAY_CONCRETE, "escape": b.SAND,
-    "cycleway": b.GRAY_CONCRETE,
+    "footway": b.GRAY_CONCRETE, "pedestrian": b.GRAY_CONCRETE, "steps": b.GRAY_CONCRETE,
+    "corridor": b.GRAY_CONCRETE, "path": b.DIRT_PATH, "escape": b.SAND,
+    "service": b.GRAY_CONCRETE,
 }
 SURFACE_BLOCK = {
-    "asphalt": b.BLACK_CONCRETE, "concrete": b.LIGHT_GRAY_CONCRETE,
-    "concrete:plates": b.LIGHT_GRAY_CONCRETE, "paving_stones": b.STONE_BRICKS,
-    "sett": b.STONE_BRICKS, "cobblestone": b.COBBLESTONE, "unhewn_cobblestone": b.COBBLESTONE,
-    "bricks": b.BRICKS, "wood": b.OAK_PLANKS, "gravel": b.GRAVEL, "fine_gravel": b.GRAVEL,
-    "compacted": b.GRAVEL, "pebblestone": b.GRAVEL, "unpaved": b.GRAVEL, "dirt": b.COARSE_DIRT,
+    "concrete:plates": None, "concrete:lanes": None, "paved": None, "cement": None,
+    "chipseal": None, "bitmac": None, "asphalt": None, "concrete": None,   # None: the road mix
+    "paving_stones": b.STONE_BRICKS, "sett": b.STONE_BRICKS, "cobblestone": b.COBBLESTONE,
+    "unhewn_cobblestone": b.COBBLESTONE, "pebblestone": b.COBBLESTONE, "bricks": b.BRICKS,
+    "brick": b.BRICKS, "wood": b.OAK_PLANKS, "gravel": b.GRAVEL, "fine_gravel": b.GRAVEL,
+    "compacted": b.GRAVEL, "unpaved": b.COARSE_DIRT, "dirt": b.COARSE_DIRT,
     "earth": b.COARSE_DIRT, "ground": b.COARSE_DIRT, "mud": b.MUD, "sand": b.SAND,
     "grass": b.GRASS_BLOCK, "metal": b.IRON_BLOCK, "grass_paver": b.MOSS_BLOCK,
+    "stone": b.STONE, "rock": b.STONE,
 }
-AREA_SURFACE = {**SURFACE_BLOCK, "asphalt": b.BLACK_CONCRETE}
-STRIPED = frozenset({"motorway", "trunk", "primary", "secondary", "tertiary"})
+# paved footpaths read as even grey from afar, not as asphalt speckle (as Arnis)
+PEDESTRIAN_PAVED = frozenset({"concrete", "paving_stones", "sett"})
+AREA_SURFACE = {**{k: v for k, v in SURFACE_BLOCK.items() if v is not None},
+                "asphalt": b.GRAY_CONCRETE_POWDER, "concrete": b.LIGHT_GRAY_CONCRETE}
 PATHS = frozenset({"footway", "pedestrian", "path", "cycleway", "bridleway", "steps", "corridor",
                    "track", "escape"})
 MAJOR = frozenset({"motorway", "trunk", "primary", "secondary", "tertiary", "motorway_link",
                    "trunk_link", "primary_link", "secondary_link", "tertiary_link"})
 NODE_KINDS = frozenset({"street_lamp", "crossing", "bus_stop", "traffic_signals"})
 DASH_BLOCKS = 5
-MAX_WIDTH_BLOCKS = 28   # half of it plus a zebra's margin stays within generate.MAX_REACH_BLOCKS
-LANE_WIDTH_M = 3.0
+# Arnis's street lamp, bottom up: a base, three wall posts, a lit lamp under an iron cap
+LAMP_STACK = [b.SMOOTH_STONE, b.STONE_BRICK_WALL[0], b.STONE_BRICK_WALL[0], b.STONE_BRICK_WALL[0],
+              b.REDSTONE_LAMP_LIT, b.IRON_TRAPDOOR]
+LANE_WIDTH_M = 3.5
+MAX_LANES = 16
+MAX_HALF_WIDTH_BLOCKS = 8   # 17 blocks: half of it plus a zebra's margin stays within MAX_REACH
 ROAD_BLOCKS = frozenset({b.BLACK_CONCRETE, b.GRAY_CONCRETE, b.LIGHT_GRAY_CONCRETE, b.STONE_BRICKS,
                          b.COBBLESTONE, b.BRICKS, b.DIRT_PATH, b.COARSE_DIRT, b.GRAVEL,
                          b.WHITE_CONCRETE, b.OAK_PLANKS, b.SAND, b.MUD, b.IRON_BLOCK,
-                         b.MOSS_BLOCK, b.STONE})
+                         b.MOSS_BLOCK, b.STONE, b.SMOOTH_STONE, *ROAD_MIX})
 
 # Roads replace any land surface at ground level, but not water (a road never fills a river).
 _REPLACE = ~replace_table(b.WATER)
-_PAINTABLE = replace_table(b.BLACK_CONCRETE, b.GRAY_CONCRETE, b.LIGHT_GRAY_CONCRETE)
+_PAINTABLE = replace_table(b.BLACK_CONCRETE, b.GRAY_CONCRETE, b.LIGHT_GRAY_CONCRETE, *ROAD_MIX)
 _ROAD_TABLE = replace_table(*ROAD_BLOCKS)
 
 
@@ -120,37 +137,101 @@ def sort_key(element: ProjectedElement):
     return (rank, element.element.order_key())
 
 
-def road_block(tags: dict[str, str]) -> int:
+def is_pedestrian(tags: dict[str, str]) -> bool:
+    """Footways, pedestrian streets and steps, and ways with a `footway=*` subtag (Arnis)."""
+    return tags.get("highway") in ("footway", "pedestrian", "steps") \
+        or tags.get("footway", "no") != "no"
+
+
+def surface_palette(tags: dict[str, str]) -> tuple[int, ...]:
+    """The blocks a way is paved with: one block, or the speckled road mix."""
     surface = tags.get("surface")
+    if surface in PEDESTRIAN_PAVED and is_pedestrian(tags):
+        return (b.SMOOTH_STONE,)
     if surface in SURFACE_BLOCK:
-        return SURFACE_BLOCK[surface]
-    return HIGHWAY_BLOCK.get(tags.get("highway", ""), b.BLACK_CONCRETE)
+        block = SURFACE_BLOCK[surface]
+        return ROAD_MIX if block is None else (block,)
+    kind = tags.get("highway", "")
+    return (HIGHWAY_BLOCK[kind],) if kind in HIGHWAY_BLOCK else ROAD_MIX
 
 
-def road_width_blocks(tags: dict[str, str], scale: float) -> float:
-    """Total road width in blocks: `width` tag, else `lanes`, else the type's default."""
-    width_m = parse_number(tags.get("width"))
-    if width_m is not None and 0 < width_m < 100:
-        return float(min(max(1.0, round(width_m * scale)), MAX_WIDTH_BLOCKS))
-    half = HIGHWAY_HALF_WIDTH.get(tags.get("highway", ""), 2)
-    lanes = parse_int(tags.get("lanes"), 0)
-    if lanes >= 2 and half >= 2:
-        half = max(half, 3 if lanes == 2 else 4)
+def surface_blocks(tags: dict[str, str], xs: np.ndarray, zs: np.ndarray):
+    """The paving block per column: an int for one-block surfaces, else a uint16 array."""
+    palette = surface_palette(tags)
+    if len(palette) == 1:
+        return palette[0]
+    # one speckle field shared by every road (element id 0): overlaps and joins show no seam
+    pick = hash_u64(xs, zs, 0, "road-speckle") % np.uint64(len(palette))
+    return np.asarray(palette, dtype=np.uint16)[pick.astype(np.int64)]
+
+
+def road_half_width_blocks(tags: dict[str, str], scale: float) -> int:
+    """Arnis's half-width: `width` (metres), else the type's default widened by `lanes`."""
+    kind = tags.get("highway", "")
+    half = HIGHWAY_HALF_WIDTH.get(kind, 2)
+    width_m = parse_number(tags.get("width", "").strip().removesuffix("m"))
+    if width_m is not None and 0 < width_m < 1000:
+        half = int(np.floor(width_m / 2 + 0.5))
+    elif kind not in NARROW:
+        lanes = min(max(parse_int(tags.get("lanes"), _default_lanes(kind)), 1), MAX_LANES)
+        half = max(half, int(np.floor((lanes * LANE_WIDTH_M - 1) / 2 + 0.5)))
+    half = min(max(half, 1), MAX_HALF_WIDTH_BLOCKS)
     if scale < 1.0:
-        half = int(half * scale)
-    return 2 * half + 1
+        half = max(1, int(np.floor(half * scale)))   # never collapse a road to nothing
+    return half
 
 
-def has_centre_line(tags: dict[str, str], width: float) -> bool:
-    if width < 5:
-        return False
-    return tags.get("highway") in STRIPED or parse_int(tags.get("lanes"), 0) >= 2
+def road_width_blocks(tags: dict[str, str], scale: float) -> int:
+    """Total road width in blocks (always odd: a centre block and the half-width each side)."""
+    return 2 * road_half_width_blocks(tags, scale) + 1
 
 
-def dashes(points: np.ndarray, xs: np.ndarray, zs: np.ndarray, dash: int = DASH_BLOCKS) -> np.ndarray:
-    """Which centreline cells are painted: the first ``dash`` blocks of every ``2 * dash``."""
-    s = along_line(points, xs, zs)
-    return (np.floor(s).astype(np.int64) % (2 * dash)) < dash
+def _default_lanes(kind: str) -> int:
+    return 2 if kind in TWO_LANE_DEFAULT else 1
+
+
+def lane_count(tags: dict[str, str]) -> int:
+    """Lanes to mark: `lanes` (else the type's default), 1 when `lane_markings=no`."""
+    if tags.get("lane_markings") == "no":
+        return 1
+    lanes = parse_int(tags.get("lanes"), _default_lanes(tags.get("highway", "")))
+    return min(max(lanes, 1), MAX_LANES)
+
+
+def stepped_path(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cells a polyline steps through (one per block along its major axis, shared nodes
+    once) and each cell's unit perpendicular ``(-dz, dx) / length`` of its segment."""
+    points = np.asarray(points, dtype=np.int64)
+    if len(points) < 2:
+        return points.copy(), np.zeros((len(points), 2))
+    a, c = points[:-1], points[1:]
+    d = (c - a).astype(np.float64)
+    steps = np.maximum(np.abs(c - a).max(axis=1), 1)
+    seg = np.repeat(np.arange(len(a)), steps)
+    t = (np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)) / steps[seg]
+    pos = np.floor(a[seg] + d[seg] * t[:, None] + 0.5).astype(np.int64)
+    pos = np.concatenate([pos, points[-1:]])
+    seg = np.concatenate([seg, [len(a) - 1]])
+    norm = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
+    perp = np.stack([-d[:, 1] / norm, d[:, 0] / norm], axis=1)
+    return pos, perp[seg]
+
+
+def divider_cells(element: ProjectedElement, width: int, clip) -> tuple[np.ndarray, np.ndarray]:
+    """The painted cells of the lane dividers inside ``clip``: ``lanes - 1`` lines at
+    ``l * width / lanes - width / 2`` across the road, dashed along the whole way."""
+    lanes = lane_count(element.tags)
+    if lanes < 2 or width < 3:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cells, perp = stepped_path(element.points)
+    painted = (np.arange(len(cells)) % (2 * DASH_BLOCKS)) < DASH_BLOCKS
+    cells, perp = cells[painted], perp[painted]
+    offsets = np.arange(1, lanes) * (width / lanes) - width / 2
+    xs = np.floor(cells[None, :, 0] + perp[None, :, 0] * offsets[:, None] + 0.5).astype(np.int64)
+    zs = np.floor(cells[None, :, 1] + perp[None, :, 1] * offsets[:, None] + 0.5).astype(np.int64)
+    xs, zs = xs.ravel(), zs.ravel()
+    keep = (xs >= clip.x0) & (xs < clip.x1) & (zs >= clip.z0) & (zs < clip.z1)
+    return xs[keep], zs[keep]
 
 
 def draw(ctx: DrawContext, element: ProjectedElement) -> None:
@@ -162,27 +243,24 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
         g = ctx.surface_at(xs, zs)           # on terrain an area follows the ground
         ctx.canvas.fill_columns(xs, zs, g, g + 1, block, replace=_REPLACE)
         return
-    block = road_block(tags)
     width = road_width_blocks(tags, ctx.settings.scale)
     xs, zs = line_cells(element.points, width, ctx.clip)
     if len(xs) == 0:
         return
     if ctx.terrain is not None:
-        _draw_on_terrain(ctx, element, xs, zs, block, width)
+        _draw_on_terrain(ctx, element, xs, zs, width)
         return
     if tags.get("footway") == "crossing" or tags.get("cycleway") == "crossing":
         _draw_zebra_way(ctx, element, xs, zs)
         return
-    ctx.canvas.fill_columns(xs, zs, ground, ground + 1, block, replace=_REPLACE)
-    if has_centre_line(tags, width) and block in (b.BLACK_CONCRETE, b.GRAY_CONCRETE):
-        cx, cz = thin_line_cells(element.points, ctx.clip)
-        painted = dashes(element.points, cx, cz)
-        ctx.canvas.fill_columns(cx[painted], cz[painted], ground, ground + 1, b.WHITE_CONCRETE,
-                                replace=replace_table(block))
+    ctx.canvas.fill_columns(xs, zs, ground, ground + 1, surface_blocks(tags, xs, zs),
+                            replace=_REPLACE)
+    cx, cz = divider_cells(element, width, ctx.clip)
+    ctx.canvas.fill_columns(cx, cz, ground, ground + 1, b.WHITE_CONCRETE,
+                            replace=replace_table(*surface_palette(tags)))
 
 
-def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement, xs, zs, block: int,
-                     width: float) -> None:
+def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement, xs, zs, width: int) -> None:
     """A way on terrain: each cell at the height of the nearest point of the centreline (a flat
     cross-section that follows the ground along the way), cut into the slope or filled under;
     never over water."""
@@ -195,15 +273,14 @@ def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement, xs, zs, block:
     if tags.get("footway") == "crossing" or tags.get("cycleway") == "crossing":
         s = along_line(element.points, xs, zs)
         white = (np.floor(s).astype(np.int64) % 2) == 0
-        lay_surface(ctx, xs, zs, ys, np.where(white, b.WHITE_CONCRETE, b.BLACK_CONCRETE))
+        lay_surface(ctx, xs, zs, ys, np.where(white, b.WHITE_CONCRETE, surface_blocks({}, xs, zs)))
         return
-    lay_surface(ctx, xs, zs, ys, block)
-    if has_centre_line(tags, width) and block in (b.BLACK_CONCRETE, b.GRAY_CONCRETE):
-        cx, cz = thin_line_cells(element.points, ctx.clip)
-        painted = dashes(element.points, cx, cz)
-        cx, cz = cx[painted], cz[painted]
+    lay_surface(ctx, xs, zs, ys, surface_blocks(tags, xs, zs))
+    cx, cz = divider_cells(element, width, ctx.clip)
+    if len(cx):
         cy = ctx.terrain.line_heights(element.points, cx, cz)
-        ctx.canvas.set_blocks(cx, cy, cz, b.WHITE_CONCRETE, replace=replace_table(block))
+        ctx.canvas.set_blocks(cx, cy, cz, b.WHITE_CONCRETE,
+                              replace=replace_table(*surface_palette(tags)))
 
 
 def _draw_zebra_way(ctx: DrawContext, element: ProjectedElement, xs, zs) -> None:
@@ -212,7 +289,9 @@ def _draw_zebra_way(ctx: DrawContext, element: ProjectedElement, xs, zs) -> None
     white = (np.floor(s).astype(np.int64) % 2) == 0
     ground = ctx.ground_y
     ctx.canvas.fill_columns(xs[white], zs[white], ground, ground + 1, b.WHITE_CONCRETE, replace=_REPLACE)
-    ctx.canvas.fill_columns(xs[~white], zs[~white], ground, ground + 1, b.BLACK_CONCRETE, replace=_REPLACE)
+    dark_x, dark_z = xs[~white], zs[~white]
+    ctx.canvas.fill_columns(dark_x, dark_z, ground, ground + 1, surface_blocks({}, dark_x, dark_z),
+                            replace=_REPLACE)
 
 
 # --- links: which road a node sits on --------------------------------------------------------
@@ -269,11 +348,11 @@ def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
     if kind == "street_lamp":
         if here is None or here == b.WATER:
             return
-        _pole(ctx, x, z, [b.COBBLESTONE_WALL[0], b.OAK_FENCE[0], b.OAK_FENCE[0], b.OAK_FENCE[0], b.GLOWSTONE])
+        pole(ctx, x, z, LAMP_STACK)
     elif kind == "bus_stop":
         if here is None or here in ROAD_BLOCKS and here != b.STONE or here == b.WATER:
             return
-        _pole(ctx, x, z, [b.COBBLESTONE_WALL[0]] * 3 + [b.WHITE_WOOL])
+        pole(ctx, x, z, [b.COBBLESTONE_WALL[0]] * 3 + [b.WHITE_WOOL])
     elif kind in ("crossing", "traffic_signals"):
         road = ctx.links.get("road_at_node", {}).get(element.osm_id)
         if road is None:
@@ -286,10 +365,11 @@ def draw_node(ctx: DrawContext, element: ProjectedElement) -> None:
             # a signal post at the kerb, on the right of the road
             off = width / 2 + 0.5
             px, pz = int(np.floor(x + 0.5 - dz * off)), int(np.floor(z + 0.5 + dx * off))
-            _pole(ctx, px, pz, [b.COBBLESTONE_WALL[0]] * 3 + [b.GREEN_WOOL, b.YELLOW_WOOL, b.RED_WOOL])
+            pole(ctx, px, pz, [b.COBBLESTONE_WALL[0]] * 3 + [b.GREEN_WOOL, b.YELLOW_WOOL, b.RED_WOOL])
 
 
-def _pole(ctx: DrawContext, x: int, z: int, stack: list[int]) -> None:
+def pole(ctx: DrawContext, x: int, z: int, stack: list[int]) -> None:
+    """A column of ``stack`` standing on the surface at (x, z)."""
     ys = ctx.surface_at(x, z) + 1 + np.arange(len(stack))
     ctx.canvas.set_blocks(np.full(len(stack), x), ys, np.full(len(stack), z), np.array(stack))
 
