@@ -3,8 +3,9 @@
 Real `arnisd run` processes on 127.0.0.1 and the real `arnisd submit`/`arnisd status`
 commands: bad OSM files are refused at submission (HTTP 400, exit 2, the reader's words, no
 traceback in the coordinator's log); a job that fails later keeps its reason in `status`,
-`/jobs` and `submit --wait`, across a restart; a second coordinator on the same state_dir
-refuses to start, naming the first one's pid.
+`/jobs` and `submit --wait`, across a restart; a bbox job whose Overpass cannot be reached
+fails early with that error; a second coordinator on the same state_dir refuses to start,
+naming the first one's pid.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import json
 import shutil
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import (BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, MULTIPOLYGONS_OSM, TESTS_DIR, free_port,
-                      run_arnisd)
+from conftest import (BUNDLED_BBOX, BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, MULTIPOLYGONS_OSM,
+                      TESTS_DIR, free_port, run_arnisd)
 from daemon_control import start_daemon, stop_daemons, wait_until, write_worker_config
 
 
@@ -185,3 +187,37 @@ def test_a_second_coordinator_on_the_same_state_dir_names_the_first(tmp_path):
         assert (state / "coordinator.lock").read_text() == ""   # stopped cleanly: unlocked
     finally:
         stop_daemons(processes)
+
+
+@pytest.mark.parametrize("overpass", ["refused", "unresolvable"])
+def test_an_offline_bbox_job_fails_early_with_the_source_error(tmp_path, overpass):
+    """Every tile's Overpass fetch meets the same error: the job fails with it within 30 s
+    (each fetch makes 5 attempts over 15 s), not after every retry of every tile."""
+    url = {"refused": f"http://127.0.0.1:{free_port()}/api/interpreter",
+           "unresolvable": "http://nonexistent.invalid/api/interpreter"}[overpass]
+    words = {"refused": "Connection refused", "unresolvable": "nonexistent.invalid"}[overpass]
+    config, http_url = write_service_config(tmp_path / "coordinator.toml", tmp_path / "state",
+                                            extra=f'overpass_urls = ["{url}"]\n')
+    log = tmp_path / "coordinator.log"
+    coordinator = start_daemon(config, log)
+    worker = start_daemon(write_worker_config(tmp_path / "w1.toml", _port_of(config), "w1"),
+                          tmp_path / "w1.log")
+    try:
+        wait_ready(http_url, coordinator, log)
+        started = time.monotonic()
+        done = run_arnisd("submit", "--coordinator", http_url, "--bbox", BUNDLED_BBOX,
+                          "--output", "offline", "--wait", "--poll", "0.2", timeout_s=120)
+        elapsed_s = time.monotonic() - started
+        job_id = done.stdout.strip()
+        assert done.returncode == 1, done.stderr
+        line = one_line(done.stderr)
+        assert line.startswith(f"job {job_id} failed: Overpass query failed") and words in line
+        assert elapsed_s < 30, f"the job took {elapsed_s:.0f} s to fail"
+        reason = line[len(f"job {job_id} failed: "):]
+        _assert_reason_shown(http_url, job_id, reason)
+        tiles = http(f"{http_url}/jobs/{job_id}")[1]["tiles"]
+        assert len(tiles) == 8 and all(t["state"] == "failed" for t in tiles)
+        assert max(t["attempt"] for t in tiles) <= 1        # no tile was tried twice
+    finally:
+        stop_daemons([worker, coordinator])
+    assert "Traceback" not in log.read_text()

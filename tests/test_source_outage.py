@@ -10,9 +10,12 @@ from __future__ import annotations
 import pytest
 
 from arnisd.cluster.source_outage import SourceOutage, is_server_wide
+from arnisd.cluster.tilebook import TileBook, TileState
+from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.osm.overpass import OverpassError, fetch_overpass
-from conftest import free_port
+from arnisd.world.settings import GenerationSettings
+from conftest import BUNDLED_BBOX, free_port
 from fake_overpass import FakeOverpass
 
 BOX = BBox.parse("60.53,26.95,60.531,26.951")
@@ -55,17 +58,33 @@ def test_the_job_gives_up_once_two_tiles_agree_and_no_extract_arrived():
                           server_wide=True)
     busy = OverpassError("Overpass query failed: HTTP 503", server_wide=False)
     outage = SourceOutage(tiles_total=8)
-    assert outage.extract_failed("a", down) is None
-    assert outage.extract_failed("a", down) is None          # the same tile again: one tile
-    assert outage.extract_failed("b", busy) is None          # transient: does not count
-    assert outage.extract_failed("c", other) is None         # another error: not the same
-    assert outage.extract_failed("d", down) == str(down)
+    assert outage.extract_failed("a", down, 0) is None
+    assert outage.extract_failed("a", down, 0) is None       # the same tile again: one tile
+    assert outage.extract_failed("b", busy, 0) is None       # transient: does not count
+    assert outage.extract_failed("c", other, 0) is None      # another error: not the same
+    assert outage.extract_failed("d", down, 0) == str(down)
     assert outage.error == str(down)
 
-    working = SourceOutage(tiles_total=8)
-    working.extract_failed("a", down)
-    working.extract_arrived()                                # the source answered once
-    assert working.extract_failed("b", down) is None and working.error is None
+    working = SourceOutage(tiles_total=8)                    # the source answered once
+    assert working.extract_failed("a", down, 1) is None
+    assert working.extract_failed("b", down, 1) is None and working.error is None
 
     single = SourceOutage(tiles_total=1)                     # a one-tile job: that tile
-    assert single.extract_failed("a", down) == str(down)
+    assert single.extract_failed("a", down, 0) == str(down)
+
+
+def test_giving_up_fails_the_pending_tiles_and_keeps_the_leased_ones():
+    tiles = make_tiles(BBox.parse(BUNDLED_BBOX), GenerationSettings(), 0.01)
+    book = TileBook(tiles)
+    leased = book.next_due(0.0)
+    book.lease(leased, b"w", 0.0, 1)
+    book.dirty.clear()
+    failed = book.fail_pending("the source is down")
+    assert set(failed) == set(book.order) - {leased}
+    assert book.counts == {TileState.PENDING: 0, TileState.LEASED: 1, TileState.COMMITTED: 0,
+                           TileState.FAILED: len(tiles) - 1}
+    assert book.dirty == set(failed)
+    assert all(book.records[t].error == "the source is down" for t in failed)
+    assert book.next_due(100.0) is None and not book.finished()
+    book.commit(leased)
+    assert book.finished() and book.failed() == {t: "the source is down" for t in failed}

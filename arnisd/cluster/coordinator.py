@@ -469,6 +469,11 @@ class Coordinator:
             book.release(tile_id, now, f"extract failed: {exc}")
             if record.state == TileState.FAILED:
                 log.error("tile %s failed for good: %s", tile_id, record.error)
+            given_up = self.job.give_up_if_source_down(tile_id, exc)
+            if given_up:
+                log.error("job %s gives up: every tile's data source fails the same way (%s); "
+                          "%d tile(s) not tried again", self.job.job_id,
+                          self.job.source_outage.error, len(given_up))
         for tile_id, worker in assignments(book, prefetch.ready_tiles, free, total_slots):
             extract = prefetch.take(tile_id)
             if worker is not None:

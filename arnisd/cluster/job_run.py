@@ -17,6 +17,7 @@ from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extract_prefetch import ExtractPrefetcher
 from arnisd.cluster.extracts import ExtractSource
 from arnisd.cluster.merger import Merger
+from arnisd.cluster.source_outage import SourceOutage
 from arnisd.cluster.tilebook import Claims, TileBook, TileState
 from arnisd.cluster.tiling import Tile
 
@@ -37,6 +38,7 @@ class JobResult:
     determinism_bugs: list[str]
     attempts: int = 0          # leases handed out over the whole job (tiles_total if no retry)
     job_id: str = ""
+    error: str | None = None   # why the job gave up early (its data source is down)
 
     @property
     def ok(self) -> bool:
@@ -63,6 +65,7 @@ class JobRun:
         self.settings = settings            # GenerationSettings for work units
         self.merger = merger
         self.prefetch = ExtractPrefetcher(extract_source)
+        self.source_outage = SourceOutage(len(tiles))
         self.finalize = finalize
         self.on_progress = on_progress      # called with the chunks merged so far
         self.restored = restored
@@ -142,6 +145,14 @@ class JobRun:
                 and self.book.counts[TileState.COMMITTED] > 0):
             self.finalize(self.merger.world_dir)
 
+    def give_up_if_source_down(self, tile_id: str, error: Exception) -> list[str]:
+        """After a tile's extract failed: once every tile's source fails the same way (see
+        ``SourceOutage``), fail the tiles not yet made with that error; returns those."""
+        if self.source_outage.error is not None:
+            return []
+        reason = self.source_outage.extract_failed(tile_id, error, self.prefetch.arrived)
+        return [] if reason is None else self.book.fail_pending(reason)
+
     def result(self) -> JobResult:
         """How the job stands (once it ended: how it ended)."""
         book, merger = self.book, self.merger
@@ -149,4 +160,4 @@ class JobRun:
         return JobResult(merger.world_dir, len(book.records), book.counts[TileState.COMMITTED],
                          book.failed(), merger.chunks_merged, merger.regions_written,
                          end - self.started_at, list(merger.determinism_bugs),
-                         book.leases_total(), self.job_id)
+                         book.leases_total(), self.job_id, self.source_outage.error)

@@ -29,18 +29,16 @@ class SourceOutage:
 
     def __init__(self, tiles_total: int, quorum: int = DEFAULT_QUORUM) -> None:
         self.quorum = max(1, min(quorum, tiles_total))
-        self.source_works = False
         self._tiles_by_error: dict[str, set[str]] = {}
         self.error: str | None = None       # set once the job should stop
 
-    def extract_arrived(self) -> None:
-        self.source_works = True
-
-    def extract_failed(self, tile_id: str, error: BaseException) -> str | None:
-        """Note a tile's failed extract; the job's error if the job should stop now."""
+    def extract_failed(self, tile_id: str, error: BaseException,
+                       extracts_arrived: int) -> str | None:
+        """Note a tile's failed extract (``extracts_arrived``: how many of the job's extracts
+        came this run); the job's error if the job should stop now."""
         if self.error is not None:
             return self.error
-        if self.source_works or not is_server_wide(error):
+        if extracts_arrived or not is_server_wide(error):
             return None
         message = str(error)
         tiles = self._tiles_by_error.setdefault(message, set())

@@ -6,6 +6,7 @@ States (a tile moves only along these arrows)::
        ▲  ◄──reclaim──┘  │
        └──backoff────────┤ failure (failures < max) / lease lost (lost < max_lost)
                          └─────────────────────────► failed (a limit reached, with the reason)
+    pending ──the job gives up (its source is down)──► failed
 
 A lease is ``(tile, attempt)``. The attempt number is a fencing token handed out by the
 coordinator (unique over every job and restart of one journal), so frames of an older lease
@@ -274,6 +275,18 @@ class TileBook:
         record.not_before = now + delay
         self._move(record, TileState.PENDING)
         heapq.heappush(self._backoff, (record.not_before, tile_id))
+
+    def fail_pending(self, error: str) -> list[str]:
+        """Fail every pending tile with ``error`` (the job gives up on them); returns them.
+        Leased tiles keep their lease: their results still count."""
+        failed = []
+        for tile_id in self.order:
+            record = self.records[tile_id]
+            if record.state == TileState.PENDING:
+                record.error = error
+                self._move(record, TileState.FAILED)
+                failed.append(tile_id)
+        return failed
 
     def finished(self) -> bool:
         return self.counts[TileState.PENDING] == 0 and self.counts[TileState.LEASED] == 0

@@ -445,9 +445,10 @@ class CoordinatorService:
                 outcome = DONE
             elif result.failed:
                 outcome = FAILED
-                record.error = (f"{len(result.failed)} tile(s) failed: " + "; ".join(
-                    f"{tile}: {(reason or '?').splitlines()[0]}"
-                    for tile, reason in sorted(result.failed.items())[:5]))
+                record.error = result.error or (  # the source's error if it gave up early
+                    f"{len(result.failed)} tile(s) failed: " + "; ".join(
+                        f"{tile}: {(reason or '?').splitlines()[0]}"
+                        for tile, reason in sorted(result.failed.items())[:5]))
             else:
                 outcome = STOPPED
         self._finish_record(record, outcome, result, staged, state_dir)
@@ -526,7 +527,7 @@ class CoordinatorService:
             log.info("job %s %s: %d of %d tiles, %d chunks%s", record.job_id, outcome,
                      record.completed, record.tiles_total, record.chunks,
                      f" ({record.error})" if record.error else "")
-        if result is not None:
+        if result is not None and result.error is None:   # else the tiles share its error
             for tile, reason in sorted(result.failed.items()):
                 log.error("job %s: tile %s failed: %s", record.job_id, tile,
                           (reason or "?").splitlines()[0], extra={"tile": tile})
