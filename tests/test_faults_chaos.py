@@ -1,7 +1,7 @@
 """Chaos: the bundled extract with 4 worker daemons while a driver SIGKILLs (and restarts) and
 SIGSTOPs/SIGCONTs random workers at random intervals, and SIGKILLs and restarts the
 coordinator once. At the end every tile is committed exactly once, the journal passes
-``PRAGMA integrity_check``, and the world equals the ``--in-process`` reference.
+``PRAGMA integrity_check``, and the world equals the in-process reference.
 
 Bounded in time (at most a minute of chaos, then every fault is undone), on 127.0.0.1: a fault
 every 1–3 s, at most two workers down or frozen at once, a restarted worker left alone for a
@@ -16,13 +16,12 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, arnisd_env, free_port
+from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, free_port
 from daemon_control import (log_lines, start_daemon, stop_daemons, tile_commit_counts,
                             write_coordinator_config, write_worker_config)
 from fake_generators import slow_env
@@ -136,15 +135,10 @@ class Driver:
         stop_daemons([self.coordinator, *self.workers])
 
 
-def test_chaos(tmp_path):
+def test_chaos(tmp_path, reference_worlds):
     seed = int(os.environ.get("ARNISD_CHAOS_SEED", random.randrange(1 << 30)))
     print(f"chaos seed {seed} (ARNISD_CHAOS_SEED={seed} replays it)")
     rng = random.Random(seed)
-    reference_dir = tmp_path / "reference"
-    ref = subprocess.Popen([sys.executable, "-m", "arnisd", "generate", "--osm-file",
-                            str(BUNDLED_EXTRACT), "--output", str(reference_dir), "--in-process",
-                            "--quiet"], env=arnisd_env(), cwd=tmp_path,
-                           stderr=subprocess.PIPE, text=True)
     driver = Driver(tmp_path, rng)
     try:
         total_tiles = 0
@@ -192,6 +186,5 @@ def test_chaos(tmp_path):
     finally:
         db.close()
 
-    # the world equals the --in-process one
-    assert ref.wait(300) == 0, ref.stderr.read()
-    assert_same_world(read_world_chunks(driver.output), read_world_chunks(reference_dir))
+    # the world equals the in-process one
+    assert_same_world(read_world_chunks(driver.output), reference_worlds.chunks(BUNDLED_BBOX))

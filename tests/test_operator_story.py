@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BUNDLED_EXTRACT, REPO_ROOT, free_port, run_arnisd
+from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, REPO_ROOT, free_port, run_arnisd
 from daemon_control import start_daemon
 from world_chunks import assert_same_world, read_world_chunks
 
@@ -118,7 +118,7 @@ def stop(processes: list[subprocess.Popen], timeout_s: float = 30.0) -> list[int
     return codes
 
 
-def test_operator_story(tmp_path):
+def test_operator_story(tmp_path, reference_worlds):
     port, http_port = free_port(), free_port()
     url = f"http://127.0.0.1:{http_port}"
     logs = {name: tmp_path / f"{name}.log" for name in ("coordinator", "w1", "w2")}
@@ -179,11 +179,7 @@ def test_operator_story(tmp_path):
             tiles_done += len(tiles)
 
         # the world equals the single-process one
-        reference_dir = tmp_path / "reference"
-        ref = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--output", str(reference_dir),
-                     "--in-process", "--quiet", timeout_s=300)
-        assert ref.returncode == 0, ref.stderr
-        reference = read_world_chunks(reference_dir)
+        reference = reference_worlds.chunks(BUNDLED_BBOX)
         for name in ("kouvola", "kouvola-fine"):
             world = tmp_path / "worlds" / name
             assert (world / "level.dat").is_file()

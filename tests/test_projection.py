@@ -7,8 +7,9 @@ import pytest
 
 from arnisd.geo.bbox import BBox, BBoxError
 from arnisd.geo.projection import BlockRect, LocalProjection
+from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT
 
-KOUVOLA = BBox(60.52, 26.93, 60.54, 26.97)
+KOUVOLA = BBox.parse(BUNDLED_BBOX)
 MUNICH = BBox(48.125768, 11.552296, 48.148565, 11.593838)
 
 
@@ -82,11 +83,8 @@ def test_area_of_kouvola_box():
 
 
 def test_bundled_file_bounds_are_the_documented_bbox():
-    from pathlib import Path
-
     from arnisd.osm.source import bbox_of_file, snap_header_degrees
-    data = Path(__file__).resolve().parent.parent / "data" / "kouvola.osm.pbf"
-    assert bbox_of_file(data) == KOUVOLA
+    assert bbox_of_file(BUNDLED_EXTRACT) == KOUVOLA
     assert snap_header_degrees(26.9299999) == 26.93
     assert snap_header_degrees(26.9312345) == 26.9312345
 

@@ -14,6 +14,7 @@ from arnisd.cluster.tiling import make_tiles
 from arnisd.cluster.wire_names import work_unit
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
+from conftest import REPO_ROOT
 
 PROBE = "tests.slot_probe:describe_slot"
 
@@ -89,7 +90,6 @@ def test_a_worker_process_starts_its_slots_before_loading_zeromq_and_the_worker(
     import pickle
     import subprocess
     import sys
-    from pathlib import Path
 
     from arnisd.cluster.worker_process import run_worker_process
     from arnisd.cluster.worker_config import WorkerConfig
@@ -114,9 +114,8 @@ except Started as exc:
     assert exc.args[0] == [], exc.args[0]
     print("pool first")
 """
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "pool first", proc.stderr
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from arnisd.service.http_api import start_http_api
 from arnisd.commands.status import format_duration, format_status
-from conftest import REPO_ROOT, free_port, run_arnisd
+from conftest import BUNDLED_EXTRACT, REPO_ROOT, free_port, run_arnisd
 from fake_status_provider import API_TOKEN, mixed_provider
 
 @pytest.fixture
@@ -91,13 +91,13 @@ def test_url_and_token_from_the_config_file(provider, tmp_path):
 
 
 def test_submit_prints_the_job_id(url, provider):
-    osm = REPO_ROOT / "data" / "kouvola.osm.pbf"
-    proc = run_arnisd("submit", "--osm-file", "data/kouvola.osm.pbf", "--output", "kouvola-2",
-                  "--scale", "2", "--chunk-size", "0.004", "--interior", "--coordinator", url)
+    relative = BUNDLED_EXTRACT.relative_to(REPO_ROOT)          # run_arnisd runs in REPO_ROOT
+    proc = run_arnisd("submit", "--osm-file", str(relative), "--output", "kouvola-2",
+                      "--scale", "2", "--chunk-size", "0.004", "--interior", "--coordinator", url)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "job-2\n"
     sent = provider.submitted[0]
-    assert sent["osm_file"] == str(osm.resolve())        # made absolute: it exists here
+    assert sent["osm_file"] == str(BUNDLED_EXTRACT.resolve())     # made absolute: it exists here
     assert (sent["output"], sent["scale"], sent["tile_size_deg"], sent["interior"]) == \
         ("kouvola-2", 2.0, 0.004, True)
     assert "bbox" not in sent                            # the coordinator takes the file's bounds

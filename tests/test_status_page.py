@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 import pytest
 
 from arnisd.service.http_api import start_http_api, start_status_server
+from conftest import BUNDLED_TENTH_BBOX
 from fake_status_provider import STATE_FOR_COORDINATOR, FakeProvider, tile_grid
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -197,7 +198,7 @@ def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path,
     from arnisd.job import JobSpec
     from conftest import free_port
 
-    job = JobSpec(bbox=BBox.parse("60.525,26.94,60.535,26.955"), output=tmp_path / "world",
+    job = JobSpec(bbox=BBox.parse(BUNDLED_TENTH_BBOX), output=tmp_path / "world",
                   tile_size_deg=0.004)
     tiles = make_tiles(job.bbox, job.settings, job.tile_size_deg)
     assert len(tiles) >= 10
