@@ -1,11 +1,12 @@
 """Validating a whole world folder: its region files in parallel, coverage, digests, level.dat.
 
 ``validate_world(world_dir)`` checks every region file with ``region_check`` in worker
-processes (one region file per task), then, when the world has a manifest: that every chunk of
-the world's area is present and none outside it (a region file that is missing entirely is one
-line), and that each tile's chunks have the content digest the manifest recorded (but for
-tiles an update stopped midway was drawing again, which may hold old or new chunks). Finally
-``level.dat``: readable gzip NBT with the expected DataVersion, its spawn inside the world.
+processes (one region file per task) and, when the world has a manifest, as each report comes
+in: that every chunk of the world's area is present and none outside it (a region file that is
+missing entirely is one line), and that each tile's chunks have the content digest the
+manifest recorded (``tile_digests``). Then ``level.dat``: readable gzip NBT with the expected
+DataVersion, its spawn inside the world. Memory holds the region reports not yet taken in and
+the chunks of tiles still waiting for a region file, never every chunk of the world.
 Every problem is one line naming the file (and the chunk x/z where there is one).
 """
 
@@ -20,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arnisd.anvil.chunk_check import DATA_VERSION
-from arnisd.anvil.chunk_digest import digest_of_adlers
-from arnisd.anvil.grid import region_of, region_rect, regions_of_rect
+from arnisd.anvil.grid import region_rect, regions_of_rect
 from arnisd.anvil.manifest import MANIFEST_NAME, Manifest, ManifestError, read_manifest
 from arnisd.anvil.region import region_coords_from_name, region_file_name
 from arnisd.anvil.region_check import RegionReport, check_region
+from arnisd.anvil.tile_digests import TileDigestCheck, chunk_rect_blocks
 from arnisd.errors import UserError
 from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect
 
@@ -67,12 +68,15 @@ def _region_files(region_dir: Path) -> list[Path]:
     return sorted(files, key=_sort_key)
 
 
-def _check_regions(files: list[Path], processes: int, data_version: int) -> list[RegionReport]:
-    """``check_region`` of every file, in up to ``processes`` worker processes."""
+def _check_regions(files: list[Path], processes: int, data_version: int):
+    """``check_region`` of every file in turn, in up to ``processes`` worker processes; each
+    report is yielded as soon as it and those before it are done."""
     if processes <= 1 or len(files) <= 1:
-        return [check_region(path, data_version) for path in files]
+        for path in files:
+            yield check_region(path, data_version)
+        return
     with ProcessPoolExecutor(max_workers=min(processes, len(files))) as pool:
-        return list(pool.map(check_region, files, [data_version] * len(files)))
+        yield from pool.map(check_region, files, [data_version] * len(files))
 
 
 def validate_world(world_dir: Path, processes: int | None = None) -> WorldReport:
@@ -97,82 +101,70 @@ def validate_world(world_dir: Path, processes: int | None = None) -> WorldReport
         report.notes.append(f"an update was stopped midway: {len(manifest.pending_tiles)} tiles "
                             "being drawn again (digests not checked); run arnisd update again")
     data_version = manifest.data_version if manifest else DATA_VERSION
+    level_problems, spawn = _level_dat(world_dir, data_version, manifest)
+    spawn_chunk = None if spawn is None else (spawn[0] // CHUNK_SIZE_BLOCKS,
+                                              spawn[1] // CHUNK_SIZE_BLOCKS)
+    world = chunk_rect_blocks(manifest.world_chunks) if manifest else None
+    digests = TileDigestCheck(manifest) if manifest else None
+    spawn_found = False
     files = _region_files(region_dir)
-    regions = _check_regions(files, processes or os.cpu_count() or 1, data_version)
-    report.regions = len(regions)
-    for region in regions:
+    for region in _check_regions(files, processes or os.cpu_count() or 1, data_version):
+        report.regions += 1
         report.chunks += region.chunks
         report.problems.extend(region.problems)
-    present = {chunk for region in regions for chunk in region.present}
+        if manifest is not None:
+            report.problems.extend(_coverage(world, region))
+            digests.add(region)
+        elif spawn_chunk is not None and not spawn_found:
+            spawn_found = spawn_chunk in region.present
     if manifest is not None:
-        report.problems.extend(_coverage(manifest, regions, {p.name for p in files}))
-        report.problems.extend(_digests(manifest, regions))
-    report.problems.extend(_level_dat(world_dir, data_version, manifest, present))
+        report.problems.extend(_missing_regions(world, {p.name for p in files}))
+        report.problems.extend(digests.problems)
+    elif spawn_chunk is not None and not spawn_found:
+        level_problems.append(_spawn_outside(spawn))
+    report.problems.extend(level_problems)
     report.elapsed_s = time.perf_counter() - started
     return report
 
 
-def _chunk_rect_blocks(chunks: tuple[int, int, int, int]) -> BlockRect:
-    return BlockRect(*(c * CHUNK_SIZE_BLOCKS for c in chunks))
-
-
-def _coverage(manifest: Manifest, regions: list[RegionReport], names: set[str]) -> list[str]:
-    """Chunks of the world's area that are missing, and chunks outside it."""
-    world = _chunk_rect_blocks(manifest.world_chunks)
+def _missing_regions(world: BlockRect, names: set[str]) -> list[str]:
+    """Region files of the world's area that are not there at all (one line each)."""
     problems = []
     for rx, rz in regions_of_rect(world) if world.width and world.depth else ():
         name = region_file_name(rx, rz)
         if name not in names:
             expected = len(region_rect(rx, rz).intersection(world).chunks())
             problems.append(f"{name}: missing ({expected} chunks of the world)")
-    for region in regions:
-        present = set(region.present)
-        inside_rect = region_rect(*region_coords_from_name(Path(region.name))).intersection(world)
-        if inside_rect is None:
-            if present:
-                problems.append(f"{region.name}: {len(present)} chunks, "
-                                "all outside the world's area")
-            continue
-        inside = set(inside_rect.chunks())
-        for cx, cz in sorted(inside - present, key=lambda c: (c[1], c[0])):
-            problems.append(f"{region.name} {cx},{cz}: missing")
-        for cx, cz in sorted(present - inside, key=lambda c: (c[1], c[0])):
-            problems.append(f"{region.name} {cx},{cz}: outside the world's area")
     return problems
 
 
-def _digests(manifest: Manifest, regions: list[RegionReport]) -> list[str]:
-    """Tiles whose chunks (all present and good) do not have the recorded content digest."""
-    adlers: dict[tuple[int, int], bytes] = {}
-    for region in regions:
-        adlers.update(region.adlers)
-    problems = []
-    for tile in sorted(manifest.tiles, key=lambda t: (t.chunks[1], t.chunks[0])):
-        if tile.tile_id in manifest.pending_tiles:
-            continue                     # being drawn again: old or new chunks, both fine
-        x0, z0, x1, z1 = tile.chunks
-        entries = [(cx, cz, adlers.get((cx, cz))) for cz in range(z0, z1) for cx in range(x0, x1)]
-        if any(adler is None for _, _, adler in entries):
-            continue                     # those chunks were reported already
-        if digest_of_adlers(entries).hex() != tile.content_digest:
-            files = sorted({region_file_name(*region_of(cx, cz)) for cx, cz, _ in entries})
-            problems.append(f"{' '.join(files)}: tile {tile.tile_id} (chunks {x0},{z0}.."
-                            f"{x1 - 1},{z1 - 1}) differs from the manifest's content digest")
-    return problems
+def _coverage(world: BlockRect, region: RegionReport) -> list[str]:
+    """The region file's chunks of the world's area that are missing, and those outside it."""
+    present = set(region.present)
+    inside_rect = region_rect(*region_coords_from_name(Path(region.name))).intersection(world)
+    if inside_rect is None:
+        return ([f"{region.name}: {len(present)} chunks, all outside the world's area"]
+                if present else [])
+    inside = set(inside_rect.chunks())
+    return ([f"{region.name} {cx},{cz}: missing"
+             for cx, cz in sorted(inside - present, key=lambda c: (c[1], c[0]))]
+            + [f"{region.name} {cx},{cz}: outside the world's area"
+               for cx, cz in sorted(present - inside, key=lambda c: (c[1], c[0]))])
 
 
-def _level_dat(world_dir: Path, data_version: int, manifest: Manifest | None,
-               present: set[tuple[int, int]]) -> list[str]:
-    """``level.dat`` readable, of the right DataVersion, with its spawn inside the world."""
+def _level_dat(world_dir: Path, data_version: int,
+               manifest: Manifest | None) -> tuple[list[str], tuple[int, int] | None]:
+    """Problems of ``level.dat`` (readable, the right DataVersion, its spawn inside the world's
+    area when there is a manifest), and the spawn's block x, z (None when unreadable)."""
     import nbtlib
     path = world_dir / "level.dat"
     try:
         raw = gzip.decompress(path.read_bytes())
         data = nbtlib.File.parse(io.BytesIO(raw))["Data"]
     except FileNotFoundError:
-        return ["level.dat: missing"]
+        return ["level.dat: missing"], None
     except Exception as exc:         # gzip, NBT and key errors alike mean "unreadable"
-        return [f"level.dat: unreadable: {type(exc).__name__}: {exc}"]
+        return [f"level.dat: unreadable: {type(exc).__name__}: {exc}"], None
     problems = []
     version = data.get("DataVersion")
     if version is None or int(version) != data_version:
@@ -180,14 +172,15 @@ def _level_dat(world_dir: Path, data_version: int, manifest: Manifest | None,
     try:
         spawn_x, spawn_z = int(data["SpawnX"]), int(data["SpawnZ"])
     except (KeyError, TypeError, ValueError):
-        return problems + ["level.dat: no SpawnX/SpawnZ"]
-    cx, cz = spawn_x // CHUNK_SIZE_BLOCKS, spawn_z // CHUNK_SIZE_BLOCKS
+        return problems + ["level.dat: no SpawnX/SpawnZ"], None
     if manifest is not None:
-        world = _chunk_rect_blocks(manifest.world_chunks)
-        inside = world.x0 <= spawn_x < world.x1 and world.z0 <= spawn_z < world.z1
-    else:
-        inside = (cx, cz) in present
-    if not inside:
-        problems.append(f"level.dat: spawn {spawn_x},{spawn_z} (chunk {cx},{cz}) "
-                        "is outside the world")
-    return problems
+        world = chunk_rect_blocks(manifest.world_chunks)
+        if not (world.x0 <= spawn_x < world.x1 and world.z0 <= spawn_z < world.z1):
+            problems.append(_spawn_outside((spawn_x, spawn_z)))
+    return problems, (spawn_x, spawn_z)
+
+
+def _spawn_outside(spawn: tuple[int, int]) -> str:
+    x, z = spawn
+    return (f"level.dat: spawn {x},{z} (chunk {x // CHUNK_SIZE_BLOCKS},"
+            f"{z // CHUNK_SIZE_BLOCKS}) is outside the world")
