@@ -22,6 +22,7 @@ from arnisd.cluster.journal import JournalError
 from arnisd.cluster.merger import MergeError
 from arnisd.output import check_output, discard, promote, staging_dir
 from arnisd.progress import Progress
+from arnisd.service.signals import starting_children
 from arnisd.world.settings import DEFAULT_GROUND_LEVEL, DEFAULT_HALO_BLOCKS, GenerationSettings
 
 NAME = "generate"
@@ -183,7 +184,6 @@ def run(args) -> int:
     progress.note(f"area {job.bbox} ({job.bbox.area_km2():.2f} km²), scale {job.settings.scale:g}")
     if not args.in_process:
         from arnisd.cluster.local import warm_up_workers
-        from arnisd.service.signals import starting_children
         with starting_children():   # the fork server and its workers leave Ctrl-C to us
             warm_up_workers()     # the workers' fork server loads the generator while we read
     data = index = None       # a file on the local cluster is cut from its on-disk index
@@ -235,7 +235,6 @@ def run(args) -> int:
     if args.preview:
         from arnisd.preview import write_preview
         png = job.output.with_name(job.output.name + ".png")
-        from arnisd.service.signals import starting_children
         width, height = write_preview(job.output, png, workers=args.workers or os.cpu_count() or 1,
                                       starting_workers=starting_children)
         progress.note(f"wrote the map preview {png} ({width} x {height} px)")
@@ -259,7 +258,6 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
     if args.http_port is not None:
         from arnisd.service.http_api import start_status_server
         serve_status = partial(start_status_server, host="127.0.0.1", port=args.http_port)
-    from arnisd.service.signals import starting_children
     result = run_local_cluster(job, source, workers, staged, serve_status=serve_status,
                                progress=progress, resume=args.resume,
                                starting_workers=starting_children)
