@@ -89,9 +89,10 @@ def starting_children() -> Iterator[None]:
     A stop signal handled in the middle of a start would leave a child half-started (a spawned
     one would die reading its orders, with a traceback), so this process's handlers only note
     one, and it is handled on the way out. A Ctrl-C that reaches the whole group while the
-    children's interpreters start stays pending in them until they ignore it (local workers,
-    slots and the fork server do, first thing) instead of raising ``KeyboardInterrupt`` in
-    their start-up. Where signals cannot be blocked (Windows) only the first part holds."""
+    children's interpreters start stays pending in them instead of raising
+    ``KeyboardInterrupt`` in their start-up: dropped once they ignore it (local workers, slots
+    and the fork server do, first thing), else never delivered (they keep the mask). Where
+    signals cannot be blocked (Windows) only the first part holds."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
