@@ -128,7 +128,9 @@ def test_land_surfaces(tags, block):
 def test_railway_bed_and_rails():
     ctx = context()
     railways.draw(ctx, line({"railway": "rail"}, [[0, 30], [63, 30]]))
-    assert block_at(ctx, 20, G, 30) == b.GRAVEL
+    assert [block_at(ctx, x, G, 30) for x in range(20, 25)] == [b.OAK_LOG, b.GRAVEL, b.GRAVEL,
+                                                                b.GRAVEL, b.OAK_LOG]
+    assert block_at(ctx, 21, G, 29) == block_at(ctx, 21, G, 31) == b.GRASS_BLOCK   # one wide
     assert block_at(ctx, 20, G + 1, 30) == b.RAIL_EW
     assert not railways.selects(line({"railway": "subway", "tunnel": "yes"}, [[0, 0], [5, 5]]))
 

@@ -153,7 +153,7 @@ def _town() -> list[OsmElement]:
                    node_ids=(101, 102, 103)),
         OsmElement("way", 21, "line", {"highway": "residential", "bridge": "yes", "layer": "1"},
                    coords=e7([(100, 60), (100, 150)]), node_ids=(201, 202)),
-        OsmElement("way", 22, "line", {"railway": "rail"}, coords=e7([(0, 40), (110, 70), (219, 140)]),
+        OsmElement("way", 22, "line", {"railway": "rail", "electrified": "contact_line"}, coords=e7([(0, 40), (110, 70), (219, 140)]),
                    node_ids=(301, 302, 303)),
         OsmElement("way", 23, "line", {"natural": "tree_row"}, coords=e7([(10, 100), (90, 104)])),
         OsmElement("way", 24, "line", {"barrier": "fence"}, coords=e7([(15, 15), (50, 15), (50, 40)])),

@@ -187,7 +187,7 @@ def test_rails_follow_the_way_with_curves():
     assert set(inner.tolist()) <= {b.RAIL_NE, b.RAIL_SW, b.RAIL_NW, b.RAIL_SE}
     ctx = context()
     railways.draw(ctx, line({"railway": "rail"}, [[0, 30], [63, 30]]))
-    assert block_at(ctx, 20, G, 30) == b.GRAVEL and block_at(ctx, 20, G + 1, 30) == b.RAIL_EW
+    assert block_at(ctx, 21, G, 30) == b.GRAVEL and block_at(ctx, 20, G + 1, 30) == b.RAIL_EW
     assert not railways.selects(line({"railway": "subway", "tunnel": "yes"}, [[0, 0], [5, 5]]))
     assert not railways.selects(line({"railway": "subway"}, [[0, 0], [5, 5]]))
 

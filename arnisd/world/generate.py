@@ -21,9 +21,9 @@ from arnisd.anvil.chunk import SECTION_YS, encode_chunk_zlib
 from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import OsmElement
 from arnisd.world.canvas import Canvas
-from arnisd.world.families import (amenities, barriers, bridges, buildings, doors, highways,
-                                   landuse, man_made, power, railways, street_lamps, vegetation,
-                                   water)
+from arnisd.world.families import (amenities, barriers, bridges, buildings, catenary, doors,
+                                   highways, landuse, man_made, power, railways, street_lamps,
+                                   vegetation, water)
 from arnisd.world.families.base import DrawContext
 from arnisd.world.families.ground import draw_ground
 from arnisd.world.projected import ProjectedElement, project_element
@@ -56,6 +56,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("bridge", bridges.selects, bridges.draw),
     Family("street-lamp", street_lamps.selects, street_lamps.draw),
     Family("building", buildings.selects, buildings.draw, buildings.sort_key),
+    Family("catenary", catenary.selects, catenary.draw),
     Family("barrier", barriers.selects, barriers.draw),
     Family("barrier-node", barriers.selects_node, barriers.draw_node),
     Family("man-made", man_made.selects, man_made.draw),

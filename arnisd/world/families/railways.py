@@ -1,9 +1,13 @@
-"""Railways: a gravel bed with rails along the centreline; tram rails in the street; platforms.
+"""Railways: rails on a one-block gravel bed with an oak-log sleeper every 4th block (as Arnis);
+tram rails set in paving; platforms. The overhead line of electrified main lines is drawn by
+the catenary family.
 
 Rails follow a 4-connected path through the way's nodes, and each rail's shape comes from its
 two neighbours on that path (straight, or a curve where the path turns), so a diagonal track is
 the zigzag of curves that carts follow in the game. The path is computed over the whole way,
-then clipped, so every tile lays the same rails. Tunnels, subways and disused lines are not
+then clipped, so every tile lays the same rails, and the sleepers are counted along it.
+A tram's rail lies in a band of stone-brick paving ``TRAM_PAVING_BLOCKS`` wide where it is not
+already on a road (Arnis lays trams on gravel like trains; a street track is paved). Tunnels, subways and disused lines are not
 drawn; bridges are drawn by the bridges family with the same rails on the deck.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from arnisd.world import blocks as b
+from arnisd.world.families import highways
 from arnisd.world.families.base import (DrawContext, area_cells, clip_cells, lay_surface,
                                         on_water, replace_table)
 from arnisd.world.tags import layer_of
@@ -20,9 +25,14 @@ from arnisd.world.raster import line_cells
 
 RAIL_TYPES = frozenset({"rail", "light_rail", "tram", "narrow_gauge", "monorail", "funicular",
                         "preserved", "miniature"})
-BED_WIDTH_BLOCKS = 3
+BED_WIDTH_BLOCKS = 3            # a raised track's deck (the bridges family)
+SLEEPER_EVERY_BLOCKS = 4
+SLEEPER = b.OAK_LOG
+TRAM_PAVING_BLOCKS = 3
+TRAM_PAVING = b.STONE_BRICKS
 _NOT_WATER = ~replace_table(b.WATER)      # like roads, a bed never fills a river
 PLATFORM_BLOCK = b.SMOOTH_STONE
+_KEEP_UNDER_TRAM = replace_table(b.WATER, *highways.ROAD_BLOCKS)
 
 # shape by the pair of neighbour directions (bit order of blocks.DIRECTIONS: N, E, S, W)
 _SHAPE = {0b0101: b.RAIL_NS, 0b1010: b.RAIL_EW, 0b0011: b.RAIL_NE, 0b1001: b.RAIL_NW,
@@ -103,18 +113,38 @@ def _direction_codes(d: np.ndarray) -> np.ndarray:
     return np.select([d[:, 1] < 0, d[:, 0] > 0, d[:, 1] > 0], [0, 1, 2], default=3)
 
 
+def bed_blocks(path: np.ndarray) -> np.ndarray:
+    """The block under each rail of the path: gravel, an oak-log sleeper every 4th cell."""
+    sleeper = np.arange(len(path)) % SLEEPER_EVERY_BLOCKS == 0
+    return np.where(sleeper, SLEEPER, b.GRAVEL).astype(np.uint16)
+
+
 def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     if ctx.terrain is not None:
         _draw_on_terrain(ctx, element)
         return
     ground = ctx.ground_y
-    if element.tags.get("railway") != "tram":
-        xs, zs = line_cells(element.points, BED_WIDTH_BLOCKS, ctx.clip)
-        ctx.canvas.fill_columns(xs, zs, ground, ground + 1, b.GRAVEL, replace=_NOT_WATER)
     path = rail_path(element.points)
     states = rail_states(path)
-    xs, zs, states = clip_cells(ctx, path[:, 0], path[:, 1], states)
+    xs, zs, states, beds = clip_cells(ctx, path[:, 0], path[:, 1], states, bed_blocks(path))
+    if element.tags.get("railway") == "tram":
+        _pave_tram(ctx, element, ground)
+    else:
+        ctx.canvas.fill_columns(xs, zs, ground, ground + 1, beds, replace=_NOT_WATER)
     ctx.canvas.set_blocks(xs, np.full(len(xs), ground + 1), zs, states)
+
+
+def _pave_tram(ctx: DrawContext, element: ProjectedElement, ys) -> None:
+    """Stone-brick paving along a tram's track, but never over a road or water."""
+    xs, zs = line_cells(element.points, TRAM_PAVING_BLOCKS, ctx.clip)
+    if len(xs) == 0:
+        return
+    if ctx.terrain is not None:
+        ys = ctx.terrain.line_heights(element.points, xs, zs)
+        keep = ~_KEEP_UNDER_TRAM[ctx.canvas.get_blocks(xs, ctx.surface_at(xs, zs), zs)]
+        lay_surface(ctx, xs[keep], zs[keep], ys[keep], TRAM_PAVING)
+        return
+    ctx.canvas.fill_columns(xs, zs, ys, ys + 1, TRAM_PAVING, replace=~_KEEP_UNDER_TRAM)
 
 
 def path_heights(ctx: DrawContext, points: np.ndarray, path: np.ndarray) -> np.ndarray:
@@ -130,17 +160,18 @@ def path_heights(ctx: DrawContext, points: np.ndarray, path: np.ndarray) -> np.n
 
 
 def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement) -> None:
-    """The bed at the height of the nearest centreline point (as roads), the rails on it,
-    ascending where the next rail is a block higher."""
-    if element.tags.get("railway") != "tram":
-        xs, zs = line_cells(element.points, BED_WIDTH_BLOCKS, ctx.clip)
-        dry = ~on_water(ctx, xs, zs)
-        xs, zs = xs[dry], zs[dry]
-        lay_surface(ctx, xs, zs, ctx.terrain.line_heights(element.points, xs, zs), b.GRAVEL)
+    """The bed (or a tram's paving) at the rails' heights (the nearest centreline point's
+    ground, as roads), the rails on it, ascending where the next rail is a block higher."""
     path = rail_path(element.points)
     heights = path_heights(ctx, element.points, path)
     states = rail_states(path, heights)
-    xs, zs, states, heights = clip_cells(ctx, path[:, 0], path[:, 1], states, heights)
+    xs, zs, states, heights, beds = clip_cells(ctx, path[:, 0], path[:, 1], states, heights,
+                                               bed_blocks(path))
+    if element.tags.get("railway") == "tram":
+        _pave_tram(ctx, element, None)
+    else:
+        dry = ~on_water(ctx, xs, zs)
+        lay_surface(ctx, xs[dry], zs[dry], heights[dry], beds[dry])
     ctx.canvas.set_blocks(xs, heights + 1, zs, states)
 
 
