@@ -44,7 +44,8 @@ def _generate(out: Path, *how: str) -> Path:
 def worlds(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("paths")
     made = {"in-process": _generate(base / "a" / "world", "--in-process"),
-            "local cluster": _generate(base / "b" / "world", "--workers", "2")}
+            "local cluster": _generate(base / "b" / "world", "--workers", "2",
+                                       "--index-dir", str(base / "index"))}
     config = service_config(base / "daemon")
     with RunningService(config) as running:
         job_id = running.service.submit(tenth_job("world", tile_size_deg=float(TILE_DEG),
@@ -111,7 +112,8 @@ def test_on_terrain_every_path_writes_the_same_manifest_and_an_update_redraws_no
     folder = write_tile_folder(tmp_path / "tiles",
                                dem_tiles(job_tiles(projection, 15, TERRAIN_MARGIN_BLOCKS)))
     worlds = {}
-    for name, how in (("in-process", ["--in-process"]), ("cluster", ["--workers", "2"])):
+    for name, how in (("in-process", ["--in-process"]),
+                      ("cluster", ["--workers", "2", "--index-dir", str(tmp_path / "index")])):
         out = tmp_path / name / "world"
         out.parent.mkdir()
         proc = run_arnisd("generate", "--osm-file", str(osm), "--output", str(out),

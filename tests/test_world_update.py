@@ -26,6 +26,12 @@ TILE_DEG = "0.003"
 pytestmark = pytest.mark.timeout(300)
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """`arnisd update` keeps the new file's index in the user's cache: here, the test's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 def _arnisd(*args: str) -> subprocess.CompletedProcess:
     return run_arnisd(*args, timeout_s=240)
 
