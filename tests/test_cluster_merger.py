@@ -11,6 +11,7 @@ from arnisd.cluster.results import content_digest, group_into_frames, new_transf
 from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
+from conftest import BUNDLED_BBOX, BUNDLED_SPECK_BBOX
 from world_chunks import read_world_chunks
 
 
@@ -37,7 +38,7 @@ def _wait(predicate, timeout_s=5.0):
 
 
 def test_regions_appear_as_their_tiles_commit(tmp_path):
-    tiles = make_tiles(BBox.parse("60.52,26.93,60.54,26.97"), GenerationSettings(), 0.004)
+    tiles = make_tiles(BBox.parse(BUNDLED_BBOX), GenerationSettings(), 0.004)
     merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
     region_dir = tmp_path / "world" / "region"
     try:
@@ -58,7 +59,7 @@ def test_regions_appear_as_their_tiles_commit(tmp_path):
 
 
 def test_bad_attempts_are_not_committed(tmp_path):
-    tiles = make_tiles(BBox.parse("60.53,26.95,60.532,26.954"), GenerationSettings(), 0.001)
+    tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)
     merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
     tile, other = tiles[0], tiles[1]
     chunks = _chunks(tile)
@@ -91,7 +92,7 @@ def test_bad_attempts_are_not_committed(tmp_path):
 
 
 def test_a_refused_frame_names_its_first_fault_and_stages_nothing(tmp_path):
-    tiles = make_tiles(BBox.parse("60.53,26.95,60.532,26.954"), GenerationSettings(), 0.001)
+    tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)
     merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
     tile, other = tiles[0], tiles[1]
     rx, rz, records = next(group_into_frames(_chunks(tile)))

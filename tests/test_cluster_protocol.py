@@ -15,10 +15,11 @@ from arnisd.cluster.tiling import make_tiles
 from arnisd.cluster.wire_names import work_unit
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
+from conftest import BUNDLED_SPECK_BBOX
 
 DIGEST = bytes(32)
-UNIT = work_unit(make_tiles(BBox.parse("60.53,26.95,60.532,26.954"), GenerationSettings(), 0.001)[0],
-                 GenerationSettings(), BBox.parse("60.53,26.95,60.532,26.954"))
+UNIT = work_unit(make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)[0],
+                 GenerationSettings(), BBox.parse(BUNDLED_SPECK_BBOX))
 
 
 def test_round_trips():

@@ -6,10 +6,11 @@ from arnisd.cluster.tilebook import TileBook, TileState
 from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
+from conftest import BUNDLED_BBOX
 
 
 def _book(**kw):
-    tiles = make_tiles(BBox.parse("60.52,26.93,60.54,26.97"), GenerationSettings(), 0.01)
+    tiles = make_tiles(BBox.parse(BUNDLED_BBOX), GenerationSettings(), 0.01)
     return TileBook(tiles, **kw)
 
 

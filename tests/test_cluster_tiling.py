@@ -12,9 +12,10 @@ from arnisd.cluster.wire_names import WorkUnit, work_unit
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import LocalProjection
 from arnisd.world.settings import GenerationSettings
+from conftest import BUNDLED_BBOX
 
 BOXES = {
-    "kouvola": "60.52,26.93,60.54,26.97",
+    "kouvola": BUNDLED_BBOX,
     "tiny": "48.1400,11.5600,48.1402,11.5603",
     "one_metre": "10.0,10.0,10.00001,10.00001",
     "southern_western": "-34.61,-58.39,-34.595,-58.371",

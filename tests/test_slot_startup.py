@@ -14,13 +14,13 @@ from arnisd.cluster.tiling import make_tiles
 from arnisd.cluster.wire_names import work_unit
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
-from conftest import REPO_ROOT
+from conftest import BUNDLED_SPECK_BBOX, REPO_ROOT
 
 PROBE = "tests.slot_probe:describe_slot"
 
 
 def _task() -> dict:
-    bbox = BBox.parse("60.53,26.95,60.532,26.954")
+    bbox = BBox.parse(BUNDLED_SPECK_BBOX)
     tile = make_tiles(bbox, GenerationSettings(), 0.01)[0]
     return {"unit": work_unit(tile, GenerationSettings(), bbox), "extract": None,
             "elevation": None}

@@ -23,7 +23,7 @@ from arnisd.world import blocks as b
 from arnisd.world.generate import draw_window, generate_chunks, generate_window, prepare
 from arnisd.world.settings import GenerationSettings
 from arnisd.world.ground_surface import TERRAIN_MARGIN_BLOCKS, TerrainSource
-from conftest import run_arnisd
+from conftest import BUNDLED_SPECK_BBOX, run_arnisd
 from fake_elevation import (DEM_TEST_BBOX, FakeElevationServer, dem_tiles, write_tile_folder)
 from terrain_scene import write_scene_osm
 
@@ -126,7 +126,7 @@ def test_a_lease_with_only_its_tiles_draws_what_the_whole_job_draws():
 
 
 def test_a_lease_frame_carries_the_extract_untouched_and_elevation_in_its_own_field():
-    bbox = BBox.parse("60.53,26.95,60.532,26.954")
+    bbox = BBox.parse(BUNDLED_SPECK_BBOX)
     settings = GenerationSettings(terrain=True, terrain_params={"zoom": 15})
     tile = make_tiles(bbox, settings, 0.001)[0]
     extract = pack_elements([])
