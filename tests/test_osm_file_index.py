@@ -282,3 +282,44 @@ def test_indexing_fits_a_memory_limit_that_reading_the_file_whole_exceeds(tmp_pa
     assert results["in-memory"] != results["index"]
     assert "out of memory" in results["in-memory"] or "MemoryError" in results["in-memory"], results
     assert results["index"] == f"elements {25 * 4981}", results
+
+
+_CHILD_BUILD_SCRIPT = """
+import resource, sys
+from pathlib import Path
+from arnisd.osm.index_process import open_index
+
+def peak_mb():
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024
+
+before = peak_mb()
+with open_index(Path(sys.argv[1]), Path(sys.argv[2])) as index:
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    print(index.element_count, peak_mb() - before, child_mb)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_open_index_builds_in_a_child_and_the_caller_keeps_none_of_its_memory(tmp_path,
+                                                                          copies_file):
+    done = subprocess.run([sys.executable, "-c", _CHILD_BUILD_SCRIPT, str(copies_file),
+                           str(tmp_path / "index")], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    count, own_growth_mb, child_peak_mb = map(int, done.stdout.split())
+    assert count == 25 * 4981
+    assert own_growth_mb < 10 and child_peak_mb > own_growth_mb + 40, done.stdout
+
+
+def test_open_index_forwards_the_builds_notes_and_its_error(tmp_path):
+    from arnisd.osm.index_process import open_index
+    notes = Progress(stream=io.StringIO())
+    with open_index(BUNDLED_EXTRACT, tmp_path / "index", notes) as index:
+        assert index.element_count == 4981
+    assert "indexed 4981 OSM elements of kouvola.osm.pbf" in notes.stream.getvalue()
+    bad = tmp_path / "bad.osm.pbf"
+    bad.write_bytes(b"this is not a pbf file at all" * 10)
+    with pytest.raises(OsmInputError) as exc_info:
+        open_index(bad, tmp_path / "index")
+    assert str(exc_info.value).startswith(f"cannot read OSM data from {bad}")
+    assert "\n" not in str(exc_info.value)

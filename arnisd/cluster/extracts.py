@@ -248,8 +248,8 @@ def extract_source_for_job(job, elements: Sequence | None, progress=None,
     projection = job.projection
     if elements is None and index is None and job.osm_file is not None \
             and job.index_dir is not None:
-        from arnisd.osm.file_index import open_file_index
-        index = open_file_index(Path(job.osm_file), Path(job.index_dir), progress)
+        from arnisd.osm.index_process import open_index
+        index = open_index(Path(job.osm_file), Path(job.index_dir), progress)
     if elements is None and index is not None:
         return IndexedFileExtracts(index, projection)
     if elements is None and job.osm_file is not None:

@@ -193,8 +193,8 @@ def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
                                   backoff_s=spec.overpass_backoff_s).elements
         note(f"fetched {len(elements)} OSM elements of {spec.bbox} from Overpass")
     elif index_dir is not None:
-        from arnisd.osm.file_index import open_file_index
-        index = open_file_index(Path(spec.osm_file), Path(index_dir), progress)
+        from arnisd.osm.index_process import open_index
+        index = open_index(Path(spec.osm_file), Path(index_dir), progress)
         note(f"{Path(spec.osm_file).name}: {index.element_count} OSM elements, index in {index_dir}")
     else:
         from arnisd.osm.reader import read_osm_file

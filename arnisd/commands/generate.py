@@ -192,8 +192,8 @@ def run(args) -> int:
         data = load_source(job)
         progress.note(f"read {len(data.elements)} OSM elements")
     else:
-        from arnisd.osm.file_index import open_file_index
-        index = open_file_index(job.osm_file, job.index_dir, progress)
+        from arnisd.osm.index_process import open_index
+        index = open_index(job.osm_file, job.index_dir, progress)
         progress.note(f"{job.osm_file.name}: {index.element_count} OSM elements, "
                       f"index in {job.index_dir}")
     if job.osm_file is not None and not args.allow_empty:

@@ -19,6 +19,7 @@ What comes out, sorted by (OSM type, id) and then kind (point, line, area):
 from __future__ import annotations
 
 import tempfile
+from array import array
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -207,7 +208,7 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
     area_headers: list[tuple[str, int, dict[str, str]]] = []
     area_wkbs: list[str] = []
     wkb_factory = osmium.geom.WKBFactory()  # keeps state between calls: one per pass
-    unlocated_refs: set[int] = set()
+    unlocated_refs = array("q")   # 8 bytes a reference: a cut file has many
     objects = 0
 
     def flush() -> None:
@@ -225,7 +226,7 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
             refs = [(ref.ref, ref.location) for ref in obj.nodes]
             located = [(ref, loc.y, loc.x) for ref, loc in refs if loc.valid()]
             if len(located) < len(refs):
-                unlocated_refs.update(ref for ref, loc in refs if not loc.valid())
+                unlocated_refs.extend(ref for ref, loc in refs if not loc.valid())
             if len(located) >= 2 and len(obj.tags):
                 coords = np.array([(lat, lng) for _, lat, lng in located], dtype=np.int64)
                 node_ids = tuple(ref for ref, _, _ in located)
@@ -259,8 +260,8 @@ def _add_area(area, wkb_factory, headers: list, wkbs: list[str]) -> None:
     wkbs.append(wkb)
 
 
-def _any_located_later(locations, node_ids: set[int]) -> bool:
-    for node_id in node_ids:
+def _any_located_later(locations, node_ids: array) -> bool:
+    for node_id in np.unique(np.frombuffer(node_ids, dtype=np.int64)).tolist():
         try:
             if locations.get(node_id).valid():
                 return True
