@@ -9,19 +9,19 @@ from pathlib import Path
 
 
 def journal_tiles(journal_path: Path, job_id: str | None = None) -> dict:
-    """{tile: {state, attempt, leases, failures, lost, error}} of one job (the only one, or
+    """{tile: {state, lease, attempts, failures, lost, error}} of one job (the only one, or
     ``job_id``) in a coordinator's journal, read while the coordinator may be writing."""
     if not Path(journal_path).exists():
         return {}
     db = sqlite3.connect(str(journal_path), timeout=10)
     try:
-        query = "SELECT tile_id, state, attempt, leases, failures, lost, error, job_id FROM tiles"
+        query = "SELECT tile_id, state, lease, attempts, failures, lost, error, job_id FROM tiles"
         rows = db.execute(query).fetchall()
     except sqlite3.OperationalError:
         return {}
     finally:
         db.close()
-    return {r[0]: {"state": r[1], "attempt": r[2], "leases": r[3], "failures": r[4],
+    return {r[0]: {"state": r[1], "lease": r[2], "attempts": r[3], "failures": r[4],
                    "lost": r[5], "error": r[6]} for r in rows if job_id is None or r[7] == job_id}
 
 

@@ -215,7 +215,7 @@ def test_bad_results_are_retried_then_failed(cluster):
         while lease["tile"] != target:
             worker.deliver(lease)
             lease = worker.expect("lease")
-        assert coordinator.job.book.records[target].leases == 2
+        assert coordinator.job.book.records[target].attempts == 2
         outside = [(10_000, 10_000, zlib.compress(b"x"))]
         worker.send("chunks", tile=target, attempt=lease["attempt"], seq=0, rx=312, rz=312,
                     records=[list(outside[0])])
@@ -225,7 +225,7 @@ def test_bad_results_are_retried_then_failed(cluster):
         while lease["tile"] != target:
             worker.deliver(lease)
             lease = worker.expect("lease")
-        assert coordinator.job.book.records[target].leases == 3
+        assert coordinator.job.book.records[target].attempts == 3
         worker.send("fail", tile=target, attempt=lease["attempt"], error="generator exploded")
         while True:
             try:
@@ -298,7 +298,7 @@ def test_claims_wait_between_jobs_and_are_judged_when_the_job_starts(tmp_path):
         merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
         info = {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
                 "settings": GenerationSettings().as_dict()}
-        restored = {claim[0]: {"state": "leased", "attempt": 5, "leases": 1, "holder": b"w1"}}
+        restored = {claim[0]: {"state": "leased", "lease": 5, "attempts": 1, "holder": b"w1"}}
         coordinator.start_job(JobRun("job", tiles, info, GenerationSettings(), merger,
                                      NoExtracts(), config, restored=restored))
         runner = threading.Thread(target=coordinator.run_job, kwargs={"timeout_s": 30})
@@ -314,7 +314,7 @@ def test_claims_wait_between_jobs_and_are_judged_when_the_job_starts(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         record = coordinator.job.book.records[claim[0]]
-        assert (record.attempt, record.leases) == (5, 1)     # its own lease, not made again
+        assert (record.lease, record.attempts) == (5, 1)     # its own lease, not made again
         coordinator.stop()
         runner.join(10)
     finally:

@@ -19,7 +19,7 @@ def test_lease_commit_and_counts():
     tile = book.next_due(0.0)
     assert tile == "chunk_0_0"
     record = book.lease(tile, b"w", 0.0, 1)
-    assert record.attempt == 1 and record.leases == 1 and book.counts[TileState.LEASED] == 1
+    assert record.lease == 1 and record.attempts == 1 and book.counts[TileState.LEASED] == 1
     assert book.is_current(tile, 1, b"w") and not book.is_current(tile, 1, b"x")
     assert tile in book.dirty
     book.commit(tile)
@@ -42,7 +42,7 @@ def test_failures_back_off_then_fail():
     assert book.records[tile].not_before == 14.0      # doubled
     assert book.next_due(14.0) == tile
     record = book.lease(tile, b"w2", 14.0, 9)
-    assert record.attempt == 9 and record.leases == 3 and record.issued == [1, 5, 9]
+    assert record.lease == 9 and record.attempts == 3 and record.leases_issued == [1, 5, 9]
     book.release(tile, 15.0, "boom again")
     assert book.records[tile].state == TileState.FAILED
     assert book.failed() == {tile: "boom again"}
@@ -59,10 +59,10 @@ def test_clean_release_requeues_at_once_without_counting():
 
 def test_finished():
     book = _book()
-    attempt = 0
+    lease = 0
     while (tile := book.next_due(0.0)) is not None:
-        attempt += 1
-        book.lease(tile, b"w", 0.0, attempt)
+        lease += 1
+        book.lease(tile, b"w", 0.0, lease)
         book.commit(tile)
     assert book.finished()
 
@@ -70,11 +70,11 @@ def test_finished():
 def test_lost_leases_are_not_failures_but_are_bounded():
     book = _book(max_failures=3, max_lost=4)
     tile = book.next_due(0.0)
-    for attempt in range(1, 4):
-        book.lease(tile, b"w", 0.0, attempt)
+    for lease in range(1, 4):
+        book.lease(tile, b"w", 0.0, lease)
         book.release(tile, 1.0, "worker gone", lost=True)
         record = book.records[tile]
-        assert record.state == TileState.PENDING and record.failures == 0 and record.lost == attempt
+        assert record.state == TileState.PENDING and record.failures == 0 and record.lost == lease
         assert book.next_due(1.0) == tile                  # straight back, no backoff
     book.lease(tile, b"w", 0.0, 4)
     book.release(tile, 1.0, "worker gone", lost=True)
@@ -89,7 +89,7 @@ def test_reclaim_only_while_nobody_else_got_the_tile():
     book.release(tile, 1.0, "silent", lost=True)
     assert book.can_reclaim(tile, 7) and not book.can_reclaim(tile, 6)
     book.reclaim(tile, b"zombie", 2.0)
-    assert book.is_current(tile, 7, b"zombie") and book.records[tile].leases == 1
+    assert book.is_current(tile, 7, b"zombie") and book.records[tile].attempts == 1
     book.release(tile, 3.0, "silent", lost=True)
     assert book.next_due(3.0) == tile
     book.lease(tile, b"other", 3.0, 8)
@@ -99,10 +99,11 @@ def test_reclaim_only_while_nobody_else_got_the_tile():
 
 def test_restore_from_journal_rows():
     book = _book()
-    rows = {"chunk_0_0": {"state": TileState.COMMITTED, "attempt": 3, "leases": 2},
-            "chunk_1_0": {"state": TileState.LEASED, "attempt": 4, "leases": 1, "holder": b"w1"},
-            "chunk_2_0": {"state": TileState.FAILED, "attempt": 5, "leases": 3, "failures": 3, "error": "x"},
-            "chunk_3_0": {"state": TileState.PENDING, "attempt": 6, "leases": 1, "lost": 1}}
+    rows = {"chunk_0_0": {"state": TileState.COMMITTED, "lease": 3, "attempts": 2},
+            "chunk_1_0": {"state": TileState.LEASED, "lease": 4, "attempts": 1, "holder": b"w1"},
+            "chunk_2_0": {"state": TileState.FAILED, "lease": 5, "attempts": 3, "failures": 3,
+                          "error": "x"},
+            "chunk_3_0": {"state": TileState.PENDING, "lease": 6, "attempts": 1, "lost": 1}}
     held = book.restore(rows, 10.0)
     assert held == ["chunk_1_0"]
     assert book.counts == {TileState.PENDING: 5, TileState.LEASED: 1, TileState.COMMITTED: 1, TileState.FAILED: 1}
@@ -118,8 +119,8 @@ def test_restore_from_journal_rows():
 def test_handed_back_and_lost_tiles_go_out_first():
     book = _book(backoff_base_s=5.0)
     first, second, third = book.next_due(0.0), book.next_due(0.0), book.next_due(0.0)
-    for attempt, tile in enumerate((first, second, third), start=1):
-        book.lease(tile, b"w", 0.0, attempt)
+    for lease, tile in enumerate((first, second, third), start=1):
+        book.lease(tile, b"w", 0.0, lease)
     book.release(first, 1.0, "boom")                     # a failure waits for its backoff
     book.release(second, 1.0, None)                      # handed back
     book.release(third, 1.0, "gone", lost=True)          # lost with its worker

@@ -96,7 +96,7 @@ def committed_rows(running: RunningCoordinator) -> dict:
     rows = {}
     for row in running.coordinator.status_snapshot()["tiles"]:
         if row["state"] == "committed":
-            rows[row["tile"]] = {"attempt": row["lease"], **running.merger.commit_info(row["tile"])}
+            rows[row["tile"]] = {"lease": row["lease"], **running.merger.commit_info(row["tile"])}
     return rows
 
 

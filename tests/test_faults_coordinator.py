@@ -78,7 +78,7 @@ def test_coordinator_sigkilled_and_restarted_resumes_the_job(tmp_path, reference
         cluster.coordinator.send_signal(signal.SIGKILL)
         cluster.coordinator.wait(10)
         before = {t: r for t, r in journal_tiles(cluster.journal).items()}
-        committed_before = {t: r["attempt"] for t, r in before.items() if r["state"] == "committed"}
+        committed_before = {t: r["lease"] for t, r in before.items() if r["state"] == "committed"}
         assert committed_before and len(committed_before) < len(before)
         time.sleep(1.0)
         cluster.start_coordinator()
@@ -92,8 +92,8 @@ def test_coordinator_sigkilled_and_restarted_resumes_the_job(tmp_path, reference
     assert "worker w0 registered" in second and "worker w1 registered" in second
     after = journal_tiles(cluster.journal)
     assert all(r["state"] == "committed" for r in after.values())
-    for tile, attempt in committed_before.items():          # not made again
-        assert after[tile]["attempt"] == attempt, tile
+    for tile, lease in committed_before.items():            # not made again
+        assert after[tile]["lease"] == lease, tile
     assert all(count == 1 for count in cluster.committed_lines().values())
     assert set(cluster.committed_lines()) == set(after)
     assert journal_jobs(cluster.journal)[0]["state"] == "done"
@@ -110,7 +110,7 @@ def test_coordinator_sigterm_writes_what_it_received_then_resumes(tmp_path, refe
         first = cluster.log(1)
         assert "stopped" in first
         assert journal_jobs(cluster.journal)[0]["state"] == "stopped"
-        committed_before = {t: r["attempt"] for t, r in journal_tiles(cluster.journal).items()
+        committed_before = {t: r["lease"] for t, r in journal_tiles(cluster.journal).items()
                             if r["state"] == "committed"}
         # what it received is on disk: the staging log and any region whose tiles were all in
         staging = list((tmp_path / "state" / "jobs").glob("*/staging/log-*.bin"))
@@ -120,8 +120,8 @@ def test_coordinator_sigterm_writes_what_it_received_then_resumes(tmp_path, refe
     finally:
         cluster.stop()
     after = journal_tiles(cluster.journal)
-    for tile, attempt in committed_before.items():
-        assert after[tile]["attempt"] == attempt, tile
+    for tile, lease in committed_before.items():
+        assert after[tile]["lease"] == lease, tile
     assert all(count == 1 for count in cluster.committed_lines().values())
     assert_same_world(read_world_chunks(cluster.output), reference_worlds.chunks())
 
@@ -141,7 +141,7 @@ def test_worker_finishing_while_the_coordinator_is_down_delivers_later(tmp_path,
         (tile, row), = leased.items()
         # the tile is finished and kept in the scratch folder while nobody listens
         result = wait_until(lambda: list(scratch.glob("*.result")), 30, "a result in scratch")
-        assert result[0].name.endswith(f".{row['attempt']}.result")
+        assert result[0].name.endswith(f".{row['lease']}.result")
         time.sleep(1.0)
         cluster.start_coordinator()
         assert cluster.coordinator.wait(180) == 0, cluster.log(2)[-3000:]
@@ -149,7 +149,7 @@ def test_worker_finishing_while_the_coordinator_is_down_delivers_later(tmp_path,
         cluster.stop()
     after = journal_tiles(cluster.journal)[tile]
     assert after["state"] == "committed"
-    assert (after["attempt"], after["leases"]) == (row["attempt"], row["leases"])   # delivered
+    assert (after["lease"], after["attempts"]) == (row["lease"], row["attempts"])   # delivered
     x0z0 = [(m[2], m[3]) for m in read_markers(cluster.markers)]
     assert len(x0z0) == len(set(x0z0))                     # no tile was computed twice
     assert not list(scratch.glob("*.result"))              # delivered results are removed
@@ -172,7 +172,7 @@ def test_generate_killed_then_resumed(tmp_path, reference_worlds):
     finally:
         os.killpg(first.pid, signal.SIGKILL)          # the machine went down: every process
         first.wait(10)
-    committed_before = {t: r["attempt"] for t, r in journal_tiles(journal).items()
+    committed_before = {t: r["lease"] for t, r in journal_tiles(journal).items()
                         if r["state"] == "committed"}
     made_before = len(read_markers(markers))
     assert not output.exists()

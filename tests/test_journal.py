@@ -1,5 +1,5 @@
 """The coordinator's journal (SQLite, WAL) and taking a job back after a restart: tile rows,
-attempt numbers that are never reused, committed tiles found again in the merger's log."""
+lease numbers that are never reused, committed tiles found again in the merger's log."""
 
 from __future__ import annotations
 
@@ -32,14 +32,14 @@ def _chunks(tile):
     return [(cx, cz, zlib.compress(f"{cx},{cz}".encode() * 30)) for cx, cz in tile.chunks()]
 
 
-def _commit(merger, tile, attempt):
+def _commit(merger, tile, lease):
     chunks = _chunks(tile)
-    merger.begin(tile.tile_id, attempt)
+    merger.begin(tile.tile_id, lease)
     h = new_transfer_hash()
     for rx, rz, records in group_into_frames(chunks):
-        assert merger.stage(tile.tile_id, attempt, rx, rz, records) is None
+        assert merger.stage(tile.tile_id, lease, rx, rz, records) is None
         update_transfer_hash(h, records)
-    assert merger.finish(tile.tile_id, attempt, len(chunks), h.digest(), content_digest(chunks)) is None
+    assert merger.finish(tile.tile_id, lease, len(chunks), h.digest(), content_digest(chunks)) is None
     merger.sync()
 
 
@@ -60,7 +60,7 @@ def test_a_real_wal_file_with_full_sync(tmp_path):
     again.close()
 
 
-def test_jobs_tiles_and_attempts_round_trip(tmp_path):
+def test_jobs_tiles_and_leases_round_trip(tmp_path):
     journal = Journal(tmp_path / JOURNAL_NAME)
     journal.add_job("j1", "submit", {"output": "a"}, "queued", 100.0)
     journal.add_job("j2", "config", {"output": "b"}, "queued", 101.0)
@@ -68,11 +68,11 @@ def test_jobs_tiles_and_attempts_round_trip(tmp_path):
     journal.init_tiles("j1", ["t1", "t2", "t3"])
     ranges = {(0, 0): [(0, 10, 100), (1, 20, 30)], (-1, 2): [(2, 0, 5)]}
     journal.save_pass("j1", [
-        {"tile": "t1", "state": TileState.COMMITTED, "attempt": 7, "leases": 2, "failures": 1, "lost": 0,
+        {"tile": "t1", "state": TileState.COMMITTED, "lease": 7, "attempts": 2, "failures": 1, "lost": 0,
          "error": None, "holder": None, "content_digest": b"d" * 32, "chunk_count": 12,
          "ranges": ranges},
-        {"tile": "t2", "state": TileState.LEASED, "attempt": 9, "leases": 1, "failures": 0, "lost": 1,
-         "error": "x", "holder": b"w\xff1"}], next_attempt=10)
+        {"tile": "t2", "state": TileState.LEASED, "lease": 9, "attempts": 1, "failures": 0, "lost": 1,
+         "error": "x", "holder": b"w\xff1"}], next_lease=10)
     journal.close()
 
     journal = Journal(tmp_path / JOURNAL_NAME)
@@ -85,13 +85,14 @@ def test_jobs_tiles_and_attempts_round_trip(tmp_path):
         assert tiles["t1"]["state"] == TileState.COMMITTED and tiles["t1"]["ranges"] == ranges
         assert tiles["t1"]["content_digest"] == b"d" * 32 and tiles["t1"]["chunk_count"] == 12
         assert tiles["t2"]["holder"] == b"w\xff1" and tiles["t2"]["lost"] == 1
-        assert tiles["t3"]["state"] == TileState.PENDING and tiles["t3"]["attempt"] == 0
-        assert journal.next_attempt() == 10
+        assert tiles["t3"]["state"] == TileState.PENDING and tiles["t3"]["lease"] == 0
+        assert tiles["t1"]["attempts"] == 2 and tiles["t2"]["lease"] == 9
+        assert journal.next_lease() == 10
         # a committed tile keeps its ranges when a later pass does not repeat them
-        journal.save_pass("j1", [{"tile": "t1", "state": TileState.COMMITTED, "attempt": 7, "leases": 2,
-                                  "failures": 1, "lost": 0}], next_attempt=5)
+        journal.save_pass("j1", [{"tile": "t1", "state": TileState.COMMITTED, "lease": 7, "attempts": 2,
+                                  "failures": 1, "lost": 0}], next_lease=5)
         assert journal.load_tiles("j1")["t1"]["ranges"] == ranges
-        assert journal.next_attempt() == 10            # never below an attempt handed out
+        assert journal.next_lease() == 10              # never below a lease handed out
         assert journal.tile_counts("j1") == {TileState.COMMITTED: 1, TileState.LEASED: 1, TileState.PENDING: 1}
         with pytest.raises(ValueError):
             journal.update_job("j1", nonsense=1)
@@ -100,20 +101,72 @@ def test_jobs_tiles_and_attempts_round_trip(tmp_path):
     assert decode_ranges(encode_ranges(ranges)) == ranges
 
 
+def test_a_schema_1_journal_is_renamed_and_resumes(tmp_path):
+    """A journal of the first schema (``attempt`` for the lease number, ``leases`` for the
+    attempts, ``next_attempt``) is renamed when opened and read back with its values."""
+    path = tmp_path / JOURNAL_NAME
+    raw = sqlite3.connect(path)
+    raw.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE jobs (
+            job_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, origin TEXT NOT NULL,
+            request TEXT NOT NULL, fingerprint TEXT, state TEXT NOT NULL, submitted_at REAL,
+            started_at REAL, finished_at REAL, error TEXT, summary TEXT);
+        CREATE TABLE tiles (
+            job_id TEXT NOT NULL, tile_id TEXT NOT NULL, state TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 0, leases INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0, lost INTEGER NOT NULL DEFAULT 0, error TEXT,
+            holder BLOB, content_digest BLOB, chunk_count INTEGER, ranges TEXT,
+            PRIMARY KEY (job_id, tile_id)) WITHOUT ROWID;
+        INSERT INTO meta VALUES ('schema', '1'), ('session', 'old-session'),
+                                ('next_attempt', '12');
+        INSERT INTO jobs(job_id, seq, origin, request, fingerprint, state)
+            VALUES ('local', 1, 'local', '{}', 'f', 'running');
+        INSERT INTO tiles(job_id, tile_id, state, attempt, leases, holder)
+            VALUES ('local', 't1', 'leased', 11, 3, x'7731');
+    """)
+    raw.commit()
+    raw.close()
+    journal = Journal(path)
+    try:
+        assert journal.session == "old-session"
+        assert journal.next_lease() == 12
+        row = journal.load_tiles("local")["t1"]
+        assert (row["state"], row["lease"], row["attempts"], row["holder"]) == (
+            "leased", 11, 3, b"w1")
+        assert journal._meta("schema") == "2" and journal._meta("next_attempt") is None
+    finally:
+        journal.close()
+    again = Journal(path)                  # already renamed: opened as it is
+    assert again.load_tiles("local")["t1"]["lease"] == 11
+    again.close()
+
+
+def test_a_journal_of_a_newer_schema_is_refused(tmp_path):
+    from arnisd.cluster.journal import JournalError
+    Journal(tmp_path / JOURNAL_NAME).close()
+    raw = sqlite3.connect(tmp_path / JOURNAL_NAME)
+    raw.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    raw.commit()
+    raw.close()
+    with pytest.raises(JournalError, match="schema 99"):
+        Journal(tmp_path / JOURNAL_NAME)
+
+
 def test_merger_takes_committed_tiles_back_and_refuses_torn_ones(tmp_path):
     tiles = _tiles()
     merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=True)
     rows = {}
-    for attempt, tile in enumerate(tiles[:3], start=1):
-        _commit(merger, tile, attempt)
-        rows[tile.tile_id] = {"attempt": attempt, **merger.commit_info(tile.tile_id)}
+    for lease, tile in enumerate(tiles[:3], start=1):
+        _commit(merger, tile, lease)
+        rows[tile.tile_id] = {"lease": lease, **merger.commit_info(tile.tile_id)}
     merger.begin(tiles[3].tile_id, 9)            # staged, never committed: not taken back
     rx, rz, records = next(group_into_frames(_chunks(tiles[3])))
     merger.stage(tiles[3].tile_id, 9, rx, rz, records)
     merger.close()
     # a restart: the log is kept and a new segment is started; one entry was torn meanwhile
     torn = dict(rows[tiles[2].tile_id])
-    torn["attempt"] = 99                          # the entry says 3: not this attempt's data
+    torn["lease"] = 99                            # the entry says 3: not this lease's data
     restored = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=True)
     try:
         assert restored.log.segment == 1
@@ -134,7 +187,7 @@ def test_merger_takes_committed_tiles_back_and_refuses_torn_ones(tmp_path):
 
 def test_coordinator_resumes_from_the_journal(tmp_path):
     """Pass by pass the journal follows the tile book; a new coordinator on the same journal
-    hands out attempt numbers above the old ones and keeps leases for their holder."""
+    hands out lease numbers above the old ones and keeps leases for their holder."""
     tiles = _tiles()
     info = {"bbox": BBox.parse(BUNDLED_SPECK_BBOX).as_dict(), "scale": 1.0,
             "settings": GenerationSettings().as_dict()}
@@ -147,9 +200,9 @@ def test_coordinator_resumes_from_the_journal(tmp_path):
                                  config))
     book = coordinator.job.book
     now = time.monotonic()
-    for attempt_tile in tiles[:2]:
-        book.lease(attempt_tile.tile_id, b"w1", now, coordinator._take_attempt())
-    _commit(merger, tiles[0], book.records[tiles[0].tile_id].attempt)
+    for leased_tile in tiles[:2]:
+        book.lease(leased_tile.tile_id, b"w1", now, coordinator._take_lease_number())
+    _commit(merger, tiles[0], book.records[tiles[0].tile_id].lease)
     book.commit(tiles[0].tile_id)
     coordinator._persist_and_send()
     coordinator._abandon_job()
@@ -160,7 +213,7 @@ def test_coordinator_resumes_from_the_journal(tmp_path):
 
     journal = Journal(tmp_path / JOURNAL_NAME)
     second = Coordinator(config=config, journal=journal)
-    assert second.session == coordinator.session and second._next_attempt == 3
+    assert second.session == coordinator.session and second._next_lease == 3
     merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
     second.start_job(JobRun("job", tiles, info, GenerationSettings(), merger, NoExtracts(),
                             config, restored=journal.load_tiles("job")))

@@ -10,13 +10,13 @@ same ROUTER (``start_job`` then ``run_job``), and between jobs the loop keeps he
     housekeeping: heartbeat every worker each interval, drop a worker silent for
         interval × liveness (its leases go back), expire restored leases nobody claimed,
         lease due tiles to free slots (frames kept in the outbox)
-    journal every tile that changed and the attempt counter (one SQLite transaction)
+    journal every tile that changed and the lease counter (one SQLite transaction)
     send the outbox (leases leave only once journaled)
 
 Worker states: a registered worker is *idle* with no lease and *active* with at least one; it
 disappears when it says ``bye`` (its leases go back at once), is silent too long, or cannot be
 reached (its leases are *lost*, which is not the tile's fault). Each lease has a fencing
-attempt number that is never reused (it comes from the journal), so results of a lease that is
+lease number that is never reused (it comes from the journal), so results of a lease that is
 no longer current — a frozen worker coming back, a worker from before a restart, a previous
 job with the same tile ids — are dropped. A worker that re-registers claiming a lease that is
 still its own (or that nobody got since) keeps it and streams its result again from the start.
@@ -71,8 +71,8 @@ class Coordinator:
         self.config = config or CoordinatorConfig()
         self.journal = journal
         self.session = journal.session if journal is not None else uuid.uuid4().hex
-        self._next_attempt = journal.next_attempt() if journal is not None else 1
-        self._journaled_attempt = self._next_attempt
+        self._next_lease = journal.next_lease() if journal is not None else 1
+        self._journaled_lease = self._next_lease
         self.workers: dict[bytes, WorkerRecord] = {}
         self.job: JobRun | None = None
         self._lock = threading.RLock()
@@ -242,10 +242,10 @@ class Coordinator:
         """Journal what changed in this pass, then send the frames that depend on it."""
         job = self.job
         rows = job.journal_rows() if job is not None else []
-        if self.journal is not None and (rows or self._next_attempt != self._journaled_attempt):
+        if self.journal is not None and (rows or self._next_lease != self._journaled_lease):
             self.journal.save_pass(job.job_id if job is not None else None, rows,
-                                   self._next_attempt)
-            self._journaled_attempt = self._next_attempt
+                                   self._next_lease)
+            self._journaled_lease = self._next_lease
         outbox, self._outbox = self._outbox, []
         now = time.monotonic()
         for identity, frame in outbox:
@@ -310,14 +310,14 @@ class Coordinator:
                 self.config.heartbeat_interval_s:
             self._ask_to_register(worker, now)          # the first request may have been lost
         stale, unlisted = job.book.audit_claims(
-            worker.identity, {tile: attempt for tile, attempt in message["leases"]},
+            worker.identity, {tile: lease for tile, lease in message["leases"]},
             worker.leases, now, grace_s=self.config.expiry_s)
-        for tile_id, attempt in stale:
-            self._send(worker, protocol.make("cancel", tile=tile_id, attempt=attempt,
+        for tile_id, lease in stale:
+            self._send(worker, protocol.make("cancel", tile=tile_id, attempt=lease,
                                              reason="lease is not current"), now)
         for tile_id in unlisted:
             log.warning("worker %s lost lease %s/%d; re-queued", worker.worker_id, tile_id,
-                        job.book.records[tile_id].attempt)
+                        job.book.records[tile_id].lease)
             self._end_lease(worker, tile_id, now, None)
 
     def _resync(self, worker: WorkerRecord, tile_id: str, reason: str, now: float) -> bool:
@@ -336,10 +336,10 @@ class Coordinator:
 
     def _on_chunks(self, worker: WorkerRecord, message: dict, now: float) -> None:
         job = self.job
-        tile_id, attempt = message["tile"], message["attempt"]
-        if job is None or not job.book.is_current(tile_id, attempt, worker.identity):
-            self._check_issued(worker, "chunks", tile_id, attempt)
-            return  # stale attempt: dropped (its worker was told to cancel)
+        tile_id, lease = message["tile"], message["attempt"]
+        if job is None or not job.book.is_current(tile_id, lease, worker.identity):
+            self._check_issued(worker, "chunks", tile_id, lease)
+            return  # stale lease: dropped (its worker was told to cancel)
         expected, seq = job.next_seq.get(tile_id, 0), message["seq"]
         if expected < 0 or seq < expected:
             return  # waiting for a re-registration, or a frame resent after a rewind
@@ -347,68 +347,68 @@ class Coordinator:
             if not self._resync(worker, tile_id, f"frame {seq} arrived, {expected} expected", now):
                 self._end_lease(worker, tile_id, now, "result frames kept getting lost")
             return
-        error = job.merger.stage(tile_id, attempt, message["rx"], message["rz"], message["records"])
+        error = job.merger.stage(tile_id, lease, message["rx"], message["rz"], message["records"])
         if error is not None:
-            log.warning("tile %s/%d from %s rejected: %s", tile_id, attempt, worker.worker_id, error)
-            self._send(worker, protocol.make("cancel", tile=tile_id, attempt=attempt, reason=error), now)
+            log.warning("tile %s/%d from %s rejected: %s", tile_id, lease, worker.worker_id, error)
+            self._send(worker, protocol.make("cancel", tile=tile_id, attempt=lease, reason=error), now)
             self._end_lease(worker, tile_id, now, error)
             return
         job.next_seq[tile_id] = seq + 1
         worker.chunks_received += len(message["records"])
-        self._send(worker, protocol.make("credit", tile=tile_id, attempt=attempt, frames=1), now)
+        self._send(worker, protocol.make("credit", tile=tile_id, attempt=lease, frames=1), now)
 
     def _on_done(self, worker: WorkerRecord, message: dict, now: float) -> None:
         job = self.job
         if job is None:
             return
-        tile_id, attempt = message["tile"], message["attempt"]
-        if not job.book.is_current(tile_id, attempt, worker.identity):
-            if self._check_issued(worker, "done", tile_id, attempt):
-                job.merger.note_late_done(tile_id, attempt, message["content_digest"])
+        tile_id, lease = message["tile"], message["attempt"]
+        if not job.book.is_current(tile_id, lease, worker.identity):
+            if self._check_issued(worker, "done", tile_id, lease):
+                job.merger.note_late_done(tile_id, lease, message["content_digest"])
             return
         if job.next_seq.get(tile_id, 0) < 0:
             return  # its frames are being sent again
-        error = job.merger.finish(tile_id, attempt, message["count"], message["digest"],
+        error = job.merger.finish(tile_id, lease, message["count"], message["digest"],
                                   message["content_digest"])
         if isinstance(error, MissingFrames) and self._resync(worker, tile_id, error, now):
             return
         if error is not None:
-            log.warning("tile %s/%d from %s not committed: %s", tile_id, attempt, worker.worker_id, error)
+            log.warning("tile %s/%d from %s not committed: %s", tile_id, lease, worker.worker_id, error)
             self._end_lease(worker, tile_id, now, error)
             return
         worker.leases.discard(tile_id)
         worker.tiles_done += 1
         job.book.commit(tile_id)
         job.next_seq.pop(tile_id, None)
-        log.info("tile %s/%d committed (%s)", tile_id, attempt, worker.worker_id,
-                 extra={"tile": tile_id, "attempt": attempt, "worker_id": worker.worker_id,
+        log.info("tile %s/%d committed (%s)", tile_id, lease, worker.worker_id,
+                 extra={"tile": tile_id, "lease": lease, "worker_id": worker.worker_id,
                         "job_id": job.job_id})
 
     def _on_fail(self, worker: WorkerRecord, message: dict, now: float) -> None:
         job = self.job
-        tile_id, attempt = message["tile"], message["attempt"]
-        if job is not None and job.book.is_current(tile_id, attempt, worker.identity):
+        tile_id, lease = message["tile"], message["attempt"]
+        if job is not None and job.book.is_current(tile_id, lease, worker.identity):
             if message["error"] == protocol.NO_FREE_SLOT:    # not the tile's fault
                 log.warning("worker %s had no free slot for %s/%d", worker.worker_id, tile_id,
-                            attempt)
+                            lease)
                 self._end_lease(worker, tile_id, now, None)
                 return
-            log.warning("tile %s/%d failed on %s: %s", tile_id, attempt, worker.worker_id,
+            log.warning("tile %s/%d failed on %s: %s", tile_id, lease, worker.worker_id,
                         message["error"])
             self._end_lease(worker, tile_id, now, message["error"])
         else:
-            self._check_issued(worker, "fail", tile_id, attempt)
+            self._check_issued(worker, "fail", tile_id, lease)
 
-    def _check_issued(self, worker: WorkerRecord, kind: str, tile_id: str, attempt: int) -> bool:
+    def _check_issued(self, worker: WorkerRecord, kind: str, tile_id: str, lease: int) -> bool:
         """For a result frame that is not for one of the worker's current leases: True if that
         lease was ever issued (a late frame, dropped quietly); else it is counted and logged
-        as bad input (a tile or attempt this coordinator never leased)."""
+        as bad input (a tile or lease this coordinator never leased)."""
         job = self.job
-        if job is None or job.book.was_issued(tile_id, attempt):
+        if job is None or job.book.was_issued(tile_id, lease):
             return job is not None
         self.protocol_errors += 1
         log.warning("dropped a %s frame from %s for %.64r/%d: never leased", kind,
-                    worker.worker_id, tile_id, attempt)
+                    worker.worker_id, tile_id, lease)
         return False
 
     def _end_lease(self, worker: WorkerRecord | None, tile_id: str, now: float,
@@ -465,7 +465,7 @@ class Coordinator:
             record = book.records[tile_id]
             if record.state != TileState.PENDING:
                 continue
-            book.lease(tile_id, b"", now, self._take_attempt())   # a failure of the tile
+            book.lease(tile_id, b"", now, self._take_lease_number())   # a failure of the tile
             book.release(tile_id, now, f"extract failed: {exc}")
             if record.state == TileState.FAILED:
                 log.error("tile %s failed for good: %s", tile_id, record.error)
@@ -479,25 +479,25 @@ class Coordinator:
             if worker is not None:
                 self._lease(worker, tile_id, extract, now)
 
-    def _take_attempt(self) -> int:
-        attempt = self._next_attempt
-        self._next_attempt += 1
-        return attempt
+    def _take_lease_number(self) -> int:
+        lease = self._next_lease
+        self._next_lease += 1
+        return lease
 
     def _lease(self, worker: WorkerRecord, tile_id: str, extract: TileExtract, now: float) -> None:
         job = self.job
-        record = job.book.lease(tile_id, worker.identity, now, self._take_attempt())
+        record = job.book.lease(tile_id, worker.identity, now, self._take_lease_number())
         worker.leases.add(tile_id)
-        job.merger.begin(tile_id, record.attempt)
+        job.merger.begin(tile_id, record.lease)
         job.next_seq[tile_id] = 0
         job.resyncs.pop(tile_id, None)
-        frame = protocol.make("lease", tile=tile_id, attempt=record.attempt,
+        frame = protocol.make("lease", tile=tile_id, attempt=record.lease,
                               unit=work_unit(record.tile, job.settings, job.job_info["bbox"]),
                               extract=extract.elements,
                               elevation=elevation_to_wire(extract.elevation),
                               credit=self.config.credit_frames)
         self._outbox.append((worker.identity, frame))     # sent once the lease is journaled
-        log.debug("tile %s/%d leased to %s (%d of %d slots busy)", tile_id, record.attempt,
+        log.debug("tile %s/%d leased to %s (%d of %d slots busy)", tile_id, record.lease,
                   worker.worker_id, len(worker.leases), worker.slots)
 
     # --- end of a job ------------------------------------------------------------------------
@@ -513,7 +513,7 @@ class Coordinator:
                 record = job.book.records[tile_id]
                 if self._router is not None and not self._stop.is_set():
                     self._send(worker, protocol.make("cancel", tile=tile_id,
-                                                     attempt=record.attempt, reason=reason), now)
+                                                     attempt=record.lease, reason=reason), now)
             worker.leases.clear()
 
     def _finish_job(self) -> JobResult:

@@ -58,7 +58,7 @@ def assignments(book: TileBook, ready_tiles: list[str], free: list[WorkerRecord]
     no longer pending (its old holder took it back), so its extract is dropped."""
     if not ready_tiles or not free:
         return
-    for tile_id in sorted(ready_tiles, key=lambda t: book.records[t].leases == 0):
+    for tile_id in sorted(ready_tiles, key=lambda t: book.records[t].attempts == 0):
         if book.records[tile_id].state != TileState.PENDING:
             yield tile_id, None
             continue

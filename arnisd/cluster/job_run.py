@@ -96,16 +96,16 @@ class JobRun:
                  counts[TileState.PENDING], counts[TileState.FAILED])
 
     def settle_claims(self, holder: bytes, claimed: dict[str, int], now: float) -> Claims:
-        """A worker registered claiming ``{tile: attempt}``: what it keeps it streams again
+        """A worker registered claiming ``{tile: lease}``: what it keeps it streams again
         from the start; what it held but did not claim goes back to the queue."""
         claims = self.book.reconcile_claims(holder, claimed, now)
         for tile_id in claims.reclaimed:
             self.prefetch.take_back(tile_id)
-        for tile_id, attempt in claims.released:
-            self.merger.abort(tile_id, attempt)
+        for tile_id, lease in claims.released:
+            self.merger.abort(tile_id, lease)
             self.orphans.pop(tile_id, None)
-        for tile_id, attempt in claims.kept.items():
-            self.merger.begin(tile_id, attempt)
+        for tile_id, lease in claims.kept.items():
+            self.merger.begin(tile_id, lease)
             self.next_seq[tile_id] = 0
             self.orphans.pop(tile_id, None)
         return claims
@@ -115,7 +115,7 @@ class JobRun:
         back (``TileBook.release``: a failure with ``error``, lost with its worker if
         ``lost``)."""
         record = self.book.records[tile_id]
-        self.merger.abort(tile_id, record.attempt)
+        self.merger.abort(tile_id, record.lease)
         self.next_seq.pop(tile_id, None)
         self.orphans.pop(tile_id, None)
         self.book.release(tile_id, now, error, lost=lost)
@@ -128,8 +128,8 @@ class JobRun:
         rows = []
         for tile_id in sorted(self.book.dirty):
             record = self.book.records[tile_id]
-            row = {"tile": tile_id, "state": record.state, "attempt": record.attempt,
-                   "leases": record.leases, "failures": record.failures,
+            row = {"tile": tile_id, "state": record.state, "lease": record.lease,
+                   "attempts": record.attempts, "failures": record.failures,
                    "lost": record.lost, "error": record.error, "holder": record.holder}
             if record.state == TileState.COMMITTED:
                 row.update(self.merger.commit_info(tile_id))
@@ -160,4 +160,4 @@ class JobRun:
         return JobResult(merger.world_dir, len(book.records), book.counts[TileState.COMMITTED],
                          book.failed(), merger.chunks_merged, merger.regions_written,
                          end - self.started_at, list(merger.determinism_bugs),
-                         book.leases_total(), self.job_id, self.source_outage.error)
+                         book.attempts_total(), self.job_id, self.source_outage.error)

@@ -1,4 +1,4 @@
-"""The coordinator's journal: jobs, tiles and attempts in one SQLite file (WAL), so a
+"""The coordinator's journal: jobs, tiles and leases in one SQLite file (WAL), so a
 coordinator killed at any moment resumes where it was.
 
 What is written, and when (each before anything that depends on it leaves the process):
@@ -6,21 +6,26 @@ What is written, and when (each before anything that depends on it leaves the pr
 - a job, when it is submitted (before its id is answered) and at every change of state;
 - a job's tiles, when the job starts (all pending);
 - at the end of every pass of the coordinator loop that changed something, in one transaction:
-  the tiles that changed (state, fencing attempt, lease count, failures, lost leases, error,
+  the tiles that changed (state, lease number, attempts, failures, lost leases, error,
   holder; for a committed tile its content digest, chunk count and where its staged chunks lie
-  in the merger's log) and the next attempt number. Lease frames are sent only after that
-  transaction is committed, so an attempt number is never handed out twice; a tile is journaled
+  in the merger's log) and the next lease number. Lease frames are sent only after that
+  transaction is committed, so a lease number is never handed out twice; a tile is journaled
   as committed only after its staged chunks were fsynced.
 
 ``synchronous=FULL``: a committed transaction survives a power cut, not just a killed process.
 One connection, used under a lock from the coordinator loop, the service and HTTP threads.
 Tables::
 
-    meta(key, value)                     session (the coordinator's persistent id), next_attempt
+    meta(key, value)                     schema, session (the coordinator's persistent id),
+                                         next_lease
     jobs(job_id, seq, origin, request, fingerprint, state, submitted_at, started_at,
          finished_at, error, summary)
-    tiles(job_id, tile_id, state, attempt, leases, failures, lost, error, holder,
+    tiles(job_id, tile_id, state, lease, attempts, failures, lost, error, holder,
           content_digest, chunk_count, ranges)
+
+A tile's ``lease`` is the number of its current (or last) lease, ``attempts`` how often it was
+leased. Schema 1 named them ``attempt`` and ``leases`` (and ``next_attempt``); such a journal
+is renamed to schema 2 when opened.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 from arnisd.errors import UserError
 
 JOURNAL_NAME = "journal.sqlite3"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +51,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL, error TEXT, summary TEXT);
 CREATE TABLE IF NOT EXISTS tiles (
     job_id TEXT NOT NULL, tile_id TEXT NOT NULL, state TEXT NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0, leases INTEGER NOT NULL DEFAULT 0,
+    lease INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
     failures INTEGER NOT NULL DEFAULT 0, lost INTEGER NOT NULL DEFAULT 0, error TEXT,
     holder BLOB, content_digest BLOB, chunk_count INTEGER, ranges TEXT,
     PRIMARY KEY (job_id, tile_id)) WITHOUT ROWID;
@@ -75,8 +80,7 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {self.path}: {exc}") from exc
         with self._lock:
-            if self._meta("schema") is None:
-                self._set_meta("schema", SCHEMA_VERSION)
+            self._upgrade_schema()
             if self._meta("session") is None:
                 self._set_meta("session", uuid.uuid4().hex)
         self.session: str = self._meta("session")
@@ -91,11 +95,25 @@ class Journal:
         self._db.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
-    def next_attempt(self) -> int:
-        """The next fencing attempt number: above every one ever handed out."""
+    def _upgrade_schema(self) -> None:
+        schema = self._meta("schema")
+        if schema == SCHEMA_VERSION:
+            return
+        if schema not in (None, "1"):
+            raise JournalError(f"the journal {self.path} has schema {schema}, written by "
+                               f"another arnisd (this one reads {SCHEMA_VERSION})")
+        with self._transaction():
+            if schema == "1":
+                self._db.execute("ALTER TABLE tiles RENAME COLUMN attempt TO lease")
+                self._db.execute("ALTER TABLE tiles RENAME COLUMN leases TO attempts")
+                self._db.execute("UPDATE meta SET key = 'next_lease' WHERE key = 'next_attempt'")
+            self._set_meta("schema", SCHEMA_VERSION)
+
+    def next_lease(self) -> int:
+        """The next lease number: above every one ever handed out."""
         with self._lock:
-            stored = int(self._meta("next_attempt") or 1)
-            row = self._db.execute("SELECT MAX(attempt) FROM tiles").fetchone()
+            stored = int(self._meta("next_lease") or 1)
+            row = self._db.execute("SELECT MAX(lease) FROM tiles").fetchone()
             return max(stored, int(row[0] or 0) + 1)
 
     # --- jobs --------------------------------------------------------------------------------
@@ -159,39 +177,39 @@ class Journal:
     def load_tiles(self, job_id: str) -> dict[str, dict]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT tile_id, state, attempt, leases, failures, lost, error, holder, "
+                "SELECT tile_id, state, lease, attempts, failures, lost, error, holder, "
                 "content_digest, chunk_count, ranges FROM tiles WHERE job_id = ?",
                 (job_id,)).fetchall()
         out = {}
-        for (tile_id, state, attempt, leases, failures, lost, error, holder, digest, count,
+        for (tile_id, state, lease, attempts, failures, lost, error, holder, digest, count,
              ranges) in rows:
-            out[tile_id] = {"state": state, "attempt": attempt, "leases": leases,
+            out[tile_id] = {"state": state, "lease": lease, "attempts": attempts,
                             "failures": failures, "lost": lost, "error": error,
                             "holder": bytes(holder) if holder is not None else None,
                             "content_digest": bytes(digest) if digest is not None else None,
                             "chunk_count": count, "ranges": decode_ranges(ranges)}
         return out
 
-    def save_pass(self, job_id: str | None, rows: list[dict], next_attempt: int) -> None:
-        """One loop pass: the changed tiles and the attempt counter, in one transaction."""
+    def save_pass(self, job_id: str | None, rows: list[dict], next_lease: int) -> None:
+        """One loop pass: the changed tiles and the lease counter, in one transaction."""
         with self._lock, self._transaction():
             if rows and job_id is not None:
                 self._db.executemany(
-                    "INSERT INTO tiles(job_id, tile_id, state, attempt, leases, failures, lost, "
+                    "INSERT INTO tiles(job_id, tile_id, state, lease, attempts, failures, lost, "
                     "error, holder, content_digest, chunk_count, ranges) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(job_id, tile_id) DO UPDATE SET state = excluded.state, "
-                    "attempt = excluded.attempt, leases = excluded.leases, "
+                    "lease = excluded.lease, attempts = excluded.attempts, "
                     "failures = excluded.failures, lost = excluded.lost, error = excluded.error, "
                     "holder = excluded.holder, "
                     "content_digest = COALESCE(excluded.content_digest, content_digest), "
                     "chunk_count = COALESCE(excluded.chunk_count, chunk_count), "
                     "ranges = COALESCE(excluded.ranges, ranges)",
-                    [(job_id, r["tile"], r["state"], r["attempt"], r["leases"], r["failures"],
+                    [(job_id, r["tile"], r["state"], r["lease"], r["attempts"], r["failures"],
                       r["lost"], r.get("error"), r.get("holder"), r.get("content_digest"),
                       r.get("chunk_count"), encode_ranges(r.get("ranges")))
                      for r in rows])
-            self._set_meta("next_attempt", str(int(next_attempt)))
+            self._set_meta("next_lease", str(int(next_lease)))
 
     def tile_counts(self, job_id: str) -> dict[str, int]:
         with self._lock:

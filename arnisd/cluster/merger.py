@@ -304,7 +304,7 @@ class Merger:
         self._unsynced.clear()
 
     def restore(self, committed: dict[str, dict]) -> list[str]:
-        """Take back tiles committed before a restart, from the journal: {tile: {attempt,
+        """Take back tiles committed before a restart, from the journal: {tile: {lease,
         content_digest, chunk_count, ranges {(rx, rz): [(segment, offset, length)]}}}. Each
         range is checked against its log entry; tiles whose staged chunks are missing or torn
         are left out and returned (the caller makes them again). Every region whose tiles are
@@ -316,7 +316,7 @@ class Merger:
             tile = self.tiles.get(tile_id)
             whole = (tile is not None and count == tile.chunk_count()
                      and set(ranges) <= set(self._tile_regions[tile_id])
-                     and all(self.log.entry_matches(tile_id, int(row["attempt"]), rx, rz, span)
+                     and all(self.log.entry_matches(tile_id, int(row["lease"]), rx, rz, span)
                              for (rx, rz), spans in ranges.items() for span in spans))
             if not whole:
                 missing.append(tile_id)

@@ -49,7 +49,7 @@ def register_worker(identity: bytes, message: dict, old: WorkerRecord | None,
     reg = message.get("reg")
     if old is not None and reg is not None and old.reg == reg and not old.awaiting_register:
         old.last_seen = now
-        kept = {t: job.book.records[t].attempt for t in old.leases} if job else {}
+        kept = {t: job.book.records[t].lease for t in old.leases} if job else {}
         return Registration(old, [welcome(config, session, kept)])
     if old is None and workers_connected >= config.max_workers:
         return Registration(None, [protocol.make("reject", reason="too many workers")])
@@ -61,7 +61,7 @@ def register_worker(identity: bytes, message: dict, old: WorkerRecord | None,
     if old is not None:
         worker.tiles_done, worker.chunks_received = old.tiles_done, old.chunks_received
     same_session = message.get("session") == session
-    claimed = {tile: attempt for tile, attempt in message["leases"]} if same_session else {}
+    claimed = {tile: lease for tile, lease in message["leases"]} if same_session else {}
     kept: dict[str, int] = {}
     cancels: list[tuple[str, int]] = []
     if job is not None:
@@ -73,7 +73,7 @@ def register_worker(identity: bytes, message: dict, old: WorkerRecord | None,
     log.info("worker %s registered (%s)%s", worker.worker_id, caps,
              f", keeps {sorted(kept)}" if kept else "")
     if job is not None or not same_session:
-        cancels += [(t, a) for t, a in message["leases"] if t not in kept]
+        cancels += [(t, n) for t, n in message["leases"] if t not in kept]
     return Registration(worker, [welcome(config, session, kept)] + [
-        protocol.make("cancel", tile=tile_id, attempt=attempt, reason="lease is not current")
-        for tile_id, attempt in cancels])
+        protocol.make("cancel", tile=tile_id, attempt=lease, reason="lease is not current")
+        for tile_id, lease in cancels])

@@ -60,7 +60,7 @@ def status_document(job: JobRun | None, workers: Iterable[WorkerRecord], session
         "chunks_merged": job.merger.chunks_merged,
         "regions_written": job.merger.regions_written,
         "regions_total": job.merger.region_count,
-        "tile_leases": book.leases_total(),
+        "tile_leases": book.attempts_total(),
         "messages_received": messages_received,
         "protocol_errors": protocol_errors,
         "workers_detail": workers_detail,

@@ -1,4 +1,4 @@
-"""The coordinator's tile table: each tile's state, attempts, failures and retry backoff.
+"""The coordinator's tile table: each tile's state, attempts, leases, failures and backoff.
 
 States (a tile moves only along these arrows)::
 
@@ -8,10 +8,11 @@ States (a tile moves only along these arrows)::
                          └─────────────────────────► failed (a limit reached, with the reason)
     pending ──the job gives up (its source is down)──► failed
 
-A lease is ``(tile, attempt)``. The attempt number is a fencing token handed out by the
-coordinator (unique over every job and restart of one journal), so frames of an older lease
-are recognised as stale whichever job or coordinator process issued it; ``leases`` counts how
-often this tile was leased (what a person calls its attempts).
+Two words, two meanings. An *attempt* is one try at a tile: ``attempts`` counts them (1, 2,
+3 …). A *lease* is one hand-out of a tile to a worker, named by its lease number: a fencing
+token handed out by the coordinator (unique over every job and restart of one journal), so
+frames of an older lease are recognised as stale whichever job or coordinator process issued
+it. (On the wire a frame's ``attempt`` field carries the lease number.)
 
 Two kinds of trouble are counted apart. A *failure* is the tile's own doing: its generation
 raised, its slot process died (a tile that kills its worker process), or its result was bad;
@@ -41,24 +42,23 @@ class TileState(StrEnum):
     FAILED = "failed"
 
 
-
 @dataclass(slots=True)
 class TileRecord:
     tile: Tile
     state: TileState = TileState.PENDING
-    attempt: int = 0              # fencing token of the current (or last) lease; 0 = never leased
-    leases: int = 0               # how many times this tile was leased
+    lease: int = 0                # number of the current (or last) lease; 0 = never leased
+    attempts: int = 0             # how many times this tile was leased
     failures: int = 0             # tile's own failures in a row
     lost: int = 0                 # leases lost with their worker
     error: str | None = None
     holder: bytes | None = None   # identity of the worker holding the lease
     leased_at: float = 0.0
     not_before: float = 0.0
-    issued: list = field(default_factory=list)    # every attempt number issued for this tile
+    leases_issued: list = field(default_factory=list)    # every lease number it was given
 
     def as_row(self) -> dict:
-        return {"tile": self.tile.tile_id, "state": self.state, "attempt": self.leases,
-                "lease": self.attempt, "failures": self.failures, "lost": self.lost,
+        return {"tile": self.tile.tile_id, "state": self.state, "attempt": self.attempts,
+                "lease": self.lease, "failures": self.failures, "lost": self.lost,
                 "error": self.error, "owned_blocks": self.tile.owned.as_list(),
                 "bbox": self.tile.bbox.as_dict()}
 
@@ -67,9 +67,9 @@ class TileRecord:
 class Claims:
     """What became of the leases a registering worker claimed."""
 
-    kept: dict[str, int]                  # tile -> attempt: its own, now or again
+    kept: dict[str, int]                  # tile -> lease number: its own, now or again
     reclaimed: list[str]                  # of those, tiles it took back (pending until then)
-    released: list[tuple[str, int]]       # (tile, attempt) it held but did not claim: re-queued
+    released: list[tuple[str, int]]       # (tile, lease) it held but did not claim: re-queued
 
 
 class TileBook:
@@ -102,7 +102,7 @@ class TileBook:
     # --- restart ---------------------------------------------------------------------------
 
     def restore(self, rows: dict[str, dict], now: float) -> list[str]:
-        """Take back the journal's rows ({tile: {state, attempt, leases, failures, lost, error,
+        """Take back the journal's rows ({tile: {state, lease, attempts, failures, lost, error,
         holder}}). Leased tiles stay leased to their holder (the caller gives them a grace
         period to come back); returns those tiles."""
         held = []
@@ -110,13 +110,13 @@ class TileBook:
             record = self.records.get(tile_id)
             if record is None:
                 continue
-            record.attempt = int(row.get("attempt") or 0)
-            record.leases = int(row.get("leases") or 0)
+            record.lease = int(row.get("lease") or 0)
+            record.attempts = int(row.get("attempts") or 0)
             record.failures = int(row.get("failures") or 0)
             record.lost = int(row.get("lost") or 0)
             record.error = row.get("error")
-            if record.attempt:
-                record.issued.append(record.attempt)
+            if record.lease:
+                record.leases_issued.append(record.lease)
             state = TileState(row.get("state", TileState.PENDING))
             if state == TileState.LEASED and row.get("holder") is not None:
                 record.holder = row["holder"]
@@ -154,32 +154,26 @@ class TileBook:
                 return tile_id
         return None
 
-    def put_back(self, tile_id: str) -> None:
-        """Return a tile taken with ``next_due`` but not leased, at the head of the queue."""
-        self._queue.appendleft(tile_id)
-
-    def has_due(self, now: float) -> bool:
-        return bool(self._queue) or bool(self._backoff and self._backoff[0][0] <= now)
-
-    def lease(self, tile_id: str, holder: bytes, now: float, attempt: int) -> TileRecord:
-        """Lease a pending tile as ``attempt`` (a fresh fencing token from the coordinator)."""
+    def lease(self, tile_id: str, holder: bytes, now: float, lease: int) -> TileRecord:
+        """Lease a pending tile as lease number ``lease`` (fresh from the coordinator): its
+        next attempt."""
         record = self.records[tile_id]
         assert record.state == TileState.PENDING, record.state
-        assert attempt > record.attempt, (attempt, record.attempt)
-        record.attempt = attempt
-        record.issued.append(attempt)
-        record.leases += 1
+        assert lease > record.lease, (lease, record.lease)
+        record.lease = lease
+        record.leases_issued.append(lease)
+        record.attempts += 1
         record.holder = holder
         record.leased_at = now
         self._move(record, TileState.LEASED)
         return record
 
-    def can_reclaim(self, tile_id: str, attempt: int) -> bool:
-        """A pending tile whose last lease is ``attempt`` (nobody got it since): its old holder
+    def can_reclaim(self, tile_id: str, lease: int) -> bool:
+        """A pending tile whose last lease is ``lease`` (nobody got it since): its old holder
         may take it back, with the work it already did."""
         record = self.records.get(tile_id)
-        return (record is not None and record.state == TileState.PENDING and attempt > 0
-                and record.attempt == attempt)
+        return (record is not None and record.state == TileState.PENDING and lease > 0
+                and record.lease == lease)
 
     def reclaim(self, tile_id: str, holder: bytes, now: float) -> TileRecord:
         record = self.records[tile_id]
@@ -189,43 +183,43 @@ class TileBook:
         self._move(record, TileState.LEASED)
         return record
 
-    def is_current(self, tile_id: str, attempt: int, holder: bytes) -> bool:
+    def is_current(self, tile_id: str, lease: int, holder: bytes) -> bool:
         record = self.records.get(tile_id)
         return (record is not None and record.state == TileState.LEASED
-                and record.attempt == attempt and record.holder == holder)
+                and record.lease == lease and record.holder == holder)
 
-    def was_issued(self, tile_id: str, attempt: int) -> bool:
+    def was_issued(self, tile_id: str, lease: int) -> bool:
         record = self.records.get(tile_id)
-        return record is not None and attempt in record.issued
+        return record is not None and lease in record.leases_issued
 
     def reconcile_claims(self, holder: bytes, claimed: dict[str, int], now: float) -> Claims:
-        """A worker (re-)registers claiming the leases ``{tile: attempt}`` it holds. It keeps
+        """A worker (re-)registers claiming the leases ``{tile: lease}`` it holds. It keeps
         those that are still its own and takes back those nobody got since (with the work it
         did); leases the book has for it that it did not claim (gone, or the lease frame was
         still on its way) go back to the queue."""
         kept: dict[str, int] = {}
         reclaimed: list[str] = []
-        for tile_id, attempt in claimed.items():
-            if self.is_current(tile_id, attempt, holder):
-                kept[tile_id] = attempt
-            elif self.can_reclaim(tile_id, attempt):
+        for tile_id, lease in claimed.items():
+            if self.is_current(tile_id, lease, holder):
+                kept[tile_id] = lease
+            elif self.can_reclaim(tile_id, lease):
                 self.reclaim(tile_id, holder, now)
-                kept[tile_id] = attempt
+                kept[tile_id] = lease
                 reclaimed.append(tile_id)
         released: list[tuple[str, int]] = []
         for tile_id in self.held_by(holder):
             if tile_id not in kept:
-                released.append((tile_id, self.records[tile_id].attempt))
+                released.append((tile_id, self.records[tile_id].lease))
                 self.release(tile_id, now, None)
         return Claims(kept, reclaimed, released)
 
     def audit_claims(self, holder: bytes, claimed: dict[str, int], held: set[str], now: float,
                      grace_s: float) -> tuple[list[tuple[str, int]], list[str]]:
-        """A worker's heartbeat lists the leases ``{tile: attempt}`` it holds; ``held`` are
+        """A worker's heartbeat lists the leases ``{tile: lease}`` it holds; ``held`` are
         those the coordinator gave it. Returns ``(claims that are not current: the worker is
         to drop them, tiles of ``held`` it no longer lists though leased more than
         ``grace_s`` ago: lost)`` (a lease frame may still be on its way for ``grace_s``)."""
-        stale = [(t, a) for t, a in claimed.items() if not self.is_current(t, a, holder)]
+        stale = [(t, n) for t, n in claimed.items() if not self.is_current(t, n, holder)]
         unlisted = [t for t in held
                     if t not in claimed and now - self.records[t].leased_at > grace_s]
         return stale, unlisted
@@ -295,5 +289,6 @@ class TileBook:
         return {r.tile.tile_id: r.error or "" for r in self.records.values()
                 if r.state == TileState.FAILED}
 
-    def leases_total(self) -> int:
-        return sum(r.leases for r in self.records.values())
+    def attempts_total(self) -> int:
+        """Leases handed out over the whole job (the number of tiles if none was retried)."""
+        return sum(r.attempts for r in self.records.values())
