@@ -1,9 +1,10 @@
-"""A job: one world to generate (bbox, settings, data source, output folder)."""
+"""A job: one world to generate (bbox, settings, data source, output folder), and its states."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from arnisd.geo.bbox import BBox
@@ -21,6 +22,25 @@ DEFAULT_OVERPASS_URLS = (
     "https://overpass-api.de/api/interpreter",
     "https://overpass.kumi.systems/api/interpreter",
 )
+
+
+class JobState(StrEnum):
+    """Where a job is::
+
+        queued ──► running ──► done          (every tile committed, world moved into place)
+          │           ├──────► failed        (tiles failed for good, or it could not start)
+          │           └──────► stopped       (its coordinator stopped; resumed at the next start)
+          └───────────┴──────► cancelled     (`arnisd cancel`)
+
+    A coordinator's status document says ``running``, ``done`` or ``failed`` of the job it
+    runs; a coordinator service's jobs go through all of them."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True)

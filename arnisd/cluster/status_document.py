@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from arnisd.cluster.job_run import JobRun
 from arnisd.cluster.tilebook import TileState
 from arnisd.cluster.wire_names import status_counts
-from arnisd.cluster.worker_record import WorkerRecord
+from arnisd.cluster.worker_record import WorkerRecord, WorkerState
+from arnisd.job import JobState
 
 
 def status_document(job: JobRun | None, workers: Iterable[WorkerRecord], session: str,
@@ -22,7 +23,7 @@ def status_document(job: JobRun | None, workers: Iterable[WorkerRecord], session
     """``job``: the current job, else the last one (None before the first); ``now`` in
     monotonic seconds; ``tiles`` adds one row per tile."""
     workers = list(workers)
-    active = sum(1 for w in workers if w.leases)
+    active = sum(1 for w in workers if w.state == WorkerState.ACTIVE)
     workers_detail = [
         {"worker_id": w.worker_id, "slots": w.slots, "caps": dict(w.caps),
          "leases": sorted(w.leases), "tiles_done": w.tiles_done,
@@ -46,8 +47,8 @@ def status_document(job: JobRun | None, workers: Iterable[WorkerRecord], session
         **status_counts(len(book.records), counts[TileState.COMMITTED],
                         counts[TileState.LEASED], counts[TileState.PENDING],
                         counts[TileState.FAILED], active, idle),
-        "job_state": (("failed" if counts[TileState.FAILED] else "done") if finished
-                      else "running"),
+        "job_state": ((JobState.FAILED if counts[TileState.FAILED] else JobState.DONE)
+                      if finished else JobState.RUNNING),
         "finished": finished,
         "failed_tiles": {t: (e or "").splitlines()[0] if e else ""
                          for t, e in sorted(book.failed().items())},

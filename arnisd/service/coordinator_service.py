@@ -39,9 +39,9 @@ from pathlib import Path
 
 from arnisd.cluster.wire_names import TILES_TOTAL, status_counts, tiles_total_of
 from arnisd.errors import UserError
-from arnisd.service.job_record import (CANCELLED, DONE, FAILED, FINAL_STATES, ORIGIN_CONFIG,
-                                       ORIGIN_SUBMIT, QUEUED, RESUMABLE_STATES, RUNNING, STOPPED,
-                                       JobRecord)
+from arnisd.job import JobState
+from arnisd.service.job_record import (FINAL_STATES, ORIGIN_CONFIG, ORIGIN_SUBMIT,
+                                       RESUMABLE_STATES, JobRecord)
 from arnisd.service.job_request import JobRequest, JobRequestError, check_job_osm_file
 
 log = logging.getLogger("arnisd.service.coordinator_service")
@@ -115,11 +115,11 @@ class CoordinatorService:
                 continue
             if spec is None:
                 record.error = f"cannot resume: {spec_error}"
-                self._end(record, FAILED)
+                self._end(record, JobState.FAILED)
                 continue
-            record.resume = record.state != QUEUED
+            record.resume = record.state != JobState.QUEUED
             (interrupted if record.resume else waiting).append(record.job_id)
-            record.state = QUEUED
+            record.state = JobState.QUEUED
         ended = [r for r in self._records.values() if r.state in FINAL_STATES and r.finished_at]
         self._last = max(ended, key=lambda r: r.finished_at, default=None)  # what status shows
         self._queue.extend(interrupted + waiting)
@@ -143,7 +143,8 @@ class CoordinatorService:
         if current is not None and live is not None and live.get("job_state") is not None \
                 and coordinator.job is not None and coordinator.job.job_id == current.job_id:
             doc = live
-            doc.update(job_id=current.job_id, job_state=RUNNING, output=current.request.output)
+            doc.update(job_id=current.job_id, job_state=JobState.RUNNING,
+                       output=current.request.output)
         elif last is not None:
             doc = dict(last.final_status or {})  # the last job as it ended, with today's workers
             doc.update(job_id=last.job_id, job_state=last.state, output=last.request.output,
@@ -220,7 +221,7 @@ class CoordinatorService:
             out["messages_received_total"] = 0
             out["protocol_errors_total"] = 0
         out["jobs"] = [({"state": s}, states.count(s))
-                       for s in (QUEUED, RUNNING, DONE, FAILED, CANCELLED, STOPPED)]
+                       for s in JobState]
         out["worker_slots"] = slots
         out["uptime_seconds"] = round(time.monotonic() - self._started, 3)
         return out
@@ -242,12 +243,14 @@ class CoordinatorService:
             if self._stop.is_set():
                 raise ValueError("the coordinator is stopping")
             for other in self._records.values():
-                if other.state in (QUEUED, RUNNING) and other.request.output == request.output:
+                if other.state in (JobState.QUEUED, JobState.RUNNING) \
+                        and other.request.output == request.output:
                     raise ValueError(f"output: job {other.job_id} is already making "
                                      f"{request.output}")
             job_id = "job-" + uuid.uuid4().hex[:10]
             record = JobRecord(job_id, request, spec, origin=origin)
-            self.journal.add_job(job_id, origin, request.as_dict(), QUEUED, record.submitted_at)
+            self.journal.add_job(job_id, origin, request.as_dict(), JobState.QUEUED,
+                                 record.submitted_at)
             self._records[job_id] = record
             self._queue.append(job_id)
             self.counters["jobs_submitted_total"] += 1
@@ -258,11 +261,12 @@ class CoordinatorService:
     def cancel(self, job_id: str) -> bool:
         with self._lock:
             record = self._records.get(job_id)
-            if record is None or record.state not in (QUEUED, RUNNING) or record.cancel_requested:
+            if record is None or record.cancel_requested \
+                    or record.state not in (JobState.QUEUED, JobState.RUNNING):
                 return False
-            if record.state == QUEUED:
+            if record.state == JobState.QUEUED:
                 self._queue.remove(job_id)
-                self._end(record, CANCELLED)
+                self._end(record, JobState.CANCELLED)
                 self._journal_state(record, finished_at=record.finished_at)
             else:
                 record.cancel_requested = True    # "cancelled" once its staging is cleared
@@ -334,7 +338,7 @@ class CoordinatorService:
             self.coordinator.close()
             self.close()
         with self._lock:
-            failed = any(r.state == FAILED for r in self._ran)
+            failed = any(r.state == JobState.FAILED for r in self._ran)
         return 1 if exit_when_idle and failed else 0
 
     def _queue_config_job(self) -> None:
@@ -344,7 +348,8 @@ class CoordinatorService:
         with self._lock:
             for record in self._records.values():
                 if record.origin == ORIGIN_CONFIG and record.request.as_dict() == wanted \
-                        and record.state in (QUEUED, RUNNING, DONE, STOPPED):
+                        and record.state in (JobState.QUEUED, JobState.RUNNING, JobState.DONE,
+                                             JobState.STOPPED):
                     log.info("the config's job is already in the journal as %s (%s)",
                              record.job_id, record.state)
                     return
@@ -379,9 +384,9 @@ class CoordinatorService:
     def _run(self, record: JobRecord) -> None:
         staged, state_dir = self._paths(record)
         with self._lock:
-            if record.state != QUEUED:
+            if record.state != JobState.QUEUED:
                 return
-            record.state = RUNNING
+            record.state = JobState.RUNNING
             record.started_at = record.started_at or time.time()
             self._current = record
             self._ran.append(record)
@@ -389,7 +394,7 @@ class CoordinatorService:
         log.info("job %s %s: %s", record.job_id, "resumed" if record.resume else "started",
                  record.spec.output)
         if record.resume and self._already_promoted(record, staged):
-            self._finish_record(record, DONE, None, staged, state_dir)
+            self._finish_record(record, JobState.DONE, None, staged, state_dir)
             return
         # set the job up (read its OSM file, index extracts) while workers are heartbeated
         with ThreadPoolExecutor(1, "arnisd-job-setup") as pool:
@@ -403,16 +408,16 @@ class CoordinatorService:
             except UserError as exc:      # bad data, unreadable file: the job fails
                 log.error("job %s could not start: %s", record.job_id, exc)
                 record.error = str(exc)
-                self._finish_record(record, FAILED, None, staged, state_dir)
+                self._finish_record(record, JobState.FAILED, None, staged, state_dir)
                 return
             except Exception as exc:      # a bug: its traceback goes to the log
                 log.exception("job %s could not start", record.job_id)
                 record.error = f"{type(exc).__name__}: {exc}"
-                self._finish_record(record, FAILED, None, staged, state_dir)
+                self._finish_record(record, JobState.FAILED, None, staged, state_dir)
                 return
         if self._stop.is_set() or record.cancel_requested:
             job.merger.close()
-            outcome = CANCELLED if record.cancel_requested else STOPPED
+            outcome = JobState.CANCELLED if record.cancel_requested else JobState.STOPPED
             self._finish_record(record, outcome, None, staged, state_dir)
             return
         self.coordinator.start_job(job)
@@ -438,19 +443,20 @@ class CoordinatorService:
             record.tiles_total, record.completed = tiles_total_of(final), final["completed"]
             record.failed, record.chunks = final["failed"], final.get("chunks_merged", 0)
             if record.cancel_requested:
-                outcome = CANCELLED
+                outcome = JobState.CANCELLED
             elif result is None:
-                outcome, record.error = (STOPPED if disk_problem else FAILED), error
+                outcome = JobState.STOPPED if disk_problem else JobState.FAILED
+                record.error = error
             elif result.ok and result.tiles_committed == result.tiles_total:
-                outcome = DONE
+                outcome = JobState.DONE
             elif result.failed:
-                outcome = FAILED
+                outcome = JobState.FAILED
                 record.error = result.error or (  # the source's error if it gave up early
                     f"{len(result.failed)} tile(s) failed: " + "; ".join(
                         f"{tile}: {(reason or '?').splitlines()[0]}"
                         for tile, reason in sorted(result.failed.items())[:5]))
             else:
-                outcome = STOPPED
+                outcome = JobState.STOPPED
         self._finish_record(record, outcome, result, staged, state_dir)
 
     def _already_promoted(self, record: JobRecord, staged: Path) -> bool:
@@ -500,14 +506,14 @@ class CoordinatorService:
                        state_dir: Path) -> None:
         """Move a finished world into place, or clear up after a failed or cancelled one."""
         from arnisd.output import discard, promote
-        if outcome == DONE:
+        if outcome == JobState.DONE:
             try:
                 if staged.exists():
                     promote(staged, Path(record.spec.output))
                 shutil.rmtree(state_dir, ignore_errors=True)
             except OSError as exc:
-                outcome, record.error = FAILED, f"cannot move the world into place: {exc}"
-        elif outcome == STOPPED:
+                outcome, record.error = JobState.FAILED, f"cannot move the world into place: {exc}"
+        elif outcome == JobState.STOPPED:
             log.warning("job %s stopped; its staged data stays in %s and %s (resumed at the "
                         "next start)", record.job_id, staged, state_dir)
         else:
@@ -519,7 +525,7 @@ class CoordinatorService:
             self._current = None
         self._journal_state(record, finished_at=record.finished_at, error=record.error,
                             summary=record.summary())
-        if outcome == DONE and result is not None:
+        if outcome == JobState.DONE and result is not None:
             log.info("job %s done: wrote %d chunks in %d regions to %s in %.1fs",
                      record.job_id, result.chunks, result.regions, record.spec.output,
                      result.elapsed_s)
@@ -535,8 +541,8 @@ class CoordinatorService:
     def _end(self, record: JobRecord, state: str) -> None:
         record.state = state
         record.finished_at = time.time()
-        key = {DONE: "jobs_completed_total", FAILED: "jobs_failed_total",
-               CANCELLED: "jobs_cancelled_total"}.get(state)
+        key = {JobState.DONE: "jobs_completed_total", JobState.FAILED: "jobs_failed_total",
+               JobState.CANCELLED: "jobs_cancelled_total"}.get(state)
         if key:
             self.counters[key] += 1
 

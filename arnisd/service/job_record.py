@@ -1,11 +1,6 @@
 """One job of the coordinator service: its request, its state and what became of it.
 
-Job states::
-
-    queued ──► running ──► done          (every tile committed, world moved into place)
-      │           ├──────► failed        (tiles failed for good, or the job could not start)
-      │           └──────► stopped       (the daemon was stopped; resumed at the next start)
-      └───────────┴──────► cancelled     (`arnisd cancel`)
+Its state is an ``arnisd.job.JobState`` (queued, running, done, failed, stopped, cancelled).
 
 A record is what ``/jobs`` shows (``row()``) and what the journal keeps of a finished job
 (``summary()``, read back by ``from_journal``), so a failed job keeps its reason across restarts.
@@ -17,12 +12,11 @@ import time
 from dataclasses import dataclass, field
 
 from arnisd.cluster.wire_names import TILES_TOTAL, tiles_total_of
+from arnisd.job import JobState
 from arnisd.service.job_request import JobRequest
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED, STOPPED = (
-    "queued", "running", "done", "failed", "cancelled", "stopped")
-FINAL_STATES = (DONE, FAILED, CANCELLED, STOPPED)
-RESUMABLE_STATES = (QUEUED, RUNNING, STOPPED)
+FINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.STOPPED})
+RESUMABLE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.STOPPED})
 ORIGIN_CONFIG, ORIGIN_SUBMIT = "config", "submit"
 
 
@@ -33,7 +27,7 @@ class JobRecord:
     job_id: str
     request: JobRequest
     spec: object                                  # arnisd.job.JobSpec (None if it cannot be made)
-    state: str = QUEUED
+    state: JobState = JobState.QUEUED
     origin: str = ORIGIN_SUBMIT
     submitted_at: float = field(default_factory=time.time)    # Unix seconds
     started_at: float | None = None
@@ -71,7 +65,8 @@ class JobRecord:
     @classmethod
     def from_journal(cls, row: dict, request: JobRequest, spec) -> "JobRecord":
         """A job as the journal's ``jobs()`` row has it (with its summary if it ended)."""
-        record = cls(row["job_id"], request, spec, state=row["state"], origin=row["origin"],
+        record = cls(row["job_id"], request, spec, state=JobState(row["state"]),
+                     origin=row["origin"],
                      submitted_at=row["submitted_at"] or 0.0, started_at=row["started_at"],
                      finished_at=row["finished_at"], error=row["error"])
         summary = row.get("summary") or {}
