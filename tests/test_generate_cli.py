@@ -19,6 +19,7 @@ from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import LocalProjection
 from arnisd.osm.reader import read_osm_file
 from arnisd.world.families import buildings
+from arnisd.world.projected import project_element
 from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, REPO_ROOT, run_arnisd
 from tests.independent_reader import read_block_strings
 
@@ -91,7 +92,8 @@ def test_world_layout(world):
 
 def test_independent_reader_sees_the_place(world, geometry):
     element, shape = isolated_building(geometry)
-    height = buildings.height_blocks(element.tags, 1.0)
+    projected = project_element(element, geometry["proj"])
+    height = buildings.height_blocks(element.tags, 1.0, element.osm_id, projected.area_blocks())
     inner = shape.buffer(-1.2)
     centre = inner.representative_point()
     cx, cz = int(np.floor(centre.x)), int(np.floor(centre.y))

@@ -73,7 +73,7 @@ FAMILIES: tuple[Family, ...] = (
 # end meets another bridge, the line through a tower), found once per prepare from every
 # element passed in. Each maps the projected elements to a dict merged into DrawList.links.
 LINKERS: tuple[Callable[[list[ProjectedElement]], dict], ...] = (
-    highways.link, bridges.link, power.link,
+    highways.link, bridges.link, power.link, buildings.link,
 )
 
 

@@ -2,13 +2,19 @@
 
 Heights (Arnis's rules): a `height` tag (metres) wins; else `building:levels` x 3 + 2 blocks for
 residential types and `building=yes`, x 4 + 2 for the rest; times the scale; at least 3 blocks.
-Untagged buildings get their type's default height. A `building:part` starts at `min_height`
+Untagged buildings get a guess from their type and footprint (``building_heights``). A `building:part` starts at `min_height`
 (or `building:min_level` storeys) instead of the ground. The floor is at the ground level (or
 the part's bottom), walls fill ``bottom+1 .. top`` and a flat roof sits at ``top+1``; a pitched
 roof rises from ``top+1`` (its eaves) to the ridge. With a `height` tag and a pitched roof the
 roof is included in the height, as in Simple 3D Buildings.
 
 Roofs (shape, height, material) are ``arnisd.world.families.roofs``.
+
+Parts replace their outline (Arnis drops an outline its parts cover): a building's columns that
+a ground-level `building:part` covers are left to the part. This is decided per column, so
+every tile reaches the same answer from the parts its extract holds (any part covering a canvas
+column reaches the canvas, so it is in the extract); the outline's roof and height are still
+computed over its whole footprint.
 
 Looks per type (houses, apartments, commercial, industrial, churches, garages, sheds, ...):
 wall and roof palettes, window pattern and default height. `building:colour` and `roof:colour`
@@ -32,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from arnisd.world import blocks as b
+from arnisd.world.families.building_heights import inferred_height
 from arnisd.world.families.base import (DrawContext, clip_cells, close_shell, interior_of,
                                         neighbour_masks, pick)
 from arnisd.world.families.roofs import (ROOF_PALETTE, flat_roof_block, pitched_roof, roof_heights,
@@ -189,14 +196,24 @@ def storey_blocks(tags: dict[str, str]) -> int:
     return 3 if is_residential(tags) else 4
 
 
-def height_blocks(tags: dict[str, str], scale: float) -> int:
-    """Height in blocks from `height`, else `building:levels`, else the type's default."""
+def height_blocks(tags: dict[str, str], scale: float, osm_id: int | None = None,
+                  area_blocks: float | None = None) -> int:
+    """Height in blocks from `height`, else `building:levels`, else a guess from the type and
+    footprint (``building_heights``; the type's default without ``osm_id``)."""
     height_m = parse_number(tags.get("height"))
     if height_m is not None and height_m > 0:
         blocks_high = round(height_m * scale)
     else:
         levels = parse_number(tags.get("building:levels"))
-        if levels is not None and levels > 0:
+        if levels is None or levels <= 0:
+            levels = None
+            if osm_id is not None:
+                area_m2 = (area_blocks or 0.0) / max(scale * scale, 1e-9)
+                kind, value = inferred_height(building_type(tags), tags, osm_id, area_m2)
+                if kind == "hall":
+                    return int(min(max(int(value * scale), MIN_HEIGHT_BLOCKS), MAX_HEIGHT_BLOCKS))
+                levels = value
+        if levels is not None:
             blocks_high = int((levels * storey_blocks(tags) + 2) * scale)
         else:
             blocks_high = int(style_of(tags).default_height * scale)
@@ -271,8 +288,8 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     storey = storey_blocks(tags)
     ground = ctx.ground_y if ctx.terrain is None else building_base(ctx, element, mask, mx, mz)
     bottom = ground + min_height_blocks(tags, scale)
-    top = ground + height_blocks(tags, scale)
     cells = int(mask.sum())
+    top = ground + height_blocks(tags, scale, element.osm_id, element.area_blocks())
     shape = roof_shape(element, style.roof, building_type(tags), cells, top - bottom)
     grid = None
     if shape != "flat":
@@ -299,7 +316,44 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
         pitched_roof(volume, element, style.roof_materials, grid, edge, walls_high + 1, wall)
     if ctx.terrain is not None and bottom == ground:
         _seat_on_terrain(ctx, mask, mx, mz, ground)
+    _leave_to_parts(ctx, element, volume, mask, mx, mz)
     ctx.canvas.paste(mx, mz, bottom, volume)
+
+
+def _leave_to_parts(ctx: DrawContext, element: ProjectedElement, volume: np.ndarray,
+                    mask: np.ndarray, mx: int, mz: int) -> None:
+    """Keep the canvas as it is in the columns that ground-level parts of this outline cover."""
+    parts = ctx.links.get("building_parts", {}).get((element.element.osm_type, element.osm_id))
+    if not parts:
+        return
+    rect = BlockRect(mx, mz, mx + mask.shape[1], mz + mask.shape[0])
+    for part in parts:
+        for outer, inners in part.polygons:
+            xs, zs = polygon_cells([outer, *inners], rect)
+            volume[:, zs - mz, xs - mx] = KEEP
+
+
+def link(elements: list[ProjectedElement]) -> dict:
+    """``{"building_parts": {(type, id): [parts]}}``: the ground-level `building:part` areas
+    whose bounds meet each building outline's bounds."""
+    parts = [e for e in elements if e.element.kind == "area" and "building" not in e.tags
+             and e.tags.get("building:part", "no") != "no"
+             and min_height_blocks(e.tags, 1.0) == 0]
+    if not parts:
+        return {"building_parts": {}}
+    outlines = [e for e in elements if e.element.kind == "area" and selects(e)
+                and "building" in e.tags and min_height_blocks(e.tags, 1.0) == 0]
+    if not outlines:
+        return {"building_parts": {}}
+    bounds = np.array([e.bounds for e in outlines], dtype=np.int64)
+    found: dict[tuple[str, int], list[ProjectedElement]] = {}
+    for part in sorted(parts, key=lambda e: e.element.order_key()):
+        x0, z0, x1, z1 = part.bounds
+        hit = (bounds[:, 0] <= x1) & (bounds[:, 2] >= x0) & (bounds[:, 1] <= z1) & (bounds[:, 3] >= z0)
+        for i in np.flatnonzero(hit):
+            key = (outlines[i].element.osm_type, outlines[i].osm_id)
+            found.setdefault(key, []).append(part)
+    return {"building_parts": found}
 
 
 # --- on terrain -----------------------------------------------------------------------------
@@ -400,7 +454,8 @@ def _draw_canopy(ctx: DrawContext, element: ProjectedElement) -> None:
     fz, fx = np.nonzero(mask)
     fx, fz = clip_cells(ctx, fx + mx, fz + mz)
     ground = ctx.ground_y if ctx.terrain is None else building_base(ctx, element, mask, mx, mz)
-    top = ground + max(MIN_HEIGHT_BLOCKS + 1, height_blocks(element.tags, ctx.settings.scale))
+    top = ground + max(MIN_HEIGHT_BLOCKS + 1, height_blocks(element.tags, ctx.settings.scale,
+                                                            element.osm_id, element.area_blocks()))
     style = style_of(element.tags)
     ctx.canvas.fill_columns(fx, fz, top, top + 1, flat_roof_block(element, style.flat_roofs))
     corners = np.concatenate([outer for outer, _ in element.polygons]).astype(np.int64)

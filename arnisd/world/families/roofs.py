@@ -1,11 +1,15 @@
 """Roofs of buildings: shape, height above the eaves per cell, material, and the shell.
 
-`roof:shape` flat, gabled, hipped, pyramidal, skillion, dome, cone (and their synonyms);
-untagged residential types (houses, apartments, `building=yes`, farm buildings) up to 800 m²
-get a pitched roof as Arnis gives them: gabled on a near-rectangular footprint (ridge along the
-long side), hipped otherwise. The roof is a shell of the type's roof material with stairs facing
-uphill on its surface; gable ends continue the wall. `roof:colour` picks the nearest block
-colour, `roof:material` a material. Everything is computed over the building's whole footprint.
+`roof:shape` flat, gabled, hipped, half-hipped, mansard, gambrel, pyramidal, skillion, dome,
+onion, cone (Arnis's eleven, with their synonyms); untagged residential types (houses,
+apartments, `building=yes`, farm buildings) up to 800 m² get a pitched roof as Arnis gives
+them: gabled on a near-rectangular footprint (ridge along the long side), hipped otherwise.
+Mansard: a steep band two blocks deep around the edge, then a shallow top; gambrel: a gable
+whose lower part is steep and upper part shallow; half-hipped: a gable whose ends are hipped
+above half its height; onion: a steep foot, a bulb and a point. The roof is a shell of the
+roof material with stairs facing uphill on its surface; gable ends continue the wall.
+`roof:material` picks a material and wins over `roof:colour` (the nearest block colour), as in
+Arnis. Everything is computed over the building's whole footprint.
 """
 
 from __future__ import annotations
@@ -61,37 +65,39 @@ FLAT_ROOF_COLOURS = (b.SMOOTH_STONE, b.DEEPSLATE_TILES, b.POLISHED_BLACKSTONE,
 def roof_material(element: ProjectedElement, materials: tuple[str, ...]) -> tuple[np.ndarray, int]:
     """Stairs and full block of a pitched roof (``materials``: the building type's choices)."""
     tags = element.tags
+    material = ROOF_MATERIAL_TAG.get(tags.get("roof:material", ""))
+    if material is not None:                 # the material wins over the colour (Arnis)
+        return ROOF_MATERIALS[material]
     full = nearest_block(tags.get("roof:colour"), tuple(_MATERIAL_BY_FULL))
     if full is not None:
         return ROOF_MATERIALS[_MATERIAL_BY_FULL[full]]
-    material = ROOF_MATERIAL_TAG.get(tags.get("roof:material", ""))
-    if material is not None:
-        return ROOF_MATERIALS[material]
     return ROOF_MATERIALS[pick(element.osm_id, "building-roof", list(materials))]
 
 
 def flat_roof_block(element: ProjectedElement, flat_roofs: tuple[int, ...]) -> int:
     tags = element.tags
-    coloured = nearest_block(tags.get("roof:colour"), FLAT_ROOF_COLOURS)
-    if coloured is not None:
-        return coloured
     material = tags.get("roof:material")
     if material == "glass":
         return b.GLASS
     if material in ROOF_MATERIAL_TAG:
         return ROOF_MATERIALS[ROOF_MATERIAL_TAG[material]][1]
+    coloured = nearest_block(tags.get("roof:colour"), FLAT_ROOF_COLOURS)
+    if coloured is not None:
+        return coloured
     return pick(element.osm_id, "building-roof", list(flat_roofs))
 
 
 _SHAPES = {
     "flat": "flat", "gabled": "gabled", "gable": "gabled", "pitched": "gabled",
-    "saltbox": "gabled", "gabled_row": "gabled", "hipped": "hipped", "hip": "hipped",
-    "half-hipped": "hipped", "half_hipped": "hipped", "side_hipped": "hipped",
-    "mansard": "hipped", "gambrel": "gabled", "round": "gabled", "pyramidal": "pyramidal",
-    "pyramid": "pyramidal", "skillion": "skillion", "shed": "skillion", "lean_to": "skillion",
-    "monopitch": "skillion", "dome": "dome", "spherical": "dome", "onion": "dome",
-    "cone": "cone", "conical": "cone", "spire": "cone", "circular": "cone",
+    "saltbox": "gabled", "double_saltbox": "gabled", "quadruple_saltbox": "gabled",
+    "gabled_row": "gabled", "hipped": "hipped", "hip": "hipped", "round": "hipped",
+    "side_hipped": "hipped", "half-hipped": "half_hipped", "half_hipped": "half_hipped",
+    "side_half-hipped": "half_hipped", "mansard": "mansard", "gambrel": "gambrel",
+    "pyramidal": "pyramidal", "pyramid": "pyramidal", "skillion": "skillion", "shed": "skillion",
+    "lean_to": "skillion", "monopitch": "skillion", "dome": "dome", "spherical": "dome",
+    "onion": "onion", "cone": "cone", "conical": "cone", "spire": "cone", "circular": "cone",
 }
+MANSARD_STEEP_BLOCKS = 2      # the steep band's depth from the edge
 _COMPASS = {"n": 0, "north": 0, "nne": 22.5, "ne": 45, "ene": 67.5, "e": 90, "east": 90,
             "ese": 112.5, "se": 135, "sse": 157.5, "s": 180, "south": 180, "ssw": 202.5,
             "sw": 225, "wsw": 247.5, "w": 270, "west": 270, "wnw": 292.5, "nw": 315, "nnw": 337.5}
@@ -177,12 +183,22 @@ def roof_heights(element: ProjectedElement, mask: np.ndarray, x0: int, z0: int, 
         shape = "gabled"
     if shape == "gabled":
         h = pitch * (half_w - np.abs(vr))
-    elif shape == "hipped":
+    elif shape in ("hipped", "mansard"):
         if rect_like:
-            h = pitch * np.minimum(half_w - np.abs(vr), half_l - np.abs(ur))
+            d = np.minimum(half_w - np.abs(vr), half_l - np.abs(ur))
         else:
-            depth = _erosion_depth(mask, 64)[zs, xs]
-            h = pitch * (depth + 0.5)
+            d = _erosion_depth(mask, 64)[zs, xs] + 0.5
+        if shape == "mansard":                # steep (1.5) near the edge, shallow (0.5) above
+            steep = np.minimum(d, MANSARD_STEEP_BLOCKS)
+            d = 1.5 * steep + 0.5 * np.maximum(d - MANSARD_STEEP_BLOCKS, 0)
+        h = pitch * d
+    elif shape == "gambrel":                  # steep lower 45 % of the half-width, then shallow
+        d = half_w - np.abs(vr)
+        knee = 0.45 * half_w
+        h = pitch * (2.0 * np.minimum(d, knee) + 0.5 * np.maximum(d - knee, 0))
+    elif shape == "half_hipped":              # the gable ends are hipped above half height
+        ridge = pitch * half_w
+        h = np.minimum(pitch * (half_w - np.abs(vr)), pitch * (half_l - np.abs(ur)) + ridge / 2)
     elif shape == "pyramidal":
         top = pitch * half_w
         h = top * np.minimum((half_w - np.abs(vr)) / half_w, (half_l - np.abs(ur)) / half_l)
@@ -198,17 +214,22 @@ def roof_heights(element: ProjectedElement, mask: np.ndarray, x0: int, z0: int, 
             t = vr
         span = max(t.max() - t.min(), 1.0)
         h = rise * (t - t.min()) / span
-    elif shape in ("dome", "cone"):
+    elif shape in ("dome", "cone", "onion"):
         r = np.hypot(ur, vr)
         radius = r.max() + 0.5
-        top = roof_height if roof_height else (radius if shape == "dome" else 1.5 * radius)
+        rise = {"dome": 1.0, "cone": 1.5, "onion": 2.0}[shape]
+        top = roof_height if roof_height else rise * radius
+        t = r / radius
         if shape == "dome":
-            h = top * np.sqrt(np.clip(1 - (r / radius) ** 2, 0, 1))
-        else:
-            h = top * (1 - r / radius)
+            h = top * np.sqrt(np.clip(1 - t ** 2, 0, 1))
+        elif shape == "cone":
+            h = top * (1 - t)
+        else:                                  # a steep foot, then the bulb tapering to a point
+            bulb = 0.3 + 0.7 * np.clip(1 - t / 0.85, 0, 1) ** 0.8
+            h = top * np.where(t > 0.85, 0.3 * (1 - t) / 0.15, bulb)
     else:
         h = np.zeros(len(xs))
-    if roof_height is not None and roof_height > 0 and h.max() > 0 and shape not in ("skillion", "dome", "cone"):
+    if roof_height is not None and roof_height > 0 and h.max() > 0 and shape not in ("skillion", "dome", "cone", "onion"):
         h = h * (roof_height / h.max())                     # the top cell reaches the tagged height
     heights = np.floor(h + 1e-9).astype(np.int64)
     if cap is not None:
