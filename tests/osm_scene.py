@@ -94,3 +94,7 @@ class OsmScene:
                           "--no-terrain", "--quiet", "--index-dir", str(tmp / "index"), *how)
         assert proc.returncode == 0, proc.stderr
         return out
+
+    def worlds(self, tmp: Path) -> tuple[Path, Path]:
+        """The scene's in-process world and its world from two workers on small tiles."""
+        return self.generate(tmp, "in-process"), self.generate(tmp, "cluster", workers=2)

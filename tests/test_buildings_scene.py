@@ -42,9 +42,7 @@ def building_scene() -> OsmScene:
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("buildings")
-    scene = building_scene()
-    return scene.generate(tmp, "in-process"), scene.generate(tmp, "cluster", workers=2)
+    return building_scene().worlds(tmp_path_factory.mktemp("buildings"))
 
 
 def highest_solid(world, columns, y0: int, y1: int) -> list[int | None]:

@@ -40,9 +40,7 @@ def rail_scene() -> OsmScene:
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rails")
-    scene = rail_scene()
-    return scene.generate(tmp, "in-process"), scene.generate(tmp, "cluster", workers=2)
+    return rail_scene().worlds(tmp_path_factory.mktemp("rails"))
 
 
 def test_an_electrified_line_has_sleepers_a_contact_wire_and_masts(worlds):

@@ -35,9 +35,7 @@ def street_scene() -> OsmScene:
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("streets")
-    scene = street_scene()
-    return scene.generate(tmp, "in-process"), scene.generate(tmp, "cluster", workers=2)
+    return street_scene().worlds(tmp_path_factory.mktemp("streets"))
 
 
 def test_a_four_lane_road_is_15_wide_with_three_dashed_dividers(worlds):
