@@ -89,12 +89,12 @@ def log_lines(path: Path) -> list[str]:
 
 
 def tile_commit_counts(log_paths) -> dict[str, int]:
-    """How often each tile was logged as committed (``tile <id>/<attempt> committed``), over
+    """How often each tile was logged as committed (``tile <id> committed by …``), over
     the coordinator logs ``log_paths``."""
     counts: dict[str, int] = {}
     for path in log_paths:
         for line in log_lines(path):
-            match = re.search(r"tile (chunk_\d+_\d+)/\d+ committed", line)
+            match = re.search(r"tile (chunk_\d+_\d+) committed by ", line)
             if match:
                 counts[match.group(1)] = counts.get(match.group(1), 0) + 1
     return counts

@@ -112,11 +112,12 @@ def test_sigstopped_worker_loses_its_lease_and_is_fenced_after_sigcont(tmp_path,
     # it came back: its stale lease was fenced off — cancelled when it claimed it, or its late
     # result dropped as coming from an unregistered worker — and it registered again...
     assert (re.search(r"lease chunk_\d+_\d+/\d+ cancelled: lease is not current", w0_log)
-            or re.search(r"dropped the result of chunk_\d+_\d+/\d+ from b'w0'", log)), w0_log[-2000:]
+            or re.search(r"dropped the result of tile chunk_\d+_\d+ \(lease \d+\) from b'w0'", log)), \
+        w0_log[-2000:]
     assert log.count("worker w0 registered") >= 2
     # ...and made tiles after that
     rejoined = log.rindex("worker w0 registered")
-    assert "committed (w0)" in log[rejoined:], log[rejoined:][-2000:]
+    assert "committed by w0 (" in log[rejoined:], log[rejoined:][-2000:]
     rows = journal_tiles(journal)
     assert all(r["state"] == "committed" and r["failures"] == 0 for r in rows.values())
     assert sum(r["lost"] for r in rows.values()) >= 1

@@ -271,8 +271,9 @@ class Coordinator:
         worker = self.workers.get(identity)
         if worker is None:
             if kind == "done":
-                log.warning("dropped the result of %s/%d from %r: not a registered worker",
-                            message["tile"], message["attempt"], identity[:64])
+                log.warning("dropped the result of tile %s (lease %d) from %r: not a "
+                            "registered worker", message["tile"], message["attempt"],
+                            identity[:64])
             if kind != "bye" and now - self._reregistered.get(identity, -1e9) \
                     >= self.config.heartbeat_interval_s:
                 if len(self._reregistered) > 4 * self.config.max_workers:
@@ -316,8 +317,8 @@ class Coordinator:
             self._send(worker, protocol.make("cancel", tile=tile_id, attempt=lease,
                                              reason="lease is not current"), now)
         for tile_id in unlisted:
-            log.warning("worker %s lost lease %s/%d; re-queued", worker.worker_id, tile_id,
-                        job.book.records[tile_id].lease)
+            log.warning("worker %s lost tile %s (lease %d); re-queued", worker.worker_id,
+                        tile_id, job.book.records[tile_id].lease)
             self._end_lease(worker, tile_id, now, None)
 
     def _resync(self, worker: WorkerRecord, tile_id: str, reason: str, now: float) -> bool:
@@ -349,7 +350,8 @@ class Coordinator:
             return
         error = job.merger.stage(tile_id, lease, message["rx"], message["rz"], message["records"])
         if error is not None:
-            log.warning("tile %s/%d from %s rejected: %s", tile_id, lease, worker.worker_id, error)
+            log.warning("tile %s (%s) from %s rejected: %s", tile_id,
+                        job.book.records[tile_id].attempt_and_lease(), worker.worker_id, error)
             self._send(worker, protocol.make("cancel", tile=tile_id, attempt=lease, reason=error), now)
             self._end_lease(worker, tile_id, now, error)
             return
@@ -373,27 +375,31 @@ class Coordinator:
         if isinstance(error, MissingFrames) and self._resync(worker, tile_id, error, now):
             return
         if error is not None:
-            log.warning("tile %s/%d from %s not committed: %s", tile_id, lease, worker.worker_id, error)
+            log.warning("tile %s (%s) from %s not committed: %s", tile_id,
+                        job.book.records[tile_id].attempt_and_lease(), worker.worker_id, error)
             self._end_lease(worker, tile_id, now, error)
             return
         worker.leases.discard(tile_id)
         worker.tiles_done += 1
         job.book.commit(tile_id)
         job.next_seq.pop(tile_id, None)
-        log.info("tile %s/%d committed (%s)", tile_id, lease, worker.worker_id,
-                 extra={"tile": tile_id, "lease": lease, "worker_id": worker.worker_id,
-                        "job_id": job.job_id})
+        record = job.book.records[tile_id]
+        log.info("tile %s committed by %s (%s)", tile_id, worker.worker_id,
+                 record.attempt_and_lease(),
+                 extra={"tile": tile_id, "attempt": record.attempts, "lease": lease,
+                        "worker_id": worker.worker_id, "job_id": job.job_id})
 
     def _on_fail(self, worker: WorkerRecord, message: dict, now: float) -> None:
         job = self.job
         tile_id, lease = message["tile"], message["attempt"]
         if job is not None and job.book.is_current(tile_id, lease, worker.identity):
             if message["error"] == protocol.NO_FREE_SLOT:    # not the tile's fault
-                log.warning("worker %s had no free slot for %s/%d", worker.worker_id, tile_id,
-                            lease)
+                log.warning("worker %s had no free slot for tile %s (lease %d)",
+                            worker.worker_id, tile_id, lease)
                 self._end_lease(worker, tile_id, now, None)
                 return
-            log.warning("tile %s/%d failed on %s: %s", tile_id, lease, worker.worker_id,
+            log.warning("tile %s (%s) failed on %s: %s", tile_id,
+                        job.book.records[tile_id].attempt_and_lease(), worker.worker_id,
                         message["error"])
             self._end_lease(worker, tile_id, now, message["error"])
         else:
@@ -407,7 +413,7 @@ class Coordinator:
         if job is None or job.book.was_issued(tile_id, lease):
             return job is not None
         self.protocol_errors += 1
-        log.warning("dropped a %s frame from %s for %.64r/%d: never leased", kind,
+        log.warning("dropped a %s frame from %s for tile %.64r lease %d: never issued", kind,
                     worker.worker_id, tile_id, lease)
         return False
 
@@ -497,8 +503,8 @@ class Coordinator:
                               elevation=elevation_to_wire(extract.elevation),
                               credit=self.config.credit_frames)
         self._outbox.append((worker.identity, frame))     # sent once the lease is journaled
-        log.debug("tile %s/%d leased to %s (%d of %d slots busy)", tile_id, record.lease,
-                  worker.worker_id, len(worker.leases), worker.slots)
+        log.debug("tile %s (%s) leased to %s (%d of %d slots busy)", tile_id,
+                  record.attempt_and_lease(), worker.worker_id, len(worker.leases), worker.slots)
 
     # --- end of a job ------------------------------------------------------------------------
 

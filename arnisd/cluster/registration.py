@@ -68,7 +68,8 @@ def register_worker(identity: bytes, message: dict, old: WorkerRecord | None,
         claims = job.settle_claims(identity, claimed, now)
         kept, cancels = claims.kept, list(claims.released)
         for tile_id in claims.reclaimed:
-            log.info("worker %s took back tile %s/%d", worker.worker_id, tile_id, kept[tile_id])
+            log.info("worker %s took back tile %s (lease %d)", worker.worker_id, tile_id,
+                     kept[tile_id])
         worker.leases = set(kept)
     log.info("worker %s registered (%s)%s", worker.worker_id, caps,
              f", keeps {sorted(kept)}" if kept else "")

@@ -56,6 +56,10 @@ class TileRecord:
     not_before: float = 0.0
     leases_issued: list = field(default_factory=list)    # every lease number it was given
 
+    def attempt_and_lease(self) -> str:
+        """How log lines name the tile's current try: "attempt 2, lease 17"."""
+        return f"attempt {self.attempts}, lease {self.lease}"
+
     def as_row(self) -> dict:
         return {"tile": self.tile.tile_id, "state": self.state, "attempt": self.attempts,
                 "lease": self.lease, "failures": self.failures, "lost": self.lost,
