@@ -113,15 +113,24 @@ def test_worker_killed_mid_tile_its_tile_is_leased_again(tmp_path, reference_wor
     assert_same_world(read_world_chunks(output), reference_worlds.chunks(BUNDLED_TENTH_BBOX))
 
 
+def run_without_data(tmp_path, tile_size_deg, workers, generator, config=None,
+                     finalize=lambda world_dir: None):
+    """A job over the speck with no OSM data, its tiles made by ``generator`` (a function of
+    ``fake_generators``) on ``workers`` local workers."""
+    output = tmp_path / "world"
+    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=tile_size_deg)
+    return run_local_cluster(job, job_extract_source(job, []), workers, output,
+                             generator=f"fake_generators:{generator}",
+                             config=config or CoordinatorConfig(fsync=False), timeout_s=120,
+                             finalize=finalize)
+
+
 def test_busy_worker_is_not_declared_dead(tmp_path):
     """A tile that computes for ~20 heartbeat intervals: no lease is lost, no tile retried."""
-    output = tmp_path / "world"
-    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.002)
     os.environ["ARNISD_TEST_SLOW_S"] = "3"
     try:
         config = CoordinatorConfig(heartbeat_interval_s=0.15, liveness=3, fsync=False)
-        result = run_local_cluster(job, job_extract_source(job, []), 1, output,
-                                   generator="fake_generators:slow_generate", config=config, timeout_s=120, finalize=lambda world: None)
+        result = run_without_data(tmp_path, 0.002, 1, "slow_generate", config=config)
     finally:
         del os.environ["ARNISD_TEST_SLOW_S"]
     assert result.ok
@@ -133,8 +142,6 @@ def test_local_workers_are_let_go_before_the_world_is_finished(tmp_path, monkeyp
     """Once the last tile is in, the workers are told to shut down at once, so they exit
     while the coordinator still writes the last regions and level.dat (``finalize``)."""
     import multiprocessing.process
-    output = tmp_path / "world"
-    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.001)
     started = []
     real_start = multiprocessing.process.BaseProcess.start
 
@@ -153,10 +160,7 @@ def test_local_workers_are_let_go_before_the_world_is_finished(tmp_path, monkeyp
 
     # tiles of 0.3 s: both workers have registered (and are told) long before the last tile
     monkeypatch.setenv("ARNISD_TEST_SLOW_S", "0.3")
-    result = run_local_cluster(job, job_extract_source(job, []), 2, output,
-                               generator="fake_generators:slow_generate",
-                               config=CoordinatorConfig(fsync=False), timeout_s=120,
-                               finalize=finalize)
+    result = run_without_data(tmp_path, 0.001, 2, "slow_generate", finalize=finalize)
     assert result.ok and result.tiles_total >= 4
     assert len(started) == 2
     assert seen_in_finalize["all_exited"], "worker processes were still running in finalize"
@@ -181,12 +185,7 @@ def test_local_workers_on_linux_are_forked_from_a_loaded_server_with_the_jobs_en
     markers.mkdir()
     monkeypatch.setenv("ARNISD_TEST_MARKER_DIR", str(markers))     # after the server started
     monkeypatch.setenv("ARNISD_TEST_SLOW_S", "0.3")                 # both workers get tiles
-    output = tmp_path / "world"
-    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.001)
-    result = run_local_cluster(job, job_extract_source(job, []), 2, output,
-                               generator="fake_generators:start_recording_generate",
-                               config=CoordinatorConfig(fsync=False), timeout_s=120,
-                               finalize=lambda world: None)
+    result = run_without_data(tmp_path, 0.001, 2, "start_recording_generate")
     assert result.ok
     records = [json.loads(p.read_text()) for p in markers.iterdir()]
     assert len(records) == 2                                # one per slot, each found the variable
@@ -209,10 +208,5 @@ def test_workers_are_spawned_when_the_fork_server_cannot_start(tmp_path, monkeyp
     monkeypatch.setattr(local, "_fork_server_failed", False)
     context, slot_start = local.worker_start(None)
     assert context is local.SPAWN and slot_start == "spawn"
-    output = tmp_path / "world"
-    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.002)
-    result = run_local_cluster(job, job_extract_source(job, []), 1, output,
-                               generator="fake_generators:fake_generate",
-                               config=CoordinatorConfig(fsync=False), timeout_s=120,
-                               finalize=lambda world: None)
+    result = run_without_data(tmp_path, 0.002, 1, "fake_generate")
     assert result.ok
