@@ -105,7 +105,19 @@ def main(argv: list[str]) -> int:
     except OsmInputError as exc:
         progress._send("error", str(exc))
         return 2
+    peak_mb = _own_peak_mb()
+    if peak_mb is not None:
+        progress.note(f"index builder peak memory: {peak_mb:.0f} MB")
     return 0
+
+
+def _own_peak_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:                       # Windows: no getrusage
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 2 ** 10
 
 
 if __name__ == "__main__":
