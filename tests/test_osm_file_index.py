@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import osmium
 import pytest
 
@@ -323,3 +324,26 @@ def test_open_index_forwards_the_builds_notes_and_its_error(tmp_path):
         open_index(bad, tmp_path / "index")
     assert str(exc_info.value).startswith(f"cannot read OSM data from {bad}")
     assert "\n" not in str(exc_info.value)
+
+
+def test_an_element_over_many_cells_is_found_from_any_of_them(tmp_path):
+    from arnisd.osm.cell_grid import LARGE_CELL, MAX_CELLS_PER_ELEMENT, element_cells
+    from arnisd.osm.extract import ElementIndex
+    long_way = tmp_path / "long.osm"
+    long_way.write_text(
+        '<?xml version="1.0"?><osm version="0.6">'
+        '<node id="1" lat="60.0" lon="26.0"/><node id="2" lat="61.0" lon="27.0"/>'
+        '<node id="3" lat="60.5002" lon="26.5002"><tag k="amenity" v="bench"/></node>'
+        '<way id="9"><nd ref="1"/><nd ref="2"/><tag k="highway" v="primary"/></way></osm>')
+    elements = read_osm_file(long_way).elements
+    owner, cells = element_cells(np.array([e.bounds_e7() for e in elements]))
+    assert cells[owner == 1].tolist() == [LARGE_CELL]          # the way: 200 x 200 cells
+    assert len(cells[owner == 0]) == 1 < MAX_CELLS_PER_ELEMENT   # the bench: one cell
+    in_memory = ElementIndex(elements)
+    with open_file_index(long_way, tmp_path / "index") as index:
+        for box in [(605_000_000, 265_000_000, 605_010_000, 265_010_000),   # the bench and the way
+                    (600_100_000, 269_000_000, 600_200_000, 269_100_000),   # the way's box only
+                    (590_000_000, 250_000_000, 595_000_000, 255_000_000)]:  # nothing
+            assert index.extract(*box) == pack_elements(in_memory.query(*box))
+            assert index.reaches(*box) == bool(in_memory.query(*box))
+        assert index.reaches(590_000_000, 250_000_000, 595_000_000, 255_000_000) is False

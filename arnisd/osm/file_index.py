@@ -1,9 +1,10 @@
 """An on-disk spatial index of an OSM file's elements, built in one streaming pass.
 
 The index is one SQLite file: a row per element in the column form of a packed extract
-(``ElementColumns``) with its bounds, and an R*tree over those bounds in 1e-7 degree integers.
-``FileIndex.extract(box)`` reads only the rows whose bounds meet the box, in (type, id, kind)
-order, and joins their stored bytes: exactly the ``pack_elements`` message that the in-memory
+(``ElementColumns``) with its bounds (1e-7 degree integers), and the cells of a fixed grid each
+element's bounds touch (``arnisd.osm.cell_grid``, an indexed table: far cheaper to build than an
+R*tree). ``FileIndex.extract(box)`` reads only the rows listed in the box's cells whose bounds
+meet the box, in (type, id, kind) order, and joins their stored bytes: exactly the ``pack_elements`` message that the in-memory
 path (``read_osm_file`` + ``ElementIndex.query``) gives for the same box. Building it holds one
 batch of elements, node locations live in a file (osmium's ``sparse_file_array``), so memory
 does not grow with the file.
@@ -36,13 +37,13 @@ from pathlib import Path
 import msgpack
 
 from arnisd.osm.elements import OsmElement
+from arnisd.osm.cell_grid import box_cells, element_cells
 from arnisd.osm.extract import element_bounds_e7, element_columns, pack_columns
 
 log = logging.getLogger("arnisd.osm.file_index")
 
-INDEX_FORMAT = 2        # raise when the rows, or the elements the reader makes, change
+INDEX_FORMAT = 3        # raise when the rows, or the elements the reader makes, change
 READY, BUILDING, INTERRUPTED, ABSENT = "ready", "building", "interrupted", "absent"
-_I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
 _WAIT_POLL_S = 0.5
 _RELATION_TAG_BATCH = 2000
 
@@ -52,18 +53,11 @@ CREATE TABLE elements (osm_type INTEGER, osm_id INTEGER, kind INTEGER, tags BLOB
                        ring_length BLOB, ring_is_outer BLOB, coords BLOB, node_ids BLOB,
                        min_lat INTEGER, min_lng INTEGER, max_lat INTEGER, max_lng INTEGER);
 CREATE TABLE relation_tags (id INTEGER PRIMARY KEY, tags BLOB);
+CREATE TABLE element_cells (cell INTEGER, element INTEGER);
 """
-_EXTRACT_QUERY = """
-SELECT e.osm_type, e.osm_id, e.kind, e.tags, e.ring_length, e.ring_is_outer, e.coords, e.node_ids
-FROM element_boxes AS b CROSS JOIN elements AS e ON e.rowid = b.id
-WHERE b.min_lat <= ? AND b.max_lat >= ? AND b.min_lng <= ? AND b.max_lng >= ?
-ORDER BY e.osm_type, e.osm_id, e.kind
-"""
-
-_REACHES_QUERY = """
-SELECT 1 FROM element_boxes
-WHERE min_lat <= ? AND max_lat >= ? AND min_lng <= ? AND max_lng >= ? LIMIT 1
-"""
+_COLUMNS = "osm_type, osm_id, kind, tags, ring_length, ring_is_outer, coords, node_ids"
+_MEETS_BOX = "min_lat <= ? AND max_lat >= ? AND min_lng <= ? AND max_lng >= ?"
+_IN_ORDER = "ORDER BY osm_type, osm_id, kind"
 
 
 def file_digest(path: Path) -> str:
@@ -100,17 +94,32 @@ class FileIndex:
     def extract(self, min_lat_e7: int, min_lng_e7: int, max_lat_e7: int,
                 max_lng_e7: int) -> bytes:
         """The packed elements whose bounds meet the box (closed intervals, 1e-7 degrees)."""
-        box = (_i32(max_lat_e7), _i32(min_lat_e7), _i32(max_lng_e7), _i32(min_lng_e7))
-        with self._lock:
-            rows = self._db.execute(_EXTRACT_QUERY, box).fetchall()
-        return pack_columns(rows)
+        return pack_columns(self._select(_COLUMNS, (min_lat_e7, min_lng_e7, max_lat_e7,
+                                                    max_lng_e7), _IN_ORDER))
 
     def reaches(self, min_lat_e7: int, min_lng_e7: int, max_lat_e7: int,
                 max_lng_e7: int) -> bool:
         """Whether any element's bounds meet the box (as ``extract`` would find it)."""
-        box = (_i32(max_lat_e7), _i32(min_lat_e7), _i32(max_lng_e7), _i32(min_lng_e7))
+        return bool(self._select("1", (min_lat_e7, min_lng_e7, max_lat_e7, max_lng_e7),
+                                 "LIMIT 1"))
+
+    def _select(self, columns: str, box: tuple[int, int, int, int], tail: str) -> list:
+        """``columns`` of the elements whose bounds meet ``box``: those listed in its cells,
+        or every element for a box of very many cells."""
+        cells = box_cells(*box)
+        if cells == []:
+            return []
+        min_lat, min_lng, max_lat, max_lng = box
+        bounds = (max_lat, min_lat, max_lng, min_lng)
+        if cells is None:
+            sql, args = f"SELECT {columns} FROM elements WHERE {_MEETS_BOX} {tail}", bounds
+        else:
+            marks = ", ".join("?" * len(cells))
+            sql = (f"SELECT {columns} FROM elements WHERE rowid IN (SELECT element FROM "
+                   f"element_cells WHERE cell IN ({marks})) AND {_MEETS_BOX} {tail}")
+            args = (*cells, *bounds)
         with self._lock:
-            return self._db.execute(_REACHES_QUERY, box).fetchone() is not None
+            return self._db.execute(sql, args).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -194,7 +203,7 @@ def _probe(final: Path, partial: Path) -> tuple[str, sqlite3.Connection | None]:
 
 def _build(db: sqlite3.Connection, osm_path: Path, digest: str, partial: Path,
            progress) -> None:
-    """Fill the locked partial file with the file's elements and its R*tree, then mark it
+    """Fill the locked partial file with the file's elements and their cells, then mark it
     READY (the caller renames it into place)."""
     for statement in _SCHEMA.split(";"):
         if statement.strip():
@@ -241,17 +250,27 @@ class _RowWriter:
         self._db = db
         self._packer = msgpack.Packer(use_bin_type=True)
         self._relation_tags: list[tuple[int, bytes]] = []
+        self._next_rowid = 1
 
     def restart(self) -> None:
         self._relation_tags.clear()
-        self._db.execute("DELETE FROM elements")
-        self._db.execute("DELETE FROM relation_tags")
+        self._next_rowid = 1
+        for table in ("elements", "relation_tags", "element_cells"):
+            self._db.execute(f"DELETE FROM {table}")
 
     def add_elements(self, batch: list[OsmElement]) -> None:
-        bounds = element_bounds_e7(batch).tolist()
+        bounds = element_bounds_e7(batch)
+        first = self._next_rowid
+        self._next_rowid += len(batch)
         self._db.executemany(
-            "INSERT INTO elements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*element_columns(e, self._packer), *b) for e, b in zip(batch, bounds)])
+            "INSERT INTO elements (rowid, osm_type, osm_id, kind, tags, ring_length, "
+            "ring_is_outer, coords, node_ids, min_lat, min_lng, max_lat, max_lng) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(first + i, *element_columns(e, self._packer), *b)
+             for i, (e, b) in enumerate(zip(batch, bounds.tolist()))])
+        owner, cells = element_cells(bounds)
+        self._db.executemany("INSERT INTO element_cells VALUES (?, ?)",
+                             zip(cells.tolist(), (owner + first).tolist()))
 
     def add_relation_tags(self, relation_id: int, tags: dict[str, str]) -> None:
         self._relation_tags.append((relation_id, self._packer.pack(tags)))
@@ -266,19 +285,18 @@ class _RowWriter:
 
 def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | None) -> int:
     """What the in-memory reader does after its pass, in SQL: relation areas get their
-    relation's own tags, of an element listed twice the later copy stays; then the R*tree,
-    and the extent (``bounds`` the file declares, else its elements' rectangle)."""
+    relation's own tags, of an element listed twice the later copy stays; then the cells'
+    index, and the extent (``bounds`` the file declares, else its elements' rectangle)."""
     db.execute("UPDATE elements SET tags = (SELECT r.tags FROM relation_tags AS r "
                "WHERE r.id = elements.osm_id) WHERE osm_type = 2 AND kind = 2 "
                "AND osm_id IN (SELECT id FROM relation_tags)")
     db.execute("CREATE INDEX element_order ON elements (osm_type, osm_id, kind)")
-    db.execute("DELETE FROM elements WHERE rowid NOT IN "
-               "(SELECT max(rowid) FROM elements GROUP BY osm_type, osm_id, kind)")
+    dropped = db.execute("DELETE FROM elements WHERE rowid NOT IN "
+                         "(SELECT max(rowid) FROM elements GROUP BY osm_type, osm_id, kind)")
+    if dropped.rowcount:
+        db.execute("DELETE FROM element_cells WHERE element NOT IN (SELECT rowid FROM elements)")
     db.execute("DROP TABLE relation_tags")
-    db.execute("CREATE VIRTUAL TABLE element_boxes USING "
-               "rtree_i32(id, min_lat, max_lat, min_lng, max_lng)")
-    db.execute("INSERT INTO element_boxes "
-               "SELECT rowid, min_lat, max_lat, min_lng, max_lng FROM elements")
+    db.execute("CREATE INDEX element_cells_by_cell ON element_cells (cell, element)")
     count, *rectangle = db.execute("SELECT count(*), min(min_lat), min(min_lng), max(max_lat), "
                                    "max(max_lng) FROM elements").fetchone()
     extent = bounds if bounds is not None else (
@@ -313,7 +331,3 @@ def _remove_older_indexes(index_dir: Path, osm_path: Path, keep: Path) -> None:
             continue
         if row is not None and row[0] == source:
             other.unlink(missing_ok=True)
-
-
-def _i32(value: int) -> int:
-    return min(max(int(value), _I32_MIN), _I32_MAX)
