@@ -45,7 +45,6 @@ from arnisd.cluster.merger import MissingFrames
 from arnisd.cluster.registration import register_worker
 from arnisd.cluster.router_socket import PeerUnreachable, RouterSocket
 from arnisd.cluster.status_document import status_document
-from arnisd.cluster.tilebook import TileState
 from arnisd.cluster.wire_names import elevation_to_wire, work_unit
 from arnisd.cluster.worker_record import WorkerRecord
 
@@ -467,19 +466,7 @@ class Coordinator:
         free, free_slots, total_slots = free_workers(self.workers.values(), book)
         for tile_id, exc in prefetch_due(book, prefetch, now, free_slots,
                                          self.config.prefetch_extra):
-            log.warning("extract of tile %s failed: %s", tile_id, exc)
-            record = book.records[tile_id]
-            if record.state != TileState.PENDING:
-                continue
-            book.lease(tile_id, b"", now, self._take_lease_number())   # a failure of the tile
-            book.release(tile_id, now, f"extract failed: {exc}")
-            if record.state == TileState.FAILED:
-                log.error("tile %s failed for good: %s", tile_id, record.error)
-            given_up = self.job.give_up_if_source_down(tile_id, exc)
-            if given_up:
-                log.error("job %s gives up: every tile's data source fails the same way (%s); "
-                          "%d tile(s) not tried again", self.job.job_id,
-                          self.job.source_outage.error, len(given_up))
+            self.job.extract_failed(tile_id, exc, now, self._take_lease_number)
         for tile_id, worker in assignments(book, prefetch.ready_tiles, free, total_slots):
             extract = prefetch.take(tile_id)
             if worker is not None:

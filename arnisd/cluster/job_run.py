@@ -145,7 +145,26 @@ class JobRun:
                 and self.book.counts[TileState.COMMITTED] > 0):
             self.finalize(self.merger.world_dir)
 
-    def give_up_if_source_down(self, tile_id: str, error: Exception) -> list[str]:
+    def extract_failed(self, tile_id: str, error: Exception, now: float,
+                       take_lease_number: Callable[[], int]) -> None:
+        """A pending tile's extract could not be made: a failure of the tile, as if under a
+        lease of its own (it counts as an attempt); and the job gives up on its tiles not yet
+        made once every tile's source fails the same way."""
+        log.warning("extract of tile %s failed: %s", tile_id, error)
+        record = self.book.records[tile_id]
+        if record.state != TileState.PENDING:
+            return
+        self.book.lease(tile_id, b"", now, take_lease_number())
+        self.book.release(tile_id, now, f"extract failed: {error}")
+        if record.state == TileState.FAILED:
+            log.error("tile %s failed for good: %s", tile_id, record.error)
+        given_up = self._give_up_if_source_down(tile_id, error)
+        if given_up:
+            log.error("job %s gives up: every tile's data source fails the same way (%s); "
+                      "%d tile(s) not tried again", self.job_id, self.source_outage.error,
+                      len(given_up))
+
+    def _give_up_if_source_down(self, tile_id: str, error: Exception) -> list[str]:
         """After a tile's extract failed: once every tile's source fails the same way (see
         ``SourceOutage``), fail the tiles not yet made with that error; returns those."""
         if self.source_outage.error is not None:
