@@ -9,7 +9,8 @@ path (``read_osm_file`` + ``ElementIndex.query``) gives for the same box. Buildi
 batch of elements, node locations live in a file (osmium's ``sparse_file_array``), so memory
 does not grow with the file.
 
-Where: ``INDEX_DIR/<sha256 of the file>.v<INDEX_FORMAT>.sqlite``. Boxes are in degrees, so one
+Where: ``INDEX_DIR/<sha256 of the file>.v<FORMAT>.sqlite``, the format being the version below
+and a hash of the schema (a build with other tables never reads this one's files). Boxes are in degrees, so one
 index serves every job on the file whatever its bbox, projection or tiles; a file whose bytes
 changed has another digest and is indexed anew, never read stale (and the older index of the
 same path is removed). The states of one index file, decided each time it is opened:
@@ -42,7 +43,7 @@ from arnisd.osm.extract import element_bounds_e7, element_columns, pack_columns
 
 log = logging.getLogger("arnisd.osm.file_index")
 
-INDEX_FORMAT = 3        # raise when the rows, or the elements the reader makes, change
+INDEX_VERSION = 4       # raise when the rows, or the elements the reader makes, change
 READY, BUILDING, INTERRUPTED, ABSENT = "ready", "building", "interrupted", "absent"
 _WAIT_POLL_S = 0.5
 _RELATION_TAG_BATCH = 2000
@@ -55,6 +56,9 @@ CREATE TABLE elements (osm_type INTEGER, osm_id INTEGER, kind INTEGER, tags BLOB
 CREATE TABLE relation_tags (id INTEGER PRIMARY KEY, tags BLOB);
 CREATE TABLE element_cells (cell INTEGER, element INTEGER);
 """
+_CELLS_INDEX = "CREATE INDEX element_cells_by_cell ON element_cells (cell, element)"
+_SCHEMA_HASH = hashlib.sha256((_SCHEMA + _CELLS_INDEX).encode()).hexdigest()[:8]
+INDEX_FORMAT = f"{INDEX_VERSION}-{_SCHEMA_HASH}"
 _COLUMNS = "osm_type, osm_id, kind, tags, ring_length, ring_is_outer, coords, node_ids"
 _MEETS_BOX = "min_lat <= ? AND max_lat >= ? AND min_lng <= ? AND max_lng >= ?"
 _IN_ORDER = "ORDER BY osm_type, osm_id, kind"
@@ -296,7 +300,7 @@ def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | 
     if dropped.rowcount:
         db.execute("DELETE FROM element_cells WHERE element NOT IN (SELECT rowid FROM elements)")
     db.execute("DROP TABLE relation_tags")
-    db.execute("CREATE INDEX element_cells_by_cell ON element_cells (cell, element)")
+    db.execute(_CELLS_INDEX)
     count, *rectangle = db.execute("SELECT count(*), min(min_lat), min(min_lng), max(max_lat), "
                                    "max(max_lng) FROM elements").fetchone()
     extent = bounds if bounds is not None else (
