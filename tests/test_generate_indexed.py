@@ -1,5 +1,6 @@
-"""`arnisd generate` cuts a file's extracts from its on-disk index: a run killed (SIGKILL)
-while indexing resumes with --resume, and the world equals the in-process world of the file."""
+"""Jobs on a file cut their extracts from its on-disk index: `arnisd generate` killed (SIGKILL)
+while indexing resumes with --resume, a coordinator daemon killed while indexing resumes its
+job when started again, and both worlds equal the in-process world of the file."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
 from arnisd.osm.reader import read_osm_file
 from arnisd.world.build import build_world_in_process
-from conftest import BUNDLED_EXTRACT, REPO_ROOT, arnisd_env
+from conftest import BUNDLED_EXTRACT, REPO_ROOT, arnisd_env, free_port
+from daemon_control import (start_daemon, stop_daemons, wait_until, write_coordinator_config,
+                            write_worker_config)
 from world_chunks import assert_same_world, read_world_chunks
 
 if str(REPO_ROOT) not in sys.path:            # bench/ is not installed: import it from the tree
@@ -34,6 +37,21 @@ def copies_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def seam_world(copies_file, tmp_path_factory) -> dict:
+    """The in-process world of SEAM_BBOX from the copies file."""
+    reference = tmp_path_factory.mktemp("reference") / "world"
+    build_world_in_process(JobSpec(bbox=BBox.parse(SEAM_BBOX), output=reference),
+                           read_osm_file(copies_file).elements, reference)
+    chunks = read_world_chunks(reference)
+    assert len(chunks) > 500
+    return chunks
+
+
+def _partial_index_growing(index_dir: Path) -> bool:
+    return any(p.stat().st_size > 300_000 for p in index_dir.glob("*.partial"))
+
+
 def _generate(copies: Path, out: Path, index_dir: Path, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(copies),
                "--bbox", SEAM_BBOX, "--output", str(out), "--index-dir", str(index_dir),
@@ -43,12 +61,13 @@ def _generate(copies: Path, out: Path, index_dir: Path, *extra: str) -> subproce
                             text=True, start_new_session=True)
 
 
-def test_killed_while_indexing_then_resumed_gives_the_in_process_world(tmp_path, copies_file):
+def test_killed_while_indexing_then_resumed_gives_the_in_process_world(tmp_path, copies_file,
+                                                                      seam_world):
     out, index_dir = tmp_path / "world", tmp_path / "index"
     first = _generate(copies_file, out, index_dir, "--workers", "1")
     deadline = time.monotonic() + 120
     try:
-        while not any(p.stat().st_size > 300_000 for p in index_dir.glob("*.partial")):
+        while not _partial_index_growing(index_dir):
             assert first.poll() is None, first.communicate()[1]
             assert time.monotonic() < deadline, "the index build never got going"
             time.sleep(0.02)
@@ -69,9 +88,33 @@ def test_killed_while_indexing_then_resumed_gives_the_in_process_world(tmp_path,
     assert "interrupted index of copies.osm.pbf" in stderr
     assert "indexed 44829 OSM elements" in stderr           # 9 copies of 4,981
     assert [p.suffix for p in index_dir.iterdir()] == [".sqlite"]
-    reference = tmp_path / "reference"
-    build_world_in_process(JobSpec(bbox=BBox.parse(SEAM_BBOX), output=reference),
-                           read_osm_file(copies_file).elements, reference)
-    expected = read_world_chunks(reference)
-    assert len(expected) > 500
-    assert_same_world(read_world_chunks(out), expected)
+    assert_same_world(read_world_chunks(out), seam_world)
+
+
+def test_coordinator_daemon_killed_while_indexing_resumes_its_job(tmp_path, copies_file,
+                                                                  seam_world):
+    port = free_port()
+    output = tmp_path / "worlds" / "world"
+    output.parent.mkdir()
+    config = write_coordinator_config(tmp_path / "coordinator.toml", port, SEAM_BBOX,
+                                      copies_file, output, 0.01)
+    index_dir = tmp_path / "state" / "cache" / "osm-index"        # the daemon's cache_dir
+    logs = [tmp_path / "coordinator-1.log", tmp_path / "coordinator-2.log"]
+    coordinator = start_daemon(config, logs[0], args=["--exit-when-done"])
+    worker = start_daemon(write_worker_config(tmp_path / "w0.toml", port, "w0"),
+                          tmp_path / "w0.log")
+    try:
+        wait_until(lambda: _partial_index_growing(index_dir) or coordinator.poll() is not None,
+                   120, "the index build under way")
+        coordinator.send_signal(signal.SIGKILL)       # its index builder is left alone
+        assert coordinator.wait(10) == -signal.SIGKILL
+        assert not list(index_dir.glob("*.sqlite")) and not output.exists()
+        coordinator = start_daemon(config, logs[1], args=["--exit-when-done"])
+        assert coordinator.wait(300) == 0, logs[1].read_text(errors="replace")[-3000:]
+    finally:
+        stop_daemons([coordinator, worker])
+    second = logs[1].read_text(errors="replace")
+    assert "interrupted index of copies.osm.pbf" in second or "waiting for another" in second
+    assert "indexed 44829 OSM elements" in second
+    assert [p.suffix for p in index_dir.iterdir()] == [".sqlite"]
+    assert_same_world(read_world_chunks(output), seam_world)
