@@ -15,16 +15,17 @@ same ROUTER (``start_job`` then ``run_job``), and between jobs the loop keeps he
 
 Worker states: a registered worker is *idle* with no lease and *active* with at least one; it
 disappears when it says ``bye`` (its leases go back at once), is silent too long, or cannot be
-reached (its leases are *lost*, which is not the tile's fault). Each lease has a fencing
-lease number that is never reused (it comes from the journal), so results of a lease that is
+reached (its leases are *lost*, which is not the tile's fault). Each lease has a number, a
+fencing token never reused (it comes from the journal), so results of a lease that is
 no longer current — a frozen worker coming back, a worker from before a restart, a previous
 job with the same tile ids — are dropped. A worker that re-registers claiming a lease that is
 still its own (or that nobody got since) keeps it and streams its result again from the start.
 
-This module holds the loop and the handlers of worker frames; the rest lives beside it:
-the socket in ``router_socket``, one job's state in ``job_run`` (tiles in ``tilebook``, chunks
-in ``merger``, extracts in ``extract_prefetch``), who gets which tile in ``dispatch``,
-admitting workers in ``registration``, and the status document in ``status_document``.
+This module holds the loop and the handlers of worker frames; the rest lives beside it: its
+knobs in ``coordinator_config``, the socket in ``router_socket``, one job's state in ``job_run``
+(tiles in ``tilebook``, chunks in ``merger``, extracts in ``extract_prefetch``), who gets
+which tile in ``dispatch``, admitting workers in ``registration``, and the status document in
+``status_document``.
 """
 
 from __future__ import annotations
