@@ -41,13 +41,20 @@ def one_run(elements, projection, settings) -> tuple[dict[str, float], dict[str,
             calls[_name] += 1
         timed.append(generate.Family(family.name, family.selects, draw, family.sort_key))
     original, original_ground = generate.FAMILIES, generate.draw_ground
+    original_built_up = generate.draw_built_up_ground
 
     def ground(ctx):
         started = time.process_time()
         original_ground(ctx)
         spent["ground"] += time.process_time() - started
 
+    def built_up(ctx):
+        started = time.process_time()
+        original_built_up(ctx)
+        spent["built-up ground"] += time.process_time() - started
+
     generate.FAMILIES, generate.draw_ground = tuple(timed), ground
+    generate.draw_built_up_ground = built_up
     try:
         started = time.process_time()
         draw_list = generate.prepare(elements, projection)
@@ -60,6 +67,7 @@ def one_run(elements, projection, settings) -> tuple[dict[str, float], dict[str,
             encode_s += time.process_time() - started
     finally:
         generate.FAMILIES, generate.draw_ground = original, original_ground
+        generate.draw_built_up_ground = original_built_up
     return spent, calls, sum(spent.values()), encode_s, chunks
 
 

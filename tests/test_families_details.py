@@ -169,6 +169,8 @@ def _town() -> list[OsmElement]:
         OsmElement("node", 503, "point", {"amenity": "fountain"}, coords=e7([(60, 170)])),
         OsmElement("node", 504, "point", {"amenity": "bench"}, coords=e7([(65, 175)])),
         OsmElement("node", 505, "point", {"entrance": "main"}, coords=e7([(30, 20)])),
+        OsmElement("node", 506, "point", {"emergency": "fire_hydrant"}, coords=e7([(70, 110)])),
+        OsmElement("way", 40, "area", {"place": "square"}, polygons=poly(sq(95, 95, 110, 105))),
         OsmElement("node", 506, "point", {"barrier": "gate"}, coords=e7([(30, 15)])),
         OsmElement("node", 507, "point", {"man_made": "tower"}, coords=e7([(200, 90)])),
         # a long bridge in two ways: no ramp where they meet, far from most tiles

@@ -87,7 +87,10 @@ def test_tree_node_species_and_crown():
     ctx = context()
     highways.draw(ctx, line({"highway": "residential"}, [[0, 40], [63, 40]]))
     vegetation.draw(ctx, point({"natural": "tree"}, 30, 40, osm_id=6))
-    assert block_at(ctx, 30, G + 1, 40) == b.AIR                  # no tree grows on a road
+    # a street tree: planted in a pit of coarse dirt dug into the road
+    assert block_at(ctx, 30, G, 40) == b.COARSE_DIRT
+    assert block_at(ctx, 30, G + 1, 40) in {log for log, _ in vegetation.SPECIES.values()}
+    assert block_at(ctx, 31, G, 40) != b.COARSE_DIRT
 
 
 def test_tree_row_plants_a_tree_every_five_blocks():

@@ -262,3 +262,12 @@ GRAY_CONCRETE_POWDER = register("gray_concrete_powder", (154, 154, 148))
 REDSTONE_LAMP_LIT = register("redstone_lamp", (180, 120, 70), lit="true")
 IRON_TRAPDOOR = register("iron_trapdoor", (200, 200, 200), facing="north", half="bottom",
                          open="false", powered="false", waterlogged="false")
+
+# Built-up ground, street furniture and landmarks
+CRACKED_STONE_BRICKS = register("cracked_stone_bricks", (118, 117, 118))
+CHISELED_STONE_BRICKS = register("chiseled_stone_bricks", (119, 118, 119))
+REDSTONE_BLOCK = register("redstone_block", (175, 24, 5))
+GOLD_BLOCK = register("gold_block", (246, 208, 61))
+GRANITE = register("granite", (149, 103, 85))
+DIORITE = register("diorite", (188, 188, 188))
+STONE_SLAB = register("stone_slab", (125, 125, 125), type="bottom", waterlogged="false")

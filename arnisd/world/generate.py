@@ -22,8 +22,8 @@ from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import OsmElement
 from arnisd.world.canvas import Canvas
 from arnisd.world.families import (amenities, barriers, bridges, buildings, catenary, doors,
-                                   highways, landuse, man_made, power, railways, street_lamps,
-                                   vegetation, water)
+                                   highways, landmarks, landuse, man_made, paving, power,
+                                   railways, street_lamps, vegetation, water)
 from arnisd.world.families.base import DrawContext
 from arnisd.world.families.ground import draw_ground
 from arnisd.world.projected import ProjectedElement, project_element
@@ -47,6 +47,7 @@ class Family:
 # it, and last the plants, which grow only where nothing else was put.
 FAMILIES: tuple[Family, ...] = (
     Family("landuse", landuse.selects, landuse.draw, landuse.sort_key),
+    Family("square", paving.selects, paving.draw),
     Family("water-area", water.selects_area, water.draw_area),
     Family("waterway", water.selects_line, water.draw_line),
     Family("amenity-area", lambda e: amenities.selects(e) and e.element.kind == "area", amenities.draw),
@@ -64,6 +65,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("power-node", power.selects_node, power.draw_node),
     Family("highway-node", highways.selects_node, highways.draw_node),
     Family("amenity", lambda e: amenities.selects(e) and e.element.kind == "point", amenities.draw),
+    Family("landmark", landmarks.selects, landmarks.draw),
     Family("door", doors.selects, doors.draw),
     Family("land-cover", vegetation.selects_cover, vegetation.draw_cover, vegetation.cover_sort_key),
     Family("tree-row", vegetation.selects_row, vegetation.draw_row),
@@ -73,7 +75,7 @@ FAMILIES: tuple[Family, ...] = (
 # end meets another bridge, the line through a tower), found once per prepare from every
 # element passed in. Each maps the projected elements to a dict merged into DrawList.links.
 LINKERS: tuple[Callable[[list[ProjectedElement]], dict], ...] = (
-    highways.link, bridges.link, power.link, buildings.link,
+    highways.link, bridges.link, power.link, buildings.link, paving.link,
 )
 
 
@@ -133,9 +135,16 @@ def draw_window(draw_list: DrawList, owned: BlockRect, settings: GenerationSetti
         view = TerrainView(terrain, canvas.window)
     ctx = DrawContext(canvas, settings, draw_list.links, view)
     draw_ground(ctx)
+    draw_built_up_ground(ctx)
     for family, element in draw_list.within(canvas.window.expanded(MAX_REACH_BLOCKS)):
         family.draw(ctx, element)
     return canvas
+
+
+def draw_built_up_ground(ctx: DrawContext) -> None:
+    """Pave the densely built columns (``paving``), within a radius the tile's data covers."""
+    radius = paving.built_up_radius(ctx.settings.halo_blocks, CANVAS_MARGIN_BLOCKS)
+    paving.draw_built_up(ctx, radius)
 
 
 def encode_window(canvas: Canvas, owned: BlockRect) -> list[tuple[int, int, bytes]]:

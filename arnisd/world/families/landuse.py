@@ -2,8 +2,10 @@
 
 Areas are drawn largest first, so a smaller area (a park) wins over the larger one it sits in
 (a residential district): its surface block, its biome and its ground cover replace the
-larger area's on the columns it covers. The surface replaces the ground's top block only; the
-biome goes to the canvas's biome layer; the cover (trees in a forest, crops on a field) is
+larger area's on the columns it covers. Built-up ground paved before them (``paving``) is
+replaced by every area but the built-up districts (`landuse=residential`, `education`,
+`religious`), so parks and lawns stay green and dense blocks stay paved. The surface replaces
+the ground's top block only; the biome goes to the canvas's biome layer; the cover (trees in a forest, crops on a field) is
 recorded per column as "owned by this area" and planted later by the vegetation family, after
 roads and buildings have taken their columns.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 from arnisd.world import biomes as bio
 from arnisd.world import blocks as b
+from arnisd.world.families import paving
 from arnisd.world.families.base import DrawContext, area_cells, element_key, replace_table
 from arnisd.world.projected import ProjectedElement
 
@@ -44,6 +47,7 @@ LANDUSE: dict[str, Land] = {
     "plant_nursery": Land(b.FARMLAND, cover="allotments"), "flowerbed": Land(b.GRASS_BLOCK, cover="flowers"),
     "basin": Land(b.CLAY), "greenhouse_horticulture": Land(b.FARMLAND, cover="allotments"),
     "winter_sports": Land(b.SNOW_BLOCK, bio.SNOWY_PLAINS),
+    "traffic_island": Land(b.STONE_SLAB),
 }
 NATURAL: dict[str, Land] = {
     "wood": Land(b.GRASS_BLOCK, bio.FOREST, "forest"), "scrub": Land(b.GRASS_BLOCK, cover="scrub"),
@@ -55,6 +59,11 @@ NATURAL: dict[str, Land] = {
     "shingle": Land(b.GRAVEL, bio.STONY_SHORE), "wetland": Land(b.MUD, bio.SWAMP, "wetland"),
     "mud": Land(b.MUD, bio.SWAMP), "glacier": Land(b.PACKED_ICE, bio.SNOWY_PLAINS),
     "fell": Land(b.MOSS_BLOCK), "tundra": Land(b.MOSS_BLOCK),
+    "blockfield": Land(b.COBBLESTONE, bio.STONY_SHORE),
+    "mountain_range": Land(b.COBBLESTONE, bio.STONY_SHORE),
+    "saddle": Land(b.GRASS_BLOCK, cover="saddle"), "ridge": Land(b.GRASS_BLOCK, cover="ridge"),
+    "shrubbery": Land(b.GRASS_BLOCK, cover="shrubbery"), "hill": Land(b.GRASS_BLOCK, cover="hill"),
+    "tree_row": Land(b.GRASS_BLOCK, bio.FOREST, "forest"),
 }
 LEISURE: dict[str, Land] = {
     "park": Land(b.GRASS_BLOCK, cover="park"), "garden": Land(b.GRASS_BLOCK, cover="garden"),
@@ -65,6 +74,10 @@ LEISURE: dict[str, Land] = {
     "stadium": Land(b.SMOOTH_STONE), "schoolyard": Land(b.SMOOTH_STONE),
     "swimming_pool": Land(b.WATER), "marina": Land(b.SMOOTH_STONE),
     "ice_rink": Land(b.PACKED_ICE), "miniature_golf": Land(b.GRASS_BLOCK),
+    "disc_golf_course": Land(b.GRASS_BLOCK, cover="grass"), "beach_resort": Land(b.GREEN_TERRACOTTA),
+    "recreation_ground": Land(b.GREEN_TERRACOTTA), "swimming_area": Land(b.WATER),
+    "bathing_place": Land(b.SMOOTH_SANDSTONE), "outdoor_seating": Land(b.SMOOTH_STONE),
+    "water_park": Land(b.LIGHT_GRAY_CONCRETE), "slipway": Land(b.LIGHT_GRAY_CONCRETE),
 }
 AMENITY: dict[str, Land] = {
     "parking": Land(b.GRAY_CONCRETE), "grave_yard": Land(b.PODZOL, cover="cemetery"),
@@ -92,6 +105,11 @@ _SURFACES = {land.surface for table in (LANDUSE, NATURAL, LEISURE, AMENITY) for 
 _REPLACEABLE = replace_table(b.GRASS_BLOCK, b.DIRT, *_SURFACES, *PITCH_SURFACE.values(),
                              *SPORT_SURFACE.values(), *AREA_SURFACE.values())
 _REPLACEABLE[b.WATER] = False
+_REPLACEABLE[list(paving.PAVING_BLOCKS)] = True
+# Districts that are lawn where open but paved where densely built: they leave built-up paving.
+BUILT_UP_LANDUSE = frozenset({"residential", "education", "religious"})
+_KEEPS_PAVING = _REPLACEABLE.copy()
+_KEEPS_PAVING[list(paving.PAVING_BLOCKS)] = False
 
 
 def land_of(tags: dict[str, str]) -> Land | None:
@@ -147,7 +165,9 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     if len(xs) == 0:
         return
     g = ctx.surface_at(xs, zs)
-    ctx.canvas.fill_columns(xs, zs, g, g + 1, land.surface, replace=_REPLACEABLE)
+    built_up = element.tags.get("landuse") in BUILT_UP_LANDUSE and land.surface == b.GRASS_BLOCK
+    ctx.canvas.fill_columns(xs, zs, g, g + 1, land.surface,
+                            replace=_KEEPS_PAVING if built_up else _REPLACEABLE)
     ctx.canvas.set_biome(xs, zs, land.biome)
     if land.cover is not None:
         ctx.canvas.set_cover(xs, zs, element_key(element))

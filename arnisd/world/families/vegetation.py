@@ -6,7 +6,8 @@ Every choice is drawn from the coordinate hash with the element's id: whether a 
 tree, which species (by `leaf_type`, `genus`, `species` where tagged), its height. A land area's
 cover goes only on the columns the land family recorded as owned by that area (so a park inside
 a forest keeps the park's cover) whose ground is still a plantable block with air above (so no
-tree stands on a road, in a building or in a river).
+tree stands on a road, in a building or in a river). Mapped trees (`natural=tree`, tree rows)
+standing on paving under open sky get a pit of coarse dirt and are planted.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ _LEAVES_INTO = replace_table(b.AIR, b.SHORT_GRASS, b.FERN, b.TALL_GRASS_LOWER, b
                              b.ALLIUM)
 _GROWS_ON = replace_table(b.GRASS_BLOCK, b.DIRT, b.PODZOL, b.COARSE_DIRT, b.MOSS_BLOCK)
 _PLANTABLE = replace_table(b.GRASS_BLOCK, b.PODZOL, b.MOSS_BLOCK, b.FARMLAND, b.MUD, b.COARSE_DIRT, b.DIRT)
+# what streets, squares and sidewalks are paved with (never a building's floor)
+_PAVING = replace_table(b.GRAY_CONCRETE, b.LIGHT_GRAY_CONCRETE, b.BLACK_CONCRETE,
+                        b.GRAY_CONCRETE_POWDER, b.CYAN_TERRACOTTA, b.STONE_BRICKS,
+                        b.CRACKED_STONE_BRICKS, b.COBBLESTONE, b.STONE, b.SMOOTH_STONE, b.BRICKS,
+                        b.ANDESITE, b.GRAVEL)
+TREE_PIT = b.COARSE_DIRT
 FLOWERS = [b.DANDELION, b.POPPY, b.CORNFLOWER, b.OXEYE_DAISY, b.AZURE_BLUET, b.ALLIUM]
 CROPS = [b.WHEAT, b.CARROTS, b.POTATOES, b.BEETROOTS]
 
@@ -163,9 +170,25 @@ def selects(element: ProjectedElement) -> bool:
     return element.element.kind == "point" and element.tags.get("natural") == "tree"
 
 
+def dig_tree_pits(ctx: DrawContext, xs: np.ndarray, zs: np.ndarray) -> None:
+    """Street trees: where a trunk stands on paving with nothing built above it, the paving
+    block under it becomes a pit of coarse dirt, so the tree is planted (Arnis plants them)."""
+    xs, zs = ctx.canvas.clip_columns(np.asarray(xs, np.int64), np.asarray(zs, np.int64))
+    if len(xs) == 0:
+        return
+    ys = np.broadcast_to(np.asarray(ctx.surface_at(xs, zs), dtype=np.int64), xs.shape)
+    paved = _PAVING[ctx.canvas.get_blocks(xs, ys, zs)]
+    if not paved.any():
+        return
+    xs, zs, ys = xs[paved], zs[paved], ys[paved]
+    open_sky = ctx.canvas.column_tops(xs, zs) == ys
+    ctx.canvas.set_blocks(xs[open_sky], ys[open_sky], zs[open_sky], TREE_PIT)
+
+
 def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     xs = element.points[:1, 0]
     zs = element.points[:1, 1]
+    dig_tree_pits(ctx, xs, zs)
     place_trees(ctx, xs, zs, species_of(element.tags), element.osm_id, default="broadleaved")
 
 
@@ -188,6 +211,7 @@ def tree_row_trunks(points: np.ndarray, spacing: float = TREE_ROW_SPACING_BLOCKS
 
 def draw_row(ctx: DrawContext, element: ProjectedElement) -> None:
     xs, zs = tree_row_trunks(element.points)
+    dig_tree_pits(ctx, xs, zs)
     place_trees(ctx, xs, zs, species_of(element.tags), element.osm_id, default="broadleaved")
 
 
@@ -305,12 +329,72 @@ def draw_cover(ctx: DrawContext, element: ProjectedElement) -> None:
         _plants(ctx, xs[rest], zs[rest], hash_unit(xs[rest], zs[rest], eid, "heath-floor"), eid,
                 grass=0.2, tall=0.0, flowers=0.01, fern=0.08)
     elif cover == "wetland":
-        pool = hash_unit(xs // 3, zs // 3, eid, "wetland-pools") < 0.25
-        g = ctx.surface_at(xs[pool], zs[pool])
-        ctx.canvas.fill_columns(xs[pool], zs[pool], g, g + 1, b.WATER)
-        _plants(ctx, xs[~pool], zs[~pool], r[~pool], eid, grass=0.35, tall=0.1, flowers=0.0, fern=0.03)
+        _wetland(ctx, xs, zs, r, eid, element.tags.get("wetland", ""))
+    elif cover in ("saddle", "ridge", "shrubbery", "hill"):
+        _upland(ctx, xs, zs, r, eid, cover)
     elif cover == "cemetery":
         grave = ((xs % 3) == 0) & ((zs % 4) == 1) & (r < 0.7)
         _put(ctx, xs, zs, grave, b.COBBLESTONE_WALL[0])
         tree = ~grave & (r > 0.993)
         place_trees(ctx, xs[tree], zs[tree], species or "spruce", eid, default="spruce")
+
+
+def _top(ctx: DrawContext, xs, zs, sel, block) -> None:
+    """Replace the surface block of the selected columns."""
+    _put(ctx, xs, zs, sel, block, 0)
+
+
+def _wetland(ctx: DrawContext, xs, zs, r, eid: int, kind: str) -> None:
+    """A wetland by its `wetland=*` (Arnis): wet meadows and fens grassy, tidal flats with
+    pools, bogs mossy, reed beds tall with reed, swamps and mangroves with a few trees, else
+    pools among grass."""
+    if kind in ("wet_meadow", "fen"):
+        _top(ctx, xs, zs, r < 0.3, b.GRASS_BLOCK)
+        _put(ctx, xs, zs, np.ones(len(xs), dtype=bool), b.SHORT_GRASS)
+        return
+    if kind == "tidalflat":
+        _top(ctx, xs, zs, r < 0.3, b.WATER)
+        return
+    pool = hash_unit(xs // 3, zs // 3, eid, "wetland-pools") < 0.25
+    _top(ctx, xs, zs, pool, b.WATER)
+    xs, zs, r = xs[~pool], zs[~pool], r[~pool]
+    if kind == "reedbed":
+        _plants(ctx, xs, zs, r, eid, grass=0.0, tall=0.45, flowers=0.0)
+    elif kind in ("swamp", "mangrove"):
+        tree = r < 1 / 40
+        place_trees(ctx, xs[tree], zs[tree], "oak", eid)
+        _plants(ctx, xs[~tree], zs[~tree], r[~tree], eid, grass=0.3, tall=0.05, flowers=0.0)
+    elif kind == "bog":
+        _top(ctx, xs, zs, r < 0.2, b.MOSS_BLOCK)
+        _plants(ctx, xs, zs, hash_unit(xs, zs, eid, "bog-plants"), eid, grass=0.06, tall=0.02,
+                flowers=0.0)
+    else:
+        _plants(ctx, xs, zs, r, eid, grass=0.35, tall=0.1, flowers=0.0, fern=0.03)
+
+
+_RIDGE_ROCKS = np.array([b.STONE, b.COBBLESTONE, b.GRANITE, b.ANDESITE], dtype=np.uint16)
+
+
+def _upland(ctx: DrawContext, xs, zs, r, eid: int, cover: str) -> None:
+    """Arnis's saddles (stone and gravel patches in grass), ridges (60 % rock), shrubbery
+    (leaves two high everywhere) and hills (grass, flowers, a rare tree)."""
+    if cover == "saddle":
+        _top(ctx, xs, zs, r < 0.3, b.STONE)
+        _top(ctx, xs, zs, (r >= 0.3) & (r < 0.5), b.GRAVEL)
+        _put(ctx, xs, zs, (r >= 0.5) & (r < 0.7), b.SHORT_GRASS)
+    elif cover == "ridge":
+        rock = r < 0.6
+        which = (hash_unit(xs, zs, eid, "ridge-rock") * len(_RIDGE_ROCKS)).astype(np.int64)
+        for i, block in enumerate(_RIDGE_ROCKS):
+            _top(ctx, xs, zs, rock & (which == i), int(block))
+        _put(ctx, xs, zs, (r >= 0.6) & (r < 0.68), b.SHORT_GRASS)
+        _put(ctx, xs, zs, (r >= 0.68) & (r < 0.7), b.OAK_LEAVES)
+    elif cover == "shrubbery":
+        every = np.ones(len(xs), dtype=bool)
+        _put(ctx, xs, zs, every, b.OAK_LEAVES)
+        _put(ctx, xs, zs, every, b.OAK_LEAVES, 2)
+    else:
+        tree = r < 0.001
+        place_trees(ctx, xs[tree], zs[tree], "", eid, default="broadleaved")
+        rest = ~tree
+        _plants(ctx, xs[rest], zs[rest], r[rest], eid, grass=0.55, tall=0.05, flowers=0.049)
