@@ -4,8 +4,9 @@ The file is the bundled extract laid side by side (``bench.big_input``), at abou
 about 1,000 km²; each is made once into the bench's scratch folder and reused. Each run is
 ``arnisd generate --workers 2`` as a fresh process with an empty index folder, so the figures
 include indexing the file: the coordinator's peak RSS (the generate process itself, sampled
-with its process tree; the index is built by a child process, whose peak it reports), the time to the first lease (the status API's first ``in_progress``
-or ``completed`` tile), the index build, the end-to-end wall time and the chunks per second.
+with its process tree; the index is built by a child process, whose peak it reports), the time
+to the first lease (the status API's first ``in_progress`` or ``completed`` tile), the index
+build, the end-to-end wall time and the chunks per second.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ _BUILDER_PEAK = re.compile(r"index builder peak memory: (\d+) MB")
 
 
 def scratch_dir() -> Path:
-    path = Path(os.environ.get("ARNISD_BENCH_DIR", Path(tempfile.gettempdir()) / "arnisd-bench-big"))
+    default = Path(tempfile.gettempdir()) / "arnisd-bench-big"
+    path = Path(os.environ.get("ARNISD_BENCH_DIR", default))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -15,7 +15,7 @@ CELL_E7 = 50_000                    # 0.005°: a 0.01° tile with its halo touch
 MAX_CELLS_PER_ELEMENT = 64
 LARGE_CELL = -1
 MAX_QUERY_CELLS = 4096              # a bigger box is answered by reading every element
-_ROW_OFFSET = 20_000                # rows and columns made non-negative: ±90° / 0.005° = ±18,000
+_ROW_OFFSET = 20_000                # rows made non-negative: ±90° / 0.005° = ±18,000
 _COL_OFFSET = 40_000                # ±180° / 0.005° = ±36,000
 _ROW_STRIDE = 100_000
 

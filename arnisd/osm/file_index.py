@@ -4,16 +4,19 @@ The index is one SQLite file: a row per element in the column form of a packed e
 (``ElementColumns``) with its bounds (1e-7 degree integers), and the cells of a fixed grid each
 element's bounds touch (``arnisd.osm.cell_grid``, an indexed table: far cheaper to build than an
 R*tree). ``FileIndex.extract(box)`` reads only the rows listed in the box's cells whose bounds
-meet the box, in (type, id, kind) order, and joins their stored bytes: exactly the ``pack_elements`` message that the in-memory
-path (``read_osm_file`` + ``ElementIndex.query``) gives for the same box. Building it holds one
-batch of elements, node locations live in a file (osmium's ``sparse_file_array``), so memory
-does not grow with the file.
+meet the box, in (type, id, kind) order, and joins their stored bytes: exactly the
+``pack_elements`` message that the in-memory path (``read_osm_file`` + ``ElementIndex.query``)
+gives for the same box. Building it holds one batch of elements at a time and keeps node
+locations in a file (osmium's ``sparse_file_array``); what still grows with the file is
+osmium's (multipolygon member ways wait for their relation) and the mapped locations, which is
+why jobs build it in a child process (``arnisd.osm.index_process``).
 
 Where: ``INDEX_DIR/<sha256 of the file>.v<FORMAT>.sqlite``, the format being the version below
-and a hash of the schema (a build with other tables never reads this one's files). Boxes are in degrees, so one
-index serves every job on the file whatever its bbox, projection or tiles; a file whose bytes
-changed has another digest and is indexed anew, never read stale (and the older index of the
-same path is removed). The states of one index file, decided each time it is opened:
+and a hash of the schema (a build with other tables never reads this one's files). Boxes are in
+degrees, so one index serves every job on the file whatever its bbox, projection or tiles; a
+file whose bytes changed has another digest and is indexed anew, never read stale (and the
+older index of the same path is removed). The states of one index file, decided each time it
+is opened:
 
 - READY: the final file exists and its meta says so: used as it is;
 - BUILDING: a ``.partial`` file that another process holds locked: wait for it;
@@ -167,8 +170,11 @@ def open_file_index(osm_path: Path, index_dir: Path, progress=None,
             continue
         try:
             _build(builder, osm_path, digest, partial, progress)
-        finally:
+        except BaseException:
             builder.close()
+            partial.unlink(missing_ok=True)     # nothing half-built stays behind
+            raise
+        builder.close()
         partial.replace(final)
         _remove_older_indexes(index_dir, osm_path, final)
 
