@@ -111,7 +111,7 @@ def test_sigstopped_worker_loses_its_lease_and_is_fenced_after_sigcont(tmp_path,
     assert "determinism bug" not in log
     # it came back: its stale lease was fenced off — cancelled when it claimed it, or its late
     # result dropped as coming from an unregistered worker — and it registered again...
-    assert (re.search(r"lease chunk_\d+_\d+/\d+ cancelled: lease is not current", w0_log)
+    assert (re.search(r"tile chunk_\d+_\d+ \(lease \d+\) cancelled: lease is not current", w0_log)
             or re.search(r"dropped the result of tile chunk_\d+_\d+ \(lease \d+\) from b'w0'", log)), \
         w0_log[-2000:]
     assert log.count("worker w0 registered") >= 2

@@ -85,8 +85,8 @@ class ResultStore:
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
         except OSError as exc:          # a full or broken scratch disk: keep it in memory
-            log.warning("cannot keep the result of %s/%d in %s (%s); holding it in memory",
-                        tile, attempt, self.folder, exc)
+            log.warning("cannot keep the result of tile %s (lease %d) in %s (%s); holding it "
+                        "in memory", tile, attempt, self.folder, exc)
             tmp.unlink(missing_ok=True)
             result.frames_in_memory = list(frames)
             return result

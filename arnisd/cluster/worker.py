@@ -379,7 +379,7 @@ class Worker:
             key = (message["tile"], message["attempt"])
             work = self.leases.pop(key, None)
             if work is not None:
-                log.info("lease %s/%d cancelled: %s", key[0], key[1], message["reason"])
+                log.info("tile %s (lease %d) cancelled: %s", key[0], key[1], message["reason"])
                 if work.task is None:
                     self._pool.cancel(key)
                 if work.result is not None:
