@@ -27,6 +27,7 @@ from arnisd.geo.projection import LocalProjection
 if TYPE_CHECKING:
     from arnisd.world.job_elevation import JobTerrain
     from arnisd.elevation.terrarium import TileKey
+    from arnisd.osm.file_index import FileIndex
 
 EXTRACT_MARGIN_BLOCKS = 2
 DEFAULT_OVERPASS_IN_FLIGHT = 2
@@ -93,7 +94,7 @@ class IndexedFileExtracts:
 
     max_in_flight = 1
 
-    def __init__(self, index, projection: LocalProjection) -> None:
+    def __init__(self, index: FileIndex, projection: LocalProjection) -> None:
         self.index = index
         self._projection = projection
 
@@ -240,7 +241,7 @@ def with_terrain(source: ExtractSource, terrain: JobTerrain | None) -> ExtractSo
 
 
 def extract_source_for_job(job, elements: Sequence | None, progress=None,
-                           index=None) -> ExtractSource:
+                           index: FileIndex | None = None) -> ExtractSource:
     """The extract source for a job: its elements if given, else its file's ``index`` (an
     open ``arnisd.osm.file_index.FileIndex``) if given, else its file through its index in
     ``job.index_dir`` (built first if need be and shown on ``progress``; the file is read
