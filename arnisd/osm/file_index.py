@@ -155,7 +155,10 @@ def open_file_index(osm_path: Path, index_dir: Path, progress=None,
     while True:
         state, builder = _probe(final, partial)
         if state == READY:
-            return FileIndex(final)
+            try:
+                return FileIndex(final)
+            except sqlite3.DatabaseError:     # replaced or removed meanwhile: look again
+                continue
         if state == BUILDING:
             if not waiting_noted and progress is not None:
                 progress.note(f"waiting for another process that is indexing {osm_path.name}")
