@@ -35,18 +35,18 @@ def check_osm_file(path: Path | str, bbox: BBox, budget_s: float = DEFAULT_BUDGE
     else:
         found, complete, bounds = _osmium_nodes_in(path, fmt, bbox, budget_s)
         if not complete:
-            problem = _framing_problem(path, fmt)
+            problem = framing_problem(path, fmt)
             if problem is not None:
                 raise OsmInputError(f"cannot read OSM data from {path}: {problem}")
     if not found and complete:
-        where = f"it covers {bounds}" if bounds is not None else "it declares no bounds"
+        where = f"it covers {bounds}" if bounds is not None else "it has no located node"
         raise OsmInputError(f"OSM file {path} holds no node inside the bbox {bbox} ({where})")
 
 
 def _osmium_nodes_in(path: Path, fmt: str, bbox: BBox,
                      budget_s: float) -> tuple[bool, bool, BBox | None]:
-    """(a node lies in ``bbox``, the whole file was read, the bounds the file declares when
-    no node does) by osmium."""
+    """(a node lies in ``bbox``, the whole file was read, when no node does: the bounds the
+    file declares, else the extent of its nodes) by osmium."""
     import osmium
 
     from arnisd.osm.reader import OSMIUM_ERRORS, one_line
@@ -67,7 +67,14 @@ def _osmium_nodes_in(path: Path, fmt: str, bbox: BBox,
     if found or not complete:
         return found, complete, None
     from arnisd.osm.source import bbox_of_file
-    return found, complete, bbox_of_file(path)
+    declared = bbox_of_file(path)
+    if declared is not None:
+        return found, complete, declared
+    extent = _Extent()             # a second pass, only for the error's words
+    for node in osmium.FileProcessor(source, osmium.osm.NODE):
+        if node.location.valid():
+            extent.add(node.location.lat, node.location.lon)
+    return found, complete, extent.bbox()
 
 
 def _json_nodes_in(path: Path, bbox: BBox) -> tuple[bool, BBox | None]:
@@ -92,7 +99,7 @@ def _json_nodes_in(path: Path, bbox: BBox) -> tuple[bool, BBox | None]:
     return found, extent.bbox()
 
 
-def _framing_problem(path: Path, fmt: str) -> str | None:
+def framing_problem(path: Path, fmt: str) -> str | None:
     """What the file's framing says is wrong without decoding it (None: nothing seen)."""
     if fmt == "pbf":
         return pbf_framing_problem(path)
