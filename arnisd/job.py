@@ -11,7 +11,8 @@ from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import LocalProjection
 from arnisd.world.settings import GenerationSettings
 
-DEFAULT_TILE_SIZE_DEG = 0.01
+# None: tiles cut by their estimated work (``arnisd.cluster.cost_tiling``), not a fixed size
+DEFAULT_TILE_SIZE_DEG: float | None = None
 INDEX_DIR_NAME = "osm-index"      # the OSM file indexes' folder inside a cache folder
 
 
@@ -53,7 +54,7 @@ class JobSpec:
     osm_file: Path | None = None
     overpass_urls: tuple[str, ...] = DEFAULT_OVERPASS_URLS
     cache_dir: Path | None = None
-    tile_size_deg: float = DEFAULT_TILE_SIZE_DEG
+    tile_size_deg: float | None = DEFAULT_TILE_SIZE_DEG
     spawn_lat: float | None = None
     spawn_lng: float | None = None
     level_name: str = "arnisd world"
@@ -107,7 +108,8 @@ class JobSpec:
             osm_file=Path(d["osm_file"]) if d.get("osm_file") else None,
             overpass_urls=tuple(d.get("overpass_urls") or DEFAULT_OVERPASS_URLS),
             cache_dir=Path(d["cache_dir"]) if d.get("cache_dir") else None,
-            tile_size_deg=float(d.get("tile_size_deg", DEFAULT_TILE_SIZE_DEG)),
+            tile_size_deg=(float(d["tile_size_deg"]) if d.get("tile_size_deg") is not None
+                           else DEFAULT_TILE_SIZE_DEG),
             spawn_lat=d.get("spawn_lat"),
             spawn_lng=d.get("spawn_lng"),
             level_name=d.get("level_name", "arnisd world"),

@@ -230,15 +230,15 @@ def test_coordinator_resumes_from_the_journal(tmp_path):
 
 def test_local_cluster_refuses_to_resume_another_jobs_journal(tmp_path):
     from arnisd.cluster.job_setup import build_job_run, plan_job
-    from arnisd.cluster.local import LOCAL_JOB_ID, _open_journal
+    from arnisd.cluster.local import LOCAL_JOB_ID, open_journal_and_plan
     from arnisd.errors import UserError
     from arnisd.job import JobSpec
     config = CoordinatorConfig(fsync=False)
 
     def open_local(spec, resume):
         """What ``run_local_cluster`` does before its coordinator starts."""
-        plan = plan_job(spec)
-        journal, restored = _open_journal(tmp_path / "state", spec, plan, resume)
+        journal, plan, restored = open_journal_and_plan(spec, None, 1, tmp_path / "state",
+                                                        resume)
         run = build_job_run(LOCAL_JOB_ID, spec, plan, journal, NoExtracts(), world_dir=tmp_path,
                             state_dir=tmp_path / "state", config=config, restored=restored)
         run.merger.close()

@@ -46,6 +46,7 @@ from arnisd.cluster.merger import MissingFrames
 from arnisd.cluster.registration import register_worker
 from arnisd.cluster.router_socket import PeerUnreachable, RouterSocket
 from arnisd.cluster.status_document import status_document
+from arnisd.cluster.tile_cost import CostModelStore
 from arnisd.cluster.wire_names import elevation_to_wire, work_unit
 from arnisd.cluster.worker_record import WorkerRecord
 
@@ -67,8 +68,10 @@ class Coordinator:
     """
 
     def __init__(self, config: CoordinatorConfig | None = None, journal=None,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None,
+                 cost_models: CostModelStore | None = None) -> None:
         self.config = config or CoordinatorConfig()
+        self.cost_models = cost_models or CostModelStore(self.config.cost_model_path)
         self.journal = journal
         self.session = journal.session if journal is not None else uuid.uuid4().hex
         self._next_lease = journal.next_lease() if journal is not None else 1
@@ -131,6 +134,11 @@ class Coordinator:
                 worker.tiles_done = worker.chunks_received = 0
                 if self._router is not None:
                     self._ask_to_register(worker, now)
+
+    def slot_count(self) -> int:
+        """The slots of the workers connected now (thread-safe)."""
+        with self._lock:
+            return sum(w.slots for w in self.workers.values())
 
     def _ask_to_register(self, worker: WorkerRecord, now: float) -> None:
         """Have a worker register again (it claims what it holds); it gets no lease until then."""
@@ -382,6 +390,7 @@ class Coordinator:
         worker.leases.discard(tile_id)
         worker.tiles_done += 1
         job.book.commit(tile_id)
+        self.cost_models.add(job.tile_features.get(tile_id, ()), message["elapsed_s"])
         job.next_seq.pop(tile_id, None)
         record = job.book.records[tile_id]
         log.info("tile %s committed by %s (%s)", tile_id, worker.worker_id,
@@ -517,6 +526,8 @@ class Coordinator:
             self._persist_and_send()
             self._release_all_leases("the job ended")
             job.prefetch.shutdown()
+        self.cost_models.refit()
+        self.cost_models.save()
         try:
             job.write_world()
         finally:

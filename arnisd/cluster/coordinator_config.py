@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from arnisd.cluster import protocol, security
 
@@ -30,6 +31,7 @@ class CoordinatorConfig:
     fsync: bool = True
     stop_workers_when_done: bool = False
     curve: security.CurveServerKeys | None = None   # CURVE keys: encrypt, admit listed workers
+    cost_model_path: Path | None = None    # its tile cost model (None: the default, not kept)
 
     @property
     def expiry_s(self) -> float:

@@ -87,6 +87,11 @@ class FileExtracts:
         found = self._index.query(_e7(box.min_lat), _e7(box.min_lng), _e7(box.max_lat), _e7(box.max_lng))
         return TileExtract(pack_elements(found))
 
+    def element_costs(self):
+        """The elements' cost rows (``arnisd.osm.element_costs``), for the tiler."""
+        from arnisd.osm.element_costs import element_cost_rows
+        yield element_cost_rows(self._index.elements)
+
 
 class IndexedFileExtracts:
     """Cut tile extracts from a file's on-disk index (``arnisd.osm.file_index``): only the
@@ -102,6 +107,10 @@ class IndexedFileExtracts:
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
         return TileExtract(self.index.extract(_e7(box.min_lat), _e7(box.min_lng),
                                               _e7(box.max_lat), _e7(box.max_lng)))
+
+    def element_costs(self):
+        """The elements' cost rows, read from the index a batch at a time, for the tiler."""
+        yield from self.index.element_cost_batches()
 
 
 class OverpassExtracts:
@@ -233,6 +242,9 @@ class TerrainExtracts:
         keys = lease_tiles(self.terrain, tile.owned, elements)
         self.tiles_shipped += len(keys)
         return TileExtract(elements, {key: self.terrain.blobs[key] for key in keys})
+
+    def element_costs(self):
+        yield from getattr(self.inner, "element_costs", tuple)()
 
 
 def with_terrain(source: ExtractSource, terrain: JobTerrain | None) -> ExtractSource:

@@ -50,15 +50,21 @@ class JobRun:
 
     ``extract_source(tile)`` returns the tile's extract (see ``ExtractPrefetcher``).
     ``finalize(world_dir)`` runs once every region is written (level.dat). ``restored``: the
-    journal's tile rows when the job resumes after a restart.
+    journal's tile rows when the job resumes after a restart. ``tile_features`` and
+    ``tile_cost_s``: each tile's cost-model features and estimated seconds on a slot (the
+    coordinator refines its cost model with them, and leases the costliest tiles first).
     """
 
     def __init__(self, job_id: str, tiles: list[Tile], job_info: dict, settings, merger: Merger,
                  extract_source: ExtractSource, config: CoordinatorConfig,
                  finalize: Callable[[Path], None] | None = None,
                  on_progress: Callable[[int], None] | None = None,
-                 restored: dict[str, dict] | None = None) -> None:
+                 restored: dict[str, dict] | None = None,
+                 tile_features: dict[str, tuple] | None = None,
+                 tile_cost_s: dict[str, float] | None = None) -> None:
         self.job_id = job_id
+        self.tile_features = tile_features or {}
+        self.tile_cost_s = tile_cost_s or {t.tile_id: float(t.chunk_count()) for t in tiles}
         self.book = TileBook(tiles, config.max_failures, config.retry_backoff_s,
                              config.retry_backoff_max_s, config.max_lost)
         self.job_info = job_info            # {"bbox": {...}, "scale": s, "settings": {...}}

@@ -27,7 +27,10 @@ from arnisd.cluster.extracts import ExtractSource, extract_source_for_job, with_
 from arnisd.cluster.job_run import JobRun
 from arnisd.cluster.journal import Journal, job_fingerprint
 from arnisd.cluster.merger import Merger
-from arnisd.cluster.tiling import Tile, make_tiles
+from arnisd.cluster.cost_tiling import CostGrid, cost_tiling, tile_features
+from arnisd.cluster.tile_cost import DEFAULT, CostModel
+from arnisd.cluster.tiling import (ChunkRect, Tile, chunk_rect_of, make_tiles,
+                                   tiles_of_chunk_rects)
 from arnisd.cluster.world_manifest import (RecordingExtracts, content_digests_on_disk,
                                            with_manifest, write_job_manifest)
 from arnisd.job import JobSpec
@@ -60,17 +63,41 @@ class JobPlan:
     tiles: list[Tile]
     info: dict
     fingerprint: str
+    tile_features: dict[str, tuple[float, ...]]     # the cost model's features of each tile
+    tile_cost_s: dict[str, float]                   # each tile's estimated seconds on a slot
 
     @property
     def tile_ids(self) -> list[str]:
         return [t.tile_id for t in self.tiles]
 
 
-def plan_job(spec: JobSpec) -> JobPlan:
-    tiles = make_tiles(spec.bbox, spec.settings, spec.tile_size_deg)
+def plan_job(spec: JobSpec, source: ExtractSource | None = None, *, slots: int = 1,
+             model: CostModel = DEFAULT,
+             recorded: dict[str, ChunkRect] | None = None) -> JobPlan:
+    """The job's tiles: ``recorded`` (a tiling read back from a journal or a manifest), else
+    fixed tiles of ``spec.tile_size_deg`` degrees, else cut by cost for ``slots`` slots
+    (``arnisd.cluster.cost_tiling``) from what ``source`` tells of its elements (a source that
+    cannot tell, Overpass, gives tiles of equal area). Each tile's cost is estimated alike."""
+    grid = CostGrid(spec.projection)
+    for rows in getattr(source, "element_costs", tuple)():
+        grid.add(rows)
+    tiles = None
+    if recorded is not None:
+        try:
+            tiles = tiles_of_chunk_rects(spec.bbox, spec.settings, recorded)
+        except ValueError:       # another job's tiling: cut afresh (its fingerprint differs)
+            tiles = None
+    if tiles is not None:
+        pass
+    elif spec.tile_size_deg is not None:
+        tiles = make_tiles(spec.bbox, spec.settings, spec.tile_size_deg)
+    else:
+        tiles = cost_tiling(grid, spec.settings, model, slots).tiles
+    features = tile_features(grid, spec.settings, tiles)
     info = job_info(spec)
-    return JobPlan(tiles, info, job_fingerprint(info, [t.tile_id for t in tiles],
-                                                spec.tile_size_deg))
+    return JobPlan(tiles, info, job_fingerprint(info, [list(chunk_rect_of(t)) for t in tiles],
+                                                spec.tile_size_deg),
+                   features, {t: model.cost_s(f) for t, f in features.items()})
 
 
 def journaled_tiles(journal: Journal, job_id: str, plan: JobPlan) -> dict[str, dict] | None:
@@ -105,13 +132,15 @@ def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal,
     if restored is None:
         journal.reset_tiles(job_id)
     journal.update_job(job_id, fingerprint=plan.fingerprint)
+    journal.record_tiling(job_id, {t.tile_id: chunk_rect_of(t) for t in plan.tiles})
     journal.init_tiles(job_id, plan.tile_ids)
     merger = Merger(plan.tiles, state_dir, world_dir, fsync=config.fsync)
     extracts = RecordingExtracts(source)         # the manifest's tile input digests
     return JobRun(job_id, plan.tiles, plan.info, spec.settings, merger, extracts, config,
                   finalize=with_manifest(finalize or level_dat_writer(spec), spec, plan.tiles,
                                          merger.committed, extracts),
-                  on_progress=on_progress, restored=restored)
+                  on_progress=on_progress, restored=restored,
+                  tile_features=plan.tile_features, tile_cost_s=plan.tile_cost_s)
 
 
 def write_built_world_manifest(spec: JobSpec, world_dir: Path, elements: Sequence,
@@ -119,7 +148,8 @@ def write_built_world_manifest(spec: JobSpec, world_dir: Path, elements: Sequenc
     """The manifest of a world made without the cluster (``generate --in-process``): the tiles
     and extract digests a cluster run of ``spec`` would record, the content digests read back
     from the world's region files."""
-    plan = plan_job(spec)
-    extracts = RecordingExtracts(job_extract_source(spec, elements, terrain))
+    source = job_extract_source(spec, elements, terrain)
+    plan = plan_job(spec, source)
+    extracts = RecordingExtracts(source)
     return write_job_manifest(world_dir, spec, plan.tiles,
                               content_digests_on_disk(world_dir, plan.tiles), extracts)

@@ -22,6 +22,7 @@ Tables::
          finished_at, error, summary)
     tiles(job_id, tile_id, state, lease, attempts, failures, lost, error, holder,
           content_digest, chunk_count, ranges)
+    tilings(job_id, chunk_rects)         the job's tiles' chunk rects, as the job cut them
 
 A tile's ``lease`` is the number of its current (or last) lease, ``attempts`` how often it was
 leased. Schema 1 named them ``attempt`` and ``leases`` (and ``next_attempt``); such a journal
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS tiles (
     failures INTEGER NOT NULL DEFAULT 0, lost INTEGER NOT NULL DEFAULT 0, error TEXT,
     holder BLOB, content_digest BLOB, chunk_count INTEGER, ranges TEXT,
     PRIMARY KEY (job_id, tile_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tilings (job_id TEXT PRIMARY KEY, chunk_rects TEXT NOT NULL);
 """
 
 
@@ -162,6 +164,20 @@ class Journal:
         return next((j for j in self.jobs() if j["job_id"] == job_id), None)
 
     # --- tiles -------------------------------------------------------------------------------
+
+    def record_tiling(self, job_id: str, chunk_rects: dict[str, tuple[int, int, int, int]]) -> None:
+        """Each tile's chunk rect (a cost-sized cut is not made again alike)."""
+        with self._lock, self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO tilings(job_id, chunk_rects) VALUES (?, ?)",
+                             (job_id, json.dumps({t: list(r) for t, r in chunk_rects.items()})))
+
+    def tiling(self, job_id: str) -> dict[str, tuple[int, int, int, int]] | None:
+        """The tile -> chunk rect map ``record_tiling`` kept for the job; None if none was."""
+        with self._lock:
+            row = self._db.execute("SELECT chunk_rects FROM tilings WHERE job_id = ?",
+                                   (job_id,)).fetchone()
+        return None if row is None else {t: tuple(int(v) for v in r)
+                                         for t, r in json.loads(row[0]).items()}
 
     def init_tiles(self, job_id: str, tile_ids: Iterable[str]) -> None:
         """Insert every tile of a job as pending (rows already there are kept)."""
@@ -281,13 +297,13 @@ def decode_ranges(text: str | None) -> dict | None:
     return out
 
 
-def job_fingerprint(job_info: dict, tile_ids: list[str], tile_size_deg: float) -> str:
+def job_fingerprint(job_info: dict, tile_rects: list, tile_size_deg: float | None) -> str:
     """What must match for a journal to be resumed: the projection, settings and tiling, and
     the protocol version (it fixes the staged frames' format and what the content digests the
     journal keeps mean: a journal of an arnisd of another version is not resumed)."""
     import hashlib
 
     from arnisd.cluster.protocol import PROTOCOL_VERSION
-    doc = json.dumps({"job": job_info, "tiles": tile_ids, "tile_size_deg": tile_size_deg,
+    doc = json.dumps({"job": job_info, "tiles": tile_rects, "tile_size_deg": tile_size_deg,
                       "protocol": PROTOCOL_VERSION}, sort_keys=True, default=str)
     return hashlib.blake2b(doc.encode(), digest_size=16).hexdigest()

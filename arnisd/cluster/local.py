@@ -28,6 +28,7 @@ from arnisd.cluster.extracts import ExtractSource
 from arnisd.cluster.job_run import JobResult
 from arnisd.cluster.job_setup import JobPlan, build_job_run, journaled_tiles, plan_job
 from arnisd.cluster.journal import JOURNAL_NAME, Journal
+from arnisd.cluster.tile_cost import DEFAULT, CostModel, CostModelStore
 from arnisd.cluster.slots import SPAWN
 from arnisd.cluster.tile_compute import DEFAULT_GENERATOR, GENERATOR_ENV
 from arnisd.cluster.worker_process import run_worker_process
@@ -70,10 +71,11 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = out_dir / STATE_DIR_NAME
-    plan = plan_job(job)
-    journal, restored = _open_journal(state_dir, job, plan, resume)
     config = replace(config or CoordinatorConfig(lease_ahead=1), bind_address="127.0.0.1",
                      port=0, stop_workers_when_done=True)
+    cost_models = CostModelStore(config.cost_model_path)
+    journal, plan, restored = open_journal_and_plan(job, source, workers, state_dir, resume,
+                                                    cost_models.model)
     run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
                         state_dir=state_dir, config=config, restored=restored, finalize=finalize,
                         on_progress=progress.set if progress is not None else None)
@@ -82,7 +84,7 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
         if restored:
             done = sum(1 for r in restored.values() if r["state"] == "committed")
             progress.note(f"resuming: {done} of {len(plan.tiles)} tiles already made")
-    coordinator = Coordinator(config=config, journal=journal)
+    coordinator = Coordinator(config=config, journal=journal, cost_models=cost_models)
     coordinator.start_job(run)
     endpoint = coordinator.bind()
     status_server = _serve_status(serve_status, coordinator, progress)
@@ -176,26 +178,40 @@ def warm_up_workers(generator: str | None = None) -> None:
     worker_start(generator)
 
 
-def _open_journal(state_dir: Path, job: JobSpec, plan: JobPlan,
-                  resume: bool) -> tuple[Journal, dict | None]:
-    """The journal beside the output, and the tile rows to resume from (None: a fresh start)."""
+def open_journal_and_plan(job: JobSpec, source: ExtractSource | None, slots: int,
+                          state_dir: Path, resume: bool, model: CostModel = DEFAULT,
+                          ) -> tuple[Journal, JobPlan, dict | None]:
+    """The journal beside the output (emptied first unless resuming), the job's plan (the
+    tiling the journal recorded, when resuming) and the tile rows to resume from (None: a
+    fresh start). A journal of another job is refused."""
     journal_path = state_dir / JOURNAL_NAME
     if not resume:
         shutil.rmtree(state_dir, ignore_errors=True)
     elif not journal_path.exists():
         log.warning("nothing to resume in %s; starting from the beginning", state_dir)
     journal = Journal(journal_path)
+    try:
+        plan = plan_job(job, source, slots=slots, model=model,
+                        recorded=journal.tiling(LOCAL_JOB_ID))
+        return journal, plan, _restored_tiles(journal, state_dir, plan)
+    except BaseException:
+        journal.close()
+        raise
+
+
+def _restored_tiles(journal: Journal, state_dir: Path, plan: JobPlan) -> dict | None:
+    """The tile rows to resume from (None: a fresh start); a journal of another job is
+    refused."""
     if journal.job(LOCAL_JOB_ID) is None:
         journal.add_job(LOCAL_JOB_ID, "local", {"bbox": plan.info["bbox"],
                                                 "scale": plan.info["scale"]}, "running")
-        return journal, None
+        return None
     restored = journaled_tiles(journal, LOCAL_JOB_ID, plan)
     if restored is None:
-        journal.close()
         raise UserError(f"the journal in {state_dir} belongs to another job (a different "
                         "area, settings or tile size, or another arnisd version); run again "
                         "without --resume")
-    return journal, restored
+    return restored
 
 
 def _stop_processes(processes: list, grace_s: float, stop_s: float = 5.0) -> None:

@@ -7,13 +7,18 @@ so every chunk of ``projection.world_chunk_rect()`` is owned by exactly one tile
 collapse onto each other, or onto the world's edges, are dropped, so a tile is never empty.
 
 Tile ids are ``wire_names.tile_id(col, row)``: columns counted west to east (block x), rows
-north to south (block z, as the projection's z grows southwards).
+north to south (block z, as the projection's z grows southwards). Tiles of any other cut (the
+cost-sized ones of ``arnisd.cluster.cost_tiling``, or a tiling read back from a journal or a
+manifest) are made from their chunk rectangles by ``tiles_of_chunk_rects``: there ``col`` and
+``row`` are the chunk column and row of the tile's north-west corner.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from arnisd.anvil.grid import regions_of_rect
 from arnisd.cluster.wire_names import tile_id
@@ -89,6 +94,40 @@ def make_tiles(bbox: BBox, settings: GenerationSettings, tile_size_deg: float) -
             owned = BlockRect(x0, z0, x1, z1)
             tiles.append(Tile(tile_id(col, row), col, row, owned,
                               _rect_bbox(projection, owned), settings.halo_blocks))
+    return tiles
+
+
+ChunkRect = tuple[int, int, int, int]     # (cx0, cz0, cx1, cz1), half-open, in chunks
+
+
+def chunk_rect_of(tile: Tile) -> ChunkRect:
+    """The chunks ``tile`` owns as a half-open chunk rectangle (how journals record a tiling)."""
+    o = tile.owned
+    return (o.x0 // CHUNK_SIZE_BLOCKS, o.z0 // CHUNK_SIZE_BLOCKS,
+            o.x1 // CHUNK_SIZE_BLOCKS, o.z1 // CHUNK_SIZE_BLOCKS)
+
+
+def tiles_of_chunk_rects(bbox: BBox, settings: GenerationSettings,
+                         rects: list[ChunkRect] | dict[str, ChunkRect]) -> list[Tile]:
+    """The tiles owning ``rects``, which must cover the world's chunks exactly once (checked:
+    a tiling read back from a journal or a manifest must be one of this job), in row-major
+    order. ``rects`` as a dict keeps the ids it maps (a recorded tiling); a list names each
+    tile after its north-west chunk."""
+    projection = LocalProjection(bbox, settings.scale)
+    world = projection.world_chunk_rect()
+    owners = np.zeros((world.z1 // CHUNK_SIZE_BLOCKS, world.x1 // CHUNK_SIZE_BLOCKS), np.int32)
+    tiles = []
+    named = rects if isinstance(rects, dict) else {tile_id(r[0], r[1]): r for r in rects}
+    for name, (cx0, cz0, cx1, cz1) in sorted(named.items(), key=lambda kv: (kv[1][1], kv[1][0])):
+        owned = BlockRect(cx0 * CHUNK_SIZE_BLOCKS, cz0 * CHUNK_SIZE_BLOCKS,
+                          cx1 * CHUNK_SIZE_BLOCKS, cz1 * CHUNK_SIZE_BLOCKS)
+        if not (0 <= owned.x0 < owned.x1 <= world.x1 and 0 <= owned.z0 < owned.z1 <= world.z1):
+            raise ValueError(f"tile rect {(cx0, cz0, cx1, cz1)} lies outside the world")
+        owners[cz0:cz1, cx0:cx1] += 1
+        tiles.append(Tile(name, cx0, cz0, owned, _rect_bbox(projection, owned),
+                          settings.halo_blocks))
+    if not (owners == 1).all():
+        raise ValueError("the tile rects do not cover the world's chunks exactly once")
     return tiles
 
 

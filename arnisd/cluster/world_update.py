@@ -69,7 +69,8 @@ def job_from_manifest(manifest: Manifest, world_dir: Path, osm_file: Path | None
     urls = tuple(overpass_urls or manifest.input.get("urls") or DEFAULT_OVERPASS_URLS)
     return JobSpec(bbox=BBox.from_dict(job["bbox"]), output=Path(world_dir), settings=settings,
                    osm_file=Path(osm_file).resolve() if osm_file is not None else None,
-                   overpass_urls=urls, tile_size_deg=float(job["tile_size_deg"]),
+                   overpass_urls=urls, tile_size_deg=(float(job["tile_size_deg"]) if job.get("tile_size_deg") is not None
+                                  else None),
                    spawn_lat=job.get("spawn_lat"), spawn_lng=job.get("spawn_lng"),
                    level_name=job.get("level_name") or Path(world_dir).name,
                    elevation_url=elevation.get("url"),
@@ -200,8 +201,11 @@ def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
         from arnisd.osm.reader import read_osm_file
         elements = read_osm_file(spec.osm_file).elements
         note(f"read {len(elements)} OSM elements from {spec.osm_file}")
-    plan = plan_job(spec)
     recorded = {t.tile_id: t for t in manifest.tiles}
+    try:          # the world's own tiling, whatever cut it (a fixed size or the cost model)
+        plan = plan_job(spec, recorded={t.tile_id: t.chunks for t in manifest.tiles})
+    except ValueError:
+        raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling") from None
     if sorted(recorded) != sorted(plan.tile_ids):
         raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling")
     result = UpdateResult(len(plan.tiles),

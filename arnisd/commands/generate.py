@@ -71,7 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # --chunk-size: the seed's name for it (a tile was a "chunk" there), kept working
     p.add_argument("--tile-size", "--chunk-size", dest="tile_size_deg", type=float,
                    default=DEFAULT_TILE_SIZE_DEG, metavar="DEG",
-                   help=f"tile size in degrees for the cluster (default {DEFAULT_TILE_SIZE_DEG})")
+                   help="fixed tiles of this many degrees for the cluster (default: tiles cut "
+                        "by their estimated work)")
     p.add_argument("--halo", type=int, default=DEFAULT_HALO_BLOCKS, metavar="BLOCKS",
                    help=f"data margin around each tile (default {DEFAULT_HALO_BLOCKS})")
     p.add_argument("--http-port", type=int, default=0, metavar="PORT",
@@ -95,7 +96,7 @@ def job_from_args(args) -> JobSpec:
         raise UserError(f"--scale {args.scale} must be in (0, 10]")
     if not -63 <= args.ground_level <= 300:
         raise UserError(f"--ground-level {args.ground_level} must be in -63..300")
-    if args.tile_size_deg <= 0 or args.tile_size_deg > 1:
+    if args.tile_size_deg is not None and not 0 < args.tile_size_deg <= 1:
         raise UserError(f"--tile-size {args.tile_size_deg} must be in (0, 1] degrees")
     if not 0 <= args.halo <= 256:
         raise UserError(f"--halo {args.halo} must be in 0..256 blocks")
@@ -253,12 +254,17 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
         return chunks
     from arnisd.cluster.local import run_local_cluster
     workers = args.workers or os.cpu_count() or 1
-    progress.note(f"local cluster: {workers} worker process(es), tiles of {job.tile_size_deg:g}°")
+    size = "sized by their work" if job.tile_size_deg is None else f"of {job.tile_size_deg:g}°"
+    progress.note(f"local cluster: {workers} worker process(es), tiles {size}")
     serve_status = None
     if args.http_port is not None:
         from arnisd.service.http_api import start_status_server
         serve_status = partial(start_status_server, host="127.0.0.1", port=args.http_port)
+    from arnisd.cluster.coordinator_config import CoordinatorConfig
+    from arnisd.cluster.tile_cost import MODEL_FILE_NAME
+    # the cost model learns from every run on this machine
+    config = CoordinatorConfig(lease_ahead=1, cost_model_path=user_cache_dir() / MODEL_FILE_NAME)
     result = run_local_cluster(job, source, workers, staged, serve_status=serve_status,
-                               progress=progress, resume=args.resume,
+                               progress=progress, resume=args.resume, config=config,
                                starting_workers=starting_children)
     return result.chunks

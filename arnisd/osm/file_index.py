@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import msgpack
+import numpy as np
 
 from arnisd.osm.elements import OsmElement
 from arnisd.osm.cell_grid import box_cells, element_cells
@@ -64,6 +65,12 @@ INDEX_FORMAT = f"{INDEX_VERSION}-{_SCHEMA_HASH}"
 _COLUMNS = "osm_type, osm_id, kind, tags, ring_length, ring_is_outer, coords, node_ids"
 _MEETS_BOX = "min_lat <= ? AND max_lat >= ? AND min_lng <= ? AND max_lng >= ?"
 _IN_ORDER = "ORDER BY osm_type, osm_id, kind"
+# a building's tags are decoded; the others' are not read (16 bytes a vertex: two int64s)
+_COST_QUERY = """
+SELECT min_lat, min_lng, max_lat, max_lng, length(coords) / 16,
+       CASE WHEN instr(tags, CAST('building' AS BLOB)) > 0 THEN tags END
+FROM elements
+"""
 
 
 def file_digest(path: Path) -> str:
@@ -126,6 +133,19 @@ class FileIndex:
             args = (*cells, *bounds)
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+    def element_cost_batches(self, batch_rows: int = 50_000):
+        """The rows of ``arnisd.osm.element_costs.element_cost_rows`` for every element of the
+        file, ``batch_rows`` at a time (memory holds one batch, whatever the file's size)."""
+        from arnisd.osm.element_costs import building_floors
+        with self._lock:
+            cursor = self._db.execute(_COST_QUERY)
+            while rows := cursor.fetchmany(batch_rows):
+                out = np.array([r[:5] + (0.0,) for r in rows], np.float64)
+                for i, row in enumerate(rows):
+                    if row[5] is not None:
+                        out[i, 5] = building_floors(msgpack.unpackb(row[5], raw=False))
+                yield out
 
     def close(self) -> None:
         with self._lock:

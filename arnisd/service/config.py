@@ -62,7 +62,7 @@ class CoordinatorMachineConfig:
     output_root: Path = DEFAULT_STATE_DIR / "worlds"   # submitted jobs write <output_root>/<output>
     overpass_urls: tuple[str, ...] = DEFAULT_OVERPASS_URLS
     cache_dir: Path = DEFAULT_STATE_DIR / "cache"     # Overpass answer cache
-    tile_size_deg: float = DEFAULT_TILE_SIZE_DEG
+    tile_size_deg: float | None = DEFAULT_TILE_SIZE_DEG   # None: tiles sized by their work
     halo_blocks: int = DEFAULT_HALO_BLOCKS
     heartbeat_interval_s: float = 1.0
     heartbeat_liveness: int = 3                   # silent for interval × liveness = dead
@@ -153,7 +153,8 @@ def _coordinator(r: "_Reader") -> CoordinatorMachineConfig:
         output_root=r.path("output_root", state_dir / "worlds"),
         overpass_urls=tuple(r.url_list("overpass_urls", list(DEFAULT_OVERPASS_URLS))),
         cache_dir=r.path("cache_dir", Path(os.environ.get("CACHE_DIRECTORY", state_dir / "cache"))),
-        tile_size_deg=r.number("tile_size_deg", DEFAULT_TILE_SIZE_DEG, 0.0, 1.0, low_open=True),
+        tile_size_deg=(r.number("tile_size_deg", 0.01, 0.0, 1.0, low_open=True)
+                       if r.get("tile_size_deg", None) is not None else DEFAULT_TILE_SIZE_DEG),
         halo_blocks=r.integer("halo_blocks", DEFAULT_HALO_BLOCKS, 0, 256),
         heartbeat_interval_s=r.number("heartbeat_interval_s", 1.0, 0.0, 3600.0, low_open=True),
         heartbeat_liveness=r.integer("heartbeat_liveness", 3, 1, 1000),

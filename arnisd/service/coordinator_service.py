@@ -54,11 +54,13 @@ def coordinator_config(machine):
     """The coordinator's ``CoordinatorConfig`` from its machine's config
     (``arnisd.service.config.CoordinatorMachineConfig``)."""
     from arnisd.cluster.coordinator_config import CoordinatorConfig
+    from arnisd.cluster.tile_cost import MODEL_FILE_NAME
     return CoordinatorConfig(
         bind_address=machine.bind_host, port=machine.port,
         heartbeat_interval_s=machine.heartbeat_interval_s, liveness=machine.heartbeat_liveness,
         max_failures=machine.max_retries, token=machine.token, max_workers=machine.max_workers,
-        curve=machine.curve)
+        curve=machine.curve,
+        cost_model_path=Path(machine.state_dir) / MODEL_FILE_NAME)
 
 
 class CoordinatorService:
@@ -477,7 +479,11 @@ class CoordinatorService:
         spec, terrain = prepare_job_terrain(   # elevation: fetched once per job, params in spec
             record.spec, note=lambda m: log.info("job %s %s", record.job_id, m),
             warn=lambda m: log.warning("job %s %s", record.job_id, m))
-        plan = plan_job(spec)
+        source = job_extract_source(spec, None, terrain,
+                                    LogProgress(log, f"job {record.job_id} "))
+        plan = plan_job(spec, source, slots=max(1, self.coordinator.slot_count()),
+                        model=self.coordinator.cost_models.model,
+                        recorded=self.journal.tiling(record.job_id) if record.resume else None)
         restored = None
         if record.resume:
             if staged.is_dir() and state_dir.is_dir():
@@ -489,9 +495,7 @@ class CoordinatorService:
             discard(staged)
             staged.mkdir(parents=True)
             shutil.rmtree(state_dir, ignore_errors=True)
-        return build_job_run(record.job_id, spec, plan, self.journal,
-                             job_extract_source(spec, None, terrain,
-                                                LogProgress(log, f"job {record.job_id} ")),
+        return build_job_run(record.job_id, spec, plan, self.journal, source,
                              world_dir=staged,
                              state_dir=state_dir, config=self.coordinator.config,
                              restored=restored)
