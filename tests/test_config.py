@@ -28,7 +28,7 @@ def test_shipped_coordinator_example_loads():
     assert (config.bind_host, config.port) == ("0.0.0.0", 5555)
     assert (config.http_host, config.http_port) == ("127.0.0.1", 8750)
     assert config.state_dir == Path("/var/lib/arnisd")
-    assert config.tile_size_deg == 0.01 and config.halo_blocks == 32
+    assert config.tile_size_deg is None and config.halo_blocks == 32     # sized by their work
     assert (config.heartbeat_interval_s, config.heartbeat_liveness, config.max_retries) == (1.0, 3, 3)
     assert config.token is None and config.job is None
     assert config.status_url == "http://127.0.0.1:8750"
