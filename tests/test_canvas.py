@@ -37,6 +37,14 @@ def test_per_column_heights_and_section_crossing():
     assert np.flatnonzero(b).tolist() == list(range(14, 40))
 
 
+def test_a_block_per_column_stays_with_its_column_across_sections():
+    canvas = Canvas(BlockRect(16, 16, 48, 48))
+    xs, zs = np.array([20, 30, 40]), np.array([20, 30, 40])
+    ys = np.array([5, 40, 70])                     # one column per section
+    canvas.fill_columns(xs, zs, ys, ys + 1, np.array([blocks.BRICKS, blocks.STONE, blocks.SAND]))
+    assert canvas.get_blocks(xs, ys, zs).tolist() == [blocks.BRICKS, blocks.STONE, blocks.SAND]
+
+
 def test_chunk_sections_are_yzx_ordered():
     canvas = Canvas(BlockRect(0, 0, 16, 16))
     canvas.set_blocks(np.array([3]), np.array([-64 + 5]), np.array([7]), blocks.STONE)

@@ -55,8 +55,9 @@ class Canvas:
                      replace: np.ndarray | None = None) -> None:
         """Write ``block`` at y in ``[y0, y1)`` of each column (xs[i], zs[i]).
 
-        ``y0``/``y1`` are scalars or per-column arrays. ``replace``, when given, is a boolean
-        table over block ids: only blocks where it is true are overwritten.
+        ``y0``/``y1`` are scalars or per-column arrays, ``block`` an id or an id per column.
+        ``replace``, when given, is a boolean table over block ids: only blocks where it is
+        true are overwritten.
         """
         if len(xs) == 0:
             return
@@ -85,12 +86,15 @@ class Canvas:
             meets = (y0 < base + 16) & (y1 > base)
             if not meets.any():
                 continue
+            value = block
             if meets.all() or meets.ndim == 0:
                 cz, cx, a, b = lz, lx, y0, y1
             else:
                 cz, cx = lz[meets], lx[meets]
                 a = y0[meets] if y0.ndim else y0
                 b = y1[meets] if y1.ndim else y1
+                if np.ndim(block):                # a block per column goes with its column
+                    value = block[meets]
             ys = np.arange(base, base + 16)[:, None]
             inside = (ys >= a) & (ys < b)
             if not inside.any():
@@ -99,7 +103,7 @@ class Canvas:
             current = layer[:, cz, cx]
             if replace is not None:
                 inside &= replace[current]
-            layer[:, cz, cx] = np.where(inside, block, current)
+            layer[:, cz, cx] = np.where(inside, value, current)
 
     def set_blocks(self, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, block,
                    replace: np.ndarray | None = None) -> None:
