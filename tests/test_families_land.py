@@ -183,3 +183,26 @@ def test_chunk_biomes_follow_the_land():
     water.draw_line(ctx, line({"waterway": "river"}, [[0, 50], [63, 50]]))
     river = ctx.canvas.chunk_biomes(2, 3)
     assert bio.RIVER in river.tolist()
+
+
+def test_wetland_kinds_and_uplands_follow_arnis():
+    def surface_and_above(tags, osm_id):
+        ctx = context()
+        draw_land(ctx, [area(tags, square(0, 0, 64, 64), osm_id=osm_id)])
+        xs, zs = np.meshgrid(np.arange(2, 62), np.arange(2, 62))
+        xs, zs = xs.ravel(), zs.ravel()
+        top = ctx.canvas.get_blocks(xs, np.full(len(xs), G), zs)
+        above = ctx.canvas.get_blocks(xs, np.full(len(xs), G + 1), zs)
+        return top, above
+
+    top, above = surface_and_above({"natural": "wetland", "wetland": "bog"}, 11)
+    assert 0.1 < np.mean(top == b.MOSS_BLOCK) < 0.3                   # a fifth of the bog moss
+    top, above = surface_and_above({"natural": "wetland", "wetland": "reedbed"}, 12)
+    assert np.mean(above == b.TALL_GRASS_LOWER) > 0.25                # reeds stand thick
+    top, above = surface_and_above({"natural": "wetland", "wetland": "wet_meadow"}, 13)
+    assert not np.any(top == b.WATER) and np.mean(above == b.SHORT_GRASS) > 0.9
+    top, above = surface_and_above({"natural": "ridge"}, 14)
+    rock = np.isin(top, [b.STONE, b.COBBLESTONE, b.GRANITE, b.ANDESITE])
+    assert 0.5 < rock.mean() < 0.7 and len(set(top[rock].tolist())) == 4
+    top, above = surface_and_above({"natural": "saddle"}, 15)
+    assert 0.2 < np.mean(top == b.STONE) < 0.4 and 0.1 < np.mean(top == b.GRAVEL) < 0.3

@@ -63,7 +63,7 @@ NATURAL: dict[str, Land] = {
     "mountain_range": Land(b.COBBLESTONE, bio.STONY_SHORE),
     "saddle": Land(b.GRASS_BLOCK, cover="saddle"), "ridge": Land(b.GRASS_BLOCK, cover="ridge"),
     "shrubbery": Land(b.GRASS_BLOCK, cover="shrubbery"), "hill": Land(b.GRASS_BLOCK, cover="hill"),
-    "tree_row": Land(b.GRASS_BLOCK, bio.FOREST, "forest"),
+    "tree_row": Land(b.GRASS_BLOCK, bio.FOREST, "forest"), "reef": Land(b.WATER, bio.BEACH),
 }
 LEISURE: dict[str, Land] = {
     "park": Land(b.GRASS_BLOCK, cover="park"), "garden": Land(b.GRASS_BLOCK, cover="garden"),
