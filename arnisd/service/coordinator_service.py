@@ -8,7 +8,7 @@ made, so a failed or cancelled job leaves no half world. It implements
 ``arnisd.service.http_api.StatusProvider``.
 
 Everything lives in the journal (``state_dir/journal.sqlite3``, ``arnisd.cluster.journal``): a
-job is journaled before its id is answered, its tiles and attempts as the coordinator goes. A
+job is journaled before its id is answered, its tiles and leases as the coordinator goes. A
 coordinator killed at any moment and started again with the same config resumes: jobs that
 were queued, running or stopped are queued again (the interrupted one first) and a resumed job
 keeps its committed tiles and staged chunks. A ``[job]`` in the config is queued only if the
