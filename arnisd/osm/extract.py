@@ -29,6 +29,7 @@ _TYPES = ("node", "way", "relation")
 _KINDS = ("point", "line", "area")
 _TYPE_CODE = {name: code for code, name in enumerate(_TYPES)}
 _KIND_CODE = {name: code for code, name in enumerate(_KINDS)}
+AREA_KIND_CODE = _KIND_CODE["area"]
 _I8 = np.dtype("<i8")
 _U1 = np.dtype("u1")
 

@@ -42,11 +42,12 @@ import numpy as np
 
 from arnisd.osm.elements import OsmElement
 from arnisd.osm.cell_grid import box_cells, element_cells
-from arnisd.osm.extract import element_bounds_e7, element_columns, pack_columns
+from arnisd.osm.extract import AREA_KIND_CODE, element_bounds_e7, element_columns, pack_columns
+from arnisd.osm.nearby_heights import annotate_index
 
 log = logging.getLogger("arnisd.osm.file_index")
 
-INDEX_VERSION = 4       # raise when the rows, or the elements the reader makes, change
+INDEX_VERSION = 5       # raise when the rows, or the elements the reader makes, change
 READY, BUILDING, INTERRUPTED, ABSENT = "ready", "building", "interrupted", "absent"
 _WAIT_POLL_S = 0.5
 _RELATION_TAG_BATCH = 2000
@@ -317,8 +318,9 @@ class _RowWriter:
 
 def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | None) -> int:
     """What the in-memory reader does after its pass, in SQL: relation areas get their
-    relation's own tags, of an element listed twice the later copy stays; then the cells'
-    index, and the extent (``bounds`` the file declares, else its elements' rectangle)."""
+    relation's own tags, of an element listed twice the later copy stays, buildings without
+    heights get their neighbourhood's (``nearby_heights``); then the cells' index, and the
+    extent (``bounds`` the file declares, else its elements' rectangle)."""
     db.execute("UPDATE elements SET tags = (SELECT r.tags FROM relation_tags AS r "
                "WHERE r.id = elements.osm_id) WHERE osm_type = 2 AND kind = 2 "
                "AND osm_id IN (SELECT id FROM relation_tags)")
@@ -328,6 +330,7 @@ def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | 
     if dropped.rowcount:
         db.execute("DELETE FROM element_cells WHERE element NOT IN (SELECT rowid FROM elements)")
     db.execute("DROP TABLE relation_tags")
+    annotate_index(db, AREA_KIND_CODE)          # as read_osm_file does for a whole read
     db.execute(_CELLS_INDEX)
     count, *rectangle = db.execute("SELECT count(*), min(min_lat), min(min_lng), max(max_lat), "
                                    "max(max_lng) FROM elements").fetchone()

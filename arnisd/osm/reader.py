@@ -31,6 +31,7 @@ import shapely
 
 from arnisd.errors import UserError
 from arnisd.osm.elements import OsmData, OsmElement, Polygon
+from arnisd.osm.nearby_heights import annotate_elements
 from arnisd.osm.overpass_json import OverpassJsonError, load_overpass_json, overpass_doc_to_opl
 
 # Longest suffixes first: ".osm.pbf" must win over ".pbf".
@@ -49,17 +50,21 @@ class OsmInputError(UserError):
 
 
 def read_osm_file(path: Path | str) -> OsmData:
-    """Read one OSM file; raise ``OsmInputError`` with a one-line reason if it is unusable."""
+    """Read one OSM file; raise ``OsmInputError`` with a one-line reason if it is unusable.
+    Buildings without heights get their neighbourhood's (``nearby_heights``)."""
     path = Path(path)
     fmt = check_readable(path)
     if fmt == "json":
         try:
-            data = path.read_bytes()
+            raw = path.read_bytes()
         except OSError as exc:
             raise OsmInputError(f"cannot read OSM file {path}: {exc.strerror or exc}") from None
-        return parse_overpass_json(data, source=str(path))
-    return _read_with_osmium(osmium.io.File(str(path), fmt), source_name=str(path),
-                             bounds=None, path=path)
+        data = parse_overpass_json(raw, source=str(path))
+    else:
+        data = _read_with_osmium(osmium.io.File(str(path), fmt), source_name=str(path),
+                                 bounds=None, path=path)
+    annotate_elements(data.elements)
+    return data
 
 
 def check_readable(path: Path) -> str:

@@ -1,20 +1,22 @@
 """Heights of buildings that have neither `height` nor `building:levels`: guessed from the
-building's type and footprint, with Arnis's tables of storey counts.
+tagged heights around them, else from the building's type and footprint (Arnis's tables).
 
-Each type has a few likely storey counts with weights (houses mostly 2, apartments 3 to 6,
-offices by footprint, ...), or a hall height in blocks (churches, industrial halls, garages);
-`building=yes` and unknown types go by footprint (a small box, a house, a mid-rise block, a
-large hall). The pick is a hash of the building's OSM id, so the same building gets the same
-height in every tile and every run.
+Around them: the input reader tags every such building with the median storeys of the tagged
+buildings within 50 m (``arnisd.osm.nearby_heights``, computed once over the whole input, so
+every tile's extract carries the same value). Apartments, offices, shops, `building=yes` and
+unknown types of at least ``NEIGHBOURHOOD_MIN_M2`` take that storey count: in a centre of 5 to 8
+storeys they rise with it. Houses, halls and small buildings keep their type's guess.
 
-Why not the tagged heights of nearby buildings: every tile that draws a building holds the
-building whole, but only the elements within its halo of the tile; a neighbour of a large
-building's far end is not in the extract of a tile that draws its near end, so two tiles would
-guess two heights for one building. Only the building's own data is known to all of them.
+Type and footprint: each type has a few likely storey counts with weights (houses mostly 2,
+apartments 3 to 6, offices by footprint, ...), or a hall height in blocks (churches,
+industrial halls, garages); `building=yes` and unknown types go by footprint (a small box, a
+house, a mid-rise block, a large hall). The pick is a hash of the building's OSM id, so the
+same building gets the same height in every tile and every run.
 """
 
 from __future__ import annotations
 
+from arnisd.osm.nearby_heights import NEARBY_TAG
 from arnisd.world.families.base import pick
 
 # (storey count or hall blocks, weight); weights are percentages as in Arnis
@@ -46,6 +48,11 @@ _HALLS = {
 LEVELS_BY_TYPE = {name: table for names, table in _LEVELS.items() for name in names}
 HALL_BY_TYPE = {name: table for names, table in _HALLS.items() for name in names}
 PART_AREA_M2 = 400      # parts use the middle band, so the parts of one building agree more
+NEIGHBOURHOOD_MIN_M2 = 60
+NEIGHBOURHOOD_TYPES = frozenset({"yes", "apartments", "residential", "commercial", "office",
+                                 "retail", "hotel", "mixed_use", "public", "civic",
+                                 "government"})
+MAX_GUESSED_LEVELS = 40
 
 
 def _weighted(osm_id: int, purpose: str, table) -> int:
@@ -69,6 +76,11 @@ def inferred_height(building_type: str, tags: dict[str, str], osm_id: int,
         area_m2 = PART_AREA_M2
     if tags.get("man_made") == "tower":
         return "hall", _weighted(osm_id, "height-tower", _TOWER_HALL)
+    nearby = _nearby_levels(tags)
+    if nearby is not None and area_m2 >= NEIGHBOURHOOD_MIN_M2 and (
+            building_type in NEIGHBOURHOOD_TYPES
+            or building_type not in HALL_BY_TYPE and building_type not in LEVELS_BY_TYPE):
+        return "levels", nearby
     if building_type in HALL_BY_TYPE:
         return "hall", _weighted(osm_id, "height-hall", HALL_BY_TYPE[building_type])
     if building_type in LEVELS_BY_TYPE:
@@ -88,3 +100,12 @@ def inferred_height(building_type: str, tags: dict[str, str], osm_id: int,
     if roll < 40:
         return "hall", 7
     return "levels", 3 if roll < 75 else 4
+
+
+def _nearby_levels(tags: dict[str, str]) -> int | None:
+    """The neighbourhood's storeys from the reader's tag, rounded (half up), or None."""
+    try:
+        value = float(tags.get(NEARBY_TAG, ""))
+    except ValueError:
+        return None
+    return int(min(max(int(value + 0.5), 1), MAX_GUESSED_LEVELS))
