@@ -116,15 +116,16 @@ class JobRun:
             self.orphans.pop(tile_id, None)
         return claims
 
-    def end_lease(self, tile_id: str, now: float, error: str | None, lost: bool) -> None:
+    def end_lease(self, tile_id: str, now: float, error: str | None, lost: bool,
+                  for_good: bool = False) -> None:
         """A lease ends without a result: what was staged of it is dropped and the tile goes
         back (``TileBook.release``: a failure with ``error``, lost with its worker if
-        ``lost``)."""
+        ``lost``, failed at once if ``for_good``)."""
         record = self.book.records[tile_id]
         self.merger.abort(tile_id, record.lease)
         self.next_seq.pop(tile_id, None)
         self.orphans.pop(tile_id, None)
-        self.book.release(tile_id, now, error, lost=lost)
+        self.book.release(tile_id, now, error, lost=lost, for_good=for_good)
         if record.state == TileState.FAILED:
             log.error("tile %s failed for good: %s", tile_id, record.error)
 

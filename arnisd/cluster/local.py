@@ -25,7 +25,7 @@ from pathlib import Path
 from arnisd.cluster.coordinator import ClusterAborted, Coordinator
 from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extracts import ExtractSource
-from arnisd.cluster.job_run import JobResult
+from arnisd.cluster.job_run import JobResult, JobRun
 from arnisd.cluster.job_setup import JobPlan, build_job_run, journaled_tiles, plan_job
 from arnisd.cluster.journal import JOURNAL_NAME, Journal
 from arnisd.cluster.tile_cost import DEFAULT, CostModel, CostModelStore
@@ -68,26 +68,15 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
     """
     if workers < 1:
         raise UserError(f"--workers {workers} must be at least 1")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state_dir = out_dir / STATE_DIR_NAME
     config = replace(config or CoordinatorConfig(lease_ahead=1), bind_address="127.0.0.1",
                      port=0, stop_workers_when_done=True)
     cost_models = CostModelStore(config.cost_model_path)
-    journal, plan, restored = open_journal_and_plan(job, source, workers, state_dir, resume,
-                                                    cost_models.model)
-    run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
-                        state_dir=state_dir, config=config, restored=restored, finalize=finalize,
-                        on_progress=progress.set if progress is not None else None)
-    if progress is not None:
-        progress.start("generating", sum(t.chunk_count() for t in plan.tiles), "chunks")
-        if restored:
-            done = sum(1 for r in restored.values() if r["state"] == "committed")
-            progress.note(f"resuming: {done} of {len(plan.tiles)} tiles already made")
+    run, journal, state_dir = open_job_run(job, source, out_dir, config, progress, resume,
+                                           finalize, slots=workers, cost_models=cost_models)
     coordinator = Coordinator(config=config, journal=journal, cost_models=cost_models)
     coordinator.start_job(run)
     endpoint = coordinator.bind()
-    status_server = _serve_status(serve_status, coordinator, progress)
+    status_server = serve_run_status(serve_status, coordinator.status_snapshot, progress)
     processes = []
     grace_s = config.heartbeat_interval_s * config.liveness + 5.0
     try:
@@ -122,6 +111,35 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
         if status_server is not None:
             status_server.close()
         journal.close()
+    return conclude_job_run(result, state_dir, progress, raise_on_failure)
+
+def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: CoordinatorConfig,
+                 progress, resume: bool, finalize=None, *, slots: int,
+                 cost_models: CostModelStore) -> tuple[JobRun, Journal, Path]:
+    """A job run of this machine's ``generate``, whatever makes its tiles (``slots`` of them
+    at once, which the tiling sizes its tiles for): its journal and staged chunks in
+    ``out_dir/.arnisd-cluster`` (taken up again if ``resume``), the progress started;
+    returns ``(run, journal, state_dir)``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = out_dir / STATE_DIR_NAME
+    journal, plan, restored = open_journal_and_plan(job, source, slots, state_dir, resume,
+                                                    cost_models.model)
+    run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
+                        state_dir=state_dir, config=config, restored=restored, finalize=finalize,
+                        on_progress=progress.set if progress is not None else None)
+    if progress is not None:
+        progress.start("generating", sum(t.chunk_count() for t in plan.tiles), "chunks")
+        if restored:
+            done = sum(1 for r in restored.values() if r["state"] == "committed")
+            progress.note(f"resuming: {done} of {len(plan.tiles)} tiles already made")
+    return run, journal, state_dir
+
+
+def conclude_job_run(result: JobResult, state_dir: Path, progress,
+                     raise_on_failure: bool = True) -> JobResult:
+    """The end of an ``open_job_run`` run: ``ClusterJobFailed`` naming the first tiles that
+    failed for good (if ``raise_on_failure``); a whole world drops its journal and staging."""
     if progress is not None:
         progress.finish()
     if result.determinism_bugs:
@@ -236,11 +254,12 @@ def _stop_processes(processes: list, grace_s: float, stop_s: float = 5.0) -> Non
             process.join(stop_s)
 
 
-def _serve_status(serve_status, coordinator: Coordinator, progress):
-    """Start the run's status server, if one was asked for, and say where it is."""
+def serve_run_status(serve_status, status_fn, progress):
+    """Start the run's status server on ``status_fn`` (the status document), if one was asked
+    for, and say where it is."""
     if serve_status is None:
         return None
-    server = serve_status(coordinator.status_snapshot)
+    server = serve_status(status_fn)
     if progress is not None:
         progress.note(f"status: http://127.0.0.1:{server.port}/coordinator/status")
     return server

@@ -55,3 +55,13 @@ def group_into_frames(chunks: Iterable[tuple[int, int, bytes]],
             size += len(record[2])
         if batch:
             yield rx, rz, batch
+
+
+def framed_result(chunks: Iterable[tuple[int, int, bytes]]) -> tuple[list, int, bytes]:
+    """A whole result at once (a Dask task's): ``(frames, chunk count, transfer digest)``,
+    the frames as ``group_into_frames`` makes them and the digest a streamed done frame has."""
+    frames = list(group_into_frames(chunks))
+    h = new_transfer_hash()
+    for _, _, records in frames:
+        update_transfer_hash(h, records)
+    return frames, sum(len(records) for _, _, records in frames), h.digest()

@@ -240,10 +240,12 @@ class TileBook:
         record.error = None
         self._move(record, TileState.COMMITTED)
 
-    def release(self, tile_id: str, now: float, error: str | None, lost: bool = False) -> None:
+    def release(self, tile_id: str, now: float, error: str | None, lost: bool = False,
+                for_good: bool = False) -> None:
         """End the current lease without a result.
 
-        ``error`` without ``lost``: the tile failed (backoff, or ``failed`` at the limit).
+        ``error`` without ``lost``: the tile failed (backoff, or ``failed`` at the limit;
+        at once with ``for_good``: it already killed every worker it was allowed to).
         ``lost``: its worker went away (straight back to the queue, or ``failed`` after
         ``max_lost``). Neither: handed back cleanly, straight back to the head of the queue.
         """
@@ -266,7 +268,7 @@ class TileBook:
             return
         record.failures += 1
         record.error = error
-        if record.failures >= self.max_failures:
+        if record.failures >= self.max_failures or for_good:
             self._move(record, TileState.FAILED)
             return
         delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (record.failures - 1))

@@ -20,6 +20,7 @@ from arnisd.job import (DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG, INDEX_DIR_
 from arnisd.logs import configure_logging
 from arnisd.cluster.journal import JournalError
 from arnisd.cluster.merger import MergeError
+from arnisd.cluster.dask_errors import DaskSchedulerLost
 from arnisd.output import check_output, discard, promote, staging_dir
 from arnisd.progress import Progress
 from arnisd.service.signals import starting_children
@@ -66,6 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"refuse bboxes larger than this (default {DEFAULT_MAX_AREA_KM2:g})")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local worker processes (default: one per CPU core)")
+    p.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="run the tiles as tasks on the Dask cluster whose scheduler is at "
+                        "ADDRESS (e.g. tcp://10.0.0.5:8786; needs arnisd[dask])")
     p.add_argument("--in-process", action="store_true",
                    help="generate in this process, without the cluster (the reference path)")
     # --chunk-size: the seed's name for it (a tile was a "chunk" there), kept working
@@ -102,6 +106,9 @@ def job_from_args(args) -> JobSpec:
         raise UserError(f"--halo {args.halo} must be in 0..256 blocks")
     if args.overpass_timeout <= 0 or args.overpass_retries < 0 or args.overpass_backoff < 0:
         raise UserError("--overpass-timeout must be positive, retries and backoff not negative")
+    if args.dask is not None and (args.in_process or args.workers is not None):
+        raise UserError("--dask runs the tiles on a Dask cluster: it cannot be used with "
+                        "--in-process or --workers")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers} must be at least 1")
     if args.osm_file is not None:
@@ -183,7 +190,7 @@ def run(args) -> int:
     progress = Progress(quiet=args.quiet)
     started = time.monotonic()
     progress.note(f"area {job.bbox} ({job.bbox.area_km2():.2f} km²), scale {job.settings.scale:g}")
-    if not args.in_process:
+    if not args.in_process and args.dask is None:
         from arnisd.cluster.local import warm_up_workers
         with starting_children():   # the fork server and its workers leave Ctrl-C to us
             warm_up_workers()     # the workers' fork server loads the generator while we read
@@ -221,7 +228,7 @@ def run(args) -> int:
         else:
             progress.note(f"interrupted; run again with --resume to continue ({staged})")
         raise
-    except (MergeError, JournalError) as exc:
+    except (MergeError, JournalError, DaskSchedulerLost) as exc:
         if args.in_process:
             discard(staged)
             raise
@@ -252,10 +259,7 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
         chunks = build_world_in_process(job, elements, staged, progress, terrain)
         write_built_world_manifest(job, staged, elements, terrain)
         return chunks
-    from arnisd.cluster.local import run_local_cluster
-    workers = args.workers or os.cpu_count() or 1
     size = "sized by their work" if job.tile_size_deg is None else f"of {job.tile_size_deg:g}°"
-    progress.note(f"local cluster: {workers} worker process(es), tiles {size}")
     serve_status = None
     if args.http_port is not None:
         from arnisd.service.http_api import start_status_server
@@ -264,6 +268,14 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
     from arnisd.cluster.tile_cost import MODEL_FILE_NAME
     # the cost model learns from every run on this machine
     config = CoordinatorConfig(lease_ahead=1, cost_model_path=user_cache_dir() / MODEL_FILE_NAME)
+    if args.dask is not None:
+        from arnisd.cluster.dask_cluster import run_dask_cluster
+        progress.note(f"Dask cluster at {args.dask}, tiles {size}")
+        return run_dask_cluster(job, source, args.dask, staged, serve_status=serve_status,
+                                progress=progress, resume=args.resume, config=config).chunks
+    from arnisd.cluster.local import run_local_cluster
+    workers = args.workers or os.cpu_count() or 1
+    progress.note(f"local cluster: {workers} worker process(es), tiles {size}")
     result = run_local_cluster(job, source, workers, staged, serve_status=serve_status,
                                progress=progress, resume=args.resume, config=config,
                                starting_workers=starting_children)

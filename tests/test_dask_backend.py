@@ -1,0 +1,162 @@
+"""`arnisd generate --dask`: the tiles as tasks on a real Dask cluster (a `dask scheduler` and
+`dask worker` processes on 127.0.0.1), and the world they make equal to the in-process one,
+also when a worker is SIGKILLed mid-job and when the scheduler dies and the job is resumed on
+another; a worker of another arnisd version refuses with one line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import (BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT, arnisd_env, free_port,
+                      run_arnisd)
+from fake_generators import read_markers, slow_env
+
+try:
+    import distributed  # noqa: F401
+except ImportError:
+    print("Dask tests skipped: distributed is not installed (pip install 'arnisd[dask]')")
+    pytest.skip("distributed is not installed (pip install 'arnisd[dask]')",
+                allow_module_level=True)
+
+from dask_control import DaskCluster  # noqa: E402
+
+TILE_SIZE = "0.004"
+
+
+def region_hashes(world: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted((world / "region").glob("r.*.mca"))}
+
+
+def generate_args(output: Path, address: str, *extra: str) -> list[str]:
+    return ["generate", "--osm-file", str(BUNDLED_EXTRACT), "--bbox", BUNDLED_TENTH_BBOX,
+            "--output", str(output), "--tile-size", TILE_SIZE, "--dask", address, "--quiet",
+            *extra]
+
+
+def start_generate(args: list[str], tmp_path: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "arnisd", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                            env=arnisd_env({"XDG_CACHE_HOME": str(tmp_path / "cache")}))
+
+
+def committed_tiles(port: int) -> int:
+    """Tiles committed so far, from the run's status API (0 while it is not up yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/coordinator/status",
+                                    timeout=5) as reply:
+            return int(json.load(reply)["completed"])
+    except OSError:
+        return 0
+
+
+def wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    cluster = DaskCluster(tmp_path / "dask")
+    yield cluster
+    cluster.close()
+
+
+def test_world_on_dask_equals_in_process(dask_cluster, reference_worlds, tmp_path):
+    address = dask_cluster.start_scheduler()
+    for _ in range(2):
+        dask_cluster.start_worker()
+    out = tmp_path / "world"
+    done = run_arnisd(*generate_args(out, address), env={"XDG_CACHE_HOME": str(tmp_path / "c")},
+                      timeout_s=400)
+    assert done.returncode == 0, done.stderr[-2000:] + dask_cluster.log_tail()
+    got = region_hashes(out)
+    assert got and got == region_hashes(reference_worlds.folder(BUNDLED_TENTH_BBOX))
+    assert not (out / ".arnisd-cluster").exists()      # a whole world keeps no journal
+
+
+def test_worker_sigkilled_mid_job_world_still_equal(dask_cluster, reference_worlds, tmp_path):
+    address = dask_cluster.start_scheduler()
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = slow_env(markers, 0.5)
+    workers = [dask_cluster.start_worker(env) for _ in range(2)]
+    out = tmp_path / "world"
+    job = start_generate(generate_args(out, address), tmp_path)
+    try:
+        wait_for(lambda: len(read_markers(markers)) >= 2, 300, "two tiles under way")
+        victim_pid = read_markers(markers)[0][1]     # the worker process computing that tile
+        victim = next(w for w in workers if w.pid == victim_pid)
+        victim.send_signal(signal.SIGKILL)
+        _, stderr = job.communicate(timeout=400)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert victim.wait(10) == -signal.SIGKILL
+    assert job.returncode == 0, stderr[-2000:] + dask_cluster.log_tail()
+    assert region_hashes(out) == region_hashes(reference_worlds.folder(BUNDLED_TENTH_BBOX))
+
+
+def test_scheduler_killed_then_resumed_on_another(dask_cluster, reference_worlds, tmp_path):
+    address = dask_cluster.start_scheduler()
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    for _ in range(2):
+        dask_cluster.start_worker(slow_env(markers, 0.5))
+    out, port = tmp_path / "world", free_port()
+    job = start_generate(generate_args(out, address, "--http-port", str(port)), tmp_path)
+    try:
+        wait_for(lambda: committed_tiles(port) >= 1, 300, "a committed tile")
+        dask_cluster.kill_scheduler()
+        _, stderr = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 2
+    error_lines = [line for line in stderr.splitlines() if line.startswith("arnisd: error")]
+    assert len(error_lines) == 1 and "lost the Dask scheduler at" in error_lines[0]
+    assert "--resume" in error_lines[0]
+    assert not out.exists()          # the world is moved into place only when whole
+
+    second = DaskCluster(tmp_path / "dask2")
+    try:
+        new_address = second.start_scheduler()
+        for _ in range(2):
+            second.start_worker()
+        resumed = run_arnisd(*generate_args(out, new_address, "--resume"),
+                             env={"XDG_CACHE_HOME": str(tmp_path / "cache")}, timeout_s=400)
+    finally:
+        second.close()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert region_hashes(out) == region_hashes(reference_worlds.folder(BUNDLED_TENTH_BBOX))
+
+
+def test_worker_of_another_version_refuses_in_one_line(dask_cluster, tmp_path):
+    other = tmp_path / "other-arnisd"
+    shutil.copytree(REPO_ROOT / "arnisd", other / "arnisd",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    init = other / "arnisd" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "9.9.9-other+'))
+    address = dask_cluster.start_scheduler()
+    dask_cluster.start_worker(pythonpath=other)
+    out = tmp_path / "world"
+    done = run_arnisd(*generate_args(out, address), env={"XDG_CACHE_HOME": str(tmp_path / "c")},
+                      timeout_s=300)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("arnisd: error: a Dask worker of tcp://127.0.0.1:"), done.stderr
+    assert "runs arnisd 9.9.9-other+" in lines[-1] and "install the same arnisd version" in lines[-1]
+    assert not out.exists()
