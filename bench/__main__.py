@@ -4,6 +4,7 @@
                     [--parts throughput,scaling,coordinator,memory,projection,update]
                     [--json FILE]
     python -m bench --parts big [--big-sizes 200,1000]
+    python -m bench --parts dask
 
 Run it from the repository root on an otherwise idle machine: the figures are wall-clock
 times, medians of ``--runs`` runs (default 5 for throughput and scaling, 3 for the
@@ -11,7 +12,8 @@ coordinator), except the scaling ratio, which compares the fastest of interleave
 2-worker runs (other load only adds time; the medians are printed beside it); the load
 average and this machine's own two-process parallelism are printed too. ``--quick`` is one
 run of each and the two smaller synthetic jobs only. ``big`` (not in the default run: it takes
-many minutes) generates real-density files of 200 and 1,000 km² end to end.
+many minutes) generates real-density files of 200 and 1,000 km² end to end; ``dask`` (not in
+the default run: it needs arnisd[dask]) compares a local Dask cluster with the local ZeroMQ one.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bench import parts
 from bench.procs import load_average
 
 ALL_PARTS = ("throughput", "scaling", "coordinator", "memory", "projection", "update")
-EXTRA_PARTS = ("big",)                     # not in the default run: many minutes
+EXTRA_PARTS = ("big", "dask")              # not in the default run: long, or an extra
 
 
 def _print_part(title: str, result: parts.PartResult) -> None:
@@ -97,6 +99,11 @@ def main() -> int:
         results["big"] = part_big([sizes[s.strip()] for s in args.big_sizes.split(",")])
         _print_part("7. big real-density files (the bundled extract side by side)",
                     results["big"])
+    if "dask" in wanted:
+        from bench.bench_dask import part_dask
+        results["dask"] = part_dask(runs or 3)
+        _print_part("8. a local Dask cluster against the local ZeroMQ cluster (bundled extract)",
+                    results["dask"])
 
     figures = [f for r in results.values() for f in r.figures if f.ok is not None]
     missed = [f for f in figures if not f.ok]
