@@ -115,7 +115,7 @@ def test_scheduler_killed_then_resumed_on_another(dask_cluster, reference_worlds
     markers = tmp_path / "markers"
     markers.mkdir()
     for _ in range(2):
-        dask_cluster.start_worker(slow_env(markers, 0.5))
+        dask_cluster.start_worker(slow_env(markers, 1.0))
     out, port = tmp_path / "world", free_port()
     job = start_generate(generate_args(out, address, "--http-port", str(port)), tmp_path)
     try:
@@ -125,7 +125,7 @@ def test_scheduler_killed_then_resumed_on_another(dask_cluster, reference_worlds
     finally:
         if job.poll() is None:
             job.kill()
-    assert job.returncode == 2
+    assert job.returncode == 2, stderr[-3000:]
     error_lines = [line for line in stderr.splitlines() if line.startswith("arnisd: error")]
     assert len(error_lines) == 1 and "lost the Dask scheduler at" in error_lines[0]
     assert "--resume" in error_lines[0]

@@ -242,12 +242,14 @@ class DaskTiles:
         if lease is None:
             return                          # timed out or cancelled before: fenced off
         tile_id, number, run = lease.tile_id, lease.lease, self.run
-        if future.status == "cancelled":
-            raise self.scheduler_lost()
         if future.status == "error":
             self.task_failed(lease, future.exception(), now)
             return
-        result = future.result()
+        try:
+            result = future.result()
+        except Exception as exc:        # cancelled: only a scheduler gone cancels ours
+            log.debug("task of tile %s lost: %s", tile_id, exc)
+            raise self.scheduler_lost() from None
         future.release()
         if "refused" in result:
             raise DaskWorkerRefused(f"a Dask worker of {self.address} refused the job: "
