@@ -16,6 +16,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -52,7 +53,8 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
                       generator: str | None = None, config: CoordinatorConfig | None = None,
                       timeout_s: float | None = None, raise_on_failure: bool = True,
                       finalize=None, resume: bool = False,
-                      starting_workers=contextlib.nullcontext) -> JobResult:
+                      starting_workers=contextlib.nullcontext,
+                      remote_workers=None) -> JobResult:
     """Generate ``job`` with a coordinator and ``workers`` local worker processes.
 
     ``source`` cuts each tile's extract (``job_setup.job_extract_source`` makes the job's own:
@@ -63,16 +65,22 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
     ``job.tile_size_deg`` degrees. ``resume`` continues from the journal in ``out_dir`` (see
     the module's docstring); without it an old journal there is discarded.
     ``starting_workers()``: a context manager the worker processes are started in (the command
-    line's holds stop signals back until every worker is started). Returns the
+    line's holds stop signals back until every worker is started). ``remote_workers``: workers
+    on other machines (``arnisd.service.ssh_workers.HostWorkers``: ``bind_address``, ``start``,
+    ``running``, ``stop``), let in by a token made for this job. Returns the
     ``JobResult``; raises ``ClusterJobFailed`` (a ``UserError``) when tiles failed for good.
     """
-    if workers < 1:
+    if workers < (0 if remote_workers is not None else 1):
         raise UserError(f"--workers {workers} must be at least 1")
     config = replace(config or CoordinatorConfig(lease_ahead=1), bind_address="127.0.0.1",
                      port=0, stop_workers_when_done=True)
+    if remote_workers is not None:       # a port others can reach: only this job's token joins
+        config = replace(config, bind_address=remote_workers.bind_address,
+                         token=secrets.token_urlsafe(24))
     cost_models = CostModelStore(config.cost_model_path)
+    slots = workers + (sum(h.slots or 1 for h in remote_workers.hosts) if remote_workers else 0)
     run, journal, state_dir = open_job_run(job, source, out_dir, config, progress, resume,
-                                           finalize, slots=workers, cost_models=cost_models)
+                                           finalize, slots=slots, cost_models=cost_models)
     coordinator = Coordinator(config=config, journal=journal, cost_models=cost_models)
     coordinator.start_job(run)
     endpoint = coordinator.bind()
@@ -87,15 +95,24 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
                     coordinator=endpoint, worker_id=f"local-{index}", slots=1,
                     generator=generator, heartbeat_interval_s=config.heartbeat_interval_s,
                     liveness=config.liveness, exit_when_coordinator_lost_s=30.0,
+                    token=config.token,
                     slot_start_method=slot_start_method)
                 process = context.Process(target=run_worker_process,
                                           args=(worker_config, logging.WARNING, dict(os.environ)),
                                           name=f"arnisd-worker-{index}")
                 process.start()
                 processes.append(process)
+        if remote_workers is not None:
+            remote_workers.start(int(endpoint.rsplit(":", 1)[1]), config.token,
+                                 config.heartbeat_interval_s, config.liveness)
+
         def all_workers_gone() -> str | None:
             if any(p.is_alive() for p in processes):
                 return None
+            if remote_workers is not None and remote_workers.running():
+                return None
+            if remote_workers is not None and not processes:
+                return "no host's worker is left"
             codes = sorted({p.exitcode for p in processes}, key=str)
             return f"all {len(processes)} worker processes exited (exit codes {codes})"
         try:
@@ -108,6 +125,8 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
     finally:
         coordinator.stop()
         _stop_processes(processes, grace_s)
+        if remote_workers is not None:
+            remote_workers.stop()
         if status_server is not None:
             status_server.close()
         journal.close()

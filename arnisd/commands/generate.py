@@ -92,6 +92,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the output instead of starting over")
     from arnisd.elevation.options import add_terrain_arguments
     add_terrain_arguments(p)
+    add_host_arguments(p)
+
+
+def add_host_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hosts", metavar="USER@HOST[:SLOTS],...",
+                   help="also run a worker on each of these machines, over ssh (installed "
+                        "there on first use; SLOTS: its tiles at a time, default its cores)")
+    p.add_argument("--hosts-file", type=Path, metavar="FILE",
+                   help="more hosts, one USER@HOST[:SLOTS] per line, # comments")
+    p.add_argument("--ssh-config", type=Path, metavar="FILE",
+                   help="ssh configuration file for the hosts (ssh -F)")
+    p.add_argument("--ssh-option", action="append", default=[], metavar="OPTION",
+                   help="an ssh -o option for the hosts, e.g. Port=2222 (repeatable)")
+    p.add_argument("--direct", metavar="ADDRESS",
+                   help="hosts' workers connect to ADDRESS (this machine's, as they reach it) "
+                        "instead of through their ssh connection; the coordinator then "
+                        "listens on every address")
+    p.add_argument("--wheel-dir", type=Path, metavar="DIR",
+                   help="take the wheels installed on hosts from DIR only (default: this "
+                        "machine's package index, cached)")
 
 
 def job_from_args(args) -> JobSpec:
@@ -109,8 +129,14 @@ def job_from_args(args) -> JobSpec:
     if args.dask is not None and (args.in_process or args.workers is not None):
         raise UserError("--dask runs the tiles on a Dask cluster: it cannot be used with "
                         "--in-process or --workers")
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers {args.workers} must be at least 1")
+    remote = bool(args.hosts or args.hosts_file)
+    if remote and args.dask is not None:
+        raise UserError("--hosts starts workers of the local cluster; it cannot be used with --dask")
+    if args.workers is not None and args.workers < (0 if remote else 1):
+        raise UserError(f"--workers {args.workers} must be at least 1"
+                        + ("" if remote else " (0 only with --hosts)"))
+    if remote and args.in_process:
+        raise UserError("--hosts runs workers; it cannot be used with --in-process")
     if args.osm_file is not None:
         _check_osm_file(args.osm_file)
     try:
@@ -274,9 +300,27 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
         return run_dask_cluster(job, source, args.dask, staged, serve_status=serve_status,
                                 progress=progress, resume=args.resume, config=config).chunks
     from arnisd.cluster.local import run_local_cluster
-    workers = args.workers or os.cpu_count() or 1
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
     progress.note(f"local cluster: {workers} worker process(es), tiles {size}")
+    remote_workers = _host_workers(args)
+    if remote_workers is not None:
+        progress.note(f"hosts: {', '.join(h.destination for h in remote_workers.hosts)}")
     result = run_local_cluster(job, source, workers, staged, serve_status=serve_status,
                                progress=progress, resume=args.resume, config=config,
-                               starting_workers=starting_children)
+                               starting_workers=starting_children,
+                               remote_workers=remote_workers)
     return result.chunks
+
+
+def _host_workers(args):
+    """The workers ``--hosts``/``--hosts-file`` ask for (None without them)."""
+    from arnisd.cluster.ssh_hosts import SshSettings, parse_hosts
+    hosts = parse_hosts(args.hosts, args.hosts_file)
+    if not hosts:
+        return None
+    if args.ssh_config is not None and not args.ssh_config.is_file():
+        raise UserError(f"--ssh-config {args.ssh_config} is not a file")
+    from arnisd.service.ssh_workers import HostWorkers
+    ssh = SshSettings(config_file=args.ssh_config, options=tuple(args.ssh_option))
+    return HostWorkers(hosts, ssh, user_cache_dir(), direct_address=args.direct,
+                       wheel_dir=args.wheel_dir)

@@ -1,0 +1,107 @@
+"""A worker on a host ``--hosts`` reached: ``python -m arnisd.service.host_worker run|stop``.
+
+``run`` is started over ``ssh -tt``: it turns the terminal's echo off, says it is ready, and
+reads its one line of settings (the coordinator's endpoint through the tunnel, its worker id,
+slots and the job's token) from the session's stdin, so the token never shows in argv or the
+environment. It keeps its pid in a file in arnisd's cache while it runs. When the session
+closes, the terminal hangs the worker and its slots up; ``stop SESSION`` kills the process
+group of the pid file as a second line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from arnisd.cluster.worker_config import WorkerConfig
+from arnisd.cluster.worker_process import run_worker_process
+from arnisd.job import user_cache_dir
+
+READY = "ARNISD-READY"
+
+
+def pid_file(session: str) -> Path:
+    return user_cache_dir() / "run" / f"{session}.pid"
+
+
+def _quiet_terminal() -> None:
+    try:
+        import termios
+    except ImportError:                  # Windows: no terminal echo to turn off
+        return
+    if sys.stdin.isatty():
+        attributes = termios.tcgetattr(sys.stdin)
+        attributes[3] &= ~termios.ECHO
+        termios.tcsetattr(sys.stdin, termios.TCSANOW, attributes)
+
+
+def run() -> int:
+    _quiet_terminal()
+    print(READY, flush=True)
+    settings = json.loads(sys.stdin.readline())
+    config = WorkerConfig(coordinator=settings["endpoint"], worker_id=settings["worker_id"],
+                          slots=settings["slots"] or os.cpu_count() or 1, token=settings["token"],
+                          heartbeat_interval_s=settings["heartbeat_interval_s"],
+                          liveness=settings["liveness"], exit_when_coordinator_lost_s=30.0)
+    path = pid_file(settings["session"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n", encoding="ascii")
+    try:
+        return run_worker_process(config, logging.WARNING)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def stop(session: str) -> int:
+    """Kill what the pid file of ``session`` names (its process group where there is one)."""
+    path = pid_file(session)
+    try:
+        pid = int(path.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return 0                           # it ended and removed its file
+    def kill(pid: int, sig: int) -> None:     # its whole group: the worker and its slots
+        if hasattr(os, "killpg"):
+            os.killpg(os.getpgid(pid), sig)
+        else:
+            os.kill(pid, sig)
+
+    for sig, wait_s in ((signal.SIGTERM, 5.0), (getattr(signal, "SIGKILL", signal.SIGTERM), 2.0)):
+        try:
+            kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if not _alive(pid):
+            break
+    path.unlink(missing_ok=True)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    except OSError:
+        return False
+    return True
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["run"]:
+        return run()
+    if argv[:1] == ["stop"] and len(argv) == 2:
+        return stop(argv[1])
+    print("usage: python -m arnisd.service.host_worker run | stop SESSION", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,155 @@
+"""Machines for the ``--hosts`` tests: sshd servers on this machine, each in its own network
+namespace (a veth pair to this one, no route anywhere else) and its own mount namespace, where
+tmpfs hides the coordinator's source tree, its Python install and the caller's cache, so a
+host has only the system's Python and whatever ``--hosts`` installs there.
+
+``SshLab`` makes them and takes them down; it raises ``LabUnavailable`` (the tests skip with
+its reason) where namespaces cannot be made.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+class LabUnavailable(Exception):
+    """Why the hosts cannot be made here."""
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check)
+
+
+class LabHost:
+    def __init__(self, index: int, folder: Path) -> None:
+        self.index = index
+        self.name = f"host{index}"
+        self.netns = f"arnisd-lab-{os.getpid()}-{index}"
+        self.outer_link = f"arl{os.getpid() % 10000}h{index}"
+        self.address = f"10.231.{index}.2"
+        self.folder = folder
+        self.sshd: subprocess.Popen | None = None
+
+    def processes(self) -> list[str]:
+        """Command lines of this host's processes (those in its network namespace)."""
+        pids = _run("ip", "netns", "pids", self.netns, check=False).stdout.split()
+        lines = []
+        for pid in pids:
+            try:
+                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                pass
+        return lines
+
+    def arnisd_processes(self) -> list[str]:
+        return [line for line in self.processes() if "arnisd" in line]
+
+    def link(self, up: bool) -> None:
+        _run("ip", "link", "set", self.outer_link, "up" if up else "down")
+
+
+class SshLab:
+    """``count`` hosts reachable as ``host1``… through the lab's ``ssh_config``."""
+
+    def __init__(self, root: Path, count: int) -> None:
+        if sys.platform != "linux" or os.geteuid() != 0:
+            raise LabUnavailable("network namespaces need root on Linux")
+        for tool in ("ip", "unshare", "ssh", "ssh-keygen"):
+            if shutil.which(tool) is None:
+                raise LabUnavailable(f"no {tool} on PATH")
+        if not SSHD.exists():
+            raise LabUnavailable(f"no {SSHD} (Debian's openssh-server)")
+        self.root = root
+        self.hosts: list[LabHost] = []
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)   # sshd's privilege separation
+        self.client_key = root / "client_key"
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.client_key))
+        self.stranger_key = root / "stranger_key"
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.stranger_key))
+        try:
+            for index in range(1, count + 1):
+                self._start_host(index)
+        except BaseException:
+            self.close()
+            raise
+        self.ssh_config = root / "ssh_config"
+        entries = []
+        for host in self.hosts:
+            entries.append(f"Host {host.name}\n  HostName {host.address}\n  User root\n"
+                           f"  IdentityFile {self.client_key}\n  IdentitiesOnly yes\n"
+                           "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+                           "  LogLevel ERROR\n  ServerAliveInterval 1\n  ServerAliveCountMax 3\n")
+        entries.append(f"Host stranger\n  HostName {self.hosts[0].address}\n  User root\n"
+                       f"  IdentityFile {self.stranger_key}\n  IdentitiesOnly yes\n"
+                       "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+        entries.append("Host nowhere\n  HostName 10.231.250.2\n  User root\n  ConnectTimeout 3\n"
+                       f"  IdentityFile {self.client_key}\n  StrictHostKeyChecking no\n"
+                       "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+        self.ssh_config.write_text("\n".join(entries))
+
+    def _start_host(self, index: int) -> LabHost:
+        folder = self.root / f"host{index}"
+        folder.mkdir()
+        host = LabHost(index, folder)
+        try:
+            _run("ip", "netns", "add", host.netns)
+        except subprocess.CalledProcessError as exc:
+            raise LabUnavailable(f"cannot make a network namespace: {exc.stderr.strip()}") from None
+        self.hosts.append(host)          # taken down by close() from here on
+        inner = f"arlin{index}"
+        _run("ip", "link", "add", host.outer_link, "type", "veth", "peer", "name", inner)
+        _run("ip", "link", "set", inner, "netns", host.netns)
+        _run("ip", "addr", "add", f"10.231.{index}.1/24", "dev", host.outer_link)
+        _run("ip", "link", "set", host.outer_link, "up")
+        for argv in (("ip", "addr", "add", f"{host.address}/24", "dev", inner),
+                     ("ip", "link", "set", inner, "up"), ("ip", "link", "set", "lo", "up")):
+            _run("ip", "netns", "exec", host.netns, *argv)
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / "host_key"))
+        shutil.copy(f"{self.client_key}.pub", folder / "authorized_keys")
+        (folder / "sshd_config").write_text(
+            f"ListenAddress {host.address}\nHostKey {folder / 'host_key'}\n"
+            f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n"
+            f"PidFile {folder / 'sshd.pid'}\nClientAliveInterval 1\nClientAliveCountMax 3\n"
+            "AllowTcpForwarding yes\nLogLevel ERROR\n")
+        hidden = [p for p in ("/work", sys.base_prefix, str(Path.home() / ".cache"))
+                  if Path(p).is_dir()]
+        mounts = " && ".join(f"mount -t tmpfs none '{p}'" for p in hidden)
+        host.sshd = subprocess.Popen(
+            ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private",
+             "sh", "-c", f"{mounts} && exec {SSHD} -D -e -f '{folder / 'sshd_config'}'"],
+            stdout=subprocess.DEVNULL, stderr=open(folder / "sshd.log", "wb"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if host.sshd.poll() is not None:
+                raise LabUnavailable(f"sshd did not start: {(folder / 'sshd.log').read_text()[-300:]}")
+            if self._listening(host):
+                return host
+            time.sleep(0.1)
+        raise LabUnavailable("sshd did not listen within 10 s")
+
+    @staticmethod
+    def _listening(host: LabHost) -> bool:
+        probe = f"import socket; socket.create_connection(('{host.address}', 22), 1).close()"
+        return _run("ip", "netns", "exec", host.netns, "python3", "-c", probe,
+                    check=False).returncode == 0
+
+    def close(self) -> None:
+        for host in self.hosts:
+            for line_pid in _run("ip", "netns", "pids", host.netns, check=False).stdout.split():
+                try:
+                    os.kill(int(line_pid), 9)
+                except OSError:
+                    pass
+            if host.sshd is not None:
+                host.sshd.wait(10)
+            _run("ip", "link", "del", host.outer_link, check=False)
+            _run("ip", "netns", "del", host.netns, check=False)
+        self.hosts = []

@@ -1,0 +1,105 @@
+"""``generate --hosts`` over real sshd servers, each in its own network namespace with no route
+to any package index and without the coordinator's source tree, Python install or cache
+(``ssh_lab``): the hosts install arnisd from the wheels the coordinator sends, make the
+in-process world, keep it when one is cut off mid-job, and leave no arnisd process behind;
+a second run reuses the install; unreachable and refused hosts are named in one line each."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT, arnisd_env
+from ssh_lab import LabUnavailable, SshLab
+from world_chunks import assert_same_world, read_world_chunks
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    try:
+        lab = SshLab(tmp_path_factory.mktemp("ssh-lab"), 2)
+    except LabUnavailable as exc:
+        print(f"skipping the --hosts tests: {exc}")
+        pytest.skip(f"cannot make ssh hosts here: {exc}")
+    yield lab
+    lab.close()
+
+
+def _generate(lab, output, hosts, *extra):
+    return [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(BUNDLED_EXTRACT),
+            "--bbox", BUNDLED_TENTH_BBOX, "--output", str(output), "--tile-size", "0.004",
+            "--ssh-config", str(lab.ssh_config), "--hosts", hosts, "--workers", "0", *extra]
+
+
+def _wait_until(condition, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_hosts_install_and_make_the_in_process_world(lab, tmp_path, reference_worlds):
+    output = tmp_path / "world"
+    done = subprocess.run(_generate(lab, output, "host1,host2:1"), capture_output=True,
+                          text=True, timeout=500, env=arnisd_env(), cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "host host1: installing arnisd" in done.stderr
+    assert "host host2: installing arnisd" in done.stderr
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())
+    for host in lab.hosts:
+        _wait_until(lambda: not host.arnisd_processes(), 15, f"{host.name}'s workers to end")
+
+
+def test_a_host_cut_off_mid_job_loses_its_tiles_to_the_other(lab, tmp_path, reference_worlds):
+    """Runs after the install above: this second run must not install again."""
+    output = tmp_path / "world"
+    cut = lab.hosts[1]
+    process = subprocess.Popen(_generate(lab, output, "host1:1,host2:1"),
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                               env=arnisd_env(), cwd=REPO_ROOT)
+    try:
+        _wait_until(lambda: any("host_worker run" in p for p in cut.processes()), 120,
+                    "host2's worker")
+        time.sleep(1.0)
+        assert process.poll() is None, "the job ended before host2 could be cut off"
+        cut.link(up=False)
+        _, stderr = process.communicate(timeout=400)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        cut.link(up=True)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "installing" not in stderr
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())
+    for host in lab.hosts:
+        _wait_until(lambda: not host.arnisd_processes(), 30, f"{host.name}'s workers to end")
+
+
+def test_unreachable_and_refused_hosts_are_named_and_the_job_goes_on(lab, tmp_path,
+                                                                       reference_worlds):
+    output = tmp_path / "world"
+    done = subprocess.run(_generate(lab, output, "nowhere,stranger,host1",
+                                    "--ssh-option", "ConnectTimeout=3"), capture_output=True,
+                          text=True, timeout=500, env=arnisd_env(), cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stderr.splitlines()
+    assert [line for line in lines if "host nowhere: cannot connect or log in" in line]
+    refused = [line for line in lines if "host stranger: cannot connect or log in" in line]
+    assert refused and "Permission denied" in refused[0]
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())
+
+
+def test_no_host_left_fails_the_job_in_one_line(lab, tmp_path):
+    done = subprocess.run(_generate(lab, tmp_path / "world", "nowhere"), capture_output=True,
+                          text=True, timeout=120, env=arnisd_env(), cwd=REPO_ROOT)
+    assert done.returncode != 0
+    assert "host nowhere: cannot connect or log in" in done.stderr
+    assert "no host's worker is left" in done.stderr
+    assert not (tmp_path / "world").exists()
