@@ -137,6 +137,9 @@ def job_from_args(args) -> JobSpec:
                         + ("" if remote else " (0 only with --hosts)"))
     if remote and args.in_process:
         raise UserError("--hosts runs workers; it cannot be used with --in-process")
+    if remote:                           # a bad host is a mistake to report before any work
+        from arnisd.cluster.ssh_hosts import parse_hosts
+        parse_hosts(args.hosts, args.hosts_file)
     if args.osm_file is not None:
         _check_osm_file(args.osm_file)
     try:
