@@ -83,6 +83,25 @@ def start_recording_generate(elements, projection, owned, settings):
     return fake_generate(elements, projection, owned, settings)
 
 
+def one_slow_worker_generate(elements, projection, owned, settings):
+    """``fake_generate`` after a sleep: ``ARNISD_TEST_SLOW_S`` on the one worker process whose
+    slot started computing first (its pid kept in ``ARNISD_TEST_MARKER_DIR/slow``), 0.1 s on
+    the others. Each tile leaves ``<worker pid>-<x0>-<z0>`` holding the time it ended."""
+    marker_dir = Path(os.environ["ARNISD_TEST_MARKER_DIR"])
+    worker = str(os.getppid())
+    try:
+        fd = os.open(marker_dir / "slow", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, worker.encode())
+        os.close(fd)
+    except FileExistsError:
+        pass
+    slow = (marker_dir / "slow").read_text() == worker
+    time.sleep(float(os.environ.get("ARNISD_TEST_SLOW_S", "1")) if slow else 0.1)
+    chunks = fake_generate(elements, projection, owned, settings)
+    (marker_dir / f"{worker}-{owned.x0}-{owned.z0}").write_text(repr(time.time()))
+    return chunks
+
+
 def slow_env(marker_dir: Path, slow_s: float, **extra) -> dict:
     """Environment for daemons whose slots run ``marked_slow_generate`` (or another generator
     of this module, named in ``ARNISD_GENERATOR=...`` among ``extra``)."""

@@ -390,7 +390,7 @@ class Coordinator:
         worker.leases.discard(tile_id)
         worker.tiles_done += 1
         job.book.commit(tile_id)
-        self.cost_models.add(job.tile_features.get(tile_id, ()), message["elapsed_s"])
+        job.measured(tile_id, message["elapsed_s"], worker.speed, self.cost_models)
         job.next_seq.pop(tile_id, None)
         record = job.book.records[tile_id]
         log.info("tile %s committed by %s (%s)", tile_id, worker.worker_id,
@@ -477,7 +477,8 @@ class Coordinator:
         for tile_id, exc in prefetch_due(book, prefetch, now, free_slots,
                                          self.config.prefetch_extra):
             self.job.extract_failed(tile_id, exc, now, self._take_lease_number)
-        for tile_id, worker in assignments(book, prefetch.ready_tiles, free, total_slots):
+        for tile_id, worker in assignments(book, prefetch.ready_tiles, free, total_slots,
+                                           self.job.tile_cost_s, self.workers.values(), now):
             extract = prefetch.take(tile_id)
             if worker is not None:
                 self._lease(worker, tile_id, extract, now)

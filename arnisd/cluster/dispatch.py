@@ -5,17 +5,19 @@ Policy, decided again every pass of the coordinator's loop:
 - Tiles handed back or lost with their worker are prefetched first, whatever else waits.
 - Extracts are made for one due tile per free slot, plus ``prefetch_extra`` while any slot
   is free (a slow source, e.g. Overpass, keeps some in flight).
-- Ready tiles that were leased before go out first; each goes to the roomiest worker (bigger
-  workers get more tiles).
+- Ready tiles that were leased before go out first, then the costliest (the job's queue is
+  already ordered by estimated cost); each goes to the free worker whose slots were measured
+  fastest (``arnisd.cluster.worker_speed``), then the roomiest.
 - Lease-ahead: a worker may hold more leases than slots, so its next tile waits in it while
   its last result is saved and sent, except in the tail of a job, once the tiles not yet
   leased would not even fill every slot: then the last tiles go to slots that are free now
-  instead of queueing behind a busy worker while another idles.
+  instead of queueing behind a busy worker while another idles; and there a tile is not
+  started on a slow worker when a faster one, busy now, would still finish it sooner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from arnisd.cluster.extract_prefetch import ExtractPrefetcher
 from arnisd.cluster.tilebook import TileBook, TileState
@@ -52,18 +54,54 @@ def prefetch_due(book: TileBook, prefetch: ExtractPrefetcher, now: float, free_s
 
 
 def assignments(book: TileBook, ready_tiles: list[str], free: list[WorkerRecord],
-                total_slots: int) -> Iterator[tuple[str, WorkerRecord | None]]:
+                total_slots: int, cost_s: Mapping[str, float] | None = None,
+                workers: Iterable[WorkerRecord] = (),
+                now: float = 0.0) -> Iterator[tuple[str, WorkerRecord | None]]:
     """``(tile, worker)`` for ready tiles, one at a time: the caller leases each before
     asking for the next (rooms and the tail are judged afresh). ``worker`` None: the tile is
-    no longer pending (its old holder took it back), so its extract is dropped."""
+    no longer pending (its old holder took it back), so its extract is dropped.
+
+    Tiles leased before go first, then the costliest (``cost_s``: estimated seconds on a slot
+    of pace 1); each goes to the free worker of the highest measured pace. In the tail, a
+    tile waits rather than go to a worker that a faster one, busy now, would beat, unless the
+    queue is long enough that the slower one finishes before the others drain it."""
     if not ready_tiles or not free:
         return
-    for tile_id in sorted(ready_tiles, key=lambda t: book.records[t].attempts == 0):
+    cost_s = cost_s or {}
+    everyone = list(workers)
+    capacity = sum(max(w.speed.pace, 1e-6) * w.slots for w in everyone) or 1.0
+    mean_cost_s = sum(cost_s.get(t, 0.0) for t in ready_tiles) / len(ready_tiles)
+    for tile_id in sorted(ready_tiles, key=lambda t: (book.records[t].attempts == 0,
+                                                      -cost_s.get(t, 0.0))):
         if book.records[tile_id].state != TileState.PENDING:
             yield tile_id, None
             continue
         ahead = _lease_ahead(book, total_slots)
-        worker = max(free, key=lambda w: (w.room(ahead), w.slots))
-        if worker.room(ahead) <= 0:
+        roomy = [w for w in free if w.room(ahead) > 0]
+        if not roomy:
             return
+        worker = max(roomy, key=lambda w: (w.speed.pace, w.room(ahead), w.slots))
+        # the queue's work spread over every slot: how long the job still has to go
+        horizon_s = book.counts[TileState.PENDING] * mean_cost_s / capacity
+        tile_cost_s = cost_s.get(tile_id, 0.0)
+        if (worker.speed.seconds_for(tile_cost_s) > horizon_s
+                and _faster_elsewhere(book, worker, tile_cost_s, cost_s, everyone, now)):
+            continue
         yield tile_id, worker
+
+
+def _faster_elsewhere(book: TileBook, worker: WorkerRecord, tile_cost_s: float,
+                      cost_s: Mapping[str, float], workers: list[WorkerRecord],
+                      now: float) -> bool:
+    """Whether a busy worker faster than ``worker`` would finish the tile sooner, counting
+    the time until one of its slots frees up (its leases' estimates from when they began)."""
+    mine = worker.speed.seconds_for(tile_cost_s)
+    for other in workers:
+        if other is worker or other.speed.pace <= worker.speed.pace or other.slots <= 0:
+            continue
+        ends = sorted(book.records[t].leased_at + other.speed.seconds_for(cost_s.get(t, 0.0))
+                      for t in other.leases if t in book.records)
+        free_in = 0.0 if len(ends) < other.slots else max(0.0, ends[len(ends) - other.slots] - now)
+        if free_in + other.speed.seconds_for(tile_cost_s) < mine:
+            return True
+    return False

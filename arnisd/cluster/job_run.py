@@ -65,7 +65,9 @@ class JobRun:
         self.job_id = job_id
         self.tile_features = tile_features or {}
         self.tile_cost_s = tile_cost_s or {t.tile_id: float(t.chunk_count()) for t in tiles}
-        self.book = TileBook(tiles, config.max_failures, config.retry_backoff_s,
+        # the costliest tiles go out first (longest processing time first: a short tail)
+        self.book = TileBook(sorted(tiles, key=lambda t: -self.tile_cost_s.get(t.tile_id, 0.0)),
+                             config.max_failures, config.retry_backoff_s,
                              config.retry_backoff_max_s, config.max_lost)
         self.job_info = job_info            # {"bbox": {...}, "scale": s, "settings": {...}}
         self.settings = settings            # GenerationSettings for work units
@@ -115,6 +117,13 @@ class JobRun:
             self.next_seq[tile_id] = 0
             self.orphans.pop(tile_id, None)
         return claims
+
+    def measured(self, tile_id: str, elapsed_s: float, speed, cost_models) -> None:
+        """A committed tile took ``elapsed_s`` on one slot: its worker's ``speed`` and the
+        coordinator's ``cost_models`` learn from it."""
+        tile = self.book.records[tile_id].tile
+        speed.record(tile.chunk_count(), self.tile_cost_s.get(tile_id, 0.0), elapsed_s)
+        cost_models.add(self.tile_features.get(tile_id, ()), elapsed_s)
 
     def end_lease(self, tile_id: str, now: float, error: str | None, lost: bool,
                   for_good: bool = False) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from arnisd.cluster.worker_speed import WorkerSpeed
+
 
 class WorkerState(StrEnum):
     IDLE = "idle"               # registered, no lease
@@ -37,6 +39,7 @@ class WorkerRecord:
     told_to_shut_down: bool = False
     reregister_sent: float = 0.0
     lease_ahead: int = 0                         # leases it may hold beyond its slots
+    speed: WorkerSpeed = field(default_factory=WorkerSpeed)   # measured per slot
 
     @property
     def state(self) -> WorkerState:
