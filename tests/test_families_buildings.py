@@ -243,3 +243,18 @@ def test_rotated_footprints_get_a_closed_roof(rotation):
     for x, z in zip(fx, fz):
         y, block = top_of(ctx, int(x), int(z))
         assert y > top and block != b.AIR                        # every column is roofed
+
+
+def test_a_flat_roofed_facade_of_three_storeys_ends_in_a_cornice():
+    for levels, cornice in (("4", True), ("2", False)):
+        ctx = context()
+        element = area({"building": "apartments", "building:levels": levels,
+                        "roof:shape": "flat"}, RECT, osm_id=5)
+        buildings.draw(ctx, element)
+        top = G + drawn_height(element)
+        wall = block_at(ctx, 10, G + 1, 14)
+        trim = b.STONE_BRICKS if wall == b.SMOOTH_STONE else b.SMOOTH_STONE
+        ring = [block_at(ctx, x, top, z) for x, z in ((10, 14), (20, 10), (29, 17), (15, 19))]
+        assert (ring == [trim] * 4) == cornice, levels
+        assert block_at(ctx, 20, top, 14) == b.AIR               # only the outer course
+        assert block_at(ctx, 20, top + 1, 14) != b.AIR           # the roof above it

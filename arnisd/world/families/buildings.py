@@ -17,7 +17,9 @@ column reaches the canvas, so it is in the extract); the outline's roof and heig
 computed over its whole footprint.
 
 Looks per type (houses, apartments, commercial, industrial, churches, garages, sheds, ...):
-wall and roof palettes, window pattern and default height. `building:colour` and `roof:colour`
+wall and roof palettes, window pattern and default height. A flat-roofed facade with windows
+of three storeys and more ends in a cornice: its top course in smooth stone (stone bricks on
+smooth stone walls). `building:colour` and `roof:colour`
 pick the nearest block colour; `building:material` and `roof:material` pick a material.
 Interiors (``settings.interior``) add simple furniture on every storey.
 
@@ -62,6 +64,7 @@ RESIDENTIAL_TYPES = frozenset({
 FLOOR_BLOCK = b.POLISHED_ANDESITE
 FOUNDATION_BLOCK = b.STONE_BRICKS   # under a floor that stands above the ground on terrain
 WINDOW_BLOCK = b.GLASS
+CORNICE_MIN_WALL_BLOCKS = 9      # three storeys and more
 
 WALL_PALETTE = [b.WHITE_TERRACOTTA, b.BRICKS, b.STONE_BRICKS, b.LIGHT_GRAY_TERRACOTTA,
                 b.SANDSTONE, b.POLISHED_ANDESITE, b.QUARTZ_BLOCK, b.WHITE_CONCRETE]
@@ -312,6 +315,9 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
         _furnish(volume, element, interior, mx, mz, walls_high, storey)
     if grid is None:
         volume[walls_high + 1][mask] = flat_roof_block(element, style.flat_roofs)
+        if walls_high >= CORNICE_MIN_WALL_BLOCKS and style.windows != "none":
+            # a cornice: the top course of a multi-storey facade in a trim stone
+            volume[walls_high][edge] = b.STONE_BRICKS if wall == b.SMOOTH_STONE else b.SMOOTH_STONE
     else:
         pitched_roof(volume, element, style.roof_materials, grid, edge, walls_high + 1, wall)
     if ctx.terrain is not None and bottom == ground:
