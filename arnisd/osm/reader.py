@@ -29,6 +29,7 @@ import osmium
 import osmium.geom
 import shapely
 
+from arnisd.arrays import sorted_unique
 from arnisd.errors import UserError
 from arnisd.osm.elements import OsmData, OsmElement, Polygon
 from arnisd.osm.nearby_heights import annotate_elements
@@ -266,7 +267,7 @@ def _add_area(area, wkb_factory, headers: list, wkbs: list[str]) -> None:
 
 
 def _any_located_later(locations, node_ids: array) -> bool:
-    for node_id in np.unique(np.frombuffer(node_ids, dtype=np.int64)).tolist():
+    for node_id in sorted_unique(np.frombuffer(node_ids, dtype=np.int64)).tolist():
         try:
             if locations.get(node_id).valid():
                 return True
