@@ -62,6 +62,12 @@ def osm_file_to_overpass_json(path: Path | str, order: str = "overpass", seed: i
     elif order != "overpass":
         raise ValueError(f"unknown order {order!r}")
     doc: dict = {"version": 0.6, "generator": "fake Overpass", "elements": elements}
+    # the file's own bounds: where its ways were cut (real Overpass ways are whole)
+    with osmium.io.Reader(str(path), osmium.osm.NOTHING) as reader:
+        box = reader.header().box()
+    if box.valid():
+        doc["bounds"] = {"minlat": box.bottom_left.lat, "minlon": box.bottom_left.lon,
+                         "maxlat": box.top_right.lat, "maxlon": box.top_right.lon}
     if remark is not None:
         doc["remark"] = remark
     return json.dumps(doc, ensure_ascii=False).encode("utf-8")

@@ -24,8 +24,9 @@ SMALL_TILE_DEG = "0.0008"     # a 2 x 4 tiling of the scene's bbox
 class OsmScene:
     """Nodes, ways and relations placed by block (x, z); ids are given out in order."""
 
-    def __init__(self, bbox: BBox = SCENE_BBOX) -> None:
+    def __init__(self, bbox: BBox = SCENE_BBOX, cut_at_bounds: bool = False) -> None:
         self.bbox = bbox
+        self.cut_at_bounds = cut_at_bounds   # leave out nodes outside, as `osmium extract -s simple`
         self.projection = LocalProjection(bbox, 1.0)
         self.nodes: list[tuple[int, float, float, dict]] = []
         self.ways: list[tuple[int, list[int], dict]] = []
@@ -46,8 +47,11 @@ class OsmScene:
         ids = [self.node(x, z) for x, z in points]
         if closed:
             ids.append(ids[0])
+        return self.way_of_nodes(ids, tags)
+
+    def way_of_nodes(self, ids: list[int], tags: dict) -> int:
         wid = self._id()
-        self.ways.append((wid, ids, dict(tags)))
+        self.ways.append((wid, list(ids), dict(tags)))
         return wid
 
     def relation(self, members: list[tuple[str, int, str]], tags: dict) -> int:
@@ -64,6 +68,8 @@ class OsmScene:
                  f'  <bounds minlat="{b.min_lat:.7f}" minlon="{b.min_lng:.7f}" '
                  f'maxlat="{b.max_lat:.7f}" maxlon="{b.max_lng:.7f}"/>']
         for nid, lat, lng, tags in self.nodes:
+            if self.cut_at_bounds and not b.contains(lat, lng):
+                continue
             lines.append(f'  <node id="{nid}" version="1" lat="{lat:.7f}" lon="{lng:.7f}">')
             lines += tag_lines(tags)
             lines.append("  </node>")
@@ -83,12 +89,13 @@ class OsmScene:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def generate(self, tmp: Path, name: str, workers: int = 0) -> Path:
+    def generate(self, tmp: Path, name: str, workers: int = 0,
+                 tile_deg: str = SMALL_TILE_DEG) -> Path:
         """The scene's world made by `arnisd generate` (in-process, or ``workers`` local
         workers on small tiles); returns the world folder."""
         osm = self.write(tmp / f"{name}.osm")
         out = tmp / name
-        how = (["--workers", str(workers), "--tile-size", SMALL_TILE_DEG] if workers
+        how = (["--workers", str(workers), "--tile-size", tile_deg] if workers
                else ["--in-process"])
         proc = run_arnisd("generate", "--osm-file", str(osm), "--output", str(out),
                           "--no-terrain", "--quiet", "--index-dir", str(tmp / "index"), *how)

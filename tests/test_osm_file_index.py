@@ -16,8 +16,8 @@ import numpy as np
 import osmium
 import pytest
 
-from arnisd.cluster.extracts import EXTRACT_MARGIN_BLOCKS, FileExtracts
-from arnisd.cluster.tiling import make_tiles, rect_to_degrees
+from arnisd.cluster.extracts import FileExtracts, IndexedFileExtracts
+from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import LocalProjection
 from arnisd.osm.extract import pack_elements
@@ -34,7 +34,11 @@ if str(REPO_ROOT) not in sys.path:            # bench/ is not installed: import 
 from bench.big_input import write_tiled_copies  # noqa: E402
 
 KOUVOLA_BBOX = BBox.parse(BUNDLED_BBOX)
-TWICE = TESTS_DIR / "data" / "twice.osm"     # way 7 listed twice, versions 1 and 2
+TWICE = TESTS_DIR / "data" / "twice.osm"
+BUNDLED_ELEMENTS = 5041     # with the 60 areas cut by its bounds closed along them
+# 25 copies side by side: areas cut at the copies' inner edges are closed along the outer
+# bounds where that is unambiguous and valid, so fewer than 25 * BUNDLED_ELEMENTS
+COPIES_ELEMENTS = 125_756     # way 7 listed twice, versions 1 and 2
 
 
 def _e7(value: float) -> int:
@@ -50,11 +54,10 @@ def _assert_same_extracts(index, osm_path: Path, bbox: BBox, tile_size_deg: floa
     settings = GenerationSettings()
     projection = LocalProjection(bbox, settings.scale)
     in_memory = FileExtracts(elements, projection)
+    indexed = IndexedFileExtracts(index, projection)
     tiles = make_tiles(bbox, settings, tile_size_deg)
     for tile in tiles:
-        box = rect_to_degrees(projection, tile.window, EXTRACT_MARGIN_BLOCKS)
-        cut = index.extract(_e7(box.min_lat), _e7(box.min_lng), _e7(box.max_lat), _e7(box.max_lng))
-        assert cut == in_memory(tile).elements, tile.tile_id
+        assert indexed(tile).elements == in_memory(tile).elements, tile.tile_id
     return len(tiles)
 
 
@@ -193,7 +196,7 @@ def test_a_build_killed_half_way_is_redone_and_a_live_one_is_waited_for(tmp_path
     assert partial.exists() and not final.exists()
     notes = Progress(stream=io.StringIO())
     with open_file_index(copies_file, index_dir, notes) as index:
-        assert index.element_count == 25 * 4981
+        assert index.element_count == COPIES_ELEMENTS
     assert "interrupted index" in notes.stream.getvalue()
     assert final.exists() and not partial.exists()
 
@@ -203,7 +206,7 @@ def test_a_build_killed_half_way_is_redone_and_a_live_one_is_waited_for(tmp_path
     _wait_for(lambda: _locked(partial), builder)
     notes = Progress(stream=io.StringIO())
     with open_file_index(copies_file, index_dir, notes) as index:
-        assert index.element_count == 25 * 4981
+        assert index.element_count == COPIES_ELEMENTS
     assert "waiting for another process" in notes.stream.getvalue()
     assert "indexed" not in notes.stream.getvalue()
     assert builder.wait(120) == 0 and "built" in builder.stdout.read()
@@ -233,7 +236,7 @@ def test_a_stale_partial_index_is_found_and_rebuilt(tmp_path):
     partial.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)    # torn, and nobody holds it
     notes = Progress(stream=io.StringIO())
     with open_file_index(BUNDLED_EXTRACT, index_dir, notes) as index:
-        assert index.element_count == 4981
+        assert index.element_count == BUNDLED_ELEMENTS
     assert "interrupted index" in notes.stream.getvalue()
     assert not partial.exists()
 
@@ -283,7 +286,7 @@ def test_indexing_fits_a_memory_limit_that_reading_the_file_whole_exceeds(tmp_pa
     print(results)
     assert results["in-memory"] != results["index"]
     assert "out of memory" in results["in-memory"] or "MemoryError" in results["in-memory"], results
-    assert results["index"] == f"elements {25 * 4981}", results
+    assert results["index"] == f"elements {COPIES_ELEMENTS}", results
 
 
 _CHILD_BUILD_SCRIPT = """
@@ -309,7 +312,7 @@ def test_open_index_builds_in_a_child_and_the_caller_keeps_none_of_its_memory(tm
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     count, own_growth_mb, child_peak_mb = map(int, done.stdout.split())
-    assert count == 25 * 4981
+    assert count == COPIES_ELEMENTS
     assert own_growth_mb < 10 and child_peak_mb > own_growth_mb + 40, done.stdout
 
 
@@ -317,8 +320,8 @@ def test_open_index_forwards_the_builds_notes_and_its_error(tmp_path):
     from arnisd.osm.index_process import open_index
     notes = Progress(stream=io.StringIO())
     with open_index(BUNDLED_EXTRACT, tmp_path / "index", notes) as index:
-        assert index.element_count == 4981
-    assert "indexed 4981 OSM elements of kouvola.osm.pbf" in notes.stream.getvalue()
+        assert index.element_count == BUNDLED_ELEMENTS
+    assert f"indexed {BUNDLED_ELEMENTS} OSM elements of kouvola.osm.pbf" in notes.stream.getvalue()
     bad = tmp_path / "bad.osm.pbf"
     bad.write_bytes(b"this is not a pbf file at all" * 10)
     with pytest.raises(OsmInputError) as exc_info:

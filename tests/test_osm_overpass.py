@@ -66,7 +66,7 @@ def test_shuffled_answer_still_assembles_areas(expected):
     with FakeOverpass(shuffled) as server:
         data = _fetch([server.url])
     assert element_digest(data.elements) == expected
-    assert sum(1 for e in data.elements if e.kind == "area") == 2229
+    assert sum(1 for e in data.elements if e.kind == "area") == 2289
 
 
 def test_retry_after_429_and_504_then_success(body, expected):

@@ -2,7 +2,9 @@
 
 An extract holds every element whose bounds reach the tile's window (owned rect plus halo,
 plus a margin of two blocks for the truncation of coordinates), whole: complete ways and
-multipolygons with all their members, as assembled by the source. It travels as
+multipolygons with all their members, as assembled by the source; and every coastline way
+that reaches the box the job's sea is closed along (``arnisd.world.families.coast``), so a
+tile out at sea knows it is. It travels as
 ``pack_elements`` bytes (msgpack). Sources are blocking callables ``source(tile) ->
 TileExtract`` run on the coordinator's prefetch threads; their number bounds the requests in
 flight (Overpass: 2 by default). On terrain, ``with_terrain`` wraps a job's source so that each
@@ -71,21 +73,36 @@ def _e7(value: float) -> int:
     return int(round(value * 1e7))
 
 
+def _box_e7(box) -> tuple[int, int, int, int]:
+    return _e7(box.min_lat), _e7(box.min_lng), _e7(box.max_lat), _e7(box.max_lng)
+
+
+def coast_box_e7(projection: LocalProjection) -> tuple[int, int, int, int]:
+    """The job's coastline box in 1e-7 degrees: every coastline way reaching it goes to
+    every tile."""
+    from arnisd.world.families.coast import coast_box
+    return _box_e7(rect_to_degrees(projection, coast_box(projection), EXTRACT_MARGIN_BLOCKS))
+
+
 class FileExtracts:
     """Cut tile extracts from elements already read from a local file."""
 
     max_in_flight = 1
 
     def __init__(self, elements: Sequence, projection: LocalProjection) -> None:
+        from arnisd.osm.elements import is_coastline
         from arnisd.osm.extract import ElementIndex
         self._index = ElementIndex(list(elements))
         self._projection = projection
+        near = self._index.query_indices(*coast_box_e7(projection))
+        self._coastline = np.array([i for i in near.tolist()
+                                    if is_coastline(self._index.elements[i].tags)], np.int64)
 
     def __call__(self, tile: Tile) -> TileExtract:
         from arnisd.osm.extract import pack_elements
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
-        found = self._index.query(_e7(box.min_lat), _e7(box.min_lng), _e7(box.max_lat), _e7(box.max_lng))
-        return TileExtract(pack_elements(found))
+        found = np.union1d(self._index.query_indices(*_box_e7(box)), self._coastline)
+        return TileExtract(pack_elements([self._index.elements[i] for i in found.tolist()]))
 
     def element_costs(self):
         """The elements' cost rows (``arnisd.osm.element_costs``), for the tiler."""
@@ -102,11 +119,11 @@ class IndexedFileExtracts:
     def __init__(self, index: FileIndex, projection: LocalProjection) -> None:
         self.index = index
         self._projection = projection
+        self._coast_box = coast_box_e7(projection)
 
     def __call__(self, tile: Tile) -> TileExtract:
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
-        return TileExtract(self.index.extract(_e7(box.min_lat), _e7(box.min_lng),
-                                              _e7(box.max_lat), _e7(box.max_lng)))
+        return TileExtract(self.index.extract(*_box_e7(box), coast_box_e7=self._coast_box))
 
     def element_costs(self):
         """The elements' cost rows, read from the index a batch at a time, for the tiler."""

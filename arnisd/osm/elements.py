@@ -15,6 +15,11 @@ import numpy as np
 TYPE_ORDER = {"node": 0, "way": 1, "relation": 2}
 
 
+def is_coastline(tags: dict[str, str]) -> bool:
+    """Whether an element is a piece of the coastline (land on its left, sea on its right)."""
+    return tags.get("natural") == "coastline"
+
+
 @dataclass(frozen=True, slots=True)
 class Polygon:
     """One outer ring and its holes, each an (N, 2) int64 array of (lat_e7, lng_e7), closed."""

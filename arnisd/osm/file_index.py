@@ -3,7 +3,8 @@
 The index is one SQLite file: a row per element in the column form of a packed extract
 (``ElementColumns``) with its bounds (1e-7 degree integers), and the cells of a fixed grid each
 element's bounds touch (``arnisd.osm.cell_grid``, an indexed table: far cheaper to build than an
-R*tree). ``FileIndex.extract(box)`` reads only the rows listed in the box's cells whose bounds
+R*tree), and an index of the coastline ways, which every tile of a job gets whole.
+``FileIndex.extract(box)`` reads only the rows listed in the box's cells whose bounds
 meet the box, in (type, id, kind) order, and joins their stored bytes: exactly the
 ``pack_elements`` message that the in-memory path (``read_osm_file`` + ``ElementIndex.query``)
 gives for the same box. Building it holds one batch of elements at a time and keeps node
@@ -40,7 +41,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from arnisd.osm.elements import OsmElement
+from arnisd.osm.elements import OsmElement, is_coastline
 from arnisd.osm.cell_grid import box_cells, element_cells
 from arnisd.osm.extract import AREA_KIND_CODE, element_bounds_e7, element_columns, pack_columns
 from arnisd.osm.nearby_heights import annotate_index
@@ -56,12 +57,15 @@ _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE elements (osm_type INTEGER, osm_id INTEGER, kind INTEGER, tags BLOB,
                        ring_length BLOB, ring_is_outer BLOB, coords BLOB, node_ids BLOB,
-                       min_lat INTEGER, min_lng INTEGER, max_lat INTEGER, max_lng INTEGER);
+                       min_lat INTEGER, min_lng INTEGER, max_lat INTEGER, max_lng INTEGER,
+                       coastline INTEGER);
 CREATE TABLE relation_tags (id INTEGER PRIMARY KEY, tags BLOB);
 CREATE TABLE element_cells (cell INTEGER, element INTEGER);
 """
 _CELLS_INDEX = "CREATE INDEX element_cells_by_cell ON element_cells (cell, element)"
-_SCHEMA_HASH = hashlib.sha256((_SCHEMA + _CELLS_INDEX).encode()).hexdigest()[:8]
+# every tile of a job gets the job's coastline: its few rows, found without the cells
+_COASTLINE_INDEX = "CREATE INDEX coastline_rows ON elements (coastline) WHERE coastline = 1"
+_SCHEMA_HASH = hashlib.sha256((_SCHEMA + _CELLS_INDEX + _COASTLINE_INDEX).encode()).hexdigest()[:8]
 INDEX_FORMAT = f"{INDEX_VERSION}-{_SCHEMA_HASH}"
 _COLUMNS = "osm_type, osm_id, kind, tags, ring_length, ring_is_outer, coords, node_ids"
 _MEETS_BOX = "min_lat <= ? AND max_lat >= ? AND min_lng <= ? AND max_lng >= ?"
@@ -106,10 +110,22 @@ class FileIndex:
             tuple(extent) if extent is not None else None
 
     def extract(self, min_lat_e7: int, min_lng_e7: int, max_lat_e7: int,
-                max_lng_e7: int) -> bytes:
-        """The packed elements whose bounds meet the box (closed intervals, 1e-7 degrees)."""
-        return pack_columns(self._select(_COLUMNS, (min_lat_e7, min_lng_e7, max_lat_e7,
-                                                    max_lng_e7), _IN_ORDER))
+                max_lng_e7: int, coast_box_e7: tuple[int, int, int, int] | None = None) -> bytes:
+        """The packed elements whose bounds meet the box (closed intervals, 1e-7 degrees),
+        and with ``coast_box_e7`` (min_lat, min_lng, max_lat, max_lng) the coastline ways
+        whose bounds meet that box too, all in (type, id, kind) order."""
+        rows = self._select(_COLUMNS, (min_lat_e7, min_lng_e7, max_lat_e7, max_lng_e7),
+                            _IN_ORDER)
+        if coast_box_e7 is not None:
+            min_lat, min_lng, max_lat, max_lng = coast_box_e7
+            with self._lock:
+                coast = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM elements WHERE coastline = 1 AND {_MEETS_BOX}",
+                    (max_lat, min_lat, max_lng, min_lng)).fetchall()
+            if coast:
+                by_key = {tuple(row[:3]): row for row in rows + coast}
+                rows = [by_key[key] for key in sorted(by_key)]
+        return pack_columns(rows)
 
     def reaches(self, min_lat_e7: int, min_lng_e7: int, max_lat_e7: int,
                 max_lng_e7: int) -> bool:
@@ -264,7 +280,7 @@ def _build(db: sqlite3.Connection, osm_path: Path, digest: str, partial: Path,
         try:
             stream_osm_file(osm_path, start_pass, writer.add_elements, writer.add_relation_tags,
                             f"sparse_file_array,{locations}", partial.parent,
-                            progress.set if progress is not None else None)
+                            progress.set if progress is not None else None, bounds)
         finally:
             locations.unlink(missing_ok=True)
     writer.flush_relation_tags()
@@ -297,9 +313,9 @@ class _RowWriter:
         self._next_rowid += len(batch)
         self._db.executemany(
             "INSERT INTO elements (rowid, osm_type, osm_id, kind, tags, ring_length, "
-            "ring_is_outer, coords, node_ids, min_lat, min_lng, max_lat, max_lng) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(first + i, *element_columns(e, self._packer), *b)
+            "ring_is_outer, coords, node_ids, min_lat, min_lng, max_lat, max_lng, coastline) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(first + i, *element_columns(e, self._packer), *b, int(is_coastline(e.tags)))
              for i, (e, b) in enumerate(zip(batch, bounds.tolist()))])
         owner, cells = element_cells(bounds)
         self._db.executemany("INSERT INTO element_cells VALUES (?, ?)",
@@ -332,6 +348,7 @@ def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | 
     db.execute("DROP TABLE relation_tags")
     annotate_index(db, AREA_KIND_CODE)          # as read_osm_file does for a whole read
     db.execute(_CELLS_INDEX)
+    db.execute(_COASTLINE_INDEX)
     count, *rectangle = db.execute("SELECT count(*), min(min_lat), min(min_lng), max(max_lat), "
                                    "max(max_lng) FROM elements").fetchone()
     extent = bounds if bounds is not None else (

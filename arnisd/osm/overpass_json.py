@@ -122,8 +122,8 @@ def _relation_line(relation_id: int, relation: dict) -> str:
     return f"r{relation_id} T{_tags_field(relation)} M{','.join(members)}\n"
 
 
-def _bounds(doc: dict, nodes: dict[int, dict]) -> tuple[float, float, float, float] | None:
-    """The answer's ``bounds`` object if present, else the extent of its nodes, else None."""
+def declared_bounds(doc: dict) -> tuple[float, float, float, float] | None:
+    """The answer's ``bounds`` object (min_lat, min_lng, max_lat, max_lng), if it has one."""
     declared = doc.get("bounds")
     if isinstance(declared, dict):
         try:
@@ -131,6 +131,14 @@ def _bounds(doc: dict, nodes: dict[int, dict]) -> tuple[float, float, float, flo
                     float(declared["maxlat"]), float(declared["maxlon"]))
         except (KeyError, TypeError, ValueError):
             pass
+    return None
+
+
+def _bounds(doc: dict, nodes: dict[int, dict]) -> tuple[float, float, float, float] | None:
+    """The answer's ``bounds`` object if present, else the extent of its nodes, else None."""
+    declared = declared_bounds(doc)
+    if declared is not None:
+        return declared
     lats = [float(n["lat"]) for n in nodes.values() if "lat" in n and "lon" in n]
     lngs = [float(n["lon"]) for n in nodes.values() if "lat" in n and "lon" in n]
     if not lats:

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import logging
+
 import numpy as np
 import osmium
 import osmium.geom
@@ -31,9 +33,11 @@ import shapely
 
 from arnisd.arrays import sorted_unique
 from arnisd.errors import UserError
+from arnisd.osm.bounds_clip import BoundsE7, bounds_e7_of, close_cut_ring
 from arnisd.osm.elements import OsmData, OsmElement, Polygon
 from arnisd.osm.nearby_heights import annotate_elements
-from arnisd.osm.overpass_json import OverpassJsonError, load_overpass_json, overpass_doc_to_opl
+from arnisd.osm.overpass_json import (OverpassJsonError, declared_bounds, load_overpass_json,
+                                      overpass_doc_to_opl)
 
 # Longest suffixes first: ".osm.pbf" must win over ".pbf".
 FORMATS_BY_SUFFIX = {
@@ -43,6 +47,7 @@ FORMATS_BY_SUFFIX = {
 }
 _KIND_RANK = {"point": 0, "line": 1, "area": 2}
 _E7 = 1e7
+log = logging.getLogger("arnisd.osm.reader")
 OSMIUM_ERRORS = (RuntimeError, ValueError, OSError, osmium.InvalidLocationError)
 
 
@@ -63,7 +68,7 @@ def read_osm_file(path: Path | str) -> OsmData:
         data = parse_overpass_json(raw, source=str(path))
     else:
         data = _read_with_osmium(osmium.io.File(str(path), fmt), source_name=str(path),
-                                 bounds=None, path=path)
+                                 bounds=None, path=path, cut_by=None)
     annotate_elements(data.elements)
     return data
 
@@ -102,8 +107,11 @@ def overpass_doc_to_osm_data(doc: dict, source: str = "Overpass answer",
         opl = overpass_doc_to_opl(doc)
     except OverpassJsonError as exc:
         raise OsmInputError(f"{source} {exc}") from None
+    # Overpass sends whole ways (``>``): only bounds the answer itself declares (a file
+    # saved from elsewhere) say where data was cut, never the query box or the nodes' extent
+    declared = declared_bounds(doc)
     return _read_with_osmium(osmium.io.FileBuffer(opl.opl, "opl"), source_name=source,
-                             bounds=bounds or opl.bounds, path=None)
+                             bounds=bounds or opl.bounds, path=None, cut_by=declared)
 
 
 def osm_format_of(path: Path) -> str:
@@ -118,15 +126,18 @@ def osm_format_of(path: Path) -> str:
 
 def _read_with_osmium(source: osmium.io.File | osmium.io.FileBuffer, source_name: str,
                       bounds: tuple[float, float, float, float] | None,
-                      path: Path | None) -> OsmData:
+                      path: Path | None,
+                      cut_by: tuple[float, float, float, float] | None) -> OsmData:
     """Collect elements; if the input was unsorted or had duplicates (only files can be: our
-    OPL is sorted and unique), sort and de-duplicate it into a temporary file and redo."""
+    OPL is sorted and unique), sort and de-duplicate it into a temporary file and redo.
+    Areas cut by ``cut_by`` (a file's: its header bounds) are closed along it."""
     collected: list[OsmElement] = []
 
     def collect(into: osmium.io.File | osmium.io.FileBuffer) -> bool:
         collected[:] = []
         relation_tags: dict[int, dict[str, str]] = {}
-        in_order = stream_elements(into, collected.extend, relation_tags.__setitem__)
+        in_order = stream_elements(into, collected.extend, relation_tags.__setitem__,
+                                   bounds=cut_by)
         # Osmium leaves "type" off multipolygon areas: give them their relation's own tags.
         collected[:] = [replace(e, tags=relation_tags.get(e.osm_id, e.tags))
                         if e.kind == "area" and e.osm_type == "relation" else e
@@ -135,7 +146,7 @@ def _read_with_osmium(source: osmium.io.File | osmium.io.FileBuffer, source_name
 
     try:
         if bounds is None and path is not None:
-            bounds = header_bounds(source)
+            bounds = cut_by = header_bounds(source)
         if path is None:
             collect(source)
         else:
@@ -193,7 +204,8 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
                     on_elements: Callable[[list[OsmElement]], None],
                     on_relation_tags: Callable[[int, dict[str, str]], None],
                     location_storage: str = "flex_mem", batch_size: int = 5000,
-                    on_objects: Callable[[int], None] | None = None) -> bool:
+                    on_objects: Callable[[int], None] | None = None,
+                    bounds: tuple[float, float, float, float] | None = None) -> bool:
     """One osmium pass with locations and areas, handing out elements in batches; also say
     whether the input was sorted.
 
@@ -204,7 +216,9 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
     how many OSM objects were read so far, once per batch. Untagged nodes are dropped inside
     osmium (after their locations are cached). Input is "unsorted" in the way that matters
     when a way asked for a node location that only turned up later in the file: such ways
-    (and their areas) came out incomplete.
+    (and their areas) came out incomplete. With the data's ``bounds`` (degrees), a closed way
+    missing its nodes outside them is closed along them (``arnisd.osm.bounds_clip``); the
+    areas that cannot be are counted in one warning.
     """
     untagged_nodes = osmium.filter.EmptyTagFilter()
     untagged_nodes.enable_for(osmium.osm.NODE)
@@ -225,6 +239,8 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
         if on_objects is not None:
             on_objects(objects)
 
+    cut_by = bounds_e7_of(bounds)
+    left_out = 0
     for obj in processor:
         objects += 1
         kind = obj.type_str()
@@ -233,13 +249,21 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
             located = [(ref, loc.y, loc.x) for ref, loc in refs if loc.valid()]
             if len(located) < len(refs):
                 unlocated_refs.extend(ref for ref, loc in refs if not loc.valid())
+                if cut_by is not None and len(located) >= 2:
+                    closed = _area_of_cut_way(obj, refs, cut_by)
+                    if closed is not None:
+                        pending.append(closed)
+                    elif _makes_area(obj, refs):
+                        left_out += 1
             if len(located) >= 2 and len(obj.tags):
                 coords = np.array([(lat, lng) for _, lat, lng in located], dtype=np.int64)
                 node_ids = tuple(ref for ref, _, _ in located)
                 pending.append(OsmElement("way", obj.id, "line", dict(obj.tags),
                                           coords=coords, node_ids=node_ids))
         elif kind == "a":
-            _add_area(obj, wkb_factory, area_headers, area_wkbs)
+            if not _add_area(obj, wkb_factory, area_headers, area_wkbs) \
+                    and not obj.from_way() and len(obj.tags):
+                left_out += 1
         elif kind == "r":
             on_relation_tags(obj.id, dict(obj.tags))
         elif kind == "n":
@@ -250,20 +274,48 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
         if len(pending) + len(area_headers) >= batch_size:
             flush()
     flush()
-    return not _any_located_later(processor.node_location_storage, unlocated_refs)
+    in_order = not _any_located_later(processor.node_location_storage, unlocated_refs)
+    if left_out and in_order:
+        log.warning("%d areas could not be assembled and were left out (cut by the data's "
+                    "bounds where the way round is ambiguous, or broken multipolygons)",
+                    left_out)
+    return in_order
 
 
-def _add_area(area, wkb_factory, headers: list, wkbs: list[str]) -> None:
-    """Queue a tagged, non-empty area's header and WKB (osmium emits empty failed areas)."""
+def _makes_area(way, refs: list) -> bool:
+    """Whether osmium would make an area of the way were it whole: closed and tagged."""
+    return len(refs) >= 4 and refs[0][0] == refs[-1][0] and len(way.tags) > 0 \
+        and way.tags.get("area") != "no"
+
+
+def _area_of_cut_way(way, refs: list, bounds: BoundsE7) -> OsmElement | None:
+    """The area of a closed way whose nodes outside ``bounds`` are missing, closed along
+    them (``arnisd.osm.bounds_clip``); None if it is no area or cannot be closed."""
+    if not _makes_area(way, refs):
+        return None
+    ring_refs = refs[:-1]
+    located = [loc.valid() for _, loc in ring_refs]
+    points = np.array([(loc.y, loc.x) if ok else (0, 0)
+                       for (_, loc), ok in zip(ring_refs, located)], dtype=np.int64)
+    ring = close_cut_ring(points, located, bounds)
+    if ring is None:
+        return None
+    return OsmElement("way", way.id, "area", dict(way.tags), polygons=(Polygon(ring),))
+
+
+def _add_area(area, wkb_factory, headers: list, wkbs: list[str]) -> bool:
+    """Queue a tagged, non-empty area's header and WKB (osmium emits empty failed areas);
+    say whether it was queued."""
     tags = dict(area.tags)
     if not tags or area.num_rings()[0] == 0:
-        return
+        return False
     try:
         wkb = wkb_factory.create_multipolygon(area)
     except RuntimeError:  # osmium could not make a valid geometry of it: skip, like a failure
-        return
+        return False
     headers.append(("way" if area.from_way() else "relation", area.orig_id(), tags))
     wkbs.append(wkb)
+    return True
 
 
 def _any_located_later(locations, node_ids: array) -> bool:
@@ -332,14 +384,15 @@ def stream_osm_file(path: Path, start: Callable[[], None],
                     on_elements: Callable[[list[OsmElement]], None],
                     on_relation_tags: Callable[[int, dict[str, str]], None],
                     location_storage: str = "flex_mem", scratch_dir: Path | None = None,
-                    on_objects: Callable[[int], None] | None = None) -> None:
+                    on_objects: Callable[[int], None] | None = None,
+                    bounds: tuple[float, float, float, float] | None = None) -> None:
     """``stream_elements`` over an osmium-format file, redone over a sorted copy (made in
     ``scratch_dir``) if it was out of order; ``start()`` runs before each pass, so whatever
     the callbacks keep can be begun afresh. ``OsmInputError`` (one line) on unreadable data."""
     def one_pass(source: osmium.io.File) -> bool:
         start()
         return stream_elements(source, on_elements, on_relation_tags, location_storage,
-                               on_objects=on_objects)
+                               on_objects=on_objects, bounds=bounds)
     try:
         read_sorted(path, one_pass, scratch_dir)
     except OSMIUM_ERRORS as exc:

@@ -21,10 +21,11 @@ from arnisd.anvil.chunk import SECTION_YS, encode_chunk_zlib
 from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import OsmElement
 from arnisd.world.canvas import Canvas
-from arnisd.world.families import (amenities, barriers, bridges, buildings, catenary, doors,
-                                   highways, landmarks, landuse, man_made, paving, power,
+from arnisd.world.families import (amenities, barriers, bridges, buildings, catenary, coast,
+                                   doors, highways, landmarks, landuse, man_made, paving, power,
                                    railways, street_lamps, vegetation, water)
 from arnisd.world.families.base import DrawContext
+from arnisd.world.families.coast import draw_sea
 from arnisd.world.families.ground import draw_ground
 from arnisd.world.projected import ProjectedElement, project_element
 from arnisd.world.settings import GenerationSettings
@@ -117,6 +118,7 @@ def prepare(elements: Sequence[OsmElement], projection: LocalProjection) -> Draw
     links: dict = {}
     for linker in LINKERS:
         links.update(linker(everything))
+    links.update(coast.link(everything, projection))
     return DrawList(items, bounds, links)
 
 
@@ -135,6 +137,7 @@ def draw_window(draw_list: DrawList, owned: BlockRect, settings: GenerationSetti
         view = TerrainView(terrain, canvas.window)
     ctx = DrawContext(canvas, settings, draw_list.links, view)
     draw_ground(ctx)
+    draw_sea(ctx)
     draw_built_up_ground(ctx)
     for family, element in draw_list.within(canvas.window.expanded(MAX_REACH_BLOCKS)):
         family.draw(ctx, element)

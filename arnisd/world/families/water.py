@@ -53,7 +53,7 @@ def selects_line(element: ProjectedElement) -> bool:
             and layer_of(element.tags) >= 0)
 
 
-def _fill_water(ctx: DrawContext, xs, zs, depth_blocks: int, bed: int, level=None) -> None:
+def fill_water(ctx: DrawContext, xs, zs, depth_blocks: int, bed: int, level=None) -> None:
     if ctx.terrain is not None:
         _fill_water_on_terrain(ctx, xs, zs, depth_blocks, bed, level)
         return
@@ -124,7 +124,7 @@ def draw_area(ctx: DrawContext, element: ProjectedElement) -> None:
         return
     sea = tags.get("water") in SEA_WATER or tags.get("natural") in ("bay", "strait")
     level = body_level(ctx, element) if ctx.terrain is not None else None
-    _fill_water(ctx, xs, zs, area_depth_blocks(tags), b.GRAVEL if sea else b.SAND, level)
+    fill_water(ctx, xs, zs, area_depth_blocks(tags), b.GRAVEL if sea else b.SAND, level)
     ctx.canvas.set_biome(xs, zs, bio.OCEAN if sea else bio.RIVER)
 
 
@@ -149,5 +149,5 @@ def draw_line(ctx: DrawContext, element: ProjectedElement) -> None:
         if len(xs) == 0:
             return
         level = ctx.terrain.line_heights(element.points, xs, zs)
-    _fill_water(ctx, xs, zs, depth, b.GRAVEL if depth >= 2 else b.DIRT, level)
+    fill_water(ctx, xs, zs, depth, b.GRAVEL if depth >= 2 else b.DIRT, level)
     ctx.canvas.set_biome(xs, zs, bio.RIVER)
