@@ -40,25 +40,26 @@ def one_run(elements, projection, settings) -> tuple[dict[str, float], dict[str,
             spent[_name] += time.process_time() - started
             calls[_name] += 1
         timed.append(generate.Family(family.name, family.selects, draw, family.sort_key))
-    original, original_ground = generate.FAMILIES, generate.draw_ground
-    original_built_up = generate.draw_built_up_ground
+    # the window-level steps (not per element), each timed under its own name
+    steps = {"draw_ground": "ground", "draw_sea": "sea (coastline)",
+             "draw_built_up_ground": "built-up ground"}
+    originals = {attr: getattr(generate, attr) for attr in steps}
 
-    def ground(ctx):
-        started = time.process_time()
-        original_ground(ctx)
-        spent["ground"] += time.process_time() - started
+    def timed_step(attr: str):
+        def step(ctx, _run=originals[attr], _name=steps[attr]):
+            started = time.process_time()
+            _run(ctx)
+            spent[_name] += time.process_time() - started
+        return step
 
-    def built_up(ctx):
-        started = time.process_time()
-        original_built_up(ctx)
-        spent["built-up ground"] += time.process_time() - started
-
-    generate.FAMILIES, generate.draw_ground = tuple(timed), ground
-    generate.draw_built_up_ground = built_up
+    original = generate.FAMILIES
+    generate.FAMILIES = tuple(timed)
+    for attr in steps:
+        setattr(generate, attr, timed_step(attr))
     try:
         started = time.process_time()
         draw_list = generate.prepare(elements, projection)
-        spent["prepare (project, order, link)"] = time.process_time() - started
+        spent["prepare (project, order, link, coastline)"] = time.process_time() - started
         encode_s, chunks = 0.0, 0
         for _, _, owned in region_windows(projection):
             canvas = generate.draw_window(draw_list, owned, settings)
@@ -66,8 +67,9 @@ def one_run(elements, projection, settings) -> tuple[dict[str, float], dict[str,
             chunks += len(generate.encode_window(canvas, owned))
             encode_s += time.process_time() - started
     finally:
-        generate.FAMILIES, generate.draw_ground = original, original_ground
-        generate.draw_built_up_ground = original_built_up
+        generate.FAMILIES = original
+        for attr, run in originals.items():
+            setattr(generate, attr, run)
     return spent, calls, sum(spent.values()), encode_s, chunks
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arnisd.cluster.extracts import FileExtracts, IndexedFileExtracts
+from arnisd.cluster.extracts import FileExtracts, IndexedFileExtracts, OverpassExtracts
 from arnisd.cluster.tiling import make_tiles
 from arnisd.osm.extract import unpack_elements
 from arnisd.osm.file_index import open_file_index
@@ -131,3 +131,33 @@ def test_the_coast_scene_from_two_workers_equals_the_in_process_world(worlds):
     sea = read_blocks(cluster, [(30, G, 200), (160, G, 210)])
     assert [b["name"] for b in sea] == ["water", "water"]
     assert np.all([b["biome"] == "ocean" for b in sea])
+
+
+def test_the_coast_scene_from_overpass_on_two_workers_equals_the_in_process_world(worlds):
+    from conftest import run_arnisd
+    from fake_overpass import FakeOverpass, osm_file_to_overpass_json
+    tmp = worlds[2]
+    scene = coast_scene()
+    bbox = str(scene.bbox)
+    made = {}
+    with FakeOverpass(osm_file_to_overpass_json(tmp / "in-process.osm")) as server:
+        for name, how in (("op-in-process", ["--in-process"]),
+                          ("op-cluster", ["--workers", "2", "--tile-size", FINE_TILE_DEG])):
+            out = tmp / name
+            proc = run_arnisd("generate", "--bbox", bbox, "--overpass-url", server.url,
+                              "--cache-dir", str(tmp / f"{name}-cache"), "--output", str(out),
+                              "--no-terrain", "--quiet", *how)
+            assert proc.returncode == 0, proc.stderr
+            made[name] = out
+        # the coordinator's per-tile Overpass source (the daemon's): the job's coastline,
+        # asked once, goes with every tile
+        source = OverpassExtracts(scene.projection, [server.url], None)
+        tiles = make_tiles(scene.bbox, GenerationSettings(), float(FINE_TILE_DEG))
+        for tile in tiles:
+            coast = {e.osm_id for e in unpack_elements(source(tile).elements)
+                     if e.tags.get("natural") == "coastline" and e.kind == "line"}
+            assert len(coast) == 2, tile.tile_id
+        coastline_queries = [q for q in server.queries if '"natural"="coastline"' in q]
+    assert len(coastline_queries) == 1
+    assert_same_world(read_world_chunks(made["op-cluster"]), read_world_chunks(made["op-in-process"]))
+    assert _names(made["op-cluster"], [(30, G, 200)]) == ["water"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from arnisd.cluster.tiling import Tile, rect_to_degrees
+from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import LocalProjection
 
 if TYPE_CHECKING:
@@ -139,13 +141,35 @@ class OverpassExtracts:
         self._urls = list(urls)
         self._cache_dir = cache_dir
         self.max_in_flight = max(1, int(max_in_flight))
+        self._coastline_lock = threading.Lock()
+        self._coastline_ways: list | None = None
 
     def __call__(self, tile: Tile) -> TileExtract:
         from arnisd.osm.extract import pack_elements
         from arnisd.osm.overpass import fetch_overpass
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
         data = fetch_overpass(box, self._urls, self._cache_dir)
-        return TileExtract(pack_elements(data.elements))
+        return TileExtract(pack_elements(with_elements(data.elements, self._coastline())))
+
+    def _coastline(self) -> list:
+        """The job's coastline ways, fetched once (a failure fails the tile asking, and the
+        next tile asks again)."""
+        with self._coastline_lock:
+            if self._coastline_ways is None:
+                from arnisd.osm.overpass import fetch_coastline
+                lat0, lng0, lat1, lng1 = (v / 1e7 for v in coast_box_e7(self._projection))
+                self._coastline_ways = fetch_coastline(BBox(lat0, lng0, lat1, lng1),
+                                                       self._urls, self._cache_dir)
+            return self._coastline_ways
+
+
+def with_elements(elements: Sequence, more: Sequence) -> list:
+    """``elements`` and ``more`` in (type, id, kind) order, each element once."""
+    if not more:
+        return list(elements)
+    rank = {"point": 0, "line": 1, "area": 2}
+    by_key = {(*e.order_key(), rank[e.kind]): e for e in (*more, *elements)}
+    return [by_key[key] for key in sorted(by_key)]
 
 
 class RepeatedExtracts:

@@ -43,8 +43,12 @@ def coast_box(projection: LocalProjection) -> BlockRect:
 def link(everything: Sequence[ProjectedElement], projection: LocalProjection) -> dict:
     """``{SEA_LINK: rings}``: the sea's rings in block (x, z), for an even-odd fill; nothing
     when there is no coastline."""
+    # only ways reaching the job's own bbox: what a source asked for that bbox returns
+    world = projection.world_rect()
     lines = [p.points for p in everything
-             if p.element.kind == "line" and is_coastline(p.tags) and len(p.points) >= 2]
+             if p.element.kind == "line" and is_coastline(p.tags) and len(p.points) >= 2
+             and p.bounds[0] < world.x1 and p.bounds[2] >= world.x0
+             and p.bounds[1] < world.z1 and p.bounds[3] >= world.z0]
     if not lines:
         return {}
     rings = sea_rings(lines, coast_box(projection))
