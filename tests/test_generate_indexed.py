@@ -28,6 +28,8 @@ if str(REPO_ROOT) not in sys.path:            # bench/ is not installed: import 
 from bench.big_input import write_tiled_copies  # noqa: E402
 
 SEAM_BBOX = "60.537,26.965,60.543,26.975"     # where four copies of the extract meet
+# 9 copies of 4,981 elements, and their areas cut at the copies' outer bounds closed along them
+COPIES_ELEMENTS = 45_284
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +88,7 @@ def test_killed_while_indexing_then_resumed_gives_the_in_process_world(tmp_path,
             os.killpg(second.pid, signal.SIGKILL)
     assert second.returncode == 0, stderr
     assert "interrupted index of copies.osm.pbf" in stderr
-    # 9 copies of 4,981, and their areas cut at the outer bounds closed along them
-    assert "indexed 45284 OSM elements" in stderr
+    assert f"indexed {COPIES_ELEMENTS} OSM elements" in stderr
     assert [p.suffix for p in index_dir.iterdir()] == [".sqlite"]
     assert_same_world(read_world_chunks(out), seam_world)
 
@@ -116,6 +117,6 @@ def test_coordinator_daemon_killed_while_indexing_resumes_its_job(tmp_path, copi
         stop_daemons([coordinator, worker])
     second = logs[1].read_text(errors="replace")
     assert "interrupted index of copies.osm.pbf" in second or "waiting for another" in second
-    assert "indexed 44829 OSM elements" in second
+    assert f"indexed {COPIES_ELEMENTS} OSM elements" in second
     assert [p.suffix for p in index_dir.iterdir()] == [".sqlite"]
     assert_same_world(read_world_chunks(output), seam_world)
