@@ -48,7 +48,7 @@ from arnisd.osm.nearby_heights import annotate_index
 
 log = logging.getLogger("arnisd.osm.file_index")
 
-INDEX_VERSION = 5       # raise when the rows, or the elements the reader makes, change
+INDEX_VERSION = 6       # raise when the rows, or the elements the reader makes, change
 READY, BUILDING, INTERRUPTED, ABSENT = "ready", "building", "interrupted", "absent"
 _WAIT_POLL_S = 0.5
 _RELATION_TAG_BATCH = 2000
