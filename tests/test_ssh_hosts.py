@@ -6,13 +6,16 @@ a second run reuses the install; unreachable and refused hosts are named in one 
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
-from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT, arnisd_env
+from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT, arnisd_env, free_port
 from ssh_lab import LabUnavailable, SshLab
 from world_chunks import assert_same_world, read_world_chunks
 
@@ -45,6 +48,31 @@ def _wait_until(condition, timeout_s, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _worker_ids(port: int) -> set[str]:
+    """The worker ids the coordinator's status document lists (none while it is not up)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/coordinator/status", timeout=2) as r:
+            return {w["worker_id"] for w in json.load(r)["workers_detail"]}
+    except OSError:
+        return set()
+
+
+def _start_on_both_hosts(lab, output):
+    """``generate`` on host1 and host2 (one slot each), once both hosts' workers have joined."""
+    port = free_port()
+    process = subprocess.Popen(_generate(lab, output, "host1:1,host2:1", "--http-port", str(port)),
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                               env=arnisd_env(), cwd=REPO_ROOT)
+    try:
+        _wait_until(lambda: _worker_ids(port) == {"host1", "host2"} or process.poll() is not None,
+                    120, "both hosts' workers in the status document")
+        assert process.poll() is None, "the job ended before both hosts' workers joined"
+    except BaseException:
+        process.kill()
+        raise
+    return process
+
+
 def test_two_hosts_install_and_make_the_in_process_world(lab, tmp_path, reference_worlds):
     output = tmp_path / "world"
     done = subprocess.run(_generate(lab, output, "host1,host2:1"), capture_output=True,
@@ -61,14 +89,9 @@ def test_a_host_cut_off_mid_job_loses_its_tiles_to_the_other(lab, tmp_path, refe
     """Runs after the install above: this second run must not install again."""
     output = tmp_path / "world"
     cut = lab.hosts[1]
-    process = subprocess.Popen(_generate(lab, output, "host1:1,host2:1"),
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                               env=arnisd_env(), cwd=REPO_ROOT)
+    process = _start_on_both_hosts(lab, output)
     try:
-        _wait_until(lambda: any("host_worker run" in p for p in cut.processes()), 120,
-                    "host2's worker")
-        time.sleep(1.0)
-        assert process.poll() is None, "the job ended before host2 could be cut off"
+        assert any("host_worker run" in p for p in cut.processes())
         cut.link(up=False)
         _, stderr = process.communicate(timeout=400)
     finally:
@@ -103,3 +126,17 @@ def test_no_host_left_fails_the_job_in_one_line(lab, tmp_path):
     assert "host nowhere: cannot connect or log in" in done.stderr
     assert "no host's worker is left" in done.stderr
     assert not (tmp_path / "world").exists()
+
+
+def test_sigterm_of_generate_stops_every_host_worker(lab, tmp_path):
+    process = _start_on_both_hosts(lab, tmp_path / "world")
+    try:
+        assert all(host.arnisd_processes() for host in lab.hosts)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    for host in lab.hosts:
+        _wait_until(lambda: not host.arnisd_processes(), 15, f"{host.name}'s workers to end")
