@@ -4,7 +4,7 @@ The world is drawn region by region as ``arnisd generate --in-process`` does (pr
 then one canvas per region), with a timer around every family's draw call; encoding is timed
 separately. CPU time (``time.process_time``), so other load on the machine matters less.
 
-    python bench/bench_families.py [--runs 3] [--interior]
+    python bench/bench_families.py [--runs 3] [--interior] [--osm-file FILE]
 """
 
 from __future__ import annotations
@@ -77,8 +77,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--interior", action="store_true", help="furnish building interiors")
+    parser.add_argument("--osm-file", type=Path, default=DATA,
+                        help="another OSM file with bounds (e.g. a coast, for the sea's cost)")
     args = parser.parse_args()
-    data = read_osm_file(DATA)
+    data = read_osm_file(args.osm_file)
     projection = LocalProjection(BBox(*data.bounds))
     settings = GenerationSettings(interior=args.interior)
     runs = [one_run(data.elements, projection, settings) for _ in range(args.runs)]

@@ -161,3 +161,30 @@ def test_the_coast_scene_from_overpass_on_two_workers_equals_the_in_process_worl
     assert len(coastline_queries) == 1
     assert_same_world(read_world_chunks(made["op-cluster"]), read_world_chunks(made["op-in-process"]))
     assert _names(made["op-cluster"], [(30, G, 200)]) == ["water"]
+
+
+def test_a_coast_on_terrain_from_two_workers_equals_the_in_process_world(tmp_path):
+    from conftest import run_arnisd
+    from fake_elevation import DEM_TEST_BBOX, FakeElevationServer
+    scene = OsmScene(DEM_TEST_BBOX)
+    scene.way([(-20, 150), (300, 120), (600, 160)], {"natural": "coastline"})
+    osm = scene.write(tmp_path / "coast.osm")
+    made = {}
+    with FakeElevationServer() as server:
+        for name, how in (("in-process", ["--in-process"]),
+                          ("cluster", ["--workers", "2", "--tile-size", "0.002"])):
+            out = tmp_path / name
+            proc = run_arnisd("generate", "--osm-file", str(osm), "--output", str(out),
+                              "--elevation-url", server.url_template, "--quiet",
+                              "--elevation-cache", str(tmp_path / f"cache-{name}"), *how)
+            assert proc.returncode == 0, proc.stderr
+            made[name] = out
+    assert_same_world(read_world_chunks(made["cluster"]), read_world_chunks(made["in-process"]))
+    # the sea (south of the way) is one level of water over ground that rises southwards
+    ys = range(-64, 40)
+    tops = []
+    for x in (100, 300):
+        column = read_blocks(made["in-process"], [(x, y, 400) for y in ys])
+        tops.append(max((y for y, block in zip(ys, column) if block["name"] == "water"),
+                        default=None))
+    assert tops[0] is not None and tops[0] == tops[1], tops
