@@ -207,3 +207,7 @@ def test_railway_bridge_rails_ascend_the_ramps():
     assert ups and downs
     assert all(rails[x][1] == "ascending_east" for x in ups)
     assert all(rails[x + 1][1] == "ascending_west" for x in downs)
+    # on the deck, the track's own bed under the rails (a sleeper every 4th), stone beside it
+    beds = [block_at(ctx, x, rails[x][0] - 1, 32) for x in range(20, 28)]
+    assert beds == [b.OAK_LOG if x % 4 == 0 else b.GRAVEL for x in range(20, 28)]
+    assert {block_at(ctx, x, rails[x][0] - 1, 33) for x in range(20, 28)} == {b.STONE_BRICKS}

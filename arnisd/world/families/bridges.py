@@ -42,8 +42,9 @@ LAYER_HEIGHT_BLOCKS = 6
 PILLAR_SPACING_BLOCKS = 8
 RAMP_REACH_BLOCKS = 24      # default halo (32) minus the canvas margin (8): see the module doc
 DECK_SUPPORT = b.STONE_BRICKS
+RAIL_DECK = b.STONE_BRICKS     # a rail deck's surface; the track's own bed (gravel, sleepers) on it
 RAILING = b.STONE_BRICK_WALL
-_UNDER_DECK_KEEP = replace_table(b.WATER, *highways.ROAD_BLOCKS, b.GRAVEL)
+_UNDER_DECK_KEEP = replace_table(b.WATER, *highways.ROAD_BLOCKS, b.GRAVEL, railways.SLEEPER)
 _NOT_WATER = ~replace_table(b.WATER)
 
 
@@ -144,7 +145,7 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     xs, zs, h = clip_cells(ctx, xs, zs, h)
     ground = ctx.ground_y
     canvas = ctx.canvas
-    surface = b.GRAVEL if is_rail else highways.surface_blocks(tags, xs, zs)
+    surface = RAIL_DECK if is_rail else highways.surface_blocks(tags, xs, zs)
     flat = h == 0
     canvas.fill_columns(xs[flat], zs[flat], ground, ground + 1, _pick(surface, flat),
                         replace=_NOT_WATER)
@@ -160,7 +161,9 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
         path = railways.rail_path(element.points)
         ph = deck_heights(element, along_line(element.points, path[:, 0], path[:, 1]), ramps)
         states = railways.rail_states(path, ph)
-        px, pz, states, ph = clip_cells(ctx, path[:, 0], path[:, 1], states, ph)
+        px, pz, states, ph, beds = clip_cells(ctx, path[:, 0], path[:, 1], states, ph,
+                                              railways.bed_blocks(path))
+        canvas.set_blocks(px, ground + ph, pz, beds, replace=_NOT_WATER)
         canvas.set_blocks(px, ground + ph + 1, pz, states)
     else:
         cx, cz = highways.divider_cells(element, int(width), ctx.clip)
@@ -213,7 +216,7 @@ def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement, xs, zs, h, rai
     rail_x, rail_z = xs[railing], zs[railing]
     xs, zs, h = clip_cells(ctx, xs, zs, h)
     top = deck_tops(ctx, element, xs, zs, h)
-    surface = b.GRAVEL if is_rail else highways.surface_blocks(tags, xs, zs)
+    surface = RAIL_DECK if is_rail else highways.surface_blocks(tags, xs, zs)
     flat = h == 0
     fx, fz = xs[flat], zs[flat]
     dry = ~on_water(ctx, fx, fz)
@@ -252,7 +255,9 @@ def _draw_on_terrain(ctx: DrawContext, element: ProjectedElement, xs, zs, h, rai
         ptop[near] = deck_tops(ctx, element, px, pz,
                                deck_heights(element, along_line(element.points, px, pz), ramps))
         states = railways.rail_states(path, ptop)
-        px, pz, states, ptop = clip_cells(ctx, path[:, 0], path[:, 1], states, ptop)
+        px, pz, states, ptop, beds = clip_cells(ctx, path[:, 0], path[:, 1], states, ptop,
+                                                railways.bed_blocks(path))
+        canvas.set_blocks(px, ptop, pz, beds, replace=_NOT_WATER)
         canvas.set_blocks(px, ptop + 1, pz, states)
     else:
         cx, cz = highways.divider_cells(element, int(width), ctx.clip)
