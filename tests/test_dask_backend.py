@@ -160,3 +160,25 @@ def test_worker_of_another_version_refuses_in_one_line(dask_cluster, tmp_path):
     assert lines[-1].startswith("arnisd: error: a Dask worker of tcp://127.0.0.1:"), done.stderr
     assert "runs arnisd 9.9.9-other+" in lines[-1] and "install the same arnisd version" in lines[-1]
     assert not out.exists()
+
+
+def test_coordinator_service_runs_a_dask_job(dask_cluster, reference_worlds, tmp_path):
+    from service_control import RunningService, service_config, tenth_job
+    address = dask_cluster.start_scheduler()
+    for _ in range(2):
+        dask_cluster.start_worker()
+    with RunningService(service_config(tmp_path), workers=0) as running:
+        job_id = running.service.submit(tenth_job("ondask", tile_size_deg=0.004, dask=address))
+        done = running.wait_state(job_id, ("done", "failed", "stopped"), timeout_s=400)
+    assert done["state"] == "done", done
+    assert region_hashes(tmp_path / "worlds" / "ondask") == \
+        region_hashes(reference_worlds.folder(BUNDLED_TENTH_BBOX))
+
+
+def test_a_job_request_names_a_scheduler_address():
+    from arnisd.service.job_request import JobRequest, JobRequestError
+    request = JobRequest.from_dict({"output": "w", "bbox": BUNDLED_TENTH_BBOX,
+                                    "dask": "tcp://10.0.0.5:8786"})
+    assert request.as_dict()["dask"] == "tcp://10.0.0.5:8786"
+    with pytest.raises(JobRequestError, match="not a scheduler address"):
+        JobRequest.from_dict({"output": "w", "bbox": BUNDLED_TENTH_BBOX, "dask": "10.0.0.5"})

@@ -483,6 +483,11 @@ class Coordinator:
             if worker is not None:
                 self._lease(worker, tile_id, extract, now)
 
+    def skip_lease_numbers_used(self) -> None:
+        """Another hand-out on this journal (a job on Dask) took lease numbers: never reuse one."""
+        with self._lock:
+            self._next_lease = max(self._next_lease, self.journal.next_lease())
+
     def _take_lease_number(self) -> int:
         lease = self._next_lease
         self._next_lease += 1

@@ -39,6 +39,9 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing world of that name")
     from arnisd.elevation.options import add_terrain_arguments
     add_terrain_arguments(p, local_paths=False)
+    p.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="run the job's tiles on the Dask cluster whose scheduler is at ADDRESS "
+                        "(as the coordinator reaches it; needs arnisd[dask] there)")
     p.add_argument("--wait", action="store_true",
                    help="wait for the job to end; exit non-zero unless it is done")
     p.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
@@ -60,7 +63,7 @@ def request_from_args(args) -> JobRequest:
                 "level_name": args.level_name, "spawn_lat": args.spawn_lat,
                 "spawn_lng": args.spawn_lng, "force": args.force, "terrain": args.terrain,
                 "elevation_url": args.elevation_url, "elevation_dir": elevation_dir,
-                "fill_ground": args.fill_ground}
+                "fill_ground": args.fill_ground, "dask": args.dask}
     try:
         return JobRequest.from_dict(document)
     except JobRequestError as exc:

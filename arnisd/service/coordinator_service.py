@@ -73,6 +73,7 @@ class CoordinatorService:
         self._records: dict[str, JobRecord] = {}
         self._queue: deque[str] = deque()
         self._current: JobRecord | None = None
+        self._dask = None                 # the current job's DaskTiles, if it runs on Dask
         self._last: JobRecord | None = None
         self._ran: list[JobRecord] = []            # jobs run by this process
         self._stop = threading.Event()
@@ -142,8 +143,12 @@ class CoordinatorService:
         with self._lock:
             current, last, coordinator = self._current, self._last, self.coordinator
         live = coordinator.status_snapshot() if coordinator is not None else None
+        dask = self._dask                       # the current job's tiles are on Dask
+        if current is not None and dask is not None:
+            live = dask.status_snapshot()
         if current is not None and live is not None and live.get("job_state") is not None \
-                and coordinator.job is not None and coordinator.job.job_id == current.job_id:
+                and (dask is not None or (coordinator.job is not None
+                                          and coordinator.job.job_id == current.job_id)):
             doc = live
             doc.update(job_id=current.job_id, job_state=JobState.RUNNING,
                        output=current.request.output)
@@ -167,9 +172,11 @@ class CoordinatorService:
         return doc
 
     def _live_job_snapshot(self, record: JobRecord, tiles: bool) -> dict | None:
-        coordinator = self.coordinator
+        coordinator, dask = self.coordinator, self._dask
         if coordinator is None or self._current is not record:
             return None
+        if dask is not None:
+            return dask.status_snapshot(tiles=tiles)
         job = coordinator.job
         if job is None or job.job_id != record.job_id:
             return None
@@ -422,15 +429,19 @@ class CoordinatorService:
             outcome = JobState.CANCELLED if record.cancel_requested else JobState.STOPPED
             self._finish_record(record, outcome, None, staged, state_dir)
             return
-        self.coordinator.start_job(job)
+        from arnisd.cluster.dask_errors import DaskSchedulerLost
         from arnisd.cluster.journal import JournalError
         from arnisd.cluster.merger import MergeError
         disk_problem = False
         try:
-            result = self.coordinator.run_job()
-        except (MergeError, JournalError) as exc:
-            # a full or unwritable disk: what was received stays, the job resumes at the next
-            # start of the coordinator (once there is room)
+            if record.request.dask is not None:
+                result = self._run_on_dask(record, job)
+            else:
+                self.coordinator.start_job(job)
+                result = self.coordinator.run_job()
+        except (MergeError, JournalError, DaskSchedulerLost) as exc:
+            # a full or unwritable disk, or a Dask scheduler gone: what was received stays,
+            # the job resumes at the next start of the coordinator
             log.error("job %s stopped: %s", record.job_id, exc)
             result, error, disk_problem = None, str(exc), True
         except Exception as exc:
@@ -438,7 +449,8 @@ class CoordinatorService:
             result, error = None, f"{type(exc).__name__}: {exc}"
         else:
             error = None
-        final = self.coordinator.status_snapshot()
+        final = (self._dask or self.coordinator).status_snapshot()
+        self._dask = None
         with self._lock:
             self._account(final)
             record.final_status = final
@@ -460,6 +472,26 @@ class CoordinatorService:
             else:
                 outcome = JobState.STOPPED
         self._finish_record(record, outcome, result, staged, state_dir)
+
+    def _run_on_dask(self, record: JobRecord, job):
+        """Run ``job``'s tiles on its Dask cluster (a thread), heartbeating the ZeroMQ workers
+        meanwhile; a stop or a cancel ends it with what it made. Returns its ``JobResult``."""
+        from arnisd.cluster.dask_cluster import DaskTiles, dask_client
+        client = dask_client(record.request.dask)
+        try:
+            self._dask = DaskTiles(job, client, self.journal,
+                                   cost_models=self.coordinator.cost_models)
+            with ThreadPoolExecutor(1, "arnisd-dask") as pool:
+                future = pool.submit(self._dask.run_job)
+                while not future.done():
+                    if self._stop.is_set() or record.cancel_requested:
+                        job.stop_requested = True
+                        future.exception()          # waits for it to end
+                    self.coordinator.idle(0.5, until=future.done)
+                return future.result()
+        finally:
+            client.close(timeout=5)
+            self.coordinator.skip_lease_numbers_used()
 
     def _already_promoted(self, record: JobRecord, staged: Path) -> bool:
         """A job killed after its world was moved into place but before it was marked done."""

@@ -60,6 +60,7 @@ class JobRequest:
     elevation_url: str | None = None
     elevation_dir: str | None = None
     fill_ground: bool = False
+    dask: str | None = None          # a Dask scheduler's address: the tiles run there
 
     @classmethod
     def from_dict(cls, d: object) -> "JobRequest":
@@ -89,7 +90,11 @@ class JobRequest:
             elevation_url=_optional_str(d, "elevation_url"),
             elevation_dir=_optional_str(d, "elevation_dir"),
             fill_ground=_bool(d, "fill_ground", False),
+            dask=_optional_str(d, "dask"),
         )
+        if request.dask is not None and "://" not in request.dask:
+            raise JobRequestError("dask", f"{request.dask!r} is not a scheduler address "
+                                  "(e.g. tcp://10.0.0.5:8786)")
         if request.elevation_url is not None:
             missing = [p for p in ("{z}", "{x}", "{y}") if p not in request.elevation_url]
             if missing:
@@ -106,7 +111,7 @@ class JobRequest:
         if self.bbox is not None:
             out["bbox"] = str(self.bbox)
         for name in ("osm_file", "tile_size_deg", "halo_blocks", "level_name", "spawn_lat",
-                     "spawn_lng", "terrain", "elevation_url", "elevation_dir"):
+                     "spawn_lng", "terrain", "elevation_url", "elevation_dir", "dask"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
