@@ -66,10 +66,14 @@ def part_dask(runs: int) -> PartResult:
             walls["zeromq"].append(_cli_run(["--workers", "2"]))
             loads.append(load_average())
     finally:
-        for process in processes:
+        for process in reversed(processes):       # the workers, then the scheduler
             process.terminate()
-        for process in processes:
-            process.wait(10)
+        for process in reversed(processes):
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:     # a worker slow to close under load
+                process.kill()
+                process.wait(10)
     dask_s, zeromq_s = median(walls["dask"]), median(walls["zeromq"])
     ratio = dask_s / zeromq_s
     return PartResult(

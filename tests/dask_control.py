@@ -34,13 +34,14 @@ class DaskCluster:
         finally:
             log.close()
 
-    def start_scheduler(self, timeout_s: float = 60.0) -> str:
-        """Start the scheduler on a free port; returns its address once it listens."""
+    def start_scheduler(self, timeout_s: float = 60.0, env: dict | None = None) -> str:
+        """Start the scheduler on a free port (``env``: extra variables, e.g. Dask's own
+        ``DASK_...`` settings); returns its address once it listens."""
         port = free_port()
         info = self.folder / f"scheduler-{port}.json"
         self.scheduler = self._start(["scheduler", "--host", "127.0.0.1", "--port", str(port),
                                       "--no-dashboard", "--scheduler-file", str(info)],
-                                     f"scheduler-{port}", arnisd_env())
+                                     f"scheduler-{port}", arnisd_env(env))
         deadline = time.monotonic() + timeout_s
         while True:           # the file appears before its text is whole
             try:
@@ -52,14 +53,17 @@ class DaskCluster:
                 raise RuntimeError(f"the dask scheduler did not start: {self.log_tail()}")
             time.sleep(0.1)
 
-    def start_worker(self, env: dict | None = None, pythonpath: Path | None = None) -> subprocess.Popen:
+    def start_worker(self, env: dict | None = None, pythonpath: Path | None = None,
+                     nanny: bool = False) -> subprocess.Popen:
         """A single-threaded worker of the scheduler (``env``: extra variables; ``pythonpath``:
-        where its arnisd comes from instead of this checkout)."""
+        where its arnisd comes from instead of this checkout; ``nanny``: under a nanny process,
+        which starts the worker again when it dies)."""
         worker_env = arnisd_env(env)
         if pythonpath is not None:
             worker_env["PYTHONPATH"] = os.pathsep.join([str(pythonpath),
                                                         *(env or {}).get("PYTHONPATH", "").split(os.pathsep)])
-        process = self._start(["worker", self.address, "--nthreads", "1", "--no-nanny",
+        process = self._start(["worker", self.address, "--nthreads", "1",
+                               "--nanny" if nanny else "--no-nanny",
                                "--no-dashboard", "--death-timeout", "30",
                                "--name", f"test-worker-{len(self.workers)}"],
                               f"worker-{len(self.workers)}", worker_env)

@@ -182,3 +182,24 @@ def test_a_job_request_names_a_scheduler_address():
     assert request.as_dict()["dask"] == "tcp://10.0.0.5:8786"
     with pytest.raises(JobRequestError, match="not a scheduler address"):
         JobRequest.from_dict({"output": "w", "bbox": BUNDLED_TENTH_BBOX, "dask": "10.0.0.5"})
+
+
+def test_a_tile_that_kills_its_workers_fails_for_good(dask_cluster, tmp_path):
+    from arnisd.cluster.tiling import make_tiles
+    from arnisd.geo.bbox import BBox
+    from arnisd.world.settings import GenerationSettings
+    poison = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), GenerationSettings(), float(TILE_SIZE))[1]
+    # the scheduler gives a task up once it killed 2 workers (Dask's default is 4)
+    address = dask_cluster.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = slow_env(markers, 0.0, ARNISD_GENERATOR="fake_generators:poison_generate",
+                   ARNISD_TEST_POISON=f"{poison.owned.x0},{poison.owned.z0}")
+    for _ in range(2):
+        dask_cluster.start_worker(env, nanny=True)
+    done = run_arnisd(*generate_args(tmp_path / "world", address),
+                      env={"XDG_CACHE_HOME": str(tmp_path / "c")}, timeout_s=400)
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("arnisd: error: 1 of ") and poison.tile_id in last, last
+    assert "killed every Dask worker it ran on" in last
