@@ -119,3 +119,15 @@ def read_markers(marker_dir: Path) -> list[tuple[int, int, int, int]]:
         worker, slot, x0, z0 = path.name.split("-", 3)
         out.append((int(worker), int(slot), int(x0), int(z0)))
     return out
+
+
+def slow_first_time_generate(elements, projection, owned, settings):
+    """``fake_generate``; the tile whose owned rect starts at ``ARNISD_TEST_SLOW_TILE``
+    ("x0,z0") after ``ARNISD_TEST_SLOW_S`` seconds the first time it is made (a marker file in
+    ``ARNISD_TEST_MARKER_DIR`` remembers it), at once after that."""
+    if os.environ.get("ARNISD_TEST_SLOW_TILE") == f"{owned.x0},{owned.z0}":
+        marker = Path(os.environ["ARNISD_TEST_MARKER_DIR"]) / f"first-{owned.x0}-{owned.z0}"
+        if not marker.exists():
+            marker.touch()
+            time.sleep(float(os.environ.get("ARNISD_TEST_SLOW_S", "1")))
+    return fake_generate(elements, projection, owned, settings)

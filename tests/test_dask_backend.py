@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT, arnisd_env, free_port,
-                      run_arnisd)
+from conftest import (BUNDLED_EXTRACT, BUNDLED_SPECK_BBOX, BUNDLED_TENTH_BBOX, REPO_ROOT,
+                      arnisd_env, free_port, run_arnisd)
 from fake_generators import read_markers, slow_env
 
 try:
@@ -203,3 +203,32 @@ def test_a_tile_that_kills_its_workers_fails_for_good(dask_cluster, tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("arnisd: error: 1 of ") and poison.tile_id in last, last
     assert "killed every Dask worker it ran on" in last
+
+
+def test_a_timed_out_task_is_made_again_and_merged_once(dask_cluster, bundled_elements, tmp_path):
+    from arnisd.cluster.coordinator_config import CoordinatorConfig
+    from arnisd.cluster.dask_cluster import run_dask_cluster
+    from arnisd.cluster.job_setup import job_extract_source, plan_job
+    from arnisd.geo.bbox import BBox
+    from arnisd.job import JobSpec
+    spec = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=tmp_path / "w",
+                   tile_size_deg=0.001)
+    tiles = plan_job(spec).tiles
+    slow = tiles[2]
+    address = dask_cluster.start_scheduler()
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    # the slow tile's first task sleeps past the timeout; its second is made at once
+    env = slow_env(markers, 6.0, ARNISD_GENERATOR="fake_generators:slow_first_time_generate",
+                   ARNISD_TEST_SLOW_TILE=f"{slow.owned.x0},{slow.owned.z0}")
+    for _ in range(2):
+        dask_cluster.start_worker(env)
+    result = run_dask_cluster(spec, job_extract_source(spec, bundled_elements), address,
+                              tmp_path / "w", finalize=lambda world_dir: None,
+                              config=CoordinatorConfig(retry_backoff_s=0.1),
+                              task_timeout_s=4.0, max_in_flight=2, timeout_s=300)
+    assert result.ok and result.tiles_committed == len(tiles) > 2
+    assert result.attempts == len(tiles) + 1          # the slow tile: timed out, then made
+    assert result.chunks == sum(t.chunk_count() for t in tiles)   # each chunk merged once
+    assert not result.determinism_bugs
+    assert [p.name for p in markers.iterdir()] == [f"first-{slow.owned.x0}-{slow.owned.z0}"]
