@@ -71,3 +71,34 @@ def test_a_gap_between_opposite_sides_is_ambiguous():
     # enters from the west, leaves to the east: either way round passes two corners
     located = [False, False, False, True, True, False]
     assert close_cut_ring(band, located, (0, 0, 1000, 1000)) is None
+
+
+def test_a_multipolygon_cut_by_the_file_bounds_is_closed_along_them(tmp_path):
+    from arnisd.osm.extract import pack_elements
+    from arnisd.osm.file_index import open_file_index
+    from arnisd.osm.reader import read_osm_file
+    from osm_scene import OsmScene
+    scene = OsmScene(cut_at_bounds=True)
+    a, b, c, d, e = (scene.node(x, z) for x, z in
+                     [(40, -60), (40, 20), (120, 20), (120, -60), (80, -100)])
+    west = scene.way_of_nodes([a, b, c], {})
+    east = scene.way_of_nodes([c, d], {})
+    beyond = scene.way_of_nodes([d, e, a], {})                 # wholly outside: left out below
+    island = scene.way([(60, 5), (70, 5), (70, 12), (60, 12)], {}, closed=True)
+    lake = scene.relation([("way", west, "outer"), ("way", east, "outer"),
+                           ("way", beyond, "outer"), ("way", island, "inner")],
+                          {"type": "multipolygon", "natural": "water"})
+    scene.ways = [w for w in scene.ways if w[0] != beyond]
+    osm = scene.write(tmp_path / "lake.osm")
+    data = read_osm_file(osm)
+    area = next(e for e in data.elements if e.osm_type == "relation" and e.osm_id == lake)
+    assert area.kind == "area" and area.tags["natural"] == "water"
+    (polygon,) = area.polygons
+    assert len(polygon.inners) == 1
+    north_lat = round(data.bounds[2] * 1e7)
+    assert (polygon.outer[:, 0] == north_lat).sum() >= 2        # closed along the north bound
+    x, z = scene.projection.project_e7(polygon.outer[:, 0], polygon.outer[:, 1])
+    assert x.min() >= 39 and x.max() <= 121 and z.max() <= 21
+    with open_file_index(osm, tmp_path / "index") as index:
+        assert index.extract(-900_000_000, -1_800_000_000, 900_000_000, 1_800_000_000) == \
+            pack_elements(data.elements)

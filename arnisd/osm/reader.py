@@ -34,6 +34,7 @@ import shapely
 from arnisd.arrays import sorted_unique
 from arnisd.errors import UserError
 from arnisd.osm.bounds_clip import BoundsE7, bounds_e7_of, close_cut_ring
+from arnisd.osm.cut_relations import close_cut_relation
 from arnisd.osm.elements import OsmData, OsmElement, Polygon
 from arnisd.osm.nearby_heights import annotate_elements
 from arnisd.osm.overpass_json import (OverpassJsonError, declared_bounds, load_overpass_json,
@@ -241,6 +242,8 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
 
     cut_by = bounds_e7_of(bounds)
     left_out = 0
+    multipolygons: dict[int, tuple[list[tuple[int, str]], dict[str, str]]] = {}
+    assembled: set[int] = set()     # relations osmium made areas of
     for obj in processor:
         objects += 1
         kind = obj.type_str()
@@ -261,11 +264,13 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
                 pending.append(OsmElement("way", obj.id, "line", dict(obj.tags),
                                           coords=coords, node_ids=node_ids))
         elif kind == "a":
-            if not _add_area(obj, wkb_factory, area_headers, area_wkbs) \
-                    and not obj.from_way() and len(obj.tags):
-                left_out += 1
+            if _add_area(obj, wkb_factory, area_headers, area_wkbs) and not obj.from_way():
+                assembled.add(obj.orig_id())
         elif kind == "r":
             on_relation_tags(obj.id, dict(obj.tags))
+            if obj.tags.get("type") == "multipolygon" and len(obj.tags) > 1:
+                multipolygons[obj.id] = ([(m.ref, m.role) for m in obj.members if m.type == "w"],
+                                         dict(obj.tags))
         elif kind == "n":
             location = obj.location
             if location.valid():
@@ -273,6 +278,10 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
                 pending.append(OsmElement("node", obj.id, "point", dict(obj.tags), coords=coords))
         if len(pending) + len(area_headers) >= batch_size:
             flush()
+    if cut_by is not None:
+        failed = {rid: multipolygons[rid] for rid in multipolygons if rid not in assembled}
+        left_out += _close_cut_relations(source, failed, processor.node_location_storage,
+                                         cut_by, pending)
     flush()
     in_order = not _any_located_later(processor.node_location_storage, unlocated_refs)
     if left_out and in_order:
@@ -280,6 +289,39 @@ def stream_elements(source: osmium.io.File | osmium.io.FileBuffer,
                     "bounds where the way round is ambiguous, or broken multipolygons)",
                     left_out)
     return in_order
+
+
+def _close_cut_relations(source, failed: dict, locations, bounds: BoundsE7,
+                         pending: list[OsmElement]) -> int:
+    """Multipolygons osmium could not assemble, closed along ``bounds`` where they were cut
+    (``arnisd.osm.cut_relations``; their member ways read again); how many stay left out."""
+    if not failed:
+        return 0
+    wanted = {way_id for members, _ in failed.values() for way_id, _ in members}
+    way_refs: dict[int, list[int]] = {}
+    try:
+        for way in osmium.FileProcessor(source, osmium.osm.WAY):
+            if way.id in wanted:
+                way_refs[way.id] = [node.ref for node in way.nodes]
+    except OSMIUM_ERRORS:
+        return len(failed)
+
+    def locate(ref: int) -> tuple[int, int] | None:
+        try:
+            location = locations.get(ref)
+        except (KeyError, osmium.InvalidLocationError):
+            return None
+        return (location.y, location.x) if location.valid() else None
+
+    left_out = 0
+    for relation_id in sorted(failed):
+        members, tags = failed[relation_id]
+        polygons = close_cut_relation(members, way_refs, locate, bounds)
+        if polygons is None:
+            left_out += 1
+        else:
+            pending.append(OsmElement("relation", relation_id, "area", tags, polygons=polygons))
+    return left_out
 
 
 def _makes_area(way, refs: list) -> bool:
