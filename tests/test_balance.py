@@ -4,6 +4,7 @@ worker holding up the end of a job."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -11,13 +12,13 @@ from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.dispatch import assignments
 from arnisd.cluster.job_setup import job_extract_source
 from arnisd.cluster.local import run_local_cluster
-from arnisd.cluster.tilebook import TileBook
+from arnisd.cluster.tilebook import TileBook, TileState
 from arnisd.cluster.tiling import make_tiles
 from arnisd.cluster.worker_record import WorkerRecord
 from arnisd.cluster.worker_speed import WorkerSpeed
 from arnisd.geo.bbox import BBox
 from arnisd.job import JobSpec
-from conftest import BUNDLED_TENTH_BBOX
+from conftest import BUNDLED_SPECK_BBOX, BUNDLED_TENTH_BBOX
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -96,3 +97,55 @@ def test_a_slow_worker_does_not_hold_the_last_tile(tmp_path, monkeypatch):
     last_slow = max(ended[m] for m in by_slow)
     assert ended[last] > last_slow
     assert os.environ["ARNISD_TEST_SLOW_S"] == "2.0"
+
+
+def test_a_backup_lease_races_the_first_and_the_loser_is_fenced_and_counted():
+    tiles = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), JobSpec(BBox.parse(BUNDLED_TENTH_BBOX),
+                                                                 "w").settings, 0.005)
+    book = TileBook(tiles)
+    first, second = tiles[0].tile_id, tiles[1].tile_id
+    book.lease(first, b"slow", 0.0, 1)
+    book.lease_backup(first, b"fast", 5.0, 2)
+    assert book.is_current(first, 1, b"slow") and book.is_current(first, 2, b"fast")
+    assert sorted(book.held_by(b"fast")) == [first] and book.lease_of(first, b"fast") == 2
+    assert book.commit(first, b"fast") == (b"slow", 1)        # the backup won: the first is over
+    assert not book.is_current(first, 1, b"slow") and book.was_issued(first, 1)
+    assert book.records[first].lease == 2 and book.records[first].attempts == 2
+    assert (book.backups_total, book.backups_won) == (1, 1)
+    # a backup that fails ends only itself: the first lease goes on, nothing is re-queued
+    book.lease(second, b"slow", 0.0, 3)
+    book.lease_backup(second, b"fast", 1.0, 4)
+    assert book.drop_backup_race(second, b"fast") == 4
+    assert book.is_current(second, 3, b"slow") and not book.is_current(second, 4, b"fast")
+    assert book.counts[TileState.PENDING] == len(tiles) - 2
+    # the first lease lost: the backup becomes the tile's lease
+    book.lease_backup(second, b"fast", 2.0, 5)
+    assert book.drop_backup_race(second, b"slow") == 3
+    assert book.records[second].holder == b"fast" and book.records[second].lease == 5
+    assert book.commit(second, b"fast") is None and book.backups_won == 1
+
+
+def test_a_straggling_tile_is_backed_up_on_an_idle_worker_and_the_job_ends_without_it(
+        tmp_path, monkeypatch):
+    """One worker sleeps 20 s on its first tile, the other 0.1 s a tile: once nothing waits,
+    the idle worker runs the straggler again, its result is committed, the first lease fenced;
+    the job does not wait the 20 s."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv("ARNISD_TEST_MARKER_DIR", str(markers))
+    monkeypatch.setenv("ARNISD_TEST_SLOW_S", "20")
+    output = tmp_path / "world"
+    job = JobSpec(bbox=BBox.parse(BUNDLED_SPECK_BBOX), output=output, tile_size_deg=0.001)
+    started = time.monotonic()
+    result = run_local_cluster(job, job_extract_source(job, []), 2, output,
+                               generator="fake_generators:one_slow_worker_generate",
+                               config=CoordinatorConfig(fsync=False), timeout_s=120,
+                               finalize=lambda world_dir: None)
+    wall_s = time.monotonic() - started
+    assert result.ok and result.tiles_committed == result.tiles_total >= 4
+    assert result.backups >= 1 and result.backups_won >= 1, result
+    assert result.attempts == result.tiles_total + result.backups
+    assert not result.determinism_bugs
+    slow = (markers / "slow").read_text()
+    assert not any(m.name.startswith(f"{slow}-") for m in markers.iterdir())  # never finished
+    assert wall_s < 15, wall_s

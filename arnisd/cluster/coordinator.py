@@ -39,7 +39,7 @@ import zmq
 
 from arnisd.cluster import protocol
 from arnisd.cluster.coordinator_config import CoordinatorConfig
-from arnisd.cluster.dispatch import assignments, free_workers, prefetch_due
+from arnisd.cluster.dispatch import assignments, backup_assignments, free_workers, prefetch_due
 from arnisd.cluster.extracts import TileExtract
 from arnisd.cluster.job_run import JobResult, JobRun
 from arnisd.cluster.merger import MissingFrames
@@ -339,7 +339,8 @@ class Coordinator:
             return False
         log.warning("tile %s from %s: %s; asking for the result again", tile_id,
                     worker.worker_id, reason)
-        job.next_seq[tile_id] = -1               # drop everything until it registers again
+        # drop everything until it registers again
+        job.next_seq[(tile_id, job.book.lease_of(tile_id, worker.identity))] = -1
         self._ask_to_register(worker, now)
         return True
 
@@ -349,7 +350,7 @@ class Coordinator:
         if job is None or not job.book.is_current(tile_id, lease, worker.identity):
             self._check_issued(worker, "chunks", tile_id, lease)
             return  # stale lease: dropped (its worker was told to cancel)
-        expected, seq = job.next_seq.get(tile_id, 0), message["seq"]
+        expected, seq = job.next_seq.get((tile_id, lease), 0), message["seq"]
         if expected < 0 or seq < expected:
             return  # waiting for a re-registration, or a frame resent after a rewind
         if seq > expected:
@@ -363,7 +364,7 @@ class Coordinator:
             self._send(worker, protocol.make("cancel", tile=tile_id, attempt=lease, reason=error), now)
             self._end_lease(worker, tile_id, now, error)
             return
-        job.next_seq[tile_id] = seq + 1
+        job.next_seq[(tile_id, lease)] = seq + 1
         worker.chunks_received += len(message["records"])
         self._send(worker, protocol.make("credit", tile=tile_id, attempt=lease, frames=1), now)
 
@@ -376,7 +377,7 @@ class Coordinator:
             if self._check_issued(worker, "done", tile_id, lease):
                 job.merger.note_late_done(tile_id, lease, message["content_digest"])
             return
-        if job.next_seq.get(tile_id, 0) < 0:
+        if job.next_seq.get((tile_id, lease), 0) < 0:
             return  # its frames are being sent again
         error = job.merger.finish(tile_id, lease, message["count"], message["digest"],
                                   message["content_digest"])
@@ -389,9 +390,12 @@ class Coordinator:
             return
         worker.leases.discard(tile_id)
         worker.tiles_done += 1
-        job.book.commit(tile_id)
         job.measured(tile_id, message["elapsed_s"], worker.speed, self.cost_models)
-        job.next_seq.pop(tile_id, None)
+        loser = job.commit(tile_id, worker.identity)
+        if loser is not None and loser[0] in self.workers:    # a backup race: fence the other
+            self.workers[loser[0]].leases.discard(tile_id)
+            self._send(loser[0], protocol.make("cancel", tile=tile_id, attempt=loser[1],
+                                               reason="another lease finished first"), now)
         record = job.book.records[tile_id]
         log.info("tile %s committed by %s (%s)", tile_id, worker.worker_id,
                  record.attempt_and_lease(),
@@ -430,7 +434,8 @@ class Coordinator:
                    error: str | None, lost: bool = False) -> None:
         if worker is not None:
             worker.leases.discard(tile_id)
-        self.job.end_lease(tile_id, now, error, lost)
+        self.job.end_lease(tile_id, now, error, lost,
+                           holder=worker.identity if worker is not None else None)
 
     def _drop_worker(self, worker: WorkerRecord, now: float, error: str | None) -> None:
         """Forget a worker; its leases go back to the queue (lost, when it died)."""
@@ -482,6 +487,9 @@ class Coordinator:
             extract = prefetch.take(tile_id)
             if worker is not None:
                 self._lease(worker, tile_id, extract, now)
+        for tile_id, worker in backup_assignments(book, free, self.workers.values(),
+                                                  self.job.tile_cost_s, self.job.extracts_out, now):
+            self._lease(worker, tile_id, self.job.extracts_out[tile_id], now, backup=True)
 
     def skip_lease_numbers_used(self) -> None:
         """Another hand-out on this journal (a job on Dask) took lease numbers: never reuse one."""
@@ -493,21 +501,26 @@ class Coordinator:
         self._next_lease += 1
         return lease
 
-    def _lease(self, worker: WorkerRecord, tile_id: str, extract: TileExtract, now: float) -> None:
+    def _lease(self, worker: WorkerRecord, tile_id: str, extract: TileExtract, now: float,
+               backup: bool = False) -> None:
         job = self.job
-        record = job.book.lease(tile_id, worker.identity, now, self._take_lease_number())
+        number = self._take_lease_number()
+        record = (job.book.lease_backup(tile_id, worker.identity, now, number) if backup
+                  else job.book.lease(tile_id, worker.identity, now, number))
         worker.leases.add(tile_id)
-        job.merger.begin(tile_id, record.lease)
-        job.next_seq[tile_id] = 0
+        job.extracts_out[tile_id] = extract
+        job.merger.begin(tile_id, number)
+        job.next_seq[(tile_id, number)] = 0
         job.resyncs.pop(tile_id, None)
-        frame = protocol.make("lease", tile=tile_id, attempt=record.lease,
+        frame = protocol.make("lease", tile=tile_id, attempt=number,
                               unit=work_unit(record.tile, job.settings, job.job_info["bbox"]),
                               extract=extract.elements,
                               elevation=elevation_to_wire(extract.elevation),
                               credit=self.config.credit_frames)
         self._outbox.append((worker.identity, frame))     # sent once the lease is journaled
-        log.debug("tile %s (%s) leased to %s (%d of %d slots busy)", tile_id,
-                  record.attempt_and_lease(), worker.worker_id, len(worker.leases), worker.slots)
+        log.log(logging.INFO if backup else logging.DEBUG, "tile %s (%s) leased to %s%s",
+                tile_id, record.attempt_and_lease(), worker.worker_id,
+                f" as a backup, lease {number}" if backup else "")
 
     # --- end of a job ------------------------------------------------------------------------
 

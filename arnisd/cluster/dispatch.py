@@ -97,11 +97,57 @@ def _faster_elsewhere(book: TileBook, worker: WorkerRecord, tile_cost_s: float,
     the time until one of its slots frees up (its leases' estimates from when they began)."""
     mine = worker.speed.seconds_for(tile_cost_s)
     for other in workers:
-        if other is worker or other.speed.pace <= worker.speed.pace or other.slots <= 0:
+        pace = _pace_now(book, other, cost_s, now)
+        if other is worker or pace <= worker.speed.pace or other.slots <= 0:
             continue
-        ends = sorted(book.records[t].leased_at + other.speed.seconds_for(cost_s.get(t, 0.0))
+        ends = sorted(book.records[t].leased_at + cost_s.get(t, 0.0) / pace
                       for t in other.leases if t in book.records)
         free_in = 0.0 if len(ends) < other.slots else max(0.0, ends[len(ends) - other.slots] - now)
-        if free_in + other.speed.seconds_for(tile_cost_s) < mine:
+        if free_in + tile_cost_s / pace < mine:
             return True
     return False
+
+
+def _pace_now(book: TileBook, worker: WorkerRecord, cost_s: Mapping[str, float],
+              now: float) -> float:
+    """A worker's pace, lowered to what its leases running past their estimate show (a
+    worker that never finished a tile may be stuck on its first)."""
+    pace = worker.speed.pace
+    for tile_id in worker.leases:
+        record = book.records.get(tile_id)
+        running_s = now - record.leased_at if record is not None else 0.0
+        if running_s > 0 and cost_s.get(tile_id, 0.0) / running_s < pace:
+            pace = cost_s.get(tile_id, 0.0) / running_s
+    return max(pace, 1e-6)
+
+
+def backup_assignments(book: TileBook, free: list[WorkerRecord], workers: Iterable[WorkerRecord],
+                       cost_s: Mapping[str, float], extracts: Mapping[str, object],
+                       now: float) -> Iterator[tuple[str, WorkerRecord]]:
+    """``(tile, worker)``: backups of tiles still being computed, for slots that would idle
+    (nothing is pending). The tiles expected to end last go first, tiles running past their
+    expected end before all; each to the fastest worker with a free slot that does not hold
+    it, unless its current holder is expected to finish before that worker would."""
+    if book.counts[TileState.PENDING] > 0 or not any(w.room(False) > 0 for w in free):
+        return
+    running = []
+    for holder in workers:
+        for tile_id in holder.leases:
+            record = book.records.get(tile_id)
+            if (record is None or record.state != TileState.LEASED
+                    or record.backup_holder is not None or tile_id not in extracts):
+                continue
+            ends_at = record.leased_at + holder.speed.seconds_for(cost_s.get(tile_id, 0.0))
+            running.append((ends_at > now, -(now - ends_at) if ends_at <= now else -ends_at,
+                            tile_id, holder))
+    for overdue_last, _, tile_id, holder in sorted(running, key=lambda r: r[:3]):
+        idle = [w for w in free if w.room(False) > 0 and w is not holder
+                and not w.awaiting_register]
+        if not idle:
+            return
+        worker = max(idle, key=lambda w: (w.speed.pace, w.slots))
+        ends_at = book.records[tile_id].leased_at + holder.speed.seconds_for(
+            cost_s.get(tile_id, 0.0))
+        if overdue_last and ends_at - now <= worker.speed.seconds_for(cost_s.get(tile_id, 0.0)):
+            continue
+        yield tile_id, worker

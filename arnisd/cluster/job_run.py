@@ -39,6 +39,8 @@ class JobResult:
     attempts: int = 0          # leases handed out over the whole job (tiles_total if no retry)
     job_id: str = ""
     error: str | None = None   # why the job gave up early (its data source is down)
+    backups: int = 0           # backup leases of tiles that were still being computed
+    backups_won: int = 0       # of those, committed before the tile's first lease
 
     @property
     def ok(self) -> bool:
@@ -78,7 +80,8 @@ class JobRun:
         self.on_progress = on_progress      # called with the chunks merged so far
         self.restored = restored
         self.progress_reported = -1
-        self.next_seq: dict[str, int] = {}      # tile -> the chunks frame expected next
+        self.next_seq: dict[tuple[str, int], int] = {}   # (tile, lease) -> next chunks frame
+        self.extracts_out: dict[str, object] = {}  # leased tile -> its extract (for a backup)
         self.resyncs: dict[str, int] = {}       # tile -> streams restarted for frames lost
         self.orphans: dict[str, float] = {}     # restored leases -> when they expire unclaimed
         self.stop_requested = False
@@ -114,7 +117,7 @@ class JobRun:
             self.orphans.pop(tile_id, None)
         for tile_id, lease in claims.kept.items():
             self.merger.begin(tile_id, lease)
-            self.next_seq[tile_id] = 0
+            self.next_seq[(tile_id, lease)] = 0
             self.orphans.pop(tile_id, None)
         return claims
 
@@ -125,14 +128,33 @@ class JobRun:
         speed.record(tile.chunk_count(), self.tile_cost_s.get(tile_id, 0.0), elapsed_s)
         cost_models.add(self.tile_features.get(tile_id, ()), elapsed_s)
 
+    def commit(self, tile_id: str, holder: bytes | None = None) -> tuple[bytes, int] | None:
+        """``holder``'s result of the tile was committed; returns the other lease of a backup
+        race (``TileBook.commit``), whose staged frames are dropped here."""
+        lease = self.book.lease_of(tile_id, holder)
+        other = self.book.commit(tile_id, holder)
+        self.next_seq.pop((tile_id, lease), None)
+        self.extracts_out.pop(tile_id, None)
+        if other is not None:
+            self.merger.abort(tile_id, other[1])
+            self.next_seq.pop((tile_id, other[1]), None)
+        return other
+
     def end_lease(self, tile_id: str, now: float, error: str | None, lost: bool,
-                  for_good: bool = False) -> None:
+                  for_good: bool = False, holder: bytes | None = None) -> None:
         """A lease ends without a result: what was staged of it is dropped and the tile goes
         back (``TileBook.release``: a failure with ``error``, lost with its worker if
-        ``lost``, failed at once if ``for_good``)."""
+        ``lost``, failed at once if ``for_good``). Of a tile running twice (a backup), only
+        ``holder``'s lease ends."""
         record = self.book.records[tile_id]
+        dropped = self.book.drop_backup_race(tile_id, holder) if holder is not None else None
+        if dropped is not None:
+            self.merger.abort(tile_id, dropped)
+            self.next_seq.pop((tile_id, dropped), None)
+            return
         self.merger.abort(tile_id, record.lease)
-        self.next_seq.pop(tile_id, None)
+        self.next_seq.pop((tile_id, record.lease), None)
+        self.extracts_out.pop(tile_id, None)
         self.orphans.pop(tile_id, None)
         self.book.release(tile_id, now, error, lost=lost, for_good=for_good)
         if record.state == TileState.FAILED:
@@ -195,4 +217,5 @@ class JobRun:
         return JobResult(merger.world_dir, len(book.records), book.counts[TileState.COMMITTED],
                          book.failed(), merger.chunks_merged, merger.regions_written,
                          end - self.started_at, list(merger.determinism_bugs),
-                         book.attempts_total(), self.job_id, self.source_outage.error)
+                         book.attempts_total(), self.job_id, self.source_outage.error,
+                         book.backups_total, book.backups_won)

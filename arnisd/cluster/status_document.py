@@ -62,6 +62,8 @@ def status_document(job: JobRun | None, workers: Iterable[WorkerRecord], session
         "regions_written": job.merger.regions_written,
         "regions_total": job.merger.region_count,
         "tile_leases": book.attempts_total(),
+        "backups": book.backups_total,
+        "backups_won": book.backups_won,
         "messages_received": messages_received,
         "protocol_errors": protocol_errors,
         "workers_detail": workers_detail,

@@ -21,6 +21,12 @@ went silent, was unreachable or stopped): the tile is innocent and goes straight
 queue, up to ``max_lost`` times. A lease given back cleanly (a worker's ``bye``) counts as
 neither.
 
+A *backup* is a second lease of a leased tile to another worker, taken when slots would
+otherwise idle at the end of a job (MapReduce's backup tasks): the tile then has two current
+leases, the first complete result is committed, and the other lease is over (fenced as any
+late lease is). A failure or loss of one of the two ends only that one. Backups are not
+journaled: after a restart only the first lease is the tile's.
+
 No sockets and no clocks of its own: the caller passes ``now`` (monotonic seconds). Every
 change marks the tile in ``dirty`` so the coordinator can journal it before acting on it.
 """
@@ -55,6 +61,9 @@ class TileRecord:
     leased_at: float = 0.0
     not_before: float = 0.0
     leases_issued: list = field(default_factory=list)    # every lease number it was given
+    backup_lease: int = 0         # a second lease running at the same time (0: none)
+    backup_holder: bytes | None = None
+    backup_leased_at: float = 0.0
 
     def attempt_and_lease(self) -> str:
         """How log lines name the tile's current try: "attempt 2, lease 17"."""
@@ -93,6 +102,8 @@ class TileBook:
         self.counts = {state: 0 for state in TileState}
         self.counts[TileState.PENDING] = len(tiles)
         self.dirty: set[str] = set()
+        self.backups_total = 0          # backup leases handed out
+        self.backups_won = 0            # of those, committed before the first lease
 
     def _set_state(self, record: TileRecord, state: TileState) -> None:
         self.counts[record.state] -= 1
@@ -172,6 +183,45 @@ class TileBook:
         self._move(record, TileState.LEASED)
         return record
 
+    def lease_backup(self, tile_id: str, holder: bytes, now: float, lease: int) -> TileRecord:
+        """Lease a leased tile a second time, to another worker, as lease number ``lease``."""
+        record = self.records[tile_id]
+        assert record.state == TileState.LEASED and record.backup_holder is None, tile_id
+        assert holder != record.holder and lease > record.lease, (lease, record.lease)
+        record.backup_lease, record.backup_holder = lease, holder
+        record.backup_leased_at = now
+        record.leases_issued.append(lease)
+        record.attempts += 1
+        self.backups_total += 1
+        self.dirty.add(tile_id)
+        return record
+
+    def lease_of(self, tile_id: str, holder: bytes) -> int | None:
+        """The number of ``holder``'s current lease of the tile (None if it has none)."""
+        record = self.records.get(tile_id)
+        if record is None or record.state != TileState.LEASED:
+            return None
+        if holder == record.holder:
+            return record.lease
+        return record.backup_lease if holder == record.backup_holder else None
+
+    def drop_backup_race(self, tile_id: str, holder: bytes) -> int | None:
+        """When the tile runs twice, end ``holder``'s lease only (the other goes on as the
+        tile's lease) and return its number; None when ``holder``'s is its only lease."""
+        record = self.records.get(tile_id)
+        if record is None or record.state != TileState.LEASED or record.backup_holder is None:
+            return None
+        if holder == record.holder:
+            lease = record.lease
+            record.holder, record.lease = record.backup_holder, record.backup_lease
+        elif holder == record.backup_holder:
+            lease = record.backup_lease
+        else:
+            return None
+        record.backup_holder, record.backup_lease = None, 0
+        self.dirty.add(tile_id)
+        return lease
+
     def can_reclaim(self, tile_id: str, lease: int) -> bool:
         """A pending tile whose last lease is ``lease`` (nobody got it since): its old holder
         may take it back, with the work it already did."""
@@ -190,7 +240,8 @@ class TileBook:
     def is_current(self, tile_id: str, lease: int, holder: bytes) -> bool:
         record = self.records.get(tile_id)
         return (record is not None and record.state == TileState.LEASED
-                and record.lease == lease and record.holder == holder)
+                and ((record.lease == lease and record.holder == holder)
+                     or (record.backup_lease == lease and record.backup_holder == holder)))
 
     def was_issued(self, tile_id: str, lease: int) -> bool:
         record = self.records.get(tile_id)
@@ -213,8 +264,10 @@ class TileBook:
         released: list[tuple[str, int]] = []
         for tile_id in self.held_by(holder):
             if tile_id not in kept:
-                released.append((tile_id, self.records[tile_id].lease))
-                self.release(tile_id, now, None)
+                dropped = self.drop_backup_race(tile_id, holder)
+                released.append((tile_id, dropped or self.records[tile_id].lease))
+                if dropped is None:
+                    self.release(tile_id, now, None)
         return Claims(kept, reclaimed, released)
 
     def audit_claims(self, holder: bytes, claimed: dict[str, int], held: set[str], now: float,
@@ -224,18 +277,35 @@ class TileBook:
         to drop them, tiles of ``held`` it no longer lists though leased more than
         ``grace_s`` ago: lost)`` (a lease frame may still be on its way for ``grace_s``)."""
         stale = [(t, n) for t, n in claimed.items() if not self.is_current(t, n, holder)]
+        def leased_at(record: TileRecord) -> float:
+            return record.backup_leased_at if record.backup_holder == holder else record.leased_at
         unlisted = [t for t in held
-                    if t not in claimed and now - self.records[t].leased_at > grace_s]
+                    if t not in claimed and now - leased_at(self.records[t]) > grace_s]
         return stale, unlisted
 
     def held_by(self, holder: bytes) -> list[str]:
         return [t for t, r in self.records.items()
-                if r.state == TileState.LEASED and r.holder == holder]
+                if r.state == TileState.LEASED and holder in (r.holder, r.backup_holder)]
 
     # --- outcomes --------------------------------------------------------------------------
 
-    def commit(self, tile_id: str) -> None:
+    def commit(self, tile_id: str, holder: bytes | None = None) -> tuple[bytes, int] | None:
+        """Commit ``holder``'s lease of the tile; returns the other lease of a backup race,
+        ``(holder, lease)``, now over (its worker is to be told to drop it)."""
         record = self.records[tile_id]
+        other = None
+        if record.backup_holder is not None:
+            if holder == record.backup_holder:
+                other = (record.holder, record.lease)
+                record.lease = record.backup_lease
+                self.backups_won += 1
+            else:
+                other = (record.backup_holder, record.backup_lease)
+            record.backup_holder, record.backup_lease = None, 0
+        self._commit(record)
+        return other
+
+    def _commit(self, record: TileRecord) -> None:
         record.holder = None
         record.error = None
         self._move(record, TileState.COMMITTED)
