@@ -49,6 +49,7 @@ DASK_HOLDER = b"dask"
 DEFAULT_TASK_TIMEOUT_S = 1800.0
 IDLE_WAIT_S = 0.005
 WORKERS_REFRESH_S = 1.0
+NO_WORKERS_WARNING_S = 15.0
 
 
 def dask_client(address: str, timeout_s: float = 10.0):
@@ -135,6 +136,8 @@ class DaskTiles:
         self.threads = 0                                # every Dask worker's threads
         self.workers: dict[str, WorkerRecord] = {}      # for the status document
         self.workers_at = -1e9
+        self.without_workers_since: float | None = None
+        self.warned = False
         self.lock = threading.Lock()
 
     # --- the loop ----------------------------------------------------------------------------
@@ -367,6 +370,14 @@ class DaskTiles:
         with self.lock:
             self.threads = sum(int(n) for n in threads.values())
             self.workers = workers
+        if self.threads:
+            self.without_workers_since = None
+        elif self.without_workers_since is None:
+            self.without_workers_since = now
+        elif now - self.without_workers_since >= NO_WORKERS_WARNING_S and not self.warned:
+            self.warned = True      # tasks wait on the scheduler until a worker comes
+            log.warning("the Dask scheduler at %s has had no workers for %.0f s; the job "
+                        "waits for them", self.address, now - self.without_workers_since)
 
     def status_snapshot(self, tiles: bool = True) -> dict:
         """The status document (``GET /coordinator/status``) of the job on Dask."""

@@ -1,8 +1,9 @@
 """`arnisd generate`: make one world from a local OSM file or from Overpass.
 
 By default the work runs on a local cluster (a coordinator and one worker process per core on
-127.0.0.1); `--in-process` runs the single-process reference path instead. Everything the user
-can get wrong is checked before anything is written.
+127.0.0.1); `--dask ADDRESS` hands the tiles to a Dask cluster instead, and `--in-process` runs
+the single-process reference path. Everything the user can get wrong is checked before
+anything is written.
 """
 
 from __future__ import annotations
