@@ -117,14 +117,15 @@ class Coordinator:
     # --- jobs --------------------------------------------------------------------------------
 
     def start_job(self, job: JobRun) -> None:
-        """Make ``job`` the current one (after the previous one ended). A resumed job's
-        committed tiles are taken back from the merger's log, its leases stay with their
-        holders for a grace period, and every connected worker is asked to register again
-        so that it claims what it still holds."""
+        """Make ``job`` the current one (after the previous one ended). A resumed job's committed
+        tiles come back from the merger's log, its leases stay with their holders for a grace
+        period, and every connected worker is asked to register again to claim what it holds."""
         with self._lock:
             if self.job is not None:
                 raise RuntimeError(f"job {self.job.job_id} is still running")
             now = time.monotonic()
+            if self.journal is not None:        # a job on Dask may have taken lease numbers
+                self._next_lease = max(self._next_lease, self.journal.next_lease())
             if job.restored:
                 job.resume(now, grace_s=2 * self.config.expiry_s)
             job.started_at = now
@@ -491,15 +492,9 @@ class Coordinator:
                                                   self.job.tile_cost_s, self.job.extracts_out, now):
             self._lease(worker, tile_id, self.job.extracts_out[tile_id], now, backup=True)
 
-    def skip_lease_numbers_used(self) -> None:
-        """Another hand-out on this journal (a job on Dask) took lease numbers: never reuse one."""
-        with self._lock:
-            self._next_lease = max(self._next_lease, self.journal.next_lease())
-
     def _take_lease_number(self) -> int:
-        lease = self._next_lease
         self._next_lease += 1
-        return lease
+        return self._next_lease - 1
 
     def _lease(self, worker: WorkerRecord, tile_id: str, extract: TileExtract, now: float,
                backup: bool = False) -> None:
