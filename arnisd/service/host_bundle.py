@@ -84,7 +84,8 @@ def build_arnisd_wheel(folder: Path) -> Path:
     tmp = wheel.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         entries = [(name, path.read_bytes()) for name, path in _package_files()]
-        entries += [(f"{info}/METADATA", metadata.encode()), (f"{info}/WHEEL", wheel_file.encode())]
+        entries += [(f"{info}/METADATA", metadata.encode()), (f"{info}/WHEEL", wheel_file.encode()),
+                    (f"{info}/entry_points.txt", b"[console_scripts]\narnisd = arnisd.cli:main\n")]
         for name, data in entries:
             archive.writestr(name, data)
             sha = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -155,3 +156,42 @@ def dependency_wheels(target: HostPlatform, cache_dir: Path,
         raise BundleError(f"no wheels of arnisd's requirements for {target.key}: {last}")
     complete.write_text(wanted, encoding="utf-8")
     return sorted(folder.glob("*.whl"))
+
+
+def write_wheels(folder: Path, cache_dir: Path, wheel_dir: Path | None = None) -> list[Path]:
+    """arnisd's wheel and its dependencies' for this machine, copied into ``folder`` (what
+    the container image is built from, with no network in the build)."""
+    import shutil
+
+    from arnisd.service.host_setup_script import platform_facts
+    wheels = [build_arnisd_wheel(cache_dir / "arnisd-wheels")]
+    wheels += dependency_wheels(host_platform(platform_facts()), cache_dir, wheel_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("arnisd-*.whl"):
+        old.unlink()
+    return [Path(shutil.copy(wheel, folder / wheel.name)) for wheel in wheels]
+
+
+def main(argv: list[str]) -> int:
+    """``python -m arnisd.service.host_bundle DIR [--wheel-dir WHEELS]``: ``write_wheels``."""
+    import argparse
+
+    from arnisd.job import user_cache_dir
+    parser = argparse.ArgumentParser(prog="python -m arnisd.service.host_bundle",
+                                     description="write arnisd's wheel and its dependencies' "
+                                                 "for this machine into DIR")
+    parser.add_argument("folder", type=Path, metavar="DIR")
+    parser.add_argument("--wheel-dir", type=Path, metavar="WHEELS",
+                        help="take the dependencies' wheels from WHEELS only")
+    args = parser.parse_args(argv)
+    try:
+        wheels = write_wheels(args.folder, user_cache_dir(), args.wheel_dir)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(wheels)} wheels in {args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

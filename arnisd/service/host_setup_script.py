@@ -37,12 +37,17 @@ def venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def probe(request: dict) -> dict:
-    venv = cache_root() / request["venv"]
+def platform_facts() -> dict:
+    """This Python's version and what its wheels' platform tags are made of."""
     return {"python": list(sys.version_info[:3]), "executable": sys.executable,
             "platform": sysconfig.get_platform(), "machine": platform.machine(),
-            "libc": list(platform.libc_ver()), "mac": platform.mac_ver()[0],
-            "installed": (venv / MARKER).is_file(), "venv_python": str(venv_python(venv))}
+            "libc": list(platform.libc_ver()), "mac": platform.mac_ver()[0]}
+
+
+def probe(request: dict) -> dict:
+    venv = cache_root() / request["venv"]
+    return {**platform_facts(), "installed": (venv / MARKER).is_file(),
+            "venv_python": str(venv_python(venv))}
 
 
 def install(request: dict, stream) -> dict:
