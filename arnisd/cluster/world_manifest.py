@@ -16,7 +16,6 @@ an Overpass input's date.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,10 +31,8 @@ from arnisd.cluster.protocol import PROTOCOL_VERSION
 from arnisd.cluster.tiling import Tile
 from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect
 from arnisd.job import JobSpec
+from arnisd.osm.file_index import file_digest
 from arnisd.world.settings import GENERATOR_VERSION
-
-FILE_DIGEST_READ_BYTES = 1 << 20
-
 
 class RecordingExtracts:
     """An extract source that remembers the digest of every extract it hands out, by tile."""
@@ -55,14 +52,6 @@ class RecordingExtracts:
         if tile.tile_id not in self.digests:
             self(tile)
         return self.digests[tile.tile_id]
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=32)
-    with open(path, "rb") as f:
-        while block := f.read(FILE_DIGEST_READ_BYTES):
-            h.update(block)
-    return h.hexdigest()
 
 
 def input_identity(job: JobSpec) -> dict:

@@ -12,7 +12,7 @@ locations in a file (osmium's ``sparse_file_array``); what still grows with the 
 osmium's (multipolygon member ways wait for their relation) and the mapped locations, which is
 why jobs build it in a child process (``arnisd.osm.index_process``).
 
-Where: ``INDEX_DIR/<sha256 of the file>.v<FORMAT>.sqlite``, the format being the version below
+Where: ``INDEX_DIR/<BLAKE2b-256 of the file>.v<FORMAT>.sqlite``, the format being the version below
 and a hash of the schema (a build with other tables never reads this one's files). Boxes are in
 degrees, so one index serves every job on the file whatever its bbox, projection or tiles; a
 file whose bytes changed has another digest and is indexed anew, never read stale (and the
@@ -48,7 +48,7 @@ from arnisd.osm.nearby_heights import annotate_index
 
 log = logging.getLogger("arnisd.osm.file_index")
 
-INDEX_VERSION = 6       # raise when the rows, or the elements the reader makes, change
+INDEX_VERSION = 7       # raise when the rows, or the elements the reader makes, change
 READY, BUILDING, INTERRUPTED, ABSENT = "ready", "building", "interrupted", "absent"
 _WAIT_POLL_S = 0.5
 _RELATION_TAG_BATCH = 2000
@@ -79,8 +79,9 @@ FROM elements
 
 
 def file_digest(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
+    """The BLAKE2b-256 (hex) of a file's bytes, read in blocks: the input's identity in a
+    world's manifest and the name of its index."""
+    digest = hashlib.blake2b(digest_size=32)
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
