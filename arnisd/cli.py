@@ -17,7 +17,7 @@ from arnisd.errors import UserError
 from arnisd.library_threads import one_library_thread
 from arnisd.service.signals import interrupt_on_stop_signals
 
-COMMAND_MODULES = ["generate", "update", "validate", "run", "submit", "cancel", "status", "preview", "keygen"]
+COMMAND_MODULES = ["generate", "update", "validate", "run", "submit", "cancel", "status", "preview", "keygen", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
