@@ -8,7 +8,7 @@ DEFAULT_GROUND_LEVEL = -62
 DEFAULT_HALO_BLOCKS = 32
 #: Raised whenever the same input and settings draw different chunks; a world's manifest
 #: records it, so a world made by another generator version is known to differ everywhere.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
