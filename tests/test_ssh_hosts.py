@@ -108,7 +108,9 @@ def test_a_host_cut_off_mid_job_loses_its_tiles_to_the_other(lab, tmp_path, refe
 def test_unreachable_and_refused_hosts_are_named_and_the_job_goes_on(lab, tmp_path,
                                                                        reference_worlds):
     output = tmp_path / "world"
-    done = subprocess.run(_generate(lab, output, "nowhere,stranger,host1",
+    hosts_file = tmp_path / "hosts"
+    hosts_file.write_text("# a key this host refuses\nstranger\n\nhost1   # a good one\n")
+    done = subprocess.run(_generate(lab, output, "nowhere", "--hosts-file", str(hosts_file),
                                     "--ssh-option", "ConnectTimeout=3"), capture_output=True,
                           text=True, timeout=500, env=arnisd_env(), cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr[-3000:]

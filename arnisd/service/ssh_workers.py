@@ -59,6 +59,7 @@ class HostWorkers:
         self.states = {h.label: "waiting" for h in hosts}
         self._venv_python: dict[str, str] = {}
         self._processes: dict[str, subprocess.Popen] = {}
+        self._setup_processes: set[subprocess.Popen] = set()
         self._threads: list[threading.Thread] = []
         self._bundle_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -111,6 +112,10 @@ class HostWorkers:
         argv = self.ssh.argv(host, ["python3", "-c", f'"{_BOOT}"'])
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
+        with self._lock:                 # a stop ends a probe or an install under way too
+            self._setup_processes.add(process)
+            if self._stopping.is_set():
+                process.kill()
         try:
             timeout_s = _INSTALL_TIMEOUT_S if mode == "install" else _PROBE_TIMEOUT_S
             out, err = process.communicate(head + payload, timeout=timeout_s)
@@ -118,6 +123,11 @@ class HostWorkers:
             process.kill()
             process.communicate()
             raise HostFailed(f"no answer to its {mode} within {timeout_s:.0f} s") from None
+        finally:
+            with self._lock:
+                self._setup_processes.discard(process)
+        if self._stopping.is_set() and process.returncode != 0:
+            raise HostFailed(f"stopped during its {mode}")
         answer = next((line[len(_SETUP_PREFIX):] for line in out.decode(errors="replace").splitlines()
                        if line.startswith(_SETUP_PREFIX)), None)
         last = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
@@ -202,6 +212,8 @@ class HostWorkers:
         self._stopping.set()
         with self._lock:
             processes = dict(self._processes)
+            for process in self._setup_processes:
+                process.kill()
         for process in processes.values():
             if process.poll() is None:
                 process.terminate()
