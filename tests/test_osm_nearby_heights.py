@@ -43,3 +43,18 @@ def test_read_whole_and_indexed_the_same_neighbourhood_tags(tmp_path):
                             int(b.max_lng * 1e7))
     indexed = {e.osm_id: e.tags for e in unpack_elements(cut)}
     assert indexed == whole
+
+
+def test_a_jobs_whole_overpass_answer_gets_the_same_tags(tmp_path):
+    from arnisd.job import JobSpec
+    from arnisd.osm.source import load_source
+    from fake_overpass import FakeOverpass, osm_file_to_overpass_json
+    scene, middle, _ = neighbourhood_scene()
+    osm = scene.write(tmp_path / "scene.osm")
+    whole = {e.osm_id: e.tags for e in read_osm_file(osm).elements}
+    with FakeOverpass(osm_file_to_overpass_json(osm)) as server:
+        job = JobSpec(bbox=scene.bbox, output=tmp_path / "world", overpass_urls=(server.url,),
+                      overpass_retries=0)
+        fetched = {e.osm_id: e.tags for e in load_source(job).elements}
+    assert fetched[middle][NEARBY_TAG] == "7.0"
+    assert fetched == whole
