@@ -148,7 +148,9 @@ class OverpassExtracts:
         from arnisd.osm.extract import pack_elements
         from arnisd.osm.overpass import fetch_overpass
         box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
-        data = fetch_overpass(box, self._urls, self._cache_dir)
+        # a tile's box holds only part of its buildings' neighbourhoods: guessing storeys from
+        # it would differ between tiles sharing a building, so none are guessed from neighbours
+        data = fetch_overpass(box, self._urls, self._cache_dir, nearby_heights=False)
         return TileExtract(pack_elements(with_elements(data.elements, self._coastline())))
 
     def _coastline(self) -> list:

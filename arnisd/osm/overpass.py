@@ -29,6 +29,7 @@ from arnisd.geo.bbox import BBox
 from arnisd.http_fetch import (USER_AGENT, AttemptFailed, RetriesExhausted, cache_atomically,
                                fetch_with_retries, http_status_failure, refuses_everyone)
 from arnisd.osm.elements import OsmData
+from arnisd.osm.nearby_heights import annotate_elements
 from arnisd.osm.overpass_json import OverpassJsonError, load_overpass_json
 from arnisd.osm.reader import OsmInputError, overpass_doc_to_osm_data
 
@@ -95,14 +96,20 @@ def cache_path_for(cache_dir: Path, query: str) -> Path:
 
 def fetch_overpass(bbox: BBox, urls: Sequence[str], cache_dir: Path | None,
                    timeout_s: float = 180, retries: int = 4, backoff_s: float = 1.0,
-                   sleep: Callable[[float], None] = time.sleep) -> OsmData:
-    """The OSM data for ``bbox`` as ``OsmData`` (bounds = ``bbox``); ``OverpassError`` if none."""
+                   sleep: Callable[[float], None] = time.sleep,
+                   nearby_heights: bool = True) -> OsmData:
+    """The OSM data for ``bbox`` as ``OsmData`` (bounds = ``bbox``); ``OverpassError`` if none.
+    With ``nearby_heights`` (a whole job's data) buildings without heights get their
+    neighbourhood's, as ``read_osm_file`` gives them."""
     _, doc = _fetch(bbox, urls, cache_dir, timeout_s, retries, backoff_s, sleep)
     bounds = (bbox.min_lat, bbox.min_lng, bbox.max_lat, bbox.max_lng)
     try:
-        return overpass_doc_to_osm_data(doc, source=f"Overpass answer for {bbox}", bounds=bounds)
+        data = overpass_doc_to_osm_data(doc, source=f"Overpass answer for {bbox}", bounds=bounds)
     except OsmInputError as exc:
         raise OverpassError(str(exc)) from None
+    if nearby_heights:
+        annotate_elements(data.elements)
+    return data
 
 
 def fetch_overpass_json(bbox: BBox, urls: Sequence[str], cache_dir: Path | None,
