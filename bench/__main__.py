@@ -30,7 +30,7 @@ from bench import parts
 from bench.procs import load_average
 
 ALL_PARTS = ("throughput", "scaling", "coordinator", "memory", "projection", "update")
-EXTRA_PARTS = ("big", "dask")              # not in the default run: long, or an extra
+EXTRA_PARTS = ("big", "dask", "balance")              # not in the default run: long, or an extra
 
 
 def _print_part(title: str, result: parts.PartResult) -> None:
@@ -99,6 +99,11 @@ def main() -> int:
         results["big"] = part_big([sizes[s.strip()] for s in args.big_sizes.split(",")])
         _print_part("7. big real-density files (the bundled extract side by side)",
                     results["big"])
+    if "balance" in wanted:
+        from bench.bench_balance import part_balance
+        results["balance"] = part_balance(runs or 3)
+        _print_part("9. tiles sized by their work, dispatch by speed, backups",
+                    results["balance"])
     if "dask" in wanted:
         from bench.bench_dask import part_dask
         results["dask"] = part_dask(runs or 3)

@@ -5,7 +5,7 @@ side, more for larger ones, so the grid stays under ``MAX_CELLS_PER_SIDE`` a sid
 element's features (vertices, building volume; ``arnisd.osm.element_costs``) are spread over
 the cells its bounds cover; a cell's cost is the cost model's ``coefficients · features``
 (``arnisd.cluster.tile_cost``). The world's rectangle is then split recursively, along its
-longer side, where the cost on each side matches the number of tiles each side is to get,
+longer side, where the cost on each side matches the number of tiles its cost is worth,
 until every piece is worth one tile: dense places come out small, empty land large. The job
 gets at least ``tiles_per_slot`` tiles per slot, at least ``total / max_tile_cost_s`` tiles,
 and no tile side over ``max_side_chunks``; a side is never cut below ``min_side_chunks``.
@@ -32,7 +32,7 @@ MAX_CELLS_PER_SIDE = 512
 TILES_PER_SLOT = 4
 MAX_TILE_COST_S = 3.0
 MIN_SIDE_CHUNKS = 3
-MAX_SIDE_CHUNKS = 48
+MAX_SIDE_CHUNKS = 96
 _VERTEX_UNIT = 1e3          # kilo_vertices
 _VOLUME_UNIT = 1e6          # mega_building_volume
 
@@ -119,23 +119,19 @@ def cost_tiling(grid: CostGrid, settings: GenerationSettings, model: CostModel, 
     limit_z = (grid.projection.max_z() - 1) // (k * CHUNK_SIZE_BLOCKS)
     min_side = max(1, math.ceil(min_side_chunks / k))
     max_side = max(min_side * 2, max_side_chunks // k)
+    target_s = max(total / wanted, 1e-9)
     rects: list[tuple[int, int, int, int]] = []
-    stack = [((0, 0, grid.nx, grid.nz), wanted)]
-    while stack:
-        (x0, z0, x1, z1), count = stack.pop()
+    stack = [(0, 0, grid.nx, grid.nz)]
+    while stack:       # each piece is cut by its own cost: a town in sparse land gets its share
+        x0, z0, x1, z1 = stack.pop()
+        count = round(float(summed.sums(x0, z0, x1, z1)[3]) / target_s)
         too_long = max(x1 - x0, z1 - z0) > max_side
-        if count <= 1 and not too_long:
-            rects.append((x0, z0, x1, z1))
-            continue
-        cut = _best_cut(summed, (x0, z0, x1, z1), max(count, 2), min_side, limit_x, limit_z)
+        cut = (None if count <= 1 and not too_long
+               else _best_cut(summed, (x0, z0, x1, z1), max(count, 2), min_side, limit_x, limit_z))
         if cut is None:
             rects.append((x0, z0, x1, z1))
-            continue
-        first, second = cut
-        share = summed.sums(*first)[3] / max(summed.sums(x0, z0, x1, z1)[3], 1e-12)
-        n_first = min(max(round(count * share), 1), max(count - 1, 1))
-        stack.append((second, max(count - n_first, 1)))
-        stack.append((first, n_first))
+        else:
+            stack.extend(reversed(cut))
     tiles = tiles_of_chunk_rects(grid.projection.bbox, settings,
                                  [_chunk_rect(r, k, grid) for r in rects])
     features = tile_features(grid, settings, tiles, summed)
