@@ -59,7 +59,7 @@ def test_every_example_value_uncommented_still_loads(tmp_path):
         lines = []
         for line in (EXAMPLES / name).read_text().splitlines():
             stripped = line.lstrip("# ")
-            if line.startswith("# ") and ("=" in stripped.split("#")[0] or stripped.startswith("[job]")):
+            if line.startswith("# ") and ("=" in stripped.split("#")[0] or stripped.startswith(("[job]", "[hosts]"))):
                 if stripped.startswith(("token_file", "osm_file", "curve_", "coordinator_public_key")):
                     continue      # would point at files that do not exist here
                 lines.append(stripped)
@@ -69,6 +69,9 @@ def test_every_example_value_uncommented_still_loads(tmp_path):
         assert config.token == "change-me-to-a-long-random-string"
         if name == "coordinator.toml":
             assert config.job is not None and config.job.output == "kouvola"
+            assert [(h.destination, h.slots) for h in config.hosts.hosts] == [
+                ("alice@desk", None), ("bob@laptop", 2)]
+            assert config.hosts.ssh.options == ("Port=2222",)
 
 
 def test_relative_paths_are_taken_from_the_file(tmp_path):
@@ -168,3 +171,15 @@ def test_bad_config_is_one_line_from_the_cli(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "http_prot" in proc.stderr and str(path) in proc.stderr
+
+
+@pytest.mark.parametrize("table,message", [
+    ('hosts = ["a@b:0"]', "'hosts.hosts'"),
+    ('hosts = []', "'hosts.hosts'"),
+    ('hosts = ["a@b"]\nport = 22', "'hosts.port'"),
+    ('hosts = "a@b"', "'hosts.hosts'"),
+])
+def test_a_bad_hosts_table_is_named(tmp_path, table, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, f'role = "coordinator"\n[hosts]\n{table}\n'))
+    assert message in str(caught.value)

@@ -142,3 +142,23 @@ def test_sigterm_of_generate_stops_every_host_worker(lab, tmp_path):
     assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     for host in lab.hosts:
         _wait_until(lambda: not host.arnisd_processes(), 15, f"{host.name}'s workers to end")
+
+
+def test_a_coordinator_daemon_starts_the_workers_of_its_hosts_table(lab, tmp_path,
+                                                                      reference_worlds):
+    port = free_port()
+    config = tmp_path / "coordinator.toml"
+    config.write_text(
+        f'role = "coordinator"\nbind_host = "127.0.0.1"\nport = {port}\nhttp_port = 0\n'
+        f'state_dir = "{tmp_path / "state"}"\noutput_root = "{tmp_path / "worlds"}"\n'
+        'token = "a-token-only-this-test-knows"\nlog_format = "console"\n'
+        f'[job]\noutput = "world"\nosm_file = "{BUNDLED_EXTRACT}"\nbbox = "{BUNDLED_TENTH_BBOX}"\n'
+        f'tile_size_deg = 0.004\n[hosts]\nhosts = ["host1:1", "host2:1"]\n'
+        f'ssh_config = "{lab.ssh_config}"\n')
+    done = subprocess.run([sys.executable, "-m", "arnisd", "run", "--config", str(config),
+                           "--exit-when-done"], capture_output=True, text=True, timeout=500,
+                          env=arnisd_env(), cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_world(read_world_chunks(tmp_path / "worlds" / "world"), reference_worlds.chunks())
+    for host in lab.hosts:
+        _wait_until(lambda: not host.arnisd_processes(), 15, f"{host.name}'s workers to end")

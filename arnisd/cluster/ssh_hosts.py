@@ -91,3 +91,13 @@ class SshSettings:
             argv += ["-o", "ExitOnForwardFailure=yes", "-R", forward]
         argv += ["-tt" if tty else "-T", host.destination, "--", *remote_command]
         return argv
+
+
+@dataclass(frozen=True, slots=True)
+class HostsConfig:
+    """A coordinator daemon's ``[hosts]`` table: the hosts it starts workers on, how to reach
+    them, and whether their workers connect directly (to ``direct_address``) or through ssh."""
+
+    hosts: tuple[RemoteHost, ...]
+    ssh: SshSettings = field(default_factory=SshSettings)
+    direct_address: str | None = None

@@ -52,12 +52,35 @@ def run(args) -> int:
 def _run_coordinator(config, exit_when_done: bool) -> int:
     from arnisd.service.coordinator_service import CoordinatorService
     from arnisd.service.lifecycle import ServiceLifecycle
+    host_workers = _host_workers(config)
     service = CoordinatorService(config)
-    with ServiceLifecycle(stop=service.stop, healthy=service.healthy) as lifecycle:
-        code = service.serve(ready=lifecycle.ready, exit_when_idle=exit_when_done)
+    try:
+        with ServiceLifecycle(stop=service.stop, healthy=service.healthy) as lifecycle:
+            if host_workers is not None:    # they join as soon as the coordinator listens
+                host_workers.start(config.port, config.token, config.heartbeat_interval_s,
+                                   config.heartbeat_liveness)
+            code = service.serve(ready=lifecycle.ready, exit_when_idle=exit_when_done)
+    finally:
+        if host_workers is not None:
+            host_workers.stop()
     log.info("coordinator stopped", extra={"exit_code": code,
                                            "signal": lifecycle.stop_signal})
     return code
+
+
+def _host_workers(config):
+    """The workers of the config's ``[hosts]`` (None without it): they join with its token,
+    through their ssh connections to its fixed port (or directly)."""
+    if config.hosts is None:
+        return None
+    if config.token is None or config.port == 0:
+        raise UserError(f"{config.source}: a [hosts] table needs a token (workers on other "
+                        "machines join with it) and a fixed port")
+    from arnisd.service.config import connect_host
+    from arnisd.service.ssh_workers import HostWorkers
+    return HostWorkers(list(config.hosts.hosts), config.hosts.ssh, config.cache_dir,
+                       direct_address=config.hosts.direct_address,
+                       coordinator_host=connect_host(config.bind_host))
 
 
 def _run_worker(machine) -> int:

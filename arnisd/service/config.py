@@ -26,6 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from arnisd.cluster.ssh_hosts import HostsConfig, SshSettings, parse_hosts
 from arnisd.errors import UserError
 from arnisd.job import DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG
 from arnisd.service.job_request import JobRequest, JobRequestError
@@ -77,13 +78,14 @@ class CoordinatorMachineConfig:
     # CURVE keys, read once from the two keys above (not a key itself; never in a repr)
     curve: CurveServerKeys | None = field(default=None, repr=False, metadata=DERIVED)
     job: JobRequest | None = None                 # a job to queue at start
+    hosts: HostsConfig | None = None              # machines to start workers on, over ssh
 
     role = "coordinator"
 
     @property
     def status_url(self) -> str:
         """Where `arnisd status` on this machine finds the HTTP API."""
-        return f"http://{_connect_host(self.http_host)}:{self.http_port}"
+        return f"http://{connect_host(self.http_host)}:{self.http_port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,7 @@ def _coordinator(r: "_Reader") -> CoordinatorMachineConfig:
         token=r.token(),
         **r.curve_server(),
         job=r.job("job"),
+        hosts=r.hosts("hosts"),
     )
 
 
@@ -185,7 +188,7 @@ def _worker(r: "_Reader") -> WorkerMachineConfig:
     )
 
 
-def _connect_host(bind_host: str) -> str:
+def connect_host(bind_host: str) -> str:
     """A host to connect to for a bind address (the wildcard means this machine)."""
     if bind_host in ("0.0.0.0", "", "*"):
         return "127.0.0.1"
@@ -369,6 +372,36 @@ class _Reader:
             raise self.fail("coordinator_public_key", str(exc)) from None
         return {"curve_secret_key_file": path, "coordinator_public_key": key.decode("ascii"),
                 "curve": CurveClientKeys(public_key, secret_key, key)}
+
+    def hosts(self, key: str) -> HostsConfig | None:
+        value = self.get(key, None)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        unknown = sorted(set(value) - {"hosts", "ssh_config", "ssh_options", "direct"})
+        if unknown:
+            raise self.fail(f"{key}.{unknown[0]}", "is not a known key")
+        texts, options = value.get("hosts"), value.get("ssh_options", [])
+        for name, items in (("hosts", texts), ("ssh_options", options)):
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise self.fail(f"{key}.{name}", "must be a list of strings")
+        if not texts:
+            raise self.fail(f"{key}.hosts", "must name at least one USER@HOST[:SLOTS]")
+        try:
+            hosts = parse_hosts(",".join(texts), None)
+        except UserError as exc:
+            raise self.fail(f"{key}.hosts", str(exc)) from None
+        ssh_config = value.get("ssh_config")
+        direct = value.get("direct")
+        for name, item in (("ssh_config", ssh_config), ("direct", direct)):
+            if item is not None and not isinstance(item, str):
+                raise self.fail(f"{key}.{name}", "must be a string")
+        if ssh_config is not None:
+            ssh_config = Path(ssh_config).expanduser()
+            ssh_config = ssh_config if ssh_config.is_absolute() else self.file.parent / ssh_config
+        return HostsConfig(tuple(hosts), SshSettings(config_file=ssh_config,
+                                                     options=tuple(options)), direct)
 
     def job(self, key: str) -> JobRequest | None:
         value = self.get(key, None)

@@ -49,12 +49,14 @@ class HostWorkers:
     any host may still work for it, ``stop`` at the end (however it ends)."""
 
     def __init__(self, hosts: list[RemoteHost], ssh: SshSettings, cache_dir: Path, *,
-                 direct_address: str | None = None, wheel_dir: Path | None = None) -> None:
+                 direct_address: str | None = None, wheel_dir: Path | None = None,
+                 coordinator_host: str = "127.0.0.1") -> None:
         self.hosts = hosts
         self.ssh = ssh
         self.cache_dir = cache_dir
         self.direct_address = direct_address
         self.wheel_dir = wheel_dir
+        self.coordinator_host = coordinator_host     # where a tunnel ends on this machine
         self.session = secrets.token_hex(8)
         self.states = {h.label: "waiting" for h in hosts}
         self._venv_python: dict[str, str] = {}
@@ -169,7 +171,7 @@ class HostWorkers:
                 forward, endpoint = None, f"tcp://{self.direct_address}:{port}"
             else:
                 remote_port = random.randint(20000, 60999)
-                forward = f"127.0.0.1:{remote_port}:127.0.0.1:{port}"
+                forward = f"127.0.0.1:{remote_port}:{self.coordinator_host}:{port}"
                 endpoint = f"tcp://127.0.0.1:{remote_port}"
             process = subprocess.Popen(self.ssh.argv(host, command, tty=True, forward=forward),
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
