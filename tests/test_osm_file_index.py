@@ -38,7 +38,7 @@ TWICE = TESTS_DIR / "data" / "twice.osm"
 BUNDLED_ELEMENTS = 5041     # with the 60 areas cut by its bounds closed along them
 # 25 copies side by side: areas cut at the copies' inner edges are closed along the outer
 # bounds where that is unambiguous and valid, so fewer than 25 * BUNDLED_ELEMENTS
-COPIES_ELEMENTS = 125_756     # way 7 listed twice, versions 1 and 2
+COPIES_ELEMENTS = 125_756
 
 
 def _e7(value: float) -> int:
