@@ -29,8 +29,8 @@ from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, LocalProjection
 from arnisd.world.settings import GenerationSettings
 
 MAX_CELLS_PER_SIDE = 512
-TILES_PER_SLOT = 4
-MAX_TILE_COST_S = 3.0
+TILES_PER_SLOT = 8
+MAX_TILE_COST_S = 2.0
 MIN_SIDE_CHUNKS = 3
 MAX_SIDE_CHUNKS = 96
 _VERTEX_UNIT = 1e3          # kilo_vertices
