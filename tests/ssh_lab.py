@@ -89,7 +89,8 @@ class SshLab:
         entries.append(f"Host stranger\n  HostName {self.hosts[0].address}\n  User root\n"
                        f"  IdentityFile {self.stranger_key}\n  IdentitiesOnly yes\n"
                        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
-        entries.append("Host nowhere\n  HostName 10.231.250.2\n  User root\n  ConnectTimeout 3\n"
+        # nothing listens on port 1 of host1: refused at once, whenever the test runs
+        entries.append(f"Host nowhere\n  HostName {self.hosts[0].address}\n  Port 1\n  User root\n"
                        f"  IdentityFile {self.client_key}\n  StrictHostKeyChecking no\n"
                        "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
         self.ssh_config.write_text("\n".join(entries))

@@ -80,6 +80,8 @@ def test_two_hosts_install_and_make_the_in_process_world(lab, tmp_path, referenc
     assert done.returncode == 0, done.stderr[-3000:]
     assert "host host1: installing arnisd" in done.stderr
     assert "host host2: installing arnisd" in done.stderr
+    assert "[host1] worker started: " in done.stderr          # the host's output, prefixed
+    assert "[host2] worker started: 1 slot(s)" in done.stderr
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
     for host in lab.hosts:
         _wait_until(lambda: not host.arnisd_processes(), 15, f"{host.name}'s workers to end")
@@ -110,12 +112,13 @@ def test_unreachable_and_refused_hosts_are_named_and_the_job_goes_on(lab, tmp_pa
     output = tmp_path / "world"
     hosts_file = tmp_path / "hosts"
     hosts_file.write_text("# a key this host refuses\nstranger\n\nhost1   # a good one\n")
-    done = subprocess.run(_generate(lab, output, "nowhere", "--hosts-file", str(hosts_file),
-                                    "--ssh-option", "ConnectTimeout=3"), capture_output=True,
+    done = subprocess.run(_generate(lab, output, "nowhere", "--hosts-file", str(hosts_file)),
+                          capture_output=True,
                           text=True, timeout=500, env=arnisd_env(), cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stderr.splitlines()
-    assert [line for line in lines if "host nowhere: cannot connect or log in" in line]
+    unreachable = [line for line in lines if "host nowhere: cannot connect or log in" in line]
+    assert unreachable and "Connection refused" in unreachable[0]
     refused = [line for line in lines if "host stranger: cannot connect or log in" in line]
     assert refused and "Permission denied" in refused[0]
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
@@ -162,3 +165,15 @@ def test_a_coordinator_daemon_starts_the_workers_of_its_hosts_table(lab, tmp_pat
     assert_same_world(read_world_chunks(tmp_path / "worlds" / "world"), reference_worlds.chunks())
     for host in lab.hosts:
         _wait_until(lambda: not host.arnisd_processes(), 15, f"{host.name}'s workers to end")
+
+
+def test_direct_workers_connect_to_the_coordinator_address(lab, tmp_path, reference_worlds):
+    """--direct: the worker connects to the coordinator's address on the host's link (no
+    tunnel); the job's token still decides who joins."""
+    output = tmp_path / "world"
+    done = subprocess.run(_generate(lab, output, "host1", "--direct", "10.231.1.1"),
+                          capture_output=True, text=True, timeout=300, env=arnisd_env(),
+                          cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[host1] worker started" in done.stderr
+    assert_same_world(read_world_chunks(output), reference_worlds.chunks())

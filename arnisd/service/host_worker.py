@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import signal
 import sys
 import time
@@ -48,6 +49,9 @@ def run() -> int:
                           slots=settings["slots"] or os.cpu_count() or 1, token=settings["token"],
                           heartbeat_interval_s=settings["heartbeat_interval_s"],
                           liveness=settings["liveness"], exit_when_coordinator_lost_s=30.0)
+    # the coordinator's side prints it prefixed with the host: what joined, from where
+    print(f"worker started: {config.slots} slot(s), Python {platform.python_version()} on "
+          f"{platform.system()} {platform.machine()}", flush=True)
     path = pid_file(settings["session"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()}\n", encoding="ascii")
