@@ -280,7 +280,7 @@ class DaskTiles:
                         record.attempt_and_lease(), error)
             run.end_lease(tile_id, now, str(error), lost=False)
             return
-        run.book.commit(tile_id)
+        run.commit(tile_id, DASK_HOLDER)
         self.cost_models.add(run.tile_features.get(tile_id, ()), result["elapsed_s"])
         log.info("tile %s committed by Dask (%s)", tile_id, record.attempt_and_lease(),
                  extra={"tile": tile_id, "attempt": record.attempts, "lease": number,
