@@ -89,6 +89,9 @@ class SshLab:
         entries.append(f"Host stranger\n  HostName {self.hosts[0].address}\n  User root\n"
                        f"  IdentityFile {self.stranger_key}\n  IdentitiesOnly yes\n"
                        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+        entries.append(f"Host nopython\n  HostName {self.hosts[0].address}\n  Port 2222\n"
+                       f"  User root\n  IdentityFile {self.client_key}\n  IdentitiesOnly yes\n"
+                       "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
         # nothing listens on port 1 of host1: refused at once, whenever the test runs
         entries.append(f"Host nowhere\n  HostName {self.hosts[0].address}\n  Port 1\n  User root\n"
                        f"  IdentityFile {self.client_key}\n  StrictHostKeyChecking no\n"
@@ -119,7 +122,10 @@ class SshLab:
             f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n"
             f"PidFile {folder / 'sshd.pid'}\nClientAliveInterval 1\nClientAliveCountMax 3\n"
-            "AllowTcpForwarding yes\nLogLevel ERROR\n")
+            "AllowTcpForwarding yes\nLogLevel ERROR\n"
+            # port 2222: the same host as one without Python (its commands see an empty PATH)
+            f"ListenAddress {host.address}:2222\nMatch LocalPort 2222\n"
+            '  ForceCommand env PATH=/nonexistent /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n')
         hidden = [p for p in ("/work", sys.base_prefix, str(Path.home() / ".cache"))
                   if Path(p).is_dir()]
         mounts = " && ".join(f"mount -t tmpfs none '{p}'" for p in hidden)

@@ -107,12 +107,12 @@ def test_a_host_cut_off_mid_job_loses_its_tiles_to_the_other(lab, tmp_path, refe
         _wait_until(lambda: not host.arnisd_processes(), 30, f"{host.name}'s workers to end")
 
 
-def test_unreachable_and_refused_hosts_are_named_and_the_job_goes_on(lab, tmp_path,
+def test_unreachable_refused_and_pythonless_hosts_are_named_and_the_job_goes_on(lab, tmp_path,
                                                                        reference_worlds):
     output = tmp_path / "world"
     hosts_file = tmp_path / "hosts"
     hosts_file.write_text("# a key this host refuses\nstranger\n\nhost1   # a good one\n")
-    done = subprocess.run(_generate(lab, output, "nowhere", "--hosts-file", str(hosts_file)),
+    done = subprocess.run(_generate(lab, output, "nowhere,nopython", "--hosts-file", str(hosts_file)),
                           capture_output=True,
                           text=True, timeout=500, env=arnisd_env(), cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -121,6 +121,7 @@ def test_unreachable_and_refused_hosts_are_named_and_the_job_goes_on(lab, tmp_pa
     assert unreachable and "Connection refused" in unreachable[0]
     refused = [line for line in lines if "host stranger: cannot connect or log in" in line]
     assert refused and "Permission denied" in refused[0]
+    assert "host nopython: no python3 on its PATH: install Python 3.11 or newer there" in lines
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
 
 
