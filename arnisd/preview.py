@@ -1,8 +1,7 @@
-"""A top-down map of a world folder: the top non-air block of every column, coloured per block
-and shaded by height, as a PNG.
+"""The top-down map of a chunk: the top non-air block of every column, coloured per block, its
+height and the water over the ground; and the map's shading.
 
-Reading is built for speed: region files are read raw, each chunk's NBT is walked by a small
-parser that only decodes what the map needs (the ``WORLD_SURFACE`` heightmap, and the palette
+Each chunk's NBT is walked by a small parser that only decodes what the map needs (the ``WORLD_SURFACE`` heightmap, and the palette
 and packed indices of the sections holding a top block), and decoded palettes are memoised by
 their bytes, since worlds repeat them endlessly. Colours come from the block registry's
 ``colour`` per state; blocks the registry does not know (a world from another tool) get a
@@ -14,8 +13,6 @@ lighter, a lower one darker, and water darker with depth.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -26,9 +23,7 @@ import numpy as np
 from arnisd.anvil.chunk import unpack_indices
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS, chunk_offset_blocks
 from arnisd.anvil.region import read_region_raw, region_coords_from_name
-from arnisd.errors import UserError
 
-MAX_SIDE_PX = 4096
 MIN_Y = -64
 _FIXED = {1: 1, 2: 2, 3: 4, 4: 8, 5: 4, 6: 8}
 _UNKNOWN_COLOUR = (128, 128, 128)
@@ -37,10 +32,6 @@ _NAME_HINTS = (("water", (50, 90, 220)), ("leaves", (60, 120, 40)), ("grass", (9
                ("sand", (219, 207, 163)), ("log", (109, 85, 50)), ("planks", (162, 130, 78)),
                ("stone", (125, 125, 125)), ("dirt", (134, 96, 67)), ("snow", (249, 254, 254)),
                ("ice", (141, 180, 250)), ("brick", (150, 97, 83)), ("concrete", (128, 128, 128)))
-
-
-class PreviewError(UserError):
-    """A world folder that cannot be previewed."""
 
 
 # --- a minimal NBT walker ---------------------------------------------------------------------
@@ -430,8 +421,9 @@ def _top_by_scanning(sections: dict[int, _Section]) -> np.ndarray:
     return top
 
 
-def render_region(path: Path) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
-    """(rx, rz, colour (512, 512, 3), top y (512, 512), water depth) of one region file."""
+def render_region_by_chunk(path: Path) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """(rx, rz, colour (512, 512, 3), top y (512, 512), water depth) of one region file, read
+    chunk by chunk (the reference for the bulk reader, ``region_map.render_region``)."""
     rx, rz = region_coords_from_name(path)
     side = REGION_SIZE_BLOCKS
     colour = np.zeros((side, side, 3), dtype=np.uint8)
@@ -455,9 +447,11 @@ def render_region(path: Path) -> tuple[int, int, np.ndarray, np.ndarray, np.ndar
 
 def shade(colour: np.ndarray, top: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """Map shading: lighter where a column is higher than its northern neighbour, darker where
-    lower; water darker with depth; empty columns black."""
+    lower (level where there is nothing north, so a map cut anywhere shades alike); water
+    darker with depth; empty columns black."""
     step = np.zeros(top.shape, dtype=np.int16)
     np.subtract(top[1:], top[:-1], out=step[1:])
+    step[1:][top[:-1] < MIN_Y] = 0
     np.clip(step, -3, 3, out=step)
     factor = 100 + 9 * step                                   # percent
     wet = depth > 0
@@ -467,81 +461,3 @@ def shade(colour: np.ndarray, top: np.ndarray, depth: np.ndarray) -> np.ndarray:
     out = out.astype(np.uint8)
     out[top < MIN_Y] = 0
     return out
-
-
-def render_world(world: Path, workers: int = 1,
-                 starting_workers=contextlib.nullcontext) -> np.ndarray:
-    """The whole world's map as an (height, width, 3) uint8 array (north up), cropped to the
-    chunks present. ``starting_workers()``: a context manager the worker processes are started
-    in (the command line's holds Ctrl-C back from them)."""
-    region_dir = Path(world) / "region"
-    if not region_dir.is_dir():
-        raise PreviewError(f"{world} is not a world folder (no region/ directory)")
-    paths = sorted(region_dir.glob("r.*.*.mca"))
-    if not paths:
-        raise PreviewError(f"{region_dir} holds no region files")
-    if workers > 1 and len(paths) > 1:
-        rendered = _render_in_processes(paths, workers, starting_workers)
-    else:
-        rendered = [render_region(p) for p in paths]
-    rxs = [r[0] for r in rendered]
-    rzs = [r[1] for r in rendered]
-    rx0, rz0 = min(rxs), min(rzs)
-    side = REGION_SIZE_BLOCKS
-    width, height = (max(rxs) - rx0 + 1) * side, (max(rzs) - rz0 + 1) * side
-    colour = np.zeros((height, width, 3), dtype=np.uint8)
-    top = np.full((height, width), MIN_Y - 1, dtype=np.int16)
-    depth = np.zeros((height, width), dtype=np.int16)
-    for rx, rz, c, t, d in rendered:
-        z0, x0 = (rz - rz0) * side, (rx - rx0) * side
-        colour[z0:z0 + side, x0:x0 + side] = c
-        top[z0:z0 + side, x0:x0 + side] = t
-        depth[z0:z0 + side, x0:x0 + side] = d
-    present = top >= MIN_Y
-    rows, cols = np.flatnonzero(present.any(axis=1)), np.flatnonzero(present.any(axis=0))
-    if len(rows) == 0:
-        raise PreviewError(f"{world} has no blocks to draw")
-    crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    return shade(colour[crop], top[crop], depth[crop])
-
-
-def downscale(image: np.ndarray, max_side: int = MAX_SIDE_PX) -> np.ndarray:
-    """Average blocks of pixels so no side exceeds ``max_side``."""
-    factor = math.ceil(max(image.shape[0], image.shape[1]) / max_side)
-    if factor <= 1:
-        return image
-    h, w = image.shape[0] // factor * factor, image.shape[1] // factor * factor
-    blocks = image[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).astype(np.float32)
-    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
-
-
-def _render_in_processes(paths: list[Path], workers: int, starting_workers) -> list:
-    import multiprocessing
-    with starting_workers():
-        pool = multiprocessing.get_context("spawn").Pool(workers)   # starts every process
-    try:
-        rendered = pool.map(render_region, paths, chunksize=1)
-        pool.close()
-    except BaseException:
-        pool.terminate()     # interrupted: stop the readers now, not after the last region
-        raise
-    finally:
-        pool.join()
-    return rendered
-
-
-def write_preview(world: Path, output: Path, max_side: int = MAX_SIDE_PX, workers: int = 1,
-                  starting_workers=contextlib.nullcontext) -> tuple[int, int]:
-    """Render ``world`` to the PNG ``output``; returns its (width, height) in pixels.
-    ``starting_workers``: as for ``render_world``."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise PreviewError("the map preview needs Pillow: pip install Pillow") from None
-    image = downscale(render_world(world, workers, starting_workers), max_side)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    Image.fromarray(image, "RGB").save(tmp, format="PNG", optimize=True)
-    tmp.replace(output)
-    return image.shape[1], image.shape[0]

@@ -13,7 +13,8 @@ from PIL import Image
 from arnisd.anvil import chunk as anvil_chunk
 from arnisd.anvil.region import read_region, write_region
 from arnisd.geo.projection import BlockRect
-from arnisd.preview import MIN_Y, chunk_top, downscale, render_world, shade
+from arnisd.preview import MIN_Y, chunk_top, shade
+from arnisd.world_map import downscale, render_world
 from arnisd.world import blocks as b
 from arnisd.world.canvas import Canvas
 from arnisd.world.families.base import DrawContext

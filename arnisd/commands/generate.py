@@ -271,7 +271,7 @@ def run(args) -> int:
     progress.note(f"wrote {chunks} chunks to {job.output} in {elapsed:.1f}s "
                   f"({chunks / max(elapsed, 1e-9):.0f} chunks/s)")
     if args.preview:
-        from arnisd.preview import write_preview
+        from arnisd.world_map import write_preview
         png = job.output.with_name(job.output.name + ".png")
         width, height = write_preview(job.output, png, workers=args.workers or os.cpu_count() or 1,
                                       starting_workers=starting_children)

@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("world", type=Path, help="the world folder (with region/)")
     p.add_argument("--output", type=Path, default=None,
                    help="PNG to write (default: WORLD/preview.png)")
+    p.add_argument("--tiles", type=Path, default=None, metavar="DIR",
+                   help="write a tile pyramid (DIR/Z/X/Y.png, 256 px, 1 px per block at the "
+                        "deepest zoom, and DIR/tiles.json) instead of one PNG")
     p.add_argument("--max-size", type=int, default=4096, metavar="PX",
                    help="longest side of the image in pixels (default 4096)")
     p.add_argument("--workers", type=int, default=None,
@@ -25,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from arnisd.preview import write_preview
+    from arnisd.world_map import write_preview, write_world_tiles
     if args.max_size < 16:
         raise UserError(f"--max-size {args.max_size} must be at least 16")
     if not args.world.is_dir():
@@ -34,6 +37,13 @@ def run(args) -> int:
     workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
     started = time.monotonic()
     from arnisd.service.signals import starting_children
+    if args.tiles is not None:
+        pyramid = write_world_tiles(args.world, args.tiles, workers,
+                                    starting_workers=starting_children)
+        if not args.quiet:
+            print(f"wrote the tiles {args.tiles} (zooms 0-{pyramid['max_zoom']}) "
+                  f"in {time.monotonic() - started:.1f}s")
+        return 0
     width, height = write_preview(args.world, output, args.max_size, workers,
                                   starting_workers=starting_children)
     if not args.quiet:

@@ -1,0 +1,119 @@
+"""The map of a world folder: its region files read in parallel (``region_map``), put together
+into one image (``arnisd preview``, ``generate --preview``), or cut into a tile pyramid for a
+browser (``map_tiles``)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from arnisd.anvil.grid import REGION_SIZE_BLOCKS
+from arnisd.anvil.region import region_coords_from_name
+from arnisd.errors import UserError
+from arnisd.map_tiles import write_tiles
+from arnisd.preview import MIN_Y, shade
+from arnisd.region_map import render_region
+
+MAX_SIDE_PX = 4096
+
+
+class PreviewError(UserError):
+    """A world folder that cannot be previewed."""
+
+
+def region_paths(world: Path) -> list[Path]:
+    """The world's region files, north to south then west to east."""
+    region_dir = Path(world) / "region"
+    if not region_dir.is_dir():
+        raise PreviewError(f"{world} is not a world folder (no region/ directory)")
+    paths = sorted(region_dir.glob("r.*.*.mca"), key=lambda p: region_coords_from_name(p)[::-1])
+    if not paths:
+        raise PreviewError(f"{region_dir} holds no region files")
+    return paths
+
+
+def render_world(world: Path, workers: int = 1,
+                 starting_workers=contextlib.nullcontext) -> np.ndarray:
+    """The whole world's map as an (height, width, 3) uint8 array (north up), cropped to the
+    chunks present. ``starting_workers()``: a context manager the worker processes are started
+    in (the command line's holds Ctrl-C back from them)."""
+    with rendered_regions(region_paths(world), workers, starting_workers) as regions:
+        rendered = list(regions)
+    rxs = [r[0] for r in rendered]
+    rzs = [r[1] for r in rendered]
+    rx0, rz0 = min(rxs), min(rzs)
+    side = REGION_SIZE_BLOCKS
+    width, height = (max(rxs) - rx0 + 1) * side, (max(rzs) - rz0 + 1) * side
+    colour = np.zeros((height, width, 3), dtype=np.uint8)
+    top = np.full((height, width), MIN_Y - 1, dtype=np.int16)
+    depth = np.zeros((height, width), dtype=np.int16)
+    for rx, rz, c, t, d in rendered:
+        z0, x0 = (rz - rz0) * side, (rx - rx0) * side
+        colour[z0:z0 + side, x0:x0 + side] = c
+        top[z0:z0 + side, x0:x0 + side] = t
+        depth[z0:z0 + side, x0:x0 + side] = d
+    present = top >= MIN_Y
+    rows, cols = np.flatnonzero(present.any(axis=1)), np.flatnonzero(present.any(axis=0))
+    if len(rows) == 0:
+        raise PreviewError(f"{world} has no blocks to draw")
+    crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    return shade(colour[crop], top[crop], depth[crop])
+
+
+def downscale(image: np.ndarray, max_side: int = MAX_SIDE_PX) -> np.ndarray:
+    """Average blocks of pixels so no side exceeds ``max_side``."""
+    factor = math.ceil(max(image.shape[0], image.shape[1]) / max_side)
+    if factor <= 1:
+        return image
+    h, w = image.shape[0] // factor * factor, image.shape[1] // factor * factor
+    blocks = image[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).astype(np.float32)
+    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+
+
+@contextlib.contextmanager
+def rendered_regions(paths: list[Path], workers: int, starting_workers=contextlib.nullcontext):
+    """An iterator over ``render_region`` of each path, in order, read by ``workers`` spawned
+    processes (in this one when 1)."""
+    if workers <= 1 or len(paths) <= 1:
+        yield (render_region(p) for p in paths)
+        return
+    import multiprocessing
+    with starting_workers():
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(paths)))
+    try:
+        yield pool.imap(render_region, paths, chunksize=1)
+        pool.close()
+    except BaseException:
+        pool.terminate()     # interrupted: stop the readers now, not after the last region
+        raise
+    finally:
+        pool.join()
+
+
+def write_preview(world: Path, output: Path, max_side: int = MAX_SIDE_PX, workers: int = 1,
+                  starting_workers=contextlib.nullcontext) -> tuple[int, int]:
+    """Render ``world`` to the PNG ``output``; returns its (width, height) in pixels.
+    ``starting_workers``: as for ``render_world``."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise PreviewError("the map preview needs Pillow: pip install Pillow") from None
+    image = downscale(render_world(world, workers, starting_workers), max_side)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    Image.fromarray(image, "RGB").save(tmp, format="PNG")   # optimize: 6x the time, a bigger file
+    tmp.replace(output)
+    return image.shape[1], image.shape[0]
+
+
+def write_world_tiles(world: Path, out: Path, workers: int = 1,
+                      starting_workers=contextlib.nullcontext) -> dict:
+    """Write the tile pyramid of ``world`` to the folder ``out`` (see ``map_tiles``); returns
+    its description. ``starting_workers``: as for ``render_world``."""
+    paths = region_paths(world)
+    with rendered_regions(paths, workers, starting_workers) as regions:
+        return write_tiles([region_coords_from_name(p) for p in paths], regions, Path(out))

@@ -1,0 +1,86 @@
+"""The bulk region reader of `arnisd preview` against the chunk-by-chunk reader it replaced, on
+the bundled extract's whole world; the tile pyramid (`arnisd preview --tiles`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+
+import nbtlib
+import numpy as np
+from PIL import Image
+
+from arnisd.anvil.region import read_region, write_region
+from arnisd.preview import MIN_Y, render_region_by_chunk
+from arnisd.region_map import render_region
+from arnisd.world_map import downscale, render_world
+from conftest import BUNDLED_BBOX, run_arnisd
+from test_preview import small_world
+
+
+def test_bulk_reader_draws_what_the_chunk_reader_draws(reference_worlds, tmp_path):
+    world = reference_worlds.folder(BUNDLED_BBOX)
+    regions = sorted((world / "region").glob("r.*.*.mca"))
+    chunks = sum(len(read_region(p)) for p in regions)
+    assert chunks > 15000                             # the whole bundled world
+    wet = 0
+    for path in regions:
+        bulk, by_chunk = render_region(path), render_region_by_chunk(path)
+        assert bulk[:2] == by_chunk[:2]
+        for got, expected in zip(bulk[2:], by_chunk[2:]):
+            assert np.array_equal(got, expected), path.name
+        wet += int((bulk[4] > 0).sum())
+    assert wet > 1000                                  # the water depths were compared too
+    out = tmp_path / "map.png"
+    proc = run_arnisd("preview", str(world), "--output", str(out), "--workers", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(out) as image:
+        assert np.array_equal(np.asarray(image), downscale(render_world(world, 1)))
+
+
+def test_chunks_of_another_layout_fall_back_to_the_chunk_reader(tmp_path):
+    world = small_world(tmp_path)
+    path = world / "region" / "r.0.0.mca"
+    chunks = read_region(path)
+    parsed = nbtlib.File.parse(io.BytesIO(chunks[(1, 0)]))
+    del parsed["Heightmaps"]                           # tops found by scanning the sections
+    reordered = nbtlib.File({k: parsed[k] for k in reversed(list(parsed.keys()))})
+    buffer = io.BytesIO()
+    reordered.write(buffer)
+    chunks[(1, 0)] = buffer.getvalue()
+    write_region(world / "region", 0, 0, {k: zlib.compress(v) for k, v in chunks.items()},
+                 fsync=False)
+    bulk, by_chunk = render_region(path), render_region_by_chunk(path)
+    for got, expected in zip(bulk[2:], by_chunk[2:]):
+        assert np.array_equal(got, expected)
+    assert (bulk[3][:32, :48] >= MIN_Y).all()
+
+
+def test_tile_pyramid_holds_the_map_at_every_zoom(reference_worlds, tmp_path):
+    world = reference_worlds.folder(BUNDLED_BBOX)
+    out = tmp_path / "tiles"
+    proc = run_arnisd("preview", str(world), "--tiles", str(out), "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    pyramid = json.loads((out / "tiles.json").read_text())
+    deepest = pyramid["max_zoom"]
+    side = 256 << deepest
+    assert side >= max(pyramid["width_blocks"], pyramid["height_blocks"]) > side // 2
+    levels = {}
+    for zoom in range(deepest + 1):
+        canvas = np.zeros((256 << zoom, 256 << zoom, 3), dtype=np.uint8)
+        for tile in (out / str(zoom)).glob("*/*.png"):
+            x, y = int(tile.parent.name), int(tile.stem)
+            with Image.open(tile) as image:
+                assert image.size == (256, 256)
+                canvas[y * 256:(y + 1) * 256, x * 256:(x + 1) * 256] = np.asarray(image)
+        levels[zoom] = canvas
+    # the deepest zoom is the preview at one pixel per block, placed where its blocks are
+    image = render_world(world, 1)
+    present = np.argwhere(levels[deepest].any(axis=2))
+    z0, x0 = present.min(axis=0)
+    assert np.array_equal(levels[deepest][z0:z0 + image.shape[0], x0:x0 + image.shape[1]], image)
+    for zoom in range(deepest):                     # each zoom averages 2 x 2 of the one below
+        below = levels[zoom + 1].reshape(256 << zoom, 2, 256 << zoom, 2, 3).astype(np.float32)
+        assert np.array_equal(levels[zoom], below.mean(axis=(1, 3)).round().astype(np.uint8))
+    assert len(list((out / "0").glob("*/*.png"))) == 1
