@@ -232,3 +232,13 @@ def test_a_timed_out_task_is_made_again_and_merged_once(dask_cluster, bundled_el
     assert result.chunks == sum(t.chunk_count() for t in tiles)   # each chunk merged once
     assert not result.determinism_bugs
     assert [p.name for p in markers.iterdir()] == [f"first-{slow.owned.x0}-{slow.owned.z0}"]
+
+
+def test_a_daemon_job_on_an_unreachable_scheduler_fails_with_its_reason(tmp_path):
+    from service_control import RunningService, service_config, tenth_job
+    address = f"tcp://127.0.0.1:{free_port()}"             # nothing listens there
+    with RunningService(service_config(tmp_path), workers=0) as running:
+        job_id = running.service.submit(tenth_job("nowhere", dask=address))
+        done = running.wait_state(job_id, ("done", "failed", "stopped"), timeout_s=120)
+    assert done["state"] == "failed", done
+    assert done["error"].startswith(f"cannot reach the Dask scheduler at {address}"), done

@@ -444,6 +444,9 @@ class CoordinatorService:
             # the job resumes at the next start of the coordinator
             log.error("job %s stopped: %s", record.job_id, exc)
             result, error, disk_problem = None, str(exc), True
+        except UserError as exc:        # a Dask scheduler out of reach, a worker refusing
+            log.error("job %s failed: %s", record.job_id, exc)
+            result, error = None, str(exc)
         except Exception as exc:
             log.exception("job %s broke", record.job_id)
             result, error = None, f"{type(exc).__name__}: {exc}"
