@@ -188,12 +188,10 @@ def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
         job_from_manifest(manifest, world_dir, osm_file, overpass_urls), note=note)
     elements = index = None
     if osm_file is None:
-        from arnisd.osm.nearby_heights import annotate_elements
         from arnisd.osm.overpass import fetch_overpass
         elements = fetch_overpass(spec.bbox, list(spec.overpass_urls), None,
                                   timeout_s=spec.overpass_timeout_s, retries=spec.overpass_retries,
                                   backoff_s=spec.overpass_backoff_s).elements
-        annotate_elements(elements)    # the whole answer, as generate's (osm.source.load_source)
         note(f"fetched {len(elements)} OSM elements of {spec.bbox} from Overpass")
     elif index_dir is not None:
         from arnisd.osm.index_process import open_index

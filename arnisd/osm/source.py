@@ -22,13 +22,10 @@ def load_source(job: JobSpec) -> OsmData:
     if job.osm_file is not None:
         from arnisd.osm.reader import read_osm_file
         return read_osm_file(job.osm_file)
-    from arnisd.osm.nearby_heights import annotate_elements
     from arnisd.osm.overpass import fetch_overpass
-    data = fetch_overpass(job.bbox, list(job.overpass_urls), job.cache_dir,
+    return fetch_overpass(job.bbox, list(job.overpass_urls), job.cache_dir,
                           timeout_s=job.overpass_timeout_s, retries=job.overpass_retries,
                           backoff_s=job.overpass_backoff_s)
-    annotate_elements(data.elements)      # the whole job's answer: as a file read whole
-    return data
 
 
 def elements_reaching(elements, bbox: BBox):
