@@ -47,7 +47,10 @@ def _generate(osm_file: Path, out: Path) -> Path:
 
 def _one_building_taller(src: Path, dst: Path) -> None:
     changed = 0
-    with osmium.SimpleWriter(str(dst)) as writer:
+    header = osmium.io.Header()         # the source's bounds: areas cut by them close the same
+    with osmium.io.Reader(str(src), osmium.osm.NOTHING) as reader:
+        header.add_box(reader.header().box())
+    with osmium.SimpleWriter(str(dst), header=header) as writer:
         for obj in osmium.FileProcessor(str(src)):
             if obj.is_way() and obj.id == CHANGED_WAY:
                 assert "building" in obj.tags and "building:levels" not in obj.tags

@@ -3,7 +3,8 @@
 pyosmium's merging reader takes the changes, then streams the base file through them (objects
 the changes create, modify or delete come out changed, in the file's order); the result is
 written to a temporary file beside the output and renamed into place, so a failed merge
-leaves nothing half-written.
+leaves nothing half-written. The result keeps the base file's header (its bounds), so it reads
+as the base would with the changes in it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def apply_changes(base: Path, changes: Path, out: Path) -> Path:
         merger.add_file(str(changes))
         reader = osmium.io.Reader(str(base))
         try:
-            writer = osmium.io.Writer(str(tmp))
+            # the base's header keeps its bounds: areas cut by them are closed along them
+            writer = osmium.io.Writer(str(tmp), reader.header())
             try:
                 merger.apply_to_reader(reader, writer, with_history=False)
             finally:
