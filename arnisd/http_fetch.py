@@ -1,13 +1,13 @@
 """Fetching over HTTP with retries and caching the answers, for the Overpass client and the
 elevation tile source.
 
-An attempt belongs to the caller: it asks one URL (POST or GET), checks the answer and raises
-``AttemptFailed`` saying why it is no good, how long the server asked to wait and whether
-asking again could help. ``fetch_with_retries`` makes ``retries`` + 1 attempts, rotating
-through the URLs; before attempt k (k >= 1) it sleeps ``backoff_s * 2**(k-1)`` (capped at
+A request belongs to the caller: it asks one URL (POST or GET), checks the answer and raises
+``RequestFailed`` saying why it is no good, how long the server asked to wait and whether
+asking again could help. ``fetch_with_retries`` makes ``retries`` + 1 requests, rotating
+through the URLs; before request k (k >= 1) it sleeps ``backoff_s * 2**(k-1)`` (capped at
 ``max_backoff_s``), or the previous answer's ``Retry-After`` (capped at ``retry_after_cap_s``)
 when that answer came from the URL asked next and the wait is longer. A permanent failure
-ends it at once. When no attempt succeeds it raises ``RetriesExhausted``, from which the
+ends it at once. When no request succeeds it raises ``RetriesExhausted``, from which the
 caller words its own error. ``cache_atomically`` keeps a good answer on disk.
 
 This module sends no request itself and imports neither urllib nor http.client.
@@ -31,7 +31,7 @@ USER_AGENT = f"arnisd/{__version__} (OpenStreetMap to Minecraft world generator)
 Answer = TypeVar("Answer")
 
 
-class AttemptFailed(Exception):
+class RequestFailed(Exception):
     """One request that did not yield a usable answer.
 
     ``cause``: what went wrong, on one line; ``retry_after_s``: the wait the server asked for
@@ -50,30 +50,30 @@ class AttemptFailed(Exception):
 
 
 class RetriesExhausted(Exception):
-    """No attempt succeeded: how many were made, on how many URLs, and the last failure.
-    ``server_wide``: every URL tried failed its last attempt in a server-wide way."""
+    """No request succeeded: how many were made, on how many URLs, and the last failure.
+    ``server_wide``: every URL tried failed its last request in a server-wide way."""
 
-    def __init__(self, attempts: int, urls_tried: int, last_url: str,
-                 last_failure: AttemptFailed, server_wide: bool = False) -> None:
-        super().__init__(f"{attempts} attempt(s) failed; last from {last_url}: "
+    def __init__(self, requests: int, urls_tried: int, last_url: str,
+                 last_failure: RequestFailed, server_wide: bool = False) -> None:
+        super().__init__(f"{requests} request(s) failed; last from {last_url}: "
                          f"{last_failure.cause}")
-        self.attempts = attempts
+        self.requests = requests
         self.urls_tried = urls_tried
         self.last_url = last_url
         self.last_failure = last_failure
         self.server_wide = server_wide
 
 
-def fetch_with_retries(urls: Sequence[str], attempt: Callable[[str], Answer], *, retries: int,
+def fetch_with_retries(urls: Sequence[str], request: Callable[[str], Answer], *, retries: int,
                        backoff_s: float, max_backoff_s: float, retry_after_cap_s: float,
                        sleep: Callable[[float], None]) -> Answer:
-    """What ``attempt(url)`` returns for the first attempt that does not fail.
+    """What ``request(url)`` returns for the first request that does not fail.
 
-    ``urls`` must not be empty. ``AttemptFailed`` from ``attempt`` is retried as the module
+    ``urls`` must not be empty. ``RequestFailed`` from ``request`` is retried as the module
     docstring says; any other exception passes through. ``RetriesExhausted`` when none succeeds.
     """
-    last_url, last_failure = urls[0], AttemptFailed("no attempt made")
-    last_by_url: dict[str, AttemptFailed] = {}
+    last_url, last_failure = urls[0], RequestFailed("no request made")
+    last_by_url: dict[str, RequestFailed] = {}
     for number in range(max(1, retries + 1)):
         url = urls[number % len(urls)]
         if number:
@@ -82,8 +82,8 @@ def fetch_with_retries(urls: Sequence[str], attempt: Callable[[str], Answer], *,
                 delay_s = max(delay_s, min(last_failure.retry_after_s, retry_after_cap_s))
             sleep(delay_s)
         try:
-            return attempt(url)
-        except AttemptFailed as failure:
+            return request(url)
+        except RequestFailed as failure:
             last_url, last_failure = url, failure
             last_by_url[url] = failure
             if failure.permanent:
@@ -98,7 +98,7 @@ def refuses_everyone(reason: BaseException | str | None) -> bool:
     return isinstance(reason, (socket.gaierror, ConnectionRefusedError))
 
 
-def http_status_failure(error, permanent: bool) -> AttemptFailed:
+def http_status_failure(error, permanent: bool) -> RequestFailed:
     """The failure for an HTTP error answer (a ``urllib.error.HTTPError``), which it closes.
 
     The cause is "HTTP <code> <reason>"; the answer's ``Retry-After`` is kept. A client error
@@ -107,7 +107,7 @@ def http_status_failure(error, permanent: bool) -> AttemptFailed:
     wait_s = retry_after_s(error.headers.get("Retry-After") if error.headers else None)
     error.close()
     client_error = 400 <= error.code < 500 and error.code not in (408, 429)
-    return AttemptFailed(f"HTTP {error.code} {error.reason}", wait_s, permanent=permanent,
+    return RequestFailed(f"HTTP {error.code} {error.reason}", wait_s, permanent=permanent,
                          server_wide=client_error)
 
 

@@ -134,7 +134,7 @@ def _simulate_workers(endpoint: str, n_workers: int, payload: bytes, deadline_s:
                 elif m["t"] == "credit" and s in pending:
                     pending[s][2] += m["frames"]
                 elif m["t"] == "heartbeat":
-                    leases = [[pending[s][0]["tile"], pending[s][0]["attempt"]]] if s in pending else []
+                    leases = [[pending[s][0]["tile"], pending[s][0]["lease"]]] if s in pending else []
                     s.send(protocol.make("heartbeat", leases=leases))
                 elif m["t"] == "shutdown":
                     s.send(protocol.make("bye"))
@@ -145,7 +145,7 @@ def _simulate_workers(endpoint: str, n_workers: int, payload: bytes, deadline_s:
             lease, frames, credit, h, count, seq = work
             while frames and credit > 0:
                 rx, rz, records = frames.pop(0)
-                s.send(protocol.make("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=seq,
+                s.send(protocol.make("chunks", tile=lease["tile"], lease=lease["lease"], seq=seq,
                                      rx=rx, rz=rz, records=records))
                 update_transfer_hash(h, records)
                 count += len(records)
@@ -153,7 +153,7 @@ def _simulate_workers(endpoint: str, n_workers: int, payload: bytes, deadline_s:
                 seq += 1
             work[2], work[4], work[5] = credit, count, seq
             if not frames:
-                s.send(protocol.make("done", tile=lease["tile"], attempt=lease["attempt"], count=count,
+                s.send(protocol.make("done", tile=lease["tile"], lease=lease["lease"], count=count,
                                      digest=h.digest(), content_digest=content, elapsed_s=0.0))
                 del pending[s]
     for s in socks:

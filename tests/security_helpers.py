@@ -232,9 +232,9 @@ class HandWorker:
             if message["t"] == "heartbeat":
                 self.send("heartbeat", leases=[list(k) for k in self.leases])
             elif message["t"] == "lease":
-                self.leases[(message["tile"], message["attempt"])] = message
+                self.leases[(message["tile"], message["lease"])] = message
             elif message["t"] == "cancel":
-                self.leases.pop((message["tile"], message["attempt"]), None)
+                self.leases.pop((message["tile"], message["lease"]), None)
             elif message["t"] == "reregister":
                 self.sock.send(register_frame(self.worker_id, token=self.token, slots=self.slots))
 
@@ -254,16 +254,16 @@ class HandWorker:
         from arnisd.cluster.results import (content_digest, group_into_frames,
                                             new_transfer_hash, update_transfer_hash)
         from arnisd.geo.projection import BlockRect
-        self.leases.pop((lease["tile"], lease["attempt"]), None)
+        self.leases.pop((lease["tile"], lease["lease"]), None)
         if chunks is None:
             chunks = [(cx, cz, zlib.compress(f"{cx},{cz}".encode() * 20))
                       for cx, cz in BlockRect(*lease["unit"]["owned_blocks"]).chunks()]
         h = new_transfer_hash()
         for seq, (rx, rz, records) in enumerate(group_into_frames(chunks)):
-            self.send("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=seq, rx=rx,
+            self.send("chunks", tile=lease["tile"], lease=lease["lease"], seq=seq, rx=rx,
                       rz=rz, records=records)
             update_transfer_hash(h, records)
-        self.send("done", tile=lease["tile"], attempt=lease["attempt"],
+        self.send("done", tile=lease["tile"], lease=lease["lease"],
                   count=len(chunks) if count is None else count, digest=digest or h.digest(),
                   content_digest=content_digest(chunks), elapsed_s=0.1)
 

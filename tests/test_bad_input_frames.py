@@ -30,16 +30,16 @@ def pack(message) -> bytes:
     return msgpack.packb(message, use_bin_type=True)
 
 
-def bad_frames(tile: str, attempt: int) -> list[tuple[str, bytes]]:
+def bad_frames(tile: str, lease: int) -> list[tuple[str, bytes]]:
     """Frames the coordinator must refuse, aimed at a real lease where that matters."""
     def chunks(**over):
-        fields = {"tile": tile, "attempt": attempt, "seq": 0, "rx": 0, "rz": 0,
+        fields = {"tile": tile, "lease": lease, "seq": 0, "rx": 0, "rz": 0,
                   "records": [[0, 0, Z]]}
         fields.update(over)
         return pack({"t": "chunks", "v": V, **fields})
 
     def done(**over):
-        fields = {"tile": tile, "attempt": attempt, "count": 1, "digest": DIGEST,
+        fields = {"tile": tile, "lease": lease, "count": 1, "digest": DIGEST,
                   "content_digest": DIGEST, "elapsed_s": 1.0}
         fields.update(over)
         return pack({"t": "done", "v": V, **fields})
@@ -64,7 +64,7 @@ def bad_frames(tile: str, attempt: int) -> list[tuple[str, bytes]]:
         ("version as text", pack({"t": "heartbeat", "v": str(V), "leases": []})),
         ("version true", pack({"t": "heartbeat", "v": True, "leases": []})),
         ("unknown type", pack({"t": "launch", "v": V})),
-        ("type of the other direction", pack({"t": "lease", "v": V, "tile": tile, "attempt": 1,
+        ("type of the other direction", pack({"t": "lease", "v": V, "tile": tile, "lease": 1,
                                               "unit": {}, "extract": None, "elevation": None,
                                               "credit": 8})),
         ("type as bytes", pack({"t": b"heartbeat", "v": V, "leases": []})),
@@ -87,14 +87,14 @@ def bad_frames(tile: str, attempt: int) -> list[tuple[str, bytes]]:
         ("record not zlib", chunks(records=[[0, 0, b"\x00" * 64]])),
         ("record gzip", chunks(records=[[0, 0, b"\x1f\x8b\x08" + b"\x00" * 30]])),
         ("record empty", chunks(records=[[0, 0, b""]])),
-        ("negative attempt", chunks(attempt=-1)),
-        ("attempt as text", chunks(attempt=str(attempt))),
-        ("attempt too big", chunks(attempt=2 ** 63)),
+        ("negative lease", chunks(lease=-1)),
+        ("lease as text", chunks(lease=str(lease))),
+        ("lease too big", chunks(lease=2 ** 63)),
         ("seq float", chunks(seq=1.5)),
         ("tile empty", chunks(tile="")),
         ("tile too long", chunks(tile="x" * (protocol.MAX_ID_CHARS + 1))),
         ("tile as bytes", chunks(tile=tile.encode())),
-        ("rx missing", pack({"t": "chunks", "v": V, "tile": tile, "attempt": attempt, "seq": 0,
+        ("rx missing", pack({"t": "chunks", "v": V, "tile": tile, "lease": lease, "seq": 0,
                              "rz": 0, "records": [[0, 0, Z]]})),
         ("digest short", done(digest=b"\x00" * 31)),
         ("digest as text", done(digest="0" * 32)),
@@ -103,9 +103,9 @@ def bad_frames(tile: str, attempt: int) -> list[tuple[str, bytes]]:
         ("elapsed NaN", done(elapsed_s=math.nan)),
         ("elapsed inf", done(elapsed_s=math.inf)),
         ("elapsed text", done(elapsed_s="1")),
-        ("fail error not text", pack({"t": "fail", "v": V, "tile": tile, "attempt": attempt,
+        ("fail error not text", pack({"t": "fail", "v": V, "tile": tile, "lease": lease,
                                       "error": 5})),
-        ("fail error huge", pack({"t": "fail", "v": V, "tile": tile, "attempt": attempt,
+        ("fail error huge", pack({"t": "fail", "v": V, "tile": tile, "lease": lease,
                                   "error": "e" * (protocol.MAX_ERROR_CHARS + 1)})),
         ("heartbeat leases not a list", pack({"t": "heartbeat", "v": V, "leases": {}})),
         ("heartbeat lease of three", pack({"t": "heartbeat", "v": V, "leases": [[tile, 1, 2]]})),
@@ -159,7 +159,7 @@ def test_malformed_frames_are_dropped_and_change_nothing(running, caplog):
     holder, lease = holder_with_lease(running)
     stranger = dealer(running.endpoint, identity=b"stranger")
     try:
-        frames = bad_frames(lease["tile"], lease["attempt"])
+        frames = bad_frames(lease["tile"], lease["lease"])
         for name, frame in frames:          # each refused by the protocol module itself
             with pytest.raises(protocol.ProtocolError):
                 protocol.decode_from_worker(frame)
@@ -201,7 +201,7 @@ def test_oversized_frames_disconnect_only_their_sender(running):
         assert watch.wait_for({zmq.EVENT_DISCONNECTED}) == zmq.EVENT_DISCONNECTED
         records = [[cx, cz, zlib.compress(bytes(range(256)) * 64, 0)]
                    for cx, cz in BlockRect(*lease["unit"]["owned_blocks"]).chunks()][:8]
-        frame = protocol.make("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=0,
+        frame = protocol.make("chunks", tile=lease["tile"], lease=lease["lease"], seq=0,
                               rx=records[0][0] >> 5, rz=records[0][1] >> 5, records=records)
         assert len(frame) > 64 * 1024
         big.send(frame)                       # reconnected by itself; disconnected again
@@ -240,18 +240,18 @@ def test_results_for_leases_never_issued_change_nothing(running, caplog):
         owned = lease["unit"]["owned_blocks"]
         cx, cz = next(iter(BlockRect(*owned).chunks()))
         record = [[cx, cz, Z]]
-        targets = [("chunk_99_99", 1), (other, 1), (other, 12345), (lease["tile"], lease["attempt"] + 1000),
+        targets = [("chunk_99_99", 1), (other, 1), (other, 12345), (lease["tile"], lease["lease"] + 1000),
                    (lease["tile"], 0)]
         before, errors = running.state(), coordinator.protocol_errors
         caplog.set_level(logging.WARNING, logger="arnisd.cluster.coordinator")
-        for tile, attempt in targets:
-            holder.send("chunks", tile=tile, attempt=attempt, seq=0, rx=cx >> 5, rz=cz >> 5,
+        for tile, number in targets:
+            holder.send("chunks", tile=tile, lease=number, seq=0, rx=cx >> 5, rz=cz >> 5,
                         records=record)
-            holder.send("done", tile=tile, attempt=attempt, count=1, digest=DIGEST,
+            holder.send("done", tile=tile, lease=number, count=1, digest=DIGEST,
                         content_digest=DIGEST, elapsed_s=0.1)
-            holder.send("fail", tile=tile, attempt=attempt, error="made up")
+            holder.send("fail", tile=tile, lease=number, error="made up")
         # an unknown peer sending for the real lease is told to register, nothing more
-        stranger.send(protocol.make("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=0,
+        stranger.send(protocol.make("chunks", tile=lease["tile"], lease=lease["lease"], seq=0,
                                     rx=cx >> 5, rz=cz >> 5, records=record))
         assert recv_message(stranger)["t"] == "reregister"
         holder.poll(0.5)
@@ -301,9 +301,9 @@ def test_bad_results_from_the_holder_never_commit(running, caplog):
         rx, rz = region_of(*chunks[0][:2])
         twice = [list(chunks[0]), list(chunks[0])]
         protocol.decode_from_worker(protocol.make("chunks", tile=lease["tile"],
-                                                  attempt=lease["attempt"], seq=0, rx=rx, rz=rz,
+                                                  lease=lease["lease"], seq=0, rx=rx, rz=rz,
                                                   records=twice))
-        holder.send("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=0, rx=rx, rz=rz,
+        holder.send("chunks", tile=lease["tile"], lease=lease["lease"], seq=0, rx=rx, rz=rz,
                     records=twice)
         assert wait_for(lambda: row(lease["tile"])["failures"] == 1)
         assert "sent twice" in row(lease["tile"])["error"]

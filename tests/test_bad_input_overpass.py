@@ -94,11 +94,11 @@ def test_a_tile_whose_fetch_keeps_failing_is_retried_then_failed(tmp_path, monke
         bad_requests = first.bad_requests + second.bad_requests
         good_queries = [q for q in first.seen if bad_box not in q]
         assert all(first.seen[q] + second.seen.get(q, 0) >= 3 for q in good_queries)
-    # the bad tile: every attempt of every fetch failed; 3 fetches of 5 attempts; failed
+    # the bad tile: every request of every fetch failed; 3 fetches of 5 requests; failed
     assert bad_requests == 3 * 5
     assert bad.tile_id not in source.extracts
     row = next(r for r in status["tiles"] if r["tile"] == bad.tile_id)
-    assert row["state"] == "failed" and "Overpass query failed after 5 attempt(s)" in row["error"]
+    assert row["state"] == "failed" and "Overpass query failed after 5 request(s)" in row["error"]
     assert status["failed"] == 1 and status["completed"] == len(tiles) - 1
     assert status["job_state"] == "failed"
     assert running.result.failed and bad.tile_id in running.result.failed

@@ -64,20 +64,20 @@ class FakeWorker:
             if message["t"] == "heartbeat":            # answer like a live worker
                 self.send("heartbeat", leases=[list(k) for k in self.held])
             if message["t"] == "lease":
-                self.held[(message["tile"], message["attempt"])] = message
+                self.held[(message["tile"], message["lease"])] = message
             if message["t"] == kind:
                 return message
         raise TimeoutError(kind)
 
     def deliver(self, lease, chunks=None, digest_override=None, content=None):
-        self.held.pop((lease["tile"], lease["attempt"]), None)
+        self.held.pop((lease["tile"], lease["lease"]), None)
         chunks = chunks if chunks is not None else chunks_for(lease["unit"]["owned_blocks"])
         h = new_transfer_hash()
         for seq, (rx, rz, records) in enumerate(group_into_frames(chunks)):
-            self.send("chunks", tile=lease["tile"], attempt=lease["attempt"], seq=seq, rx=rx, rz=rz,
+            self.send("chunks", tile=lease["tile"], lease=lease["lease"], seq=seq, rx=rx, rz=rz,
                       records=records)
             update_transfer_hash(h, records)
-        self.send("done", tile=lease["tile"], attempt=lease["attempt"], count=len(chunks),
+        self.send("done", tile=lease["tile"], lease=lease["lease"], count=len(chunks),
                   digest=digest_override or h.digest(), content_digest=content or content_digest(chunks),
                   elapsed_s=0.1)
 
@@ -121,7 +121,7 @@ def test_lease_deliver_commit_and_status(cluster, tmp_path):
             assert isinstance(status[key], int)
         assert status["total_chunks"] == len(tiles)
         leases = [worker.expect("lease"), worker.expect("lease")]   # up to `slots` at once
-        assert leases[0]["attempt"] != leases[1]["attempt"]         # fencing numbers, never reused
+        assert leases[0]["lease"] != leases[1]["lease"]         # fencing numbers, never reused
         assert leases[0]["unit"]["chunk_id"] == leases[0]["tile"]
         assert set(leases[0]["unit"]["settings"]) >= {"scale", "terrain", "interior", "ground_level"}
         assert leases[0]["unit"]["job_bbox"] == BBox.parse(BUNDLED_SPECK_BBOX).as_dict()
@@ -169,21 +169,21 @@ def test_silent_worker_loses_lease_and_its_late_results_are_dropped(cluster, tmp
             if held is None and lease["tile"] != stale["tile"]:
                 held = lease
                 continue
-            seen[lease["tile"]] = lease["attempt"]
+            seen[lease["tile"]] = lease["lease"]
             healthy.deliver(lease)
-        assert seen[stale["tile"]] > stale["attempt"]  # leased again, with a newer attempt
+        assert seen[stale["tile"]] > stale["lease"]  # leased again, with a newer lease
         # the zombie wakes up: its frames are stale, it is told to register again
         zombie.deliver(stale, content=bytes(32))
         assert zombie.expect("reregister")
-        zombie.register(leases=[(stale["tile"], stale["attempt"])])
+        zombie.register(leases=[(stale["tile"], stale["lease"])])
         cancel = zombie.expect("cancel")
-        assert (cancel["tile"], cancel["attempt"]) == (stale["tile"], stale["attempt"])
+        assert (cancel["tile"], cancel["lease"]) == (stale["tile"], stale["lease"])
         # a late done with different content is reported as a determinism bug
-        zombie.send("done", tile=stale["tile"], attempt=stale["attempt"], count=1, digest=bytes(32),
+        zombie.send("done", tile=stale["tile"], lease=stale["lease"], count=1, digest=bytes(32),
                     content_digest=bytes(32), elapsed_s=1.0)
         deadline = time.monotonic() + 5
         while not coordinator.job.merger.determinism_bugs and time.monotonic() < deadline:
-            healthy.send("heartbeat", leases=[[held["tile"], held["attempt"]]])
+            healthy.send("heartbeat", leases=[[held["tile"], held["lease"]]])
             time.sleep(0.05)
         assert coordinator.job.merger.determinism_bugs
         deadline = time.monotonic() + 10
@@ -217,7 +217,7 @@ def test_bad_results_are_retried_then_failed(cluster):
             lease = worker.expect("lease")
         assert coordinator.job.book.records[target].attempts == 2
         outside = [(10_000, 10_000, zlib.compress(b"x"))]
-        worker.send("chunks", tile=target, attempt=lease["attempt"], seq=0, rx=312, rz=312,
+        worker.send("chunks", tile=target, lease=lease["lease"], seq=0, rx=312, rz=312,
                     records=[list(outside[0])])
         assert worker.expect("cancel")["tile"] == target
         # 3: a failure frame
@@ -226,7 +226,7 @@ def test_bad_results_are_retried_then_failed(cluster):
             worker.deliver(lease)
             lease = worker.expect("lease")
         assert coordinator.job.book.records[target].attempts == 3
-        worker.send("fail", tile=target, attempt=lease["attempt"], error="generator exploded")
+        worker.send("fail", tile=target, lease=lease["lease"], error="generator exploded")
         while True:
             try:
                 lease = worker.expect("lease", timeout_s=1.0)
@@ -250,7 +250,7 @@ def test_garbage_is_dropped_and_state_unchanged(cluster):
     try:
         for frame in (b"", b"\xff" * 100, msgpack.packb({"t": "register", "v": 999}),
                       msgpack.packb({"t": "done", "v": protocol.PROTOCOL_VERSION, "tile": "chunk_0_0",
-                                     "attempt": 1})):
+                                     "lease": 1})):
             raw.send(frame)
         raw.send_multipart([b"a", b"b"])
         raw.send(protocol.make("heartbeat", leases=[]))        # unknown worker
@@ -306,7 +306,7 @@ def test_claims_wait_between_jobs_and_are_judged_when_the_job_starts(tmp_path):
         worker.expect("reregister")
         welcome = worker.register(leases=[claim], session=coordinator.session)
         assert welcome["keep"] == [list(claim)]
-        lease = {"tile": claim[0], "attempt": 5, "unit": {"owned_blocks": tiles[0].owned.as_list()}}
+        lease = {"tile": claim[0], "lease": 5, "unit": {"owned_blocks": tiles[0].owned.as_list()}}
         worker.deliver(lease)
         deadline = time.monotonic() + 10
         while coordinator.job is not None and \
@@ -331,14 +331,14 @@ def test_a_register_resent_in_the_same_round_changes_nothing(cluster):
         worker.register(reg=7)
         lease = worker.expect("lease")
         welcome = worker.register(reg=7)                 # resent before the lease was seen
-        assert welcome["keep"] == [[lease["tile"], lease["attempt"]]]
+        assert welcome["keep"] == [[lease["tile"], lease["lease"]]]
         with pytest.raises(TimeoutError):
             worker.expect("cancel", timeout_s=0.4)
-        assert coordinator.job.book.is_current(lease["tile"], lease["attempt"], b"w1")
+        assert coordinator.job.book.is_current(lease["tile"], lease["lease"], b"w1")
         worker.register(reg=8)                           # a new round without the claim
         cancel = worker.expect("cancel")
-        assert (cancel["tile"], cancel["attempt"]) == (lease["tile"], lease["attempt"])
-        assert not coordinator.job.book.is_current(lease["tile"], lease["attempt"], b"w1")
+        assert (cancel["tile"], cancel["lease"]) == (lease["tile"], lease["lease"])
+        assert not coordinator.job.book.is_current(lease["tile"], lease["lease"], b"w1")
     finally:
         worker.close()
 
@@ -405,17 +405,17 @@ def test_a_done_frame_after_missing_frames_asks_for_the_result_again(cluster):
     try:
         welcome = worker.register(reg=1)
         lease = worker.expect("lease")
-        key = [lease["tile"], lease["attempt"]]
+        key = [lease["tile"], lease["lease"]]
         chunks = chunks_for(lease["unit"]["owned_blocks"])
         frames = list(group_into_frames(chunks, target_bytes=1))       # one chunk per frame
         assert len(frames) > 1
         h = new_transfer_hash()
         for seq, (rx, rz, records) in enumerate(frames[:-1]):          # the last one is lost
-            worker.send("chunks", tile=key[0], attempt=key[1], seq=seq, rx=rx, rz=rz,
+            worker.send("chunks", tile=key[0], lease=key[1], seq=seq, rx=rx, rz=rz,
                         records=records)
             update_transfer_hash(h, records)
         update_transfer_hash(h, frames[-1][2])
-        worker.send("done", tile=key[0], attempt=key[1], count=len(chunks), digest=h.digest(),
+        worker.send("done", tile=key[0], lease=key[1], count=len(chunks), digest=h.digest(),
                     content_digest=content_digest(chunks), elapsed_s=0.1)
         worker.expect("reregister")
         record = coordinator.job.book.records[key[0]]

@@ -1,4 +1,4 @@
-"""The merger: staging, commit on a matching done, stale attempts dropped, regions written as
+"""The merger: staging, commit on a matching done, stale leases dropped, regions written as
 soon as every tile touching them is committed."""
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ def _chunks(tile, salt=b""):
     return [(cx, cz, zlib.compress(f"{cx},{cz}".encode() + salt)) for cx, cz in tile.chunks()]
 
 
-def _deliver(merger, tile, attempt, chunks):
-    merger.begin(tile.tile_id, attempt)
+def _deliver(merger, tile, lease, chunks):
+    merger.begin(tile.tile_id, lease)
     h = new_transfer_hash()
     for rx, rz, records in group_into_frames(chunks):
-        assert merger.stage(tile.tile_id, attempt, rx, rz, records) is None
+        assert merger.stage(tile.tile_id, lease, rx, rz, records) is None
         update_transfer_hash(h, records)
-    error = merger.finish(tile.tile_id, attempt, len(chunks), h.digest(), content_digest(chunks))
+    error = merger.finish(tile.tile_id, lease, len(chunks), h.digest(), content_digest(chunks))
     merger.sync()
     return error
 
@@ -58,7 +58,7 @@ def test_regions_appear_as_their_tiles_commit(tmp_path):
         merger.close()
 
 
-def test_bad_attempts_are_not_committed(tmp_path):
+def test_bad_leases_are_not_committed(tmp_path):
     tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.001)
     merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
     tile, other = tiles[0], tiles[1]
@@ -76,13 +76,13 @@ def test_bad_attempts_are_not_committed(tmp_path):
             merger.stage(tile.tile_id, 2, rx, rz, records)
         assert "digest" in merger.finish(tile.tile_id, 2, len(chunks), bytes(32), bytes(32))
         assert tile.tile_id not in merger.committed
-        # a stale attempt is dropped, a good one commits
+        # a stale lease is dropped, a good one commits
         merger.begin(tile.tile_id, 3)
         merger.abort(tile.tile_id, 3)
-        assert merger.stage(tile.tile_id, 3, 0, 0, [[0, 0, b""]]) == "no open attempt"
+        assert merger.stage(tile.tile_id, 3, 0, 0, [[0, 0, b""]]) == "no open lease"
         assert _deliver(merger, tile, 4, chunks) is None
         assert tile.tile_id in merger.committed
-        # a later attempt with other content is a determinism bug; the same content is not
+        # a later lease with other content is a determinism bug; the same content is not
         merger.note_late_done(tile.tile_id, 5, content_digest(chunks))
         assert not merger.determinism_bugs
         merger.note_late_done(tile.tile_id, 5, content_digest(_chunks(tile, b"!")))
@@ -113,9 +113,9 @@ def test_a_refused_frame_names_its_first_fault_and_stages_nothing(tmp_path):
         assert stage([b]) is None                               # b was never staged by a refusal
         missing = merger.finish(tile.tile_id, 1, 3, bytes(32), bytes(32))
         assert isinstance(missing, MissingFrames) and missing == "done after 2 of 3 chunks"
-        # the attempt stays open after missing frames; a done frame counting what was staged
+        # the lease stays open after missing frames; a done frame counting what was staged
         # is judged on the tile's chunk count
         assert "tile has" in merger.finish(tile.tile_id, 1, 2, bytes(32), bytes(32))
-        assert merger.finish(tile.tile_id, 1, 2, bytes(32), bytes(32)) == "no open attempt"
+        assert merger.finish(tile.tile_id, 1, 2, bytes(32), bytes(32)) == "no open lease"
     finally:
         merger.close()

@@ -27,17 +27,17 @@ def test_round_trips():
                  leases=[["chunk_0_0", 1]])
     assert decode_from_worker(frame)["worker_id"] == "w1"
     data = zlib.compress(b"\x00" * 10)
-    frame = make("chunks", tile="chunk_0_0", attempt=1, seq=0, rx=-1, rz=2,
+    frame = make("chunks", tile="chunk_0_0", lease=1, seq=0, rx=-1, rz=2,
                  records=[[-1, 64, data]])
     assert decode_from_worker(frame)["records"][0][2] == data
-    frame = make("lease", tile="chunk_0_0", attempt=2, unit=UNIT, extract=None,
+    frame = make("lease", tile="chunk_0_0", lease=2, unit=UNIT, extract=None,
                  elevation=[[15, 1, 2, b"png"]], credit=8)
     lease = decode_from_coordinator(frame)
-    assert lease["attempt"] == 2 and lease["unit"] == UNIT and lease["elevation"][0][3] == b"png"
+    assert lease["lease"] == 2 and lease["unit"] == UNIT and lease["elevation"][0][3] == b"png"
 
 
 def _lease(**over) -> bytes:
-    fields = {"tile": "chunk_0_0", "attempt": 2, "unit": UNIT, "extract": None, "elevation": None,
+    fields = {"tile": "chunk_0_0", "lease": 2, "unit": UNIT, "extract": None, "elevation": None,
               "credit": 8}
     fields.update(over)
     return make("lease", **fields)
@@ -62,7 +62,7 @@ def _unit(**over) -> dict:
     _lease(elevation=[[15, -1, 2, b"png"]]),
     _lease(elevation=[[15, 1, 2, "png"]]),
     _lease(extract="not bytes"),
-    make("lease", tile="chunk_0_0", attempt=2, unit=UNIT, extract=None, credit=8),   # no elevation
+    make("lease", tile="chunk_0_0", lease=2, unit=UNIT, extract=None, credit=8),   # no elevation
 ], ids=range(15))
 def test_bad_leases_refused(frame):
     with pytest.raises(ProtocolError):
@@ -76,19 +76,19 @@ def test_bad_leases_refused(frame):
     (msgpack.packb({"t": "heartbeat", "leases": []}), "version"),
     (msgpack.packb({"t": "launch_missiles", "v": protocol.PROTOCOL_VERSION}), "unknown message type"),
     (msgpack.packb({"t": "welcome", "v": protocol.PROTOCOL_VERSION}), "unknown message type"),
-    (msgpack.packb({"t": "done", "v": protocol.PROTOCOL_VERSION, "tile": "t", "attempt": 1}), "missing"),
-    (make("done", tile="t", attempt=1, count=1, digest=b"short", content_digest=DIGEST, elapsed_s=1.0), "digest"),
-    (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[0, 0, "not bytes"]]), "records"),
-    (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[]), "records"),
-    (make("chunks", tile="t", attempt=-1, seq=0, rx=0, rz=0, records=[[0, 0, b""]]), "attempt"),
-    (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[0, 0, b"not zlib at all"]]),
+    (msgpack.packb({"t": "done", "v": protocol.PROTOCOL_VERSION, "tile": "t", "lease": 1}), "missing"),
+    (make("done", tile="t", lease=1, count=1, digest=b"short", content_digest=DIGEST, elapsed_s=1.0), "digest"),
+    (make("chunks", tile="t", lease=1, seq=0, rx=0, rz=0, records=[[0, 0, "not bytes"]]), "records"),
+    (make("chunks", tile="t", lease=1, seq=0, rx=0, rz=0, records=[]), "records"),
+    (make("chunks", tile="t", lease=-1, seq=0, rx=0, rz=0, records=[[0, 0, b""]]), "lease"),
+    (make("chunks", tile="t", lease=1, seq=0, rx=0, rz=0, records=[[0, 0, b"not zlib at all"]]),
      "records"),
-    (make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[2 ** 63, 0, zlib.compress(b"a")]]),
+    (make("chunks", tile="t", lease=1, seq=0, rx=0, rz=0, records=[[2 ** 63, 0, zlib.compress(b"a")]]),
      "records"),
     (make("register", worker_id="w", caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 0}, leases=[]), "caps"),
     (make("register", worker_id="", caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 1}, leases=[]), "worker_id"),
     (make("heartbeat", leases=[["t", "one"]]), "leases"),
-    (make("fail", tile="t", attempt=1, error="x" * 5000), "error"),
+    (make("fail", tile="t", lease=1, error="x" * 5000), "error"),
     (make("register", worker_id="w", caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 1},
           leases=[], token=5), "token"),
 ])
@@ -99,16 +99,16 @@ def test_bad_frames_refused(frame, why):
 
 def test_ownership_is_not_the_protocols_to_judge():
     # a chunk twice, or outside the frame's region: well-formed frames (the merger refuses them)
-    frame = make("chunks", tile="t", attempt=1, seq=0, rx=5, rz=5,
+    frame = make("chunks", tile="t", lease=1, seq=0, rx=5, rz=5,
                  records=[[0, 0, zlib.compress(b"a")], [0, 0, zlib.compress(b"b")]])
     assert len(decode_from_worker(frame)["records"]) == 2
 
 
 def test_size_limit():
-    frame = make("fail", tile="t", attempt=1, error="x")
+    frame = make("fail", tile="t", lease=1, error="x")
     with pytest.raises(ProtocolError, match="exceeds"):
         decode_from_worker(frame, max_bytes=len(frame) - 1)
-    big = make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[0, 0, b"x" * 2000]])
+    big = make("chunks", tile="t", lease=1, seq=0, rx=0, rz=0, records=[[0, 0, b"x" * 2000]])
     with pytest.raises(ProtocolError):
         decode_from_worker(big, max_bytes=1000)
 
@@ -122,7 +122,7 @@ def test_frames_group_by_region_and_stay_small():
     for rx, rz, records in frames:
         assert all((cx >> 5, cz >> 5) == (rx, rz) for cx, cz, _ in records)
         assert sum(len(r[2]) for r in records) <= 64 * 1024 or len(records) == 1
-        frame = make("chunks", tile="t", attempt=1, seq=0, rx=rx, rz=rz, records=records)
+        frame = make("chunks", tile="t", lease=1, seq=0, rx=rx, rz=rz, records=records)
         assert len(frame) < protocol.MAX_RESULT_FRAME_BYTES // 8
         seen.extend((cx, cz) for cx, cz, _ in records)
     assert sorted(seen) == sorted((cx, cz) for cx, cz, _ in chunks)
@@ -137,7 +137,7 @@ ZLIB_HEADER = b"\x78\x9c"
 
 
 def _chunk_frame(data: bytes) -> bytes:
-    return make("chunks", tile="t", attempt=1, seq=0, rx=0, rz=0, records=[[0, 0, data]])
+    return make("chunks", tile="t", lease=1, seq=0, rx=0, rz=0, records=[[0, 0, data]])
 
 
 @pytest.mark.parametrize("deflate,why", [

@@ -1,9 +1,12 @@
 """A worker's finished results in its scratch folder: kept across restarts of the worker,
-streamed again from the start, one folder per worker, unreadable files dropped."""
+streamed again from the start, one folder per worker, unreadable or older files dropped."""
 
 from __future__ import annotations
 
+import logging
 import zlib
+
+import msgpack
 
 from arnisd.cluster.results import group_into_frames
 from arnisd.cluster.scratch import ResultStore
@@ -15,7 +18,7 @@ def _frames():
     return list(group_into_frames(chunks, target_bytes=2000))
 
 
-def test_results_survive_a_restart_and_stream_from_the_start(tmp_path):
+def test_results_survive_a_restart_and_stream_from_the_start(tmp_path, caplog):
     frames = _frames()
     store = ResultStore(tmp_path / "r")
     kept = store.save("chunk_1_2", 17, "ab" * 16, frames, b"c" * 32, 1.5)
@@ -24,8 +27,14 @@ def test_results_survive_a_restart_and_stream_from_the_start(tmp_path):
     assert list(kept.frames()) == list(kept.frames())            # a rewind reads it again
     (tmp_path / "r" / "junk.tmp").write_bytes(b"half")
     (tmp_path / "r" / ("cd" * 16 + ".3.result")).write_bytes(b"\xc1 not msgpack")
-    found = ResultStore(tmp_path / "r").load()                   # the worker restarted
-    assert [(r.tile, r.attempt, r.session, r.content_digest) for r in found] == [
+    # a result of the first format (the lease number under "attempt") is dropped, with a line
+    (tmp_path / "r" / ("ef" * 16 + ".4.result")).write_bytes(msgpack.packb(
+        {"tile": "chunk_0_0", "attempt": 4, "session": "ef" * 16, "content_digest": b"e" * 32,
+         "elapsed_s": 1.0, "frames": 0}))
+    with caplog.at_level(logging.WARNING, logger="arnisd.cluster.scratch"):
+        found = ResultStore(tmp_path / "r").load()               # the worker restarted
+    assert "result format 1, this one reads 2" in caplog.text
+    assert [(r.tile, r.lease, r.session, r.content_digest) for r in found] == [
         ("chunk_1_2", 17, "ab" * 16, b"c" * 32)]
     assert list(found[0].frames()) == [tuple(f) for f in frames]
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["ab" * 16 + ".17.result"]

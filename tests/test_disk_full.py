@@ -191,7 +191,7 @@ def test_full_state_disk_stops_the_job_without_a_torn_log_entry(tmp_path, capsys
             real_append = StagingLog.append
             budget = [64 * 1024]
 
-            def append(self, tile_id, attempt, rx, rz, payload):
+            def append(self, tile_id, lease, rx, rz, payload):
                 budget[0] -= len(payload) + 64
                 if budget[0] < 0:
                     self._handle.write(b"ARNF-torn")        # as a disk filling up half-way
@@ -199,7 +199,7 @@ def test_full_state_disk_stops_the_job_without_a_torn_log_entry(tmp_path, capsys
                         os.ftruncate(self._handle.fileno(), self._offset)
                     finally:
                         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                return real_append(self, tile_id, attempt, rx, rz, payload)
+                return real_append(self, tile_id, lease, rx, rz, payload)
             StagingLog.append = append
         try:
             running = RunningCoordinator(tmp_path, heartbeat_interval_s=0.5, liveness=20)

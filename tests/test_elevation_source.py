@@ -71,21 +71,21 @@ def test_gives_up_with_one_line_after_all_retries():
             source.fetch(*TILE)
     message = str(caught.value)
     assert isinstance(caught.value, UserError) and "\n" not in message
-    assert f"elevation tile {TILE[0]}/{TILE[1]}/{TILE[2]} failed after 3 attempt(s)" in message
+    assert f"elevation tile {TILE[0]}/{TILE[1]}/{TILE[2]} failed after 3 request(s)" in message
     assert "HTTP 500" in message and server.url_template.split("/terrarium")[0] in message
     assert server.requests[PATH] == 3
 
 
 def test_dropped_connections_exhaust_retries():
     with FakeElevationServer(default="drop") as server:
-        with pytest.raises(ElevationError, match="after 2 attempt"):
+        with pytest.raises(ElevationError, match="after 2 request"):
             _source(server, retries=1).fetch(*TILE)
 
 
 def test_missing_tile_fails_at_once():
     with FakeElevationServer(tiles={}) as server:
         sleeps = Sleeps()
-        with pytest.raises(ElevationError, match="after 1 attempt.*HTTP 404"):
+        with pytest.raises(ElevationError, match="after 1 request.*HTTP 404"):
             _source(server, retries=4, sleep=sleeps).fetch(*TILE)
     assert server.total_requests == 1 and sleeps == []
 

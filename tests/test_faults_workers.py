@@ -94,7 +94,7 @@ def test_sigstopped_worker_loses_its_lease_and_is_fenced_after_sigcont(tmp_path,
                    10, "the coordinator to drop w0")
         detected_s = time.monotonic() - frozen_at
         assert detected_s < interval_s * liveness + 1.5, detected_s
-        # the tile goes to w1 with a newer attempt while w0 sleeps
+        # the tile goes to w1 with a newer lease while w0 sleeps
         wait_until(lambda: [m for m in read_markers(markers)
                             if m[0] == w1.pid and m[2:] == first[2:]], 30, "w1 taking w0's tile")
         time.sleep(1.5)

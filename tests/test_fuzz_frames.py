@@ -65,7 +65,7 @@ def random_value(rng: random.Random, depth: int = 0):
         return msgpack.ExtType(rng.randrange(128), rng.randbytes(rng.randrange(8)))
     if roll in (8, 9):
         return [random_value(rng, depth + 1) for _ in range(rng.choice([0, 1, 2, 3, 5]))]
-    return {rng.choice(["t", "v", "tile", "attempt", "records", "leases", "caps", "worker_id",
+    return {rng.choice(["t", "v", "tile", "lease", "records", "leases", "caps", "worker_id",
                         "token", "digest", "x"]) if rng.random() < 0.8 else random_value(rng, 9):
             random_value(rng, depth + 1) for _ in range(rng.choice([0, 1, 2, 4]))}
 
@@ -83,36 +83,36 @@ class Corpus:
     def __init__(self, rng: random.Random, tiles, leases) -> None:
         self.rng = rng
         self.tiles = tiles
-        self.leases = leases            # [(tile, attempt)] seen on the status page
+        self.leases = leases            # [(tile, lease)] seen on the status page
 
     def message(self) -> dict:
         rng = self.rng
         tile = rng.choice(self.tiles)
-        tile_id, attempt = rng.choice(self.leases) if self.leases and rng.random() < 0.7 else \
+        tile_id, lease = rng.choice(self.leases) if self.leases and rng.random() < 0.7 else \
             (tile.tile_id, rng.randrange(0, 4))
         kind = rng.choice(["register", "heartbeat", "chunks", "chunks", "done", "fail", "bye"])
         if kind == "register":
             fields = {"worker_id": f"fuzz{rng.randrange(5)}",
                       "caps": {"os": "Fuzz", "cpu": rng.randrange(64), "memory_mb": 1,
                                "slots": rng.randrange(1, 4)},
-                      "leases": [[tile_id, attempt]] if rng.random() < 0.5 else []}
+                      "leases": [[tile_id, lease]] if rng.random() < 0.5 else []}
             if rng.random() < 0.3:
                 fields["session"] = "s" * rng.randrange(1, 40)
         elif kind == "heartbeat":
-            fields = {"leases": [[tile_id, attempt]] * rng.randrange(3)}
+            fields = {"leases": [[tile_id, lease]] * rng.randrange(3)}
         elif kind == "chunks":
             chunks = list(BlockRect(*tile.owned.as_list()).chunks())
             picked = rng.sample(chunks, min(len(chunks), rng.randrange(1, 4)))
-            fields = {"tile": tile_id, "attempt": attempt, "seq": rng.randrange(3),
+            fields = {"tile": tile_id, "lease": lease, "seq": rng.randrange(3),
                       "rx": picked[0][0] >> 5, "rz": picked[0][1] >> 5,
                       "records": [[cx, cz, zlib.compress(rng.randbytes(rng.randrange(1, 64)))]
                                   for cx, cz in picked]}
         elif kind == "done":
-            fields = {"tile": tile_id, "attempt": attempt, "count": rng.randrange(100),
+            fields = {"tile": tile_id, "lease": lease, "count": rng.randrange(100),
                       "digest": rng.randbytes(32), "content_digest": rng.randbytes(32),
                       "elapsed_s": rng.random()}
         elif kind == "fail":
-            fields = {"tile": tile_id, "attempt": attempt, "error": "fuzz"}
+            fields = {"tile": tile_id, "lease": lease, "error": "fuzz"}
         else:
             fields = {}
         return {"t": kind, "v": protocol.PROTOCOL_VERSION, **fields}
@@ -299,7 +299,7 @@ def test_fuzz_then_a_real_job(tmp_path, capsys, with_curve):
             message.update(t="register", worker_id=f"fuzz{index}", leases=[],
                            caps={"os": "Fuzz", "cpu": 1, "memory_mb": 1, "slots": 2})
             message.pop("session", None)
-            for key in ("tile", "attempt", "seq", "rx", "rz", "records", "count", "digest",
+            for key in ("tile", "lease", "seq", "rx", "rz", "records", "count", "digest",
                         "content_digest", "elapsed_s", "error"):
                 message.pop(key, None)
             send_patiently(sock, [pack(message)], tries=100)

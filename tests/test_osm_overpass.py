@@ -159,7 +159,7 @@ def test_all_failures_raise_one_line(body):
     message = str(exc_info.value)
     assert isinstance(exc_info.value, UserError)
     assert "\n" not in message
-    assert "4 attempt(s)" in message and "2 server(s)" in message
+    assert "4 request(s)" in message and "2 server(s)" in message
     assert b.url in message and "HTTP 502" in message
 
 

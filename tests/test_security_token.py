@@ -30,15 +30,15 @@ pytestmark = pytest.mark.timeout(120)
 TOKEN = "a-long-shared-token-for-tests"
 
 
-def forged_result(sock, tile: str, attempt: int, owned: list) -> None:
+def forged_result(sock, tile: str, lease: int, owned: list) -> None:
     """A complete, self-consistent result for ``tile`` with made-up chunks."""
     chunks = [(cx, cz, zlib.compress(b"forged" * 50)) for cx, cz in BlockRect(*owned).chunks()]
     h = new_transfer_hash()
     for seq, (rx, rz, records) in enumerate(group_into_frames(chunks)):
-        sock.send(protocol.make("chunks", tile=tile, attempt=attempt, seq=seq, rx=rx, rz=rz,
+        sock.send(protocol.make("chunks", tile=tile, lease=lease, seq=seq, rx=rx, rz=rz,
                                 records=records))
         update_transfer_hash(h, records)
-    sock.send(protocol.make("done", tile=tile, attempt=attempt, count=len(chunks),
+    sock.send(protocol.make("done", tile=tile, lease=lease, count=len(chunks),
                             digest=h.digest(), content_digest=content_digest(chunks),
                             elapsed_s=0.1))
 
@@ -94,16 +94,16 @@ def test_without_the_token_no_work_and_no_results(tmp_path, monkeypatch):
             time.sleep(0.05)
         assert leased, "the real worker got no lease"
         row = leased[0]
-        attempt = row["lease"]                 # the fencing number of the current lease
+        lease = row["lease"]                 # the fencing number of the current lease
         # 4. everyone else claims the real worker's id (public on the status page) and sends a
         #    forged result for its lease, with every token variant, without registering
         for identity in (b"w0", security.routing_id("w0", None), security.routing_id("w0", "guess")):
             sock = dealer(running.endpoint, identity=identity)
             sockets.append(sock)
-            forged_result(sock, row["tile"], attempt, row["owned_blocks"])
+            forged_result(sock, row["tile"], lease, row["owned_blocks"])
             sock.send(register_frame("w0", token="guess"))
         for sock in sockets:
-            sock.send(protocol.make("heartbeat", leases=[[row["tile"], attempt]]))
+            sock.send(protocol.make("heartbeat", leases=[[row["tile"], lease]]))
         received = [m for sock in sockets for m in drain(sock, 1.0)]
         assert not [m for m in received if m["t"] in ("lease", "credit", "welcome")], received
         assert {m["t"] for m in received} <= {"reject", "reregister"}

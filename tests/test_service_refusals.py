@@ -192,7 +192,7 @@ def test_a_second_coordinator_on_the_same_state_dir_names_the_first(tmp_path):
 @pytest.mark.parametrize("overpass", ["refused", "unresolvable"])
 def test_an_offline_bbox_job_fails_early_with_the_source_error(tmp_path, overpass):
     """Every tile's Overpass fetch meets the same error: the job fails with it within 30 s
-    (each fetch makes 5 attempts over 15 s), not after every retry of every tile."""
+    (each fetch makes 5 requests over 15 s), not after every retry of every tile."""
     url = {"refused": f"http://127.0.0.1:{free_port()}/api/interpreter",
            "unresolvable": "http://nonexistent.invalid/api/interpreter"}[overpass]
     words = {"refused": "Connection refused", "unresolvable": "nonexistent.invalid"}[overpass]

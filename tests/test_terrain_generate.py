@@ -132,7 +132,7 @@ def test_a_lease_frame_carries_the_extract_untouched_and_elevation_in_its_own_fi
     extract = pack_elements([])
     tiles = {(15, 1, 3): b"png-b", (15, 1, 2): b"png-a"}
     for elements, elevation in ((extract, tiles), (None, tiles), (extract, None)):
-        frame = protocol.make("lease", tile=tile.tile_id, attempt=1,
+        frame = protocol.make("lease", tile=tile.tile_id, lease=1,
                               unit=work_unit(tile, settings, bbox), extract=elements,
                               elevation=elevation_to_wire(elevation), credit=8)
         lease = protocol.decode_from_coordinator(frame)

@@ -281,7 +281,7 @@ class Coordinator:
         if worker is None:
             if kind == "done":
                 log.warning("dropped the result of tile %s (lease %d) from %r: not a "
-                            "registered worker", message["tile"], message["attempt"],
+                            "registered worker", message["tile"], message["lease"],
                             identity[:64])
             if kind != "bye" and now - self._reregistered.get(identity, -1e9) \
                     >= self.config.heartbeat_interval_s:
@@ -323,7 +323,7 @@ class Coordinator:
             worker.identity, {tile: lease for tile, lease in message["leases"]},
             worker.leases, now, grace_s=self.config.expiry_s)
         for tile_id, lease in stale:
-            self._send(worker, protocol.make("cancel", tile=tile_id, attempt=lease,
+            self._send(worker, protocol.make("cancel", tile=tile_id, lease=lease,
                                              reason="lease is not current"), now)
         for tile_id in unlisted:
             log.warning("worker %s lost tile %s (lease %d); re-queued", worker.worker_id,
@@ -347,7 +347,7 @@ class Coordinator:
 
     def _on_chunks(self, worker: WorkerRecord, message: dict, now: float) -> None:
         job = self.job
-        tile_id, lease = message["tile"], message["attempt"]
+        tile_id, lease = message["tile"], message["lease"]
         if job is None or not job.book.is_current(tile_id, lease, worker.identity):
             self._check_issued(worker, "chunks", tile_id, lease)
             return  # stale lease: dropped (its worker was told to cancel)
@@ -362,18 +362,18 @@ class Coordinator:
         if error is not None:
             log.warning("tile %s (%s) from %s rejected: %s", tile_id,
                         job.book.records[tile_id].attempt_and_lease(), worker.worker_id, error)
-            self._send(worker, protocol.make("cancel", tile=tile_id, attempt=lease, reason=error), now)
+            self._send(worker, protocol.make("cancel", tile=tile_id, lease=lease, reason=error), now)
             self._end_lease(worker, tile_id, now, error)
             return
         job.next_seq[(tile_id, lease)] = seq + 1
         worker.chunks_received += len(message["records"])
-        self._send(worker, protocol.make("credit", tile=tile_id, attempt=lease, frames=1), now)
+        self._send(worker, protocol.make("credit", tile=tile_id, lease=lease, frames=1), now)
 
     def _on_done(self, worker: WorkerRecord, message: dict, now: float) -> None:
         job = self.job
         if job is None:
             return
-        tile_id, lease = message["tile"], message["attempt"]
+        tile_id, lease = message["tile"], message["lease"]
         if not job.book.is_current(tile_id, lease, worker.identity):
             if self._check_issued(worker, "done", tile_id, lease):
                 job.merger.note_late_done(tile_id, lease, message["content_digest"])
@@ -395,7 +395,7 @@ class Coordinator:
         loser = job.commit(tile_id, worker.identity)
         if loser is not None and loser[0] in self.workers:    # a backup race: fence the other
             self.workers[loser[0]].leases.discard(tile_id)
-            self._send(loser[0], protocol.make("cancel", tile=tile_id, attempt=loser[1],
+            self._send(loser[0], protocol.make("cancel", tile=tile_id, lease=loser[1],
                                                reason="another lease finished first"), now)
         record = job.book.records[tile_id]
         log.info("tile %s committed by %s (%s)", tile_id, worker.worker_id,
@@ -405,7 +405,7 @@ class Coordinator:
 
     def _on_fail(self, worker: WorkerRecord, message: dict, now: float) -> None:
         job = self.job
-        tile_id, lease = message["tile"], message["attempt"]
+        tile_id, lease = message["tile"], message["lease"]
         if job is not None and job.book.is_current(tile_id, lease, worker.identity):
             if message["error"] == protocol.NO_FREE_SLOT:    # not the tile's fault
                 log.warning("worker %s had no free slot for tile %s (lease %d)",
@@ -507,7 +507,7 @@ class Coordinator:
         job.merger.begin(tile_id, number)
         job.next_seq[(tile_id, number)] = 0
         job.resyncs.pop(tile_id, None)
-        frame = protocol.make("lease", tile=tile_id, attempt=number,
+        frame = protocol.make("lease", tile=tile_id, lease=number,
                               unit=work_unit(record.tile, job.settings, job.job_info["bbox"]),
                               extract=extract.elements,
                               elevation=elevation_to_wire(extract.elevation),
@@ -530,7 +530,7 @@ class Coordinator:
                 record = job.book.records[tile_id]
                 if self._router is not None and not self._stop.is_set():
                     self._send(worker, protocol.make("cancel", tile=tile_id,
-                                                     attempt=record.lease, reason=reason), now)
+                                                     lease=record.lease, reason=reason), now)
             worker.leases.clear()
 
     def _finish_job(self) -> JobResult:

@@ -1,18 +1,18 @@
-"""The merger: stage received chunks on disk, commit whole tile attempts, assemble region files.
+"""The merger: stage received chunks on disk, commit one whole lease per tile, assemble regions.
 
 Staging is an append-only log under ``state_dir/staging`` (segments ``log-000000.bin``, a
 new one every ``SEGMENT_BYTES``). Each chunk frame becomes one log entry::
 
-    "ARNF" | tile id length u16 | attempt u32 | rx i32 | rz i32 | payload length u32 | tile id
+    "ARNF" | tile id length u16 | lease u32 | rx i32 | rz i32 | payload length u32 | tile id
     payload = records: <cx i32, cz i32, length u32> + compressed chunk, repeated
 
 (all little-endian), so the log can be rescanned after a crash. An entry is written and
-flushed to the OS before the coordinator grants credit back. A tile attempt is committed
+flushed to the OS before the coordinator grants credit back. A lease's result is committed
 only when its done frame matches what was staged (count and transfer digest); commits are
 made durable in groups by ``sync()`` (one fsync for every commit since the last). A region
 file is assembled by a background thread as soon as every tile touching it is committed,
 reading only that region's entries, so memory holds at most one region. Entries of stale or
-failed attempts are simply never read. Nothing here knows about sockets.
+failed leases are simply never read. Nothing here knows about sockets.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ SEGMENT_BYTES = 256 * 1024 * 1024
 
 class MissingFrames(str):
     """``finish``'s refusal when fewer chunks were staged than the done frame counts: frames
-    were lost on the way (the attempt stays open and its result may be streamed again)."""
+    were lost on the way (the lease stays open and its result may be streamed again)."""
 
 
 class MergeError(UserError, RuntimeError):
@@ -59,11 +59,11 @@ def _os_error_text(exc: BaseException) -> str:
 
 
 @dataclass(slots=True)
-class _Attempt:
-    """An attempt whose frames are arriving."""
+class _OpenLease:
+    """A lease whose result frames are arriving."""
 
     tile: Tile
-    attempt: int
+    lease: int
     ranges: dict = field(default_factory=dict)      # (rx, rz) -> [(segment, offset, length)]
     transfer_hash: object = field(default_factory=new_transfer_hash)
     chunk_count: int = 0
@@ -111,12 +111,12 @@ class StagingLog:
         self._handle = open(self.path(self.segment), "ab", buffering=0)   # nothing left to flush
         self._offset = self._handle.tell()
 
-    def append(self, tile_id: str, attempt: int, rx: int, rz: int, payload: bytes) -> tuple[int, int, int]:
+    def append(self, tile_id: str, lease: int, rx: int, rz: int, payload: bytes) -> tuple[int, int, int]:
         """Write one entry (flushed to the OS); returns where its payload lies."""
         if self._offset >= self.segment_bytes:
             self._roll()
         tid = tile_id.encode("utf-8")
-        header = ENTRY_HEADER.pack(ENTRY_MAGIC, len(tid), attempt, rx, rz, len(payload))
+        header = ENTRY_HEADER.pack(ENTRY_MAGIC, len(tid), lease, rx, rz, len(payload))
         entry = memoryview(header + tid + payload)
         written = 0
         try:
@@ -135,10 +135,10 @@ class StagingLog:
     def sync(self) -> None:
         os.fsync(self._handle.fileno())
 
-    def entry_matches(self, tile_id: str, attempt: int, rx: int, rz: int,
+    def entry_matches(self, tile_id: str, lease: int, rx: int, rz: int,
                       where: tuple[int, int, int]) -> bool:
         """Whether the entry whose payload lies at ``where`` is whole and is this tile
-        attempt's frame for region (rx, rz) (a rescan of one entry, after a restart)."""
+        lease's frame for region (rx, rz) (a rescan of one entry, after a restart)."""
         segment, offset, length = where
         tid = tile_id.encode("utf-8")
         start = offset - len(tid) - ENTRY_HEADER.size
@@ -153,9 +153,9 @@ class StagingLog:
             return False
         if len(head) != ENTRY_HEADER.size + len(tid):
             return False
-        magic, tid_len, e_attempt, e_rx, e_rz, e_length = ENTRY_HEADER.unpack_from(head)
+        magic, tid_len, e_lease, e_rx, e_rz, e_length = ENTRY_HEADER.unpack_from(head)
         return (magic == ENTRY_MAGIC and tid_len == len(tid) and head[ENTRY_HEADER.size:] == tid
-                and (e_attempt, e_rx, e_rz, e_length) == (attempt, rx, rz, length))
+                and (e_lease, e_rx, e_rz, e_length) == (lease, rx, rz, length))
 
     def close(self) -> None:
         if self._handle is not None:
@@ -164,7 +164,7 @@ class StagingLog:
 
 
 class Merger:
-    """Stages attempts, commits one per tile, writes each region once all its tiles are in."""
+    """Stages leases' results, commits one per tile, writes each region once all its tiles are in."""
 
     def __init__(self, tiles: list[Tile], state_dir: Path, world_dir: Path,
                  region_writer: RegionWriter | None = None, fsync: bool = True) -> None:
@@ -187,7 +187,7 @@ class Merger:
                 self._waiting.setdefault(region, set()).add(t.tile_id)
                 self._region_tiles.setdefault(region, []).append(t.tile_id)
         self.region_count = len(self._waiting)
-        self._attempts: dict[tuple[str, int], _Attempt] = {}
+        self._open: dict[tuple[str, int], _OpenLease] = {}
         self._ranges: dict[str, dict] = {}              # committed tile -> region -> ranges
         self._unsynced: list[str] = []                  # committed since the last sync()
         self.committed: dict[str, bytes] = {}           # tile -> content digest
@@ -202,17 +202,17 @@ class Merger:
         self._thread = threading.Thread(target=self._assemble_loop, name="arnisd-merger", daemon=True)
         self._thread.start()
 
-    # --- attempts ------------------------------------------------------------------------------
+    # --- leases --------------------------------------------------------------------------------
 
-    def begin(self, tile_id: str, attempt: int) -> None:
-        """Open staging for a fresh attempt."""
-        self._attempts[(tile_id, attempt)] = _Attempt(self.tiles[tile_id], attempt)
+    def begin(self, tile_id: str, lease: int) -> None:
+        """Open staging for a fresh lease."""
+        self._open[(tile_id, lease)] = _OpenLease(self.tiles[tile_id], lease)
 
-    def stage(self, tile_id: str, attempt: int, rx: int, rz: int, records: list) -> str | None:
+    def stage(self, tile_id: str, lease: int, rx: int, rz: int, records: list) -> str | None:
         """Append one frame's records to the log. Returns an error, or None when staged."""
-        state = self._attempts.get((tile_id, attempt))
+        state = self._open.get((tile_id, lease))
         if state is None:
-            return "no open attempt"
+            return "no open lease"
         # every chunk must lie in the tile's owned chunks and in region (rx, rz): one box
         box = state.tile.owned.intersection(region_rect(rx, rz))
         if box is None:
@@ -232,7 +232,7 @@ class Merger:
         state.seen |= chunks
         payload = b"".join(pieces)
         try:
-            where = self.log.append(tile_id, attempt, rx, rz, payload)
+            where = self.log.append(tile_id, lease, rx, rz, payload)
         except OSError as exc:
             raise MergeError(f"cannot stage the chunks of tile {tile_id} in {self.log.folder}: "
                              f"{_os_error_text(exc)}; {RESUME_HINT}") from exc
@@ -243,7 +243,7 @@ class Merger:
         return None
 
     @staticmethod
-    def _refusal(state: _Attempt, rx: int, rz: int, records: list) -> str:
+    def _refusal(state: _OpenLease, rx: int, rz: int, records: list) -> str:
         """Why ``stage`` refuses a frame it found wrong: the first fault, record by record."""
         for cx, cz, _ in records:
             if not state.tile.owns_chunk(cx, cz):
@@ -254,19 +254,19 @@ class Merger:
                 return f"chunk {cx},{cz} sent twice"
         return "a chunk is sent twice in one frame"
 
-    def finish(self, tile_id: str, attempt: int, count: int, digest: bytes,
+    def finish(self, tile_id: str, lease: int, count: int, digest: bytes,
                content: bytes) -> str | None:
-        """Commit an attempt whose done frame matches what was staged and the tile's chunk
+        """Commit a lease whose done frame matches what was staged and the tile's chunk
         count. Returns an error (``MissingFrames`` when chunks are still to come) or None.
 
         The commit is durable after the next ``sync()``.
         """
-        state = self._attempts.get((tile_id, attempt))
+        state = self._open.get((tile_id, lease))
         if state is None:
-            return "no open attempt"
+            return "no open lease"
         if state.chunk_count < count:
             return MissingFrames(f"done after {state.chunk_count} of {count} chunks")
-        del self._attempts[(tile_id, attempt)]
+        del self._open[(tile_id, lease)]
         expected = state.tile.chunk_count()
         if count != state.chunk_count or count != expected:
             return f"done frame says {count} chunks, received {state.chunk_count}, tile has {expected}"
@@ -337,16 +337,16 @@ class Merger:
                 "chunk_count": self.tiles[tile_id].chunk_count(),
                 "ranges": self._ranges.get(tile_id)}
 
-    def abort(self, tile_id: str, attempt: int) -> None:
-        """Forget an attempt (lease lost, failed, or cancelled); its log entries are never read."""
-        self._attempts.pop((tile_id, attempt), None)
+    def abort(self, tile_id: str, lease: int) -> None:
+        """Forget a lease (lost, failed, or cancelled); its log entries are never read."""
+        self._open.pop((tile_id, lease), None)
 
-    def note_late_done(self, tile_id: str, attempt: int, content: bytes) -> None:
-        """A done frame of an attempt that is no longer current: compare with the committed one."""
+    def note_late_done(self, tile_id: str, lease: int, content: bytes) -> None:
+        """A done frame of a lease that is no longer current: compare with the committed one."""
         committed = self.committed.get(tile_id)
         if committed is not None and not hmac.compare_digest(committed, content):
-            message = (f"determinism bug: tile {tile_id} attempt {attempt} produced different "
-                       f"chunks than its committed attempt")
+            message = (f"determinism bug: tile {tile_id} lease {lease} produced different "
+                       f"chunks than its committed lease")
             log.error(message)
             self.determinism_bugs.append(message)
 

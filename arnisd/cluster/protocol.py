@@ -6,32 +6,32 @@ unknown type for its direction, another version, missing fields or fields of the
 type, or that exceeds the size limits; callers log the ``ProtocolError`` and drop the frame.
 
 Worker to coordinator (``W2C``):
-  register   worker_id, caps {os, cpu, memory_mb, slots}, leases [[tile, attempt]...], token?,
+  register   worker_id, caps {os, cpu, memory_mb, slots}, leases [[tile, lease]...], token?,
              session? (the coordinator session its leases came from; claims of another
              session are cancelled), reg? (the registration round: a register resent in the
              same round is a duplicate and changes nothing)
-  heartbeat  leases [[tile, attempt]...]          (the leases the worker still works on)
-  chunks     tile, attempt, seq, rx, rz, records [[cx, cz, zlib bytes]...]   (one region;
+  heartbeat  leases [[tile, lease]...]            (the leases the worker still works on)
+  chunks     tile, lease, seq, rx, rz, records [[cx, cz, zlib bytes]...]   (one region;
              seq counts from 0 per stream; after every welcome a worker streams its finished
              leases again from seq 0, and frames are taken strictly in seq order)
-  done       tile, attempt, count, digest, content_digest, elapsed_s
-  fail       tile, attempt, error
+  done       tile, lease, count, digest, content_digest, elapsed_s
+  fail       tile, lease, error
   bye        (the worker leaves; its leases go back to the queue at once)
 
 Coordinator to worker (``C2W``):
-  welcome    heartbeat_interval_s, liveness, session, keep? [[tile, attempt]...] (the claimed
+  welcome    heartbeat_interval_s, liveness, session, keep? [[tile, lease]...] (the claimed
              leases the worker keeps and may stream; others wait for a later welcome or a
              cancel; without keep, every claim is kept)
   reject     reason                               (registration refused; do not retry as is)
   reregister (register again: the coordinator does not know this worker, a new job starts,
              or result frames went missing; no chunks frames until the next welcome)
-  lease      tile, attempt, unit, extract, elevation, credit
+  lease      tile, lease, unit, extract, elevation, credit
              (unit: the work-unit object, the one description of the job for this tile, see
              ``arnisd.cluster.wire_names``; extract: the tile's OSM extract or nil; elevation:
-             the Terrarium tiles it reads [[z, x, y, png]...], nil on flat jobs; attempt: a
-             fencing number never reused by this coordinator's journal)
-  credit     tile, attempt, frames                (more chunk frames may be sent)
-  cancel     tile, attempt, reason                (drop this lease, send nothing more for it)
+             the Terrarium tiles it reads [[z, x, y, png]...], nil on flat jobs; lease: the
+             lease's fencing number, never reused by this coordinator's journal)
+  credit     tile, lease, frames                  (more chunk frames may be sent)
+  cancel     tile, lease, reason                  (drop this lease, send nothing more for it)
   heartbeat
   shutdown   (the job is over and this worker should exit)
 """
@@ -44,7 +44,7 @@ import msgpack
 
 from arnisd.anvil.chunk_check import looks_like_zlib
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 #: Largest frame a coordinator accepts (its socket's MAXMSGSIZE); results are framed far below.
 MAX_RESULT_FRAME_BYTES = 8 * 1024 * 1024
@@ -177,11 +177,11 @@ Validator = Callable[[object], bool]
 W2C: dict[str, dict[str, Validator]] = {
     "register": {"worker_id": _id, "caps": _caps, "leases": _lease_list},
     "heartbeat": {"leases": _lease_list},
-    "chunks": {"tile": _id, "attempt": _nonneg_int, "seq": _nonneg_int, "rx": _int, "rz": _int,
+    "chunks": {"tile": _id, "lease": _nonneg_int, "seq": _nonneg_int, "rx": _int, "rz": _int,
                "records": _records},
-    "done": {"tile": _id, "attempt": _nonneg_int, "count": _nonneg_int, "digest": _digest,
+    "done": {"tile": _id, "lease": _nonneg_int, "count": _nonneg_int, "digest": _digest,
              "content_digest": _digest, "elapsed_s": _number},
-    "fail": {"tile": _id, "attempt": _nonneg_int, "error": _text},
+    "fail": {"tile": _id, "lease": _nonneg_int, "error": _text},
     "bye": {},
 }
 W2C_OPTIONAL: dict[str, dict[str, Validator]] = {"register": {"token": _text, "session": _id,
@@ -191,10 +191,10 @@ C2W: dict[str, dict[str, Validator]] = {
     "welcome": {"heartbeat_interval_s": _number, "liveness": _nonneg_int, "session": _id},
     "reject": {"reason": _text},
     "reregister": {},
-    "lease": {"tile": _id, "attempt": _nonneg_int, "unit": _work_unit, "extract": _opt_bytes,
+    "lease": {"tile": _id, "lease": _nonneg_int, "unit": _work_unit, "extract": _opt_bytes,
               "elevation": _elevation, "credit": _nonneg_int},
-    "credit": {"tile": _id, "attempt": _nonneg_int, "frames": _nonneg_int},
-    "cancel": {"tile": _id, "attempt": _nonneg_int, "reason": _text},
+    "credit": {"tile": _id, "lease": _nonneg_int, "frames": _nonneg_int},
+    "cancel": {"tile": _id, "lease": _nonneg_int, "reason": _text},
     "heartbeat": {},
     "shutdown": {},
 }

@@ -76,5 +76,5 @@ def register_worker(identity: bytes, message: dict, old: WorkerRecord | None,
     if job is not None or not same_session:
         cancels += [(t, n) for t, n in message["leases"] if t not in kept]
     return Registration(worker, [welcome(config, session, kept)] + [
-        protocol.make("cancel", tile=tile_id, attempt=lease, reason="lease is not current")
+        protocol.make("cancel", tile=tile_id, lease=lease, reason="lease is not current")
         for tile_id, lease in cancels])

@@ -6,10 +6,12 @@ result stays until its ``done`` frame is sent or its lease is cancelled, so a wo
 coordinator is down (or restarting) keeps what it made and delivers it once the coordinator is
 back — also across a restart of the worker itself (``load`` finds the files again).
 
-One file per lease, ``<session>.<attempt>.result``, written under a temporary name, fsynced
-and renamed into place. It is a msgpack stream: a header map ``{tile, attempt, session,
-content_digest, elapsed_s, frames}``, then ``frames`` arrays ``[rx, rz, records]``. Without a
-folder (tests, ``scratch_dir`` unset) results stay in memory with the same interface.
+One file per lease, ``<session>.<lease>.result``, written under a temporary name, fsynced
+and renamed into place. It is a msgpack stream: a header map ``{format, tile, lease, session,
+content_digest, elapsed_s, frames}``, then ``frames`` arrays ``[rx, rz, records]``. A file of
+another ``format`` (an older arnisd's) is dropped with a warning: its lease could not be
+delivered to a coordinator of this protocol anyway. Without a folder (tests, ``scratch_dir``
+unset) results stay in memory with the same interface.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import msgpack
 log = logging.getLogger("arnisd.cluster.scratch")
 
 _NAME = re.compile(r"^([0-9a-f]{1,64})\.(\d{1,19})\.result$")
+#: The header layout written here; 1 (no ``format`` key) named the lease number ``attempt``.
+FORMAT_VERSION = 2
 
 
 @dataclass(slots=True)
@@ -33,7 +37,7 @@ class StoredResult:
     """One finished lease's result: its digests and a way to read its frames in order."""
 
     tile: str
-    attempt: int
+    lease: int
     session: str
     content_digest: bytes
     elapsed_s: float
@@ -62,22 +66,22 @@ class ResultStore:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, session: str, attempt: int) -> Path:
-        return self.folder / f"{session}.{attempt}.result"
+    def _path(self, session: str, lease: int) -> Path:
+        return self.folder / f"{session}.{lease}.result"
 
-    def save(self, tile: str, attempt: int, session: str, frames: list, content_digest: bytes,
+    def save(self, tile: str, lease: int, session: str, frames: list, content_digest: bytes,
              elapsed_s: float) -> StoredResult:
-        result = StoredResult(tile, attempt, session, content_digest, float(elapsed_s), len(frames))
+        result = StoredResult(tile, lease, session, content_digest, float(elapsed_s), len(frames))
         if self.folder is None or not _safe_session(session):
             result.frames_in_memory = list(frames)
             return result
-        path = self._path(session, attempt)
+        path = self._path(session, lease)
         tmp = path.with_suffix(".tmp")
         try:
             with open(tmp, "wb") as handle:
                 packer = msgpack.Packer(use_bin_type=True)
-                handle.write(packer.pack({"tile": tile, "attempt": attempt, "session": session,
-                                          "content_digest": content_digest,
+                handle.write(packer.pack({"format": FORMAT_VERSION, "tile": tile, "lease": lease,
+                                          "session": session, "content_digest": content_digest,
                                           "elapsed_s": float(elapsed_s), "frames": len(frames)}))
                 for rx, rz, records in frames:
                     handle.write(packer.pack([rx, rz, records]))
@@ -86,7 +90,7 @@ class ResultStore:
             os.replace(tmp, path)
         except OSError as exc:          # a full or broken scratch disk: keep it in memory
             log.warning("cannot keep the result of tile %s (lease %d) in %s (%s); holding it "
-                        "in memory", tile, attempt, self.folder, exc)
+                        "in memory", tile, lease, self.folder, exc)
             tmp.unlink(missing_ok=True)
             result.frames_in_memory = list(frames)
             return result
@@ -113,7 +117,13 @@ class ResultStore:
             try:
                 with open(path, "rb") as handle:
                     header = next(msgpack.Unpacker(handle, raw=False, max_buffer_size=1 << 20))
-                found.append(StoredResult(str(header["tile"]), int(header["attempt"]),
+                if header.get("format") != FORMAT_VERSION:
+                    log.warning("dropping result %s: written by another arnisd version (result "
+                                "format %s, this one reads %d)", path,
+                                header.get("format", 1), FORMAT_VERSION)
+                    path.unlink(missing_ok=True)
+                    continue
+                found.append(StoredResult(str(header["tile"]), int(header["lease"]),
                                           str(header["session"]), bytes(header["content_digest"]),
                                           float(header["elapsed_s"]), int(header["frames"]), path))
             except Exception as exc:

@@ -74,7 +74,7 @@ class Slot:
     index: int
     process: multiprocessing.process.BaseProcess
     conn: object
-    busy_with: tuple[str, int] | None = None      # (tile, attempt)
+    busy_with: tuple[str, int] | None = None      # (tile, lease)
 
 
 class SlotPool:
@@ -134,7 +134,7 @@ class SlotPool:
         slot.conn.send(task)
 
     def results(self) -> list[tuple[tuple[str, int], dict]]:
-        """Results that arrived: ``[((tile, attempt), result)]``. A slot whose process died is
+        """Results that arrived: ``[((tile, lease), result)]``. A slot whose process died is
         restarted, and its tile reported as an error."""
         out = []
         while True:

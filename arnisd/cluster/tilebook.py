@@ -12,7 +12,7 @@ Two words, two meanings. An *attempt* is one try at a tile: ``attempts`` counts 
 3 …). A *lease* is one hand-out of a tile to a worker, named by its lease number: a fencing
 token handed out by the coordinator (unique over every job and restart of one journal), so
 frames of an older lease are recognised as stale whichever job or coordinator process issued
-it. (On the wire a frame's ``attempt`` field carries the lease number.)
+it. (On the wire a frame's ``lease`` field carries the lease number.)
 
 Two kinds of trouble are counted apart. A *failure* is the tile's own doing: its generation
 raised, its slot process died (a tile that kills its worker process), or its result was bad;

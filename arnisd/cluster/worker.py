@@ -53,7 +53,7 @@ class LeaseWork:
     """A lease this worker holds: computing in a slot, then streaming its stored result."""
 
     tile: str
-    attempt: int
+    lease: int
     session: str | None
     initial_credit: int
     credit: int = 0
@@ -69,7 +69,7 @@ class LeaseWork:
 
     @property
     def key(self) -> tuple[str, int]:
-        return self.tile, self.attempt
+        return self.tile, self.lease
 
     def rewind(self) -> None:
         """Stream from the first frame again, with a fresh credit."""
@@ -156,7 +156,7 @@ class Worker:
         sock.setsockopt(zmq.IMMEDIATE, 1)          # queue nothing for a peer not connected
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        # a partitioned link drops SYNs: give up a connect attempt quickly and try again
+        # a partitioned link drops SYNs: give up connecting quickly and try again
         sock.setsockopt(zmq.CONNECT_TIMEOUT, int(max(1.0, self.interval_s * 2) * 1000))
         security.secure_client(sock, self.config.curve)             # before connect
         if self.config.curve is not None and hasattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH"):
@@ -198,7 +198,7 @@ class Worker:
     def _register(self) -> None:
         fields = {"worker_id": self.config.worker_id,
                   "caps": machine_capabilities(self.config.slots),
-                  "leases": [[w.tile, w.attempt] for w in self.leases.values()
+                  "leases": [[w.tile, w.lease] for w in self.leases.values()
                              if w.session == self.session]}
         if self.session is not None:
             fields["session"] = self.session
@@ -276,7 +276,7 @@ class Worker:
             if result.session != newest:
                 self.store.delete(result)
                 continue
-            work = LeaseWork(result.tile, result.attempt, result.session, initial_credit=1,
+            work = LeaseWork(result.tile, result.lease, result.session, initial_credit=1,
                              result=result)
             work.rewind()
             self.leases[work.key] = work
@@ -342,7 +342,7 @@ class Worker:
                 self._pump()
                 if now - self._last_sent >= self.interval_s:
                     self._send(protocol.make("heartbeat", leases=[
-                        [w.tile, w.attempt] for w in self.leases.values()]))
+                        [w.tile, w.lease] for w in self.leases.values()]))
             else:
                 if not self._welcomed_once and now - self._no_answer_noted >= NO_ANSWER_NOTE_S:
                     self._no_answer_noted = now
@@ -372,11 +372,11 @@ class Worker:
         elif kind == "lease":
             self._on_lease(message)
         elif kind == "credit":
-            work = self.leases.get((message["tile"], message["attempt"]))
+            work = self.leases.get((message["tile"], message["lease"]))
             if work is not None:
                 work.credit += message["frames"]
         elif kind == "cancel":
-            key = (message["tile"], message["attempt"])
+            key = (message["tile"], message["lease"])
             work = self.leases.pop(key, None)
             if work is not None:
                 log.info("tile %s (lease %d) cancelled: %s", key[0], key[1], message["reason"])
@@ -404,7 +404,7 @@ class Worker:
                     self.store.delete(work.result)
         self.session = session
         keep = message.get("keep")
-        kept = None if keep is None else {(tile, attempt) for tile, attempt in keep}
+        kept = None if keep is None else {(tile, lease) for tile, lease in keep}
         for key, work in self.leases.items():  # the coordinator reset what it had staged
             work.accepted = kept is None or key in kept
             work.rewind()
@@ -416,7 +416,7 @@ class Worker:
                  sum(not w.accepted for w in self.leases.values()))
 
     def _on_lease(self, message: dict) -> None:
-        key = (message["tile"], message["attempt"])
+        key = (message["tile"], message["lease"])
         if key in self.leases:
             return
         credit = int(message["credit"])
@@ -424,7 +424,7 @@ class Worker:
         work.task = {"unit": message["unit"], "extract": message["extract"],
                      "elevation": message["elevation"]}
         if sum(1 for w in self.leases.values() if w.task is not None) >= self.config.slots:
-            self._send(protocol.make("fail", tile=key[0], attempt=key[1],
+            self._send(protocol.make("fail", tile=key[0], lease=key[1],
                                      error=protocol.NO_FREE_SLOT))
             return
         self.leases[key] = work
@@ -451,7 +451,7 @@ class Worker:
                 work.error = str(result["error"])      # reported by _pump once registered
                 continue
             frames = list(group_into_frames(result["chunks"]))
-            work.result = self.store.save(work.tile, work.attempt, work.session or "", frames,
+            work.result = self.store.save(work.tile, work.lease, work.session or "", frames,
                                           result["content_digest"], result["elapsed_s"])
             credit = work.credit
             work.rewind()
@@ -464,7 +464,7 @@ class Worker:
             if not work.accepted:
                 continue                    # held until a welcome keeps it, or a cancel
             if work.error is not None:
-                if self._send(protocol.make("fail", tile=work.tile, attempt=work.attempt,
+                if self._send(protocol.make("fail", tile=work.tile, lease=work.lease,
                                             error=work.error)):
                     del self.leases[key]
                 continue
@@ -475,7 +475,7 @@ class Worker:
                 if work.pending_frame is None:
                     work.pending_frame = next(work.frames)
                 rx, rz, records = work.pending_frame
-                frame = protocol.make("chunks", tile=work.tile, attempt=work.attempt,
+                frame = protocol.make("chunks", tile=work.tile, lease=work.lease,
                                       seq=work.sent_frames, rx=rx, rz=rz, records=records)
                 if len(frame) > protocol.MAX_RESULT_FRAME_BYTES:
                     self.store.delete(work.result)
@@ -490,7 +490,7 @@ class Worker:
                 work.credit -= 1
             if work.error is not None or work.sent_frames < total:
                 continue
-            done = protocol.make("done", tile=work.tile, attempt=work.attempt, count=work.count,
+            done = protocol.make("done", tile=work.tile, lease=work.lease, count=work.count,
                                  digest=work.transfer_hash.digest(),
                                  content_digest=work.result.content_digest,
                                  elapsed_s=work.result.elapsed_s)

@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overpass-timeout", type=float, default=180.0, metavar="SECONDS",
                    help="timeout of one Overpass request (default 180)")
     p.add_argument("--overpass-retries", type=int, default=4, metavar="N",
-                   help="Overpass attempts per endpoint after the first (default 4)")
+                   help="Overpass requests per endpoint after the first (default 4)")
     p.add_argument("--overpass-backoff", type=float, default=1.0, metavar="SECONDS",
                    help="first retry delay, doubled each time (default 1)")
     p.add_argument("--max-area-km2", type=float, default=DEFAULT_MAX_AREA_KM2, metavar="KM2",

@@ -6,7 +6,7 @@ then the URL template. HTTP answers are checked by decoding them; 429, 5xx, drop
 connections, timeouts and undecodable bodies are retried with exponential backoff (honouring
 ``Retry-After`` up to ``RETRY_AFTER_CAP_S``); other 4xx answers (404: no such tile) fail at
 once. Good tiles from the network are cached with an atomic rename; failures never are. Every
-HTTP attempt counts in ``request_count``. After the last attempt: ``ElevationError``, one line.
+HTTP request counts in ``request_count``. After the last request: ``ElevationError``, one line.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from arnisd.errors import UserError
-from arnisd.http_fetch import (USER_AGENT, AttemptFailed, RetriesExhausted, cache_atomically,
+from arnisd.http_fetch import (USER_AGENT, RequestFailed, RetriesExhausted, cache_atomically,
                                fetch_with_retries, http_status_failure)
 from arnisd.elevation.terrarium import TerrariumError, TileKey, decode_terrarium
 
@@ -118,18 +118,18 @@ class ElevationSource:
                                       backoff_s=self.backoff_s, max_backoff_s=MAX_BACKOFF_S,
                                       retry_after_cap_s=RETRY_AFTER_CAP_S, sleep=self.sleep)
         except RetriesExhausted as failed:
-            raise ElevationError(f"elevation tile {zoom}/{x}/{y} failed after {failed.attempts} "
-                                 f"attempt(s) from {url}: {failed.last_failure.cause}") from None
+            raise ElevationError(f"elevation tile {zoom}/{x}/{y} failed after {failed.requests} "
+                                 f"request(s) from {url}: {failed.last_failure.cause}") from None
 
     def _checked_get(self, url: str) -> bytes:
-        """One GET, counted in ``request_count``; the tile if it decodes, else ``AttemptFailed``."""
+        """One GET, counted in ``request_count``; the tile if it decodes, else ``RequestFailed``."""
         with self._lock:
             self.request_count += 1
         data = _get(url, self.timeout_s)
         try:
             decode_terrarium(data)
         except TerrariumError as exc:
-            raise AttemptFailed(f"answer is {exc}") from None
+            raise RequestFailed(f"answer is {exc}") from None
         return data
 
 
@@ -142,10 +142,10 @@ def _get(url: str, timeout_s: float) -> bytes:
         transient = exc.code in (408, 425, 429) or exc.code >= 500
         raise http_status_failure(exc, permanent=not transient) from None
     except urllib.error.URLError as exc:
-        raise AttemptFailed(f"connection failed: {exc.reason}") from None
+        raise RequestFailed(f"connection failed: {exc.reason}") from None
     except (http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError,
             OSError) as exc:
-        raise AttemptFailed(f"{type(exc).__name__}: {exc}" if str(exc)
+        raise RequestFailed(f"{type(exc).__name__}: {exc}" if str(exc)
                             else type(exc).__name__) from None
 
 

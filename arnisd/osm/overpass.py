@@ -26,7 +26,7 @@ from pathlib import Path
 
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
-from arnisd.http_fetch import (USER_AGENT, AttemptFailed, RetriesExhausted, cache_atomically,
+from arnisd.http_fetch import (USER_AGENT, RequestFailed, RetriesExhausted, cache_atomically,
                                fetch_with_retries, http_status_failure, refuses_everyone)
 from arnisd.osm.elements import OsmData
 from arnisd.osm.nearby_heights import annotate_elements
@@ -125,7 +125,7 @@ def download_overpass(query: str, urls: Sequence[str], timeout_s: float = 180,
                       sleep: Callable[[float], None] = time.sleep) -> tuple[bytes, dict]:
     """POST ``query`` until one server gives a complete answer: (raw bytes, parsed JSON).
 
-    ``retries`` + 1 attempts in all, rotating through ``urls``; before attempt k (k >= 1) it
+    ``retries`` + 1 requests in all, rotating through ``urls``; before request k (k >= 1) it
     sleeps ``backoff_s * 2**(k-1)`` (capped at ``MAX_BACKOFF_S``), or the ``Retry-After`` of
     the previous answer when that came from the server asked next, if longer.
     """
@@ -138,18 +138,18 @@ def download_overpass(query: str, urls: Sequence[str], timeout_s: float = 180,
                                   max_backoff_s=MAX_BACKOFF_S,
                                   retry_after_cap_s=RETRY_AFTER_CAP_S, sleep=sleep)
     except RetriesExhausted as failed:
-        raise OverpassError(f"Overpass query failed after {failed.attempts} attempt(s) on "
+        raise OverpassError(f"Overpass query failed after {failed.requests} request(s) on "
                             f"{failed.urls_tried} server(s); last error from "
                             f"{failed.last_url}: {failed.last_failure.cause}",
                             server_wide=failed.server_wide) from None
 
 
 def _complete_answer(data: bytes) -> tuple[bytes, dict]:
-    """(data, parsed JSON), or ``AttemptFailed`` if the answer is invalid or was cut short."""
+    """(data, parsed JSON), or ``RequestFailed`` if the answer is invalid or was cut short."""
     try:
         return data, load_overpass_json(data)
     except OverpassJsonError as exc:
-        raise AttemptFailed(f"answer {exc}") from None
+        raise RequestFailed(f"answer {exc}") from None
 
 
 def _fetch(bbox: BBox, urls: Sequence[str], cache_dir: Path | None, timeout_s: float,
@@ -183,7 +183,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _post(url: str, query: str, timeout_s: float) -> bytes:
-    """One POST of the query; the body, or ``AttemptFailed`` naming what went wrong."""
+    """One POST of the query; the body, or ``RequestFailed`` naming what went wrong."""
     body = urllib.parse.urlencode({"data": query}).encode("utf-8")
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "User-Agent": USER_AGENT,
@@ -200,20 +200,20 @@ def _post(url: str, query: str, timeout_s: float) -> bytes:
         raise http_status_failure(exc, permanent=exc.code == 400) from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-            raise AttemptFailed(f"timed out after {timeout_s:g} s") from None
-        raise AttemptFailed(f"connection failed ({exc.reason})",
+            raise RequestFailed(f"timed out after {timeout_s:g} s") from None
+        raise RequestFailed(f"connection failed ({exc.reason})",
                             server_wide=refuses_everyone(exc.reason)) from None
     except (TimeoutError, socket.timeout):
-        raise AttemptFailed(f"timed out after {timeout_s:g} s") from None
+        raise RequestFailed(f"timed out after {timeout_s:g} s") from None
     except (http.client.HTTPException, ConnectionError) as exc:
-        raise AttemptFailed(f"connection dropped ({type(exc).__name__}: {exc})") from None
+        raise RequestFailed(f"connection dropped ({type(exc).__name__}: {exc})") from None
     except OSError as exc:
-        raise AttemptFailed(f"connection failed ({exc})", server_wide=refuses_everyone(exc)) from None
+        raise RequestFailed(f"connection failed ({exc})", server_wide=refuses_everyone(exc)) from None
     if encoding == "gzip":
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
-            raise AttemptFailed(f"answer is corrupt gzip ({exc})") from None
+            raise RequestFailed(f"answer is corrupt gzip ({exc})") from None
     return data
 
 

@@ -80,7 +80,7 @@ def prepare_job_terrain(job, note: Callable[[str], None] | None = None,
     probe = None
     try:
         if job.terrain_optional:
-            # is the source reachable? one tile, one short attempt, before the patient fetch
+            # is the source reachable? one tile, one short request, before the patient fetch
             probe = ElevationSource(source.url_template, source.folder, source.cache_dir,
                                     timeout_s=min(source.timeout_s, PROBE_TIMEOUT_S), retries=0)
             blobs = {keys[0]: probe.fetch(*keys[0])}
