@@ -6,10 +6,13 @@ Plain names are imported with ``from conftest import ...``; the reference worlds
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,10 +30,39 @@ _CALLER_SETTINGS = ("ARNISD_COORDINATOR", "ARNISD_CONFIG", "ARNISD_TOKEN", "NOTI
                     "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
+_cache_home: Path | None = None
+
+
+def session_cache_home() -> Path:
+    """This session's stand-in for the user's cache folder (``XDG_CACHE_HOME``): what arnisd
+    caches by default (OSM file indexes, elevation tiles) goes there, never to ``~/.cache``."""
+    global _cache_home
+    if _cache_home is None:         # imported outside a pytest session (bench): a folder of its own
+        _cache_home = Path(tempfile.mkdtemp(prefix="arnisd-test-cache-"))
+        atexit.register(shutil.rmtree, _cache_home, True)
+    return _cache_home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_in_a_session_folder(tmp_path_factory):
+    """In-process arnisd code reads ``XDG_CACHE_HOME`` from this process's environment."""
+    global _cache_home
+    _cache_home = tmp_path_factory.mktemp("xdg-cache")
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(_cache_home)
+    yield _cache_home
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 def arnisd_env(extra: dict | None = None) -> dict:
     """The environment of an `arnisd` child process: this one's without the caller's coordinator
-    settings, plus ``extra``, with this checkout first on PYTHONPATH (before ``extra``'s)."""
+    settings, the session's cache folder as ``XDG_CACHE_HOME``, plus ``extra``, with this
+    checkout first on PYTHONPATH (before ``extra``'s)."""
     env = {k: v for k, v in os.environ.items() if k not in _CALLER_SETTINGS}
+    env["XDG_CACHE_HOME"] = str(session_cache_home())
     env.update(extra or {})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     return env
