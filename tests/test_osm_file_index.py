@@ -1,6 +1,7 @@
 """The on-disk index of an OSM file: the same extracts as the in-memory path, on the bundled
 extract and on a file cut at its bounds; re-indexing a changed file; a build killed half-way
-is redone; a file indexed under a memory limit that its elements in memory would exceed."""
+is redone; an index file of another format, or damaged, is rebuilt; a file indexed under a
+memory limit that its elements in memory would exceed."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import LocalProjection
 from arnisd.osm.extract import pack_elements
-from arnisd.osm.file_index import file_digest, index_path_for, open_file_index
+from arnisd.osm.file_index import FileIndex, file_digest, index_path_for, open_file_index
 from arnisd.osm.reader import OsmInputError, read_osm_file
 from arnisd.progress import Progress
 from arnisd.world.settings import GenerationSettings
@@ -239,6 +240,41 @@ def test_a_stale_partial_index_is_found_and_rebuilt(tmp_path):
         assert index.element_count == BUNDLED_ELEMENTS
     assert "interrupted index" in notes.stream.getvalue()
     assert not partial.exists()
+
+
+def _damage(path: Path, how: str) -> None:
+    """Turn the READY index at ``path`` into what an older arnisd, or a broken disk, leaves."""
+    if how == "not sqlite":
+        path.write_bytes(b"this was never an index" * 100)
+        return
+    db = sqlite3.connect(path)
+    if how == "older layout":      # another build's rows under the same name, claiming this format
+        db.execute("DROP INDEX coastline_rows")
+        db.execute("ALTER TABLE elements DROP COLUMN coastline")
+    elif how == "older format":
+        db.execute("UPDATE meta SET value = '5-582b6142' WHERE key = 'format'")
+    elif how == "torn meta":
+        db.execute("UPDATE meta SET value = '[60.5, 26' WHERE key = 'extent'")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("how, opener", [("not sqlite", "job"), ("older layout", "job"),
+                                         ("older format", "direct"), ("torn meta", "direct")])
+def test_an_index_file_of_another_format_or_damaged_is_rebuilt(tmp_path, how, opener):
+    from arnisd.osm.index_process import open_index
+    index_dir = tmp_path / "index"
+    open_file_index(BUNDLED_EXTRACT, index_dir).close()
+    final = index_path_for(file_digest(BUNDLED_EXTRACT), index_dir)
+    _damage(final, how)
+    with pytest.raises(sqlite3.DatabaseError, match="not a usable index"):
+        FileIndex(final).close()
+    opened = open_index if opener == "job" else open_file_index
+    with opened(BUNDLED_EXTRACT, index_dir) as index:
+        assert index.path == final
+        assert _assert_same_extracts(index, BUNDLED_EXTRACT, KOUVOLA_BBOX, 0.005) >= 16
+    FileIndex(final).close()                                  # what is there now is whole
+    assert [p.name for p in index_dir.iterdir()] == [final.name]
 
 
 def _wait_for(condition, process, timeout_s: float = 120.0) -> None:

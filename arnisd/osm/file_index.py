@@ -19,7 +19,9 @@ file whose bytes changed has another digest and is indexed anew, never read stal
 older index of the same path is removed). The states of one index file, decided each time it
 is opened:
 
-- READY: the final file exists and its meta says so: used as it is;
+- READY: the final file exists and says it is whole and of this format (its meta's state and
+  format, its tables): used as it is; a final file that does not (an older arnisd's, a torn
+  or foreign one) is removed and built again;
 - BUILDING: a ``.partial`` file that another process holds locked: wait for it;
 - INTERRUPTED: a ``.partial`` file nobody holds (its builder died): built again from scratch;
 - ABSENT: built.
@@ -65,8 +67,13 @@ CREATE TABLE element_cells (cell INTEGER, element INTEGER);
 _CELLS_INDEX = "CREATE INDEX element_cells_by_cell ON element_cells (cell, element)"
 # every tile of a job gets the job's coastline: its few rows, found without the cells
 _COASTLINE_INDEX = "CREATE INDEX coastline_rows ON elements (coastline) WHERE coastline = 1"
+_ELEMENT_ORDER_INDEX = "CREATE INDEX element_order ON elements (osm_type, osm_id, kind)"
 _SCHEMA_HASH = hashlib.sha256((_SCHEMA + _CELLS_INDEX + _COASTLINE_INDEX).encode()).hexdigest()[:8]
 INDEX_FORMAT = f"{INDEX_VERSION}-{_SCHEMA_HASH}"
+# what sqlite_master of a READY index holds (relation_tags is dropped once its tags are applied)
+_READY_SCHEMA = frozenset(
+    {s.strip() for s in _SCHEMA.split(";") if s.strip() and " relation_tags " not in s}
+    | {_ELEMENT_ORDER_INDEX, _CELLS_INDEX, _COASTLINE_INDEX})
 _COLUMNS = "osm_type, osm_id, kind, tags, ring_length, ring_is_outer, coords, node_ids"
 _MEETS_BOX = "min_lat <= ? AND max_lat >= ? AND min_lng <= ? AND max_lng >= ?"
 _IN_ORDER = "ORDER BY osm_type, osm_id, kind"
@@ -93,22 +100,36 @@ def index_path_for(digest: str, index_dir: Path) -> Path:
 
 
 class FileIndex:
-    """A READY index, opened read-only: ``extract(box)`` cuts packed extracts from it."""
+    """A READY index, opened read-only: ``extract(box)`` cuts packed extracts from it.
+
+    Opening checks what the file says of itself: READY, this ``INDEX_FORMAT``, exactly this
+    build's tables and indexes, and readable meta; anything else (an older arnisd's file under
+    the same name, a torn or foreign file) raises ``sqlite3.DatabaseError`` and is rebuilt.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()   # one connection, shared by the prefetch threads
         self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
                                    uri=True, check_same_thread=False)
-        meta = dict(self._db.execute("SELECT key, value FROM meta"))
-        if meta.get("state") != READY or meta.get("format") != INDEX_FORMAT:
+        try:
+            meta = dict(self._db.execute("SELECT key, value FROM meta"))
+            if meta.get("state") != READY:
+                raise ValueError("it is incomplete")
+            if meta.get("format") != INDEX_FORMAT:
+                raise ValueError(f"its format is {meta.get('format')}, not {INDEX_FORMAT}")
+            schema = {row[0] for row in self._db.execute(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")}
+            if schema != _READY_SCHEMA:
+                raise ValueError("its tables are not those of this format")
+            self.digest = str(meta["digest"])
+            self.element_count = int(meta["elements"])
+            extent = json.loads(meta["extent"])
+            self.extent: tuple[float, float, float, float] | None = \
+                tuple(float(v) for v in extent) if extent is not None else None
+        except (sqlite3.DatabaseError, KeyError, TypeError, ValueError) as exc:
             self._db.close()
-            raise sqlite3.DatabaseError(f"{self.path} is not a complete index")
-        self.digest = meta["digest"]
-        self.element_count = int(meta["elements"])
-        extent = json.loads(meta["extent"])
-        self.extent: tuple[float, float, float, float] | None = \
-            tuple(extent) if extent is not None else None
+            raise sqlite3.DatabaseError(f"{self.path} is not a usable index: {exc}") from None
 
     def extract(self, min_lat_e7: int, min_lng_e7: int, max_lat_e7: int,
                 max_lng_e7: int, coast_box_e7: tuple[int, int, int, int] | None = None) -> bytes:
@@ -226,8 +247,8 @@ def _probe(final: Path, partial: Path) -> tuple[str, sqlite3.Connection | None]:
         try:
             FileIndex(final).close()
             return READY, None
-        except sqlite3.DatabaseError:
-            log.warning("%s is damaged or incomplete: indexing again", final)
+        except sqlite3.DatabaseError as why:
+            log.warning("%s: indexing again", why)
             final.unlink(missing_ok=True)
     existed = partial.exists()
     db = sqlite3.connect(partial, isolation_level=None, timeout=0, check_same_thread=False)
@@ -341,7 +362,7 @@ def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | 
     db.execute("UPDATE elements SET tags = (SELECT r.tags FROM relation_tags AS r "
                "WHERE r.id = elements.osm_id) WHERE osm_type = 2 AND kind = 2 "
                "AND osm_id IN (SELECT id FROM relation_tags)")
-    db.execute("CREATE INDEX element_order ON elements (osm_type, osm_id, kind)")
+    db.execute(_ELEMENT_ORDER_INDEX)
     dropped = db.execute("DELETE FROM elements WHERE rowid NOT IN "
                          "(SELECT max(rowid) FROM elements GROUP BY osm_type, osm_id, kind)")
     if dropped.rowcount:
