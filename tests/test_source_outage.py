@@ -45,7 +45,7 @@ def test_refused_connections_and_unknown_names_are_server_wide():
 
 
 def test_one_working_server_is_enough_to_be_no_outage():
-    """The last attempt on each server decides: a refused one and a 503 one is no outage."""
+    """The last request to each server decides: a refused one and a 503 one is no outage."""
     with FakeOverpass(b"{}", default=("status", 503)) as busy:
         error = overpass_failure([f"http://127.0.0.1:{free_port()}/x", busy.url], retries=3)
     assert "HTTP 503" in str(error) and not is_server_wide(error)
