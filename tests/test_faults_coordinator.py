@@ -174,7 +174,7 @@ def test_generate_killed_then_resumed(tmp_path, reference_worlds):
         first.wait(10)
     committed_before = {t: r["lease"] for t, r in journal_tiles(journal).items()
                         if r["state"] == "committed"}
-    made_before = len(read_markers(markers))
+    made_before = set(read_markers(markers))
     assert not output.exists()
     second = subprocess.run([*args, "--resume"], env=env, cwd=tmp_path, capture_output=True,
                             text=True, timeout=240)
@@ -182,7 +182,9 @@ def test_generate_killed_then_resumed(tmp_path, reference_worlds):
     match = re.search(r"resuming: (\d+) of (\d+) tiles already made", second.stderr)
     assert match and int(match.group(1)) >= len(committed_before), second.stderr[-2000:]
     tiles_total = int(match.group(2))
-    assert len(read_markers(markers)) - made_before <= tiles_total - len(committed_before)
+    # tiles made again: at most those not committed (a backup lease may make one twice)
+    made_again = {(m[2], m[3]) for m in set(read_markers(markers)) - made_before}
+    assert len(made_again) <= tiles_total - len(committed_before)
     assert not journal.parent.exists()                 # removed once the world is complete
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
     # the manifest covers the tiles of both runs: every tile's digest matches what is on disk
