@@ -59,15 +59,14 @@ class _Palettes:
             self._tables = None
         return found
 
-    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(offset per palette, size per palette, colour per entry, is water per entry)."""
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(colour per entry, is water per entry), each with a last row (black, dry) that
+        entry -1, a block not read, picks."""
         if self._tables is None:
             self._colours = [np.concatenate(self._colours)] if self._colours else []
             self._water = [np.concatenate(self._water)] if self._water else []
-            self._tables = (np.array(self.offsets, dtype=np.int64),
-                            np.array(self.sizes, dtype=np.int64),
-                            self._colours[0] if self._colours else np.zeros((0, 3), np.uint8),
-                            self._water[0] if self._water else np.zeros(0, bool))
+            self._tables = (np.concatenate(self._colours + [np.zeros((1, 3), np.uint8)]),
+                            np.concatenate(self._water + [np.zeros(1, bool)]))
         return self._tables
 
 
@@ -75,16 +74,19 @@ _palettes = _Palettes()
 
 
 class _Sections:
-    """The sections of one region's chunks that the map reads: each one's palette id and where
-    its packed longs start in the region's joined data."""
+    """The sections of one region's chunks that the map reads: per section, where its packed
+    longs start in the region's joined data, their bits, and its palette's first row in the
+    process's table. The last row of the tables is a stand-in for sections not read."""
 
     def __init__(self, count_chunks: int):
         self.record = np.full((count_chunks, _SECTION_COUNT), -1, dtype=np.int64)
-        self.palette: list[int] = []
+        self.entry_base: list[int] = []
+        self.top_index: list[int] = []
         self.long_offset: list[int] = []
         self.bits: list[int] = []
-        self.data_parts: list[bytes] = []
-        self.long_count = 0
+        self.data_parts: list[bytes] = [bytes(8)]      # long 0: what single-entry sections read
+        self.long_count = 1
+        self._tables = None
 
     def add(self, nbt: bytes, sections_at: int, chunk_index: int, section_y: int) -> bool:
         """Locate one section; False if its layout is not the expected one."""
@@ -95,7 +97,7 @@ class _Sections:
         inner, count = struct.unpack_from(">Bi", nbt, start)
         if inner != 10 or count < 1:
             return False
-        bits = 0
+        bits, data = 0, None
         if count == 1:
             reader = _Reader(nbt)
             reader.pos = start
@@ -103,65 +105,63 @@ class _Sections:
             end = reader.pos
             if nbt[end] != 0:              # a single-entry palette has no data
                 return False
-            data_at = -1
         else:
-            data_at = nbt.find(_DATA, start)
-            if data_at < 0:
+            end = nbt.find(_DATA, start)
+            if end < 0:
                 return False
-            end = data_at
             if nbt[start:end] not in _palettes.ids:
                 reader = _Reader(nbt)
                 reader.pos = start
                 reader.skip(9)
-                if reader.pos != data_at:
+                if reader.pos != end:
                     return False
             bits = max(4, (count - 1).bit_length())
-        palette = _palettes.id(nbt[start:end])
-        self.record[chunk_index, section_y - _SECTION_Y_LOW] = len(self.palette)
-        self.palette.append(palette)
-        self.bits.append(bits)
-        self.long_offset.append(self.long_count)
-        if data_at >= 0:
-            (n_longs,) = struct.unpack_from(">i", nbt, data_at + len(_DATA))
+            (n_longs,) = struct.unpack_from(">i", nbt, end + len(_DATA))
             if n_longs != -(-4096 // (64 // bits)):
                 return False
-            first = data_at + len(_DATA) + 4
-            self.data_parts.append(nbt[first:first + 8 * n_longs])
-            self.long_count += n_longs
+            first = end + len(_DATA) + 4
+            data = nbt[first:first + 8 * n_longs]
+        palette = _palettes.id(nbt[start:end])
+        self.record[chunk_index, section_y - _SECTION_Y_LOW] = len(self.bits)
+        self.entry_base.append(_palettes.offsets[palette])
+        self.top_index.append(_palettes.sizes[palette] - 1)
+        self.bits.append(bits)
+        if data is None:
+            self.long_offset.append(0)
+        else:
+            self.long_offset.append(self.long_count)
+            self.data_parts.append(data)
+            self.long_count += len(data) // 8
+        self._tables = None
         return True
 
-    def arrays(self):
-        longs = np.frombuffer(b"".join(self.data_parts), dtype=">u8").astype(np.uint64)
-        return (longs, np.array(self.palette, dtype=np.int64),
-                np.array(self.long_offset, dtype=np.int64), np.array(self.bits, dtype=np.int64))
+    def tables(self):
+        """(longs, entry base, top index, long offset, bits, values per long, mask), per
+        section and then the stand-in (entry -1)."""
+        if self._tables is None:
+            bits = np.array(self.bits + [0], dtype=np.int64)
+            per_long = np.where(bits > 0, 64 // np.maximum(bits, 1), 4096)
+            self._tables = (
+                np.frombuffer(b"".join(self.data_parts), dtype=">u8").astype(np.uint64),
+                np.array(self.entry_base + [-1], dtype=np.int64),
+                np.array(self.top_index + [0], dtype=np.int64),
+                np.array(self.long_offset + [0], dtype=np.int64),
+                bits.astype(np.uint64), per_long,
+                (np.uint64(1) << bits.astype(np.uint64)) - np.uint64(1))
+        return self._tables
 
 
 def _entries(sections: _Sections, chunk: np.ndarray, column: np.ndarray, y: np.ndarray):
     """Global palette entry of the block at (chunk, column, y) for each query; -1 where its
     section was not read."""
     section = (y >> 4) - _SECTION_Y_LOW
-    inside = (section >= 0) & (section < _SECTION_COUNT)
-    record = np.where(inside, sections.record[chunk, np.clip(section, 0, _SECTION_COUNT - 1)], -1)
-    known = record >= 0
-    out = np.full(len(chunk), -1, dtype=np.int64)
-    if not known.any():
-        return out
-    longs, palette, long_offset, bits = sections.arrays()
-    r = record[known]
-    b = bits[r]
-    has_data = b > 0
-    position = (y[known] & 15) * 256 + column[known]
-    per_long = np.where(has_data, 64 // np.maximum(b, 1), 1)
-    word = long_offset[r] + position // per_long
-    index = np.zeros(len(r), dtype=np.int64)
-    if has_data.any():
-        shift = ((position % per_long) * b)[has_data].astype(np.uint64)
-        mask = ((np.uint64(1) << b[has_data].astype(np.uint64)) - np.uint64(1))
-        index[has_data] = ((longs[word[has_data]] >> shift) & mask).astype(np.int64)
-    pal = palette[r]
-    offsets, sizes, _colours, _water = _palettes.tables()
-    out[known] = offsets[pal] + np.minimum(index, sizes[pal] - 1)
-    return out
+    record = np.where((section >= 0) & (section < _SECTION_COUNT),
+                      sections.record[chunk, np.clip(section, 0, _SECTION_COUNT - 1)], -1)
+    longs, entry_base, top_index, long_offset, bits, per_long, mask = sections.tables()
+    word, within = np.divmod((y & 15) * 256 + column, per_long[record])
+    shift = within.astype(np.uint64) * bits[record]
+    index = ((longs[long_offset[record] + word] >> shift) & mask[record]).astype(np.int64)
+    return entry_base[record] + np.minimum(index, top_index[record])
 
 
 def render_region(path: Path) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
@@ -221,33 +221,41 @@ def _load(sections: _Sections, nbts, sections_at, chunk: np.ndarray, y: np.ndarr
             fallback.add(k)
 
 
+_CHUNK_OF_COLUMN = np.repeat(np.arange(1024), 256)     # a region's chunks' columns, in order
+_COLUMN_OF_COLUMN = np.tile(np.arange(256), 1024)
+
+
 def _render_chunks(nbts, places, surfaces, sections_at, colour, top, depth) -> set[int]:
     """Draw the chunks of the expected layout into the region arrays; returns the indices of
     those that must be read by the per-chunk reader instead."""
     n = len(nbts)
-    tops = _unpack_heightmaps(surfaces).astype(np.int64) + MIN_Y - 1                  # (n, 256)
-    chunk = np.repeat(np.arange(n), 256)
-    column = np.tile(np.arange(256), n)
-    y = tops.reshape(-1)
+    y = (_unpack_heightmaps(surfaces).astype(np.int64) + (MIN_Y - 1)).reshape(-1)
+    chunk, column = _CHUNK_OF_COLUMN[:len(y)], _COLUMN_OF_COLUMN[:len(y)]
     solid = y >= MIN_Y
+    everywhere = bool(solid.all())
+    if not everywhere:
+        chunk, column, y_solid = chunk[solid], column[solid], y[solid]
+    else:
+        y_solid = y
     sections = _Sections(n)
     fallback: set[int] = set()
-    _load(sections, nbts, sections_at, chunk[solid], y[solid], fallback)
-    entry = np.full(len(y), -1, dtype=np.int64)
-    entry[solid] = _entries(sections, chunk[solid], column[solid], y[solid])
-    colours = _palettes.tables()[2]
-    missing_top = solid & (entry < 0)
-    fallback.update(np.unique(chunk[missing_top]).tolist())
-    column_colour = np.zeros((len(y), 3), dtype=np.uint8)
-    column_colour[entry >= 0] = colours[entry[entry >= 0]]
+    _load(sections, nbts, sections_at, chunk, y_solid, fallback)
+    found = _entries(sections, chunk, column, y_solid)
+    fallback.update(np.unique(chunk[found < 0]).tolist())
+    if everywhere:
+        entry = found
+    else:
+        entry = np.full(len(y), -1, dtype=np.int64)
+        entry[solid] = found
+        chunk, column = _CHUNK_OF_COLUMN[:len(y)], _COLUMN_OF_COLUMN[:len(y)]
+    colours, water = _palettes.tables()
+    column_colour = colours[entry]                     # entry -1: the table's black last row
     column_depth = _water_depths(sections, nbts, sections_at, chunk, column, y, entry, fallback)
-    x0 = np.array([(cx & 31) * 16 for cx, _ in places])
-    z0 = np.array([(cz & 31) * 16 for _, cz in places])
-    rows = (z0[:, None] + np.arange(256)[None] // 16).reshape(-1)
-    cols = (x0[:, None] + np.arange(256)[None] % 16).reshape(-1)
-    colour[rows, cols] = column_colour
-    top[rows, cols] = y
-    depth[rows, cols] = column_depth
+    for k, (cx, cz) in enumerate(places):
+        x0, z0 = (cx & 31) * 16, (cz & 31) * 16
+        colour[z0:z0 + 16, x0:x0 + 16] = column_colour[k * 256:(k + 1) * 256].reshape(16, 16, 3)
+        top[z0:z0 + 16, x0:x0 + 16] = y[k * 256:(k + 1) * 256].reshape(16, 16)
+        depth[z0:z0 + 16, x0:x0 + 16] = column_depth[k * 256:(k + 1) * 256].reshape(16, 16)
     return fallback
 
 
@@ -261,22 +269,13 @@ def _unpack_heightmaps(surfaces: list[bytes]) -> np.ndarray:
 
 def _water_depths(sections, nbts, sections_at, chunk, column, y, entry, fallback) -> np.ndarray:
     """How many water blocks from each column's top down (at most 8; 0 where the top is dry)."""
-    water = _palettes.tables()[3]
     depth = np.zeros(len(y), dtype=np.int16)
-    still = np.zeros(len(y), dtype=bool)
-    still[entry >= 0] = water[entry[entry >= 0]]
+    at = np.flatnonzero(_palettes.tables()[1][entry])
     for d in range(_WATER_DEPTH_MAX):
-        at = np.flatnonzero(still)
         if len(at) == 0:
             break
         if d > 0:
             _load(sections, nbts, sections_at, chunk[at], y[at] - d, fallback)
-            below = _entries(sections, chunk[at], column[at], y[at] - d)
-            water = _palettes.tables()[3]
-            wet = np.zeros(len(at), dtype=bool)
-            wet[below >= 0] = water[below[below >= 0]]
-        else:
-            wet = np.ones(len(at), dtype=bool)
-        depth[at[wet]] += 1
-        still[at[~wet]] = False
+            at = at[_palettes.tables()[1][_entries(sections, chunk[at], column[at], y[at] - d)]]
+        depth[at] += 1
     return depth
