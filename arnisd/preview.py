@@ -23,11 +23,11 @@ import numpy as np
 from arnisd.anvil.chunk import unpack_indices
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS, chunk_offset_blocks
 from arnisd.anvil.region import read_region_raw, region_coords_from_name
+from arnisd.world.canvas_map import AIR_NAMES, WATER_NAMES
 
 MIN_Y = -64
 _FIXED = {1: 1, 2: 2, 3: 4, 4: 8, 5: 4, 6: 8}
 _UNKNOWN_COLOUR = (128, 128, 128)
-_WATER_NAMES = frozenset({"minecraft:water", "minecraft:bubble_column"})
 _NAME_HINTS = (("water", (50, 90, 220)), ("leaves", (60, 120, 40)), ("grass", (95, 159, 53)),
                ("sand", (219, 207, 163)), ("log", (109, 85, 50)), ("planks", (162, 130, 78)),
                ("stone", (125, 125, 125)), ("dirt", (134, 96, 67)), ("snow", (249, 254, 254)),
@@ -208,14 +208,14 @@ def _state_colour(name: str, props: tuple) -> tuple[tuple[int, int, int], bool, 
     if hit is not None:
         return hit
     from arnisd.world import blocks
-    if name in ("minecraft:air", "minecraft:cave_air", "minecraft:void_air"):
+    if name in AIR_NAMES:
         value = ((0, 0, 0), True, False)
     else:
         try:
             colour = blocks.state(blocks.block_id(name, **dict(props))).colour
         except KeyError:
             colour = _colour_by_name(name)
-        value = (colour, False, name in _WATER_NAMES)
+        value = (colour, False, name in WATER_NAMES)
     _state_cache[key] = value
     return value
 
