@@ -139,7 +139,7 @@ def _biome_bits(palette_size: int) -> int:
 
 _palette_entries: list[bytes] = []          # block id -> palette compound payload
 _biome_entries: list[bytes] = []            # biome id -> string payload
-_heightmap_flags = np.zeros(0, dtype=np.uint8)
+_heightmap_flags = np.zeros(0, dtype=np.uint64)
 
 
 def _block_palette_entry(block_id: int) -> bytes:
@@ -160,7 +160,9 @@ def _biome_entry(biome_id: int) -> bytes:
 
 
 def _flags_table() -> np.ndarray:
-    """uint8 per block id: which heightmaps the block counts for (bits of ``_HEIGHTMAPS``)."""
+    """uint64 per block id: one 16-bit lane per heightmap (in ``_HEIGHTMAPS`` order), 1 if the
+    block counts for it; shifting a row's lanes left by the row number and or-ing the rows
+    gives each column a bit mask of qualifying rows per heightmap in one pass."""
     global _heightmap_flags
     if _heightmap_flags.size != blocks.count():
         def flags(st: blocks.BlockState) -> int:
@@ -174,7 +176,11 @@ def _flags_table() -> np.ndarray:
                 if st.name not in _FLUID_NAMES:
                     value |= 4                          # OCEAN_FLOOR: solid, not fluid
             return value
-        _heightmap_flags = np.array([flags(s) for s in blocks.all_states()], dtype=np.uint8)
+
+        def lanes(value: int) -> int:
+            return sum(1 << (16 * i) for i, (_, bit) in enumerate(_HEIGHTMAPS) if value & bit)
+        _heightmap_flags = np.array([lanes(flags(s)) for s in blocks.all_states()],
+                                    dtype=np.uint64)
     return _heightmap_flags
 
 
@@ -187,7 +193,11 @@ def _flags_table() -> np.ndarray:
 
 _PLAINS_BIOMES = np.full(BIOMES_PER_SECTION, biomes.PLAINS, dtype=np.uint8)
 _PLAINS_KEY = _PLAINS_BIOMES.tobytes()
-_ROWS_1_16 = np.arange(1, 17, dtype=np.uint16)[None, :, None]
+_ROW_SHIFTS = np.arange(16, dtype=np.uint64)[:, None]                  # (16, 1)
+_LANE_SHIFTS = np.arange(len(_HEIGHTMAPS), dtype=np.uint64)[:, None] * np.uint64(16)
+_TOP_OF_ROW_MASK = np.zeros(1 << 16, dtype=np.uint16)     # 16-bit row mask -> highest row + 1
+for _row in range(16):
+    _TOP_OF_ROW_MASK[1 << _row:2 << _row] = _row + 1
 
 
 @dataclass(slots=True)
@@ -213,14 +223,11 @@ def _remember(cache: OrderedDict, key, value, limit: int = SECTION_CACHE_ENTRIES
 
 
 def _palette_and_indices(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ascending distinct ids and each element's index into them (a presence table, no sort)."""
-    top = int(ids.max()) + 1
-    seen = np.zeros(top, dtype=np.bool_)
-    seen[ids] = True
-    present = np.flatnonzero(seen)
-    remap = np.empty(top, dtype=np.uint16)
+    """Ascending distinct ids and each element's index into them (a count table, no sort)."""
+    present = np.flatnonzero(np.bincount(ids))
+    remap = np.empty(int(present[-1]) + 1, dtype=np.uint16)
     remap[present] = np.arange(present.size, dtype=np.uint16)
-    return present, np.take(remap, ids)
+    return present, remap.take(ids)
 
 
 def _block_states_tag(palette: np.ndarray, indices: np.ndarray) -> bytes:
@@ -244,12 +251,10 @@ def _section_facts(key: bytes, ids: np.ndarray) -> _Section:
     if palette.size == 1 and palette[0] == 0:
         facts = _Section(_AIR_STATES, None)
     else:
-        # rows above the highest non-air row cannot count: look at rows 0..highest only
-        rows = ids.reshape(16, 256)
-        highest = 15 - int(np.argmax(rows.any(axis=1)[::-1]))
-        flags = _flags_table()[rows[:highest + 1]][None]                   # (1, h, 256)
-        hits = (flags & _HEIGHTMAP_BITS_ARRAY[:, None, None]) != 0          # (4, h, 256)
-        tops = (hits * _ROWS_1_16[:, :highest + 1]).max(axis=1).astype(np.uint16)   # (4, 256)
+        lanes = _flags_table().take(ids).reshape(16, 256)
+        lanes <<= _ROW_SHIFTS
+        row_masks = np.bitwise_or.reduce(lanes, axis=0)                    # (256,) 4 lanes
+        tops = _TOP_OF_ROW_MASK.take((row_masks >> _LANE_SHIFTS) & np.uint64(0xFFFF))  # (4, 256)
         facts = _Section(_block_states_tag(palette, indices), tops)
     _remember(_section_cache, key, facts)
     return facts
@@ -300,7 +305,6 @@ def _checked_biomes(section_y: int, ids: np.ndarray) -> np.ndarray:
 
 # --- Heightmaps ----------------------------------------------------------------------------
 
-_HEIGHTMAP_BITS_ARRAY = np.array([bit for _, bit in _HEIGHTMAPS], dtype=np.uint8)
 _HEIGHTMAP_LONGS = packed_long_count(256, HEIGHTMAP_BITS)                     # 37
 _HEIGHTMAP_TAGS = [_name(_LONG_ARRAY, name) + struct.pack(">i", _HEIGHTMAP_LONGS)
                    for name, _ in _HEIGHTMAPS]
