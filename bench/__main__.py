@@ -5,6 +5,7 @@
                     [--json FILE]
     python -m bench --parts big [--big-sizes 200,1000]
     python -m bench --parts dask
+    python -m bench --parts map
 
 Run it from the repository root on an otherwise idle machine: the figures are wall-clock
 times, medians of ``--runs`` runs (default 5 for throughput and scaling, 3 for the
@@ -30,7 +31,7 @@ from bench import parts
 from bench.procs import load_average
 
 ALL_PARTS = ("throughput", "scaling", "coordinator", "memory", "projection", "update")
-EXTRA_PARTS = ("big", "dask", "balance")              # not in the default run: long, or an extra
+EXTRA_PARTS = ("big", "dask", "balance", "map")              # not in the default run: long, or an extra
 
 
 def _print_part(title: str, result: parts.PartResult) -> None:
@@ -93,6 +94,11 @@ def main() -> int:
         results["update"] = part_update(runs or 3)
         _print_part("6. updating a world (bundled extract, one building and one road changed)",
                     results["update"])
+    if "map" in wanted:
+        from bench.bench_map import part_map
+        results["map"] = part_map(runs or 3)
+        _print_part("map: `arnisd preview` and `generate --preview` (bundled extract)",
+                    results["map"])
     if "big" in wanted:
         from bench.bench_big import part_big
         sizes = {"200": "200 km²", "1000": "1,000 km²"}

@@ -1,0 +1,74 @@
+"""The ``map`` bench part: `arnisd preview` of the bundled extract's world (19,043 chunks) as a
+fresh process, wall time and CPU time (its own and its reader processes'), medians; and what
+`generate --preview` costs over `generate`."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.parts import KOUVOLA, KOUVOLA_CHUNKS, PBF, REPO, Figure, PartResult
+from bench.procs import median
+
+
+def _timed(*args: str) -> tuple[float, float]:
+    """(wall s, CPU s of the process and its children) of one ``arnisd`` run."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "arnisd", *args], env=env, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"arnisd {' '.join(args)} failed: {done.stderr.strip()[-400:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def _generate(out: Path, *how: str) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    return _timed("generate", "--osm-file", str(PBF), "--bbox", KOUVOLA, "--output", str(out),
+                  "--workers", "2", "--quiet", *how)[0]
+
+
+def part_map(runs: int) -> PartResult:
+    result = PartResult()
+    base = Path(tempfile.mkdtemp(prefix="arnisd-bench-map-"))
+    try:
+        world = base / "kouvola"
+        plain = [_generate(world)]
+        with_preview = [_generate(world, "--preview")]
+        for _ in range(runs - 1):
+            plain.append(_generate(world))
+            with_preview.append(_generate(world, "--preview"))
+        walls, cpus = [], []
+        for _ in range(runs):
+            wall, cpu = _timed("preview", str(world), "--output", str(base / "map.png"),
+                               "--workers", "2", "--quiet")
+            walls.append(wall)
+            cpus.append(cpu)
+        rate = KOUVOLA_CHUNKS / median(walls)
+        result.figures.append(Figure(
+            "`arnisd preview` of the bundled world, 2 reader processes", rate, "chunks/s",
+            ">= 15,000", rate >= 15000,
+            f"median of {runs}: {median(walls):.2f} s wall, {median(cpus):.2f} CPU-s "
+            f"({median(cpus) / KOUVOLA_CHUNKS * 1e6:.0f} µs per chunk, start-up and PNG "
+            f"included; the wall time is the CPU time's only on an idle machine)"))
+        extra = median(with_preview) / median(plain) - 1
+        result.figures.append(Figure(
+            "`generate --preview` over `generate` (bundled extract, 2 workers)", 100 * extra, "%",
+            "<= 8", extra <= 0.08,
+            f"medians of {runs}: {median(with_preview):.2f} s with, {median(plain):.2f} s "
+            f"without; the map is read back from the finished world"))
+        result.data.update(preview_wall_s=walls, preview_cpu_s=cpus, generate_s=plain,
+                           generate_preview_s=with_preview)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return result
