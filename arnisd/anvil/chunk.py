@@ -214,6 +214,8 @@ class _Section:
 
 
 _section_cache: OrderedDict[bytes, _Section] = OrderedDict()
+_BLOCK_STATES_NAME = _name(_COMPOUND, "block_states") + _name(_LIST, "palette")
+_END_BYTE = bytes([_END])
 
 
 def _remember(cache: OrderedDict, key, value, limit: int = SECTION_CACHE_ENTRIES) -> None:
@@ -230,14 +232,21 @@ def _palette_and_indices(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return present, remap.take(ids)
 
 
+_palette_heads: OrderedDict[bytes, bytes] = OrderedDict()     # palette ids -> tag head
+
+
 def _block_states_tag(palette: np.ndarray, indices: np.ndarray) -> bytes:
-    out = [_name(_COMPOUND, "block_states"), _name(_LIST, "palette"),
-           struct.pack(">Bi", _COMPOUND, palette.size)]
-    out.extend(_block_palette_entry(int(i)) for i in palette)
-    if palette.size > 1:
-        out.append(_named_long_array("data", pack_indices(indices, _block_bits(palette.size))))
-    out.append(bytes([_END]))
-    return b"".join(out)
+    # the tag up to the data depends on the palette alone, shared by about three sections
+    key = palette.tobytes()
+    head = _palette_heads.get(key)
+    if head is None:
+        head = b"".join([_BLOCK_STATES_NAME, struct.pack(">Bi", _COMPOUND, palette.size),
+                         *(_block_palette_entry(i) for i in palette.tolist())])
+        _remember(_palette_heads, key, head)
+    if palette.size == 1:
+        return head + _END_BYTE
+    data = pack_indices(indices, _block_bits(palette.size))
+    return head + _named_long_array("data", data) + _END_BYTE
 
 
 def _section_facts(key: bytes, ids: np.ndarray) -> _Section:
@@ -286,7 +295,6 @@ def _biomes_tag(key: bytes | None) -> bytes:
 
 _AIR_STATES = _block_states_tag(np.zeros(1, dtype=np.uint16), np.zeros(0, dtype=np.uint16))
 _Y_TAGS = {y: _named_byte("Y", y) for y in SECTION_YS}
-_END_BYTE = bytes([_END])
 
 
 def _checked_blocks(section_y: int, ids: np.ndarray) -> np.ndarray:
