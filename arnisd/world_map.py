@@ -35,32 +35,70 @@ def region_paths(world: Path) -> list[Path]:
     return paths
 
 
+class RegionMosaic:
+    """A world's map put together from its regions' (or windows') colour, height and water
+    arrays, from reading region files or from the canvases that drew them."""
+
+    def __init__(self):
+        self._regions: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _region(self, rx: int, rz: int):
+        found = self._regions.get((rx, rz))
+        if found is None:
+            side = REGION_SIZE_BLOCKS
+            found = (np.zeros((side, side, 3), dtype=np.uint8),
+                     np.full((side, side), MIN_Y - 1, dtype=np.int16),
+                     np.zeros((side, side), dtype=np.int16))
+            self._regions[(rx, rz)] = found
+        return found
+
+    def add_region(self, rx: int, rz: int, colour, top, depth) -> None:
+        self._regions[(rx, rz)] = (colour, top, depth)
+
+    def add_window(self, owned, colour, top, depth) -> None:
+        """The map of ``owned`` (a BlockRect inside one region)."""
+        side = REGION_SIZE_BLOCKS
+        rx, rz = owned.x0 // side, owned.z0 // side
+        where = (slice(owned.z0 - rz * side, owned.z1 - rz * side),
+                 slice(owned.x0 - rx * side, owned.x1 - rx * side))
+        for whole, piece in zip(self._region(rx, rz), (colour, top, depth)):
+            whole[where] = piece
+
+    def image(self, world: Path) -> np.ndarray:
+        """The shaded map (north up), cropped to the columns drawn."""
+        if not self._regions:
+            raise PreviewError(f"{world} has no blocks to draw")
+        rxs = [rx for rx, _ in self._regions]
+        rzs = [rz for _, rz in self._regions]
+        rx0, rz0 = min(rxs), min(rzs)
+        side = REGION_SIZE_BLOCKS
+        width, height = (max(rxs) - rx0 + 1) * side, (max(rzs) - rz0 + 1) * side
+        colour = np.zeros((height, width, 3), dtype=np.uint8)
+        top = np.full((height, width), MIN_Y - 1, dtype=np.int16)
+        depth = np.zeros((height, width), dtype=np.int16)
+        for (rx, rz), (c, t, d) in self._regions.items():
+            z0, x0 = (rz - rz0) * side, (rx - rx0) * side
+            colour[z0:z0 + side, x0:x0 + side] = c
+            top[z0:z0 + side, x0:x0 + side] = t
+            depth[z0:z0 + side, x0:x0 + side] = d
+        present = top >= MIN_Y
+        rows, cols = np.flatnonzero(present.any(axis=1)), np.flatnonzero(present.any(axis=0))
+        if len(rows) == 0:
+            raise PreviewError(f"{world} has no blocks to draw")
+        crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        return shade(colour[crop], top[crop], depth[crop])
+
+
 def render_world(world: Path, workers: int = 1,
                  starting_workers=contextlib.nullcontext) -> np.ndarray:
     """The whole world's map as an (height, width, 3) uint8 array (north up), cropped to the
     chunks present. ``starting_workers()``: a context manager the worker processes are started
     in (the command line's holds Ctrl-C back from them)."""
+    mosaic = RegionMosaic()
     with rendered_regions(region_paths(world), workers, starting_workers) as regions:
-        rendered = list(regions)
-    rxs = [r[0] for r in rendered]
-    rzs = [r[1] for r in rendered]
-    rx0, rz0 = min(rxs), min(rzs)
-    side = REGION_SIZE_BLOCKS
-    width, height = (max(rxs) - rx0 + 1) * side, (max(rzs) - rz0 + 1) * side
-    colour = np.zeros((height, width, 3), dtype=np.uint8)
-    top = np.full((height, width), MIN_Y - 1, dtype=np.int16)
-    depth = np.zeros((height, width), dtype=np.int16)
-    for rx, rz, c, t, d in rendered:
-        z0, x0 = (rz - rz0) * side, (rx - rx0) * side
-        colour[z0:z0 + side, x0:x0 + side] = c
-        top[z0:z0 + side, x0:x0 + side] = t
-        depth[z0:z0 + side, x0:x0 + side] = d
-    present = top >= MIN_Y
-    rows, cols = np.flatnonzero(present.any(axis=1)), np.flatnonzero(present.any(axis=0))
-    if len(rows) == 0:
-        raise PreviewError(f"{world} has no blocks to draw")
-    crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    return shade(colour[crop], top[crop], depth[crop])
+        for rx, rz, colour, top, depth in regions:
+            mosaic.add_region(rx, rz, colour, top, depth)
+    return mosaic.image(world)
 
 
 def downscale(image: np.ndarray, max_side: int = MAX_SIDE_PX) -> np.ndarray:
@@ -94,14 +132,18 @@ def rendered_regions(paths: list[Path], workers: int, starting_workers=contextli
 
 
 def write_preview(world: Path, output: Path, max_side: int = MAX_SIDE_PX, workers: int = 1,
-                  starting_workers=contextlib.nullcontext) -> tuple[int, int]:
+                  starting_workers=contextlib.nullcontext,
+                  mosaic: RegionMosaic | None = None) -> tuple[int, int]:
     """Render ``world`` to the PNG ``output``; returns its (width, height) in pixels.
-    ``starting_workers``: as for ``render_world``."""
+    ``starting_workers``: as for ``render_world``; ``mosaic``: the world's map already put
+    together while it was drawn (then nothing is read back)."""
     try:
         from PIL import Image
     except ImportError:
         raise PreviewError("the map preview needs Pillow: pip install Pillow") from None
-    image = downscale(render_world(world, workers, starting_workers), max_side)
+    image = mosaic.image(world) if mosaic is not None else render_world(world, workers,
+                                                                        starting_workers)
+    image = downscale(image, max_side)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")

@@ -126,3 +126,9 @@ def test_generate_writes_a_preview_beside_the_world(tmp_path):
     assert len(distinct) > 30
     grass = colour(b.GRASS_BLOCK)
     assert (np.abs(pixels.astype(int) - grass).sum(axis=2) < 30).mean() > 0.2
+    # drawn from the canvases as the world was made: the same image as reading the world back
+    read_back = tmp_path / "read-back.png"
+    proc = run_arnisd("preview", str(out), "--output", str(read_back), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(read_back) as image:
+        assert np.array_equal(np.asarray(image), pixels)

@@ -249,8 +249,12 @@ def run(args) -> int:
     if not args.resume:
         discard(staged)
     staged.mkdir(parents=True, exist_ok=True)
+    mosaic = None
+    if args.preview and args.in_process:
+        from arnisd.world_map import RegionMosaic
+        mosaic = RegionMosaic()          # the in-process builder hands it each region's map
     try:
-        chunks = _generate(job, elements, source, staged, args, progress, terrain)
+        chunks = _generate(job, elements, source, staged, args, progress, terrain, mosaic)
         promote(staged, job.output)
     except KeyboardInterrupt:
         if args.in_process:
@@ -274,19 +278,20 @@ def run(args) -> int:
         from arnisd.world_map import write_preview
         png = job.output.with_name(job.output.name + ".png")
         width, height = write_preview(job.output, png, workers=args.workers or os.cpu_count() or 1,
-                                      starting_workers=starting_children)
+                                      starting_workers=starting_children, mosaic=mosaic)
         progress.note(f"wrote the map preview {png} ({width} x {height} px)")
     return 0
 
 
 def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Progress,
-              terrain=None) -> int:
+              terrain=None, mosaic=None) -> int:
     """Run the job on the local cluster (default) from ``source`` or in this process from
-    ``elements``; return chunks written."""
+    ``elements`` (the map of each region into ``mosaic`` if given); return chunks written."""
     if args.in_process:
         from arnisd.cluster.job_setup import write_built_world_manifest
         from arnisd.world.build import build_world_in_process
-        chunks = build_world_in_process(job, elements, staged, progress, terrain)
+        chunks = build_world_in_process(job, elements, staged, progress, terrain,
+                                        map_piece=mosaic.add_window if mosaic else None)
         write_built_world_manifest(job, staged, elements, terrain)
         return chunks
     size = "sized by their work" if job.tile_size_deg is None else f"of {job.tile_size_deg:g}°"

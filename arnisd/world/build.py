@@ -1,7 +1,7 @@
 """The single-process world builder: the reference every distributed run must equal.
 
-The world is generated one region (32 x 32 chunks) at a time with ``generate_window``, so memory
-stays bounded by one region's canvas, and each region file is written as soon as it is done.
+The world is generated one region (32 x 32 chunks) at a time (``draw_window``, then
+``encode_window``), so memory stays bounded by one region's canvas, and each region file is written as soon as it is done.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.job import JobSpec
 from arnisd.osm.elements import OsmElement
 from arnisd.progress import Progress
-from arnisd.world.generate import prepare, generate_window
+from arnisd.world.canvas_map import canvas_map
+from arnisd.world.generate import draw_window, encode_window, prepare
 from arnisd.world.spawn import spawn_point
 
 
@@ -31,8 +32,11 @@ def region_windows(projection: LocalProjection) -> list[tuple[int, int, BlockRec
 
 
 def build_world_in_process(job: JobSpec, elements: list[OsmElement], world_dir: Path,
-                           progress: Progress | None = None, terrain=None) -> int:
+                           progress: Progress | None = None, terrain=None,
+                           map_piece=None) -> int:
     """Generate the whole world into ``world_dir``; return the number of chunks written.
+    ``map_piece(owned, colour, top, depth)``, if given, gets each window's map from its canvas
+    (``canvas_map``), so a preview needs no reading back.
 
     On terrain, ``terrain`` is the job's fetched elevation (``prepare_job_terrain``, whose
     settings ``job`` must carry); when it is not given, it is fetched here, the same way.
@@ -53,7 +57,10 @@ def build_world_in_process(job: JobSpec, elements: list[OsmElement], world_dir: 
     region_dir = world_dir / "region"
     written = 0
     for rx, rz, owned in windows:
-        chunks = generate_window(draw_list, owned, job.settings, ground)
+        canvas = draw_window(draw_list, owned, job.settings, ground)
+        if map_piece is not None:
+            map_piece(owned, *canvas_map(canvas, owned))
+        chunks = encode_window(canvas, owned)
         write_region(region_dir, rx, rz, {(cx, cz): data for cx, cz, data in chunks})
         written += len(chunks)
         progress.advance(len(chunks))
