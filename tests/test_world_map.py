@@ -112,3 +112,24 @@ def test_canvas_map_is_what_the_map_reads_back_from_the_chunks(reference_worlds,
             assert np.array_equal(got, expected), (rx, rz)
         wet_columns += int((mapped[2] > 0).sum())
     assert wet_columns > 100                       # water depths were compared too
+
+
+def test_tiles_folder_is_replaced_whole_or_refused(tmp_path):
+    world = small_world(tmp_path)
+    out = tmp_path / "tiles"
+    for _ in range(2):                               # a previous pyramid is replaced
+        proc = run_arnisd("preview", str(world), "--tiles", str(out), "--workers", "1")
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["0", "1", "tiles.json"]   # 512 px
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for target in (other, a_file, a_file / "below"):
+        proc = run_arnisd("preview", str(world), "--tiles", str(target), "--workers", "1")
+        assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert (other / "notes.txt").read_text() == "mine"
+    proc = run_arnisd("preview", str(world), "--output", str(a_file / "map.png"))
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

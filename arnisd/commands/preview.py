@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from arnisd.world_map import write_preview, write_world_tiles
+    from arnisd.world_map import write_preview
     if args.max_size < 16:
         raise UserError(f"--max-size {args.max_size} must be at least 16")
     if not args.world.is_dir():
@@ -37,15 +37,34 @@ def run(args) -> int:
     workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
     started = time.monotonic()
     from arnisd.service.signals import starting_children
-    if args.tiles is not None:
-        pyramid = write_world_tiles(args.world, args.tiles, workers,
-                                    starting_workers=starting_children)
-        if not args.quiet:
-            print(f"wrote the tiles {args.tiles} (zooms 0-{pyramid['max_zoom']}) "
-                  f"in {time.monotonic() - started:.1f}s")
-        return 0
-    width, height = write_preview(args.world, output, args.max_size, workers,
-                                  starting_workers=starting_children)
+    try:
+        if args.tiles is not None:
+            return _write_tiles(args, workers, started)
+        width, height = write_preview(args.world, output, args.max_size, workers,
+                                      starting_workers=starting_children)
+    except OSError as exc:
+        raise UserError(f"{exc.filename or output}: {exc.strerror or exc}") from None
     if not args.quiet:
         print(f"wrote {output} ({width} x {height} px) in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def _write_tiles(args, workers: int, started: float) -> int:
+    """The pyramid is made beside DIR and moved into place whole; a previous pyramid (with its
+    tiles.json) is replaced, anything else in DIR refused."""
+    from arnisd.output import check_output, discard, promote, staging_dir
+    from arnisd.service.signals import starting_children
+    from arnisd.world_map import write_world_tiles
+    check_output(args.tiles, force=(args.tiles / "tiles.json").is_file())
+    staged = staging_dir(args.tiles, "tiles")
+    discard(staged)
+    try:
+        pyramid = write_world_tiles(args.world, staged, workers, starting_workers=starting_children)
+        promote(staged, args.tiles)
+    except BaseException:
+        discard(staged)
+        raise
+    if not args.quiet:
+        print(f"wrote the tiles {args.tiles} (zooms 0-{pyramid['max_zoom']}) "
+              f"in {time.monotonic() - started:.1f}s")
     return 0
