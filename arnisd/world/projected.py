@@ -51,7 +51,8 @@ def _ring_area(ring: np.ndarray) -> float:
         return 0.0
     relative = np.asarray(ring, dtype=np.int64) - np.asarray(ring[0], dtype=np.int64)
     x, z = relative[:, 0], relative[:, 1]
-    twice = int(np.sum(x * np.roll(z, -1) - z * np.roll(x, -1)))
+    # the closing edge back to the first vertex (0, 0) adds nothing
+    twice = int(np.sum(x[:-1] * z[1:] - z[:-1] * x[1:]))
     return abs(twice) / 2.0
 
 

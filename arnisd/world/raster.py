@@ -29,7 +29,7 @@ def polygon_cells(rings: Sequence[np.ndarray], clip: BlockRect) -> tuple[np.ndar
         ring = np.asarray(ring, dtype=np.float64)
         if len(ring) < 3:
             continue
-        nxt = np.roll(ring, -1, axis=0)
+        nxt = np.concatenate((ring[1:], ring[:1]))
         starts.append(ring)
         ends.append(nxt)
     if not starts:
