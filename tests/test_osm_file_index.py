@@ -387,3 +387,16 @@ def test_an_element_over_many_cells_is_found_from_any_of_them(tmp_path):
             assert index.extract(*box) == pack_elements(in_memory.query(*box))
             assert index.reaches(*box) == bool(in_memory.query(*box))
         assert index.reaches(590_000_000, 250_000_000, 595_000_000, 255_000_000) is False
+
+
+def test_the_child_builders_warnings_reach_the_callers_log_not_its_stderr(tmp_path, caplog, capfd):
+    """The bundled extract has areas cut by its bounds that cannot be closed: the builder's
+    warning about them is logged by the caller (a daemon logs it as JSON), never printed raw."""
+    import logging
+    from arnisd.osm.index_process import open_index
+    with caplog.at_level(logging.WARNING):
+        open_index(BUNDLED_EXTRACT, tmp_path / "index").close()
+    warnings = [r for r in caplog.records if "could not be assembled" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert warnings[0].name == "arnisd.osm.reader"
+    assert "could not be assembled" not in capfd.readouterr().err

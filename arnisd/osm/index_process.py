@@ -14,6 +14,7 @@ parent's ``OsmInputError``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -53,6 +54,9 @@ def _build_in_child(osm_path: Path, index_dir: Path, digest: str, progress) -> N
             call, *args = json.loads(line)
             if call == "error":
                 error = args[0]
+            elif call == "log":              # the builder's warnings, in this process's log
+                level, name, message = args
+                logging.getLogger(name).log(level, "%s", message)
             elif call in _PROGRESS_CALLS and progress is not None:
                 getattr(progress, call)(*args)
         child.wait()
@@ -97,9 +101,21 @@ class _PipeProgress:
         self._send("note", message)
 
 
+class _LogsToParent(logging.Handler):
+    """The builder's log records, sent to the parent to log in its own format."""
+
+    def __init__(self, progress: _PipeProgress) -> None:
+        super().__init__(logging.WARNING)
+        self._progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._progress._send("log", record.levelno, record.name, record.getMessage())
+
+
 def main(argv: list[str]) -> int:
     osm_path, index_dir, digest = argv
     progress = _PipeProgress()
+    logging.getLogger().addHandler(_LogsToParent(progress))
     try:
         open_file_index(Path(osm_path), Path(index_dir), progress, digest).close()
     except OsmInputError as exc:
