@@ -20,7 +20,8 @@ from arnisd.cluster.tilebook import TileState
 from arnisd.cluster.tiling import make_tiles
 from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
-from conftest import BUNDLED_SPECK_BBOX
+from arnisd.job import JobSpec
+from conftest import BUNDLED_EXTRACT, BUNDLED_SPECK_BBOX
 from world_chunks import read_world_chunks
 
 
@@ -267,3 +268,19 @@ def test_job_fingerprint_covers_the_protocol_version(monkeypatch):
     assert job_fingerprint(info, ["a", "b"], 0.02) != now
     monkeypatch.setattr(protocol, "PROTOCOL_VERSION", protocol.PROTOCOL_VERSION - 1)
     assert job_fingerprint(info, ["a", "b"], 0.01) != now
+
+
+def test_a_journal_of_a_job_whose_input_file_changed_is_not_resumed(tmp_path):
+    """Same bbox, settings and tiling, but the OSM file's bytes changed: resuming would mix
+    tiles made from the old data with tiles made from the new."""
+    import shutil
+    from arnisd.cluster.job_setup import plan_job
+    osm_file = tmp_path / "input.osm.pbf"
+    shutil.copyfile(BUNDLED_EXTRACT, osm_file)
+    spec = JobSpec(BBox.parse(BUNDLED_SPECK_BBOX), tmp_path, tile_size_deg=0.001,
+                   osm_file=osm_file)
+    before = plan_job(spec).fingerprint
+    assert plan_job(spec).fingerprint == before
+    with open(osm_file, "ab") as f:
+        f.write(b"\0")
+    assert plan_job(spec).fingerprint != before

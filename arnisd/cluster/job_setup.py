@@ -34,6 +34,7 @@ from arnisd.cluster.tiling import (ChunkRect, Tile, chunk_rect_of, make_tiles,
 from arnisd.cluster.world_manifest import (RecordingExtracts, content_digests_on_disk,
                                            with_manifest, write_job_manifest)
 from arnisd.job import JobSpec
+from arnisd.osm.file_index import file_digest
 
 Finalize = Callable[[Path], None]
 
@@ -95,8 +96,9 @@ def plan_job(spec: JobSpec, source: ExtractSource | None = None, *, slots: int =
         tiles = cost_tiling(grid, spec.settings, model, slots).tiles
     features = tile_features(grid, spec.settings, tiles)
     info = job_info(spec)
+    input_digest = file_digest(Path(spec.osm_file)) if spec.osm_file is not None else None
     return JobPlan(tiles, info, job_fingerprint(info, [list(chunk_rect_of(t)) for t in tiles],
-                                                spec.tile_size_deg),
+                                                spec.tile_size_deg, input_digest),
                    features, {t: model.cost_s(f) for t, f in features.items()})
 
 

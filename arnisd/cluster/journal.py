@@ -297,13 +297,16 @@ def decode_ranges(text: str | None) -> dict | None:
     return out
 
 
-def job_fingerprint(job_info: dict, tile_rects: list, tile_size_deg: float | None) -> str:
-    """What must match for a journal to be resumed: the projection, settings and tiling, and
-    the protocol version (it fixes the staged frames' format and what the content digests the
-    journal keeps mean: a journal of an arnisd of another version is not resumed)."""
+def job_fingerprint(job_info: dict, tile_rects: list, tile_size_deg: float | None,
+                    input_digest: str | None = None) -> str:
+    """What must match for a journal to be resumed: the projection, settings and tiling, the
+    input file's digest (tiles made from other data must not be mixed in), and the protocol
+    version (it fixes the staged frames' format and what the content digests the journal keeps
+    mean: a journal of an arnisd of another version is not resumed)."""
     import hashlib
 
     from arnisd.cluster.protocol import PROTOCOL_VERSION
     doc = json.dumps({"job": job_info, "tiles": tile_rects, "tile_size_deg": tile_size_deg,
-                      "protocol": PROTOCOL_VERSION}, sort_keys=True, default=str)
+                      "input": input_digest, "protocol": PROTOCOL_VERSION},
+                     sort_keys=True, default=str)
     return hashlib.blake2b(doc.encode(), digest_size=16).hexdigest()
