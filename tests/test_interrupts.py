@@ -108,7 +108,7 @@ def test_interrupted_generate_leaves_nothing_running_and_resumes(tmp_path, refer
     assert not output.exists()
     kept = committed_count(journal)
     assert kept >= 3                                    # what was committed stays
-    made_before = len(read_markers(markers))
+    made_before = set(read_markers(markers))
 
     second = subprocess.run([*generate_args(output), "--resume"], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=240)
@@ -116,7 +116,9 @@ def test_interrupted_generate_leaves_nothing_running_and_resumes(tmp_path, refer
     assert "Traceback" not in second.stderr
     match = re.search(r"resuming: (\d+) of (\d+) tiles already made", second.stderr)
     assert match and int(match.group(1)) >= kept, second.stderr[-2000:]
-    assert len(read_markers(markers)) - made_before <= int(match.group(2)) - kept
+    # tiles, not leases: near the end an idle slot may back up a tile still being made
+    made_again = {(m[2], m[3]) for m in set(read_markers(markers)) - made_before}
+    assert len(made_again) <= int(match.group(2)) - kept
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
     assert region_hashes(output) == region_hashes(reference_worlds.folder())   # byte for byte
 
