@@ -123,12 +123,25 @@ def rendered_regions(paths: list[Path], workers: int, starting_workers=contextli
         pool = multiprocessing.get_context("spawn").Pool(min(workers, len(paths)))
     try:
         yield pool.imap(render_region, paths, chunksize=1)
-        pool.close()
     except BaseException:
-        pool.terminate()     # interrupted: stop the readers now, not after the last region
+        _kill_readers(pool)  # interrupted: stop the readers now, not after the last region
         raise
-    finally:
-        pool.join()
+    pool.close()
+    pool.join()
+
+
+def _kill_readers(pool) -> None:
+    """Kill the pool's processes and drop its own clean-up: ``Pool.terminate`` waits on queue
+    locks, which a reader that died mid-write (a group Ctrl-C) holds for ever. The thread that
+    replaces dead readers is stopped first, so none is started after the kill."""
+    from multiprocessing.pool import TERMINATE
+    pool._worker_handler._state = TERMINATE
+    pool._worker_handler.join(2.0)
+    for process in pool._pool:
+        process.kill()
+    for process in pool._pool:
+        process.join()
+    pool._terminate.cancel()
 
 
 def write_preview(world: Path, output: Path, max_side: int = MAX_SIDE_PX, workers: int = 1,
