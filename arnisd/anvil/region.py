@@ -62,6 +62,18 @@ def atomic_write(path: Path, parts: list, fsync: bool = True, direct: bool = Fal
 _DIRECT_REFUSED: set[Path] = set()       # folders whose filesystem refused O_DIRECT
 
 
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove the temporary files ``atomic_write`` leaves in ``folder`` when its process is
+    killed before the rename (nothing else writes into a finished world while an update runs);
+    returns them."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else ():
+        if path.is_file() and path.stem.rpartition(".")[2].isdigit():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _write_direct(tmp: Path, image, fsync: bool) -> bool:
     """Write ``image`` to ``tmp`` with ``O_DIRECT``; False (and no file) where that is not
     possible: no ``O_DIRECT`` on this platform (Windows, macOS), a length that is not whole

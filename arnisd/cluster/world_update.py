@@ -9,16 +9,22 @@ replaced atomically), then level.dat and the manifest are written. Tiles that di
 would draw the same chunks (generation is a function of the extract and the settings), so the
 result is the world a full generation from the new data makes.
 
-Before the first region file is replaced, the manifest names the tiles being drawn again
-(``pending_update``; ``validate`` does not hold their digests against the old ones); the final
-manifest is written last. An update stopped midway leaves every region file whole (old or new)
-and a world that validates; running the update again draws the same tiles and finishes it.
+Three steps, whatever draws the tiles: ``plan_update`` (which tiles changed),
+a drawer (``draw_in_processes`` here; the cluster's in ``update_cluster``) and
+``apply_update``. Until the drawer is done the world is untouched. Before the first region
+file is replaced, the manifest names the tiles being drawn again (``pending_update``;
+``validate`` checks their chunks but does not hold their digests against the old ones); the
+final manifest is written last. An update killed midway therefore leaves either the previous
+world or a mix in which every region file is whole (old or new) and the manifest names the
+tiles that may be either; the next update draws those tiles again whatever its data, so
+running the same update again finishes it with the world a full generation makes.
 A world made by another generator version, or whose recorded settings this arnisd would not
 reproduce, is drawn again everywhere, and the update says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -29,9 +35,9 @@ from arnisd.anvil.chunk_check import DATA_VERSION
 from arnisd.anvil.grid import region_of
 from arnisd.anvil.manifest import (MANIFEST_NAME, Manifest, ManifestError, read_manifest,
                                    write_manifest)
-from arnisd.anvil.region import COMPRESSION_ZLIB, read_region_raw, region_file_name, write_region
-from arnisd.cluster.extracts import TileExtract
-from arnisd.cluster.job_setup import job_extract_source, level_dat_writer, plan_job
+from arnisd.anvil.region import (COMPRESSION_ZLIB, read_region_raw, region_file_name,
+                                 remove_stale_temp_files, write_region)
+from arnisd.cluster.job_setup import JobPlan, job_extract_source, level_dat_writer, plan_job
 from arnisd.cluster.tile_compute import compute_tile, resolve_generator
 from arnisd.cluster.tiling import Tile
 from arnisd.cluster.wire_names import elevation_to_wire, work_unit
@@ -95,35 +101,60 @@ def _draw_task(task: dict) -> dict:
     return compute_tile(task, resolve_generator(None))
 
 
-def _draw(spec: JobSpec, tiles: list[Tile], extracts: dict[str, TileExtract],
-          workers: int) -> dict[str, dict]:
-    """tile id -> ``compute_tile``'s result, in up to ``workers`` processes (each task what
-    a lease of the tile would carry)."""
-    tasks = [{"unit": work_unit(t, spec.settings, spec.bbox),
-              "extract": extracts[t.tile_id].elements,
-              "elevation": elevation_to_wire(extracts[t.tile_id].elevation)}
-             for t in tiles]
-    if workers <= 1 or len(tasks) <= 1:
-        results = [_draw_task(task) for task in tasks]
-    else:
-        with ProcessPoolExecutor(min(workers, len(tasks))) as pool:
-            results = list(pool.map(_draw_task, tasks))
-    for tile, result in zip(tiles, results):
-        if "error" in result:
-            raise UpdateError(f"tile {tile.tile_id} failed: {result['error'].splitlines()[0]}")
-    return {t.tile_id: result for t, result in zip(tiles, results)}
+@dataclass(slots=True)
+class DrawnTiles:
+    """The changed tiles drawn: each region's new chunks (``chunks_of(region)``, read when
+    the region is replaced) and each tile's content digest."""
+
+    regions: list[tuple[int, int]]
+    chunks_of: Callable[[tuple[int, int]], dict[tuple[int, int], bytes]]
+    content: dict[str, bytes]
 
 
-def _splice(region_dir: Path, new_chunks: dict[tuple[int, int], bytes]) -> int:
-    """Write the new chunks into the region files they belong to, keeping the other chunks'
-    bytes; each file is replaced atomically. Returns the number of region files written."""
+def draw_in_processes(update: "UpdatePlan", workers: int, progress=None) -> DrawnTiles:
+    """The changed tiles through ``compute_tile`` in up to ``workers`` processes (each task
+    what a lease of the tile would carry), their chunks held in memory."""
+    tiles = update.tiles
+    tasks = ({"unit": work_unit(t, update.spec.settings, update.spec.bbox),
+              "extract": extract.elements, "elevation": elevation_to_wire(extract.elevation)}
+             for t in tiles for extract in (update.extracts(t),))
+    if progress is not None:
+        progress.start("drawing tiles", len(tiles), "tiles")
+    results = []
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(tiles) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(tiles))))
+            done = pool.map(_draw_task, tasks)
+        else:
+            done = map(_draw_task, tasks)
+        for tile, result in zip(tiles, done):
+            if "error" in result:
+                raise UpdateError(f"tile {tile.tile_id} failed: "
+                                  f"{result['error'].splitlines()[0]}")
+            results.append(result)
+            if progress is not None:
+                progress.advance()
+    if progress is not None:
+        progress.finish()
     by_region: dict[tuple[int, int], dict] = {}
-    for (cx, cz), payload in new_chunks.items():
-        by_region.setdefault(region_of(cx, cz), {})[(cx, cz)] = payload
-    for (rx, rz), chunks in sorted(by_region.items(), key=lambda r: (r[0][1], r[0][0])):
+    for result in results:
+        for cx, cz, data in result["chunks"]:
+            by_region.setdefault(region_of(cx, cz), {})[(cx, cz)] = data
+    return DrawnTiles(sorted(by_region), by_region.__getitem__,
+                      {t.tile_id: r["content_digest"] for t, r in zip(tiles, results)})
+
+
+def _splice(region_dir: Path, drawn: DrawnTiles, progress=None) -> int:
+    """Write the drawn chunks into the region files they belong to, keeping the other chunks'
+    bytes; each file is replaced atomically. Returns the number of chunks written."""
+    written = 0
+    if progress is not None:
+        progress.start("replacing region files", len(drawn.regions), "regions")
+    for rx, rz in sorted(drawn.regions, key=lambda r: (r[1], r[0])):
         path = region_dir / region_file_name(rx, rz)
         merged = {}
         try:
+            chunks = drawn.chunks_of((rx, rz))
             if path.exists():
                 for key, (compression, payload) in read_region_raw(path).items():
                     if compression != COMPRESSION_ZLIB:
@@ -136,7 +167,12 @@ def _splice(region_dir: Path, new_chunks: dict[tuple[int, int], bytes]) -> int:
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise UpdateError(f"{path}: {detail}; the update stopped midway (every region file "
                               "is whole): run it again once that is fixed") from None
-    return len(by_region)
+        written += len(chunks)
+        if progress is not None:
+            progress.advance()
+    if progress is not None:
+        progress.finish()
+    return written
 
 
 def _world_manifest(world_dir: Path) -> Manifest:
@@ -171,16 +207,32 @@ def apply_changes_to_input(world_dir: Path, changes: Path, out: Path) -> Path:
     return apply_changes(base, changes, out)
 
 
-def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
-                 note: Callable[[str], None] = lambda message: None, progress=None,
-                 index_dir: Path | None = None,
-                 overpass_urls: Sequence[str] = ()) -> UpdateResult:
-    """Update the world in ``world_dir`` to the data in ``osm_file`` (see the module's
-    docstring). With ``index_dir``, the tiles' extracts are cut from the file's on-disk index
-    there (built first if need be, shown on ``progress``), else the file is read whole.
-    ``osm_file`` None: the world's bbox fetched afresh from Overpass (``overpass_urls``, else
-    the endpoints the manifest records, else the public ones), never from a cache."""
-    started = time.monotonic()
+@dataclass(slots=True)
+class UpdatePlan:
+    """An update worked out before anything is drawn: the world's job read from its manifest
+    with the new input, the job's tiling, every tile's extract (``extracts`` cuts them and
+    keeps their digests) and the tiles to draw again."""
+
+    world_dir: Path
+    manifest: Manifest
+    spec: JobSpec
+    plan: JobPlan
+    extracts: RecordingExtracts
+    changed: list[str]                          # tile ids, in the plan's order
+    everything_because: str | None = None
+
+    @property
+    def tiles(self) -> list[Tile]:
+        changed = set(self.changed)
+        return [t for t in self.plan.tiles if t.tile_id in changed]
+
+
+def plan_update(world_dir: Path, osm_file: Path | None,
+                note: Callable[[str], None] = lambda message: None, progress=None,
+                index_dir: Path | None = None, overpass_urls: Sequence[str] = ()) -> UpdatePlan:
+    """Which tiles of the world in ``world_dir`` differ with the data in ``osm_file`` (see
+    ``update_world``), plus the tiles an update stopped midway was drawing (their chunks may
+    be old or new, whatever the new data says of them)."""
     world_dir = Path(world_dir)
     manifest = _world_manifest(world_dir)
     from arnisd.world.job_elevation import prepare_job_terrain
@@ -208,32 +260,60 @@ def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
         raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling") from None
     if sorted(recorded) != sorted(plan.tile_ids):
         raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling")
-    result = UpdateResult(len(plan.tiles),
-                          everything_because=_redraw_everything_because(manifest, spec))
-    if result.everything_because:
-        note(f"drawing every tile again: {result.everything_because}")
+    everything_because = _redraw_everything_because(manifest, spec)
+    if everything_because:
+        note(f"drawing every tile again: {everything_because}")
     extracts = RecordingExtracts(job_extract_source(spec, elements, terrain, index=index))
-    changed: dict[str, TileExtract] = {}
-    for tile in plan.tiles:
-        extract = extracts(tile)
-        digest = extracts.digests[tile.tile_id]
-        if result.everything_because or digest != recorded[tile.tile_id].input_digest:
-            changed[tile.tile_id] = extract
-    tiles = [t for t in plan.tiles if t.tile_id in changed]
-    note(f"{len(tiles)} of {len(plan.tiles)} tiles changed")
-    content = {tile_id: bytes.fromhex(r.content_digest) for tile_id, r in recorded.items()}
-    if tiles:
-        drawn = _draw(spec, tiles, changed, workers)
+    pending = manifest.pending_tiles
+    if pending:
+        note(f"an update was stopped midway: its {len(pending)} tiles are drawn again")
+    changed = [t.tile_id for t in plan.tiles
+               if extracts.digest_of(t) != recorded[t.tile_id].input_digest
+               or everything_because or t.tile_id in pending]
+    note(f"{len(changed)} of {len(plan.tiles)} tiles changed")
+    return UpdatePlan(world_dir, manifest, spec, plan, extracts, changed, everything_because)
+
+
+def apply_update(update: UpdatePlan, drawn: DrawnTiles, progress=None) -> tuple[int, int]:
+    """Put the drawn tiles into the world: the manifest names them as pending first, then the
+    region files are replaced one by one, then level.dat and the final manifest are written.
+    Returns (region files replaced, chunks replaced)."""
+    world_dir, spec = update.world_dir, update.spec
+    remove_stale_temp_files(world_dir)          # what a killed writer left
+    remove_stale_temp_files(world_dir / "region")
+    content = {t.tile_id: bytes.fromhex(t.content_digest) for t in update.manifest.tiles}
+    chunks = 0
+    if update.changed:
         # until the regions are all written, the manifest says which tiles are being redrawn
-        write_manifest(world_dir, replace(manifest, pending_update={
-            "input": input_identity(spec), "tiles": [t.tile_id for t in tiles]}))
-        new_chunks = {(cx, cz): data for r in drawn.values() for cx, cz, data in r["chunks"]}
-        result.regions_replaced = _splice(world_dir / "region", new_chunks)
-        result.chunks_replaced = len(new_chunks)
-        result.tiles_drawn = [t.tile_id for t in tiles]
-        content.update((tile_id, r["content_digest"]) for tile_id, r in drawn.items())
+        write_manifest(world_dir, replace(update.manifest, pending_update={
+            "input": input_identity(spec), "tiles": list(update.changed)}))
+        chunks = _splice(world_dir / "region", drawn, progress)
+        content.update(drawn.content)
         level_dat_writer(spec)(world_dir)
-    write_manifest(world_dir, job_manifest(replace(spec, output=world_dir), plan.tiles, content,
-                                           extracts.digest_of))
+    write_manifest(world_dir, job_manifest(replace(spec, output=world_dir), update.plan.tiles,
+                                           content, update.extracts.digest_of))
+    return len(drawn.regions), chunks
+
+
+def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
+                 note: Callable[[str], None] = lambda message: None, progress=None,
+                 index_dir: Path | None = None, overpass_urls: Sequence[str] = (),
+                 draw: Callable[[UpdatePlan], DrawnTiles] | None = None) -> UpdateResult:
+    """Update the world in ``world_dir`` to the data in ``osm_file`` (see the module's
+    docstring). With ``index_dir``, the tiles' extracts are cut from the file's on-disk index
+    there (built first if need be, shown on ``progress``), else the file is read whole.
+    ``osm_file`` None: the world's bbox fetched afresh from Overpass (``overpass_urls``, else
+    the endpoints the manifest records, else the public ones), never from a cache. ``draw``
+    draws the changed tiles (default: ``draw_in_processes`` with ``workers``)."""
+    started = time.monotonic()
+    update = plan_update(world_dir, osm_file, note, progress, index_dir, overpass_urls)
+    result = UpdateResult(len(update.plan.tiles), everything_because=update.everything_because)
+    if update.changed:
+        drawn = (draw(update) if draw is not None
+                 else draw_in_processes(update, workers, progress))
+    else:
+        drawn = DrawnTiles([], dict, {})
+    result.regions_replaced, result.chunks_replaced = apply_update(update, drawn, progress)
+    result.tiles_drawn = list(update.changed)
     result.elapsed_s = time.monotonic() - started
     return result
