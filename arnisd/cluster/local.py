@@ -54,7 +54,7 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
                       timeout_s: float | None = None, raise_on_failure: bool = True,
                       finalize=None, resume: bool = False,
                       starting_workers=contextlib.nullcontext,
-                      remote_workers=None) -> JobResult:
+                      remote_workers=None, plan: JobPlan | None = None) -> JobResult:
     """Generate ``job`` with a coordinator and ``workers`` local worker processes.
 
     ``source`` cuts each tile's extract (``job_setup.job_extract_source`` makes the job's own:
@@ -67,7 +67,8 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
     ``starting_workers()``: a context manager the worker processes are started in (the command
     line's holds stop signals back until every worker is started). ``remote_workers``: workers
     on other machines (``arnisd.service.ssh_workers.HostWorkers``: ``bind_address``, ``start``,
-    ``running``, ``stop``), let in by a token made for this job. Returns the
+    ``running``, ``stop``), let in by a token made for this job. ``plan``: the job's tiles
+    when the caller chose them (an update's changed tiles), else they are planned here. Returns the
     ``JobResult``; raises ``ClusterJobFailed`` (a ``UserError``) when tiles failed for good.
     """
     if workers < (0 if remote_workers is not None else 1):
@@ -80,7 +81,8 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
     cost_models = CostModelStore(config.cost_model_path)
     slots = workers + (sum(h.slots or 1 for h in remote_workers.hosts) if remote_workers else 0)
     run, journal, state_dir = open_job_run(job, source, out_dir, config, progress, resume,
-                                           finalize, slots=slots, cost_models=cost_models)
+                                           finalize, slots=slots, cost_models=cost_models,
+                                           plan=plan)
     coordinator = Coordinator(config=config, journal=journal, cost_models=cost_models)
     coordinator.start_job(run)
     endpoint = coordinator.bind()
@@ -134,7 +136,8 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
 
 def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: CoordinatorConfig,
                  progress, resume: bool, finalize=None, *, slots: int,
-                 cost_models: CostModelStore) -> tuple[JobRun, Journal, Path]:
+                 cost_models: CostModelStore,
+                 plan: JobPlan | None = None) -> tuple[JobRun, Journal, Path]:
     """A job run of this machine's ``generate``, whatever makes its tiles (``slots`` of them
     at once, which the tiling sizes its tiles for): its journal and staged chunks in
     ``out_dir/.arnisd-cluster`` (taken up again if ``resume``), the progress started;
@@ -143,7 +146,7 @@ def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: Coo
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = out_dir / STATE_DIR_NAME
     journal, plan, restored = open_journal_and_plan(job, source, slots, state_dir, resume,
-                                                    cost_models.model)
+                                                    cost_models.model, plan)
     run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
                         state_dir=state_dir, config=config, restored=restored, finalize=finalize,
                         on_progress=progress.set if progress is not None else None)
@@ -217,7 +220,7 @@ def warm_up_workers(generator: str | None = None) -> None:
 
 def open_journal_and_plan(job: JobSpec, source: ExtractSource | None, slots: int,
                           state_dir: Path, resume: bool, model: CostModel = DEFAULT,
-                          ) -> tuple[Journal, JobPlan, dict | None]:
+                          plan: JobPlan | None = None) -> tuple[Journal, JobPlan, dict | None]:
     """The journal beside the output (emptied first unless resuming), the job's plan (the
     tiling the journal recorded, when resuming) and the tile rows to resume from (None: a
     fresh start). A journal of another job is refused."""
@@ -228,8 +231,8 @@ def open_journal_and_plan(job: JobSpec, source: ExtractSource | None, slots: int
         log.warning("nothing to resume in %s; starting from the beginning", state_dir)
     journal = Journal(journal_path)
     try:
-        plan = plan_job(job, source, slots=slots, model=model,
-                        recorded=journal.tiling(LOCAL_JOB_ID))
+        plan = plan or plan_job(job, source, slots=slots, model=model,
+                                recorded=journal.tiling(LOCAL_JOB_ID))
         return journal, plan, _restored_tiles(journal, state_dir, plan)
     except BaseException:
         journal.close()

@@ -104,11 +104,13 @@ def _draw_task(task: dict) -> dict:
 @dataclass(slots=True)
 class DrawnTiles:
     """The changed tiles drawn: each region's new chunks (``chunks_of(region)``, read when
-    the region is replaced) and each tile's content digest."""
+    the region is replaced), each tile's content digest, and ``discard()`` for what the
+    drawer kept once the world has them."""
 
     regions: list[tuple[int, int]]
     chunks_of: Callable[[tuple[int, int]], dict[tuple[int, int], bytes]]
     content: dict[str, bytes]
+    discard: Callable[[], None] = lambda: None
 
 
 def draw_in_processes(update: "UpdatePlan", workers: int, progress=None) -> DrawnTiles:
@@ -314,6 +316,7 @@ def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
     else:
         drawn = DrawnTiles([], dict, {})
     result.regions_replaced, result.chunks_replaced = apply_update(update, drawn, progress)
+    drawn.discard()
     result.tiles_drawn = list(update.changed)
     result.elapsed_s = time.monotonic() - started
     return result

@@ -311,7 +311,7 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
     from arnisd.cluster.local import run_local_cluster
     workers = (os.cpu_count() or 1) if args.workers is None else args.workers
     progress.note(f"local cluster: {workers} worker process(es), tiles {size}")
-    remote_workers = _host_workers(args)
+    remote_workers = host_workers(args)
     if remote_workers is not None:
         progress.note(f"hosts: {', '.join(h.destination for h in remote_workers.hosts)}")
     result = run_local_cluster(job, source, workers, staged, serve_status=serve_status,
@@ -321,7 +321,7 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
     return result.chunks
 
 
-def _host_workers(args):
+def host_workers(args):
     """The workers ``--hosts``/``--hosts-file`` ask for (None without them)."""
     from arnisd.cluster.ssh_hosts import SshSettings, parse_hosts
     hosts = parse_hosts(args.hosts, args.hosts_file)

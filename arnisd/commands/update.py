@@ -1,6 +1,7 @@
 """`arnisd update`: bring a world up to date with new OSM data (a new file, or a change file
 applied to the world's input), drawing only the tiles that changed (their extract differs
-from the one the world's manifest records)."""
+from the one the world's manifest records): in local processes, or with ``--hosts`` on a local
+coordinator whose workers run here and on those machines (as ``generate --hosts``)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the on-disk index of the new OSM data is kept and reused "
                         "(default: ~/.cache/arnisd/osm-index)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes drawing changed tiles (default: one per CPU core)")
+                   help="processes drawing changed tiles (default: one per CPU core; 0 with "
+                        "--hosts: only the hosts draw)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    from arnisd.commands.generate import add_host_arguments
+    add_host_arguments(p)
 
 
 def run(args) -> int:
@@ -42,8 +46,13 @@ def run(args) -> int:
     from arnisd.logs import configure_logging
     from arnisd.progress import Progress
     configure_logging(quiet=args.quiet)
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers {args.workers} must be at least 1")
+    remote = bool(args.hosts or args.hosts_file)
+    if args.workers is not None and args.workers < (0 if remote else 1):
+        raise UserError(f"--workers {args.workers} must be at least 1"
+                        + ("" if remote else " (0 only with --hosts)"))
+    if remote:                           # a bad host is a mistake to report before any work
+        from arnisd.cluster.ssh_hosts import parse_hosts
+        parse_hosts(args.hosts, args.hosts_file)
     if not args.world.is_dir():
         raise UserError(f"{args.world} is not a folder")
     progress = Progress(quiet=args.quiet)
@@ -63,11 +72,30 @@ def run(args) -> int:
         from arnisd.osm.reader import osm_format_of
         osm_format_of(osm_file)          # an unknown extension: one line
     from arnisd.job import INDEX_DIR_NAME, user_cache_dir
-    result = update_world(args.world, osm_file, args.workers or os.cpu_count() or 1,
-                          note=progress.note, progress=progress,
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    result = update_world(args.world, osm_file, workers, note=progress.note, progress=progress,
                           index_dir=args.index_dir or user_cache_dir() / INDEX_DIR_NAME,
-                          overpass_urls=args.overpass_urls or ())
+                          overpass_urls=args.overpass_urls or (),
+                          draw=_cluster_drawer(args, workers, progress) if remote else None)
     progress.note(f"drew {len(result.tiles_drawn)} of {result.tiles_total} tiles again, "
                   f"{result.chunks_replaced} chunks in {result.regions_replaced} region files, "
                   f"in {result.elapsed_s:.1f}s")
     return 0
+
+
+def _cluster_drawer(args, workers: int, progress):
+    """Draws the changed tiles on a local coordinator with ``workers`` local processes and a
+    worker on each of ``--hosts``."""
+    from functools import partial
+
+    from arnisd.cluster.coordinator_config import CoordinatorConfig
+    from arnisd.cluster.tile_cost import MODEL_FILE_NAME
+    from arnisd.cluster.update_cluster import draw_on_local_cluster
+    from arnisd.commands.generate import host_workers
+    from arnisd.job import user_cache_dir
+    from arnisd.service.signals import starting_children
+    remote_workers = host_workers(args)
+    progress.note(f"hosts: {', '.join(h.destination for h in remote_workers.hosts)}")
+    config = CoordinatorConfig(lease_ahead=1, cost_model_path=user_cache_dir() / MODEL_FILE_NAME)
+    return partial(draw_on_local_cluster, workers=workers, remote_workers=remote_workers,
+                   progress=progress, config=config, starting_workers=starting_children)
