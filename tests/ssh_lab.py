@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 SSHD = Path("/usr/sbin/sshd")
 
 
@@ -160,3 +162,18 @@ class SshLab:
             _run("ip", "link", "del", host.outer_link, check=False)
             _run("ip", "netns", "del", host.netns, check=False)
         self.hosts = []
+
+
+def lab_fixture(count: int, what: str):
+    """A module fixture: an ``SshLab`` of ``count`` hosts, closed after the module's tests, or
+    the tests skipped with the reason, printed for ``what``."""
+    @pytest.fixture(scope="module")
+    def lab(tmp_path_factory):
+        try:
+            made = SshLab(tmp_path_factory.mktemp("ssh-lab"), count)
+        except LabUnavailable as exc:
+            print(f"skipping {what}: {exc}")
+            pytest.skip(f"cannot make ssh hosts here: {exc}")
+        yield made
+        made.close()
+    return lab

@@ -16,21 +16,13 @@ import urllib.request
 import pytest
 
 from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT, arnisd_env, free_port
-from ssh_lab import LabUnavailable, SshLab
+from ssh_lab import lab_fixture
 from world_chunks import assert_same_world, read_world_chunks
 
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    try:
-        lab = SshLab(tmp_path_factory.mktemp("ssh-lab"), 2)
-    except LabUnavailable as exc:
-        print(f"skipping the --hosts tests: {exc}")
-        pytest.skip(f"cannot make ssh hosts here: {exc}")
-    yield lab
-    lab.close()
+lab = lab_fixture(2, "the --hosts tests")
 
 
 def _generate(lab, output, hosts, *extra):

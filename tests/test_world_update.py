@@ -64,13 +64,18 @@ def _files(world: Path) -> dict[str, bytes]:
     return {str(p.relative_to(world)): p.read_bytes() for p in sorted(world.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def worlds(tmp_path_factory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("update")
+def make_worlds(base: Path, change) -> dict[str, Path]:
+    """The bundled extract changed by ``change(src, dst)`` (new_pbf), the world of the
+    extract (old) and the world of the changed file (reference), both in-process."""
     new_pbf = base / "new.osm.pbf"
-    _one_building_taller(PBF, new_pbf)
+    change(PBF, new_pbf)
     return {"new_pbf": new_pbf, "old": _generate(PBF, base / "old" / "kouvola"),
             "reference": _generate(new_pbf, base / "reference" / "kouvola")}
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory) -> dict[str, Path]:
+    return make_worlds(tmp_path_factory.mktemp("update"), _one_building_taller)
 
 
 def _copy(world: Path, tmp_path: Path) -> Path:
