@@ -2,8 +2,10 @@
 
 The worker's main thread keeps talking to the coordinator (heartbeats) while the slots
 compute. A slot is a child process with a duplex pipe: the parent sends a task dict, the child
-answers with the result dict. Cancelling a tile terminates its process and starts a fresh one
-(``Process.terminate`` works on every platform). A child exits by itself when its parent
+answers with the result dict. Cancelling a tile terminates its process (``Process.terminate``
+works on every platform); a fresh one is started when the next task needs the slot, so a job
+whose last tile is cancelled (a backup that lost its race) ends without starting a process
+only to stop it again. A child exits by itself when its parent
 dies (it watches the parent's sentinel), so a killed worker leaves no orphans computing.
 
 Slots are started with ``spawn`` (a fresh interpreter that imports the generator). A worker
@@ -72,7 +74,7 @@ def _slot_main(conn, generator_path: str | None) -> None:
 @dataclass(slots=True)
 class Slot:
     index: int
-    process: multiprocessing.process.BaseProcess
+    process: multiprocessing.process.BaseProcess | None     # None: started when next needed
     conn: object
     busy_with: tuple[str, int] | None = None      # (tile, lease)
 
@@ -124,8 +126,10 @@ class SlotPool:
             self.notify()
 
     def free_slot(self) -> Slot | None:
-        for slot in self.slots:
+        for index, slot in enumerate(self.slots):
             if slot.busy_with is None:
+                if slot.process is None:        # stopped by a cancel or its death: start it
+                    slot = self._restart(index)
                 return slot
         return None
 
@@ -165,15 +169,22 @@ class SlotPool:
         return False
 
     def _replace(self, index: int) -> None:
+        """Stop a slot's process; ``free_slot`` starts a fresh one when a task needs it."""
         old = self.slots[index]
+        self.slots[index] = Slot(index, None, None)
+        self._stop(old)
+
+    def _restart(self, index: int) -> Slot:
         # always spawned: by now this process runs threads (readers, ZeroMQ's) a fork would copy
         with self._starting():
-            self.slots[index] = self._start_process(index, SPAWN)
-        self._start_reader(self.slots[index])
-        self._stop(old)
+            slot = self.slots[index] = self._start_process(index, SPAWN)
+        self._start_reader(slot)
+        return slot
 
     @staticmethod
     def _stop(slot: Slot, timeout_s: float = 2.0) -> None:
+        if slot.process is None:
+            return
         if slot.process.is_alive():
             slot.process.terminate()
         slot.process.join(timeout_s)
@@ -186,12 +197,13 @@ class SlotPool:
             pass
 
     def close(self) -> None:
-        for slot in self.slots:
+        running = [slot for slot in self.slots if slot.process is not None]
+        for slot in running:
             if slot.busy_with is None:
                 try:
                     slot.conn.send(None)
                 except OSError:
                     pass
-        for slot in self.slots:
+        for slot in running:
             slot.process.join(0.5 if slot.busy_with is None else 0)
             self._stop(slot)
