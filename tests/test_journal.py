@@ -257,6 +257,33 @@ def test_local_cluster_refuses_to_resume_another_jobs_journal(tmp_path):
     assert len(open_local(other, resume=True)) == len(plan_job(other).tiles)
 
 
+def test_a_local_cluster_refusing_another_jobs_journal_leaves_no_worker_running(tmp_path):
+    """The workers start while the job is planned: a plan refused (another job's journal)
+    stops them before the one-line error reaches the user."""
+    import multiprocessing
+    from arnisd.cluster.local import STATE_DIR_NAME, open_journal_and_plan, run_local_cluster
+    from arnisd.errors import UserError
+    from arnisd.job import JobSpec
+    world = tmp_path / "world"
+    first = JobSpec(BBox.parse(BUNDLED_SPECK_BBOX), world, tile_size_deg=0.001)
+    journal, _, _ = open_journal_and_plan(first, None, 1, world / STATE_DIR_NAME, False)
+    journal.close()
+    other = JobSpec(BBox.parse(BUNDLED_SPECK_BBOX), world, tile_size_deg=0.002)
+    started = []
+
+    class Recording:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            started.extend(multiprocessing.active_children())
+    with pytest.raises(UserError, match="another job"):
+        run_local_cluster(other, NoExtracts(), 2, world, resume=True, timeout_s=60,
+                          starting_workers=Recording)
+    assert len(started) >= 2
+    assert not any(p.is_alive() for p in started)
+
+
 def test_job_fingerprint_covers_the_protocol_version(monkeypatch):
     """A journal written by an arnisd speaking another protocol (another content digest, other
     staged frames) is never resumed."""

@@ -80,16 +80,19 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
                          token=secrets.token_urlsafe(24))
     cost_models = CostModelStore(config.cost_model_path)
     slots = workers + (sum(h.slots or 1 for h in remote_workers.hosts) if remote_workers else 0)
-    run, journal, state_dir = open_job_run(job, source, out_dir, config, progress, resume,
-                                           finalize, slots=slots, cost_models=cost_models,
-                                           plan=plan)
-    coordinator = Coordinator(config=config, journal=journal, cost_models=cost_models)
-    coordinator.start_job(run)
-    endpoint = coordinator.bind()
-    status_server = serve_run_status(serve_status, coordinator.status_snapshot, progress)
+    journal, state_dir = open_job_journal(out_dir, resume)
+    status_server = None
     processes = []
     grace_s = config.heartbeat_interval_s * config.liveness + 5.0
     try:
+        coordinator = Coordinator(config=config, journal=journal, cost_models=cost_models)
+        endpoint = coordinator.bind()
+    except BaseException:
+        journal.close()
+        raise
+    try:
+        # the workers start (fork their slots, connect) while the job is planned here; what
+        # they send waits in the socket until the coordinator's loop runs
         with starting_workers():
             context, slot_start_method = worker_start(generator)
             for index in range(workers):
@@ -104,6 +107,11 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
                                           name=f"arnisd-worker-{index}")
                 process.start()
                 processes.append(process)
+        run, _, _ = open_job_run(job, source, out_dir, config, progress, resume, finalize,
+                                 slots=slots, cost_models=cost_models, plan=plan,
+                                 journal=journal)
+        coordinator.start_job(run)
+        status_server = serve_run_status(serve_status, coordinator.status_snapshot, progress)
         if remote_workers is not None:
             remote_workers.start(int(endpoint.rsplit(":", 1)[1]), config.token,
                                  config.heartbeat_interval_s, config.liveness)
@@ -134,19 +142,43 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
         journal.close()
     return conclude_job_run(result, state_dir, progress, raise_on_failure)
 
-def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: CoordinatorConfig,
-                 progress, resume: bool, finalize=None, *, slots: int,
-                 cost_models: CostModelStore,
-                 plan: JobPlan | None = None) -> tuple[JobRun, Journal, Path]:
-    """A job run of this machine's ``generate``, whatever makes its tiles (``slots`` of them
-    at once, which the tiling sizes its tiles for): its journal and staged chunks in
-    ``out_dir/.arnisd-cluster`` (taken up again if ``resume``), the progress started;
-    returns ``(run, journal, state_dir)``."""
+def open_job_journal(out_dir: Path, resume: bool) -> tuple[Journal, Path]:
+    """The journal of this machine's job in ``out_dir/.arnisd-cluster`` (emptied first unless
+    resuming); returns ``(journal, state_dir)``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = out_dir / STATE_DIR_NAME
-    journal, plan, restored = open_journal_and_plan(job, source, slots, state_dir, resume,
-                                                    cost_models.model, plan)
+    return _journal_in(state_dir, resume), state_dir
+
+
+def _journal_in(state_dir: Path, resume: bool) -> Journal:
+    journal_path = state_dir / JOURNAL_NAME
+    if not resume:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    elif not journal_path.exists():
+        log.warning("nothing to resume in %s; starting from the beginning", state_dir)
+    return Journal(journal_path)
+
+
+def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: CoordinatorConfig,
+                 progress, resume: bool, finalize=None, *, slots: int,
+                 cost_models: CostModelStore, plan: JobPlan | None = None,
+                 journal: Journal | None = None) -> tuple[JobRun, Journal, Path]:
+    """A job run of this machine's ``generate``, whatever makes its tiles (``slots`` of them
+    at once, which the tiling sizes its tiles for): its journal (``journal`` if
+    ``open_job_journal`` opened it already) and staged chunks in ``out_dir/.arnisd-cluster``
+    (taken up again if ``resume``), the progress started; returns ``(run, journal,
+    state_dir)``."""
+    if journal is None:
+        journal, state_dir = open_job_journal(out_dir, resume)
+    else:
+        state_dir = Path(out_dir) / STATE_DIR_NAME
+    try:
+        plan, restored = plan_journaled_job(job, source, slots, journal, state_dir,
+                                            cost_models.model, plan)
+    except BaseException:
+        journal.close()
+        raise
     run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
                         state_dir=state_dir, config=config, restored=restored, finalize=finalize,
                         on_progress=progress.set if progress is not None else None)
@@ -224,19 +256,23 @@ def open_journal_and_plan(job: JobSpec, source: ExtractSource | None, slots: int
     """The journal beside the output (emptied first unless resuming), the job's plan (the
     tiling the journal recorded, when resuming) and the tile rows to resume from (None: a
     fresh start). A journal of another job is refused."""
-    journal_path = state_dir / JOURNAL_NAME
-    if not resume:
-        shutil.rmtree(state_dir, ignore_errors=True)
-    elif not journal_path.exists():
-        log.warning("nothing to resume in %s; starting from the beginning", state_dir)
-    journal = Journal(journal_path)
+    journal = _journal_in(state_dir, resume)
     try:
-        plan = plan or plan_job(job, source, slots=slots, model=model,
-                                recorded=journal.tiling(LOCAL_JOB_ID))
-        return journal, plan, _restored_tiles(journal, state_dir, plan)
+        return (journal, *plan_journaled_job(job, source, slots, journal, state_dir, model, plan))
     except BaseException:
         journal.close()
         raise
+
+
+def plan_journaled_job(job: JobSpec, source: ExtractSource | None, slots: int, journal: Journal,
+                       state_dir: Path, model: CostModel = DEFAULT, plan: JobPlan | None = None,
+                       ) -> tuple[JobPlan, dict | None]:
+    """The job's plan (``plan`` if given, else the tiling ``journal`` recorded when resuming,
+    else one cut here) and the tile rows to resume from (None: a fresh start). A journal of
+    another job is refused."""
+    plan = plan or plan_job(job, source, slots=slots, model=model,
+                            recorded=journal.tiling(LOCAL_JOB_ID))
+    return plan, _restored_tiles(journal, state_dir, plan)
 
 
 def _restored_tiles(journal: Journal, state_dir: Path, plan: JobPlan) -> dict | None:
