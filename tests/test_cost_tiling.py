@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from arnisd.anvil.manifest import read_manifest
-from arnisd.cluster.cost_tiling import CostGrid, cost_tiling
+from arnisd.cluster.cost_tiling import CostGrid, cost_tiling, tile_targets
 from arnisd.cluster.job_setup import job_extract_source, plan_job
 from arnisd.cluster.local import LOCAL_JOB_ID, STATE_DIR_NAME, run_local_cluster
 from arnisd.cluster.journal import JOURNAL_NAME, Journal
@@ -46,19 +46,29 @@ def test_cost_tiles_cover_the_world_once_on_the_chunk_grid(bundled_elements, tmp
     assert len({t.tile_id for t in plan.tiles}) == len(plan.tiles)
 
 
-def test_dense_places_get_small_tiles_and_costs_come_out_even(bundled_elements, tmp_path):
+def test_dense_places_get_small_tiles_and_costs_follow_the_planned_rounds(bundled_elements,
+                                                                        tmp_path):
     spec = JobSpec(BBox.parse(BUNDLED_BBOX), tmp_path)
     grid = CostGrid(spec.projection)
     grid.add(element_cost_rows(bundled_elements))
     cut = cost_tiling(grid, spec.settings, DEFAULT, slots=8)
-    costs = np.array([cut.cost_s[t.tile_id] for t in cut.tiles])
+    costs = sorted(cut.cost_s.values(), reverse=True)
+    targets = sorted(tile_targets(sum(costs), 8), reverse=True)
+    assert len(costs) == len(targets) == 32
+    assert np.allclose(costs, targets, rtol=0.35), (costs, targets)
+    assert costs[-1] <= costs[0] / 3              # the last tiles are small: the slots end together
     chunks = np.array([t.chunk_count() for t in cut.tiles])
-    assert costs.max() / np.median(costs) < 1.6, costs
-    assert chunks.max() >= 3 * chunks.min()          # sizes follow the density, costs do not
-    fixed = plan_job(JobSpec(BBox.parse(BUNDLED_BBOX), tmp_path, tile_size_deg=0.005),
-                     job_extract_source(spec, bundled_elements))
-    fixed_costs = np.array(list(fixed.tile_cost_s.values()))
-    assert (costs.max() / costs.mean()) < (fixed_costs.max() / fixed_costs.mean())
+    assert chunks.max() >= 3 * chunks.min()          # sizes follow the density
+
+
+@pytest.mark.parametrize("total_s,slots", [(1.0, 1), (10.0, 2), (10.0, 16), (500.0, 4)])
+def test_tile_targets_halve_round_by_round_and_add_up_to_the_job(total_s, slots):
+    targets = tile_targets(total_s, slots, rounds=4, max_tile_cost_s=2.0)
+    assert sum(targets) == pytest.approx(total_s)
+    assert len(targets) >= 4 * slots and max(targets) <= 2.0
+    assert targets == sorted(targets, reverse=True)       # leased in this order: largest first
+    assert targets[-1] <= max(targets) / 4 * (1 + 1e-9)
+    assert targets[-slots:] == targets[-2 * slots:-slots]   # the last round takes the rest
 
 
 def test_cost_tiled_local_cluster_gives_the_reference_world_and_records_its_cut(

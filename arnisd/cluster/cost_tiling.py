@@ -1,14 +1,18 @@
-"""Cutting a job into tiles of about equal estimated cost, on the 16-block chunk grid.
+"""Cutting a job into tiles of chosen estimated costs, on the 16-block chunk grid.
 
 The world's chunks are grouped in square cells (one chunk each for jobs up to 512 chunks a
 side, more for larger ones, so the grid stays under ``MAX_CELLS_PER_SIDE`` a side). Each
 element's features (vertices, building volume; ``arnisd.osm.element_costs``) are spread over
 the cells its bounds cover; a cell's cost is the cost model's ``coefficients · features``
-(``arnisd.cluster.tile_cost``). The world's rectangle is then split recursively, along its
-longer side, where the cost on each side matches the number of tiles its cost is worth,
-until every piece is worth one tile: dense places come out small, empty land large. The job
-gets at least ``tiles_per_slot`` tiles per slot, at least ``total / max_tile_cost_s`` tiles,
-and no tile side over ``max_side_chunks``; a side is never cut below ``min_side_chunks``.
+(``arnisd.cluster.tile_cost``). The tiles' estimated costs are chosen first (``tile_targets``):
+rounds of one tile per slot, each round's tiles half the work left per slot (guided
+self-scheduling), the last round taking the rest, so with 4 rounds (``tiles_per_slot``) the
+last tiles cost an eighth of the first and, leased costliest first, even out the slots' ends
+without many tiles (each tile costs its own overhead); a long job first gets tiles of
+``max_tile_cost_s`` until halving comes below it. The world's rectangle is then split
+recursively, along its longer side, where the cost on each side matches the tiles it is to
+get, until every piece is one tile: dense places come out small, empty land large. No tile
+side is over ``max_side_chunks``; a side is never cut below ``min_side_chunks``.
 
 Every cut lies on the chunk grid strictly inside the bbox (as ``arnisd.cluster.tiling``'s), so
 the tiles own every chunk of the world exactly once: the world does not depend on the cut.
@@ -29,7 +33,7 @@ from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, LocalProjection
 from arnisd.world.settings import GenerationSettings
 
 MAX_CELLS_PER_SIDE = 512
-TILES_PER_SLOT = 8
+TILES_PER_SLOT = 4
 MAX_TILE_COST_S = 2.0
 MIN_SIDE_CHUNKS = 3
 MAX_SIDE_CHUNKS = 96
@@ -109,33 +113,68 @@ def cost_tiling(grid: CostGrid, settings: GenerationSettings, model: CostModel, 
                 tiles_per_slot: int = TILES_PER_SLOT, max_tile_cost_s: float = MAX_TILE_COST_S,
                 min_side_chunks: int = MIN_SIDE_CHUNKS,
                 max_side_chunks: int = MAX_SIDE_CHUNKS) -> CostTiling:
-    """Cut the grid's world into tiles of about equal cost (see the module's docstring)."""
+    """Cut the grid's world into tiles of the estimated costs ``tile_targets`` chooses (see the
+    module's docstring)."""
     summed = _Summed(grid, model, settings.terrain)
     k = grid.cell_chunks
     total = float(summed.sums(0, 0, grid.nx, grid.nz)[3])
-    wanted = max(max(1, slots) * tiles_per_slot, math.ceil(total / max_tile_cost_s))
     # valid cuts, in cells: strictly inside the bbox's blocks (a tile starts on a bbox column)
     limit_x = (grid.projection.max_x() - 1) // (k * CHUNK_SIZE_BLOCKS)
     limit_z = (grid.projection.max_z() - 1) // (k * CHUNK_SIZE_BLOCKS)
     min_side = max(1, math.ceil(min_side_chunks / k))
     max_side = max(min_side * 2, max_side_chunks // k)
-    target_s = max(total / wanted, 1e-9)
     rects: list[tuple[int, int, int, int]] = []
-    stack = [(0, 0, grid.nx, grid.nz)]
+    stack = [((0, 0, grid.nx, grid.nz),
+              tile_targets(total, max(1, slots), tiles_per_slot, max_tile_cost_s))]
     while stack:       # each piece is cut by its own cost: a town in sparse land gets its share
-        x0, z0, x1, z1 = stack.pop()
-        count = round(float(summed.sums(x0, z0, x1, z1)[3]) / target_s)
-        too_long = max(x1 - x0, z1 - z0) > max_side
-        cut = (None if count <= 1 and not too_long
-               else _best_cut(summed, (x0, z0, x1, z1), max(count, 2), min_side, limit_x, limit_z))
+        rect, targets = stack.pop()
+        x0, z0, x1, z1 = rect
+        if len(targets) == 1 and max(x1 - x0, z1 - z0) > max_side:
+            targets = [targets[0] / 2] * 2
+        cut = None
+        if len(targets) > 1:
+            left, right = _halves(targets)
+            cut = _best_cut(summed, rect, sum(left) / sum(targets), min_side, limit_x, limit_z)
         if cut is None:
-            rects.append((x0, z0, x1, z1))
-        else:
-            stack.extend(reversed(cut))
+            rects.append(rect)
+            continue
+        for piece, share in reversed(list(zip(cut, (left, right)))):
+            cost = float(summed.sums(*piece)[3])
+            scale = cost / max(sum(share), 1e-12)     # the cut's costs, not quite the planned
+            stack.append((piece, [t * scale for t in share]))
     tiles = tiles_of_chunk_rects(grid.projection.bbox, settings,
                                  [_chunk_rect(r, k, grid) for r in rects])
     features = tile_features(grid, settings, tiles, summed)
     return CostTiling(tiles, features, {t: model.cost_s(f) for t, f in features.items()})
+
+
+def tile_targets(total_s: float, slots: int, rounds: int = TILES_PER_SLOT,
+                 max_tile_cost_s: float = MAX_TILE_COST_S) -> list[float]:
+    """The estimated seconds of each tile of a job of ``total_s``: tiles of ``max_tile_cost_s``
+    while half the work left per slot exceeds it, then ``rounds`` rounds of one tile per slot,
+    each tile half the work left per slot, the last round the rest (about equal rounds'
+    worth of tiles per slot, the last ones small)."""
+    targets: list[float] = []
+    left = max(total_s, 1e-9)
+    if left / (2 * slots) > max_tile_cost_s:
+        bulk = math.floor((left - 2 * slots * max_tile_cost_s) / max_tile_cost_s) + 1
+        targets += [max_tile_cost_s] * bulk
+        left -= bulk * max_tile_cost_s
+    for _ in range(max(1, rounds) - 1):
+        targets += [left / (2 * slots)] * slots
+        left /= 2
+    return targets + [left / slots] * slots
+
+
+def _halves(targets: list[float]) -> tuple[list[float], list[float]]:
+    """Two groups of ``targets`` of about equal sums (largest first, each to the lighter)."""
+    groups: tuple[list[float], list[float]] = ([], [])
+    sums = [0.0, 0.0]
+    for target in sorted(targets, reverse=True):
+        side = 0 if sums[0] <= sums[1] else 1
+        groups[side].append(target)
+        sums[side] += target
+    return groups
 
 
 def tile_features(grid: CostGrid, settings: GenerationSettings, tiles: list[Tile],
@@ -159,12 +198,12 @@ def _chunk_rect(cells: tuple[int, int, int, int], k: int, grid: CostGrid) -> Chu
     return (x0 * k, z0 * k, min(x1 * k, grid.nx_chunks), min(z1 * k, grid.nz_chunks))
 
 
-def _best_cut(summed: _Summed, rect, count: int, min_side: int, limit_x: int, limit_z: int):
-    """The two halves of ``rect`` whose costs best match ``count // 2`` : the rest, cut across
-    its longer side (the other if that one cannot be cut); None if neither can."""
+def _best_cut(summed: _Summed, rect, share: float, min_side: int, limit_x: int, limit_z: int):
+    """The two halves of ``rect`` whose costs best match ``share`` : the rest, cut across its
+    longer side (the other if that one cannot be cut); None if neither can."""
     x0, z0, x1, z1 = rect
     whole = summed.sums(x0, z0, x1, z1)[3]
-    goal = whole * (count // 2) / count
+    goal = whole * share
     axes = sorted(("x", "z"), key=lambda a: -(x1 - x0 if a == "x" else z1 - z0))
     for axis in axes:
         lo, hi = (x0, x1) if axis == "x" else (z0, z1)
