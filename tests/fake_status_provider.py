@@ -50,6 +50,8 @@ class FakeProvider:
         self.submitted: list[dict] = []
         self.cancelled: list[str] = []
         self.job_rows = [{"job_id": "job-1", "state": "running", "output": "kouvola"}]
+        self.map_dir = None        # the running job's map directory, when a test gives it one
+        self.history = None        # the status document's progress_history, when given
 
     def _count(self, state: str) -> int:
         return sum(1 for t in self.tiles if t["state"] == state)
@@ -68,6 +70,7 @@ class FakeProvider:
                 "elapsed_s": 12.5, "throughput_tiles_per_s": 0.8, "eta_s": 25.0,
                 "chunks_merged": 1234, "workers_detail": [dict(w) for w in self.workers],
                 "tiles": [dict(t) for t in self.tiles],
+                **({"progress_history": self.history} if self.history else {}),
             }
 
     def jobs(self) -> list[dict]:
@@ -119,6 +122,10 @@ class FakeProvider:
                         return True
                     return False
         return False
+
+    def map_directory(self, job_id: str | None = None):
+        """``map_dir`` for the running job (``job-1``), no map for any other."""
+        return self.map_dir if job_id in (None, "job-1") else None
 
 
 MIXED_STATES = {"done": 5, "leased": 2, "failed": 1, "pending": 4}

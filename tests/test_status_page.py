@@ -59,6 +59,9 @@ class PageDom(HTMLParser):
     def __init__(self, html: str) -> None:
         super().__init__()
         self.tiles: dict[str, str] = {}       # tile id -> data-state
+        self.tile_workers: dict[str, str] = {}   # tile id -> data-worker (its colour's worker)
+        self.plot_lines: list[str] = []       # workers with a line in the chunks/s plot
+        self.attrs: dict[str, dict] = {}      # element id -> its attributes
         self.texts: dict[str, str] = {}       # element id -> its text
         self.classes: dict[str, set] = {}     # element id -> its classes
         self.workers: list[str] = []
@@ -74,6 +77,10 @@ class PageDom(HTMLParser):
             self.loaded = True
         if tag == "rect" and "tile" in (attrs.get("class") or "").split():
             self.tiles[attrs["data-tile"]] = attrs.get("data-state")
+            if attrs.get("data-worker"):
+                self.tile_workers[attrs["data-tile"]] = attrs["data-worker"]
+        if tag == "polyline" and "worker-rate" in (attrs.get("class") or "").split():
+            self.plot_lines.append(attrs["data-worker"])
         if tag == "tr" and "data-worker" in attrs:
             self.workers.append(attrs["data-worker"])
         if tag == "tr" and "data-job" in attrs:
@@ -83,6 +90,7 @@ class PageDom(HTMLParser):
             self.jobs[self._job_row].append("")
         if "id" in attrs:
             self._open_id = attrs["id"]
+            self.attrs[attrs["id"]] = attrs
             self.classes[attrs["id"]] = set((attrs.get("class") or "").split())
             self.texts.setdefault(self._open_id, "")
 
@@ -255,6 +263,19 @@ def test_page_of_a_real_local_cluster_with_a_job_in_progress(chromium, tmp_path,
         page_state = {v: k for k, v in STATE_FOR_COORDINATOR.items()}
         assert dom.tiles == {tile: page_state[state] for tile, state in rows.items()}
         assert sorted(dom.workers) == ["local-0", "local-1"]
+        # who made (or makes) each tile, and the chunks/s history per worker
+        made = {t["tile"]: t.get("worker_id") for t in after["tiles"]
+                if t["state"] in ("committed", "leased")}
+        assert set(made.values()) <= {"local-0", "local-1"} and None not in made.values()
+        assert dom.tile_workers == made
+        chunk_count = {t.tile_id: t.chunk_count() for t in tiles}
+        history = after["progress_history"]
+        for worker_id in ("local-0", "local-1"):
+            assert sum(history["chunks"].get(worker_id, [])) == sum(
+                chunk_count[t["tile"]] for t in after["tiles"]
+                if t["state"] == "committed" and t["worker_id"] == worker_id)
+        assert sum(map(sum, history["chunks"].values())) > 0
+        assert sorted(dom.plot_lines) == sorted(history["chunks"])
     finally:
         release.touch()
         thread.join(120)

@@ -391,7 +391,7 @@ class Coordinator:
             return
         worker.leases.discard(tile_id)
         worker.tiles_done += 1
-        job.measured(tile_id, message["elapsed_s"], worker.speed, self.cost_models)
+        job.measured(tile_id, message["elapsed_s"], worker, self.cost_models, now)
         loser = job.commit(tile_id, worker.identity)
         if loser is not None and loser[0] in self.workers:    # a backup race: fence the other
             self.workers[loser[0]].leases.discard(tile_id)

@@ -282,6 +282,7 @@ class DaskTiles:
             return
         run.commit(tile_id, DASK_HOLDER)
         self.cost_models.add(run.tile_features.get(tile_id, ()), result["elapsed_s"])
+        run.progress.record(tile_id, "dask", record.tile.chunk_count(), now - run.started_at)
         log.info("tile %s committed by Dask (%s)", tile_id, record.attempt_and_lease(),
                  extra={"tile": tile_id, "attempt": record.attempts, "lease": number,
                         "job_id": run.job_id})

@@ -17,6 +17,7 @@ from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extract_prefetch import ExtractPrefetcher
 from arnisd.cluster.extracts import ExtractSource
 from arnisd.cluster.merger import Merger
+from arnisd.cluster.progress_history import ProgressHistory
 from arnisd.cluster.source_outage import SourceOutage
 from arnisd.cluster.tilebook import Claims, TileBook, TileState
 from arnisd.cluster.tiling import Tile
@@ -87,6 +88,7 @@ class JobRun:
         self.stop_requested = False
         self.started_at = time.monotonic()
         self.finished_at: float | None = None
+        self.progress = ProgressHistory()        # chunks per worker over time, for the page
 
     def resume(self, now: float, grace_s: float) -> None:
         """Take back the journal's rows (``restored``): committed tiles from the merger's log
@@ -121,12 +123,14 @@ class JobRun:
             self.orphans.pop(tile_id, None)
         return claims
 
-    def measured(self, tile_id: str, elapsed_s: float, speed, cost_models) -> None:
-        """A committed tile took ``elapsed_s`` on one slot: its worker's ``speed`` and the
-        coordinator's ``cost_models`` learn from it."""
+    def measured(self, tile_id: str, elapsed_s: float, worker, cost_models, now: float) -> None:
+        """``worker`` (its ``WorkerRecord``) committed the tile at ``now``, after
+        ``elapsed_s`` on one slot: its speed, the coordinator's ``cost_models`` and the
+        job's progress history learn from it."""
         tile = self.book.records[tile_id].tile
-        speed.record(tile.chunk_count(), self.tile_cost_s.get(tile_id, 0.0), elapsed_s)
+        worker.speed.record(tile.chunk_count(), self.tile_cost_s.get(tile_id, 0.0), elapsed_s)
         cost_models.add(self.tile_features.get(tile_id, ()), elapsed_s)
+        self.progress.record(tile_id, worker.worker_id, tile.chunk_count(), now - self.started_at)
 
     def commit(self, tile_id: str, holder: bytes | None = None) -> tuple[bytes, int] | None:
         """``holder``'s result of the tile was committed; returns the other lease of a backup

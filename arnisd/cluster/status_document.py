@@ -2,7 +2,8 @@
 
 The documented fields come first, under the names of the original schema
 (``wire_names.status_counts``: ``total_chunks`` counts tiles), then details (named as
-``arnisd.service.http_api.StatusProvider`` expects). Built from the coordinator's state
+``arnisd.service.http_api.StatusProvider`` expects), among them ``progress_history`` (chunks
+per worker over time, ``arnisd.cluster.progress_history``) and each tile's ``worker_id``. Built from the coordinator's state
 under its lock; reads it, never changes it.
 """
 
@@ -68,6 +69,23 @@ def status_document(job: JobRun | None, workers: Iterable[WorkerRecord], session
         "protocol_errors": protocol_errors,
         "workers_detail": workers_detail,
     }
+    doc["progress_history"] = job.progress.as_doc((job.finished_at or now) - job.started_at)
     if tiles:
-        doc["tiles"] = [book.records[t].as_row() for t in book.order]
+        doc["tiles"] = _tile_rows(job, workers)
     return doc
+
+
+def _tile_rows(job: JobRun, workers: list[WorkerRecord]) -> list[dict]:
+    """One row per tile, with ``worker_id``: who committed it, or who holds its lease."""
+    names = {w.identity: w.worker_id for w in workers}
+    made_by = job.progress.made_by
+    rows = []
+    for tile_id in job.book.order:
+        record = job.book.records[tile_id]
+        row = record.as_row()
+        worker_id = made_by.get(tile_id) if record.state == TileState.COMMITTED \
+            else names.get(record.holder)
+        if worker_id is not None:
+            row["worker_id"] = worker_id
+        rows.append(row)
+    return rows

@@ -26,6 +26,7 @@ from arnisd.errors import UserError
 log = logging.getLogger("arnisd.service.host_bundle")
 
 _PACKAGE_SUFFIXES = (".py", ".html")
+_PACKAGE_FOLDERS = (("service", "static"),)     # shipped whole: the page's scripts, Leaflet
 
 
 class BundleError(UserError):
@@ -42,7 +43,9 @@ def arnisd_version() -> str:
 def _package_files() -> list[tuple[str, Path]]:
     root = Path(arnisd.__file__).resolve().parent
     return sorted((f"arnisd/{p.relative_to(root).as_posix()}", p) for p in root.rglob("*")
-                  if p.suffix in _PACKAGE_SUFFIXES and "__pycache__" not in p.parts)
+                  if p.is_file() and "__pycache__" not in p.parts
+                  and (p.suffix in _PACKAGE_SUFFIXES
+                       or p.relative_to(root).parts[:2] in _PACKAGE_FOLDERS))
 
 
 def code_digest() -> str:

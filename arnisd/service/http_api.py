@@ -10,6 +10,10 @@ A stdlib ``ThreadingHTTPServer`` on its own thread serves whatever implements
     GET  /livez               200 while the process serves HTTP
     GET  /readyz              200 when the provider is ready, else 503
     GET  /metrics             Prometheus text format 0.0.4
+    GET  /map.png             the running job's map so far, one image (404 when there is none)
+    GET  /jobs/ID/map/tiles.json        where that job's map pyramid lies, in blocks
+    GET  /jobs/ID/map/Z/X/Y.png         one 256 px tile of it (transparent while not drawn)
+    GET  /static/NAME         the page's scripts and styles (Leaflet included), from the package
     POST /jobs                submit a job (JSON body) -> 201 {"job_id": ...}
     POST /jobs/ID/cancel      cancel a job -> 200, 404 unknown, 409 already finished
 
@@ -28,11 +32,15 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from arnisd.cluster.wire_names import TILES_TOTAL
 from arnisd.errors import UserError
+from arnisd.service.map_files import (MapRequestError, blank_tile_png, parse_tile_path,
+                                      read_map_file, read_pyramid_description, static_asset,
+                                      tile_file, tile_in_pyramid)
 from arnisd.service.prometheus import metrics_from_status, render_metrics
 
 log = logging.getLogger("arnisd.service.http_api")
@@ -65,6 +73,8 @@ class StatusProvider(Protocol):
     ``submit(job)``: queue a job request (see ``arnisd.service.job_request``), return its id;
     raise ``ValueError`` for a bad request (answered 400).
     ``cancel(job_id)``: True if the job was queued or running and is now cancelled.
+    ``map_directory(job_id)``: the directory holding that job's map (None: the running job) in
+    the layout of ``arnisd.map_tiles`` plus ``overview.png``, or None when it has no map.
     """
 
     def status(self) -> dict: ...
@@ -80,6 +90,8 @@ class StatusProvider(Protocol):
     def submit(self, job: dict) -> str: ...
 
     def cancel(self, job_id: str) -> bool: ...
+
+    def map_directory(self, job_id: str | None = None) -> Path | None: ...
 
 
 def _json_safe(value):
@@ -213,6 +225,9 @@ class SnapshotProvider:
     def cancel(self, job_id: str) -> bool:
         raise NotImplementedError("this run cannot be cancelled over HTTP (press Ctrl-C)")
 
+    def map_directory(self, job_id: str | None = None) -> Path | None:
+        return None
+
 
 class _Handler(BaseHTTPRequestHandler):
     """Routes one request to the provider; every answer is JSON except the page and metrics."""
@@ -289,6 +304,16 @@ class _Handler(BaseHTTPRequestHandler):
             handler, allowed = fixed[path]
             return handler, allowed, None
         segments = path.split("/")
+        if path == "/map.png":
+            return self._overview, ("GET",), None
+        if len(segments) >= 3 and segments[1] == "static":
+            return self._static, ("GET",), segments[2:]
+        if len(segments) >= 5 and segments[1] == "jobs" and segments[2] and segments[3] == "map":
+            if segments[4:] == ["tiles.json"]:
+                return self._map_description, ("GET",), unquote(segments[2])
+            if len(segments) == 7:
+                return self._map_tile, ("GET",), (unquote(segments[2]), segments[4:])
+            return None, (), None
         if len(segments) == 3 and segments[1] == "jobs" and segments[2]:
             return self._one_job, ("GET",), unquote(segments[2])
         if len(segments) == 4 and segments[1] == "jobs" and segments[2] and segments[3] == "cancel":
@@ -305,6 +330,53 @@ class _Handler(BaseHTTPRequestHandler):
                        {"error": "status_page.html is missing from this installation"})
             return
         self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
+
+    def _static(self, method, parts, query) -> None:
+        asset = static_asset(parts)
+        if asset is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such file: static/{'/'.join(parts)}"})
+        else:
+            self._send(HTTPStatus.OK, *asset)
+
+    def _overview(self, method, arg, query) -> None:
+        map_dir = self.server.provider.map_directory(None)
+        body = read_map_file(map_dir / "overview.png") if map_dir is not None else None
+        if body is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": "no map: no job is running, or its map "
+                                                       "has nothing drawn yet"})
+        else:
+            self._send(HTTPStatus.OK, body, "image/png")
+
+    def _map_description(self, method, job_id, query) -> None:
+        map_dir = self.server.provider.map_directory(job_id)
+        description = read_pyramid_description(map_dir) if map_dir is not None else None
+        if description is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no map of job {job_id}"})
+        else:
+            self._json(HTTPStatus.OK, description)
+
+    def _map_tile(self, method, arg, query) -> None:
+        job_id, (z_text, x_text, y_file) = arg
+        try:
+            address = parse_tile_path(z_text, x_text, y_file)
+        except MapRequestError as exc:
+            self._json(HTTPStatus.NOT_FOUND, {"error": str(exc)})
+            return
+        map_dir = self.server.provider.map_directory(job_id)
+        description = read_pyramid_description(map_dir) if map_dir is not None else None
+        if description is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no map of job {job_id}"})
+            return
+        if not tile_in_pyramid(address, description):
+            self._json(HTTPStatus.NOT_FOUND, {"error": "tile outside the map: "
+                                                       f"{z_text}/{x_text}/{y_file}"})
+            return
+        body = read_map_file(tile_file(map_dir, address))
+        if body is None:          # inside the map, not drawn yet
+            self._send(HTTPStatus.OK, blank_tile_png(), "image/png",
+                       headers={"X-Arnisd-Map-Tile": "not-drawn"})
+        else:
+            self._send(HTTPStatus.OK, body, "image/png", headers={"X-Arnisd-Map-Tile": "drawn"})
 
     def _status(self, method, arg, query) -> None:
         doc = dict(self.server.provider.status())

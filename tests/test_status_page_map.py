@@ -1,0 +1,200 @@
+"""The live page's map in headless Chromium: a job half made shows its finished tiles' map and
+grey elsewhere, fills in as more tiles commit, and has its overlay switch and progress plot.
+
+The map is the real pyramid of the bundled extract's world with only the committed tiles drawn
+(``map_scene``), served by the real HTTP API; the page's screenshot is compared, tile by tile,
+with the pixels the map endpoint serves. Skipped, with the reason printed, without Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from arnisd.service.http_api import start_http_api
+from conftest import BUNDLED_TENTH_BBOX
+from fake_status_provider import FakeProvider
+from map_scene import job_tile_rows, partial_map
+from test_map_endpoints import STATES, full_map, get, png  # noqa: F401 (a fixture)
+from test_status_page import CHROMIUM_FLAGS, PageDom, chromium  # noqa: F401 (a fixture)
+
+WINDOW = (1280, 1400)
+UNDRAWN_GREY = (184, 184, 184)        # --undrawn on the page
+HISTORY = {"bucket_s": 1.0, "elapsed_s": 12.5,
+           "chunks": {"attic-pc": [0, 0, 40, 60, 50, 80, 70, 90, 60, 80, 90, 70, 40],
+                      "laptop": [0, 0, 0, 30, 20, 30, 40, 30, 20, 40, 30, 30, 10]}}
+
+
+def chromium_run(chromium: str, url: str, tmp_path, output: list[str], budget_ms: int) -> str:
+    proc = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}",
+         "--hide-scrollbars", "--force-device-scale-factor=1",
+         f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--virtual-time-budget={budget_ms}",
+         *output, url], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def dom_of(chromium, url, tmp_path, budget_ms=6000) -> PageDom:
+    return PageDom(chromium_run(chromium, url, tmp_path, ["--dump-dom"], budget_ms))
+
+
+def screenshot_of(chromium, url, tmp_path, budget_ms=6000) -> np.ndarray:
+    """A screenshot of the page after ``budget_ms``, as an RGB array."""
+    shot = tmp_path / "shot.png"
+    chromium_run(chromium, url, tmp_path, [f"--screenshot={shot}"], budget_ms)
+    with Image.open(shot) as image:
+        assert image.size == WINDOW
+        return np.asarray(image.convert("RGB")).astype(np.float64)
+
+
+def look(chromium, url, tmp_path, budget_ms=6000) -> tuple[PageDom, np.ndarray]:
+    """The page's DOM and a screenshot of it (two runs: the layout is the same in both)."""
+    return (dom_of(chromium, url, tmp_path, budget_ms),
+            screenshot_of(chromium, url, tmp_path, budget_ms))
+
+
+def served_blocks(port: int, description: dict) -> np.ndarray:
+    """The map at one pixel per block, stitched from the deepest tiles the endpoint serves
+    (RGBA; alpha 0 where nothing is drawn yet)."""
+    deepest = description["max_zoom"]
+    columns, rows = -(-description["width_blocks"] // 256), -(-description["height_blocks"] // 256)
+    image = np.zeros((rows * 256, columns * 256, 4), dtype=np.uint8)
+    for x in range(columns):
+        for y in range(rows):
+            status, _, body = get(port, f"/jobs/job-1/map/{deepest}/{x}/{y}.png")
+            assert status == 200
+            image[y * 256:(y + 1) * 256, x * 256:(x + 1) * 256] = np.asarray(png(body).convert("RGBA"))
+    return image
+
+
+class ScreenMap:
+    """Where the page drew the world: block rectangles to screenshot pixels."""
+
+    def __init__(self, dom: PageDom) -> None:
+        attrs = dom.attrs["map"]
+        self.left, self.top, self.width, self.height = map(float, attrs["data-world-rect"].split())
+        self.x0, self.z0, self.w, self.h = map(float, attrs["data-world-blocks"].split())
+        assert self.width > 200 and self.height > 200, "the map is drawn too small to compare"
+
+    def cells(self, box, parts: int = 3, inset: float = 0.12):
+        """``parts`` x ``parts`` cells inside a tile's blocks (``inset`` kept clear of its
+        edges, where outlines lie): [(screen slices, block slices)]."""
+        x0, z0, x1, z1 = box
+        out = []
+        for i in range(parts):
+            for j in range(parts):
+                bx0 = x0 + (x1 - x0) * (inset + (1 - 2 * inset) * i / parts)
+                bx1 = x0 + (x1 - x0) * (inset + (1 - 2 * inset) * (i + 1) / parts)
+                bz0 = z0 + (z1 - z0) * (inset + (1 - 2 * inset) * j / parts)
+                bz1 = z0 + (z1 - z0) * (inset + (1 - 2 * inset) * (j + 1) / parts)
+                sx = lambda b: self.left + (b - self.x0) / self.w * self.width   # noqa: E731
+                sz = lambda b: self.top + (b - self.z0) / self.h * self.height   # noqa: E731
+                out.append(((slice(round(sz(bz0)), round(sz(bz1))), slice(round(sx(bx0)), round(sx(bx1)))),
+                            (slice(round(bz0), round(bz1)), slice(round(bx0), round(bx1)))))
+        return out
+
+
+def served_job(full_map, tmp_path, states):
+    rows = job_tile_rows(BUNDLED_TENTH_BBOX, 0.004, states)
+    map_dir = partial_map(full_map, tmp_path / f"map-{states.count('committed')}",
+                          [r["owned_blocks"] for r in rows if r["state"] == "committed"])
+    return rows, map_dir
+
+
+def compare_tiles(shot, screen, blocks, rows, overlay_on: bool) -> dict:
+    """Per tile state, the worst colour difference (0..255) between the screenshot and what it
+    should show: the served map for committed tiles, grey for the rest (unless the overlay
+    colours leased and failed ones)."""
+    worst = {}
+    for row in rows:
+        for (sz, sx), (bz, bx) in screen.cells(row["owned_blocks"]):
+            seen = shot[sz, sx].reshape(-1, 3).mean(axis=0)
+            if row["state"] == "committed":
+                drawn = blocks[bz, bx].reshape(-1, 4)
+                assert (drawn[:, 3] == 255).all(), "a committed tile is not drawn on the served map"
+                expected = drawn[:, :3].mean(axis=0)
+            elif overlay_on and row["state"] in ("leased", "failed"):
+                continue                      # tinted by the overlay: checked apart
+            else:
+                expected = np.array(UNDRAWN_GREY, dtype=float)
+            key = row["state"]
+            worst[key] = max(worst.get(key, 0.0), float(np.abs(seen - expected).max()))
+    return worst
+
+
+def test_page_mid_job_shows_the_finished_tiles_map_and_grey_elsewhere(chromium, full_map, tmp_path):
+    rows, map_dir = served_job(full_map, tmp_path, STATES)
+    provider = FakeProvider(rows)
+    provider.map_dir = map_dir
+    provider.history = HISTORY
+    provider.workers[0]["leases"] = [rows[2]["tile"]]
+    provider.workers[1]["leases"] = [rows[7]["tile"]]
+    server, port = start_http_api(provider, "127.0.0.1", 0)
+    try:
+        status, _, body = get(port, "/jobs/job-1/map/tiles.json")
+        blocks = served_blocks(port, json.loads(body))
+        dom, shot = look(chromium, f"http://127.0.0.1:{port}/", tmp_path)
+        dom_off, shot_off = look(chromium, f"http://127.0.0.1:{port}/?overlay=off", tmp_path)
+    finally:
+        server.close()
+    assert dom.loaded and dom.attrs["map"].get("data-map") == "pyramid"
+    assert dom.attrs["overlay-toggle"].get("type") == "checkbox" and "checked" in dom.attrs["overlay-toggle"]
+    assert dom.attrs["map"]["data-overlay"] == "on" and dom_off.attrs["map"]["data-overlay"] == "off"
+    assert dom.tile_workers == {rows[2]["tile"]: "attic-pc", rows[7]["tile"]: "laptop"}
+    assert sorted(dom.plot_lines) == ["attic-pc", "laptop"]
+    screen = ScreenMap(dom)
+    worst = compare_tiles(shot, screen, blocks, rows, overlay_on=True)
+    print("worst colour difference per state, overlay on:", worst)
+    assert worst["committed"] < 8 and worst["pending"] < 3, worst
+    # with the overlay, leased and failed tiles are tinted (not the map, not plain grey)
+    for row in rows:
+        if row["state"] in ("leased", "failed"):
+            (sz, sx), _ = screen.cells(row["owned_blocks"], parts=1)[0]
+            seen = shot[sz, sx].reshape(-1, 3).mean(axis=0)
+            assert np.abs(seen - UNDRAWN_GREY).max() > 20, (row["tile"], seen)
+    worst_off = compare_tiles(shot_off, ScreenMap(dom_off), blocks, rows, overlay_on=False)
+    print("worst colour difference per state, overlay off:", worst_off)
+    assert worst_off["committed"] < 8, worst_off
+    assert all(worst_off[s] < 3 for s in ("pending", "leased", "failed")), worst_off
+
+
+def test_map_fills_in_as_tiles_commit(chromium, full_map, tmp_path):
+    """The page loads with two tiles drawn; then six more commit (the status says so and the
+    map directory holds them): the page fetches the changed map tiles again and shows them."""
+    early = ["committed", "committed"] + ["pending"] * 10
+    late = ["committed"] * 8 + ["pending"] * 4
+    early_rows, early_dir = served_job(full_map, tmp_path, early)
+    late_rows, late_dir = served_job(full_map, tmp_path, late)
+    provider = FakeProvider(late_rows)
+    provider.map_dir = late_dir
+    original_status = provider.status
+    calls = []
+
+    def advancing_status():
+        calls.append(1)
+        if len(calls) == 4:
+            with provider.lock:
+                provider.tiles = late_rows
+                provider.map_dir = late_dir
+        return original_status()
+
+    server, port = start_http_api(provider, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{port}/?overlay=off"
+    try:
+        status, _, body = get(port, "/jobs/job-1/map/tiles.json")
+        late_blocks = served_blocks(port, json.loads(body))
+        dom = dom_of(chromium, url, tmp_path)          # where the map lies on the page
+        provider.tiles, provider.map_dir = early_rows, early_dir
+        provider.status = advancing_status
+        shot = screenshot_of(chromium, url, tmp_path, budget_ms=9000)
+    finally:
+        server.close()
+    assert len(calls) >= 8, f"the page polled only {len(calls)} times"
+    worst = compare_tiles(shot, ScreenMap(dom), late_blocks, late_rows, overlay_on=False)
+    print("worst colour difference per state after filling in:", worst)
+    assert worst["committed"] < 8 and worst["pending"] < 3, worst
