@@ -236,10 +236,91 @@ def _palette(palette_bytes: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     hit = _palette_cache.get(palette_bytes)
     if hit is not None:
         return hit
+    states = _states_by_entry(palette_bytes)
+    return _remember(palette_bytes, _states_by_walking(palette_bytes) if states is None else states)
+
+
+def palette_if_whole(palette_bytes: bytes):
+    """``_palette`` of bytes that hold exactly one palette of the usual layout (each entry a
+    compound starting with its ``Name``), else None: so a reader that guessed where a palette
+    ends learns whether it guessed right without walking its tags."""
+    hit = _palette_cache.get(palette_bytes)
+    if hit is not None:
+        return hit
+    states = _states_by_entry(palette_bytes)
+    return None if states is None else _remember(palette_bytes, states)
+
+
+def _remember(palette_bytes: bytes, states: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    value = (np.array([s[0] for s in states], dtype=np.uint8).reshape(-1, 3),
+             np.array([s[1] for s in states], dtype=bool),
+             np.array([s[2] for s in states], dtype=bool))
+    if len(_palette_cache) < 65536:
+        _palette_cache[palette_bytes] = value
+    return value
+
+
+_NAME_TAG = b"\x08\x00\x04Name"
+_entry_cache: dict[bytes, tuple[tuple[int, int, int], bool, bool]] = {}
+
+
+def _states_by_entry(palette_bytes: bytes) -> list | None:
+    """The states of a list of compounds that each start with their ``Name`` (as the game and
+    arnisd write them), each entry's bytes decoded once per process: worlds hold thousands of
+    palettes made of the same few hundred entries. None for any other layout."""
+    if len(palette_bytes) < 5 or palette_bytes[0] != 10 or not palette_bytes.startswith(_NAME_TAG, 5):
+        return None
+    (count,) = struct.unpack_from(">i", palette_bytes, 1)
+    entries = palette_bytes[5 + len(_NAME_TAG):].split(_NAME_TAG)
+    if len(entries) != count:
+        return None
+    states = []
+    for entry in entries:
+        state = _entry_cache.get(entry)
+        if state is None:
+            state = _entry_state(entry)
+            if state is None:
+                return None
+            _entry_cache[entry] = state
+        states.append(state)
+    return states
+
+
+def _entry_state(entry: bytes):
+    """The state of one palette entry's bytes after its ``Name`` tag; None unless they are
+    exactly the rest of one compound."""
+    r = _Reader(entry)
+    try:
+        name = r.string()
+        props = ()
+        for tag, key in _compound_tags(r):
+            if key == "Properties" and tag == 10:
+                props = _properties(r)
+            else:
+                r.skip(tag)
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError):
+        return None
+    if r.pos != len(entry) or entry[-1] != 0:
+        return None
+    return _state_colour(name, props)
+
+
+def _properties(r: _Reader) -> tuple:
+    pairs = []
+    for tag, key in _compound_tags(r):
+        if tag == 8:
+            pairs.append((key, r.string()))
+        else:
+            r.skip(tag)
+    return tuple(sorted(pairs))
+
+
+def _states_by_walking(palette_bytes: bytes) -> list:
+    """The states of a palette list of any layout, tag by tag."""
     r = _Reader(palette_bytes)
     inner, count = struct.unpack_from(">Bi", palette_bytes, 0)
     r.pos = 5
-    colours, air, water = [], [], []
+    states = []
     for _ in range(count):
         name, props = "minecraft:air", ()
         if inner == 10:
@@ -247,25 +328,13 @@ def _palette(palette_bytes: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 if key == "Name" and tag == 8:
                     name = r.string()
                 elif key == "Properties" and tag == 10:
-                    pairs = []
-                    for ptag, pkey in _compound_tags(r):
-                        if ptag == 8:
-                            pairs.append((pkey, r.string()))
-                        else:
-                            r.skip(ptag)
-                    props = tuple(sorted(pairs))
+                    props = _properties(r)
                 else:
                     r.skip(tag)
         else:
             r.skip(inner)
-        colour, is_air, is_water = _state_colour(name, props)
-        colours.append(colour)
-        air.append(is_air)
-        water.append(is_water)
-    value = (np.array(colours, dtype=np.uint8).reshape(-1, 3), np.array(air), np.array(water))
-    if len(_palette_cache) < 65536:
-        _palette_cache[palette_bytes] = value
-    return value
+        states.append(_state_colour(name, props))
+    return states
 
 
 # --- rendering ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS
 from arnisd.anvil.region import read_region_raw, region_coords_from_name
-from arnisd.preview import MIN_Y, _palette, _Reader, chunk_top
+from arnisd.preview import MIN_Y, _palette, _Reader, chunk_top, palette_if_whole
 
 _HEIGHTMAPS = b"\x0a\x00\x0aHeightmaps"
 _WORLD_SURFACE = b"\x0c\x00\x0dWORLD_SURFACE\x00\x00\x00\x25"      # a long array of 37
@@ -28,8 +28,11 @@ _HEIGHTMAPS_SPAN_BYTES = 2048          # the four heightmaps fit in this many by
 _SECTIONS = b"\x09\x00\x08sections"
 _BLOCK_STATES_PALETTE = b"\x0a\x00\x0cblock_states\x09\x00\x07palette"
 _DATA = b"\x0c\x00\x04data"
+_BIOMES = b"\x0a\x00\x06biomes"
+_SECTION_Y_TAGS = [b"\x01\x00\x01Y" + bytes([y]) for y in range(256)]   # by the byte's value
 _SECTION_Y_LOW = -4                    # sections -4..19 cover y -64..319
 _SECTION_COUNT = 24
+_SLOTS = _SECTION_COUNT + 2            # per chunk: below the world, its sections, above it
 _WATER_DEPTH_MAX = 8
 
 class _Palettes:
@@ -79,7 +82,8 @@ class _Sections:
     process's table. The last row of the tables is a stand-in for sections not read."""
 
     def __init__(self, count_chunks: int):
-        self.record = np.full((count_chunks, _SECTION_COUNT), -1, dtype=np.int64)
+        # per chunk and slot (section + 1; slots 0 and 25 are outside the world): its row
+        self.record = np.full(count_chunks * _SLOTS, -1, dtype=np.int32)
         self.entry_base: list[int] = []
         self.top_index: list[int] = []
         self.long_offset: list[int] = []
@@ -90,7 +94,7 @@ class _Sections:
 
     def add(self, nbt: bytes, sections_at: int, chunk_index: int, section_y: int) -> bool:
         """Locate one section; False if its layout is not the expected one."""
-        at = nbt.find(b"\x01\x00\x01Y" + struct.pack(">b", section_y), sections_at)
+        at = nbt.find(_SECTION_Y_TAGS[section_y & 255], sections_at)
         if at < 0 or not nbt.startswith(_BLOCK_STATES_PALETTE, at + 5):
             return False
         start = at + 5 + len(_BLOCK_STATES_PALETTE)
@@ -99,22 +103,14 @@ class _Sections:
             return False
         bits, data = 0, None
         if count == 1:
-            reader = _Reader(nbt)
-            reader.pos = start
-            reader.skip(9)
-            end = reader.pos
+            # the section's biomes follow its block states, which close right after the palette
+            end = _palette_end(nbt, start, nbt.find(_BIOMES, start) - 1)
             if nbt[end] != 0:              # a single-entry palette has no data
                 return False
         else:
-            end = nbt.find(_DATA, start)
-            if end < 0:
+            end = _palette_end(nbt, start, nbt.find(_DATA, start))
+            if not nbt.startswith(_DATA, end):
                 return False
-            if nbt[start:end] not in _palettes.ids:
-                reader = _Reader(nbt)
-                reader.pos = start
-                reader.skip(9)
-                if reader.pos != end:
-                    return False
             bits = max(4, (count - 1).bit_length())
             (n_longs,) = struct.unpack_from(">i", nbt, end + len(_DATA))
             if n_longs != -(-4096 // (64 // bits)):
@@ -122,7 +118,7 @@ class _Sections:
             first = end + len(_DATA) + 4
             data = nbt[first:first + 8 * n_longs]
         palette = _palettes.id(nbt[start:end])
-        self.record[chunk_index, section_y - _SECTION_Y_LOW] = len(self.bits)
+        self.record[chunk_index * _SLOTS + section_y - _SECTION_Y_LOW + 1] = len(self.bits)
         self.entry_base.append(_palettes.offsets[palette])
         self.top_index.append(_palettes.sizes[palette] - 1)
         self.bits.append(bits)
@@ -136,31 +132,58 @@ class _Sections:
         return True
 
     def tables(self):
-        """(longs, entry base, top index, long offset, bits, values per long, mask), per
-        section and then the stand-in (entry -1)."""
+        """(longs, entry base, top index, long offset, bits, mask), per section and then the
+        stand-in (entry -1)."""
         if self._tables is None:
-            bits = np.array(self.bits + [0], dtype=np.int64)
-            per_long = np.where(bits > 0, 64 // np.maximum(bits, 1), 4096)
+            bits = np.array(self.bits + [0], dtype=np.int32)
             self._tables = (
                 np.frombuffer(b"".join(self.data_parts), dtype=">u8").astype(np.uint64),
-                np.array(self.entry_base + [-1], dtype=np.int64),
-                np.array(self.top_index + [0], dtype=np.int64),
-                np.array(self.long_offset + [0], dtype=np.int64),
-                bits.astype(np.uint64), per_long,
-                (np.uint64(1) << bits.astype(np.uint64)) - np.uint64(1))
+                np.array(self.entry_base + [-1], dtype=np.int32),
+                np.array(self.top_index + [0], dtype=np.int32),
+                np.array(self.long_offset + [0], dtype=np.int32),
+                bits, (np.uint64(1) << bits.astype(np.uint64)) - np.uint64(1))
         return self._tables
 
 
-def _entries(sections: _Sections, chunk: np.ndarray, column: np.ndarray, y: np.ndarray):
-    """Global palette entry of the block at (chunk, column, y) for each query; -1 where its
-    section was not read."""
-    section = (y >> 4) - _SECTION_Y_LOW
-    record = np.where((section >= 0) & (section < _SECTION_COUNT),
-                      sections.record[chunk, np.clip(section, 0, _SECTION_COUNT - 1)], -1)
-    longs, entry_base, top_index, long_offset, bits, per_long, mask = sections.tables()
-    word, within = np.divmod((y & 15) * 256 + column, per_long[record])
-    shift = within.astype(np.uint64) * bits[record]
-    index = ((longs[long_offset[record] + word] >> shift) & mask[record]).astype(np.int64)
+def _palette_end(nbt: bytes, start: int, guess: int) -> int:
+    """Where the palette list starting at ``start`` ends: ``guess`` if the bytes up to it are
+    exactly one palette, else found by walking its tags."""
+    if guess > start and (nbt[start:guess] in _palettes.ids
+                          or palette_if_whole(nbt[start:guess]) is not None):
+        return guess
+    reader = _Reader(nbt)
+    reader.pos = start
+    reader.skip(9)
+    return reader.pos
+
+
+def _word_and_shift_tables() -> tuple[np.ndarray, np.ndarray]:
+    """For each packing width (0: a single-entry section, which reads long 0) and block of a
+    section (y, z, x order): which of its longs holds the block, and at what bit."""
+    block = np.arange(4096)
+    words, shifts = np.zeros((17, 4096), np.int32), np.zeros((17, 4096), np.uint64)
+    for bits in range(4, 17):
+        words[bits], within = np.divmod(block, 64 // bits)
+        shifts[bits] = within * bits
+    return words.reshape(-1), shifts.reshape(-1)
+
+
+_WORD_OF_BLOCK, _SHIFT_OF_BLOCK = _word_and_shift_tables()
+
+
+def _slot_keys(chunk: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each query's (chunk, section slot) as an index into ``_Sections.record``."""
+    return chunk * _SLOTS + np.clip((y >> 4) - (_SECTION_Y_LOW - 1), 0, _SLOTS - 1)
+
+
+def _entries(sections: _Sections, keys: np.ndarray, column: np.ndarray, y: np.ndarray):
+    """Global palette entry of the block at (chunk and section ``keys``, column, y) for each
+    query; -1 where its section was not read."""
+    record = sections.record[keys]
+    longs, entry_base, top_index, long_offset, bits, mask = sections.tables()
+    block = bits[record] * 4096 + (y & 15) * 256 + column
+    packed = longs[long_offset[record] + _WORD_OF_BLOCK[block]]
+    index = ((packed >> _SHIFT_OF_BLOCK[block]) & mask[record]).astype(np.int32)
     return entry_base[record] + np.minimum(index, top_index[record])
 
 
@@ -174,10 +197,11 @@ def render_region(path: Path) -> tuple[int, int, np.ndarray, np.ndarray, np.ndar
     nbts, places, surfaces, sections_at = [], [], [], []
     for (cx, cz), (compression, payload) in read_region_raw(path).items():
         nbt = _inflate(compression, payload)
-        heightmaps = nbt.find(_HEIGHTMAPS)
-        surface = nbt.find(_WORLD_SURFACE, heightmaps) if heightmaps >= 0 else -1
+        heightmaps = nbt.rfind(_HEIGHTMAPS)        # near the end, after the sections
+        surface = -1 if heightmaps < 0 else nbt.find(
+            _WORLD_SURFACE, heightmaps, heightmaps + _HEIGHTMAPS_SPAN_BYTES + len(_WORLD_SURFACE))
         sections = nbt.find(_SECTIONS)
-        if surface < 0 or surface > heightmaps + _HEIGHTMAPS_SPAN_BYTES or sections < 0:
+        if surface < 0 or sections < 0:
             _draw_chunk(colour, top, depth, cx, cz, *chunk_top(nbt))
             continue
         first = surface + len(_WORLD_SURFACE)
@@ -208,54 +232,50 @@ def _draw_chunk(colour, top, depth, cx: int, cz: int, c, t, d) -> None:
     depth[z0:z0 + 16, x0:x0 + 16] = d
 
 
-def _load(sections: _Sections, nbts, sections_at, chunk: np.ndarray, y: np.ndarray,
-          fallback: set[int]) -> None:
-    """Read the sections the queries (chunk, y) fall in that are not read yet."""
-    section_y = y >> 4
-    inside = (section_y >= _SECTION_Y_LOW) & (section_y < _SECTION_Y_LOW + _SECTION_COUNT)
-    keys = np.unique(chunk[inside] * _SECTION_COUNT + (section_y[inside] - _SECTION_Y_LOW))
-    missing = keys[sections.record.reshape(-1)[keys] < 0]
-    for key in missing.tolist():
-        k, s = divmod(key, _SECTION_COUNT)
-        if k not in fallback and not sections.add(nbts[k], sections_at[k], k, s + _SECTION_Y_LOW):
+def _load(sections: _Sections, nbts, sections_at, keys: np.ndarray, fallback: set[int]) -> None:
+    """Read the sections the queries' (chunk, section slot) ``keys`` fall in that are not read
+    yet."""
+    wanted = np.zeros(len(sections.record), dtype=bool)
+    wanted[keys] = True
+    slot = np.arange(len(wanted)) % _SLOTS
+    wanted &= (sections.record < 0) & (slot > 0) & (slot < _SLOTS - 1)
+    for key in np.flatnonzero(wanted).tolist():
+        k, s = divmod(key, _SLOTS)
+        if k in fallback:
+            continue
+        try:
+            found = sections.add(nbts[k], sections_at[k], k, s - 1 + _SECTION_Y_LOW)
+        except (struct.error, IndexError, ValueError):     # not the layout it looked like
+            found = False
+        if not found:
             fallback.add(k)
 
 
-_CHUNK_OF_COLUMN = np.repeat(np.arange(1024), 256)     # a region's chunks' columns, in order
-_COLUMN_OF_COLUMN = np.tile(np.arange(256), 1024)
+_COLUMN_OF_COLUMN = np.tile(np.arange(256, dtype=np.int32), 1024)    # a region's columns in order
 
 
 def _render_chunks(nbts, places, surfaces, sections_at, colour, top, depth) -> set[int]:
     """Draw the chunks of the expected layout into the region arrays; returns the indices of
     those that must be read by the per-chunk reader instead."""
     n = len(nbts)
-    y = (_unpack_heightmaps(surfaces).astype(np.int64) + (MIN_Y - 1)).reshape(-1)
-    chunk, column = _CHUNK_OF_COLUMN[:len(y)], _COLUMN_OF_COLUMN[:len(y)]
-    solid = y >= MIN_Y
-    everywhere = bool(solid.all())
-    if not everywhere:
-        chunk, column, y_solid = chunk[solid], column[solid], y[solid]
-    else:
-        y_solid = y
+    y = (_unpack_heightmaps(surfaces).astype(np.int32) + (MIN_Y - 1)).reshape(-1)
+    chunk = np.repeat(np.arange(n, dtype=np.int32), 256)
+    column = _COLUMN_OF_COLUMN[:len(y)]
+    keys = _slot_keys(chunk, y)
     sections = _Sections(n)
     fallback: set[int] = set()
-    _load(sections, nbts, sections_at, chunk, y_solid, fallback)
-    found = _entries(sections, chunk, column, y_solid)
-    fallback.update(np.unique(chunk[found < 0]).tolist())
-    if everywhere:
-        entry = found
-    else:
-        entry = np.full(len(y), -1, dtype=np.int64)
-        entry[solid] = found
-        chunk, column = _CHUNK_OF_COLUMN[:len(y)], _COLUMN_OF_COLUMN[:len(y)]
+    _load(sections, nbts, sections_at, keys, fallback)
+    entry = _entries(sections, keys, column, y)
+    # a column with a top block whose section could not be read
+    fallback.update(np.unique(chunk[(entry < 0) & (y >= MIN_Y)]).tolist())
     colours, water = _palettes.tables()
     column_colour = colours[entry]                     # entry -1: the table's black last row
     column_depth = _water_depths(sections, nbts, sections_at, chunk, column, y, entry, fallback)
-    for k, (cx, cz) in enumerate(places):
-        x0, z0 = (cx & 31) * 16, (cz & 31) * 16
-        colour[z0:z0 + 16, x0:x0 + 16] = column_colour[k * 256:(k + 1) * 256].reshape(16, 16, 3)
-        top[z0:z0 + 16, x0:x0 + 16] = y[k * 256:(k + 1) * 256].reshape(16, 16)
-        depth[z0:z0 + 16, x0:x0 + 16] = column_depth[k * 256:(k + 1) * 256].reshape(16, 16)
+    slots = np.array([(cz & 31) * 32 + (cx & 31) for cx, cz in places])
+    for whole, part in ((colour, column_colour), (top, y), (depth, column_depth)):
+        by_slot = whole.reshape(32, 16, 32, 16, -1).swapaxes(1, 2).reshape(1024, 256, -1)
+        by_slot[slots] = part.reshape(n, 256, -1)
+        whole[...] = by_slot.reshape(32, 32, 16, 16, -1).swapaxes(1, 2).reshape(whole.shape)
     return fallback
 
 
@@ -275,7 +295,8 @@ def _water_depths(sections, nbts, sections_at, chunk, column, y, entry, fallback
         if len(at) == 0:
             break
         if d > 0:
-            _load(sections, nbts, sections_at, chunk[at], y[at] - d, fallback)
-            at = at[_palettes.tables()[1][_entries(sections, chunk[at], column[at], y[at] - d)]]
+            keys = _slot_keys(chunk[at], y[at] - d)
+            _load(sections, nbts, sections_at, keys, fallback)
+            at = at[_palettes.tables()[1][_entries(sections, keys, column[at], y[at] - d)]]
         depth[at] += 1
     return depth

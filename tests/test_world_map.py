@@ -133,3 +133,30 @@ def test_tiles_folder_is_replaced_whole_or_refused(tmp_path):
     assert (other / "notes.txt").read_text() == "mine"
     proc = run_arnisd("preview", str(world), "--output", str(a_file / "map.png"))
     assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_palette_entries_in_another_tag_order_read_alike(tmp_path):
+    """Palette entries whose ``Properties`` come before their ``Name`` (NBT compounds have no
+    order) are read tag by tag: the same map as the usual layout."""
+    world = small_world(tmp_path)
+    path = world / "region" / "r.0.0.mca"
+    expected = render_region(path)
+    chunks = read_region(path)
+    moved = 0
+    for place, nbt in chunks.items():
+        parsed = nbtlib.File.parse(io.BytesIO(nbt))
+        for section in parsed["sections"]:
+            palette = section.get("block_states", {}).get("palette", [])
+            for k, entry in enumerate(palette):
+                if "Properties" in entry:
+                    palette[k] = nbtlib.Compound({"Properties": entry["Properties"],
+                                                  "Name": entry["Name"]})
+                    moved += 1
+        buffer = io.BytesIO()
+        parsed.write(buffer)
+        chunks[place] = buffer.getvalue()
+    assert moved > 0
+    write_region(world / "region", 0, 0, {k: zlib.compress(v) for k, v in chunks.items()},
+                 fsync=False)
+    for got, want in zip(render_region(path)[2:], expected[2:]):
+        assert np.array_equal(got, want)
