@@ -17,7 +17,10 @@ INDEX_DIR_NAME = "osm-index"      # the OSM file indexes' folder inside a cache 
 
 
 def user_cache_dir() -> Path:
-    """arnisd's folder in the user's cache (``$XDG_CACHE_HOME/arnisd``, ``~/.cache/arnisd``)."""
+    """arnisd's folder in the user's cache (``$XDG_CACHE_HOME/arnisd``, ``~/.cache/arnisd``;
+    ``%LOCALAPPDATA%\\arnisd`` on Windows)."""
+    if os.name == "nt" and "XDG_CACHE_HOME" not in os.environ:
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "arnisd"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd"
 DEFAULT_OVERPASS_URLS = (
     "https://overpass-api.de/api/interpreter",

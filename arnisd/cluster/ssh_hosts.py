@@ -9,7 +9,9 @@ reads for an option, so they override the defaults here.
 
 from __future__ import annotations
 
+import functools
 import re
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +75,10 @@ class SshSettings:
     config_file: Path | None = None
     options: tuple[str, ...] = field(default_factory=tuple)
 
-    def argv(self, host: RemoteHost, remote_command: list[str], *, tty: bool = False,
+    def argv(self, host: RemoteHost, remote_command: str, *, tty: bool = False,
              forward: str | None = None) -> list[str]:
-        """``ssh`` to ``host`` running ``remote_command`` (words the host's shell joins);
+        """``ssh`` to ``host`` running ``remote_command`` (one command line for the host's
+        shell, quoted for it by ``remote_shell``);
         ``tty``: a terminal on the host, so that closing the session hangs its command up;
         ``forward``: a ``-R`` reverse forward (its failure ends the session)."""
         argv = [self.program]
@@ -85,12 +88,27 @@ class SshSettings:
             argv += ["-o", option]
         argv += ["-o", "BatchMode=yes", "-o", f"ServerAliveInterval={KEEPALIVE_INTERVAL_S}",
                  "-o", f"ServerAliveCountMax={KEEPALIVE_COUNT}", "-o", "ConnectTimeout=15"]
-        if sys.platform == "win32":     # Windows' client has no connection sharing
+        if windows_client(self.program):    # it has no connection sharing
             argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
         if forward is not None:
             argv += ["-o", "ExitOnForwardFailure=yes", "-R", forward]
-        argv += ["-tt" if tty else "-T", host.destination, "--", *remote_command]
+        argv += ["-tt" if tty else "-T", host.destination, "--", remote_command]
         return argv
+
+
+def is_windows_openssh(version_banner: str) -> bool:
+    """Whether ``ssh -V`` printed this for Windows' own OpenSSH port."""
+    return "OpenSSH_for_Windows" in version_banner
+
+
+@functools.cache
+def windows_client(program: str) -> bool:
+    """Whether the local ``program`` is Windows' OpenSSH client (asked once per process)."""
+    try:
+        done = subprocess.run([program, "-V"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return sys.platform == "win32"      # what Windows ships is the likely one there
+    return is_windows_openssh(done.stderr + done.stdout)
 
 
 @dataclass(frozen=True, slots=True)

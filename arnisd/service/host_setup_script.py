@@ -2,7 +2,8 @@
 
 It is sent as text over ssh and run by the host's own Python with the standard library only
 (it imports nothing of arnisd, which is not there yet). Its input on stdin: one JSON line
-(``mode``: ``probe`` or ``install``, ``venv``: the install's folder name), then, to install, a
+(``mode``: ``probe`` or ``install``, ``venv``: the install's name, to which the host's Python
+version is added), then, to install, a
 tar stream of wheels. It answers one JSON line, prefixed with ``ARNISD-SETUP `` so that login
 banners cannot be taken for it.
 
@@ -28,9 +29,17 @@ MIN_PYTHON = (3, 11)
 
 
 def cache_root() -> Path:
-    if os.name == "nt":
+    if os.name == "nt" and "XDG_CACHE_HOME" not in os.environ:
         return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "arnisd"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "arnisd"
+
+
+def venv_folder(request: dict) -> Path:
+    """The install's folder, named for arnisd's code (``venv``) and for this Python's version:
+    a venv is bound to the Python it was made with, so a host whose Python changed gets a
+    new one instead of a venv that no longer starts."""
+    tag = f"{sys.implementation.name}{sys.version_info[0]}.{sys.version_info[1]}"
+    return cache_root() / f"{request['venv']}-{tag}"
 
 
 def venv_python(venv: Path) -> Path:
@@ -45,13 +54,13 @@ def platform_facts() -> dict:
 
 
 def probe(request: dict) -> dict:
-    venv = cache_root() / request["venv"]
+    venv = venv_folder(request)
     return {**platform_facts(), "installed": (venv / MARKER).is_file(),
             "venv_python": str(venv_python(venv))}
 
 
 def install(request: dict, stream) -> dict:
-    venv = cache_root() / request["venv"]
+    venv = venv_folder(request)
     venv.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".install-", dir=venv.parent))
     try:
@@ -68,7 +77,7 @@ def install(request: dict, stream) -> dict:
                               check=True, capture_output=True, text=True).stdout.strip()
         for wheel in sorted(wheels.glob("*.whl")):
             unpack_wheel(wheel, Path(site))
-        (staged / MARKER).write_text(request["venv"] + "\n", encoding="utf-8")
+        (staged / MARKER).write_text(venv.name + "\n", encoding="utf-8")
         if venv.exists():
             shutil.rmtree(venv)
         staged.rename(venv)

@@ -5,7 +5,8 @@ reads its one line of settings (the coordinator's endpoint through the tunnel, i
 slots and the job's token) from the session's stdin, so the token never shows in argv or the
 environment. It keeps its pid in a file in arnisd's cache while it runs. When the session
 closes, the terminal hangs the worker and its slots up; ``stop SESSION`` kills the process
-group of the pid file as a second line.
+group of the pid file as a second line (on Windows, which has no process groups to signal,
+``taskkill`` of its process tree).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import platform
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,6 +70,10 @@ def stop(session: str) -> int:
         pid = int(path.read_text(encoding="ascii"))
     except (OSError, ValueError):
         return 0                           # it ended and removed its file
+    if os.name == "nt":                    # os.kill there would end the worker but not its slots
+        subprocess.run(["taskkill", "/PID", str(pid), "/T", "/F"], capture_output=True)
+        path.unlink(missing_ok=True)
+        return 0
     def kill(pid: int, sig: int) -> None:     # its whole group: the worker and its slots
         if hasattr(os, "killpg"):
             os.killpg(os.getpgid(pid), sig)

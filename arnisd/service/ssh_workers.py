@@ -1,7 +1,8 @@
 """Workers on other machines for one job, started over ssh (``generate --hosts``).
 
-Each host goes through its own thread: ``probing`` (one ssh round trip: its Python, and whether
-this arnisd is installed in its cache) → ``installing`` (only when it is not: the wheels go
+Each host goes through its own thread: ``probing`` (one ssh round trip for the shell its sshd
+runs commands with, ``remote_shell``; one for its Python, and whether this arnisd is installed
+in its cache) → ``installing`` (only when it is not: the wheels go
 over the session's stdin into a venv there) → ``starting`` → ``running`` → ``ended``; or
 ``failed``, named in one line, while the job goes on with the other workers. The worker's
 session is ``ssh -tt``, with a reverse forward from a port on the host's loopback to the
@@ -17,12 +18,13 @@ import json
 import logging
 import random
 import secrets
-import shlex
 import subprocess
 import tarfile
 import threading
 from pathlib import Path
 
+from arnisd.cluster.remote_shell import (SHELL_PROBE, RemoteShell, command_line, not_found,
+                                         python_commands, shell_from_probe)
 from arnisd.cluster.ssh_hosts import RemoteHost, SshSettings
 from arnisd.errors import UserError
 from arnisd.service import host_bundle
@@ -38,6 +40,16 @@ _PROBE_TIMEOUT_S = 60.0
 _INSTALL_TIMEOUT_S = 900.0
 _STOP_TIMEOUT_S = 15.0
 _FORWARD_TRIES = 4
+
+
+def setup_command(shell: RemoteShell, python: list[str]) -> str:
+    """The command line that starts the setup script's loader with ``python``."""
+    return command_line(shell, [*python, "-c", _BOOT])
+
+
+def worker_command(shell: RemoteShell, venv_python: str, *args: str) -> str:
+    """The command line of ``host_worker`` (``run`` or ``stop SESSION``) in the host's venv."""
+    return command_line(shell, [venv_python, "-m", "arnisd.service.host_worker", *args])
 
 
 class HostFailed(UserError):
@@ -60,6 +72,7 @@ class HostWorkers:
         self.session = secrets.token_hex(8)
         self.states = {h.label: "waiting" for h in hosts}
         self._venv_python: dict[str, str] = {}
+        self._shells: dict[str, RemoteShell] = {}
         self._processes: dict[str, subprocess.Popen] = {}
         self._setup_processes: set[subprocess.Popen] = set()
         self._threads: list[threading.Thread] = []
@@ -93,25 +106,35 @@ class HostWorkers:
 
     def _run_host(self, host: RemoteHost, port: int, settings: dict) -> None:
         try:
-            self._set(host, "probing")
-            probe = self._setup(host, "probe", b"")
-            if not probe["installed"]:
-                self._set(host, "installing")
-                probe = self._install(host, probe)
-            self._venv_python[host.label] = probe["venv_python"]
-            self._set(host, "starting")
-            self._run_worker(host, port, settings, probe["venv_python"])
+            self._join(host, port, settings)
         except Exception as exc:         # a host's trouble never takes the job down
             log.error("host %s: %s", host.destination, exc)
             self._set(host, "failed")
 
-    def _setup(self, host: RemoteHost, mode: str, payload: bytes) -> dict:
-        """Run the setup script on ``host`` in ``mode`` (``payload`` after its request line);
-        its JSON answer."""
-        script = _SETUP_SCRIPT.encode("utf-8")
-        request = json.dumps({"mode": mode, "venv": host_bundle.venv_name()}).encode()
-        head = str(len(script)).encode() + b"\n" + script + request + b"\n"
-        argv = self.ssh.argv(host, ["python3", "-c", f'"{_BOOT}"'])
+    def _join(self, host: RemoteHost, port: int, settings: dict) -> None:
+        """Probe, install where needed, and run the host's worker until its session ends."""
+        self._set(host, "probing")
+        self._shells[host.label] = self._detect_shell(host)
+        probe = self._setup(host, "probe", b"")
+        if not probe["installed"]:
+            self._set(host, "installing")
+            probe = self._install(host, probe)
+        self._venv_python[host.label] = probe["venv_python"]
+        self._set(host, "starting")
+        self._run_worker(host, port, settings, probe["venv_python"])
+
+    def _detect_shell(self, host: RemoteHost) -> RemoteShell:
+        done = self._ssh_round_trip(host, self.ssh.argv(host, SHELL_PROBE), b"", "probe",
+                                    _PROBE_TIMEOUT_S)
+        shell = shell_from_probe(done.stdout.decode(errors="replace"))
+        if shell is None:
+            raise HostFailed(f"its shell did not answer ({_last_line(done) or 'no output'})")
+        return shell
+
+    def _ssh_round_trip(self, host: RemoteHost, argv: list[str], stdin: bytes, what: str,
+                        timeout_s: float) -> subprocess.CompletedProcess:
+        """Run ``argv`` with ``stdin``; stopped with the job. Exit 255 (ssh's own failure) is
+        the host's one line."""
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
         with self._lock:                 # a stop ends a probe or an install under way too
@@ -119,26 +142,42 @@ class HostWorkers:
             if self._stopping.is_set():
                 process.kill()
         try:
-            timeout_s = _INSTALL_TIMEOUT_S if mode == "install" else _PROBE_TIMEOUT_S
-            out, err = process.communicate(head + payload, timeout=timeout_s)
+            out, err = process.communicate(stdin, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
-            raise HostFailed(f"no answer to its {mode} within {timeout_s:.0f} s") from None
+            raise HostFailed(f"no answer to its {what} within {timeout_s:.0f} s") from None
         finally:
             with self._lock:
                 self._setup_processes.discard(process)
-        if self._stopping.is_set() and process.returncode != 0:
-            raise HostFailed(f"stopped during its {mode}")
-        answer = next((line[len(_SETUP_PREFIX):] for line in out.decode(errors="replace").splitlines()
-                       if line.startswith(_SETUP_PREFIX)), None)
-        last = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
-        if answer is None:
-            if process.returncode == 255:
-                raise HostFailed(f"cannot connect or log in ({last or 'ssh exit 255'})")
-            if process.returncode == 127 or "not found" in last:
-                raise HostFailed("no python3 on its PATH: install Python 3.11 or newer there")
-            raise HostFailed(f"its {mode} failed (exit {process.returncode}: {last})")
+        done = subprocess.CompletedProcess(argv, process.returncode, out, err)
+        if self._stopping.is_set() and done.returncode != 0:
+            raise HostFailed(f"stopped during its {what}")
+        if done.returncode == 255 and _SETUP_PREFIX.encode() not in out:
+            raise HostFailed(f"cannot connect or log in ({_last_line(done) or 'ssh exit 255'})")
+        return done
+
+    def _setup(self, host: RemoteHost, mode: str, payload: bytes) -> dict:
+        """Run the setup script on ``host`` in ``mode`` (``payload`` after its request line)
+        with the first Python its shell finds; its JSON answer."""
+        script = _SETUP_SCRIPT.encode("utf-8")
+        request = json.dumps({"mode": mode, "venv": host_bundle.venv_name()}).encode()
+        head = str(len(script)).encode() + b"\n" + script + request + b"\n"
+        shell = self._shells[host.label]
+        timeout_s = _INSTALL_TIMEOUT_S if mode == "install" else _PROBE_TIMEOUT_S
+        for python in python_commands(shell):
+            argv = self.ssh.argv(host, setup_command(shell, python))
+            done = self._ssh_round_trip(host, argv, head + payload, mode, timeout_s)
+            answer = next((line[len(_SETUP_PREFIX):] for line
+                           in done.stdout.decode(errors="replace").splitlines()
+                           if line.startswith(_SETUP_PREFIX)), None)
+            if answer is not None:
+                break
+            if not not_found(shell, done.returncode, _last_line(done)):
+                raise HostFailed(f"its {mode} failed (exit {done.returncode}: {_last_line(done)})")
+        else:
+            names = " or ".join(" ".join(python) for python in python_commands(shell))
+            raise HostFailed(f"no {names} on its PATH: install Python 3.11 or newer there")
         result = json.loads(answer)
         if "error" in result:
             raise HostFailed(f"{result['error']}: install Python 3.11 or newer there")
@@ -165,7 +204,7 @@ class HostWorkers:
         return answer
 
     def _run_worker(self, host: RemoteHost, port: int, settings: dict, venv_python: str) -> None:
-        command = [shlex.quote(venv_python), "-m", "arnisd.service.host_worker", "run"]
+        command = worker_command(self._shells[host.label], venv_python, "run")
         for _ in range(_FORWARD_TRIES):
             if self.direct_address:
                 forward, endpoint = None, f"tcp://{self.direct_address}:{port}"
@@ -233,11 +272,16 @@ class HostWorkers:
                 process.wait()
 
     def _stop_host(self, host: RemoteHost) -> None:
-        command = [shlex.quote(self._venv_python[host.label]), "-m",
-                   "arnisd.service.host_worker", "stop", self.session]
+        command = worker_command(self._shells[host.label], self._venv_python[host.label],
+                                 "stop", self.session)
         try:
             subprocess.run(self.ssh.argv(host, command), stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             log.warning("host %s: not reachable to check that its worker stopped",
                         host.destination)
+
+
+def _last_line(done: subprocess.CompletedProcess) -> str:
+    """The last line ssh or the host wrote on stderr (its reason, where it failed)."""
+    return (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
