@@ -170,3 +170,62 @@ def test_direct_workers_connect_to_the_coordinator_address(lab, tmp_path, refere
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[host1] worker started" in done.stderr
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
+
+
+def _workers(port: int) -> dict[str, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/coordinator/status", timeout=2) as r:
+            return {w["worker_id"]: w for w in json.load(r)["workers_detail"]}
+    except OSError:
+        return {}
+
+
+def test_a_daemon_host_that_drops_joins_again_and_gets_tiles(lab, tmp_path, reference_worlds):
+    """A coordinator daemon's [hosts] worker whose link goes down is dropped; when the link is
+    back, the daemon starts that host's worker again and it takes tiles of the next job."""
+    port, http_port = free_port(), free_port()
+    token = "a-token-only-this-test-knows"
+    config = tmp_path / "coordinator.toml"
+    config.write_text(
+        f'role = "coordinator"\nbind_host = "127.0.0.1"\nport = {port}\n'
+        f'http_host = "127.0.0.1"\nhttp_port = {http_port}\n'
+        f'state_dir = "{tmp_path / "state"}"\noutput_root = "{tmp_path / "worlds"}"\n'
+        f'token = "{token}"\nlog_format = "console"\nheartbeat_interval_s = 1.0\n'
+        f'[hosts]\nhosts = ["host1:1", "host2:1"]\nssh_config = "{lab.ssh_config}"\n')
+    log_path = tmp_path / "daemon.log"
+    cut = lab.hosts[1]
+    with open(log_path, "w") as log_file:
+        daemon = subprocess.Popen([sys.executable, "-m", "arnisd", "run", "--config", str(config)],
+                                  stderr=log_file, stdout=subprocess.DEVNULL, env=arnisd_env(),
+                                  cwd=REPO_ROOT)
+    try:
+        _wait_until(lambda: set(_workers(http_port)) == {"host1", "host2"}, 120,
+                    "both hosts' workers")
+        cut.link(up=False)
+        _wait_until(lambda: set(_workers(http_port)) == {"host1"}, 60, "host2 to be dropped")
+        _wait_until(lambda: "host host2: joining again" in log_path.read_text(), 60,
+                    "the daemon to plan host2's return")
+        time.sleep(3)                    # a try or two while it cannot be reached
+        cut.link(up=True)
+        _wait_until(lambda: set(_workers(http_port)) == {"host1", "host2"}, 150,
+                    "host2's worker back")
+        submitted = subprocess.run(
+            [sys.executable, "-m", "arnisd", "submit", "--coordinator",
+             f"http://127.0.0.1:{http_port}", "--token", token, "--osm-file",
+             str(BUNDLED_EXTRACT), "--bbox", BUNDLED_TENTH_BBOX, "--output", "world",
+             "--tile-size", "0.004", "--wait"], capture_output=True, text=True, timeout=400,
+            env=arnisd_env(), cwd=REPO_ROOT)
+        assert submitted.returncode == 0, submitted.stderr[-2000:] + log_path.read_text()[-3000:]
+        assert _workers(http_port)["host2"]["tiles_done"] > 0
+    finally:
+        cut.link(up=True)
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    assert daemon.returncode == 0, log_path.read_text()[-3000:]
+    assert_same_world(read_world_chunks(tmp_path / "worlds" / "world"), reference_worlds.chunks())
+    for host in lab.hosts:
+        _wait_until(lambda: not host.arnisd_processes(), 15, f"{host.name}'s workers to end")

@@ -80,7 +80,7 @@ def _host_workers(config):
     from arnisd.service.ssh_workers import HostWorkers
     return HostWorkers(list(config.hosts.hosts), config.hosts.ssh, config.cache_dir,
                        direct_address=config.hosts.direct_address,
-                       coordinator_host=connect_host(config.bind_host))
+                       coordinator_host=connect_host(config.bind_host), rejoin=True)
 
 
 def _run_worker(machine) -> int:

@@ -28,8 +28,10 @@ from arnisd.job import user_cache_dir
 READY = "ARNISD-READY"
 
 
-def pid_file(session: str) -> Path:
-    return user_cache_dir() / "run" / f"{session}.pid"
+def pid_file(session: str, pid: int) -> Path:
+    """Per worker, not per session: a daemon's host may run a second worker of its session
+    while the first one is still ending."""
+    return user_cache_dir() / "run" / f"{session}-{pid}.pid"
 
 
 def _quiet_terminal() -> None:
@@ -54,7 +56,7 @@ def run() -> int:
     # the coordinator's side prints it prefixed with the host: what joined, from where
     print(f"worker started: {config.slots} slot(s), Python {platform.python_version()} on "
           f"{platform.system()} {platform.machine()}", flush=True)
-    path = pid_file(settings["session"])
+    path = pid_file(settings["session"], os.getpid())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()}\n", encoding="ascii")
     try:
@@ -64,34 +66,32 @@ def run() -> int:
 
 
 def stop(session: str) -> int:
-    """Kill what the pid file of ``session`` names (its process group where there is one)."""
-    path = pid_file(session)
-    try:
-        pid = int(path.read_text(encoding="ascii"))
-    except (OSError, ValueError):
-        return 0                           # it ended and removed its file
+    """Kill what the pid files of ``session`` name (process groups where there are some)."""
+    for path in sorted(pid_file(session, 0).parent.glob(f"{session}-*.pid")):
+        try:
+            pid = int(path.read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue                       # it ended and removed its file
+        _kill_worker(pid)
+        path.unlink(missing_ok=True)
+    return 0
+
+
+def _kill_worker(pid: int) -> None:
     if os.name == "nt":                    # os.kill there would end the worker but not its slots
         subprocess.run(["taskkill", "/PID", str(pid), "/T", "/F"], capture_output=True)
-        path.unlink(missing_ok=True)
-        return 0
-    def kill(pid: int, sig: int) -> None:     # its whole group: the worker and its slots
-        if hasattr(os, "killpg"):
-            os.killpg(os.getpgid(pid), sig)
-        else:
-            os.kill(pid, sig)
+        return
 
-    for sig, wait_s in ((signal.SIGTERM, 5.0), (getattr(signal, "SIGKILL", signal.SIGTERM), 2.0)):
-        try:
-            kill(pid, sig)
+    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        try:                               # its whole group: the worker and its slots
+            os.killpg(os.getpgid(pid), sig)
         except (ProcessLookupError, PermissionError):
-            break
+            return
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
         if not _alive(pid):
-            break
-    path.unlink(missing_ok=True)
-    return 0
+            return
 
 
 def _alive(pid: int) -> bool:

@@ -9,6 +9,8 @@ session is ``ssh -tt``, with a reverse forward from a port on the host's loopbac
 coordinator (or, ``direct``, the coordinator's own address), and the job's token goes over the
 session's stdin. Its log lines come back prefixed with the host. ``stop`` closes every session
 (the host's terminal hangs the worker up) and then kills the pid file's process group there.
+For a daemon (``rejoin``), a host whose session ended or that failed goes back to ``waiting``
+and joins again, with a growing delay, until ``stop``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import secrets
 import subprocess
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 from arnisd.cluster.remote_shell import (SHELL_PROBE, RemoteShell, command_line, not_found,
@@ -40,6 +43,11 @@ _PROBE_TIMEOUT_S = 60.0
 _INSTALL_TIMEOUT_S = 900.0
 _STOP_TIMEOUT_S = 15.0
 _FORWARD_TRIES = 4
+# a daemon's host that dropped or failed is tried again after 2, 4, 8 … 60 s; a worker that
+# ran for 5 minutes starts that series afresh
+_REJOIN_FIRST_S = 2.0
+_REJOIN_MAX_S = 60.0
+_REJOIN_RESET_S = 300.0
 
 
 def setup_command(shell: RemoteShell, python: list[str]) -> str:
@@ -62,13 +70,14 @@ class HostWorkers:
 
     def __init__(self, hosts: list[RemoteHost], ssh: SshSettings, cache_dir: Path, *,
                  direct_address: str | None = None, wheel_dir: Path | None = None,
-                 coordinator_host: str = "127.0.0.1") -> None:
+                 coordinator_host: str = "127.0.0.1", rejoin: bool = False) -> None:
         self.hosts = hosts
         self.ssh = ssh
         self.cache_dir = cache_dir
         self.direct_address = direct_address
         self.wheel_dir = wheel_dir
         self.coordinator_host = coordinator_host     # where a tunnel ends on this machine
+        self.rejoin = rejoin             # a daemon's hosts: join again after a drop or failure
         self.session = secrets.token_hex(8)
         self.states = {h.label: "waiting" for h in hosts}
         self._venv_python: dict[str, str] = {}
@@ -105,11 +114,25 @@ class HostWorkers:
     # --- one host ------------------------------------------------------------------------
 
     def _run_host(self, host: RemoteHost, port: int, settings: dict) -> None:
-        try:
-            self._join(host, port, settings)
-        except Exception as exc:         # a host's trouble never takes the job down
-            log.error("host %s: %s", host.destination, exc)
-            self._set(host, "failed")
+        """One host's life: join once, or (``rejoin``) again and again until ``stop``, waiting
+        longer after each try that did not get a worker running for long."""
+        delay_s = _REJOIN_FIRST_S
+        while True:
+            started = time.monotonic()
+            try:
+                self._join(host, port, settings)
+            except Exception as exc:         # a host's trouble never takes the job down
+                log.error("host %s: %s", host.destination, exc)
+                self._set(host, "failed")
+            if not self.rejoin or self._stopping.is_set():
+                return
+            if time.monotonic() - started > _REJOIN_RESET_S:
+                delay_s = _REJOIN_FIRST_S    # it worked for a while: this is a new trouble
+            self._set(host, "waiting")
+            log.warning("host %s: joining again in %.0f s", host.destination, delay_s)
+            if self._stopping.wait(delay_s):
+                return
+            delay_s = min(delay_s * 2, _REJOIN_MAX_S)
 
     def _join(self, host: RemoteHost, port: int, settings: dict) -> None:
         """Probe, install where needed, and run the host's worker until its session ends."""
@@ -119,6 +142,8 @@ class HostWorkers:
         if not probe["installed"]:
             self._set(host, "installing")
             probe = self._install(host, probe)
+        if host.label in self._venv_python:  # a worker of an earlier try may linger there
+            self._stop_host(host)
         self._venv_python[host.label] = probe["venv_python"]
         self._set(host, "starting")
         self._run_worker(host, port, settings, probe["venv_python"])
