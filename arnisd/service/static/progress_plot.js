@@ -5,7 +5,7 @@
 "use strict";
 var ArnisdPlot = (function () {
   var SVG = "http://www.w3.org/2000/svg";
-  var WIDTH = 600, HEIGHT = 170, LEFT = 48, RIGHT = 8, TOP = 10, BOTTOM = 22;
+  var HEIGHT = 170, LEFT = 48, RIGHT = 8, TOP = 10, BOTTOM = 22;
   var WINDOW_S = 10;
 
   function element(name, attrs, parent) {
@@ -37,11 +37,12 @@ var ArnisdPlot = (function () {
     this.svg = svg;
     this.colourOf = colourOf;
     this.caption = caption;
-    svg.setAttribute("viewBox", "0 0 " + WIDTH + " " + HEIGHT);
   }
 
   Plot.prototype.update = function (doc) {
     var history = doc.progress_history, svg = this.svg, colourOf = this.colourOf;
+    var width = Math.max(300, Math.round(svg.getBoundingClientRect().width) || 600);
+    svg.setAttribute("viewBox", "0 0 " + width + " " + HEIGHT);
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     if (!history || !history.chunks || !history.bucket_s) {
       this.caption.textContent = "no history yet";
@@ -63,18 +64,18 @@ var ArnisdPlot = (function () {
     var top = 1;
     totalPoints.forEach(function (p) { top = Math.max(top, p.rate); });
     top = niceCeiling(top);
-    var x = function (t) { return LEFT + (WIDTH - LEFT - RIGHT) * t / elapsedS; };
+    var x = function (t) { return LEFT + (width - LEFT - RIGHT) * t / elapsedS; };
     var y = function (r) { return TOP + (HEIGHT - TOP - BOTTOM) * (1 - r / top); };
     var axes = element("g", { "class": "axes" }, svg);
-    element("line", { x1: LEFT, y1: y(0), x2: WIDTH - RIGHT, y2: y(0) }, axes);
+    element("line", { x1: LEFT, y1: y(0), x2: width - RIGHT, y2: y(0) }, axes);
     element("line", { x1: LEFT, y1: TOP, x2: LEFT, y2: y(0) }, axes);
-    element("line", { "class": "gridline", x1: LEFT, y1: y(top / 2), x2: WIDTH - RIGHT, y2: y(top / 2) }, axes);
+    element("line", { "class": "gridline", x1: LEFT, y1: y(top / 2), x2: width - RIGHT, y2: y(top / 2) }, axes);
     [[top, y(top) + 4], [top / 2, y(top / 2) + 4], [0, y(0)]].forEach(function (label) {
       element("text", { x: LEFT - 4, y: label[1], "text-anchor": "end" }, axes).textContent =
         Math.round(label[0]).toLocaleString();
     });
     element("text", { x: LEFT, y: HEIGHT - 6, "text-anchor": "start" }, axes).textContent = "0";
-    element("text", { x: WIDTH - RIGHT, y: HEIGHT - 6, "text-anchor": "end", id: "plot-elapsed" },
+    element("text", { x: width - RIGHT, y: HEIGHT - 6, "text-anchor": "end", id: "plot-elapsed" },
             axes).textContent = seconds(elapsedS);
     function line(points, attrs) {
       attrs.points = [LEFT + "," + y(0)].concat(points.map(function (p) {
