@@ -1,8 +1,10 @@
-"""A tile generator for the status-page test of a real local cluster: each tile does what the
-plan in ``$ARNISD_TEST_PLAN`` says (JSON {"x0,z0": "fail" | "hang"}; others succeed at once).
+"""Tile generators for the status-page tests of a real local cluster.
 
-"hang" waits until the file ``$ARNISD_TEST_RELEASE`` exists, so the test decides when the
-job may finish. Chunks come from ``fake_generators.fake_generate``.
+``planned_generate``: each tile does what the plan in ``$ARNISD_TEST_PLAN`` says (JSON
+{"x0,z0": "fail" | "hang"}; others succeed at once); "hang" waits until the file
+``$ARNISD_TEST_RELEASE`` exists, so the test decides when the job may finish. Chunks come from
+``fake_generators.fake_generate``. ``held_generate``: the real generator, holding every tile
+after the first N (see there).
 """
 
 from __future__ import annotations
@@ -26,3 +28,28 @@ def planned_generate(elements, projection, owned, settings):
         while not release.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
     return fake_generate(elements, projection, owned, settings)
+
+
+def held_generate(*args, map_piece=None, **kwargs):
+    """The real generator, except that every tile after the first ``$ARNISD_TEST_HOLD_AFTER``
+    to start waits for ``$ARNISD_TEST_RELEASE`` first: the job stops mid-way with that many
+    tiles made and its slots busy. Tiles take their turn numbers by creating files in
+    ``$ARNISD_TEST_HOLD_DIR`` (shared by every worker process). ``map_piece`` (when the job
+    draws a map) goes to the real generator as it would without the hold."""
+    from arnisd.cluster.tile_compute import DEFAULT_GENERATOR, resolve_generator
+    turns = Path(os.environ["ARNISD_TEST_HOLD_DIR"])
+    turn = 0
+    while True:
+        try:
+            (turns / str(turn)).open("x").close()
+            break
+        except FileExistsError:
+            turn += 1
+    if turn >= int(os.environ["ARNISD_TEST_HOLD_AFTER"]):
+        release = Path(os.environ["ARNISD_TEST_RELEASE"])
+        deadline = time.monotonic() + 120
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    if map_piece is not None:
+        kwargs["map_piece"] = map_piece
+    return resolve_generator(DEFAULT_GENERATOR)(*args, **kwargs)
