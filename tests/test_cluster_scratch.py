@@ -9,7 +9,7 @@ import zlib
 import msgpack
 
 from arnisd.cluster.results import group_into_frames
-from arnisd.cluster.scratch import ResultStore
+from arnisd.cluster.scratch import FORMAT_VERSION, ResultStore
 from arnisd.cluster.worker import results_dir
 
 
@@ -21,7 +21,8 @@ def _frames():
 def test_results_survive_a_restart_and_stream_from_the_start(tmp_path, caplog):
     frames = _frames()
     store = ResultStore(tmp_path / "r")
-    kept = store.save("chunk_1_2", 17, "ab" * 16, frames, b"c" * 32, 1.5)
+    piece = b"m" * (3 << 20)          # a tile's map piece (larger than a header used to be)
+    kept = store.save("chunk_1_2", 17, "ab" * 16, frames, b"c" * 32, 1.5, piece)
     assert kept.path.is_file() and kept.frames_in_memory is None and kept.frame_count == len(frames)
     assert list(kept.frames()) == [tuple(f) for f in frames]
     assert list(kept.frames()) == list(kept.frames())            # a rewind reads it again
@@ -33,10 +34,11 @@ def test_results_survive_a_restart_and_stream_from_the_start(tmp_path, caplog):
          "elapsed_s": 1.0, "frames": 0}))
     with caplog.at_level(logging.WARNING, logger="arnisd.cluster.scratch"):
         found = ResultStore(tmp_path / "r").load()               # the worker restarted
-    assert "result format 1, this one reads 2" in caplog.text
+    assert f"result format 1, this one reads {FORMAT_VERSION}" in caplog.text
     assert [(r.tile, r.lease, r.session, r.content_digest) for r in found] == [
         ("chunk_1_2", 17, "ab" * 16, b"c" * 32)]
     assert list(found[0].frames()) == [tuple(f) for f in frames]
+    assert found[0].map_piece == piece                          # sent with its done frame
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["ab" * 16 + ".17.result"]
     store.delete(found[0])
     assert not any((tmp_path / "r").iterdir())

@@ -7,11 +7,14 @@ import json
 import time
 import urllib.request
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from arnisd.service.http_api import StatusProvider
 from arnisd.osm.file_index import file_digest
 from arnisd.service.coordinator_service import CoordinatorService
+from arnisd.world_map import downscale, render_world
 from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX
 from service_control import RunningService, service_config, tenth_job
 from world_chunks import assert_same_world, read_world_chunks
@@ -66,10 +69,19 @@ def test_jobs_run_one_after_another_and_equal_the_reference(tmp_path, reference_
             service.job(second)["started_at"] >= done_first["finished_at"]
         done_second = running.wait_state(second, ("done", "failed"))
         assert done_second["state"] == "done", done_second
-        for name in ("first", "second"):
+        overview = downscale(render_world(reference_worlds.folder()))
+        for name, job_id in (("first", first), ("second", second)):
             world = tmp_path / "worlds" / name
             assert (world / "level.dat").is_file()
             assert_same_world(read_world_chunks(world), reference_worlds.chunks())
+            # its map, drawn from the tiles' pieces, stays for the page
+            folder = service.map_directory(job_id)
+            assert json.loads((folder / "tiles.json").read_text())["max_zoom"] == 3
+            with Image.open(folder / "overview.png") as image:
+                assert np.array_equal(np.asarray(image.convert("RGB")), overview)
+            assert not (folder / "pieces").exists()
+        assert service.map_directory() is None                      # no job running
+        assert service.map_directory("no-such-job") is None
         assert not any((tmp_path / "worlds").glob(".*"))            # no staging left behind
         assert not any((tmp_path / "state" / "jobs").glob("*"))
         # both jobs cut their extracts from one index of the file, kept in the cache

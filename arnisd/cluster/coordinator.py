@@ -47,7 +47,7 @@ from arnisd.cluster.registration import register_worker
 from arnisd.cluster.router_socket import PeerUnreachable, RouterSocket
 from arnisd.cluster.status_document import status_document
 from arnisd.cluster.tile_cost import CostModelStore
-from arnisd.cluster.wire_names import elevation_to_wire, work_unit
+from arnisd.cluster.wire_names import elevation_to_wire
 from arnisd.cluster.worker_record import WorkerRecord
 
 log = logging.getLogger("arnisd.cluster.coordinator")
@@ -392,7 +392,7 @@ class Coordinator:
         worker.leases.discard(tile_id)
         worker.tiles_done += 1
         job.measured(tile_id, message["elapsed_s"], worker, self.cost_models, now)
-        loser = job.commit(tile_id, worker.identity)
+        loser = job.commit(tile_id, worker.identity, message.get("map"))
         if loser is not None and loser[0] in self.workers:    # a backup race: fence the other
             self.workers[loser[0]].leases.discard(tile_id)
             self._send(loser[0], protocol.make("cancel", tile=tile_id, lease=loser[1],
@@ -508,7 +508,7 @@ class Coordinator:
         job.next_seq[(tile_id, number)] = 0
         job.resyncs.pop(tile_id, None)
         frame = protocol.make("lease", tile=tile_id, lease=number,
-                              unit=work_unit(record.tile, job.settings, job.job_info["bbox"]),
+                              unit=job.work_unit(record.tile),
                               extract=extract.elements,
                               elevation=elevation_to_wire(extract.elevation),
                               credit=self.config.credit_frames)

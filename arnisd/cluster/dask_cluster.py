@@ -38,7 +38,6 @@ from arnisd.cluster.local import conclude_job_run, open_job_run, serve_run_statu
 from arnisd.cluster.status_document import status_document
 from arnisd.cluster.tile_cost import CostModelStore
 from arnisd.cluster.tilebook import TileState
-from arnisd.cluster.wire_names import work_unit
 from arnisd.cluster.worker_record import WorkerRecord
 from arnisd.errors import UserError
 from arnisd.job import JobSpec
@@ -71,10 +70,11 @@ def run_dask_cluster(job: JobSpec, source: ExtractSource, address: str, out_dir:
                      config: CoordinatorConfig | None = None, timeout_s: float | None = None,
                      raise_on_failure: bool = True, finalize=None, resume: bool = False,
                      task_timeout_s: float = DEFAULT_TASK_TIMEOUT_S,
-                     max_in_flight: int | None = None) -> JobResult:
+                     max_in_flight: int | None = None, map_dir: Path | None = None,
+                     map_copy: Path | None = None) -> JobResult:
     """Generate ``job`` on the Dask cluster whose scheduler is at ``address``, as
     ``local.run_local_cluster`` does on local workers (same arguments, same journal beside
-    ``out_dir``, same ``resume``). Raises ``DaskSchedulerLost`` when the scheduler goes
+    ``out_dir``, same ``resume``, same map). Raises ``DaskSchedulerLost`` when the scheduler goes
     away, ``DaskWorkerRefused`` when a worker cannot run the tasks, ``ClusterJobFailed``
     when tiles failed for good."""
     config = config or CoordinatorConfig()
@@ -85,12 +85,14 @@ def run_dask_cluster(job: JobSpec, source: ExtractSource, address: str, out_dir:
         slots = max(1, sum(client.nthreads().values()))
         cost_models = CostModelStore(config.cost_model_path)
         run, journal, state_dir = open_job_run(job, source, out_dir, config, progress, resume,
-                                               finalize, slots=slots, cost_models=cost_models)
+                                               finalize, slots=slots, cost_models=cost_models,
+                                               map_dir=map_dir, map_copy=map_copy)
         try:
             tiles = DaskTiles(run, client, journal, generator=generator,
                               task_timeout_s=task_timeout_s, max_in_flight=max_in_flight,
                               prefetch_extra=config.prefetch_extra, cost_models=cost_models)
-            status_server = serve_run_status(serve_status, tiles.status_snapshot, progress)
+            status_server = serve_run_status(serve_status, tiles.status_snapshot, progress,
+                                             run.map.directory if run.map is not None else None)
             result = tiles.run_job(timeout_s)
         finally:
             if status_server is not None:
@@ -226,7 +228,7 @@ class DaskTiles:
                 continue
             record = book.lease(tile_id, DASK_HOLDER, now, self.take_lease_number())
             run.merger.begin(tile_id, record.lease)
-            unit = work_unit(record.tile, run.settings, run.job_info["bbox"])
+            unit = run.work_unit(record.tile)
             key = f"arnisd-{self.journal.session[:8]}-{tile_id}-{record.lease}"
             self.leases[key] = DaskLease(tile_id, record.lease, None, now)
             submit.append((key, tile_task(tile_id, record.lease, unit, extract,
@@ -280,7 +282,7 @@ class DaskTiles:
                         record.attempt_and_lease(), error)
             run.end_lease(tile_id, now, str(error), lost=False)
             return
-        run.commit(tile_id, DASK_HOLDER)
+        run.commit(tile_id, DASK_HOLDER, result.get("map"))
         self.cost_models.add(run.tile_features.get(tile_id, ()), result["elapsed_s"])
         run.progress.record(tile_id, "dask", record.tile.chunk_count(), now - run.started_at)
         log.info("tile %s committed by Dask (%s)", tile_id, record.attempt_and_lease(),

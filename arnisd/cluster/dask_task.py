@@ -9,7 +9,8 @@ neighbours); a refusal is a result, not an exception, so it reaches the coordina
 whatever the worker's arnisd defines.
 
 The result is framed as a ZeroMQ worker streams it: ``frames`` ``[(rx, rz, records)...]``
-(one region each), their chunk ``count``, transfer ``digest`` and ``content_digest``, so the
+(one region each), their chunk ``count``, transfer ``digest`` and ``content_digest`` (and the
+tile's ``map`` piece when its work unit asks for one), so the
 coordinator stages and commits it with the very merger calls of the ZeroMQ path; or
 ``{"error"}`` when generation raised (a failure of the tile, as a ``fail`` frame).
 """
@@ -59,4 +60,4 @@ def run_tile_task(task: dict) -> dict:
     frames, count, digest = framed_result(result["chunks"])
     return {"tile": task["tile"], "lease": task["lease"], "frames": frames, "count": count,
             "digest": digest, "content_digest": result["content_digest"],
-            "elapsed_s": result["elapsed_s"]}
+            "elapsed_s": result["elapsed_s"], "map": result["map"]}

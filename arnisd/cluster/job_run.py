@@ -21,6 +21,7 @@ from arnisd.cluster.progress_history import ProgressHistory
 from arnisd.cluster.source_outage import SourceOutage
 from arnisd.cluster.tilebook import Claims, TileBook, TileState
 from arnisd.cluster.tiling import Tile
+from arnisd.cluster.wire_names import work_unit
 
 log = logging.getLogger("arnisd.cluster.job_run")
 
@@ -56,6 +57,8 @@ class JobRun:
     journal's tile rows when the job resumes after a restart. ``tile_features`` and
     ``tile_cost_s``: each tile's cost-model features and estimated seconds on a slot (the
     coordinator refines its cost model with them, and leases the costliest tiles first).
+    ``map_mosaic``: the job's map (``arnisd.map_mosaic.MapMosaic``, started or resumed), drawn
+    from each committed tile's piece; ``map_copy``: where its overview also goes at the end.
     """
 
     def __init__(self, job_id: str, tiles: list[Tile], job_info: dict, settings, merger: Merger,
@@ -64,8 +67,11 @@ class JobRun:
                  on_progress: Callable[[int], None] | None = None,
                  restored: dict[str, dict] | None = None,
                  tile_features: dict[str, tuple] | None = None,
-                 tile_cost_s: dict[str, float] | None = None) -> None:
+                 tile_cost_s: dict[str, float] | None = None,
+                 map_mosaic=None, map_copy: Path | None = None) -> None:
         self.job_id = job_id
+        self.map = map_mosaic
+        self.map_copy = map_copy
         self.tile_features = tile_features or {}
         self.tile_cost_s = tile_cost_s or {t.tile_id: float(t.chunk_count()) for t in tiles}
         # the costliest tiles go out first (longest processing time first: a short tail)
@@ -132,11 +138,19 @@ class JobRun:
         cost_models.add(self.tile_features.get(tile_id, ()), elapsed_s)
         self.progress.record(tile_id, worker.worker_id, tile.chunk_count(), now - self.started_at)
 
-    def commit(self, tile_id: str, holder: bytes | None = None) -> tuple[bytes, int] | None:
-        """``holder``'s result of the tile was committed; returns the other lease of a backup
+    def work_unit(self, tile: Tile) -> dict:
+        """The work unit of a lease of ``tile`` (asking for its map piece if the job draws one)."""
+        return work_unit(tile, self.settings, self.job_info["bbox"], self.map is not None)
+
+    def commit(self, tile_id: str, holder: bytes | None = None,
+               map_piece: bytes | None = None) -> tuple[bytes, int] | None:
+        """``holder``'s result of the tile was committed (``map_piece``: its piece of the map,
+        drawn now, the one result of the tile that is); returns the other lease of a backup
         race (``TileBook.commit``), whose staged frames are dropped here."""
         lease = self.book.lease_of(tile_id, holder)
         other = self.book.commit(tile_id, holder)
+        if self.map is not None and map_piece is not None:
+            self.map.add(tile_id, map_piece)
         self.next_seq.pop((tile_id, lease), None)
         self.extracts_out.pop(tile_id, None)
         if other is not None:
@@ -186,6 +200,8 @@ class JobRun:
         if (self.finalize is not None and self.book.finished()
                 and self.book.counts[TileState.COMMITTED] > 0):
             self.finalize(self.merger.world_dir)
+        if self.map is not None:
+            self.map.finish(self.map_copy if self.book.finished() else None)
 
     def extract_failed(self, tile_id: str, error: Exception, now: float,
                        take_lease_number: Callable[[], int]) -> None:

@@ -18,6 +18,7 @@ caller gives another), then the world's manifest (``world_manifest``), always.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from arnisd.cluster.extracts import ExtractSource, extract_source_for_job, with_
 from arnisd.cluster.job_run import JobRun
 from arnisd.cluster.journal import Journal, job_fingerprint
 from arnisd.cluster.merger import Merger
+from arnisd.cluster.tilebook import TileState
 from arnisd.cluster.cost_tiling import CostGrid, cost_tiling, tile_features
 from arnisd.cluster.tile_cost import DEFAULT, CostModel
 from arnisd.cluster.tiling import (ChunkRect, Tile, chunk_rect_of, make_tiles,
@@ -35,6 +37,8 @@ from arnisd.cluster.world_manifest import (RecordingExtracts, content_digests_on
                                            with_manifest, write_job_manifest)
 from arnisd.job import JobSpec
 from arnisd.osm.file_index import file_digest
+
+log = logging.getLogger("arnisd.cluster.job_setup")
 
 Finalize = Callable[[Path], None]
 
@@ -125,12 +129,15 @@ def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal,
                   source: ExtractSource, *,
                   world_dir: Path, state_dir: Path, config: CoordinatorConfig,
                   restored: dict[str, dict] | None = None, finalize: Finalize | None = None,
-                  on_progress: Callable[[int], None] | None = None) -> JobRun:
+                  on_progress: Callable[[int], None] | None = None,
+                  map_dir: Path | None = None, map_copy: Path | None = None) -> JobRun:
     """Journal the plan's tiles and assemble the run. ``restored`` (from ``journaled_tiles``)
     resumes; None starts afresh, dropping tile rows an earlier run of ``job_id`` left (the
     caller clears that run's ``state_dir`` and ``world_dir``). ``source`` cuts each tile's
     extract; ``finalize`` defaults to ``level_dat_writer(spec)``, and the manifest is written
-    after it; ``on_progress`` is called with the chunks merged so far."""
+    after it; ``on_progress`` is called with the chunks merged so far. With ``map_dir`` the
+    job's map is drawn there as tiles commit (``open_job_map``), its overview also written to
+    ``map_copy`` at the end if given."""
     if restored is None:
         journal.reset_tiles(job_id)
     journal.update_job(job_id, fingerprint=plan.fingerprint)
@@ -142,7 +149,27 @@ def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal,
                   finalize=with_manifest(finalize or level_dat_writer(spec), spec, plan.tiles,
                                          merger.committed, extracts),
                   on_progress=on_progress, restored=restored,
-                  tile_features=plan.tile_features, tile_cost_s=plan.tile_cost_s)
+                  tile_features=plan.tile_features, tile_cost_s=plan.tile_cost_s,
+                  map_mosaic=open_job_map(map_dir, plan.tiles, restored), map_copy=map_copy)
+
+
+def open_job_map(map_dir: Path | None, tiles: list[Tile],
+                 restored: dict[str, dict] | None = None):
+    """The job's map in ``map_dir`` (None without one): started afresh, or, when the job
+    resumes, with its committed tiles' kept pieces drawn again."""
+    if map_dir is None:
+        return None
+    from arnisd.map_mosaic import MapMosaic
+    mosaic = MapMosaic(map_dir, {t.tile_id: t.owned for t in tiles})
+    if restored is None:
+        mosaic.start()
+        return mosaic
+    committed = [t for t, row in restored.items() if row.get("state") == TileState.COMMITTED]
+    missing = mosaic.resume(committed)
+    if missing:
+        log.warning("the map of %d committed tile(s) was not kept; it stays empty there",
+                    len(missing))
+    return mosaic
 
 
 def write_built_world_manifest(spec: JobSpec, world_dir: Path, elements: Sequence,

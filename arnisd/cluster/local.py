@@ -41,6 +41,7 @@ from arnisd.library_threads import one_library_thread
 log = logging.getLogger("arnisd.cluster.local")
 
 STATE_DIR_NAME = ".arnisd-cluster"
+MAP_DIR_NAME = "map"
 LOCAL_JOB_ID = "local"
 
 
@@ -54,7 +55,8 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
                       timeout_s: float | None = None, raise_on_failure: bool = True,
                       finalize=None, resume: bool = False,
                       starting_workers=contextlib.nullcontext,
-                      remote_workers=None, plan: JobPlan | None = None) -> JobResult:
+                      remote_workers=None, plan: JobPlan | None = None,
+                      map_dir: Path | None = None, map_copy: Path | None = None) -> JobResult:
     """Generate ``job`` with a coordinator and ``workers`` local worker processes.
 
     ``source`` cuts each tile's extract (``job_setup.job_extract_source`` makes the job's own:
@@ -64,11 +66,15 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
     generator in the workers, ``finalize(world_dir)`` the level.dat writer (tests). Tiles are
     ``job.tile_size_deg`` degrees. ``resume`` continues from the journal in ``out_dir`` (see
     the module's docstring); without it an old journal there is discarded.
-    ``starting_workers()``: a context manager the worker processes are started in (the command
+    ``serve_status(status_fn, map_dir)`` is called with the map's folder when the job draws
+    one. ``starting_workers()``: a context manager the worker processes are started in (the command
     line's holds stop signals back until every worker is started). ``remote_workers``: workers
     on other machines (``arnisd.service.ssh_workers.HostWorkers``: ``bind_address``, ``start``,
     ``running``, ``stop``), let in by a token made for this job. ``plan``: the job's tiles
-    when the caller chose them (an update's changed tiles), else they are planned here. Returns the
+    when the caller chose them (an update's changed tiles), else they are planned here.
+    ``map_dir``: where the job's map is drawn as tiles commit (``job_map_dir(out_dir)`` keeps it
+    with the journal, for a resume), its overview also written to ``map_copy`` at the end if
+    given. Returns the
     ``JobResult``; raises ``ClusterJobFailed`` (a ``UserError``) when tiles failed for good.
     """
     if workers < (0 if remote_workers is not None else 1):
@@ -109,9 +115,10 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
                 processes.append(process)
         run, _, _ = open_job_run(job, source, out_dir, config, progress, resume, finalize,
                                  slots=slots, cost_models=cost_models, plan=plan,
-                                 journal=journal)
+                                 journal=journal, map_dir=map_dir, map_copy=map_copy)
         coordinator.start_job(run)
-        status_server = serve_run_status(serve_status, coordinator.status_snapshot, progress)
+        status_server = serve_run_status(serve_status, coordinator.status_snapshot, progress,
+                                         run.map.directory if run.map is not None else None)
         if remote_workers is not None:
             remote_workers.start(int(endpoint.rsplit(":", 1)[1]), config.token,
                                  config.heartbeat_interval_s, config.liveness)
@@ -163,12 +170,13 @@ def _journal_in(state_dir: Path, resume: bool) -> Journal:
 def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: CoordinatorConfig,
                  progress, resume: bool, finalize=None, *, slots: int,
                  cost_models: CostModelStore, plan: JobPlan | None = None,
-                 journal: Journal | None = None) -> tuple[JobRun, Journal, Path]:
+                 journal: Journal | None = None, map_dir: Path | None = None,
+                 map_copy: Path | None = None) -> tuple[JobRun, Journal, Path]:
     """A job run of this machine's ``generate``, whatever makes its tiles (``slots`` of them
     at once, which the tiling sizes its tiles for): its journal (``journal`` if
     ``open_job_journal`` opened it already) and staged chunks in ``out_dir/.arnisd-cluster``
-    (taken up again if ``resume``), the progress started; returns ``(run, journal,
-    state_dir)``."""
+    (taken up again if ``resume``), its map drawn in ``map_dir`` (see ``run_local_cluster``),
+    the progress started; returns ``(run, journal, state_dir)``."""
     if journal is None:
         journal, state_dir = open_job_journal(out_dir, resume)
     else:
@@ -181,13 +189,20 @@ def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: Coo
         raise
     run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
                         state_dir=state_dir, config=config, restored=restored, finalize=finalize,
-                        on_progress=progress.set if progress is not None else None)
+                        on_progress=progress.set if progress is not None else None,
+                        map_dir=map_dir, map_copy=map_copy)
     if progress is not None:
         progress.start("generating", sum(t.chunk_count() for t in plan.tiles), "chunks")
         if restored:
             done = sum(1 for r in restored.values() if r["state"] == "committed")
             progress.note(f"resuming: {done} of {len(plan.tiles)} tiles already made")
     return run, journal, state_dir
+
+
+def job_map_dir(out_dir: Path) -> Path:
+    """Where a job run of this machine's ``generate`` into ``out_dir`` keeps its map: with its
+    journal (removed with it once the world is whole)."""
+    return Path(out_dir) / STATE_DIR_NAME / MAP_DIR_NAME
 
 
 def conclude_job_run(result: JobResult, state_dir: Path, progress,
@@ -312,12 +327,12 @@ def _stop_processes(processes: list, grace_s: float, stop_s: float = 5.0) -> Non
             process.join(stop_s)
 
 
-def serve_run_status(serve_status, status_fn, progress):
-    """Start the run's status server on ``status_fn`` (the status document), if one was asked
-    for, and say where it is."""
+def serve_run_status(serve_status, status_fn, progress, map_dir: Path | None = None):
+    """Start the run's status server on ``status_fn`` (the status document) and the run's map
+    in ``map_dir`` (None: it draws none), if one was asked for, and say where it is."""
     if serve_status is None:
         return None
-    server = serve_status(status_fn)
+    server = serve_status(status_fn) if map_dir is None else serve_status(status_fn, map_dir)
     if progress is not None:
         progress.note(f"status: http://127.0.0.1:{server.port}/coordinator/status")
     return server

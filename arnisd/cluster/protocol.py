@@ -14,7 +14,8 @@ Worker to coordinator (``W2C``):
   chunks     tile, lease, seq, rx, rz, records [[cx, cz, zlib bytes]...]   (one region;
              seq counts from 0 per stream; after every welcome a worker streams its finished
              leases again from seq 0, and frames are taken strictly in seq order)
-  done       tile, lease, count, digest, content_digest, elapsed_s
+  done       tile, lease, count, digest, content_digest, elapsed_s, map? (the tile's map
+             piece, ``arnisd.map_piece``, when its work unit asked for one)
   fail       tile, lease, error
   bye        (the worker leaves; its leases go back to the queue at once)
 
@@ -44,7 +45,7 @@ import msgpack
 
 from arnisd.anvil.chunk_check import looks_like_zlib
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 #: Largest frame a coordinator accepts (its socket's MAXMSGSIZE); results are framed far below.
 MAX_RESULT_FRAME_BYTES = 8 * 1024 * 1024
@@ -185,7 +186,8 @@ W2C: dict[str, dict[str, Validator]] = {
     "bye": {},
 }
 W2C_OPTIONAL: dict[str, dict[str, Validator]] = {"register": {"token": _text, "session": _id,
-                                                              "reg": _nonneg_int}}
+                                                              "reg": _nonneg_int},
+                                                 "done": {"map": _opt_bytes}}
 
 C2W: dict[str, dict[str, Validator]] = {
     "welcome": {"heartbeat_interval_s": _number, "liveness": _nonneg_int, "session": _id},

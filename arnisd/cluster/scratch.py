@@ -8,7 +8,8 @@ back — also across a restart of the worker itself (``load`` finds the files ag
 
 One file per lease, ``<session>.<lease>.result``, written under a temporary name, fsynced
 and renamed into place. It is a msgpack stream: a header map ``{format, tile, lease, session,
-content_digest, elapsed_s, frames}``, then ``frames`` arrays ``[rx, rz, records]``. A file of
+content_digest, elapsed_s, frames, map}`` (``map``: the tile's map piece or nil), then
+``frames`` arrays ``[rx, rz, records]``. A file of
 another ``format`` (an older arnisd's) is dropped with a warning: its lease could not be
 delivered to a coordinator of this protocol anyway. Without a folder (tests, ``scratch_dir``
 unset) results stay in memory with the same interface.
@@ -28,8 +29,11 @@ import msgpack
 log = logging.getLogger("arnisd.cluster.scratch")
 
 _NAME = re.compile(r"^([0-9a-f]{1,64})\.(\d{1,19})\.result$")
-#: The header layout written here; 1 (no ``format`` key) named the lease number ``attempt``.
-FORMAT_VERSION = 2
+#: The header layout written here; 1 (no ``format`` key) named the lease number ``attempt``,
+#: 2 had no ``map``.
+FORMAT_VERSION = 3
+#: The largest header read back (a map piece is at most a frame).
+MAX_HEADER_BYTES = 16 << 20
 
 
 @dataclass(slots=True)
@@ -44,6 +48,7 @@ class StoredResult:
     frame_count: int
     path: Path | None = None
     frames_in_memory: list | None = None
+    map_piece: bytes | None = None
 
     def frames(self) -> Iterator[tuple[int, int, list]]:
         """The frames from the first (a new iterator each time: streams can restart)."""
@@ -70,8 +75,9 @@ class ResultStore:
         return self.folder / f"{session}.{lease}.result"
 
     def save(self, tile: str, lease: int, session: str, frames: list, content_digest: bytes,
-             elapsed_s: float) -> StoredResult:
-        result = StoredResult(tile, lease, session, content_digest, float(elapsed_s), len(frames))
+             elapsed_s: float, map_piece: bytes | None = None) -> StoredResult:
+        result = StoredResult(tile, lease, session, content_digest, float(elapsed_s), len(frames),
+                              map_piece=map_piece)
         if self.folder is None or not _safe_session(session):
             result.frames_in_memory = list(frames)
             return result
@@ -82,7 +88,8 @@ class ResultStore:
                 packer = msgpack.Packer(use_bin_type=True)
                 handle.write(packer.pack({"format": FORMAT_VERSION, "tile": tile, "lease": lease,
                                           "session": session, "content_digest": content_digest,
-                                          "elapsed_s": float(elapsed_s), "frames": len(frames)}))
+                                          "elapsed_s": float(elapsed_s), "frames": len(frames),
+                                          "map": map_piece}))
                 for rx, rz, records in frames:
                     handle.write(packer.pack([rx, rz, records]))
                 handle.flush()
@@ -116,7 +123,8 @@ class ResultStore:
                 continue
             try:
                 with open(path, "rb") as handle:
-                    header = next(msgpack.Unpacker(handle, raw=False, max_buffer_size=1 << 20))
+                    header = next(msgpack.Unpacker(handle, raw=False,
+                                                   max_buffer_size=MAX_HEADER_BYTES))
                 if header.get("format") != FORMAT_VERSION:
                     log.warning("dropping result %s: written by another arnisd version (result "
                                 "format %s, this one reads %d)", path,
@@ -125,7 +133,8 @@ class ResultStore:
                     continue
                 found.append(StoredResult(str(header["tile"]), int(header["lease"]),
                                           str(header["session"]), bytes(header["content_digest"]),
-                                          float(header["elapsed_s"]), int(header["frames"]), path))
+                                          float(header["elapsed_s"]), int(header["frames"]), path,
+                                          map_piece=header.get("map")))
             except Exception as exc:
                 log.warning("dropping unreadable result %s: %s", path, exc)
                 path.unlink(missing_ok=True)

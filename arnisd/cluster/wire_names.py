@@ -7,7 +7,8 @@ code a tile is a tile. The work unit (``work_unit``) is the one description of a
 the schema's ``chunk_id``, ``bbox`` (the tile's degrees) and ``settings`` (``scale``,
 ``terrain``, ``interior``, ``ground_level`` and the rest of the job's generation settings),
 plus ``job_bbox`` (with the settings' scale it fixes the job's one projection) and
-``owned_blocks`` (the chunk-aligned block rect the tile owns). A lease's elevation tiles travel
+``owned_blocks`` (the chunk-aligned block rect the tile owns), and ``map: true`` when the
+job wants the tile's map piece with its result (``arnisd.map_piece``). A lease's elevation tiles travel
 beside it as ``[[z, x, y, png bytes]...]`` (``elevation_to_wire``).
 """
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:      # numpy: loaded by the slots that read work units, not by
     from arnisd.geo.projection import BlockRect, LocalProjection
 
 TILE_ID_PREFIX = "chunk_"
+#: The work unit's field asking the slot for the tile's map piece.
+MAP_FIELD = "map"
 #: What the status document (and a job's row and summary) calls the number of a job's tiles.
 TILES_TOTAL = "total_chunks"
 #: The status document's own fields (the seed's schema), in its order.
@@ -34,11 +37,16 @@ def tile_id(col: int, row: int) -> str:
     return f"{TILE_ID_PREFIX}{col}_{row}"
 
 
-def work_unit(tile, settings: GenerationSettings, job_bbox: BBox | dict) -> dict:
-    """The work-unit object a lease carries for ``tile`` (an ``arnisd.cluster.tiling.Tile``)."""
+def work_unit(tile, settings: GenerationSettings, job_bbox: BBox | dict,
+              map_piece: bool = False) -> dict:
+    """The work-unit object a lease carries for ``tile`` (an ``arnisd.cluster.tiling.Tile``);
+    ``map_piece``: the slot also sends the tile's map."""
     job_bbox = job_bbox.as_dict() if isinstance(job_bbox, BBox) else dict(job_bbox)
-    return {"chunk_id": tile.tile_id, "bbox": tile.bbox.as_dict(), "settings": settings.as_dict(),
+    unit = {"chunk_id": tile.tile_id, "bbox": tile.bbox.as_dict(), "settings": settings.as_dict(),
             "job_bbox": job_bbox, "owned_blocks": tile.owned.as_list()}
+    if map_piece:
+        unit[MAP_FIELD] = True
+    return unit
 
 
 @dataclass(frozen=True, slots=True)

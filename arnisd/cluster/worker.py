@@ -452,7 +452,8 @@ class Worker:
                 continue
             frames = list(group_into_frames(result["chunks"]))
             work.result = self.store.save(work.tile, work.lease, work.session or "", frames,
-                                          result["content_digest"], result["elapsed_s"])
+                                          result["content_digest"], result["elapsed_s"],
+                                          result.get("map"))
             credit = work.credit
             work.rewind()
             work.credit = credit
@@ -490,11 +491,23 @@ class Worker:
                 work.credit -= 1
             if work.error is not None or work.sent_frames < total:
                 continue
-            done = protocol.make("done", tile=work.tile, lease=work.lease, count=work.count,
-                                 digest=work.transfer_hash.digest(),
-                                 content_digest=work.result.content_digest,
-                                 elapsed_s=work.result.elapsed_s)
+            done = self._done_frame(work)
             if self._send(done):
                 del self.leases[key]
                 self.store.delete(work.result)
                 self.tiles_done += 1
+
+    @staticmethod
+    def _done_frame(work: LeaseWork) -> bytes:
+        """The lease's ``done`` frame, with the tile's map piece if it has one that fits."""
+        fields = dict(tile=work.tile, lease=work.lease, count=work.count,
+                      digest=work.transfer_hash.digest(),
+                      content_digest=work.result.content_digest, elapsed_s=work.result.elapsed_s)
+        piece = work.result.map_piece
+        if piece is not None:
+            frame = protocol.make("done", **fields, map=piece)
+            if len(frame) <= protocol.MAX_RESULT_FRAME_BYTES:
+                return frame
+            log.warning("tile %s: its map piece (%d bytes) is too large to send; the job's "
+                        "map stays empty there", work.tile, len(piece))
+        return protocol.make("done", **fields)

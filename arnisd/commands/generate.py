@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from functools import partial
 from pathlib import Path
 
 from arnisd.errors import UserError
@@ -250,6 +249,8 @@ def run(args) -> int:
         discard(staged)
     staged.mkdir(parents=True, exist_ok=True)
     mosaic = None
+    if args.preview:
+        preview_path(job).unlink(missing_ok=True)      # an older map must not pass for this one
     if args.preview and args.in_process:
         from arnisd.world_map import RegionMosaic
         mosaic = RegionMosaic()          # the in-process builder hands it each region's map
@@ -275,10 +276,14 @@ def run(args) -> int:
     progress.note(f"wrote {chunks} chunks to {job.output} in {elapsed:.1f}s "
                   f"({chunks / max(elapsed, 1e-9):.0f} chunks/s)")
     if args.preview:
-        from arnisd.world_map import write_preview
-        png = job.output.with_name(job.output.name + ".png")
-        width, height = write_preview(job.output, png, workers=args.workers or os.cpu_count() or 1,
-                                      starting_workers=starting_children, mosaic=mosaic)
+        png = preview_path(job)
+        if mosaic is not None or not png.exists():     # else the cluster's mosaic wrote it
+            from arnisd.world_map import write_preview
+            write_preview(job.output, png, workers=args.workers or os.cpu_count() or 1,
+                          starting_workers=starting_children, mosaic=mosaic)
+        from PIL import Image
+        with Image.open(png) as image:
+            width, height = image.size
         progress.note(f"wrote the map preview {png} ({width} x {height} px)")
     return 0
 
@@ -297,8 +302,16 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
     size = "sized by their work" if job.tile_size_deg is None else f"of {job.tile_size_deg:g}°"
     serve_status = None
     if args.http_port is not None:
-        from arnisd.service.http_api import start_status_server
-        serve_status = partial(start_status_server, host="127.0.0.1", port=args.http_port)
+        from arnisd.service.http_api import SnapshotProvider, start_status_server
+
+        def serve_status(status_fn, map_dir=None):
+            return start_status_server(SnapshotProvider(status_fn, map_dir=map_dir),
+                                       host="127.0.0.1", port=args.http_port)
+    # the map is drawn from the tiles' pieces when someone looks (the page) or asked for it
+    from arnisd.cluster.local import job_map_dir
+    drawing = dict(map_dir=job_map_dir(staged) if args.preview or args.http_port is not None
+                   else None,
+                   map_copy=preview_path(job) if args.preview else None)
     from arnisd.cluster.coordinator_config import CoordinatorConfig
     from arnisd.cluster.tile_cost import MODEL_FILE_NAME
     # the cost model learns from every run on this machine
@@ -307,7 +320,8 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
         from arnisd.cluster.dask_cluster import run_dask_cluster
         progress.note(f"Dask cluster at {args.dask}, tiles {size}")
         return run_dask_cluster(job, source, args.dask, staged, serve_status=serve_status,
-                                progress=progress, resume=args.resume, config=config).chunks
+                                progress=progress, resume=args.resume, config=config,
+                                **drawing).chunks
     from arnisd.cluster.local import run_local_cluster
     workers = (os.cpu_count() or 1) if args.workers is None else args.workers
     progress.note(f"local cluster: {workers} worker process(es), tiles {size}")
@@ -317,8 +331,13 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
     result = run_local_cluster(job, source, workers, staged, serve_status=serve_status,
                                progress=progress, resume=args.resume, config=config,
                                starting_workers=starting_children,
-                               remote_workers=remote_workers)
+                               remote_workers=remote_workers, **drawing)
     return result.chunks
+
+
+def preview_path(job: JobSpec) -> Path:
+    """Where ``--preview`` writes the world's map: beside the world, ``WORLD.png``."""
+    return job.output.with_name(job.output.name + ".png")
 
 
 def host_workers(args):

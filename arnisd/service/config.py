@@ -415,3 +415,16 @@ class _Reader:
             return JobRequest.from_dict(value)
         except JobRequestError as exc:
             raise self.fail(f"{key}.{exc.field}" if exc.field != "job" else key, exc.problem) from None
+
+
+def coordinator_config(machine):
+    """The coordinator's ``CoordinatorConfig`` from its machine's config
+    (``arnisd.service.config.CoordinatorMachineConfig``)."""
+    from arnisd.cluster.coordinator_config import CoordinatorConfig
+    from arnisd.cluster.tile_cost import MODEL_FILE_NAME
+    return CoordinatorConfig(
+        bind_address=machine.bind_host, port=machine.port,
+        heartbeat_interval_s=machine.heartbeat_interval_s, liveness=machine.heartbeat_liveness,
+        max_failures=machine.max_retries, token=machine.token, max_workers=machine.max_workers,
+        curve=machine.curve,
+        cost_model_path=Path(machine.state_dir) / MODEL_FILE_NAME)

@@ -40,27 +40,15 @@ from pathlib import Path
 from arnisd.cluster.wire_names import TILES_TOTAL, status_counts, tiles_total_of
 from arnisd.errors import UserError
 from arnisd.job import JobState
+from arnisd.service.config import coordinator_config
 from arnisd.service.job_record import (FINAL_STATES, ORIGIN_CONFIG, ORIGIN_SUBMIT,
-                                       RESUMABLE_STATES, JobRecord)
+                                       RESUMABLE_STATES, JobRecord, live_fields)
 from arnisd.service.job_request import JobRequest, JobRequestError, check_job_osm_file
 
 log = logging.getLogger("arnisd.service.coordinator_service")
 
 BIND_RETRY_S = 10.0
 WATCHDOG_STALL_S = 30.0
-
-
-def coordinator_config(machine):
-    """The coordinator's ``CoordinatorConfig`` from its machine's config
-    (``arnisd.service.config.CoordinatorMachineConfig``)."""
-    from arnisd.cluster.coordinator_config import CoordinatorConfig
-    from arnisd.cluster.tile_cost import MODEL_FILE_NAME
-    return CoordinatorConfig(
-        bind_address=machine.bind_host, port=machine.port,
-        heartbeat_interval_s=machine.heartbeat_interval_s, liveness=machine.heartbeat_liveness,
-        max_failures=machine.max_retries, token=machine.token, max_workers=machine.max_workers,
-        curve=machine.curve,
-        cost_model_path=Path(machine.state_dir) / MODEL_FILE_NAME)
 
 
 class CoordinatorService:
@@ -190,7 +178,7 @@ class CoordinatorService:
             row = record.row()
             snapshot = self._live_job_snapshot(record, tiles=False)
             if snapshot is not None:
-                row.update(_live_fields(snapshot))
+                row.update(live_fields(snapshot))
             rows.append(row)
         return rows
 
@@ -202,10 +190,23 @@ class CoordinatorService:
         doc = record.row()
         snapshot = self._live_job_snapshot(record, tiles=True)
         if snapshot is not None:
-            doc.update(_live_fields(snapshot), tiles=snapshot.get("tiles", []))
+            doc.update(live_fields(snapshot), tiles=snapshot.get("tiles", []))
         else:
             doc["tiles"] = (record.final_status or {}).get("tiles", [])
         return doc
+
+    def map_directory(self, job_id: str | None = None) -> Path | None:
+        """The map folder of job ``job_id`` (None: the running one), drawn as its tiles commit
+        (``arnisd.map_mosaic``); None when there is no such job or map."""
+        with self._lock:
+            record = self._current if job_id is None else self._records.get(job_id)
+        if record is None:
+            return None
+        folder = self._map_dir(record)
+        return folder if (folder / "tiles.json").is_file() else None
+
+    def _map_dir(self, record: JobRecord) -> Path:
+        return Path(self.config.state_dir) / "maps" / record.job_id
 
     def metrics(self) -> dict:
         with self._lock:
@@ -536,7 +537,7 @@ class CoordinatorService:
         return build_job_run(record.job_id, spec, plan, self.journal, source,
                              world_dir=staged,
                              state_dir=state_dir, config=self.coordinator.config,
-                             restored=restored)
+                             restored=restored, map_dir=self._map_dir(record))
 
     def _account(self, final: dict) -> None:
         self.counters["tiles_completed_total"] += final["completed"]
@@ -587,12 +588,3 @@ class CoordinatorService:
                JobState.CANCELLED: "jobs_cancelled_total"}.get(state)
         if key:
             self.counters[key] += 1
-
-
-def _live_fields(snapshot: dict) -> dict:
-    """A running job's row fields from its coordinator's status document."""
-    return {TILES_TOTAL: tiles_total_of(snapshot), "completed": snapshot["completed"],
-            "failed": snapshot["failed"], "chunks": snapshot.get("chunks_merged", 0),
-            "failed_tiles": snapshot.get("failed_tiles", {}),
-            "workers": sorted(w.get("worker_id") for w in snapshot.get("workers_detail", [])
-                              if w.get("worker_id"))}

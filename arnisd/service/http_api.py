@@ -189,9 +189,14 @@ def start_status_server(provider, host: str = "127.0.0.1", port: int = 0,
 class SnapshotProvider:
     """A read-only provider for one job from a status function (a local ``generate`` run)."""
 
-    def __init__(self, status_fn, job_id: str = "local") -> None:
+    def __init__(self, status_fn, job_id: str = "local", map_dir: Path | None = None) -> None:
         self.status_fn = status_fn
         self.job_id = job_id
+        self.map_dir = map_dir
+
+    def map_directory(self, job_id: str | None = None) -> Path | None:
+        """The run's map folder (``arnisd.map_mosaic``), None if it draws none."""
+        return self.map_dir if job_id in (None, self.job_id) else None
 
     def status(self) -> dict:
         doc = dict(self.status_fn())

@@ -78,3 +78,11 @@ class JobRecord:
                                    "workers_detail": [{"worker_id": w} for w in
                                                       summary.get("workers", [])]}
         return record
+
+def live_fields(snapshot: dict) -> dict:
+    """A running job's row fields from its coordinator's status document."""
+    return {TILES_TOTAL: tiles_total_of(snapshot), "completed": snapshot["completed"],
+            "failed": snapshot["failed"], "chunks": snapshot.get("chunks_merged", 0),
+            "failed_tiles": snapshot.get("failed_tiles", {}),
+            "workers": sorted(w.get("worker_id") for w in snapshot.get("workers_detail", [])
+                              if w.get("worker_id"))}

@@ -21,6 +21,7 @@ from arnisd.anvil.chunk import SECTION_YS, encode_chunk_zlib
 from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import OsmElement
 from arnisd.world.canvas import Canvas
+from arnisd.world.canvas_map import canvas_map
 from arnisd.world.families import (amenities, barriers, bridges, buildings, catenary, coast,
                                    doors, highways, landmarks, landuse, man_made, paving, power,
                                    railways, street_lamps, vegetation, water)
@@ -161,26 +162,34 @@ def encode_window(canvas: Canvas, owned: BlockRect) -> list[tuple[int, int, byte
 
 
 def generate_window(draw_list: DrawList, owned: BlockRect, settings: GenerationSettings,
-                    terrain: TerrainSource | None = None) -> list[tuple[int, int, bytes]]:
-    """``(cx, cz, zlib chunk NBT)`` for every chunk of the chunk-aligned ``owned`` rect."""
+                    terrain: TerrainSource | None = None,
+                    map_piece: Callable | None = None) -> list[tuple[int, int, bytes]]:
+    """``(cx, cz, zlib chunk NBT)`` for every chunk of the chunk-aligned ``owned`` rect (and
+    its map to ``map_piece``, if given, as ``generate_chunks`` says)."""
     _check_aligned(owned)
-    return encode_window(draw_window(draw_list, owned, settings, terrain), owned)
+    canvas = draw_window(draw_list, owned, settings, terrain)
+    if map_piece is not None:
+        map_piece(owned, *canvas_map(canvas, owned))
+    return encode_window(canvas, owned)
 
 
 def generate_chunks(elements: Sequence[OsmElement], projection: LocalProjection,
                     owned: BlockRect, settings: GenerationSettings,
-                    elevation: Mapping | None = None) -> list[tuple[int, int, bytes]]:
+                    elevation: Mapping | None = None,
+                    map_piece: Callable | None = None) -> list[tuple[int, int, bytes]]:
     """Return ``(cx, cz, zlib-compressed chunk NBT)`` for every chunk of ``owned``.
 
     ``owned`` must be chunk-aligned. ``elements`` may contain anything; those whose geometry
     does not reach ``owned`` are ignored. Chunks come in z-then-x order. On terrain,
     ``elevation`` maps Terrarium tile keys (zoom, x, y) to PNG bytes (or decoded heights): at
     least the tiles ``arnisd.world.job_elevation.lease_tiles`` picks for this window.
+    ``map_piece(owned, colour, top, depth)``, if given, gets the window's map from its canvas
+    (``canvas_map``) before the chunks are encoded.
     """
     terrain = None
     if settings.on_terrain:
         terrain = TerrainSource(projection, settings.terrain_params, elevation or {})
-    return generate_window(prepare(elements, projection), owned, settings, terrain)
+    return generate_window(prepare(elements, projection), owned, settings, terrain, map_piece)
 
 
 def _check_aligned(rect: BlockRect) -> None:

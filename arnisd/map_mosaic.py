@@ -1,0 +1,215 @@
+"""A job's map put together from its tiles' pieces (``map_piece``) as the tiles are committed.
+
+The map lives in one folder, the layout ``map_tiles`` writes for ``arnisd preview --tiles``
+(``tiles.json`` from the start, with the job's whole extent, and the pyramid ``Z/X/Y.png``),
+plus ``overview.png`` (at most ``MAX_SIDE_PX`` a side), refreshed every few seconds while the
+job runs and made exactly at the end: then it equals ``arnisd preview`` of the finished world.
+
+Shading looks at the row north of each column, which for a tile's first row is another
+tile's last. A piece arrives with its first row shaded level; when the tile north of it is
+known (now, or once it comes) that row is shaded again against it. Each piece is kept in
+``pieces/`` until the job ends, so a resumed job draws its committed tiles again without
+making them again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from arnisd.anvil.grid import REGION_SIZE_BLOCKS
+from arnisd.geo.projection import BlockRect
+from arnisd.map_piece import MapPiece, decode_piece
+from arnisd.map_pyramid import Pyramid, save_png
+from arnisd.map_tiles import TILE_PX
+from arnisd.preview import MIN_Y
+
+log = logging.getLogger("arnisd.map_mosaic")
+
+MAX_SIDE_PX = 4096
+OVERVIEW_NAME = "overview.png"
+REFRESH_S = 3.0                 # the least time between two refreshes of the files
+MAX_DIRTY_TILES = 64            # pyramid tiles held in memory before they are written anyway
+
+
+def region_extent(rects) -> BlockRect:
+    """The regions' rect covering ``rects`` (the pyramid's origin is a region corner, as
+    ``map_tiles`` puts it for the world's region files)."""
+    side = REGION_SIZE_BLOCKS
+    x0 = min(r.x0 for r in rects) // side * side
+    z0 = min(r.z0 for r in rects) // side * side
+    x1 = -(-max(r.x1 for r in rects) // side) * side
+    z1 = -(-max(r.z1 for r in rects) // side) * side
+    return BlockRect(x0, z0, x1, z1)
+
+
+def _file_name(tile_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in tile_id)
+    return f"{safe}.piece"
+
+
+class MapMosaic:
+    """The map of a job whose tiles own ``tiles`` ({tile id: owned BlockRect}), in
+    ``directory``. ``start()`` (a fresh job) or ``resume(committed)``, then ``add`` per
+    committed tile, ``finish()`` at the end."""
+
+    def __init__(self, directory: Path, tiles: dict[str, BlockRect],
+                 refresh_s: float = REFRESH_S) -> None:
+        self.directory = Path(directory)
+        self.tiles = tiles
+        self.pyramid = Pyramid(self.directory, region_extent(tiles.values()))
+        self.refresh_s = refresh_s
+        self.drawn: dict[str, MapPiece] = {}       # the pieces drawn (their images dropped)
+        self._north_of: dict[int, list[str]] = {}  # z1 -> tiles ending there
+        self._south_of: dict[int, list[str]] = {}  # z0 -> tiles starting there
+        for tile_id, rect in tiles.items():
+            self._north_of.setdefault(rect.z1, []).append(tile_id)
+            self._south_of.setdefault(rect.z0, []).append(tile_id)
+        self._box: BlockRect | None = None
+        self._refreshed_at = time.monotonic()
+        self._refresh_cost_s = 0.0
+
+    @property
+    def pieces_dir(self) -> Path:
+        return self.directory / "pieces"
+
+    def start(self) -> None:
+        """A fresh map: whatever an earlier run left is removed, ``tiles.json`` written."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.pieces_dir.mkdir(parents=True)
+        self._write_description()
+
+    def resume(self, committed: list[str]) -> list[str]:
+        """Draw the kept pieces of ``committed`` tiles again on a fresh pyramid; returns the
+        tiles whose piece is not kept (their map stays empty)."""
+        kept = {t: self.pieces_dir / _file_name(t) for t in committed}
+        pieces = {t: p.read_bytes() for t, p in kept.items() if p.exists()}
+        self.start()
+        missing = sorted(set(committed) - set(pieces))
+        for tile_id, data in sorted(pieces.items()):
+            self.add(tile_id, data)
+        return missing
+
+    def _write_description(self) -> None:
+        path = self.directory / "tiles.json"
+        tmp = path.with_name(".tiles.json.tmp")
+        tmp.write_text(json.dumps(self.pyramid.description(), indent=1) + "\n")
+        tmp.replace(path)
+
+    def add(self, tile_id: str, data: bytes) -> bool:
+        """Draw a committed tile's piece (once per tile); False if it is not one for the
+        tile (logged, nothing drawn)."""
+        rect = self.tiles.get(tile_id)
+        try:
+            piece = decode_piece(data)
+            if piece.rect != rect:
+                raise ValueError(f"its rect {piece.rect} is not the tile's {rect}")
+            pixels, drawn = piece.pixels()
+        except ValueError as exc:
+            log.warning("tile %s: map piece not drawn: %s", tile_id, exc)
+            return False
+        if tile_id in self.drawn:
+            log.warning("tile %s: map piece drawn already; ignored", tile_id)
+            return False
+        path = self.pieces_dir / _file_name(tile_id)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        pixels = np.array(pixels)
+        pixels[0] = piece.first_row_under(self._north_top(rect))
+        self.pyramid.paste(rect.x0, rect.z0, pixels, drawn)
+        self.drawn[tile_id] = piece
+        log.debug("map: drew tile %s", tile_id)
+        for south in self._south_of.get(rect.z1, ()):
+            if south in self.drawn and _overlap(self.tiles[south], rect):
+                self._redraw_first_row(south)
+        if piece.box is not None:
+            self._box = piece.box if self._box is None else _union(self._box, piece.box)
+        self._maybe_refresh()
+        return True
+
+    def _north_top(self, rect: BlockRect) -> np.ndarray:
+        """Heights of the row north of ``rect`` where its tiles are drawn (else MIN_Y - 1)."""
+        north = np.full(rect.width, MIN_Y - 1, dtype=np.int16)
+        for tile_id in self._north_of.get(rect.z0, ()):
+            other = self.tiles[tile_id]
+            piece = self.drawn.get(tile_id)
+            if piece is None or not _overlap(other, rect):
+                continue
+            x0, x1 = max(rect.x0, other.x0), min(rect.x1, other.x1)
+            north[x0 - rect.x0:x1 - rect.x0] = piece.last_top[x0 - other.x0:x1 - other.x0]
+        return north
+
+    def _redraw_first_row(self, tile_id: str) -> None:
+        rect, piece = self.tiles[tile_id], self.drawn[tile_id]
+        row = piece.first_row_under(self._north_top(rect))
+        self.pyramid.paste(rect.x0, rect.z0, row[None], (piece.first_top >= MIN_Y)[None])
+
+    def _maybe_refresh(self) -> None:
+        now = time.monotonic()
+        # a refresh costs about as much as the last one: keep it under a tenth of the time
+        if (now - self._refreshed_at >= max(self.refresh_s, 10 * self._refresh_cost_s)
+                or self.pyramid.dirty_tiles > MAX_DIRTY_TILES):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Write what changed (the pyramid, then a quick overview from a zoom that fits)."""
+        started = time.monotonic()
+        self.pyramid.flush()
+        if self._box is not None:
+            save_png(self._quick_overview(), self.directory / OVERVIEW_NAME)
+        self._refreshed_at = time.monotonic()
+        self._refresh_cost_s = self._refreshed_at - started
+
+    def _quick_overview(self) -> np.ndarray:
+        """The drawn box at the deepest zoom whose picture of it fits ``MAX_SIDE_PX``."""
+        box, pyramid = self._box, self.pyramid
+        zoom, scale = pyramid.deepest, 1
+        while max(box.width, box.depth) // scale > MAX_SIDE_PX:
+            zoom, scale = zoom - 1, scale * 2
+        x0, z0 = (box.x0 - pyramid.extent.x0) // scale, (box.z0 - pyramid.extent.z0) // scale
+        x1 = -(-(box.x1 - pyramid.extent.x0) // scale)
+        z1 = -(-(box.z1 - pyramid.extent.z0) // scale)
+        out = np.zeros((z1 - z0, x1 - x0, 3), dtype=np.uint8)
+        from arnisd.map_pyramid import read_png
+        for ty in range(z0 // TILE_PX, (z1 - 1) // TILE_PX + 1):
+            for tx in range(x0 // TILE_PX, (x1 - 1) // TILE_PX + 1):
+                path = pyramid.tile_path(zoom, tx, ty)
+                if not path.exists():
+                    continue
+                tile = read_png(path)
+                ax0, az0 = max(x0, tx * TILE_PX), max(z0, ty * TILE_PX)
+                ax1, az1 = min(x1, (tx + 1) * TILE_PX), min(z1, (ty + 1) * TILE_PX)
+                out[az0 - z0:az1 - z0, ax0 - x0:ax1 - x0] = \
+                    tile[az0 - ty * TILE_PX:az1 - ty * TILE_PX, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
+        return out
+
+    def finish(self, copy_to: Path | None = None) -> tuple[int, int] | None:
+        """The job is over: everything written, the exact overview made (also written to
+        ``copy_to``, if given and every tile was drawn; then the pieces kept for a resume are
+        removed); returns its (width, height), None if nothing was drawn."""
+        self.pyramid.flush()
+        if self._box is None:
+            return None
+        image = self.pyramid.overview(self._box, MAX_SIDE_PX)
+        if len(self.drawn) < len(self.tiles):
+            copy_to = None                  # not the whole world's map: only the live one
+        else:
+            shutil.rmtree(self.pieces_dir, ignore_errors=True)     # no resume needs them now
+        for path in (self.directory / OVERVIEW_NAME, copy_to):
+            if path is not None:
+                save_png(image, Path(path))
+        return image.shape[1], image.shape[0]
+
+
+def _overlap(a: BlockRect, b: BlockRect) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1
+
+
+def _union(a: BlockRect, b: BlockRect) -> BlockRect:
+    return BlockRect(min(a.x0, b.x0), min(a.z0, b.z0), max(a.x1, b.x1), max(a.z1, b.z1))

@@ -1,0 +1,144 @@
+"""A tile pyramid on disk drawn piece by piece: the layout ``map_tiles`` writes (``Z/X/Y.png``,
+256 px, one pixel per block at the deepest zoom, each zoom above averaging 2 x 2 pixels), but
+filled in any order, with each pixel put once.
+
+Pasted pixels go into the deepest tiles they touch, held in memory until ``flush`` writes them
+(each file to a temporary name, then renamed) and carries every written tile up into its
+parent's quadrant, zoom by zoom. A parent's other quadrants come from its file, so only the
+tiles touched since the last flush are in memory. ``overview`` reads the deepest tiles back,
+one row of them at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from arnisd.geo.projection import BlockRect
+from arnisd.map_tiles import TILE_PX, max_zoom
+
+
+def _halve(image: np.ndarray) -> np.ndarray:
+    """2 x 2 pixels averaged (as ``map_tiles`` makes the zooms above)."""
+    h, w = image.shape[0] // 2, image.shape[1] // 2
+    return image.reshape(h, 2, w, 2, 3).astype(np.float32).mean(axis=(1, 3)).round().astype(np.uint8)
+
+
+def read_png(path: Path) -> np.ndarray:
+    from PIL import Image
+    with Image.open(path) as image:
+        return np.array(image.convert("RGB"))
+
+
+def save_png(image: np.ndarray, path: Path) -> None:
+    """Write an RGB image to ``path`` through a temporary name (readers never see half)."""
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(image, "RGB").save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+class Pyramid:
+    """The pyramid in ``directory`` of a world whose origin is ``extent``'s north-west corner."""
+
+    def __init__(self, directory: Path, extent: BlockRect) -> None:
+        self.directory = Path(directory)
+        self.extent = extent
+        self.deepest = max_zoom(extent.width, extent.depth)
+        # (zoom, x, y) -> [pixels, anything drawn]: tiles changed since the last flush
+        self._dirty: dict[tuple[int, int, int], list] = {}
+
+    def description(self) -> dict:
+        """What ``tiles.json`` says (as ``map_tiles.write_tiles`` writes it)."""
+        return {"tile_px": TILE_PX, "max_zoom": self.deepest,
+                "origin_block_x": self.extent.x0, "origin_block_z": self.extent.z0,
+                "width_blocks": self.extent.width, "height_blocks": self.extent.depth}
+
+    def tile_path(self, zoom: int, x: int, y: int) -> Path:
+        return self.directory / str(zoom) / str(x) / f"{y}.png"
+
+    @property
+    def dirty_tiles(self) -> int:
+        return len(self._dirty)
+
+    def _held(self, zoom: int, x: int, y: int) -> list:
+        key = (zoom, x, y)
+        held = self._dirty.get(key)
+        if held is None:
+            path = self.tile_path(zoom, x, y)
+            if path.exists():
+                held = [read_png(path), True]
+            else:
+                held = [np.zeros((TILE_PX, TILE_PX, 3), dtype=np.uint8), False]
+            self._dirty[key] = held
+        return held
+
+    def paste(self, x0: int, z0: int, pixels: np.ndarray, drawn: np.ndarray) -> None:
+        """Put ``pixels`` (rows north to south) with their north-west corner at block (x0, z0);
+        ``drawn`` says which columns hold blocks (a tile with none is not written)."""
+        px0, pz0 = x0 - self.extent.x0, z0 - self.extent.z0
+        px1, pz1 = px0 + pixels.shape[1], pz0 + pixels.shape[0]
+        for ty in range(pz0 // TILE_PX, (pz1 - 1) // TILE_PX + 1):
+            for tx in range(px0 // TILE_PX, (px1 - 1) // TILE_PX + 1):
+                ax0, az0 = max(px0, tx * TILE_PX), max(pz0, ty * TILE_PX)
+                ax1, az1 = min(px1, (tx + 1) * TILE_PX), min(pz1, (ty + 1) * TILE_PX)
+                source = (slice(az0 - pz0, az1 - pz0), slice(ax0 - px0, ax1 - px0))
+                held = self._held(self.deepest, tx, ty)
+                held[0][az0 - ty * TILE_PX:az1 - ty * TILE_PX,
+                        ax0 - tx * TILE_PX:ax1 - tx * TILE_PX] = pixels[source]
+                held[1] = held[1] or bool(drawn[source].any())
+
+    def flush(self) -> None:
+        """Write every tile changed since the last flush and the tiles above them."""
+        for zoom in range(self.deepest, -1, -1):
+            level = sorted(k for k in self._dirty if k[0] == zoom)
+            for key in level:
+                pixels, drawn = self._dirty.pop(key)
+                if not drawn:
+                    continue
+                save_png(pixels, self.tile_path(*key))
+                if zoom > 0:
+                    _, x, y = key
+                    parent = self._held(zoom - 1, x // 2, y // 2)
+                    half = TILE_PX // 2
+                    parent[0][(y % 2) * half:(y % 2 + 1) * half,
+                              (x % 2) * half:(x % 2 + 1) * half] = _halve(pixels)
+                    parent[1] = True
+
+    def overview(self, box: BlockRect, max_side: int) -> np.ndarray:
+        """The deepest zoom's pixels of ``box`` (blocks), averaged over squares of pixels so
+        no side exceeds ``max_side`` (``world_map.downscale`` of the same crop, exactly)."""
+        factor = max(1, math.ceil(max(box.width, box.depth) / max_side))
+        width_out = box.width // factor
+        px0, pz0 = box.x0 - self.extent.x0, box.z0 - self.extent.z0
+        px1, pz1 = px0 + box.width, pz0 + box.depth
+        rows_out = []
+        pending = np.zeros((0, box.width, 3), dtype=np.uint8)
+        for ty in range(pz0 // TILE_PX, (pz1 - 1) // TILE_PX + 1):
+            strip = np.zeros((TILE_PX, box.width, 3), dtype=np.uint8)
+            for tx in range(px0 // TILE_PX, (px1 - 1) // TILE_PX + 1):
+                path = self.tile_path(self.deepest, tx, ty)
+                if not path.exists():
+                    continue
+                ax0, ax1 = max(px0, tx * TILE_PX), min(px1, (tx + 1) * TILE_PX)
+                strip[:, ax0 - px0:ax1 - px0] = read_png(path)[:, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
+            top, bottom = max(pz0, ty * TILE_PX) - ty * TILE_PX, min(pz1, (ty + 1) * TILE_PX) - ty * TILE_PX
+            pending = np.concatenate([pending, strip[top:bottom]])
+            whole = len(pending) // factor * factor
+            if whole and width_out:
+                rows_out.append(_average(pending[:whole, :width_out * factor], factor))
+            pending = pending[whole:]
+        if not rows_out:
+            return np.zeros((0, width_out, 3), dtype=np.uint8)
+        return np.concatenate(rows_out)
+
+
+def _average(band: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return band.copy()
+    h, w = band.shape[0] // factor, band.shape[1] // factor
+    blocks = band.reshape(h, factor, w, factor, 3).astype(np.float32)
+    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)

@@ -1,0 +1,208 @@
+"""The job's map drawn from the tiles' pieces as they commit (``arnisd.map_mosaic``): a local
+cluster of real worker processes on the bundled extract must draw, pixel for pixel, what
+``arnisd preview`` reads back from the finished world (overview and tile pyramid) and what
+``generate --in-process --preview`` draws; a tile made again after its worker was killed is
+drawn once; a resumed job draws its committed tiles from their kept pieces."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from arnisd.cluster.coordinator_config import CoordinatorConfig
+from arnisd.cluster.job_setup import job_extract_source
+from arnisd.cluster.local import run_local_cluster
+from arnisd.geo.bbox import BBox
+from arnisd.job import JobSpec
+from arnisd.world_map import downscale, render_world, write_world_tiles
+from conftest import BUNDLED_TENTH_BBOX, TESTS_DIR
+from world_chunks import assert_same_world, read_world_chunks
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        image.verify()                  # a whole, valid PNG
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def assert_same_pyramid(expected: Path, got: Path) -> None:
+    """The same ``tiles.json`` and the same ``Z/X/Y.png`` files, pixel for pixel."""
+    assert json.loads((got / "tiles.json").read_text()) == \
+        json.loads((expected / "tiles.json").read_text())
+    names = sorted(str(p.relative_to(expected)) for p in expected.glob("*/*/*.png"))
+    assert names == sorted(str(p.relative_to(got)) for p in got.glob("*/*/*.png"))
+    assert len(names) > 10
+    for name in names:
+        assert np.array_equal(_pixels(expected / name), _pixels(got / name)), name
+
+
+@pytest.fixture(scope="module")
+def reference_map(reference_worlds, tmp_path_factory):
+    """``arnisd preview``'s overview and ``--tiles`` pyramid of the reference world."""
+    world = reference_worlds.folder(BUNDLED_TENTH_BBOX)
+    tiles = tmp_path_factory.mktemp("reference-map") / "tiles"
+    write_world_tiles(world, tiles)
+    return downscale(render_world(world)), tiles
+
+
+def _job(tmp_path: Path, size_deg: float = 0.004) -> JobSpec:
+    return JobSpec(bbox=BBox.parse(BUNDLED_TENTH_BBOX), output=tmp_path / "world",
+                   tile_size_deg=size_deg)
+
+
+def test_three_workers_draw_the_map_of_the_finished_world(tmp_path, bundled_elements,
+                                                          reference_worlds, reference_map):
+    """Tiles of 0.004° (their edges cross the 256 px pyramid tiles anywhere): the overview
+    equals `arnisd preview`'s and the in-process builder's, the pyramid `preview --tiles`'."""
+    overview, tiles = reference_map
+    job = _job(tmp_path)
+    result = run_local_cluster(job, job_extract_source(job, bundled_elements), 3, job.output,
+                               timeout_s=240, map_dir=tmp_path / "map",
+                               map_copy=tmp_path / "world.png")
+    assert result.ok and result.tiles_total > 4
+    assert np.array_equal(_pixels(tmp_path / "world.png"), overview)
+    assert np.array_equal(_pixels(tmp_path / "map" / "overview.png"), overview)
+    assert_same_pyramid(tiles, tmp_path / "map")
+    # the in-process builder's map of its regions, as `generate --in-process --preview` draws it
+    from arnisd.world.build import build_world_in_process
+    from arnisd.world_map import RegionMosaic, write_preview
+    mosaic = RegionMosaic()
+    inproc = tmp_path / "inproc"
+    build_world_in_process(JobSpec(bbox=job.bbox, output=inproc), bundled_elements, inproc,
+                           map_piece=mosaic.add_window)
+    write_preview(inproc, tmp_path / "inproc.png", mosaic=mosaic)
+    assert np.array_equal(_pixels(tmp_path / "inproc.png"), overview)
+
+
+def test_pieces_in_any_order_and_first_rows_shaded_against_late_northern_tiles(
+        tmp_path, reference_worlds, reference_map):
+    """The pieces of the tiles, read back from the reference world, drawn south first and in
+    random orders: each tile's first row is shaded again once the tile north of it comes."""
+    from arnisd.cluster.tiling import make_tiles
+    from arnisd.map_mosaic import MapMosaic
+    from arnisd.map_piece import piece_from_chunks
+    from arnisd.world.settings import GenerationSettings
+    overview, tiles = reference_map
+    chunks = reference_worlds.chunks(BUNDLED_TENTH_BBOX)
+    import zlib
+    job_tiles = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), GenerationSettings(), 0.0023)
+    pieces = {t.tile_id: piece_from_chunks(t.owned, [(cx, cz, zlib.compress(chunks[(cx, cz)], 1))
+                                                     for cx, cz in t.owned.chunks()])
+              for t in job_tiles}
+    rects = {t.tile_id: t.owned for t in job_tiles}
+    south_first = sorted(job_tiles, key=lambda t: -t.owned.z0)
+    orders = [[t.tile_id for t in south_first]]
+    orders.append(random.Random(7).sample(orders[0], len(orders[0])))
+    for n, order in enumerate(orders):
+        mosaic = MapMosaic(tmp_path / f"map{n}", rects, refresh_s=0.0)   # written at every add
+        mosaic.start()
+        for tile_id in order:
+            assert mosaic.add(tile_id, pieces[tile_id])
+        assert not mosaic.add(order[0], pieces[order[0]])          # drawn once
+        assert not mosaic.add(order[1], pieces[order[0]])          # another tile's piece
+        assert mosaic.finish() == (overview.shape[1], overview.shape[0])
+        assert np.array_equal(_pixels(tmp_path / f"map{n}" / "overview.png"), overview)
+        assert_same_pyramid(tiles, tmp_path / f"map{n}")
+
+
+def _marked_slow(monkeypatch, markers: Path, seconds: float) -> str:
+    """The real generator behind a marker per tile and a sleep (``fake_generators``); it hands
+    out no canvas, so the slots read their pieces back from the chunks they made."""
+    markers.mkdir(exist_ok=True)
+    monkeypatch.setenv("ARNISD_TEST_MARKER_DIR", str(markers))
+    monkeypatch.setenv("ARNISD_TEST_SLOW_S", str(seconds))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH")) if p))
+    return "fake_generators:marked_slow_generate"
+
+
+def _drawn(caplog) -> list[str]:
+    return [r.getMessage().rsplit(" ", 1)[1] for r in caplog.records
+            if r.name == "arnisd.map_mosaic" and r.getMessage().startswith("map: drew tile ")]
+
+
+def test_a_tile_made_again_after_its_worker_was_killed_is_drawn_once(
+        tmp_path, monkeypatch, caplog, bundled_elements, reference_worlds, reference_map):
+    caplog.set_level(logging.DEBUG, logger="arnisd.map_mosaic")
+    markers = tmp_path / "markers"
+    generator = _marked_slow(monkeypatch, markers, 1.0)
+    job = _job(tmp_path)
+    killed: list[tuple[int, str]] = []
+
+    def kill_the_first_worker_mid_tile():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            for marker in markers.iterdir():
+                worker_pid = int(marker.name.split("-")[0])
+                os.kill(worker_pid, signal.SIGKILL)
+                killed.append((worker_pid, marker.name.split("-", 2)[2]))
+                return
+            time.sleep(0.02)
+    killer = threading.Thread(target=kill_the_first_worker_mid_tile, daemon=True)
+    killer.start()
+    result = run_local_cluster(job, job_extract_source(job, bundled_elements), 3, job.output,
+                               generator=generator, timeout_s=240,
+                               config=CoordinatorConfig(heartbeat_interval_s=0.3, liveness=3,
+                                                        fsync=False),
+                               map_dir=tmp_path / "map", map_copy=tmp_path / "world.png")
+    killer.join(5)
+    assert killed, "no worker was killed"
+    assert result.ok and result.attempts > result.tiles_total       # a tile was made again
+    made = [m.name.split("-", 2)[2] for m in markers.iterdir()]
+    assert made.count(killed[0][1]) >= 2, (killed, made)            # the victim's tile, twice
+    drawn = _drawn(caplog)
+    assert sorted(drawn) == sorted(set(drawn)) and len(drawn) == result.tiles_total
+    overview, tiles = reference_map
+    assert np.array_equal(_pixels(tmp_path / "world.png"), overview)
+    assert_same_pyramid(tiles, tmp_path / "map")
+    assert_same_world(read_world_chunks(job.output), reference_worlds.chunks(BUNDLED_TENTH_BBOX))
+
+
+def test_a_resumed_job_draws_its_committed_tiles_from_their_kept_pieces(
+        tmp_path, monkeypatch, caplog, bundled_elements, reference_map):
+    caplog.set_level(logging.DEBUG, logger="arnisd.map_mosaic")
+    markers = tmp_path / "markers"
+    generator = _marked_slow(monkeypatch, markers, 0.5)
+    job = _job(tmp_path)
+    source = job_extract_source(job, bundled_elements)
+    config = CoordinatorConfig(fsync=False)
+    with pytest.raises(TimeoutError):
+        run_local_cluster(job, source, 2, job.output, generator=generator, timeout_s=6.0,
+                          config=config, map_dir=tmp_path / "map")
+    from journal_sql import journal_tiles
+    rows = journal_tiles(job.output / ".arnisd-cluster" / "journal.sqlite3")
+    committed = {t for t, row in rows.items() if row["state"] == "committed"}
+    assert 0 < len(committed) < len(rows), rows
+    assert len(list((tmp_path / "map" / "pieces").glob("*.piece"))) >= len(committed)
+    first_drawn = set(_drawn(caplog))
+    assert committed <= first_drawn
+    for marker in markers.iterdir():
+        marker.unlink()
+    caplog.clear()
+    result = run_local_cluster(job, source, 2, job.output, generator=generator, timeout_s=240,
+                               config=config, resume=True, map_dir=tmp_path / "map",
+                               map_copy=tmp_path / "world.png")
+    assert result.ok
+    from arnisd.cluster.tiling import make_tiles
+    corner = {f"{t.owned.x0}-{t.owned.z0}": t.tile_id
+              for t in make_tiles(job.bbox, job.settings, job.tile_size_deg)}
+    made_again = {corner[m.name.split("-", 2)[2]] for m in markers.iterdir()}
+    assert not made_again & committed                     # no committed tile computed again
+    assert made_again == set(rows) - committed
+    assert set(_drawn(caplog)) == set(rows)               # kept pieces drawn, the rest as made
+    overview, tiles = reference_map
+    assert np.array_equal(_pixels(tmp_path / "world.png"), overview)
+    assert_same_pyramid(tiles, tmp_path / "map")
