@@ -6,6 +6,7 @@ drawn once; a resumed job draws its committed tiles from their kept pieces."""
 
 from __future__ import annotations
 
+import _thread
 import json
 import logging
 import os
@@ -175,15 +176,26 @@ def test_a_resumed_job_draws_its_committed_tiles_from_their_kept_pieces(
         tmp_path, monkeypatch, caplog, bundled_elements, reference_map):
     caplog.set_level(logging.DEBUG, logger="arnisd.map_mosaic")
     markers = tmp_path / "markers"
-    generator = _marked_slow(monkeypatch, markers, 0.5)
+    generator = _marked_slow(monkeypatch, markers, 1.0)
     job = _job(tmp_path)
     source = job_extract_source(job, bundled_elements)
     config = CoordinatorConfig(fsync=False)
-    with pytest.raises(TimeoutError):
-        run_local_cluster(job, source, 2, job.output, generator=generator, timeout_s=6.0,
-                          config=config, map_dir=tmp_path / "map")
+    journal = job.output / ".arnisd-cluster" / "journal.sqlite3"
     from journal_sql import journal_tiles
-    rows = journal_tiles(job.output / ".arnisd-cluster" / "journal.sqlite3")
+
+    def interrupt_after_two_commits():      # as Ctrl-C would, once two tiles are journaled
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            states = [r["state"] for r in journal_tiles(journal).values()]
+            if states.count("committed") >= 2:
+                _thread.interrupt_main()
+                return
+            time.sleep(0.05)
+    threading.Thread(target=interrupt_after_two_commits, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_local_cluster(job, source, 2, job.output, generator=generator, timeout_s=120,
+                          config=config, map_dir=tmp_path / "map")
+    rows = journal_tiles(journal)
     committed = {t for t, row in rows.items() if row["state"] == "committed"}
     assert 0 < len(committed) < len(rows), rows
     assert len(list((tmp_path / "map" / "pieces").glob("*.piece"))) >= len(committed)
