@@ -66,8 +66,8 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
     generator in the workers, ``finalize(world_dir)`` the level.dat writer (tests). Tiles are
     ``job.tile_size_deg`` degrees. ``resume`` continues from the journal in ``out_dir`` (see
     the module's docstring); without it an old journal there is discarded.
-    ``serve_status(status_fn, map_dir)`` is called with the map's folder when the job draws
-    one. ``starting_workers()``: a context manager the worker processes are started in (the command
+    ``serve_status(status_fn, map_dir=...)`` is given the map's folder when the job draws
+    one (``http_api.start_status_server`` takes it). ``starting_workers()``: a context manager the worker processes are started in (the command
     line's holds stop signals back until every worker is started). ``remote_workers``: workers
     on other machines (``arnisd.service.ssh_workers.HostWorkers``: ``bind_address``, ``start``,
     ``running``, ``stop``), let in by a token made for this job. ``plan``: the job's tiles
@@ -332,7 +332,8 @@ def serve_run_status(serve_status, status_fn, progress, map_dir: Path | None = N
     in ``map_dir`` (None: it draws none), if one was asked for, and say where it is."""
     if serve_status is None:
         return None
-    server = serve_status(status_fn) if map_dir is None else serve_status(status_fn, map_dir)
+    server = serve_status(status_fn) if map_dir is None else serve_status(status_fn,
+                                                                          map_dir=map_dir)
     if progress is not None:
         progress.note(f"status: http://127.0.0.1:{server.port}/coordinator/status")
     return server

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from arnisd.errors import UserError
@@ -302,11 +303,8 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
     size = "sized by their work" if job.tile_size_deg is None else f"of {job.tile_size_deg:g}°"
     serve_status = None
     if args.http_port is not None:
-        from arnisd.service.http_api import SnapshotProvider, start_status_server
-
-        def serve_status(status_fn, map_dir=None):
-            return start_status_server(SnapshotProvider(status_fn, map_dir=map_dir),
-                                       host="127.0.0.1", port=args.http_port)
+        from arnisd.service.http_api import start_status_server
+        serve_status = partial(start_status_server, host="127.0.0.1", port=args.http_port)
     # the map is drawn from the tiles' pieces when someone looks (the page) or asked for it
     from arnisd.cluster.local import job_map_dir
     drawing = dict(map_dir=job_map_dir(staged) if args.preview or args.http_port is not None

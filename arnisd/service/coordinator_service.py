@@ -287,10 +287,6 @@ class CoordinatorService:
         log.info("job %s cancelled", job_id)
         return True
 
-    def map_directory(self, job_id: str | None = None) -> Path | None:
-        """Where the job's map is drawn as its tiles commit (None: no map)."""
-        return None
-
     # --- the daemon --------------------------------------------------------------------------
 
     def stop(self) -> None:

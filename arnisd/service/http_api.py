@@ -177,11 +177,12 @@ def start_http_api(provider: StatusProvider, host: str = "127.0.0.1", port: int 
 
 
 def start_status_server(provider, host: str = "127.0.0.1", port: int = 0,
-                        token: str | None = None) -> HttpApi:
+                        token: str | None = None, map_dir: Path | None = None) -> HttpApi:
     """Like ``start_http_api`` but returns only the server; ``provider`` may also be a bare
-    status function (``coordinator.status_snapshot``), wrapped by ``SnapshotProvider``."""
+    status function (``coordinator.status_snapshot``), wrapped by ``SnapshotProvider`` (with
+    the run's map in ``map_dir``)."""
     if callable(provider) and not isinstance(provider, StatusProvider):
-        provider = SnapshotProvider(provider)
+        provider = SnapshotProvider(provider, map_dir=map_dir)
     api, _ = start_http_api(provider, host, port, token)
     return api
 
@@ -229,9 +230,6 @@ class SnapshotProvider:
 
     def cancel(self, job_id: str) -> bool:
         raise NotImplementedError("this run cannot be cancelled over HTTP (press Ctrl-C)")
-
-    def map_directory(self, job_id: str | None = None) -> Path | None:
-        return None
 
 
 class _Handler(BaseHTTPRequestHandler):
