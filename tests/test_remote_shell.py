@@ -23,7 +23,8 @@ from arnisd.cluster.remote_shell import (SHELL_PROBE, RemoteShell, cmd_quote, co
                                          not_found, powershell_quote, python_commands,
                                          shell_from_probe)
 from arnisd.cluster.ssh_hosts import RemoteHost, SshSettings, is_windows_openssh, windows_client
-from arnisd.service.ssh_workers import setup_command, worker_command
+from arnisd.service.host_worker import READY
+from arnisd.service.ssh_workers import host_output_line, setup_command, worker_command
 
 WINDOWS_ENV = {"OS": "Windows_NT", "USERNAME": "tom", "PATH": r"C:\Windows\system32"}
 SPACED_VENV_PYTHON = (r"C:\Users\Tom Smith (work)\AppData\Local\arnisd"
@@ -294,9 +295,15 @@ def test_python_and_not_found_per_shell():
     assert ["python3"] in python_commands(RemoteShell.POWERSHELL)
     assert not_found(RemoteShell.POSIX, 127, "sh: 1: python3: not found")
     assert not_found(RemoteShell.CMD, 9009, "'python' is not recognized as an internal or "
-                                            "external command,")
-    assert not_found(RemoteShell.POWERSHELL, 1, "python : The term 'python' is not recognized "
-                                                "as the name of a cmdlet")
+                                            "external command,\r\noperable program or batch "
+                                            "file.\r\n")
+    assert not_found(RemoteShell.POWERSHELL, 1, (
+        "& : The term 'python' is not recognized as the name of a cmdlet, function, script "
+        "file, or operable program.\r\nAt line:1 char:3\r\n+ & 'python' '-c' 'import sys'\r\n"
+        "+   ~~~~~~~~\r\n    + CategoryInfo          : ObjectNotFound: (python:String) [], "
+        "CommandNotFoundException\r\n    + FullyQualifiedErrorId : CommandNotFoundException\r\n"))
+    assert not_found(RemoteShell.CMD, 9009, "Python was not found; run without arguments to "
+                                            "install from the Microsoft Store")
     assert not not_found(RemoteShell.CMD, 1, "Traceback (most recent call last):")
 
 
@@ -335,3 +342,16 @@ def test_the_setup_script_names_the_venv_for_the_host_python(tmp_path):
     (tmp_path / "arnisd" / f"venv-1.0-abc-{version}").mkdir()
     (tmp_path / "arnisd" / f"venv-1.0-abc-{version}" / ".arnisd-installed").write_text("x\n")
     assert probe()["installed"]
+
+
+def test_host_output_lines_lose_terminal_sequences_and_the_token():
+    """Windows' pseudo console starts with control sequences (cursor, window title) on the
+    line that says the worker is ready; a terminal that echoed the settings would show the
+    token."""
+    first = (b"\x1b[?25l\x1b[2J\x1b[m\x1b[H\x1b]0;C:\\Windows\\system32\\cmd.exe\x07"
+             b"\x1b[?25h" + READY.encode() + b"\r\n")
+    assert host_output_line(first, "s3cret") == READY
+    echoed = b'{"token": "s3cret", "slots": 1}\r\n'
+    assert host_output_line(echoed, "s3cret") == '{"token": "[token]", "slots": 1}'
+    coloured = b"\x1b[31mworker started: 1 slot(s)\x1b[0m\n"
+    assert host_output_line(coloured, "s3cret") == "worker started: 1 slot(s)"

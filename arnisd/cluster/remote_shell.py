@@ -117,9 +117,12 @@ def python_commands(shell: RemoteShell) -> list[list[str]]:
 
 
 def not_found(shell: RemoteShell, exit_code: int, stderr: str) -> bool:
-    """Whether a command failed because the shell has no such program."""
+    """Whether a command failed because the shell has no such program (``stderr``: all of
+    what it wrote there)."""
     if shell is RemoteShell.POSIX:
         return exit_code == 127 or "not found" in stderr
-    # cmd.exe: exit 9009 "is not recognized"; PowerShell: "The term ... is not recognized";
-    # Windows' App Installer stub for python: "Python was not found"
-    return exit_code == 9009 or "is not recognized" in stderr or "was not found" in stderr
+    # cmd.exe: exit 9009 "is not recognized"; PowerShell: "The term ... is not recognized"
+    # over several lines ending in CommandNotFoundException; Windows' App Installer stub for
+    # python: "Python was not found"
+    return exit_code == 9009 or any(text in stderr for text in (
+        "is not recognized", "CommandNotFoundException", "was not found"))

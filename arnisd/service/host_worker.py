@@ -4,7 +4,8 @@
 reads its one line of settings (the coordinator's endpoint through the tunnel, its worker id,
 slots and the job's token) from the session's stdin, so the token never shows in argv or the
 environment. It keeps its pid in a file in arnisd's cache while it runs. When the session
-closes, the terminal hangs the worker and its slots up; ``stop SESSION`` kills the process
+closes, the terminal hangs the worker and its slots up (on Windows, sshd ends the session's
+job object, and with it every process of the session); ``stop SESSION`` kills the process
 group of the pid file as a second line (on Windows, which has no process groups to signal,
 ``taskkill`` of its process tree).
 """
@@ -35,10 +36,16 @@ def pid_file(session: str, pid: int) -> Path:
 
 
 def _quiet_terminal() -> None:
-    try:
-        import termios
-    except ImportError:                  # Windows: no terminal echo to turn off
+    """Echo off, so that the settings line (the job's token) does not come back as output."""
+    if os.name == "nt":                  # a console (sshd's pseudo console) echoes line input
+        import ctypes
+        kernel32 = ctypes.windll.kernel32
+        stdin_handle = kernel32.GetStdHandle(-10)          # STD_INPUT_HANDLE
+        mode = ctypes.c_uint32()
+        if kernel32.GetConsoleMode(stdin_handle, ctypes.byref(mode)):
+            kernel32.SetConsoleMode(stdin_handle, mode.value & ~0x0004)   # ENABLE_ECHO_INPUT
         return
+    import termios
     if sys.stdin.isatty():
         attributes = termios.tcgetattr(sys.stdin)
         attributes[3] &= ~termios.ECHO

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import random
+import re
 import secrets
 import subprocess
 import tarfile
@@ -58,6 +59,18 @@ def setup_command(shell: RemoteShell, python: list[str]) -> str:
 def worker_command(shell: RemoteShell, venv_python: str, *args: str) -> str:
     """The command line of ``host_worker`` (``run`` or ``stop SESSION``) in the host's venv."""
     return command_line(shell, [venv_python, "-m", "arnisd.service.host_worker", *args])
+
+
+# a terminal's control sequences: CSI (colours, cursor) and OSC (Windows' pseudo console sets
+# the window title with one before the first line)
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def host_output_line(raw: bytes, token: str) -> str:
+    """A line of a host worker's terminal as text for the log: without the terminal's control
+    sequences, and never with the job's token (should a terminal echo it after all)."""
+    line = _TERMINAL_CONTROL.sub("", raw.decode(errors="replace")).rstrip("\r\n")
+    return line.replace(token, "[token]") if token else line
 
 
 class HostFailed(UserError):
@@ -198,7 +211,7 @@ class HostWorkers:
                            if line.startswith(_SETUP_PREFIX)), None)
             if answer is not None:
                 break
-            if not not_found(shell, done.returncode, _last_line(done)):
+            if not not_found(shell, done.returncode, done.stderr.decode(errors="replace")):
                 raise HostFailed(f"its {mode} failed (exit {done.returncode}: {_last_line(done)})")
         else:
             names = " or ".join(" ".join(python) for python in python_commands(shell))
@@ -248,7 +261,7 @@ class HostWorkers:
                 self._processes[host.label] = process
             lines = []
             for raw in process.stdout:
-                line = raw.decode(errors="replace").rstrip("\r\n")
+                line = host_output_line(raw, settings["token"])
                 if line == READY:
                     break
                 lines.append(line)
@@ -263,7 +276,7 @@ class HostWorkers:
             process.stdin.flush()
             self._set(host, "running")
             for raw in process.stdout:
-                log.warning("[%s] %s", host.label, raw.decode(errors="replace").rstrip("\r\n"))
+                log.warning("[%s] %s", host.label, host_output_line(raw, settings["token"]))
             code = process.wait()
             if not self._stopping.is_set() and code != 0:
                 log.error("host %s: its worker's session ended (exit %d)", host.destination, code)
