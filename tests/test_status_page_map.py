@@ -1,5 +1,6 @@
 """The live page's map in headless Chromium: a job half made shows its finished tiles' map and
-grey elsewhere, fills in as more tiles commit, and has its overlay switch and progress plot.
+grey elsewhere, fills in as more tiles commit, shows each block as a square of its colour when
+zoomed in, and has its overlay switch and progress plot.
 
 The map is the real pyramid of the bundled extract's world with only the committed tiles drawn
 (``map_scene``), served by the real HTTP API; the page's screenshot is compared, tile by tile,
@@ -9,6 +10,7 @@ with the pixels the map endpoint serves. Skipped, with the reason printed, witho
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 
 import numpy as np
@@ -58,7 +60,7 @@ def look(chromium, url, tmp_path, budget_ms=6000) -> tuple[PageDom, np.ndarray]:
             screenshot_of(chromium, url, tmp_path, budget_ms))
 
 
-def served_blocks(port: int, description: dict) -> np.ndarray:
+def served_blocks(port: int, description: dict, job_id: str = "job-1") -> np.ndarray:
     """The map at one pixel per block, stitched from the deepest tiles the endpoint serves
     (RGBA; alpha 0 where nothing is drawn yet)."""
     deepest = description["max_zoom"]
@@ -66,7 +68,7 @@ def served_blocks(port: int, description: dict) -> np.ndarray:
     image = np.zeros((rows * 256, columns * 256, 4), dtype=np.uint8)
     for x in range(columns):
         for y in range(rows):
-            status, _, body = get(port, f"/jobs/job-1/map/{deepest}/{x}/{y}.png")
+            status, _, body = get(port, f"/jobs/{job_id}/map/{deepest}/{x}/{y}.png")
             assert status == 200
             image[y * 256:(y + 1) * 256, x * 256:(x + 1) * 256] = np.asarray(png(body).convert("RGBA"))
     return image
@@ -163,6 +165,36 @@ def test_page_mid_job_shows_the_finished_tiles_map_and_grey_elsewhere(chromium, 
     assert all(worst_off[s] < 3 for s in ("pending", "leased", "failed")), worst_off
 
 
+def test_deep_zoom_shows_each_block_as_a_square_of_its_colour(chromium, full_map, tmp_path):
+    """At 4 screen pixels per block (the address's #view=2/X/Z) every block is a 4 x 4 square
+    of exactly its colour on the served map: the map is not smoothed when zoomed in."""
+    rows, map_dir = served_job(full_map, tmp_path, STATES)
+    provider = FakeProvider(rows)
+    provider.map_dir = map_dir
+    x0, z0, x1, z1 = rows[0]["owned_blocks"]            # a committed tile, with houses
+    centre_x, centre_z = (x0 + x1) // 2, (z0 + z1) // 2
+    server, port = start_http_api(provider, "127.0.0.1", 0)
+    try:
+        status, _, body = get(port, "/jobs/job-1/map/tiles.json")
+        blocks = served_blocks(port, json.loads(body))
+        url = f"http://127.0.0.1:{port}/?overlay=off#view=2/{centre_x}/{centre_z}"
+        dom, shot = look(chromium, url, tmp_path)
+    finally:
+        server.close()
+    screen = ScreenMap(dom)
+    assert abs(screen.width / screen.w - 4) < 1e-6, "not 4 pixels per block"
+    worst = 0.0
+    for bz in range(centre_z - 12, centre_z + 12):
+        for bx in range(centre_x - 12, centre_x + 12):
+            sx = math.floor(screen.left + (bx + 0.5 - screen.x0) / screen.w * screen.width)
+            sz = math.floor(screen.top + (bz + 0.5 - screen.z0) / screen.h * screen.height)
+            square = shot[sz - 1:sz + 1, sx - 1:sx + 1].reshape(-1, 3)   # the square's middle
+            worst = max(worst, float(np.abs(square - blocks[bz, bx, :3]).max()))
+    distinct = len({tuple(c) for c in blocks[centre_z - 12:centre_z + 12, centre_x - 12:centre_x + 12, :3].reshape(-1, 3)})
+    print(f"deep zoom: worst difference {worst} over 576 blocks of {distinct} colours")
+    assert distinct > 4 and worst <= 2, (worst, distinct)
+
+
 def test_map_fills_in_as_tiles_commit(chromium, full_map, tmp_path):
     """The page loads with two tiles drawn; then six more commit (the status says so and the
     map directory holds them): the page fetches the changed map tiles again and shows them."""
@@ -198,3 +230,4 @@ def test_map_fills_in_as_tiles_commit(chromium, full_map, tmp_path):
     worst = compare_tiles(shot, ScreenMap(dom), late_blocks, late_rows, overlay_on=False)
     print("worst colour difference per state after filling in:", worst)
     assert worst["committed"] < 8 and worst["pending"] < 3, worst
+

@@ -4,7 +4,8 @@
 // SVG in block coordinates: a grey mask over every tile not committed yet (always on) and the
 // tile grid coloured by state and worker (switchable). Block (x, z) is drawn at
 // lat = -(z - origin_z) / 2^max_zoom, lng = (x - origin_x) / 2^max_zoom, so Leaflet's zoom
-// max_zoom is one screen pixel per block.
+// max_zoom is one screen pixel per block. The address keeps the view (#view=Z/X/Z: log2 of
+// screen pixels per block, then the block at the centre), so a link shows the same place.
 "use strict";
 var ArnisdMap = (function () {
   var SVG = "http://www.w3.org/2000/svg";
@@ -100,12 +101,18 @@ var ArnisdMap = (function () {
     var bounds = this.boundsOf(this.extent), box = this.container.getBoundingClientRect();
     var nw = this.map.latLngToContainerPoint(bounds.getNorthWest());
     var se = this.map.latLngToContainerPoint(bounds.getSouthEast());
-    this.container.setAttribute("data-world-rect", [box.left + nw.x, box.top + nw.y,
+    var left = box.left + this.container.clientLeft, top = box.top + this.container.clientTop;
+    this.container.setAttribute("data-world-rect", [left + nw.x, top + nw.y,
       se.x - nw.x, se.y - nw.y].map(function (v) { return v.toFixed(2); }).join(" "));
     this.container.setAttribute("data-world-blocks", [this.extent.x, this.extent.y,
       this.extent.w, this.extent.h].join(" "));
     this.container.setAttribute("data-zoom", this.map.getZoom());
     this.container.classList.toggle("deep-zoom", this.map.getZoom() >= this.geometry.maxZoom);
+    // the view in the address (#view=log2 pixels per block/x/z): a link shows the same place
+    var centre = this.map.getCenter(), scale = Math.pow(2, this.geometry.maxZoom);
+    var view = "#view=" + (this.map.getZoom() - this.geometry.maxZoom) + "/" +
+      Math.round(centre.lng * scale + this.geometry.ox) + "/" + Math.round(-centre.lat * scale + this.geometry.oz);
+    if (this.fitted && window.location.hash !== view) history.replaceState(null, "", view);
   };
 
   MapView.prototype.update = function (doc) {
@@ -184,9 +191,11 @@ var ArnisdMap = (function () {
   // map, else from the tiles' extent (the grid alone over grey).
   MapView.prototype.placeOnMap = function () {
     if (!this.map || !this.extent) return;
-    var d = this.description, e = this.extent;
+    var d = this.description, e = this.extent, before = this.geometry;
     this.geometry = d ? { ox: d.origin_block_x, oz: d.origin_block_z, maxZoom: d.max_zoom }
                       : { ox: e.x, oz: e.y, maxZoom: Math.max(0, Math.ceil(Math.log2(Math.max(e.w, e.h, TILE_PX) / TILE_PX))) };
+    if (before && (before.ox !== this.geometry.ox || before.oz !== this.geometry.oz ||
+                   before.maxZoom !== this.geometry.maxZoom)) this.fitted = false;   // moved
     var bounds = this.boundsOf(e);
     if (this.overlay) this.overlay.setBounds(bounds);
     else this.overlay = L.svgOverlay(this.svg, bounds, { interactive: false }).addTo(this.map);
@@ -201,7 +210,10 @@ var ArnisdMap = (function () {
                                            fillOpacity: 1, interactive: false }).addTo(this.map);
     this.map.setMaxZoom(this.geometry.maxZoom + DEEPER_ZOOMS);
     if (!this.fitted) {
-      this.map.fitBounds(bounds, { animate: false });
+      var asked = /^#view=(-?\d+(?:\.\d+)?)\/(-?\d+)\/(-?\d+)$/.exec(window.location.hash);
+      if (asked) this.map.setView(this.toLatLng(+asked[2], +asked[3]), this.geometry.maxZoom + (+asked[1]),
+                                  { animate: false });
+      else this.map.fitBounds(bounds, { animate: false });
       this.fitted = true;
     }
     this.map.setMinZoom(Math.min(0, this.map.getBoundsZoom(bounds) - 1));
