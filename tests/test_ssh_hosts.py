@@ -15,7 +15,8 @@ import urllib.request
 
 import pytest
 
-from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT, arnisd_env, free_port
+from conftest import (BUNDLED_BBOX, BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT, arnisd_env,
+                      free_port)
 from ssh_lab import lab_fixture
 from world_chunks import assert_same_world, read_world_chunks
 
@@ -25,9 +26,9 @@ pytestmark = pytest.mark.timeout(600)
 lab = lab_fixture(2, "the --hosts tests")
 
 
-def _generate(lab, output, hosts, *extra):
+def _generate(lab, output, hosts, *extra, bbox=BUNDLED_TENTH_BBOX):
     return [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(BUNDLED_EXTRACT),
-            "--bbox", BUNDLED_TENTH_BBOX, "--output", str(output), "--tile-size", "0.004",
+            "--bbox", bbox, "--output", str(output), "--tile-size", "0.004",
             "--ssh-config", str(lab.ssh_config), "--hosts", hosts, "--workers", "0", *extra]
 
 
@@ -49,10 +50,11 @@ def _worker_ids(port: int) -> set[str]:
         return set()
 
 
-def _start_on_both_hosts(lab, output):
+def _start_on_both_hosts(lab, output, bbox=BUNDLED_TENTH_BBOX):
     """``generate`` on host1 and host2 (one slot each), once both hosts' workers have joined."""
     port = free_port()
-    process = subprocess.Popen(_generate(lab, output, "host1:1,host2:1", "--http-port", str(port)),
+    process = subprocess.Popen(_generate(lab, output, "host1:1,host2:1", "--http-port", str(port),
+                                         bbox=bbox),
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                                env=arnisd_env(), cwd=REPO_ROOT)
     try:
@@ -127,7 +129,8 @@ def test_no_host_left_fails_the_job_in_one_line(lab, tmp_path):
 
 
 def test_sigterm_of_generate_stops_every_host_worker(lab, tmp_path):
-    process = _start_on_both_hosts(lab, tmp_path / "world")
+    # the whole extract: one host alone cannot finish it before the other joins
+    process = _start_on_both_hosts(lab, tmp_path / "world", bbox=BUNDLED_BBOX)
     try:
         assert all(host.arnisd_processes() for host in lab.hosts)
         process.send_signal(signal.SIGTERM)
