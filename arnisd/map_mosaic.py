@@ -201,9 +201,14 @@ class MapMosaic:
             copy_to = None                  # not the whole world's map: only the live one
         else:
             shutil.rmtree(self.pieces_dir, ignore_errors=True)     # no resume needs them now
-        for path in (self.directory / OVERVIEW_NAME, copy_to):
-            if path is not None:
-                save_png(image, Path(path))
+        overview = self.directory / OVERVIEW_NAME
+        # the PNG someone keeps is squeezed as `arnisd preview` squeezes its own
+        save_png(image, overview, compress_level=6 if copy_to is not None else 1)
+        if copy_to is not None:
+            Path(copy_to).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(copy_to).with_name(f".{Path(copy_to).name}.tmp")
+            shutil.copyfile(overview, tmp)
+            tmp.replace(copy_to)
         return image.shape[1], image.shape[0]
 
 

@@ -21,9 +21,15 @@ from arnisd.map_tiles import TILE_PX, max_zoom
 
 
 def _halve(image: np.ndarray) -> np.ndarray:
-    """2 x 2 pixels averaged (as ``map_tiles`` makes the zooms above)."""
-    h, w = image.shape[0] // 2, image.shape[1] // 2
-    return image.reshape(h, 2, w, 2, 3).astype(np.float32).mean(axis=(1, 3)).round().astype(np.uint8)
+    """2 x 2 pixels averaged, rounded half to even: what ``map_tiles`` makes the zooms above
+    with a float mean, in integers (4 times quicker)."""
+    total = image[0::2, 0::2].astype(np.uint16)
+    total += image[0::2, 1::2]
+    total += image[1::2, 0::2]
+    total += image[1::2, 1::2]
+    quarter, rest = total >> 2, total & 3
+    quarter += (rest == 3) | ((rest == 2) & (quarter & 1).astype(bool))
+    return quarter.astype(np.uint8)
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -32,12 +38,14 @@ def read_png(path: Path) -> np.ndarray:
         return np.array(image.convert("RGB"))
 
 
-def save_png(image: np.ndarray, path: Path) -> None:
-    """Write an RGB image to ``path`` through a temporary name (readers never see half)."""
+def save_png(image: np.ndarray, path: Path, compress_level: int = 1) -> None:
+    """Write an RGB image to ``path`` through a temporary name (readers never see half).
+    Level 1 by default: the pyramid's files are written again as the map fills in, and zlib's
+    level 1 takes a third of the default's time for files about a fifth bigger."""
     from PIL import Image
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image, "RGB").save(tmp, format="PNG")
+    Image.fromarray(image, "RGB").save(tmp, format="PNG", compress_level=compress_level)
     tmp.replace(path)
 
 

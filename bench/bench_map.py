@@ -66,7 +66,7 @@ def part_map(runs: int) -> PartResult:
             "`generate --preview` over `generate` (bundled extract, 2 workers)", 100 * extra, "%",
             "<= 8", extra <= 0.08,
             f"medians of {runs}: {median(with_preview):.2f} s with, {median(plain):.2f} s "
-            f"without; the map is read back from the finished world"))
+            f"without; the map is drawn from the pieces the slots send with their tiles"))
         result.data.update(preview_wall_s=walls, preview_cpu_s=cpus, generate_s=plain,
                            generate_preview_s=with_preview)
     finally:
