@@ -117,3 +117,13 @@ def live_session_processes(session_id: int) -> list[str]:
         if int(session) == session_id and state not in ("Z", "X"):
             out.append(f"{entry} {name} {state}")
     return out
+
+
+def http_ready(url: str) -> bool:
+    """Whether the coordinator's HTTP API at ``url`` answers ``/readyz`` with 200."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, free_port, run_arnisd
-from daemon_control import (log_lines, start_daemon, stop_daemons, wait_until,
+from daemon_control import (http_ready, log_lines, start_daemon, stop_daemons, wait_until,
                             write_coordinator_config, write_worker_config)
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,15 +69,6 @@ def test_a_worker_that_never_reaches_its_coordinator_says_so_every_10_s(tmp_path
     assert "Traceback" not in log.read_text()
 
 
-def ready(url: str) -> bool:
-    import urllib.request
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def test_a_submitted_spawn_point_outside_the_bbox_is_refused(tmp_path):
     """The same mistake sent to a coordinator daemon: HTTP 400, `submit` exits 2 with the line;
     the bbox may be the file's bounds, which only the coordinator reads."""
@@ -90,7 +81,7 @@ def test_a_submitted_spawn_point_outside_the_bbox_is_refused(tmp_path):
     coordinator = start_daemon(config, tmp_path / "coordinator.log")
     url = f"http://127.0.0.1:{http_port}"
     try:
-        wait_until(lambda: ready(url), 60, "the coordinator's /readyz")
+        wait_until(lambda: http_ready(url), 60, "the coordinator's /readyz")
         for bbox, where in ((["--bbox", BUNDLED_TENTH_BBOX], BUNDLED_TENTH_BBOX),
                             ([], BUNDLED_BBOX)):       # the file's bounds
             proc = run_arnisd("submit", "--coordinator", url, "--osm-file", str(BUNDLED_EXTRACT),

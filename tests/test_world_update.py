@@ -60,6 +60,16 @@ def _one_building_taller(src: Path, dst: Path) -> None:
     assert changed == 1
 
 
+def write_taller_osc(osc: Path) -> Path:
+    """The change of ``_one_building_taller`` as an OSM change file (the way, one version on)."""
+    with osmium.SimpleWriter(str(osc)) as writer:
+        for way in osmium.FileProcessor(str(PBF), osmium.osm.WAY):
+            if way.id == CHANGED_WAY:
+                writer.add(way.replace(tags=dict(way.tags) | {"building:levels": "9"},
+                                       version=way.version + 1))
+    return osc
+
+
 def _files(world: Path) -> dict[str, bytes]:
     return {str(p.relative_to(world)): p.read_bytes() for p in sorted(world.rglob("*")) if p.is_file()}
 
@@ -159,12 +169,7 @@ def test_an_update_stopped_midway_validates_and_finishes_when_run_again(worlds, 
 def test_an_update_from_a_change_file_equals_a_full_generation(worlds, tmp_path):
     """The same change as an .osc (written with pyosmium: the way, one version later) applied
     to the world's recorded input."""
-    osc = tmp_path / "taller.osc"
-    with osmium.SimpleWriter(str(osc)) as writer:
-        for way in osmium.FileProcessor(str(PBF), osmium.osm.WAY):
-            if way.id == CHANGED_WAY:
-                writer.add(way.replace(tags=dict(way.tags) | {"building:levels": "9"},
-                                       version=way.version + 1))
+    osc = write_taller_osc(tmp_path / "taller.osc")
     world = _copy(worlds["old"], tmp_path)
     proc = _arnisd("update", str(world), "--osc", str(osc))
     assert proc.returncode == 0, proc.stderr

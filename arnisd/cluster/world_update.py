@@ -112,6 +112,11 @@ class DrawnTiles:
     content: dict[str, bytes]
     discard: Callable[[], None] = lambda: None
 
+    @classmethod
+    def nothing(cls) -> "DrawnTiles":
+        """No tile drawn (none changed)."""
+        return cls([], dict, {})
+
 
 def draw_in_processes(update: "UpdatePlan", workers: int, progress=None) -> DrawnTiles:
     """The changed tiles through ``compute_tile`` in up to ``workers`` processes (each task
@@ -177,7 +182,8 @@ def _splice(region_dir: Path, drawn: DrawnTiles, progress=None) -> int:
     return written
 
 
-def _world_manifest(world_dir: Path) -> Manifest:
+def world_manifest(world_dir: Path) -> Manifest:
+    """The manifest of the world to update; ``UpdateError`` (one line) when it has none."""
     try:
         manifest = read_manifest(world_dir)
     except ManifestError as exc:
@@ -198,7 +204,12 @@ def apply_changes_to_input(world_dir: Path, changes: Path, out: Path) -> Path:
     """The world's recorded input file with ``changes`` applied, written to ``out``. The input
     must still be the file the world was made from (same digest)."""
     from arnisd.osm.changes import apply_changes
-    recorded = _world_manifest(Path(world_dir)).input
+    manifest = world_manifest(Path(world_dir))
+    pending_input = (manifest.pending_update or {}).get("input") or {}
+    if Path(out).is_file() and pending_input.get("path") == str(Path(out).resolve()) \
+            and pending_input.get("digest") == file_digest(Path(out)):
+        return Path(out)        # an update stopped midway made it (its input may be gone since)
+    recorded = manifest.input
     if recorded.get("kind") != "file":
         raise UpdateError(f"{world_dir} was made from {recorded.get('kind')}, not a file: "
                           "give the new data with --osm-file")
@@ -236,7 +247,7 @@ def plan_update(world_dir: Path, osm_file: Path | None,
     ``update_world``), plus the tiles an update stopped midway was drawing (their chunks may
     be old or new, whatever the new data says of them)."""
     world_dir = Path(world_dir)
-    manifest = _world_manifest(world_dir)
+    manifest = world_manifest(world_dir)
     from arnisd.world.job_elevation import prepare_job_terrain
     spec, terrain = prepare_job_terrain(
         job_from_manifest(manifest, world_dir, osm_file, overpass_urls), note=note)
@@ -314,7 +325,7 @@ def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
         drawn = (draw(update) if draw is not None
                  else draw_in_processes(update, workers, progress))
     else:
-        drawn = DrawnTiles([], dict, {})
+        drawn = DrawnTiles.nothing()
     result.regions_replaced, result.chunks_replaced = apply_update(update, drawn, progress)
     drawn.discard()
     result.tiles_drawn = list(update.changed)

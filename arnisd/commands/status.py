@@ -120,7 +120,8 @@ def _job_line(doc: dict) -> str:
     if state:
         parts.append(str(state))
     if doc.get("output"):
-        parts.append(str(doc["output"]))
+        update = doc.get("job_kind") == "update"
+        parts.append(f"update of {doc['output']}" if update else str(doc["output"]))
     return " · ".join(parts)
 
 

@@ -3,6 +3,8 @@
 The job goes to the coordinator's HTTP API (``POST /jobs``, with the token when one is
 configured); the coordinator queues it behind the jobs before it, while workers stay connected.
 ``--wait`` follows the job to its end and exits non-zero if it failed or was cancelled.
+``--update WORLD`` queues an update of a world instead (as ``arnisd update`` on the
+coordinator's machine: the world and the new data's files are read there).
 """
 
 from __future__ import annotations
@@ -23,8 +25,15 @@ FINAL_STATES = ("done", "failed", "cancelled")
 def add_arguments(p) -> None:
     p.add_argument("--bbox", help="MIN_LAT,MIN_LNG,MAX_LAT,MAX_LNG (default with --osm-file: its bounds)")
     p.add_argument("--osm-file", help="OSM data on the coordinator's machine (default: Overpass)")
-    p.add_argument("--output", required=True, metavar="NAME",
+    p.add_argument("--output", metavar="NAME",
                    help="the world's folder name under the coordinator's output root")
+    p.add_argument("--update", metavar="WORLD",
+                   help="update this world instead (a folder name under the coordinator's "
+                        "output root, or a path on the coordinator's machine) from --osm-file "
+                        "or --osc, drawing only the tiles whose data changed")
+    p.add_argument("--osc", metavar="CHANGES",
+                   help="with --update: an OSM change file on the coordinator's machine, "
+                        "applied to the world's input (written as WORLD-input.osm.pbf beside it)")
     p.add_argument("--scale", type=float, default=1.0, help="blocks per metre (default 1.0)")
     # --chunk-size: the seed's name for it (a tile was a "chunk" there), kept working
     p.add_argument("--tile-size", "--chunk-size", dest="tile_size_deg", type=float, default=None,
@@ -49,14 +58,46 @@ def add_arguments(p) -> None:
     add_connection_arguments(p, token=True)
 
 
+GENERATION_ONLY = ("bbox", "tile_size_deg", "halo", "level_name", "spawn_lat", "spawn_lng",
+                   "interior", "force", "terrain", "elevation_url", "elevation_dir",
+                   "fill_ground")
+
+
+def _here(path: str | None, is_here) -> str | None:
+    """``path`` made absolute when it names something on this machine (the coordinator may
+    be this machine); else as given, for the coordinator to read."""
+    if path is not None and is_here(Path(path).expanduser()):
+        return str(Path(path).expanduser().resolve())
+    return path
+
+
+def _update_request(args) -> JobRequest:
+    given = [name for name in GENERATION_ONLY if getattr(args, name, None) not in (None, False)]
+    given += [n for n, default in (("scale", 1.0), ("ground_level", -62))
+              if getattr(args, n) != default]
+    if args.output is not None or given:
+        flag = "output" if args.output is not None else given[0]
+        raise UserError(f"--{flag.replace('_', '-')} goes with a new world, not --update (an "
+                        "update keeps the world's settings)")
+    document = {"update": _here(args.update, Path.is_dir),
+                "osm_file": _here(args.osm_file, Path.is_file),
+                "osc": _here(args.osc, Path.is_file), "dask": args.dask}
+    try:
+        return JobRequest.from_dict(document)
+    except JobRequestError as exc:
+        raise UserError(f"--{exc.field.replace('_', '-')}: {exc.problem}") from None
+
+
 def request_from_args(args) -> JobRequest:
     """The job request, checked here so mistakes fail before anything is sent."""
-    osm_file = args.osm_file
-    if osm_file is not None and Path(osm_file).expanduser().is_file():
-        osm_file = str(Path(osm_file).expanduser().resolve())   # same machine: make it absolute
-    elevation_dir = args.elevation_dir
-    if elevation_dir is not None and Path(elevation_dir).expanduser().is_dir():
-        elevation_dir = str(Path(elevation_dir).expanduser().resolve())   # same machine
+    if args.update is not None:
+        return _update_request(args)
+    if args.output is None:
+        raise UserError("give --output NAME (a new world) or --update WORLD")
+    if args.osc is not None:
+        raise UserError("--osc goes with --update")
+    osm_file = _here(args.osm_file, Path.is_file)
+    elevation_dir = _here(args.elevation_dir, Path.is_dir)
     document = {"output": args.output, "bbox": args.bbox, "osm_file": osm_file,
                 "scale": args.scale, "tile_size_deg": args.tile_size_deg, "halo_blocks": args.halo,
                 "ground_level": args.ground_level, "interior": args.interior,

@@ -28,7 +28,6 @@ from its construction until ``serve`` returns (or ``close()``). A job's states a
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 import uuid
@@ -139,11 +138,11 @@ class CoordinatorService:
                                           and coordinator.job.job_id == current.job_id)):
             doc = live
             doc.update(job_id=current.job_id, job_state=JobState.RUNNING,
-                       output=current.request.output)
+                       output=current.request.output, job_kind=current.request.kind)
         elif last is not None:
             doc = dict(last.final_status or {})  # the last job as it ended, with today's workers
             doc.update(job_id=last.job_id, job_state=last.state, output=last.request.output,
-                       eta_s=None, error=last.error)
+                       job_kind=last.request.kind, eta_s=None, error=last.error)
             counts = status_counts(last.tiles_total, last.completed, 0, 0, last.failed, 0, 0)
             for key, value in counts.items():
                 doc.setdefault(key, value)
@@ -244,9 +243,11 @@ class CoordinatorService:
         job is in the journal before its id is returned."""
         request = JobRequest.from_dict(job)
         spec = request.to_job_spec(self.config)
-        check_job_osm_file(spec)     # a bad file is refused now, not found when the job runs
+        if request.update is None or request.osc is None:
+            check_job_osm_file(spec)   # a bad file is refused now, not found when the job runs
         output = Path(spec.output)
-        if output.exists() and not request.force and (not output.is_dir() or any(output.iterdir())):
+        if request.update is None and output.exists() and not request.force \
+                and (not output.is_dir() or any(output.iterdir())):
             raise ValueError(f"output: {request.output} already exists on the coordinator "
                              "(submit with force to replace it)")
         with self._lock:
@@ -387,9 +388,8 @@ class CoordinatorService:
     # --- one job -----------------------------------------------------------------------------
 
     def _paths(self, record: JobRecord) -> tuple[Path, Path]:
-        from arnisd.output import staging_dir
-        return (staging_dir(Path(record.spec.output)),
-                Path(self.config.state_dir) / "jobs" / record.job_id)
+        from arnisd.service.job_world import job_paths
+        return job_paths(record, self.config.state_dir)
 
     def _run(self, record: JobRecord) -> None:
         staged, state_dir = self._paths(record)
@@ -406,25 +406,24 @@ class CoordinatorService:
         if record.resume and self._already_promoted(record, staged):
             self._finish_record(record, JobState.DONE, None, staged, state_dir)
             return
-        # set the job up (read its OSM file, index extracts) while workers are heartbeated
-        with ThreadPoolExecutor(1, "arnisd-job-setup") as pool:
-            future = pool.submit(self._prepare, record, staged, state_dir)
-            while not future.done():
-                self.coordinator.idle(0.5, until=future.done)
-                if self._stop.is_set():
-                    break
-            try:
-                job = future.result()
-            except UserError as exc:      # bad data, unreadable file: the job fails
-                log.error("job %s could not start: %s", record.job_id, exc)
-                record.error = str(exc)
-                self._finish_record(record, JobState.FAILED, None, staged, state_dir)
-                return
-            except Exception as exc:      # a bug: its traceback goes to the log
-                log.exception("job %s could not start", record.job_id)
-                record.error = f"{type(exc).__name__}: {exc}"
-                self._finish_record(record, JobState.FAILED, None, staged, state_dir)
-                return
+        from arnisd.service.job_world import prepare_job
+        try:      # set the job up (read its OSM file, index extracts), workers heartbeated
+            prepared = self._heartbeating(prepare_job, record, self.coordinator, self.journal,
+                                          staged, state_dir, self._map_dir(record))
+        except UserError as exc:      # bad data, unreadable file: the job fails
+            log.error("job %s could not start: %s", record.job_id, exc)
+            record.error = str(exc)
+            self._finish_record(record, JobState.FAILED, None, staged, state_dir)
+            return
+        except Exception as exc:      # a bug: its traceback goes to the log
+            log.exception("job %s could not start", record.job_id)
+            record.error = f"{type(exc).__name__}: {exc}"
+            self._finish_record(record, JobState.FAILED, None, staged, state_dir)
+            return
+        job = prepared.run
+        if job is None:               # an update with no tile to draw
+            self._finish_record(record, JobState.DONE, None, staged, state_dir, prepared)
+            return
         if self._stop.is_set() or record.cancel_requested:
             job.merger.close()
             outcome = JobState.CANCELLED if record.cancel_requested else JobState.STOPPED
@@ -475,7 +474,15 @@ class CoordinatorService:
                         for tile, reason in sorted(result.failed.items())[:5]))
             else:
                 outcome = JobState.STOPPED
-        self._finish_record(record, outcome, result, staged, state_dir)
+        self._finish_record(record, outcome, result, staged, state_dir, prepared)
+
+    def _heartbeating(self, fn, *args):
+        """``fn(*args)`` on a thread while the coordinator heartbeats its workers."""
+        with ThreadPoolExecutor(1, "arnisd-job-setup") as pool:
+            future = pool.submit(fn, *args)
+            while not future.done():
+                self.coordinator.idle(0.5, until=future.done)
+            return future.result()
 
     def _run_on_dask(self, record: JobRecord, job):
         """Run ``job``'s tiles on its Dask cluster (a thread), heartbeating the ZeroMQ workers
@@ -504,37 +511,6 @@ class CoordinatorService:
         total = sum(counts.values())
         return total > 0 and counts.get("committed", 0) == total
 
-    def _prepare(self, record: JobRecord, staged: Path, state_dir: Path):
-        """The job's ``JobRun``: tiles, extract source, merger; what it made so far if resumed."""
-        from arnisd.cluster.job_setup import (build_job_run, job_extract_source,
-                                              journaled_tiles, plan_job)
-        from arnisd.output import discard
-        from arnisd.progress import LogProgress
-        from arnisd.world.job_elevation import prepare_job_terrain
-        spec, terrain = prepare_job_terrain(   # elevation: fetched once per job, params in spec
-            record.spec, note=lambda m: log.info("job %s %s", record.job_id, m),
-            warn=lambda m: log.warning("job %s %s", record.job_id, m))
-        source = job_extract_source(spec, None, terrain,
-                                    LogProgress(log, f"job {record.job_id} "))
-        plan = plan_job(spec, source, slots=max(1, self.coordinator.slot_count()),
-                        model=self.coordinator.cost_models.model,
-                        recorded=self.journal.tiling(record.job_id) if record.resume else None)
-        restored = None
-        if record.resume:
-            if staged.is_dir() and state_dir.is_dir():
-                restored = journaled_tiles(self.journal, record.job_id, plan)
-            if restored is None:
-                log.warning("job %s: its staged data is gone or does not match; starting over",
-                            record.job_id)
-        if restored is None:
-            discard(staged)
-            staged.mkdir(parents=True)
-            shutil.rmtree(state_dir, ignore_errors=True)
-        return build_job_run(record.job_id, spec, plan, self.journal, source,
-                             world_dir=staged,
-                             state_dir=state_dir, config=self.coordinator.config,
-                             restored=restored, map_dir=self._map_dir(record))
-
     def _account(self, final: dict) -> None:
         self.counters["tiles_completed_total"] += final["completed"]
         self.counters["tiles_failed_total"] += final["failed"]
@@ -542,22 +518,20 @@ class CoordinatorService:
         self.counters["tile_leases_total"] += final.get("tile_leases", 0)
 
     def _finish_record(self, record: JobRecord, outcome: str, result, staged: Path,
-                       state_dir: Path) -> None:
-        """Move a finished world into place, or clear up after a failed or cancelled one."""
-        from arnisd.output import discard, promote
+                       state_dir: Path, prepared=None) -> None:
+        """Put a finished world in place (``job_world.place_world``; ``prepared`` the
+        job's ``PreparedJob``), or clear up after a failed or cancelled one."""
+        from arnisd.service.job_world import clear_job, place_world
         if outcome == JobState.DONE:
             try:
-                if staged.exists():
-                    promote(staged, Path(record.spec.output))
-                shutil.rmtree(state_dir, ignore_errors=True)
-            except OSError as exc:
-                outcome, record.error = JobState.FAILED, f"cannot move the world into place: {exc}"
+                self._heartbeating(place_world, record, prepared, staged, state_dir)
+            except (OSError, UserError) as exc:
+                outcome, record.error = JobState.FAILED, f"cannot put the world in place: {exc}"
         elif outcome == JobState.STOPPED:
             log.warning("job %s stopped; its staged data stays in %s and %s (resumed at the "
                         "next start)", record.job_id, staged, state_dir)
         else:
-            discard(staged)
-            shutil.rmtree(state_dir, ignore_errors=True)
+            clear_job(staged, state_dir)
         with self._lock:
             self._end(record, outcome)
             self._last = record

@@ -56,7 +56,8 @@ class StatusProvider(Protocol):
     or zeros when there is none): exactly ``total_chunks`` (tiles of the job), ``completed``,
     ``in_progress``, ``pending``, ``failed``, ``workers: {active, idle}``, then optional
     extras that the page and ``arnisd status`` show when present: ``job_id``, ``job_state``,
-    ``error`` (why the job shown failed), ``output``, ``bbox`` {min_lat, min_lng, max_lat, max_lng}, ``elapsed_s``,
+    ``error`` (why the job shown failed), ``output``, ``job_kind`` (generate or update),
+    ``bbox`` {min_lat, min_lng, max_lat, max_lng}, ``elapsed_s``,
     ``throughput_tiles_per_s``, ``eta_s``, ``chunks_merged``, ``workers_detail`` (rows of
     {worker_id, slots, leases: [tile ids], tiles_done, caps, last_seen_s_ago}), ``tiles``
     (rows of {tile, state: pending|leased|committed|failed, attempt (its try count), lease
@@ -64,7 +65,8 @@ class StatusProvider(Protocol):
     [x0, z0, x1, z1], bbox}).
 
     ``jobs()``: one summary row per job, oldest first ({job_id, state: queued|running|done|
-    failed|cancelled, output, total_chunks, completed, failed, submitted_at, ...}).
+    failed|cancelled, kind: generate|update, output, total_chunks, completed, failed,
+    submitted_at, ...}).
     ``job(job_id)``: that job's document with ``tiles`` (states and errors), or None.
     ``metrics()``: {name without the ``arnisd_`` prefix: number, or a list of (labels dict,
     number)}; names ending ``_total`` are counters, others gauges; base units (seconds,

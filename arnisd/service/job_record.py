@@ -45,7 +45,8 @@ class JobRecord:
         status = self.final_status or {}
         workers = [w.get("worker_id") for w in status.get("workers_detail", [])]
         bbox = self.spec.bbox if self.spec is not None else self.request.bbox
-        return {"job_id": self.job_id, "state": self.state, "output": self.request.output,
+        return {"job_id": self.job_id, "state": self.state, "kind": self.request.kind,
+                "output": self.request.output,
                 "bbox": bbox.as_dict() if bbox is not None else None,
                 TILES_TOTAL: self.tiles_total,
                 "completed": self.completed, "failed": self.failed, "chunks": self.chunks,

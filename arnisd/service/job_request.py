@@ -16,6 +16,11 @@ The JSON document (all but ``output`` optional; ``bbox`` may be omitted with ``o
      "terrain": true,                            # omitted: on when an elevation source is given
      "elevation_url": "https://.../{z}/{x}/{y}.png", "elevation_dir": "/tiles/on/the/coordinator",
      "fill_ground": false}
+
+An update of a world the coordinator can reach (``arnisd update`` run by the coordinator) is
+``{"update": WORLD, "osm_file": NEW}`` or ``{"update": WORLD, "osc": CHANGES}`` (and
+optionally ``dask``): WORLD a folder name under the output root or an absolute path on the
+coordinator's machine, every file read there; the world's manifest gives everything else.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from arnisd.geo.bbox import BBox, BBoxError
 MAX_SCALE = 10.0
 MIN_GROUND_LEVEL, MAX_GROUND_LEVEL = -63, 300
 MAX_HALO_BLOCKS = 256
+UPDATE_KEYS = frozenset({"update", "osm_file", "osc", "dask", "output"})
 
 
 class JobRequestError(ValueError):
@@ -61,6 +67,12 @@ class JobRequest:
     elevation_dir: str | None = None
     fill_ground: bool = False
     dask: str | None = None          # a Dask scheduler's address: the tiles run there
+    update: str | None = None        # the world to update (its name or path); output is it too
+    osc: str | None = None           # an update's change file, applied to the world's input
+
+    @property
+    def kind(self) -> str:
+        return "update" if self.update is not None else "generate"
 
     @classmethod
     def from_dict(cls, d: object) -> "JobRequest":
@@ -71,6 +83,11 @@ class JobRequest:
         if unknown:
             raise JobRequestError(unknown[0], "unknown key (known keys: "
                                   + ", ".join(sorted(cls.__dataclass_fields__)) + ")")
+        if d.get("update") is not None:
+            return cls._update_from_dict(d)
+        if d.get("osc") is not None:
+            raise JobRequestError("osc", "a change file goes with update (the world to apply "
+                                         "it to)")
         if "output" not in d:
             raise JobRequestError("output", "missing (the world's folder name)")
         request = cls(
@@ -105,8 +122,26 @@ class JobRequest:
             raise JobRequestError("spawn_lat", "give both spawn_lat and spawn_lng, or neither")
         return request
 
+    @classmethod
+    def _update_from_dict(cls, d: dict) -> "JobRequest":
+        """An update request: the world, its new data, maybe a Dask scheduler; nothing else."""
+        world = _world_ref(d["update"])
+        for key, value in d.items():
+            if key not in UPDATE_KEYS and value is not None:
+                raise JobRequestError(key, "an update keeps the world's own settings (from its "
+                                           "manifest): give only update, osm_file or osc, dask")
+        request = cls(output=world, update=world, osm_file=_optional_str(d, "osm_file"),
+                      osc=_optional_str(d, "osc"), dask=_optional_str(d, "dask"))
+        if (request.osm_file is None) == (request.osc is None):
+            raise JobRequestError("osm_file", "an update needs the new data: osm_file or osc, "
+                                              "one of them")
+        return request
+
     def as_dict(self) -> dict:
         """The JSON document (fields left at ``None`` are omitted)."""
+        if self.update is not None:
+            return {k: getattr(self, k) for k in sorted(UPDATE_KEYS - {"output"})
+                    if getattr(self, k) is not None}
         out = {"output": self.output}
         if self.bbox is not None:
             out["bbox"] = str(self.bbox)
@@ -131,6 +166,8 @@ class JobRequest:
         from arnisd.job import INDEX_DIR_NAME, JobSpec
         from arnisd.world.settings import GenerationSettings
 
+        if self.update is not None:
+            return self._update_spec(config)
         osm_file = None
         if self.osm_file is not None:
             osm_file = Path(self.osm_file).expanduser().resolve()
@@ -179,6 +216,33 @@ class JobRequest:
             index_dir=Path(config.cache_dir) / INDEX_DIR_NAME)
 
 
+    def _update_spec(self, config):
+        """The job the world's manifest records, reading the new data (for ``osc``: the
+        changed input the job will write beside the world)."""
+        from dataclasses import replace
+
+        from arnisd.cluster.world_update import (UpdateError, default_changed_input,
+                                                 job_from_manifest, world_manifest)
+        from arnisd.job import INDEX_DIR_NAME
+        world = Path(self.update).expanduser()
+        world = world if world.is_absolute() else Path(config.output_root) / world
+        try:
+            manifest = world_manifest(world)
+        except UpdateError as exc:
+            raise JobRequestError("update", f"{exc} (on the coordinator)") from None
+        if self.osc is not None:
+            if not Path(self.osc).expanduser().is_file():
+                raise JobRequestError("osc", f"{self.osc} is not a file on the coordinator")
+            osm_file = default_changed_input(world)
+        else:
+            osm_file = Path(self.osm_file).expanduser().resolve()
+            if not osm_file.is_file():
+                raise JobRequestError("osm_file", f"{osm_file} is not a file on the coordinator")
+        spec = job_from_manifest(manifest, world, osm_file, tuple(config.overpass_urls))
+        return replace(spec, cache_dir=config.cache_dir, elevation_cache_dir=config.cache_dir,
+                       index_dir=Path(config.cache_dir) / INDEX_DIR_NAME)
+
+
 def check_job_osm_file(spec) -> None:
     """Raise ``JobRequestError`` unless a ``JobSpec``'s OSM file (if any) reads as the format it
     claims, whole, with data inside the job's bbox (in the reader's words otherwise)."""
@@ -204,6 +268,20 @@ def _output_name(value: object) -> str:
     if value.startswith("."):
         raise JobRequestError("output", f"{value!r} must not start with a dot")
     return value
+
+
+def _world_ref(value: object) -> str:
+    """An update's world: an absolute path on the coordinator, or a name as ``output``."""
+    if not isinstance(value, str) or not value.strip():
+        raise JobRequestError("update", "must be a world's folder name or absolute path")
+    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).drive:
+        return value
+    try:
+        return _output_name(value)
+    except JobRequestError:
+        raise JobRequestError("update", f"{value!r} must be a folder name under the "
+                              "coordinator's output root or an absolute path there (no '..', "
+                              "no leading dot)") from None
 
 
 def _bbox(value: object) -> BBox:
