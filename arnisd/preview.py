@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from arnisd.anvil.chunk import unpack_indices
+from arnisd.arrays import sorted_unique
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS, chunk_offset_blocks
 from arnisd.anvil.region import read_region_raw, region_coords_from_name
 from arnisd.world.canvas_map import AIR_NAMES, WATER_NAMES
@@ -402,7 +403,7 @@ def chunk_top(nbt: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if fast is not None:
         surface, sections_start = fast
         top = unpack_indices(surface, 9, 256).astype(np.int64) + MIN_Y - 1
-        for section_y in np.unique(top[top >= MIN_Y] >> 4):
+        for section_y in sorted_unique(top[top >= MIN_Y] >> 4):
             section = _section_at(nbt, sections_start, int(section_y))
             if section is None:
                 fast = None
@@ -418,7 +419,7 @@ def chunk_top(nbt: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     depth = np.zeros(256, dtype=np.int16)
     columns = np.arange(256)
     wet_any = False
-    for section_y in np.unique(top[top >= MIN_Y] >> 4):
+    for section_y in sorted_unique(top[top >= MIN_Y] >> 4):
         section = sections.get(int(section_y))
         if section is None:
             continue
@@ -437,7 +438,7 @@ def chunk_top(nbt: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 sections[section_y] = _section_at(nbt, sections_start, section_y) if fast else None
             return sections[section_y]
         is_water = np.zeros(256, dtype=bool)
-        for section_y in np.unique(top[top >= MIN_Y] >> 4):
+        for section_y in sorted_unique(top[top >= MIN_Y] >> 4):
             section = get(int(section_y))
             if section is None:
                 continue
@@ -455,7 +456,7 @@ def _water_depth(get, tops: np.ndarray, cols: np.ndarray) -> np.ndarray:
     still = np.ones(len(tops), dtype=bool)
     for d in range(8):
         ys = tops - d
-        for section_y in np.unique(ys[still] >> 4):
+        for section_y in sorted_unique(ys[still] >> 4):
             section = get(int(section_y))
             sel = still & ((ys >> 4) == section_y)
             if section is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS
+from arnisd.arrays import sorted_unique
 from arnisd.anvil.region import read_region_raw, region_coords_from_name
 from arnisd.preview import MIN_Y, _palette, _Reader, chunk_top, palette_if_whole
 
@@ -267,7 +268,7 @@ def _render_chunks(nbts, places, surfaces, sections_at, colour, top, depth) -> s
     _load(sections, nbts, sections_at, keys, fallback)
     entry = _entries(sections, keys, column, y)
     # a column with a top block whose section could not be read
-    fallback.update(np.unique(chunk[(entry < 0) & (y >= MIN_Y)]).tolist())
+    fallback.update(sorted_unique(chunk[(entry < 0) & (y >= MIN_Y)]).tolist())
     colours, water = _palettes.tables()
     column_colour = colours[entry]                     # entry -1: the table's black last row
     column_depth = _water_depths(sections, nbts, sections_at, chunk, column, y, entry, fallback)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from arnisd.anvil.grid import REGION_SIZE_BLOCKS
 from arnisd.anvil.region import region_coords_from_name
 from arnisd.errors import UserError
 from arnisd.map_tiles import write_tiles
+from arnisd.png import write_png
 from arnisd.preview import MIN_Y, shade
 from arnisd.region_map import render_region
 
@@ -89,16 +91,65 @@ class RegionMosaic:
         return shade(colour[crop], top[crop], depth[crop])
 
 
-def render_world(world: Path, workers: int = 1,
-                 starting_workers=contextlib.nullcontext) -> np.ndarray:
+@dataclass
+class ShadedRegion:
+    """One region's map, shaded where it was read: ``pixels`` (512, 512, 3) with its first row
+    shaded as if nothing were north of it, that row's colour, height and water depth, to shade
+    it again against the region to the north, the heights of its last row (its southern
+    neighbour's north), and which rows and columns have blocks."""
+    rx: int
+    rz: int
+    pixels: np.ndarray
+    first_row: tuple[np.ndarray, np.ndarray, np.ndarray]
+    last_top: np.ndarray
+    rows_drawn: np.ndarray
+    columns_drawn: np.ndarray
+
+
+def read_shaded_region(path: Path) -> ShadedRegion:
+    """``region_map.render_region`` of ``path``, shaded (in the reader, so the shading of a
+    world's regions is spread over the readers like their reading)."""
+    rx, rz, colour, top, depth = render_region(path)
+    present = top >= MIN_Y
+    return ShadedRegion(rx, rz, shade(colour, top, depth), (colour[:1], top[:1], depth[:1]),
+                        top[-1:].copy(), present.any(axis=1), present.any(axis=0))
+
+
+def render_world(world: Path, workers: int = 1, starting_workers=contextlib.nullcontext,
+                 start_method: str | None = None) -> np.ndarray:
     """The whole world's map as an (height, width, 3) uint8 array (north up), cropped to the
-    chunks present. ``starting_workers()``: a context manager the worker processes are started
-    in (the command line's holds Ctrl-C back from them)."""
-    mosaic = RegionMosaic()
-    with rendered_regions(region_paths(world), workers, starting_workers) as regions:
-        for rx, rz, colour, top, depth in regions:
-            mosaic.add_region(rx, rz, colour, top, depth)
-    return mosaic.image(world)
+    chunks present: what ``RegionMosaic.image`` makes of its regions. ``starting_workers()``: a
+    context manager the worker processes are started in (the command line's holds Ctrl-C back
+    from them); ``start_method``: as for ``rendered_regions``."""
+    paths = region_paths(world)
+    coords = [region_coords_from_name(p) for p in paths]
+    rx0, rz0 = min(c[0] for c in coords), min(c[1] for c in coords)
+    side = REGION_SIZE_BLOCKS
+    width = (max(c[0] for c in coords) - rx0 + 1) * side
+    height = (max(c[1] for c in coords) - rz0 + 1) * side
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    rows_drawn, columns_drawn = np.zeros(height, bool), np.zeros(width, bool)
+    regions: dict[tuple[int, int], ShadedRegion] = {}
+    with _read_regions(paths, read_shaded_region, workers, starting_workers, start_method,
+                       ordered=False) as read:
+        for region in read:          # placed while the others are still being read
+            z0, x0 = (region.rz - rz0) * side, (region.rx - rx0) * side
+            image[z0:z0 + side, x0:x0 + side] = region.pixels
+            rows_drawn[z0:z0 + side] |= region.rows_drawn
+            columns_drawn[x0:x0 + side] |= region.columns_drawn
+            region.pixels = None
+            regions[(region.rx, region.rz)] = region
+    for (rx, rz), region in regions.items():
+        north = regions.get((rx, rz - 1))
+        if north is not None:        # the first row, shaded against the last row north of it
+            colour, top, depth = region.first_row
+            row = shade(np.concatenate([colour, colour]), np.concatenate([north.last_top, top]),
+                        np.concatenate([depth, depth]))[1]
+            image[(rz - rz0) * side, (rx - rx0) * side:(rx - rx0 + 1) * side] = row
+    rows, columns = np.flatnonzero(rows_drawn), np.flatnonzero(columns_drawn)
+    if len(rows) == 0:
+        raise PreviewError(f"{world} has no blocks to draw")
+    return image[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
 
 
 def downscale(image: np.ndarray, max_side: int = MAX_SIDE_PX) -> np.ndarray:
@@ -111,20 +162,39 @@ def downscale(image: np.ndarray, max_side: int = MAX_SIDE_PX) -> np.ndarray:
     return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
 
 
+def reader_start_method() -> str:
+    """How reader processes start: forked where the platform can (a copy of this process,
+    its modules already imported: a spawned reader spends about 0.2 CPU-s importing them
+    before it reads anything), else spawned."""
+    import multiprocessing
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def rendered_regions(paths: list[Path], workers: int, starting_workers=contextlib.nullcontext,
+                     start_method: str | None = None):
+    """A context manager: an iterator over ``render_region`` of each path, in order, read by
+    ``workers`` processes started by ``start_method`` (default: ``reader_start_method()``), or
+    in this one when 1."""
+    return _read_regions(paths, render_region, workers, starting_workers, start_method)
+
+
 @contextlib.contextmanager
-def rendered_regions(paths: list[Path], workers: int, starting_workers=contextlib.nullcontext):
-    """An iterator over ``render_region`` of each path, in order, read by ``workers`` spawned
-    processes (in this one when 1)."""
+def _read_regions(paths: list[Path], read, workers: int, starting_workers=contextlib.nullcontext,
+                  start_method: str | None = None, ordered: bool = True):
+    """``read`` of each path, in order (or as they are done), by ``workers`` processes."""
     if workers <= 1 or len(paths) <= 1:
-        yield (render_region(p) for p in paths)
+        yield (read(p) for p in paths)
         return
     import multiprocessing
-    with starting_workers():
-        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(paths)))
+    context = multiprocessing.get_context(start_method or reader_start_method())
+    pool = None
     try:
-        yield pool.imap(render_region, paths, chunksize=1)
+        with starting_workers():     # a stop signal held while starting is raised on leaving
+            pool = context.Pool(min(workers, len(paths)))
+        yield (pool.imap if ordered else pool.imap_unordered)(read, paths, chunksize=1)
     except BaseException:
-        _kill_readers(pool)  # interrupted: stop the readers now, not after the last region
+        if pool is not None:         # interrupted: stop the readers now, not after the last
+            _kill_readers(pool)
         raise
     pool.close()
     pool.join()
@@ -150,18 +220,12 @@ def write_preview(world: Path, output: Path, max_side: int = MAX_SIDE_PX, worker
     """Render ``world`` to the PNG ``output``; returns its (width, height) in pixels.
     ``starting_workers``: as for ``render_world``; ``mosaic``: the world's map already put
     together while it was drawn (then nothing is read back)."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise PreviewError("the map preview needs Pillow: pip install Pillow") from None
     image = mosaic.image(world) if mosaic is not None else render_world(world, workers,
                                                                         starting_workers)
     image = downscale(image, max_side)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    Image.fromarray(image, "RGB").save(tmp, format="PNG")   # optimize: 6x the time, a bigger file
-    tmp.replace(output)
+    write_png(output, image)
     return image.shape[1], image.shape[0]
 
 

@@ -218,7 +218,7 @@ def test_worker_daemon_interrupted_as_its_slots_start_leaves_nothing_running(tmp
 @pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_preview_leaves_nothing_running(tmp_path, reference_worlds, signum,
                                                     exit_code):
-    """`arnisd preview` reads region files in a pool of spawned processes: interrupted the
+    """`arnisd preview` reads region files in a pool of reader processes: interrupted the
     moment they start, or while they read, it stops them without a traceback (nor the hang a
     pool worker killed by Ctrl-C used to cause) and leaves no process."""
     args = [sys.executable, "-m", "arnisd", "preview", str(reference_worlds.folder()),

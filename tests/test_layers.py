@@ -14,7 +14,7 @@ PACKAGE = REPO_ROOT / "arnisd"
 # lowest first, as the document draws them (bottom row first)
 LAYERS = [
     {"geo", "errors", "arrays", "http_fetch", "logs", "library_threads", "progress", "output",
-     "__init__"},
+     "png", "__init__"},
     {"osm", "elevation", "anvil"},
     {"world", "job", "preview", "region_map", "world_map", "map_tiles", "map_piece",
      "map_pyramid", "map_mosaic"},

@@ -20,7 +20,8 @@ from arnisd.world.canvas_map import canvas_map
 from arnisd.world.generate import draw_window, encode_window, prepare
 from arnisd.preview import MIN_Y, render_region_by_chunk
 from arnisd.region_map import render_region
-from arnisd.world_map import downscale, render_world
+from arnisd.world_map import (RegionMosaic, downscale, reader_start_method, region_paths,
+                               render_world)
 from conftest import BUNDLED_BBOX, run_arnisd
 from test_preview import small_world
 
@@ -43,6 +44,19 @@ def test_bulk_reader_draws_what_the_chunk_reader_draws(reference_worlds, tmp_pat
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as image:
         assert np.array_equal(np.asarray(image), downscale(render_world(world, 1)))
+
+
+def test_regions_shaded_by_forked_or_spawned_readers_make_the_mosaics_image(reference_worlds):
+    """Each reader shades its regions and the first row of each is shaded again against the
+    region north of it: the image is the one the whole world's arrays shaded at once make."""
+    world = reference_worlds.folder(BUNDLED_BBOX)
+    mosaic = RegionMosaic()
+    for path in region_paths(world):
+        mosaic.add_region(*render_region(path))
+    expected = mosaic.image(world)
+    assert expected.shape[0] > 1024                    # seams between rows of regions inside
+    for start_method in sorted({reader_start_method(), "spawn"}):
+        assert np.array_equal(render_world(world, 2, start_method=start_method), expected)
 
 
 def test_chunks_of_another_layout_fall_back_to_the_chunk_reader(tmp_path):
