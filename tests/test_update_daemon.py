@@ -15,16 +15,21 @@ from pathlib import Path
 import pytest
 
 from arnisd.anvil.manifest import MANIFEST_NAME, read_manifest
+from arnisd.cluster.journal import JOURNAL_NAME
 from arnisd.cluster.update_cluster import drawn_dir
 from conftest import free_port
 from daemon_control import http_ready, start_daemon, stop_daemons, wait_until
-from test_world_update import _arnisd, _files, worlds, write_taller_osc  # noqa: F401 (a fixture)
+from journal_sql import committed_count
+from test_update_interrupted import every_building_taller
+from test_world_update import (_arnisd, _files, make_worlds, worlds,  # noqa: F401 (a fixture)
+                               write_taller_osc)
 
 pytestmark = pytest.mark.timeout(400)
 
 
-def _daemons(tmp_path: Path) -> tuple[list, str]:
-    """A coordinator (its HTTP API's URL returned) and a worker of 2 slots."""
+def _daemons(tmp_path: Path, slots: int = 2) -> tuple[list, str, Path]:
+    """A coordinator and a worker of ``slots`` slots: the processes, the coordinator's HTTP
+    API's URL and its config file."""
     port, http_port = free_port(), free_port()
     coordinator = tmp_path / "coordinator.toml"
     coordinator.write_text(
@@ -34,7 +39,7 @@ def _daemons(tmp_path: Path) -> tuple[list, str]:
         'log_format = "console"\n')
     worker = tmp_path / "worker.toml"
     worker.write_text(f'role = "worker"\ncoordinator = "tcp://127.0.0.1:{port}"\n'
-                      f'worker_id = "w1"\nslots = 2\nscratch_dir = "{tmp_path / "scratch"}"\n'
+                      f'worker_id = "w1"\nslots = {slots}\nscratch_dir = "{tmp_path / "scratch"}"\n'
                       'log_format = "console"\n')
     processes = [start_daemon(coordinator, tmp_path / "coordinator.log"),
                  start_daemon(worker, tmp_path / "worker.log")]
@@ -44,7 +49,7 @@ def _daemons(tmp_path: Path) -> tuple[list, str]:
     except BaseException:
         stop_daemons(processes)
         raise
-    return processes, url
+    return processes, url, coordinator
 
 
 def _submit_update(url: str, *args: str) -> str:
@@ -60,7 +65,7 @@ def test_a_coordinator_daemon_runs_updates_equal_to_full_generations(worlds, tmp
     root.mkdir()
     for name in ("from-file", "from-changes"):
         shutil.copytree(worlds["old"], root / name)
-    processes, url = _daemons(tmp_path)
+    processes, url, _ = _daemons(tmp_path)
     try:
         _submit_update(url, "from-file", "--osm-file", str(worlds["new_pbf"]))
         status = _arnisd("status", "--coordinator", url, "--json")
@@ -102,3 +107,46 @@ def test_an_update_request_with_settings_or_without_data_is_one_line(extra, name
                    *(("--osm-file", "x.osm.pbf") if extra else ()), *extra)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert named in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def taller_worlds(tmp_path_factory) -> dict[str, Path]:
+    return make_worlds(tmp_path_factory.mktemp("update-taller"), every_building_taller)
+
+
+def _job_state(url: str, job_id: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"{url}/jobs/{job_id}", timeout=5) as answer:
+            return json.load(answer)["state"]
+    except OSError:
+        return None
+
+
+def test_a_coordinator_killed_mid_update_resumes_it(taller_worlds, tmp_path):
+    """SIGKILL of the coordinator once a few of the update's tiles are journaled as made;
+    started again, it resumes the job (keeping those tiles) and the world equals a full
+    generation from the new data."""
+    root = tmp_path / "worlds"
+    root.mkdir()
+    shutil.copytree(taller_worlds["old"], root / "k")
+    processes, url, config = _daemons(tmp_path, slots=1)
+    journal = tmp_path / "state" / JOURNAL_NAME
+    try:
+        submitted = _arnisd("submit", "--coordinator", url, "--update", "k", "--osm-file",
+                            str(taller_worlds["new_pbf"]))
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.strip()
+        wait_until(lambda: committed_count(journal) >= 3, 200, "three tiles made")
+        processes[0].kill()
+        processes[0].wait(30)
+        assert committed_count(journal) < len(read_manifest(root / "k").tiles)
+        log = tmp_path / "coordinator.log"
+        processes[0] = start_daemon(config, log)
+        wait_until(lambda: _job_state(url, job_id) in ("done", "failed"), 300, "the update")
+        assert _job_state(url, job_id) == "done", log.read_text()[-3000:]
+    finally:
+        stop_daemons(processes)
+    text = log.read_text()
+    assert f"job {job_id} resumed" in text and "starting over" not in text, text[-3000:]
+    assert _files(root / "k") == _files(taller_worlds["reference"])
+    assert not drawn_dir(root / "k").exists()

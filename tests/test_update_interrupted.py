@@ -28,7 +28,7 @@ from test_world_update import _arnisd, _copy, _files, make_worlds
 pytestmark = pytest.mark.timeout(400)
 
 
-def _every_building_taller(src: Path, dst: Path) -> None:
+def every_building_taller(src: Path, dst: Path) -> None:
     header = osmium.io.Header()         # the source's bounds: areas cut by them close the same
     with osmium.io.Reader(str(src), osmium.osm.NOTHING) as reader:
         header.add_box(reader.header().box())
@@ -41,7 +41,7 @@ def _every_building_taller(src: Path, dst: Path) -> None:
 
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory) -> dict[str, Path]:
-    return make_worlds(tmp_path_factory.mktemp("update-killed"), _every_building_taller)
+    return make_worlds(tmp_path_factory.mktemp("update-killed"), every_building_taller)
 
 
 @pytest.fixture(autouse=True)
