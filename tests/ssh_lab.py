@@ -10,6 +10,7 @@ its reason) where namespaces cannot be made.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -29,13 +30,25 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), capture_output=True, text=True, check=check)
 
 
+def _free_subnet_octet() -> int:
+    """A second octet X such that no address of this machine is in 10.X/16: labs of test runs
+    side by side (other sessions' too) must not share addresses, or one's ssh reaches the
+    other's sshd."""
+    used = _run("ip", "-o", "-4", "addr", "show", check=False).stdout
+    for octet in random.sample(range(100, 250), 150):
+        if f" 10.{octet}." not in used:
+            return octet
+    raise LabUnavailable("no free 10.X.0.0/16 for the lab's links")
+
+
 class LabHost:
-    def __init__(self, index: int, folder: Path) -> None:
+    def __init__(self, index: int, folder: Path, octet: int) -> None:
         self.index = index
         self.name = f"host{index}"
         self.netns = f"arnisd-lab-{os.getpid()}-{index}"
         self.outer_link = f"arl{os.getpid() % 10000}h{index}"
-        self.address = f"10.231.{index}.2"
+        self.address = f"10.{octet}.{index}.2"
+        self.outer_address = f"10.{octet}.{index}.1"      # this machine, as the host sees it
         self.folder = folder
         self.sshd: subprocess.Popen | None = None
 
@@ -70,6 +83,7 @@ class SshLab:
             raise LabUnavailable(f"no {SSHD} (Debian's openssh-server)")
         self.root = root
         self.hosts: list[LabHost] = []
+        self.subnet_octet = _free_subnet_octet()
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)   # sshd's privilege separation
         self.client_key = root / "client_key"
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.client_key))
@@ -103,7 +117,7 @@ class SshLab:
     def _start_host(self, index: int) -> LabHost:
         folder = self.root / f"host{index}"
         folder.mkdir()
-        host = LabHost(index, folder)
+        host = LabHost(index, folder, self.subnet_octet)
         try:
             _run("ip", "netns", "add", host.netns)
         except subprocess.CalledProcessError as exc:
@@ -112,7 +126,7 @@ class SshLab:
         inner = f"arlin{index}"
         _run("ip", "link", "add", host.outer_link, "type", "veth", "peer", "name", inner)
         _run("ip", "link", "set", inner, "netns", host.netns)
-        _run("ip", "addr", "add", f"10.231.{index}.1/24", "dev", host.outer_link)
+        _run("ip", "addr", "add", f"{host.outer_address}/24", "dev", host.outer_link)
         _run("ip", "link", "set", host.outer_link, "up")
         for argv in (("ip", "addr", "add", f"{host.address}/24", "dev", inner),
                      ("ip", "link", "set", inner, "up"), ("ip", "link", "set", "lo", "up")):

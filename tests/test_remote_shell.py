@@ -280,12 +280,15 @@ def test_the_shell_probe_runs_in_all_three_and_says_which():
         program, line = cmd_line(cmd_percent(cmd_slash_c(
             SHELL_PROBE if terminal else f'"{SHELL_PROBE}"'), WINDOWS_ENV))
         assert program == "echo"
-        assert shell_from_probe(line[len("echo "):]) is RemoteShell.CMD
-    # PowerShell: a double-quoted string with $PSHOME expanded, %OS% left alone
+        assert shell_from_probe(line[len("echo "):] + "\r\n") is RemoteShell.CMD
+    # PowerShell: however the line reaches it (whole, or split and joined again by
+    # powershell.exe -c), echo is Write-Output of three words, $PSHOME expanded, each on a line
     psh = r"C:\Windows\System32\WindowsPowerShell\v1.0"
-    assert SHELL_PROBE.startswith('echo "') and SHELL_PROBE.endswith('"')
-    printed = SHELL_PROBE[len('echo "'):-1].replace("$PSHOME", psh)
-    assert shell_from_probe(f"Windows banner\r\n{printed}\r\n") is RemoteShell.POWERSHELL
+    for script in (SHELL_PROBE, " ".join(windows_argv("powershell.exe " + SHELL_PROBE)[1:])):
+        words = script.split()
+        assert words[0] == "echo" and "'" not in script and '"' not in script
+        printed = "".join(psh + "\r\n" if w == "$PSHOME" else w + "\r\n" for w in words[1:])
+        assert shell_from_probe(printed) is RemoteShell.POWERSHELL
     assert shell_from_probe("Last login: today\n") is None
 
 

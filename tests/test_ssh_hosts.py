@@ -167,7 +167,7 @@ def test_direct_workers_connect_to_the_coordinator_address(lab, tmp_path, refere
     """--direct: the worker connects to the coordinator's address on the host's link (no
     tunnel); the job's token still decides who joins."""
     output = tmp_path / "world"
-    done = subprocess.run(_generate(lab, output, "host1", "--direct", "10.231.1.1"),
+    done = subprocess.run(_generate(lab, output, "host1", "--direct", lab.hosts[0].outer_address),
                           capture_output=True, text=True, timeout=300, env=arnisd_env(),
                           cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr[-3000:]

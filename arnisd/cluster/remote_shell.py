@@ -25,9 +25,10 @@ class RemoteShell(StrEnum):
 
 
 _PROBE_MARK = "ARNISD-SHELL"
-# sh: "ARNISD-SHELL %OS% " (no PSHOME); cmd.exe expands %OS% to Windows_NT and prints the
-# quotes; PowerShell leaves %OS% and expands $PSHOME to its install folder
-SHELL_PROBE = f'echo "{_PROBE_MARK} %OS% $PSHOME"'
+# sh: "ARNISD-SHELL %OS%" (no PSHOME); cmd.exe expands %OS% to Windows_NT and leaves $PSHOME;
+# PowerShell leaves %OS% and expands $PSHOME to its install folder, one word a line. No quotes:
+# nothing between ssh and the shell can change how it is split.
+SHELL_PROBE = f"echo {_PROBE_MARK} %OS% $PSHOME"
 
 # cmd.exe's metacharacters: a caret before each keeps it literal (and a caret-escaped quote
 # does not switch cmd's quoting on, so a \" inside an argument cannot expose what follows)
@@ -38,15 +39,14 @@ _PS_SINGLE_QUOTES = set("'\u2018\u2019\u201a\u201b")
 
 def shell_from_probe(output: str) -> RemoteShell | None:
     """Which shell printed ``output`` in answer to ``SHELL_PROBE`` (None: not an answer)."""
-    for line in output.splitlines():
-        at = line.find(_PROBE_MARK)
-        if at < 0:
-            continue
-        words = line[at + len(_PROBE_MARK):].strip().strip('"').split(None, 1)
-        if words[:1] == ["Windows_NT"]:
-            return RemoteShell.CMD
-        if words[:1] == ["%OS%"]:
-            return RemoteShell.POWERSHELL if len(words) > 1 else RemoteShell.POSIX
+    at = output.find(_PROBE_MARK)
+    if at < 0:
+        return None
+    words = output[at + len(_PROBE_MARK):].split()    # PowerShell's are on lines of their own
+    if words[:1] == ["Windows_NT"]:
+        return RemoteShell.CMD
+    if words[:1] == ["%OS%"]:
+        return RemoteShell.POWERSHELL if len(words) > 1 else RemoteShell.POSIX
     return None
 
 
