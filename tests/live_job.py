@@ -1,5 +1,6 @@
 """A real job held mid-way, for looking at the live page: a coordinator and local worker processes
-(the local cluster of `arnisd generate`) make the bundled extract with the real generator, the
+(the local cluster of `arnisd generate`, drawing the job's map as `--http-port` does) make the
+bundled extract with the real generator, the
 first ``made_first`` tiles finish and the next ones wait (``page_generators.held_generate``)
 until the context exits, so the page can be looked at while nothing moves.
 
@@ -27,7 +28,8 @@ if str(TESTS) not in sys.path:
 
 from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT, free_port  # noqa: E402
 
-HOLD_VARIABLES = ("ARNISD_TEST_HOLD_DIR", "ARNISD_TEST_HOLD_AFTER", "ARNISD_TEST_RELEASE")
+HOLD_VARIABLES = ("ARNISD_TEST_HOLD_DIR", "ARNISD_TEST_HOLD_AFTER", "ARNISD_TEST_RELEASE",
+                  "ARNISD_TEST_HOLD_LAST_DELAY_S")
 
 
 def fetch_status(url: str) -> dict:
@@ -42,7 +44,7 @@ def held_job(work_dir: Path, made_first: int, bbox: str = BUNDLED_BBOX, workers:
     slots hold the next ones; on exit lets the job finish and checks it ended well."""
     from arnisd.cluster.coordinator_config import CoordinatorConfig
     from arnisd.cluster.job_setup import job_extract_source
-    from arnisd.cluster.local import run_local_cluster
+    from arnisd.cluster.local import job_map_dir, run_local_cluster
     from arnisd.geo.bbox import BBox
     from arnisd.job import JobSpec
     from arnisd.osm.reader import read_osm_file
@@ -51,8 +53,12 @@ def held_job(work_dir: Path, made_first: int, bbox: str = BUNDLED_BBOX, workers:
     turns, release = work_dir / "turns", work_dir / "release"
     turns.mkdir(parents=True)
     saved = {name: os.environ.get(name) for name in HOLD_VARIABLES}
+    # the map's files are written at a commit at most every REFRESH_S: the last tile before
+    # the hold comes after that long, so its commit writes every committed tile's map
+    from arnisd.map_mosaic import REFRESH_S
     os.environ.update(ARNISD_TEST_HOLD_DIR=str(turns), ARNISD_TEST_HOLD_AFTER=str(made_first),
-                      ARNISD_TEST_RELEASE=str(release))
+                      ARNISD_TEST_RELEASE=str(release),
+                      ARNISD_TEST_HOLD_LAST_DELAY_S=str(REFRESH_S + 0.5))
     job = JobSpec(bbox=BBox.parse(bbox), output=work_dir / "world", osm_file=BUNDLED_EXTRACT,
                   **({"tile_size_deg": tile_size_deg} if tile_size_deg else {}))
     elements = read_osm_file(BUNDLED_EXTRACT).elements
@@ -65,7 +71,7 @@ def held_job(work_dir: Path, made_first: int, bbox: str = BUNDLED_BBOX, workers:
             outcome["result"] = run_local_cluster(
                 job, job_extract_source(job, elements), workers, job.output,
                 serve_status=partial(start_status_server, port=port),
-                generator="page_generators:held_generate",
+                generator="page_generators:held_generate", map_dir=job_map_dir(job.output),
                 config=CoordinatorConfig(lease_ahead=0, fsync=False), timeout_s=300)
         except BaseException as exc:   # reported by the caller's thread
             outcome["error"] = exc
@@ -97,7 +103,7 @@ def held_job(work_dir: Path, made_first: int, bbox: str = BUNDLED_BBOX, workers:
     assert "error" not in outcome, outcome.get("error")
 
 
-def screenshot(url: str, out: Path, size=(1280, 1180), budget_ms: int = 5000) -> None:
+def screenshot(url: str, out: Path, size=(1280, 1000), budget_ms: int = 5000) -> None:
     """The page at ``url`` as headless Chromium draws it after ``budget_ms`` (virtual time)."""
     from test_status_page import CHROMIUM_FLAGS, chromium_binary
     binary = chromium_binary()

@@ -34,18 +34,29 @@ def held_generate(*args, map_piece=None, **kwargs):
     """The real generator, except that every tile after the first ``$ARNISD_TEST_HOLD_AFTER``
     to start waits for ``$ARNISD_TEST_RELEASE`` first: the job stops mid-way with that many
     tiles made and its slots busy. Tiles take their turn numbers by creating files in
-    ``$ARNISD_TEST_HOLD_DIR`` (shared by every worker process). ``map_piece`` (when the job
+    ``$ARNISD_TEST_HOLD_DIR`` (shared by every worker process); a tile leased again (its
+    worker was thought lost) keeps its turn. The last tile before the hold
+    first sleeps ``$ARNISD_TEST_HOLD_LAST_DELAY_S``. ``map_piece`` (when the job
     draws a map) goes to the real generator as it would without the hold."""
     from arnisd.cluster.tile_compute import DEFAULT_GENERATOR, resolve_generator
     turns = Path(os.environ["ARNISD_TEST_HOLD_DIR"])
-    turn = 0
-    while True:
-        try:
-            (turns / str(turn)).open("x").close()
-            break
-        except FileExistsError:
-            turn += 1
-    if turn >= int(os.environ["ARNISD_TEST_HOLD_AFTER"]):
+    owned = args[2]
+    mine = turns / f"tile_{owned.x0}_{owned.z0}"      # a tile leased again keeps its turn
+    if mine.exists():
+        turn = int(mine.read_text())
+    else:
+        turn = 0
+        while True:
+            try:
+                (turns / str(turn)).open("x").close()
+                break
+            except FileExistsError:
+                turn += 1
+        mine.write_text(str(turn))
+    made_first = int(os.environ["ARNISD_TEST_HOLD_AFTER"])
+    if turn == made_first - 1:
+        time.sleep(float(os.environ.get("ARNISD_TEST_HOLD_LAST_DELAY_S", "0")))
+    if turn >= made_first:
         release = Path(os.environ["ARNISD_TEST_RELEASE"])
         deadline = time.monotonic() + 120
         while not release.exists() and time.monotonic() < deadline:

@@ -118,7 +118,8 @@ def compare_tiles(shot, screen, blocks, rows, overlay_on: bool) -> dict:
             seen = shot[sz, sx].reshape(-1, 3).mean(axis=0)
             if row["state"] == "committed":
                 drawn = blocks[bz, bx].reshape(-1, 4)
-                assert (drawn[:, 3] == 255).all(), "a committed tile is not drawn on the served map"
+                assert (drawn[:, 3] == 255).all() and drawn[:, :3].mean() > 10, \
+                    "a committed tile is not drawn on the served map"
                 expected = drawn[:, :3].mean(axis=0)
             elif overlay_on and row["state"] in ("leased", "failed"):
                 continue                      # tinted by the overlay: checked apart
@@ -231,3 +232,27 @@ def test_map_fills_in_as_tiles_commit(chromium, full_map, tmp_path):
     print("worst colour difference per state after filling in:", worst)
     assert worst["committed"] < 8 and worst["pending"] < 3, worst
 
+
+
+def test_page_of_a_real_job_mid_way_shows_its_map(chromium, tmp_path):
+    """A real local cluster makes the bundled extract's tenth: six tiles made, two held in the
+    slots, four waiting. The map endpoints answer valid PNGs of the job's map, and the page's
+    screenshot shows the six tiles' map and grey elsewhere."""
+    from live_job import fetch_status, held_job
+    with held_job(tmp_path / "job", made_first=6, bbox=BUNDLED_TENTH_BBOX) as (url, doc):
+        port, job_id = int(url.rsplit(":", 1)[1]), doc["job_id"]
+        status, headers, body = get(port, "/map.png")
+        assert status == 200, body[:200]
+        assert max(png(body).size) <= 4096
+        status, _, body = get(port, f"/jobs/{job_id}/map/tiles.json")
+        assert status == 200, body[:200]
+        blocks = served_blocks(port, json.loads(body), job_id)
+        dom, shot = look(chromium, f"{url}/?overlay=off", tmp_path)
+        after = fetch_status(url)
+    rows = after["tiles"]
+    assert [r["state"] for r in rows] == [r["state"] for r in doc["tiles"]]   # nothing moved
+    assert sorted(r["state"] for r in rows).count("committed") == 6
+    assert dom.attrs["map"].get("data-map") == "pyramid"
+    worst = compare_tiles(shot, ScreenMap(dom), blocks, rows, overlay_on=False)
+    print("worst colour difference per state, real job:", worst)
+    assert worst["committed"] < 8 and worst["pending"] < 3 and worst["leased"] < 3, worst
