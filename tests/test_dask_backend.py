@@ -15,7 +15,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import (BUNDLED_EXTRACT, BUNDLED_SPECK_BBOX, BUNDLED_TENTH_BBOX, REPO_ROOT,
                       arnisd_env, free_port, run_arnisd)
@@ -80,12 +82,17 @@ def test_world_on_dask_equals_in_process(dask_cluster, reference_worlds, tmp_pat
     for _ in range(2):
         dask_cluster.start_worker()
     out = tmp_path / "world"
-    done = run_arnisd(*generate_args(out, address), env={"XDG_CACHE_HOME": str(tmp_path / "c")},
-                      timeout_s=400)
+    done = run_arnisd(*generate_args(out, address), "--preview",
+                      env={"XDG_CACHE_HOME": str(tmp_path / "c")}, timeout_s=400)
     assert done.returncode == 0, done.stderr[-2000:] + dask_cluster.log_tail()
     got = region_hashes(out)
     assert got and got == region_hashes(reference_worlds.folder(BUNDLED_TENTH_BBOX))
     assert not (out / ".arnisd-cluster").exists()      # a whole world keeps no journal
+    # the map drawn from the pieces the Dask tasks returned: `arnisd preview`'s, pixel for pixel
+    from arnisd.world_map import downscale, render_world
+    with Image.open(tmp_path / "world.png") as image:
+        assert np.array_equal(np.asarray(image.convert("RGB")),
+                              downscale(render_world(reference_worlds.folder(BUNDLED_TENTH_BBOX))))
 
 
 def test_worker_sigkilled_mid_job_world_still_equal(dask_cluster, reference_worlds, tmp_path):
