@@ -13,7 +13,9 @@ import sys
 import time
 import urllib.request
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import (BUNDLED_BBOX, BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, REPO_ROOT, arnisd_env,
                       free_port)
@@ -69,14 +71,20 @@ def _start_on_both_hosts(lab, output, bbox=BUNDLED_TENTH_BBOX):
 
 def test_two_hosts_install_and_make_the_in_process_world(lab, tmp_path, reference_worlds):
     output = tmp_path / "world"
-    done = subprocess.run(_generate(lab, output, "host1,host2:1"), capture_output=True,
-                          text=True, timeout=500, env=arnisd_env(), cwd=REPO_ROOT)
+    done = subprocess.run(_generate(lab, output, "host1,host2:1", "--preview"),
+                          capture_output=True, text=True, timeout=500, env=arnisd_env(),
+                          cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "host host1: installing arnisd" in done.stderr
     assert "host host2: installing arnisd" in done.stderr
     assert "[host1] worker started: " in done.stderr          # the host's output, prefixed
     assert "[host2] worker started: 1 slot(s)" in done.stderr
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
+    # the map drawn from the pieces the hosts' slots sent: `arnisd preview`'s, pixel for pixel
+    from arnisd.world_map import downscale, render_world
+    with Image.open(tmp_path / "world.png") as image:
+        assert np.array_equal(np.asarray(image.convert("RGB")),
+                              downscale(render_world(reference_worlds.folder())))
     for host in lab.hosts:
         _wait_until(lambda: not host.arnisd_processes(), 15, f"{host.name}'s workers to end")
 
