@@ -10,6 +10,7 @@ import zlib
 
 import nbtlib
 import numpy as np
+import pytest
 from PIL import Image
 
 from arnisd.anvil.region import read_region, write_region
@@ -174,3 +175,14 @@ def test_palette_entries_in_another_tag_order_read_alike(tmp_path):
                  fsync=False)
     for got, want in zip(render_region(path)[2:], expected[2:]):
         assert np.array_equal(got, want)
+
+
+def test_regions_read_alike_with_zlib_ng_and_the_standard_zlib(reference_worlds, monkeypatch):
+    pytest.importorskip("zlib_ng", reason="zlib-ng (the speed extra) is not installed")
+    from arnisd import region_map
+    assert region_map._zlib_decompress is not zlib.decompress     # zlib-ng is the one used
+    path = sorted((reference_worlds.folder(BUNDLED_BBOX) / "region").glob("r.*.*.mca"))[0]
+    with_zlib_ng = render_region(path)
+    monkeypatch.setattr(region_map, "_zlib_decompress", zlib.decompress)
+    for got, expected in zip(render_region(path)[2:], with_zlib_ng[2:]):
+        assert np.array_equal(got, expected)
