@@ -74,6 +74,10 @@ def cmd_quote(words: list[str]) -> str:
     _check_windows_word(program)
     if any(c in program for c in '"%!'):
         raise ValueError(f"cannot start {program!r} through cmd.exe")
+    # cmd expands %NAME% before it reads carets; ^% keeps it on Windows but not in every
+    # reimplementation (Wine's expands it), and no word we send needs a percent sign
+    if any("%" in word for word in args):
+        raise ValueError(f"cannot pass a % through cmd.exe: {args!r}")
     if any(c in program for c in " \t") or _CMD_SPECIAL & set(program):
         program = f'"{program}"'
     quoted = "".join("^" + c if c in _CMD_SPECIAL else c for c in msvcrt_quote(args))
