@@ -362,3 +362,20 @@ def test_host_output_lines_lose_terminal_sequences_and_the_token():
     assert host_output_line(echoed, "s3cret") == '{"token": "[token]", "slots": 1}'
     coloured = b"\x1b[31mworker started: 1 slot(s)\x1b[0m\n"
     assert host_output_line(coloured, "s3cret") == "worker started: 1 slot(s)"
+
+
+def test_windows_hosts_keep_arnisd_in_localappdata_with_the_venv_python_in_scripts(monkeypatch):
+    """The setup script's and the worker's Windows branches (their os.name), on this machine's
+    paths: the cache under %LOCALAPPDATA%, the venv's program Scripts/python.exe."""
+    import types
+
+    from arnisd import job
+    from arnisd.service import host_setup_script
+    windows_os = types.SimpleNamespace(name="nt", environ={"LOCALAPPDATA": "/c/Users/tom/Local"})
+    monkeypatch.setattr(host_setup_script, "os", windows_os)
+    monkeypatch.setattr(job, "os", windows_os)
+    assert host_setup_script.cache_root() == Path("/c/Users/tom/Local/arnisd")
+    assert job.user_cache_dir() == Path("/c/Users/tom/Local/arnisd")
+    venv = host_setup_script.venv_folder({"venv": "venv-1.0-abc"})
+    assert venv.parent == Path("/c/Users/tom/Local/arnisd")
+    assert host_setup_script.venv_python(venv) == venv / "Scripts" / "python.exe"
