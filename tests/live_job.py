@@ -1,8 +1,9 @@
-"""A real job held mid-way, for looking at the live page: a coordinator and local worker processes
-(the local cluster of `arnisd generate`, drawing the job's map as `--http-port` does) make the
-bundled extract with the real generator, the
-first ``made_first`` tiles finish and the next ones wait (``page_generators.held_generate``)
-until the context exits, so the page can be looked at while nothing moves.
+"""A real job held mid-way, for looking at the live page: the first ``made_first`` tiles are made
+with the real generator and the next ones wait (``page_generators.held_generate``) until the
+context exits, so the page can be looked at while nothing moves. ``held_job`` runs it on a
+coordinator and local worker processes (the local cluster of `arnisd generate`, drawing the
+job's map as `--http-port` does); ``tiles_held`` and ``wait_until_held`` serve any other kind
+of cluster (a daemon's).
 
 Run as a script, it makes the README's screenshot of the live page:
 ``python tests/live_job.py docs/live-page.png``.
@@ -38,6 +39,49 @@ def fetch_status(url: str) -> dict:
 
 
 @contextlib.contextmanager
+def tiles_held(work_dir: Path, made_first: int):
+    """While inside, tiles made with ``page_generators:held_generate`` by processes started
+    inside stop after the first ``made_first``; on leaving, the held tiles go on."""
+    # the map's files are written at a commit at most every REFRESH_S: the last tile before
+    # the hold comes after that long, so its commit writes every committed tile's map
+    from arnisd.map_mosaic import REFRESH_S
+    turns, release = work_dir / "turns", work_dir / "release"
+    turns.mkdir(parents=True)
+    saved = {name: os.environ.get(name) for name in HOLD_VARIABLES}
+    os.environ.update(ARNISD_TEST_HOLD_DIR=str(turns), ARNISD_TEST_HOLD_AFTER=str(made_first),
+                      ARNISD_TEST_RELEASE=str(release),
+                      ARNISD_TEST_HOLD_LAST_DELAY_S=str(REFRESH_S + 0.5))
+    try:
+        yield
+    finally:
+        release.touch()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def wait_until_held(url: str, made_first: int, slots: int, timeout_s: float = 120,
+                    failed=lambda: None) -> dict:
+    """The status document at ``url`` once ``made_first`` tiles are committed and ``slots``
+    held; ``failed()`` returns what went wrong meanwhile, if anything."""
+    deadline, doc = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline and failed() is None:
+        try:
+            doc = fetch_status(url)
+            if doc.get("completed", 0) >= made_first and doc.get("in_progress", 0) >= slots:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    assert failed() is None, failed()
+    assert doc is not None and doc["completed"] == made_first, doc and {
+        k: doc.get(k) for k in ("completed", "in_progress", "pending")}
+    return doc
+
+
+@contextlib.contextmanager
 def held_job(work_dir: Path, made_first: int, bbox: str = BUNDLED_BBOX, workers: int = 2,
              tile_size_deg: float | None = 0.004, timeout_s: float = 120):
     """Yields (status url, status document) once ``made_first`` tiles are committed and the
@@ -50,15 +94,6 @@ def held_job(work_dir: Path, made_first: int, bbox: str = BUNDLED_BBOX, workers:
     from arnisd.osm.reader import read_osm_file
     from arnisd.service.http_api import start_status_server
 
-    turns, release = work_dir / "turns", work_dir / "release"
-    turns.mkdir(parents=True)
-    saved = {name: os.environ.get(name) for name in HOLD_VARIABLES}
-    # the map's files are written at a commit at most every REFRESH_S: the last tile before
-    # the hold comes after that long, so its commit writes every committed tile's map
-    from arnisd.map_mosaic import REFRESH_S
-    os.environ.update(ARNISD_TEST_HOLD_DIR=str(turns), ARNISD_TEST_HOLD_AFTER=str(made_first),
-                      ARNISD_TEST_RELEASE=str(release),
-                      ARNISD_TEST_HOLD_LAST_DELAY_S=str(REFRESH_S + 0.5))
     job = JobSpec(bbox=BBox.parse(bbox), output=work_dir / "world", osm_file=BUNDLED_EXTRACT,
                   **({"tile_size_deg": tile_size_deg} if tile_size_deg else {}))
     elements = read_osm_file(BUNDLED_EXTRACT).elements
@@ -77,29 +112,14 @@ def held_job(work_dir: Path, made_first: int, bbox: str = BUNDLED_BBOX, workers:
             outcome["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        deadline, doc = time.monotonic() + timeout_s, None
-        while time.monotonic() < deadline and "error" not in outcome:
-            try:
-                doc = fetch_status(url)
-                if doc.get("completed", 0) >= made_first and doc.get("in_progress", 0) >= workers:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        assert "error" not in outcome, outcome.get("error")
-        assert doc is not None and doc["completed"] == made_first, doc and {
-            k: doc.get(k) for k in ("completed", "in_progress", "pending")}
-        yield url, doc
-    finally:
-        release.touch()
-        thread.join(300)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with tiles_held(work_dir, made_first):
+        thread.start()
+        try:
+            yield url, wait_until_held(url, made_first, workers, timeout_s,
+                                       failed=lambda: outcome.get("error"))
+        finally:
+            Path(os.environ["ARNISD_TEST_RELEASE"]).touch()     # the job may end
+            thread.join(300)
     assert "error" not in outcome, outcome.get("error")
 
 
