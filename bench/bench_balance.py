@@ -63,12 +63,13 @@ def dense_block_osm(path: Path) -> Path:
 
 
 def _job(osm: str, bbox: str, workers: int, out: str, queue) -> None:
+    from arnisd.cluster.fork_server import warm_up_workers
+    warm_up_workers()          # first, as `arnisd generate` does: it loads while we import and read
     from arnisd.cluster.job_setup import job_extract_source
-    from arnisd.cluster.local import run_local_cluster, warm_up_workers
+    from arnisd.cluster.local import run_local_cluster
     from arnisd.geo.bbox import BBox
     from arnisd.job import JobSpec
     from arnisd.osm.reader import read_osm_file
-    warm_up_workers()
     elements = read_osm_file(Path(osm)).elements
     job = JobSpec(bbox=BBox.parse(bbox), output=Path(out))          # default options
     started = time.perf_counter()

@@ -142,14 +142,15 @@ def part_throughput(runs: int) -> PartResult:
 def _job_child(copies: tuple[int, int], workers: int, tile_size_deg: float, out: str, queue,
                repeated: bool) -> None:
     """A coordinator process: run one local-cluster job, report wall time and peak memory."""
+    from arnisd.cluster.fork_server import warm_up_workers
+    warm_up_workers()       # as `arnisd generate` does, while the rest loads and the input is read
     from arnisd.cluster.extracts import RepeatedExtracts
     from arnisd.cluster.job_setup import job_extract_source
-    from arnisd.cluster.local import run_local_cluster, warm_up_workers
+    from arnisd.cluster.local import run_local_cluster
     from arnisd.geo.bbox import BBox
     from arnisd.job import JobSpec
     from arnisd.osm.reader import read_osm_file
 
-    warm_up_workers()       # as `arnisd generate` does, while the input is read
     elements = read_osm_file(PBF).elements
     base = BBox.parse(KOUVOLA)
     bbox = RepeatedExtracts.repeated_bbox(base, *copies)

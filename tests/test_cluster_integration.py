@@ -175,7 +175,7 @@ def test_local_workers_on_linux_are_forked_from_a_loaded_server_with_the_jobs_en
     import json
     import sys
 
-    from arnisd.cluster.local import warm_up_workers, worker_start
+    from arnisd.cluster.fork_server import warm_up_workers, worker_start
     if not sys.platform.startswith("linux"):
         pytest.skip("workers are spawned, not forked, on this platform")
     warm_up_workers("fake_generators:start_recording_generate")
@@ -200,13 +200,13 @@ def test_workers_are_spawned_when_the_fork_server_cannot_start(tmp_path, monkeyp
     local cluster spawns its workers instead; the job completes."""
     import multiprocessing.forkserver
 
-    from arnisd.cluster import local
+    from arnisd.cluster import fork_server
 
     def refused():
         raise PermissionError(1, "Operation not permitted")
     monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", refused)
-    monkeypatch.setattr(local, "_fork_server_failed", False)
-    context, slot_start = local.worker_start(None)
-    assert context is local.SPAWN and slot_start == "spawn"
+    monkeypatch.setattr(fork_server, "_fork_server_failed", False)
+    context, slot_start = fork_server.worker_start(None)
+    assert context is fork_server.SPAWN and slot_start == "spawn"
     result = run_without_data(tmp_path, 0.002, 1, "fake_generate")
     assert result.ok

@@ -145,3 +145,20 @@ def test_the_command_line_asks_numerical_libraries_for_one_thread(tmp_path):
     variable, threads = done.stdout.split()[-2:]
     assert variable == "1"
     assert int(threads) == 1
+
+
+def test_the_fork_server_starts_before_the_coordinator_loads():
+    """``warm_up_workers`` comes from a module that loads neither numpy, ZeroMQ nor the
+    coordinator, so the command line starts the workers' fork server first and the server's
+    imports overlap its own."""
+    import subprocess
+    import sys
+    script = """
+import sys
+import arnisd.cluster.fork_server
+print(sorted({"numpy", "zmq", "shapely", "arnisd.cluster.coordinator", "arnisd.world.generate"}
+             & set(sys.modules)))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", (proc.stdout, proc.stderr)

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import secrets
 import shutil
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,17 +24,15 @@ from pathlib import Path
 from arnisd.cluster.coordinator import ClusterAborted, Coordinator
 from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extracts import ExtractSource
+from arnisd.cluster.fork_server import worker_start
 from arnisd.cluster.job_run import JobResult, JobRun
 from arnisd.cluster.job_setup import JobPlan, build_job_run, journaled_tiles, plan_job
 from arnisd.cluster.journal import JOURNAL_NAME, Journal
 from arnisd.cluster.tile_cost import DEFAULT, CostModel, CostModelStore
-from arnisd.cluster.slots import SPAWN
-from arnisd.cluster.tile_compute import DEFAULT_GENERATOR, GENERATOR_ENV
 from arnisd.cluster.worker_process import run_worker_process
 from arnisd.cluster.worker_config import WorkerConfig
 from arnisd.errors import UserError
 from arnisd.job import JobSpec
-from arnisd.library_threads import one_library_thread
 
 log = logging.getLogger("arnisd.cluster.local")
 
@@ -220,49 +216,6 @@ def conclude_job_run(result: JobResult, state_dir: Path, progress,
     if result.ok:
         shutil.rmtree(state_dir, ignore_errors=True)
     return result
-
-
-def worker_start(generator: str | None) -> tuple[object, str]:
-    """How a local cluster starts its workers: ``(multiprocessing context, slot start method)``.
-
-    On Linux, from a fork server that has loaded the worker and the generator once (started
-    here if it is not running yet): each worker is forked from it and forks its slot, so no
-    worker or slot starts an interpreter or imports anything (a spawned worker and its slot
-    cost about 0.27 s of CPU before the first tile, paid once per worker on the cores the slots
-    compute on). A fork server holds the environment of its own start, so each worker is
-    handed the job's (``run_worker_process``). Elsewhere (macOS, Windows, where forking a
-    process that has loaded system frameworks is unsafe), or when the server cannot start,
-    workers and slots are spawned.
-    """
-    global _fork_server_failed
-    if (_fork_server_failed or not sys.platform.startswith("linux")
-            or "forkserver" not in multiprocessing.get_all_start_methods()):
-        return SPAWN, "spawn"
-    one_library_thread()            # the server loads numpy: one BLAS thread, inherited by all
-    context = multiprocessing.get_context("forkserver")
-    generator_module = (generator or os.environ.get(GENERATOR_ENV) or DEFAULT_GENERATOR).partition(":")[0]
-    # (a server already running keeps its modules; a worker then imports what it lacks)
-    context.set_forkserver_preload(["arnisd.cluster.worker_process", "arnisd.cluster.worker",
-                                    "arnisd.cluster.tile_compute",
-                                    "arnisd.logs", generator_module])
-    from multiprocessing import forkserver
-    try:
-        forkserver.ensure_running()
-    except OSError as exc:          # e.g. no Unix sockets in this sandbox: spawn instead
-        log.warning("cannot start the workers' fork server (%s); spawning workers instead", exc)
-        _fork_server_failed = True
-        return SPAWN, "spawn"
-    return context, "fork"
-
-
-_fork_server_failed = False
-
-
-def warm_up_workers(generator: str | None = None) -> None:
-    """Start the fork server local workers come from (where ``worker_start`` uses one), so it
-    loads the worker and the generator while this process does something else (the command
-    line reads the OSM input meanwhile). Harmless to call more than once."""
-    worker_start(generator)
 
 
 def open_journal_and_plan(job: JobSpec, source: ExtractSource | None, slots: int,

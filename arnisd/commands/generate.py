@@ -221,7 +221,7 @@ def run(args) -> int:
     started = time.monotonic()
     progress.note(f"area {job.bbox} ({job.bbox.area_km2():.2f} km²), scale {job.settings.scale:g}")
     if not args.in_process and args.dask is None:
-        from arnisd.cluster.local import warm_up_workers
+        from arnisd.cluster.fork_server import warm_up_workers    # light: before the coordinator
         with starting_children():   # the fork server and its workers leave Ctrl-C to us
             warm_up_workers()     # the workers' fork server loads the generator while we read
     data = index = None       # a file on the local cluster is cut from its on-disk index
