@@ -56,10 +56,12 @@ def _file_name(tile_id: str) -> str:
 class MapMosaic:
     """The map of a job whose tiles own ``tiles`` ({tile id: owned BlockRect}), in
     ``directory``. ``start()`` (a fresh job) or ``resume(committed)``, then ``add`` per
-    committed tile, ``finish()`` at the end."""
+    committed tile, ``finish()`` at the end. ``refresh_s``: how often the files are brought up
+    to date while the job runs (None: only when ``MAX_DIRTY_TILES`` are held, for a map no
+    one looks at before the end)."""
 
     def __init__(self, directory: Path, tiles: dict[str, BlockRect],
-                 refresh_s: float = REFRESH_S) -> None:
+                 refresh_s: float | None = REFRESH_S) -> None:
         self.directory = Path(directory)
         self.tiles = tiles
         self.pyramid = Pyramid(self.directory, region_extent(tiles.values()))
@@ -153,8 +155,9 @@ class MapMosaic:
     def _maybe_refresh(self) -> None:
         now = time.monotonic()
         # a refresh costs about as much as the last one: keep it under a tenth of the time
-        if (now - self._refreshed_at >= max(self.refresh_s, 10 * self._refresh_cost_s)
-                or self.pyramid.dirty_tiles > MAX_DIRTY_TILES):
+        due = (self.refresh_s is not None
+               and now - self._refreshed_at >= max(self.refresh_s, 10 * self._refresh_cost_s))
+        if due or self.pyramid.dirty_tiles > MAX_DIRTY_TILES:
             self.refresh()
 
     def refresh(self) -> None:
@@ -189,27 +192,35 @@ class MapMosaic:
                     tile[az0 - ty * TILE_PX:az1 - ty * TILE_PX, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
         return out
 
-    def finish(self, copy_to: Path | None = None) -> tuple[int, int] | None:
-        """The job is over: everything written, the exact overview made (also written to
-        ``copy_to``, if given and every tile was drawn; then the pieces kept for a resume are
-        removed); returns its (width, height), None if nothing was drawn."""
+    @property
+    def complete(self) -> bool:
+        return len(self.drawn) == len(self.tiles)
+
+    def finish(self) -> tuple[int, int] | None:
+        """The job is over: everything written and the exact overview made (when every tile
+        was drawn, the pieces kept for a resume are removed); returns the overview's (width,
+        height), None if nothing was drawn."""
         self.pyramid.flush()
         if self._box is None:
             return None
         image = self.pyramid.overview(self._box, MAX_SIDE_PX)
-        if len(self.drawn) < len(self.tiles):
-            copy_to = None                  # not the whole world's map: only the live one
-        else:
+        if self.complete:
             shutil.rmtree(self.pieces_dir, ignore_errors=True)     # no resume needs them now
-        overview = self.directory / OVERVIEW_NAME
-        # the PNG someone keeps is squeezed as `arnisd preview` squeezes its own
-        save_png(image, overview, compress_level=6 if copy_to is not None else 1)
-        if copy_to is not None:
-            Path(copy_to).parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(copy_to).with_name(f".{Path(copy_to).name}.tmp")
-            shutil.copyfile(overview, tmp)
-            tmp.replace(copy_to)
+        save_png(image, self.directory / OVERVIEW_NAME)
         return image.shape[1], image.shape[0]
+
+    def copy_overview(self, path: Path) -> bool:
+        """Copy the finished overview to ``path`` (through a temporary name) if it is the
+        whole world's map; returns whether it was."""
+        overview = self.directory / OVERVIEW_NAME
+        if not self.complete or not overview.is_file():
+            return False
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.copyfile(overview, tmp)
+        tmp.replace(path)
+        return True
 
 
 def _overlap(a: BlockRect, b: BlockRect) -> bool:

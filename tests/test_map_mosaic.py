@@ -112,9 +112,13 @@ def test_pieces_in_any_order_and_first_rows_shaded_against_late_northern_tiles(
         mosaic.start()
         for tile_id in order:
             assert mosaic.add(tile_id, pieces[tile_id])
+            if tile_id == order[0]:                               # a part is not the world's
+                assert not mosaic.copy_overview(tmp_path / "part.png")
         assert not mosaic.add(order[0], pieces[order[0]])          # drawn once
         assert not mosaic.add(order[1], pieces[order[0]])          # another tile's piece
         assert mosaic.finish() == (overview.shape[1], overview.shape[0])
+        assert mosaic.copy_overview(tmp_path / f"copy{n}.png")
+        assert np.array_equal(_pixels(tmp_path / f"copy{n}.png"), overview)
         assert np.array_equal(_pixels(tmp_path / f"map{n}" / "overview.png"), overview)
         assert_same_pyramid(tiles, tmp_path / f"map{n}")
 

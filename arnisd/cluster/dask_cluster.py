@@ -86,7 +86,8 @@ def run_dask_cluster(job: JobSpec, source: ExtractSource, address: str, out_dir:
         cost_models = CostModelStore(config.cost_model_path)
         run, journal, state_dir = open_job_run(job, source, out_dir, config, progress, resume,
                                                finalize, slots=slots, cost_models=cost_models,
-                                               map_dir=map_dir, map_copy=map_copy)
+                                               map_dir=map_dir, map_copy=map_copy,
+                                               map_live=serve_status is not None)
         try:
             tiles = DaskTiles(run, client, journal, generator=generator,
                               task_timeout_s=task_timeout_s, max_in_flight=max_in_flight,

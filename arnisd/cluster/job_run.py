@@ -196,12 +196,14 @@ class JobRun:
     def write_world(self) -> None:
         """The job ended: write every region whose tiles are all committed, then, if every
         tile is, ``finalize`` (level.dat)."""
+        if self.map is not None:     # while the merger's thread writes the last regions
+            self.map.finish()
         self.merger.close()
         if (self.finalize is not None and self.book.finished()
                 and self.book.counts[TileState.COMMITTED] > 0):
             self.finalize(self.merger.world_dir)
-        if self.map is not None:
-            self.map.finish(self.map_copy if self.book.finished() else None)
+        if self.map is not None and self.map_copy is not None and self.book.finished():
+            self.map.copy_overview(self.map_copy)
 
     def extract_failed(self, tile_id: str, error: Exception, now: float,
                        take_lease_number: Callable[[], int]) -> None:

@@ -130,14 +130,15 @@ def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal,
                   world_dir: Path, state_dir: Path, config: CoordinatorConfig,
                   restored: dict[str, dict] | None = None, finalize: Finalize | None = None,
                   on_progress: Callable[[int], None] | None = None,
-                  map_dir: Path | None = None, map_copy: Path | None = None) -> JobRun:
+                  map_dir: Path | None = None, map_copy: Path | None = None,
+                  map_live: bool = True) -> JobRun:
     """Journal the plan's tiles and assemble the run. ``restored`` (from ``journaled_tiles``)
     resumes; None starts afresh, dropping tile rows an earlier run of ``job_id`` left (the
     caller clears that run's ``state_dir`` and ``world_dir``). ``source`` cuts each tile's
     extract; ``finalize`` defaults to ``level_dat_writer(spec)``, and the manifest is written
     after it; ``on_progress`` is called with the chunks merged so far. With ``map_dir`` the
-    job's map is drawn there as tiles commit (``open_job_map``), its overview also written to
-    ``map_copy`` at the end if given."""
+    job's map is drawn there as tiles commit (``open_job_map``; kept up to date while the job
+    runs if ``map_live``), its overview also written to ``map_copy`` at the end if given."""
     if restored is None:
         journal.reset_tiles(job_id)
     journal.update_job(job_id, fingerprint=plan.fingerprint)
@@ -150,17 +151,20 @@ def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal,
                                          merger.committed, extracts),
                   on_progress=on_progress, restored=restored,
                   tile_features=plan.tile_features, tile_cost_s=plan.tile_cost_s,
-                  map_mosaic=open_job_map(map_dir, plan.tiles, restored), map_copy=map_copy)
+                  map_mosaic=open_job_map(map_dir, plan.tiles, restored, map_live),
+                  map_copy=map_copy)
 
 
 def open_job_map(map_dir: Path | None, tiles: list[Tile],
-                 restored: dict[str, dict] | None = None):
+                 restored: dict[str, dict] | None = None, live: bool = True):
     """The job's map in ``map_dir`` (None without one): started afresh, or, when the job
-    resumes, with its committed tiles' kept pieces drawn again."""
+    resumes, with its committed tiles' kept pieces drawn again; its files refreshed every few
+    seconds if ``live`` (someone may be looking), else written when done."""
     if map_dir is None:
         return None
-    from arnisd.map_mosaic import MapMosaic
-    mosaic = MapMosaic(map_dir, {t.tile_id: t.owned for t in tiles})
+    from arnisd.map_mosaic import REFRESH_S, MapMosaic
+    mosaic = MapMosaic(map_dir, {t.tile_id: t.owned for t in tiles},
+                       refresh_s=REFRESH_S if live else None)
     if restored is None:
         mosaic.start()
         return mosaic

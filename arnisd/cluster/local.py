@@ -111,7 +111,8 @@ def run_local_cluster(job: JobSpec, source: ExtractSource, workers: int,
                 processes.append(process)
         run, _, _ = open_job_run(job, source, out_dir, config, progress, resume, finalize,
                                  slots=slots, cost_models=cost_models, plan=plan,
-                                 journal=journal, map_dir=map_dir, map_copy=map_copy)
+                                 journal=journal, map_dir=map_dir, map_copy=map_copy,
+                                 map_live=serve_status is not None)
         coordinator.start_job(run)
         status_server = serve_run_status(serve_status, coordinator.status_snapshot, progress,
                                          run.map.directory if run.map is not None else None)
@@ -167,12 +168,13 @@ def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: Coo
                  progress, resume: bool, finalize=None, *, slots: int,
                  cost_models: CostModelStore, plan: JobPlan | None = None,
                  journal: Journal | None = None, map_dir: Path | None = None,
-                 map_copy: Path | None = None) -> tuple[JobRun, Journal, Path]:
+                 map_copy: Path | None = None,
+                 map_live: bool = True) -> tuple[JobRun, Journal, Path]:
     """A job run of this machine's ``generate``, whatever makes its tiles (``slots`` of them
     at once, which the tiling sizes its tiles for): its journal (``journal`` if
     ``open_job_journal`` opened it already) and staged chunks in ``out_dir/.arnisd-cluster``
-    (taken up again if ``resume``), its map drawn in ``map_dir`` (see ``run_local_cluster``),
-    the progress started; returns ``(run, journal, state_dir)``."""
+    (taken up again if ``resume``), its map drawn in ``map_dir`` (see ``run_local_cluster``;
+    refreshed as it goes if ``map_live``: a status server shows it), the progress started; returns ``(run, journal, state_dir)``."""
     if journal is None:
         journal, state_dir = open_job_journal(out_dir, resume)
     else:
@@ -186,7 +188,7 @@ def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: Coo
     run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
                         state_dir=state_dir, config=config, restored=restored, finalize=finalize,
                         on_progress=progress.set if progress is not None else None,
-                        map_dir=map_dir, map_copy=map_copy)
+                        map_dir=map_dir, map_copy=map_copy, map_live=map_live)
     if progress is not None:
         progress.start("generating", sum(t.chunk_count() for t in plan.tiles), "chunks")
         if restored:
