@@ -108,9 +108,9 @@ class MapMosaic:
         tile (logged, nothing drawn)."""
         rect = self.tiles.get(tile_id)
         try:
-            piece = decode_piece(data)
-            if piece.rect != rect:
-                raise ValueError(f"its rect {piece.rect} is not the tile's {rect}")
+            if rect is None:
+                raise ValueError("not a tile of this job")
+            piece = decode_piece(data, rect)
             pixels, drawn = piece.pixels()
         except ValueError as exc:
             log.warning("tile %s: map piece not drawn: %s", tile_id, exc)

@@ -222,3 +222,27 @@ def test_a_resumed_job_draws_its_committed_tiles_from_their_kept_pieces(
     overview, tiles = reference_map
     assert np.array_equal(_pixels(tmp_path / "world.png"), overview)
     assert_same_pyramid(tiles, tmp_path / "map")
+
+
+def test_a_piece_that_is_not_the_tiles_is_refused_before_it_is_inflated():
+    import msgpack
+    import zlib
+
+    from arnisd.geo.projection import BlockRect
+    from arnisd.map_piece import decode_piece, encode_piece
+    rect = BlockRect(32, 16, 64, 48)
+    top = np.full((32, 32), 5, dtype=np.int16)
+    top[:, :3] = -65                                   # three columns with nothing drawn
+    data = encode_piece(rect, np.full((32, 32, 3), 100, dtype=np.uint8), top,
+                        np.zeros((32, 32), dtype=np.int16))
+    pixels, drawn = decode_piece(data, rect).pixels()
+    assert drawn.sum() == 29 * 32 and (pixels[:, :3] == 0).all() and (pixels[:, 3:] == 100).all()
+    assert decode_piece(data, rect).box == BlockRect(35, 16, 64, 48)
+    with pytest.raises(ValueError, match="not the tile's"):
+        decode_piece(data, BlockRect(0, 16, 32, 48))
+    with pytest.raises(ValueError):
+        decode_piece(data[:len(data) // 2], rect)
+    bomb = msgpack.unpackb(data)
+    bomb["rgb"] = zlib.compress(bytes(1 << 28), 9)     # 256 MB of zeros in a quarter MB
+    with pytest.raises(ValueError, match="bytes where 3072 were expected"):
+        decode_piece(msgpack.packb(bomb), rect).pixels()
