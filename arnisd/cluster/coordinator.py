@@ -52,8 +52,6 @@ from arnisd.cluster.worker_record import WorkerRecord
 
 log = logging.getLogger("arnisd.cluster.coordinator")
 
-MAX_RESYNCS_PER_LEASE = 3
-
 
 class ClusterAborted(RuntimeError):
     """The job cannot go on (e.g. every local worker process is gone)."""
@@ -333,15 +331,10 @@ class Coordinator:
     def _resync(self, worker: WorkerRecord, tile_id: str, reason: str, now: float) -> bool:
         """Frames of a lease went missing: have the worker register again and resend its
         results from the start. False once a lease was resynced too often."""
-        job = self.job
-        count = job.resyncs.get(tile_id, 0) + 1
-        job.resyncs[tile_id] = count
-        if count > MAX_RESYNCS_PER_LEASE:
+        if not self.job.rewind(tile_id, worker.identity):
             return False
         log.warning("tile %s from %s: %s; asking for the result again", tile_id,
                     worker.worker_id, reason)
-        # drop everything until it registers again
-        job.next_seq[(tile_id, job.book.lease_of(tile_id, worker.identity))] = -1
         self._ask_to_register(worker, now)
         return True
 
@@ -500,13 +493,8 @@ class Coordinator:
                backup: bool = False) -> None:
         job = self.job
         number = self._take_lease_number()
-        record = (job.book.lease_backup(tile_id, worker.identity, now, number) if backup
-                  else job.book.lease(tile_id, worker.identity, now, number))
+        record = job.leased(tile_id, worker.identity, now, number, extract, backup)
         worker.leases.add(tile_id)
-        job.extracts_out[tile_id] = extract
-        job.merger.begin(tile_id, number)
-        job.next_seq[(tile_id, number)] = 0
-        job.resyncs.pop(tile_id, None)
         frame = protocol.make("lease", tile=tile_id, lease=number,
                               unit=job.work_unit(record.tile),
                               extract=extract.elements,
@@ -523,15 +511,11 @@ class Coordinator:
         """The job ends: tell workers to drop its leases (the tiles stay as they are). When the
         coordinator itself is stopping (a restart), workers keep them: the journal has the
         leases, and the restarted coordinator lets the workers deliver what they made."""
-        job = self.job
-        now = time.monotonic()
-        for worker in list(self.workers.values()):
-            for tile_id in sorted(worker.leases):
-                record = job.book.records[tile_id]
-                if self._router is not None and not self._stop.is_set():
-                    self._send(worker, protocol.make("cancel", tile=tile_id,
-                                                     lease=record.lease, reason=reason), now)
-            worker.leases.clear()
+        cancels = self.job.release_leases(self.workers.values(), reason)
+        if self._router is not None and not self._stop.is_set():
+            now = time.monotonic()
+            for identity, frame in cancels:
+                self._send(identity, frame, now)
 
     def _finish_job(self) -> JobResult:
         """Write what was received, run finalize if every tile is in, and end the job."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from arnisd.cluster import protocol
 from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.extract_prefetch import ExtractPrefetcher
 from arnisd.cluster.extracts import ExtractSource
@@ -24,6 +25,8 @@ from arnisd.cluster.tiling import Tile
 from arnisd.cluster.wire_names import work_unit
 
 log = logging.getLogger("arnisd.cluster.job_run")
+
+MAX_RESYNCS_PER_LEASE = 3
 
 
 @dataclass(slots=True)
@@ -129,6 +132,28 @@ class JobRun:
             self.orphans.pop(tile_id, None)
         return claims
 
+    def leased(self, tile_id: str, holder: bytes, now: float, lease: int, extract,
+               backup: bool = False):
+        """Lease ``tile_id`` to ``holder`` under the number ``lease`` (a backup lease of a
+        tile being computed, if ``backup``): its record; its result streams from frame 0."""
+        record = (self.book.lease_backup(tile_id, holder, now, lease) if backup
+                  else self.book.lease(tile_id, holder, now, lease))
+        self.extracts_out[tile_id] = extract
+        self.merger.begin(tile_id, lease)
+        self.next_seq[(tile_id, lease)] = 0
+        self.resyncs.pop(tile_id, None)
+        return record
+
+    def rewind(self, tile_id: str, holder: bytes) -> bool:
+        """Frames of ``holder``'s lease went missing: drop its frames until it registers
+        again and streams from the start. False once the tile was rewound too often."""
+        count = self.resyncs.get(tile_id, 0) + 1
+        self.resyncs[tile_id] = count
+        if count > MAX_RESYNCS_PER_LEASE:
+            return False
+        self.next_seq[(tile_id, self.book.lease_of(tile_id, holder))] = -1
+        return True
+
     def measured(self, tile_id: str, elapsed_s: float, worker, cost_models, now: float) -> None:
         """``worker`` (its ``WorkerRecord``) committed the tile at ``now``, after
         ``elapsed_s`` on one slot: its speed, the coordinator's ``cost_models`` and the
@@ -177,6 +202,18 @@ class JobRun:
         self.book.release(tile_id, now, error, lost=lost, for_good=for_good)
         if record.state == TileState.FAILED:
             log.error("tile %s failed for good: %s", tile_id, record.error)
+
+    def release_leases(self, workers, reason: str) -> list[tuple[bytes, bytes]]:
+        """The job ends: every worker's leases of it are forgotten; returns the ``cancel``
+        frames that tell each holder (``(identity, frame)``), to send or not."""
+        cancels = []
+        for worker in workers:
+            for tile_id in sorted(worker.leases):
+                cancels.append((worker.identity, protocol.make(
+                    "cancel", tile=tile_id, lease=self.book.records[tile_id].lease,
+                    reason=reason)))
+            worker.leases.clear()
+        return cancels
 
     def journal_rows(self) -> list[dict]:
         """The tiles changed since the last call, as the journal stores them (a committed
