@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 
+from arnisd.cluster.bench_round import BenchRefused
 from arnisd.service.job_request import JobRequest
 
 STATE_FOR_COORDINATOR = {"pending": "pending", "leased": "leased", "done": "committed",
@@ -126,6 +127,11 @@ class FakeProvider:
     def map_directory(self, job_id: str | None = None):
         """``map_dir`` for the running job (``job-1``), no map for any other."""
         return self.map_dir if job_id in (None, "job-1") else None
+
+    def bench(self, seconds: float) -> dict:
+        """As a coordinator with a running job answers (its one job always runs)."""
+        raise BenchRefused(f"job {self.job_rows[0]['job_id']} is running; run the benchmark "
+                           "between jobs")
 
 
 MIXED_STATES = {"done": 5, "leased": 2, "failed": 1, "pending": 4}

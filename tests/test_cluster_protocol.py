@@ -34,6 +34,10 @@ def test_round_trips():
                  elevation=[[15, 1, 2, b"png"]], credit=8)
     lease = decode_from_coordinator(frame)
     assert lease["lease"] == 2 and lease["unit"] == UNIT and lease["elevation"][0][3] == b"png"
+    assert decode_from_coordinator(make("bench", round=3, seconds=2.5))["seconds"] == 2.5
+    result = decode_from_worker(make("bench_result", round=3, host="h", error="",
+                                     figures={"chunks_per_s": 700.5, "slots": 2}))
+    assert result["figures"] == {"chunks_per_s": 700.5, "slots": 2}
 
 
 def _lease(**over) -> bytes:
@@ -91,6 +95,11 @@ def test_bad_leases_refused(frame):
     (make("fail", tile="t", lease=1, error="x" * 5000), "error"),
     (make("register", worker_id="w", caps={"os": "x", "cpu": 1, "memory_mb": 1, "slots": 1},
           leases=[], token=5), "token"),
+    (make("bench_result", round=1, host="h", figures={"chunks_per_s": "fast"}, error=""),
+     "figures"),
+    (make("bench_result", round=1, host="h", figures={f"f{i}": 1.0 for i in range(40)}, error=""),
+     "figures"),
+    (make("bench_result", round=1, host="h", figures={}), "error"),
 ])
 def test_bad_frames_refused(frame, why):
     with pytest.raises(ProtocolError):

@@ -237,3 +237,23 @@ def test_snapshot_provider_wraps_a_status_function():
         assert request(server, "POST", "/jobs", body={"output": "x"})[0] == 501
         assert request(server, "GET", "/metrics")[0] == 200
     assert isinstance(SnapshotProvider(lambda: state), StatusProvider)
+
+
+def test_a_benchmark_round_needs_the_token_a_sane_duration_and_no_running_job(token_api):
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    status, _, _ = request(token_api, "POST", "/coordinator/bench", {"seconds": 1})
+    assert status == 401
+    status, _, body = request(token_api, "POST", "/coordinator/bench", {"seconds": 0}, auth)
+    assert status == 400 and b"seconds" in body
+    status, _, body = request(token_api, "POST", "/coordinator/bench", {"seconds": "3"}, auth)
+    assert status == 400
+    status, _, body = request(token_api, "POST", "/coordinator/bench", {"seconds": 1}, auth)
+    assert status == 409 and json.loads(body)["error"].startswith("job job-1 is running")
+    status, _, _ = request(token_api, "GET", "/coordinator/bench")
+    assert status == 405
+    snapshot, _ = start_http_api(SnapshotProvider(lambda: {}), "127.0.0.1", 0)
+    try:
+        status, _, body = request(snapshot, "POST", "/coordinator/bench", {"seconds": 1})
+        assert status == 501 and b"no benchmark" in body
+    finally:
+        snapshot.close()

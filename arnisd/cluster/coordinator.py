@@ -24,8 +24,8 @@ still its own (or that nobody got since) keeps it and streams its result again f
 This module holds the loop and the handlers of worker frames; the rest lives beside it: its
 knobs in ``coordinator_config``, the socket in ``router_socket``, one job's state in ``job_run``
 (tiles in ``tilebook``, chunks in ``merger``, extracts in ``extract_prefetch``), who gets
-which tile in ``dispatch``, admitting workers in ``registration``, and the status document in
-``status_document``.
+which tile in ``dispatch``, admitting workers in ``registration``, the status document in
+``status_document``, and benchmark rounds (and the speeds they promise) in ``bench_round``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import uuid
 import zmq
 
 from arnisd.cluster import protocol
+from arnisd.cluster.bench_round import BenchDesk
 from arnisd.cluster.coordinator_config import CoordinatorConfig
 from arnisd.cluster.dispatch import assignments, backup_assignments, free_workers, prefetch_due
 from arnisd.cluster.extracts import TileExtract
@@ -88,6 +89,7 @@ class Coordinator:
         self.messages_in = 0
         self.protocol_errors = 0
         self.last_job: JobRun | None = None
+        self.benches = BenchDesk(self.config.calibrations_path)
 
     # --- socket ------------------------------------------------------------------------------
 
@@ -299,6 +301,8 @@ class Coordinator:
             self._on_fail(worker, message, now)
         elif kind == "bye":
             self._drop_worker(worker, now, None)
+        elif kind == "bench_result":
+            self.benches.answer(worker, message, self.job, self.cost_models.model)
 
     def _on_register(self, identity: bytes, message: dict, now: float) -> None:
         registration = register_worker(identity, message, self.workers.get(identity),
@@ -306,6 +310,7 @@ class Coordinator:
                                        now)
         if registration.worker is not None:
             self.workers[identity] = registration.worker
+            self.benches.calibrations.apply(registration.worker, self.job, self.cost_models.model)
             self._reregistered.pop(identity, None)
         for frame in registration.replies:
             self._send(identity, frame, now)
@@ -438,6 +443,7 @@ class Coordinator:
                 self._end_lease(worker, tile_id, now, error, lost=error is not None)
         worker.leases.clear()
         self.workers.pop(worker.identity, None)
+        self.benches.left(worker)
         log.info("worker %s left%s", worker.worker_id, f" ({error})" if error else "")
 
     # --- housekeeping ------------------------------------------------------------------------
@@ -572,6 +578,16 @@ class Coordinator:
                 with self._lock:
                     self._drain_socket()
                     self._send_shutdowns(time.monotonic())
+
+    def bench(self, seconds: float, timeout_s: float | None = None) -> list[dict]:
+        """Have every connected worker run the calibration tile for ``seconds`` per mode; wait
+        up to ``timeout_s``: one row each (``arnisd.cluster.bench_round``). From any thread."""
+        with self._lock:
+            bench = self.benches.start(self.job, self.workers.values(), seconds, timeout_s)
+            self._outbox.extend(bench.requests())          # the loop sends them
+        bench.wait()
+        with self._lock:
+            return self.benches.end(bench)
 
     # --- status ------------------------------------------------------------------------------
 

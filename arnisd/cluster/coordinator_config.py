@@ -32,6 +32,7 @@ class CoordinatorConfig:
     stop_workers_when_done: bool = False
     curve: security.CurveServerKeys | None = None   # CURVE keys: encrypt, admit listed workers
     cost_model_path: Path | None = None    # its tile cost model (None: the default, not kept)
+    calibrations_path: Path | None = None  # workers' benchmark figures (None: not kept)
 
     @property
     def expiry_s(self) -> float:

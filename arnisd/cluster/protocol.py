@@ -18,6 +18,8 @@ Worker to coordinator (``W2C``):
              piece, ``arnisd.map_piece``, when its work unit asked for one)
   fail       tile, lease, error
   bye        (the worker leaves; its leases go back to the queue at once)
+  bench_result  round, host, figures {name: number}, error ("" when the run went well; else
+             why there are no figures: busy with a job, interrupted by a lease, a slot failed)
 
 Coordinator to worker (``C2W``):
   welcome    heartbeat_interval_s, liveness, session, keep? [[tile, lease]...] (the claimed
@@ -35,6 +37,8 @@ Coordinator to worker (``C2W``):
   cancel     tile, lease, reason                  (drop this lease, send nothing more for it)
   heartbeat
   shutdown   (the job is over and this worker should exit)
+  bench      round, seconds                       (run the calibration tile in every slot,
+             flat and on terrain, ``seconds`` per mode, and answer ``bench_result``)
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import msgpack
 
 from arnisd.anvil.chunk_check import looks_like_zlib
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 
 #: Largest frame a coordinator accepts (its socket's MAXMSGSIZE); results are framed far below.
 MAX_RESULT_FRAME_BYTES = 8 * 1024 * 1024
@@ -58,6 +62,7 @@ MAX_ID_CHARS = 128
 MAX_ERROR_CHARS = 4000
 MAX_RECORDS_PER_FRAME = 4096
 MAX_SLOTS = 1024
+MAX_FIGURES = 32
 #: The error of a ``fail`` frame for a lease a worker has no room for (not the tile's fault).
 NO_FREE_SLOT = "no free slot"
 #: Longest array or map in any frame (msgpack unpack limit).
@@ -114,6 +119,12 @@ def _opt_bytes(v) -> bool:
 
 def _map(v) -> bool:
     return type(v) is dict
+
+
+def _figures(v) -> bool:
+    """A benchmark's figures: a few named numbers."""
+    return (type(v) is dict and len(v) <= MAX_FIGURES
+            and all(_id(k) and _number(x) for k, x in v.items()))
 
 
 def _lease_list(v) -> bool:
@@ -184,6 +195,7 @@ W2C: dict[str, dict[str, Validator]] = {
              "content_digest": _digest, "elapsed_s": _number},
     "fail": {"tile": _id, "lease": _nonneg_int, "error": _text},
     "bye": {},
+    "bench_result": {"round": _nonneg_int, "host": _text, "figures": _figures, "error": _text},
 }
 W2C_OPTIONAL: dict[str, dict[str, Validator]] = {"register": {"token": _text, "session": _id,
                                                               "reg": _nonneg_int},
@@ -199,6 +211,7 @@ C2W: dict[str, dict[str, Validator]] = {
     "cancel": {"tile": _id, "lease": _nonneg_int, "reason": _text},
     "heartbeat": {},
     "shutdown": {},
+    "bench": {"round": _nonneg_int, "seconds": _number},
 }
 
 

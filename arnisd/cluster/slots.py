@@ -125,8 +125,11 @@ class SlotPool:
             self._arrived.put((slot, result))
             self.notify()
 
-    def free_slot(self) -> Slot | None:
+    def free_slot(self, only: int | None = None) -> Slot | None:
+        """A slot with no task (``only``: that slot, if it has none), or None."""
         for index, slot in enumerate(self.slots):
+            if only is not None and index != only:
+                continue
             if slot.busy_with is None:
                 if slot.process is None:        # stopped by a cancel or its death: start it
                     slot = self._restart(index)

@@ -29,6 +29,7 @@ def status_document(job: JobRun | None, workers: Iterable[WorkerRecord], session
         {"worker_id": w.worker_id, "slots": w.slots, "caps": dict(w.caps),
          "leases": sorted(w.leases), "tiles_done": w.tiles_done,
          "chunks_received": w.chunks_received,
+         "pace": round(w.speed.pace, 4), "pace_from_benchmark": w.speed.calibrated,
          "last_seen_s_ago": round(now - w.last_seen, 3)}
         for w in workers]
     idle = len(workers) - active

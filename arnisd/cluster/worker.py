@@ -20,7 +20,8 @@ has reset what it staged for the leases it let the worker keep); in ``registerin
 chunks at all. Leases of another coordinator session are dropped. On stop the worker says
 ``bye`` (lingering a moment so it leaves), which hands its leases back at once. A worker that
 has never been welcomed says so every ``NO_ANSWER_NOTE_S`` (a coordinator that is not running
-or a closed port looks, from here, like silence).
+or a closed port looks, from here, like silence). Between jobs the coordinator may have the
+slots run the calibration tile (``arnisd.cluster.worker_bench``); a job's tiles go first.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from arnisd.cluster import protocol, security
 from arnisd.cluster.results import group_into_frames, new_transfer_hash, update_transfer_hash
 from arnisd.cluster.scratch import ResultStore, StoredResult
 from arnisd.cluster.slots import SlotPool
+from arnisd.cluster.worker_bench import BENCH_KEY, SlotBench, refusal, result_frame
 from arnisd.cluster.worker_config import WorkerConfig
 
 log = logging.getLogger("arnisd.cluster.worker")
@@ -140,6 +142,7 @@ class Worker:
         self._reg_round = 0
         self.loop_at = time.monotonic()            # when the loop last turned (watchdog)
         self.store = ResultStore(results_dir(config.scratch_dir, config.worker_id))
+        self.bench: SlotBench | None = None        # a benchmark in the slots, between jobs
 
     def healthy(self, stall_s: float = 30.0) -> bool:
         """For the systemd watchdog: the loop turned within ``stall_s``."""
@@ -335,6 +338,9 @@ class Worker:
                         return "stop"
             self._collect_results()
             self._start_waiting()
+            if self.bench is not None and self.bench.finished:
+                self._send(self.bench.frame())     # lost with the link: the coordinator times out
+                self.bench = None
             expiry_s = self.interval_s * self.liveness
             if self.state == "ready":
                 if now - last_heard > expiry_s:
@@ -384,6 +390,8 @@ class Worker:
                     self._pool.cancel(key)
                 if work.result is not None:
                     self.store.delete(work.result)
+        elif kind == "bench":
+            self._on_bench(message)
         elif kind == "shutdown":
             log.info("coordinator says shutdown")
             self.stop_event.set()
@@ -415,10 +423,22 @@ class Worker:
                  sum(w.accepted for w in self.leases.values()),
                  sum(not w.accepted for w in self.leases.values()))
 
+    def _on_bench(self, message: dict) -> None:
+        reason = refusal(len(self.leases), self.bench is not None)
+        if reason is not None:
+            self._send(result_frame(message["round"], {}, reason))
+            return
+        log.info("benchmark round %d: the calibration tile for %.1f s per mode",
+                 message["round"], message["seconds"])
+        self.bench = SlotBench(message["round"], message["seconds"], self.config.slots)
+        self._start_waiting()
+
     def _on_lease(self, message: dict) -> None:
         key = (message["tile"], message["lease"])
         if key in self.leases:
             return
+        if self.bench is not None:               # the job's tiles go first
+            self.bench.interrupt("a job's tile arrived; run the benchmark between jobs")
         credit = int(message["credit"])
         work = LeaseWork(key[0], key[1], self.session, initial_credit=credit, credit=credit)
         work.task = {"unit": message["unit"], "extract": message["extract"],
@@ -432,7 +452,7 @@ class Worker:
 
     def _start_waiting(self) -> None:
         """Hand leases waiting for a slot to free slots (a slot may still be busy with a lease
-        the coordinator cancelled a moment ago)."""
+        the coordinator cancelled a moment ago), then the benchmark's tiles, if one runs."""
         for key, work in self.leases.items():
             if work.task is None:
                 continue
@@ -441,9 +461,15 @@ class Worker:
                 return
             task, work.task = work.task, None
             self._pool.submit(slot, key, task)
+        if self.bench is not None:
+            self.bench.feed(self._pool, time.monotonic())
 
     def _collect_results(self) -> None:
         for key, result in self._pool.results():
+            if key[0] == BENCH_KEY:
+                if self.bench is not None:
+                    self.bench.on_result(key[1], result, time.monotonic())
+                continue
             work = self.leases.get(key)
             if work is None:
                 continue  # cancelled meanwhile

@@ -420,6 +420,7 @@ class _Reader:
 def coordinator_config(machine):
     """The coordinator's ``CoordinatorConfig`` from its machine's config
     (``arnisd.service.config.CoordinatorMachineConfig``)."""
+    from arnisd.cluster.calibration_priors import FILE_NAME as CALIBRATIONS_FILE_NAME
     from arnisd.cluster.coordinator_config import CoordinatorConfig
     from arnisd.cluster.tile_cost import MODEL_FILE_NAME
     return CoordinatorConfig(
@@ -427,4 +428,5 @@ def coordinator_config(machine):
         heartbeat_interval_s=machine.heartbeat_interval_s, liveness=machine.heartbeat_liveness,
         max_failures=machine.max_retries, token=machine.token, max_workers=machine.max_workers,
         curve=machine.curve,
-        cost_model_path=Path(machine.state_dir) / MODEL_FILE_NAME)
+        cost_model_path=Path(machine.state_dir) / MODEL_FILE_NAME,
+        calibrations_path=Path(machine.state_dir) / CALIBRATIONS_FILE_NAME)

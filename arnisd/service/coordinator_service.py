@@ -238,6 +238,9 @@ class CoordinatorService:
     def ready(self) -> bool:
         return self._serving and not self._stop.is_set()
 
+    def bench(self, seconds: float) -> dict:
+        return {"workers": self.coordinator.bench(seconds)}
+
     def submit(self, job: dict, origin: str = ORIGIN_SUBMIT) -> str:
         """Queue a job request; raises ``ValueError`` (``JobRequestError``) for a bad one. The
         job is in the journal before its id is returned."""

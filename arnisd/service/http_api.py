@@ -16,6 +16,8 @@ A stdlib ``ThreadingHTTPServer`` on its own thread serves whatever implements
     GET  /static/NAME         the page's scripts and styles (Leaflet included), from the package
     POST /jobs                submit a job (JSON body) -> 201 {"job_id": ...}
     POST /jobs/ID/cancel      cancel a job -> 200, 404 unknown, 409 already finished
+    POST /coordinator/bench   {"seconds": S}: every connected worker runs the calibration tile
+                              -> 200 {"workers": [...]}, 409 while a job runs
 
 Unknown paths get 404, known paths with another method 405. When a token is configured, the
 POST routes need ``Authorization: Bearer <token>`` (compared in constant time), else 401.
@@ -36,6 +38,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from arnisd.cluster.bench_round import MAX_SECONDS as MAX_BENCH_SECONDS
+from arnisd.cluster.bench_round import BenchRefused
 from arnisd.cluster.wire_names import TILES_TOTAL
 from arnisd.errors import UserError
 from arnisd.service.map_files import (MapRequestError, blank_tile_png, parse_tile_path,
@@ -59,7 +63,8 @@ class StatusProvider(Protocol):
     ``error`` (why the job shown failed), ``output``, ``job_kind`` (generate or update),
     ``bbox`` {min_lat, min_lng, max_lat, max_lng}, ``elapsed_s``,
     ``throughput_tiles_per_s``, ``eta_s``, ``chunks_merged``, ``workers_detail`` (rows of
-    {worker_id, slots, leases: [tile ids], tiles_done, caps, last_seen_s_ago}), ``tiles``
+    {worker_id, slots, leases: [tile ids], tiles_done, caps, pace (its slots' speed against the
+    cost model: 1.0 as estimated), pace_from_benchmark, last_seen_s_ago}), ``tiles``
     (rows of {tile, state: pending|leased|committed|failed, attempt (its try count), lease
     (the fencing number of its current or last lease), error, owned_blocks:
     [x0, z0, x1, z1], bbox}).
@@ -77,6 +82,8 @@ class StatusProvider(Protocol):
     ``cancel(job_id)``: True if the job was queued or running and is now cancelled.
     ``map_directory(job_id)``: the directory holding that job's map (None: the running job) in
     the layout of ``arnisd.map_tiles`` plus ``overview.png``, or None when it has no map.
+    ``bench(seconds)``: ``{"workers": [rows]}`` of a benchmark round
+    (``arnisd.cluster.bench_round``); raises ``BenchRefused`` while a job runs.
     """
 
     def status(self) -> dict: ...
@@ -94,6 +101,8 @@ class StatusProvider(Protocol):
     def cancel(self, job_id: str) -> bool: ...
 
     def map_directory(self, job_id: str | None = None) -> Path | None: ...
+
+    def bench(self, seconds: float) -> dict: ...
 
 
 def _json_safe(value):
@@ -233,6 +242,9 @@ class SnapshotProvider:
     def cancel(self, job_id: str) -> bool:
         raise NotImplementedError("this run cannot be cancelled over HTTP (press Ctrl-C)")
 
+    def bench(self, seconds: float) -> dict:
+        raise NotImplementedError("this run takes no benchmark (its workers are its own)")
+
 
 class _Handler(BaseHTTPRequestHandler):
     """Routes one request to the provider; every answer is JSON except the page and metrics."""
@@ -300,6 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
         fixed = {
             "/": (self._page, ("GET",)),
             "/coordinator/status": (self._status, ("GET",)),
+            "/coordinator/bench": (self._bench, ("POST",)),
             "/jobs": (self._jobs, ("GET", "POST")),
             "/livez": (self._livez, ("GET",)),
             "/readyz": (self._readyz, ("GET",)),
@@ -433,6 +446,24 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(HTTPStatus.CONFLICT, {"error": f"job {job_id} has already finished",
                                              "job_id": job_id, "cancelled": False})
+
+    def _bench(self, method, arg, query) -> None:
+        if not self._authorized():
+            return
+        body = self._read_json()
+        if body is None:
+            return
+        seconds = body.get("seconds", 3.0) if isinstance(body, dict) else None
+        if type(seconds) not in (int, float) or not 0 < seconds <= MAX_BENCH_SECONDS:
+            self._json(HTTPStatus.BAD_REQUEST,
+                       {"error": f"seconds must be a number in (0, {MAX_BENCH_SECONDS:g}]"})
+            return
+        try:
+            self._json(HTTPStatus.OK, self.server.provider.bench(float(seconds)))
+        except NotImplementedError as exc:
+            self._json(HTTPStatus.NOT_IMPLEMENTED, {"error": str(exc) or "no benchmark here"})
+        except BenchRefused as exc:
+            self._json(HTTPStatus.CONFLICT, {"error": str(exc)})
 
     def _livez(self, method, arg, query) -> None:
         self._json(HTTPStatus.OK, {"live": True})
