@@ -295,8 +295,9 @@ var ArnisdMap = (function () {
         rect.removeAttribute("data-worker");
         rect.style.removeProperty("--worker");
       }
-      rect.firstChild.textContent = tile.tile + ": " + state + (worker ? " on " + worker : "") +
+      var title = tile.tile + ": " + state + (worker ? " on " + worker : "") +
         (tile.attempt ? " (attempt " + tile.attempt + ")" : "") + (tile.error ? " — " + tile.error : "");
+      if (rect.firstChild.textContent !== title) rect.firstChild.textContent = title;   // big jobs: few writes
     });
     var key = committedIds.join(",");
     if (key !== this.committedKey) { this.committedKey = key; this.committed = committed; }
