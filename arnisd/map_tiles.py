@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS
+from arnisd.png import write_png
 from arnisd.preview import MIN_Y, shade
 
 TILE_PX = 256
@@ -25,11 +26,8 @@ def max_zoom(width_px: int, height_px: int) -> int:
 
 
 def _save(image: np.ndarray, path: Path) -> None:
-    from PIL import Image
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image, "RGB").save(tmp, format="PNG")
-    tmp.replace(path)
+    write_png(path, np.ascontiguousarray(image))
 
 
 def _write_row_tiles(out: Path, zoom: int, row_z0: int, image: np.ndarray,
