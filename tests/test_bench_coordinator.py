@@ -119,3 +119,11 @@ def test_a_job_goes_first_and_no_round_starts_while_it_runs(tmp_path):
         else:
             print(f"job {job_id} ended before the refusal could be seen: not checked")
         assert running.wait_state(job_id, ("done", "failed"), 120)["state"] == "done"
+
+
+def test_bench_against_a_coordinator_without_workers_is_one_line(tmp_path):
+    with RunningService(service_config(tmp_path), workers=0) as running:
+        proc = run_arnisd("bench", "--coordinator", running.service.http_api.url, "--seconds",
+                          "0.2", "--json")
+    assert proc.returncode != 0 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert "no connected workers" in proc.stderr
