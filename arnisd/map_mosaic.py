@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,7 @@ class MapMosaic:
         self.tiles = tiles
         self.pyramid = Pyramid(self.directory, region_extent(tiles.values()))
         self.refresh_s = refresh_s
-        self.drawn: dict[str, MapPiece] = {}       # the pieces drawn (their images dropped)
+        self.drawn: dict[str, MapPiece] = {}       # the pieces drawn, their pixels dropped
         self._north_of: dict[int, list[str]] = {}  # z1 -> tiles ending there
         self._south_of: dict[int, list[str]] = {}  # z0 -> tiles starting there
         for tile_id, rect in tiles.items():
@@ -87,14 +88,27 @@ class MapMosaic:
         self._write_description()
 
     def resume(self, committed: list[str]) -> list[str]:
-        """Draw the kept pieces of ``committed`` tiles again on a fresh pyramid; returns the
-        tiles whose piece is not kept (their map stays empty)."""
-        kept = {t: self.pieces_dir / _file_name(t) for t in committed}
-        pieces = {t: p.read_bytes() for t, p in kept.items() if p.exists()}
-        self.start()
-        missing = sorted(set(committed) - set(pieces))
-        for tile_id, data in sorted(pieces.items()):
-            self.add(tile_id, data)
+        """Draw the kept pieces of ``committed`` tiles again, one at a time, on a fresh
+        pyramid (other pieces are dropped); returns the tiles whose piece is not kept (their
+        map stays empty)."""
+        kept = {self.pieces_dir / _file_name(t): t for t in committed}
+        if self.pieces_dir.is_dir():
+            for path in self.pieces_dir.iterdir():
+                if path not in kept:
+                    path.unlink()
+        for child in self.directory.iterdir() if self.directory.is_dir() else ():
+            if child.is_dir() and child != self.pieces_dir:
+                shutil.rmtree(child)
+            elif not child.is_dir():
+                child.unlink()
+        self.pieces_dir.mkdir(parents=True, exist_ok=True)
+        self._write_description()
+        missing = []
+        for path, tile_id in sorted(kept.items()):
+            if path.exists():
+                self.add(tile_id, path.read_bytes(), keep=False)
+            else:
+                missing.append(tile_id)
         return missing
 
     def _write_description(self) -> None:
@@ -103,9 +117,9 @@ class MapMosaic:
         tmp.write_text(json.dumps(self.pyramid.description(), indent=1) + "\n")
         tmp.replace(path)
 
-    def add(self, tile_id: str, data: bytes) -> bool:
-        """Draw a committed tile's piece (once per tile); False if it is not one for the
-        tile (logged, nothing drawn)."""
+    def add(self, tile_id: str, data: bytes, keep: bool = True) -> bool:
+        """Draw a committed tile's piece (once per tile; kept in ``pieces/`` for a resume if
+        ``keep``); False if it is not one for the tile (logged, nothing drawn)."""
         rect = self.tiles.get(tile_id)
         try:
             if rect is None:
@@ -118,14 +132,15 @@ class MapMosaic:
         if tile_id in self.drawn:
             log.warning("tile %s: map piece drawn already; ignored", tile_id)
             return False
-        path = self.pieces_dir / _file_name(tile_id)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        if keep:
+            path = self.pieces_dir / _file_name(tile_id)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
         pixels = np.array(pixels)
         pixels[0] = piece.first_row_under(self._north_top(rect))
         self.pyramid.paste(rect.x0, rect.z0, pixels, drawn)
-        self.drawn[tile_id] = piece
+        self.drawn[tile_id] = replace(piece, rgb=b"", drawn=b"")   # its edges are what stays
         log.debug("map: drew tile %s", tile_id)
         for south in self._south_of.get(rect.z1, ()):
             if south in self.drawn and _overlap(self.tiles[south], rect):
