@@ -129,7 +129,7 @@ def test_image_runs_a_coordinator_and_two_workers(podman_conf, tmp_path, referen
                        IMAGE, "-u", check=False)
     finally:
         for name in names:
-            _podman(podman_conf, "rm", "-f", name, check=False)
+            _podman(podman_conf, "rm", "-f", "-v", name, check=False)   # and its anonymous volume
     assert user.stdout.strip() == "10001", user.stderr
     assert_same_world(read_world_chunks(state / "worlds" / "world"), reference_worlds.chunks())
 
@@ -195,6 +195,11 @@ def test_compose_file_runs_a_coordinator_and_two_workers(podman_conf, tmp_path,
                          "--format", "{{.Mountpoint}}").stdout.strip()
         chunks = read_world_chunks(Path(volume) / "worlds" / "world")
     finally:
+        # down -v leaves the workers' anonymous volumes (the image's VOLUME) behind
+        containers = _podman(podman_conf, "ps", "-a", "-q", "--filter",
+                             f"label=io.podman.compose.project={name}", check=False).stdout.split()
+        if containers:
+            _podman(podman_conf, "rm", "-f", "-v", *containers, check=False)
         compose("down", "-v")
         _podman(podman_conf, "rmi", "-f", f"localhost/{name}", check=False)
     assert_same_world(chunks, reference_worlds.chunks())
