@@ -165,11 +165,15 @@ def downscale(image: np.ndarray, max_side: int = MAX_SIDE_PX) -> np.ndarray:
 
 
 def reader_start_method() -> str:
-    """How reader processes start: forked where the platform can (a copy of this process,
-    its modules already imported: a spawned reader spends about 0.2 CPU-s importing them
-    before it reads anything), else spawned."""
+    """How reader processes start: forked where the platform can and this process runs no
+    other thread (a fork copies no thread, so a lock another thread held would stay held in
+    the copy); else spawned. A forked reader has its modules already imported: a spawned one
+    spends about 0.2 CPU-s importing them before it reads anything."""
     import multiprocessing
-    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    import threading
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
 
 
 def rendered_regions(paths: list[Path], workers: int, starting_workers=contextlib.nullcontext,

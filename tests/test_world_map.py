@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import zlib
+from multiprocessing import get_all_start_methods
 
 import nbtlib
 import numpy as np
@@ -56,8 +57,26 @@ def test_regions_shaded_by_forked_or_spawned_readers_make_the_mosaics_image(refe
         mosaic.add_region(*render_region(path))
     expected = mosaic.image(world)
     assert expected.shape[0] > 1024                    # seams between rows of regions inside
-    for start_method in sorted({reader_start_method(), "spawn"}):
+    for start_method in [m for m in ("fork", "spawn") if m in get_all_start_methods()]:
         assert np.array_equal(render_world(world, 2, start_method=start_method), expected)
+
+
+def test_readers_are_spawned_while_another_thread_runs():
+    """A fork copies only the calling thread; another thread's held locks would stay held in
+    the copy, so a process running threads (a coordinator) spawns its readers."""
+    import multiprocessing
+    import threading
+    if threading.active_count() == 1:         # (a test session may run threads of its own)
+        expected = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        assert reader_start_method() == expected
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert reader_start_method() == "spawn"
+    finally:
+        release.set()
+        other.join()
 
 
 def test_chunks_of_another_layout_fall_back_to_the_chunk_reader(tmp_path):
