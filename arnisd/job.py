@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from arnisd.geo.bbox import BBox
-from arnisd.geo.projection import LocalProjection
+from arnisd.geo.projection import BlockRect, LocalProjection, bounding_rect
 from arnisd.world.settings import GenerationSettings
 
 # None: tiles cut by their estimated work (``arnisd.cluster.cost_tiling``), not a fixed size
@@ -75,10 +75,22 @@ class JobSpec:
     # The on-disk index of ``osm_file`` (``arnisd.osm.file_index``) lives here, reused by later
     # jobs on the same file; None reads the file whole into memory instead.
     index_dir: Path | None = None
+    # A grown world (``arnisd update --extend``): the bboxes it was grown by, in order. The
+    # projection stays the first bbox's, continued; the world covers the chunks of every area.
+    grown: tuple[BBox, ...] = ()
 
     @property
     def projection(self) -> LocalProjection:
-        return LocalProjection(self.bbox, self.settings.scale)
+        first = LocalProjection(self.bbox, self.settings.scale)
+        if not self.grown:
+            return first
+        return LocalProjection(self.bbox, self.settings.scale, bounding_rect(self.area_rects()))
+
+    def area_rects(self) -> list[BlockRect]:
+        """The chunk rects the world covers: the first bbox's, then each grown bbox's (they
+        may overlap; the world is their union)."""
+        first = LocalProjection(self.bbox, self.settings.scale)
+        return [first.world_chunk_rect(), *(first.bbox_chunk_rect(b) for b in self.grown)]
 
     def as_dict(self) -> dict:
         return {
@@ -100,7 +112,7 @@ class JobSpec:
             "elevation_cache_dir": str(self.elevation_cache_dir) if self.elevation_cache_dir else None,
             "terrain_optional": self.terrain_optional,
             "index_dir": str(self.index_dir) if self.index_dir else None,
-        }
+        } | ({"grown": [b.as_dict() for b in self.grown]} if self.grown else {})
 
     @classmethod
     def from_dict(cls, d: dict) -> "JobSpec":
@@ -125,4 +137,5 @@ class JobSpec:
                                  else None),
             terrain_optional=bool(d.get("terrain_optional", False)),
             index_dir=Path(d["index_dir"]) if d.get("index_dir") else None,
+            grown=tuple(BBox.from_dict(b) for b in d.get("grown") or ()),
         )

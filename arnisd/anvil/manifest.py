@@ -6,12 +6,17 @@ It records where the world came from, so that the world can be validated and upd
 - ``job``: the settings every chunk depends on (bbox, scale, ground level, tiling, halo,
   terrain parameters and elevation source, spawn, level name);
 - ``input``: the input's identity (a file's path and digest, or Overpass and its date);
-- ``world``: the chunk rectangle the world covers (half-open, chunk coordinates);
+- ``world``: the chunk rectangle the world covers (half-open, chunk coordinates); a world grown
+  by ``arnisd update --extend`` also lists the chunk rectangle of each area it was grown by
+  (``grown``): it covers their union, and ``job`` keeps the first bbox, whose projection the
+  world keeps, and lists the grown bboxes;
 - ``tiles``: per tile its id, its chunk rectangle, the digest of the input extract it was made
   from (None where no extract was cut) and the content digest of its chunks
   (``chunk_digest``), as hex;
 - ``pending_update`` (only while ``arnisd update`` rewrites region files): the new input and
-  the tiles being drawn again, whose chunks may be old or new until it ends.
+  the tiles being drawn again, whose chunks may be old or new until it ends; when growing the
+  world, also the area being added (``grown``: its bbox and chunk rect), whose chunks may or
+  may not be there yet.
 
 This module only reads and writes the file; what goes in it is decided where jobs are set up.
 The file is written atomically, keys sorted, so equal manifests are equal bytes.
@@ -69,10 +74,23 @@ class Manifest:
     # an update under way: {"input": the new input, "tiles": [ids being drawn again]}; their
     # chunks may be old or new until the update ends and writes the manifest without it
     pending_update: dict | None = None
+    # the chunk rects of the areas the world was grown by (it covers their union with the first)
+    world_grown: tuple[tuple[int, int, int, int], ...] = ()
+
+    @property
+    def world_areas(self) -> tuple[tuple[int, int, int, int], ...]:
+        """Every chunk rect the world covers (the first, then the grown ones)."""
+        return (self.world_chunks, *self.world_grown)
 
     @property
     def data_version(self) -> int:
         return int(self.versions["data_version"])
+
+    @property
+    def pending_area(self) -> tuple[int, int, int, int] | None:
+        """The chunk rect of an area being added by an unfinished extend."""
+        grown = (self.pending_update or {}).get("grown")
+        return tuple(grown["chunks"]) if grown else None
 
     @property
     def pending_tiles(self) -> frozenset[str]:
@@ -81,7 +99,8 @@ class Manifest:
     def as_dict(self) -> dict:
         out = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "versions": self.versions, "job": self.job, "input": self.input,
-               "world": {"chunks": list(self.world_chunks)},
+               "world": {"chunks": list(self.world_chunks)}
+               | ({"grown": [list(r) for r in self.world_grown]} if self.world_grown else {}),
                "tiles": [t.as_dict() for t in sorted(self.tiles, key=lambda t: t.tile_id)]}
         if self.pending_update is not None:
             out["pending_update"] = self.pending_update
@@ -96,10 +115,15 @@ class Manifest:
                                 f"this arnisd reads {FORMAT_VERSION}")
         pending = d.get("pending_update")
         if pending is not None:
-            pending = {"input": dict(pending["input"]), "tiles": [str(t) for t in pending["tiles"]]}
+            grown = pending.get("grown")
+            pending = {"input": dict(pending["input"]),
+                       "tiles": [str(t) for t in pending["tiles"]]} | (
+                {"grown": {"bbox": dict(grown["bbox"]), "chunks": list(_rect(grown["chunks"]))}}
+                if grown else {})
         return cls(dict(d["versions"]), dict(d["job"]), dict(d["input"]),
                    _rect(d["world"]["chunks"]),
-                   tuple(TileRecord.from_dict(t) for t in d["tiles"]), pending)
+                   tuple(TileRecord.from_dict(t) for t in d["tiles"]), pending,
+                   tuple(_rect(r) for r in d["world"].get("grown") or ()))
 
 
 def _rect(values) -> tuple[int, int, int, int]:

@@ -104,7 +104,10 @@ def validate_world(world_dir: Path, processes: int | None = None) -> WorldReport
     level_problems, spawn = _level_dat(world_dir, data_version, manifest)
     spawn_chunk = None if spawn is None else (spawn[0] // CHUNK_SIZE_BLOCKS,
                                               spawn[1] // CHUNK_SIZE_BLOCKS)
-    world = chunk_rect_blocks(manifest.world_chunks) if manifest else None
+    world = [chunk_rect_blocks(r) for r in manifest.world_areas] if manifest else None
+    # an extend stopped midway: the chunks of the area it was adding may be there or not
+    adding = ([chunk_rect_blocks(manifest.pending_area)]
+              if manifest is not None and manifest.pending_area else [])
     digests = TileDigestCheck(manifest) if manifest else None
     spawn_found = False
     files = _region_files(region_dir)
@@ -113,7 +116,7 @@ def validate_world(world_dir: Path, processes: int | None = None) -> WorldReport
         report.chunks += region.chunks
         report.problems.extend(region.problems)
         if manifest is not None:
-            report.problems.extend(_coverage(world, region))
+            report.problems.extend(_coverage(world, region, adding))
             digests.add(region)
         elif spawn_chunk is not None and not spawn_found:
             spawn_found = spawn_chunk in region.present
@@ -127,29 +130,44 @@ def validate_world(world_dir: Path, processes: int | None = None) -> WorldReport
     return report
 
 
-def _missing_regions(world: BlockRect, names: set[str]) -> list[str]:
-    """Region files of the world's area that are not there at all (one line each)."""
+def _chunks_in_region(areas: list[BlockRect], rx: int, rz: int) -> set[tuple[int, int]]:
+    """The chunks of region (rx, rz) that lie in any of the world's areas."""
+    inside: set[tuple[int, int]] = set()
+    for area in areas:
+        rect = region_rect(rx, rz).intersection(area)
+        if rect is not None:
+            inside.update(rect.chunks())
+    return inside
+
+
+def _missing_regions(areas: list[BlockRect], names: set[str]) -> list[str]:
+    """Region files of the world's areas that are not there at all (one line each)."""
     problems = []
-    for rx, rz in regions_of_rect(world) if world.width and world.depth else ():
+    regions = {key for area in areas if area.width and area.depth
+               for key in regions_of_rect(area)}
+    for rx, rz in sorted(regions, key=lambda r: (r[1], r[0])):
         name = region_file_name(rx, rz)
         if name not in names:
-            expected = len(region_rect(rx, rz).intersection(world).chunks())
+            expected = len(_chunks_in_region(areas, rx, rz))
             problems.append(f"{name}: missing ({expected} chunks of the world)")
     return problems
 
 
-def _coverage(world: BlockRect, region: RegionReport) -> list[str]:
-    """The region file's chunks of the world's area that are missing, and those outside it."""
+def _coverage(areas: list[BlockRect], region: RegionReport,
+              adding: list[BlockRect]) -> list[str]:
+    """The region file's chunks of the world's areas that are missing, and those outside
+    them (but for those of an area an unfinished extend is ``adding``)."""
+    rx, rz = region_coords_from_name(Path(region.name))
     present = set(region.present)
-    inside_rect = region_rect(*region_coords_from_name(Path(region.name))).intersection(world)
-    if inside_rect is None:
-        return ([f"{region.name}: {len(present)} chunks, all outside the world's area"]
-                if present else [])
-    inside = set(inside_rect.chunks())
+    inside = _chunks_in_region(areas, rx, rz)
+    outside = present - inside - _chunks_in_region(adding, rx, rz)
+    if not inside:
+        return ([f"{region.name}: {len(outside)} chunks, all outside the world's area"]
+                if outside else [])
     return ([f"{region.name} {cx},{cz}: missing"
              for cx, cz in sorted(inside - present, key=lambda c: (c[1], c[0]))]
             + [f"{region.name} {cx},{cz}: outside the world's area"
-               for cx, cz in sorted(present - inside, key=lambda c: (c[1], c[0]))])
+               for cx, cz in sorted(outside, key=lambda c: (c[1], c[0]))])
 
 
 def _level_dat(world_dir: Path, data_version: int,
@@ -174,8 +192,8 @@ def _level_dat(world_dir: Path, data_version: int,
     except (KeyError, TypeError, ValueError):
         return problems + ["level.dat: no SpawnX/SpawnZ"], None
     if manifest is not None:
-        world = chunk_rect_blocks(manifest.world_chunks)
-        if not (world.x0 <= spawn_x < world.x1 and world.z0 <= spawn_z < world.z1):
+        if not any(world.x0 <= spawn_x < world.x1 and world.z0 <= spawn_z < world.z1
+                   for world in map(chunk_rect_blocks, manifest.world_areas)):
             problems.append(_spawn_outside((spawn_x, spawn_z)))
     return problems, (spawn_x, spawn_z)
 

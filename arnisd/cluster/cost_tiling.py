@@ -187,7 +187,10 @@ def tile_features(grid: CostGrid, settings: GenerationSettings, tiles: list[Tile
     out = {}
     for tile in tiles:
         cx0, cz0, cx1, cz1 = chunk_rect_of(tile)
-        f = summed.sums(cx0 // k, cz0 // k, -(-cx1 // k), -(-cz1 // k))
+        # a grown world's tiles beyond the grid (the first bbox's) count the cells they touch
+        f = summed.sums(*(min(max(c, 0), n) for c, n in (
+            (cx0 // k, grid.nx), (cz0 // k, grid.nz), (-(-cx1 // k), grid.nx),
+            (-(-cz1 // k), grid.nz))))
         chunks = float((cx1 - cx0) * (cz1 - cz0))
         out[tile.tile_id] = (1.0, chunks, chunks * terrain, float(f[1]), float(f[2]))
     return out

@@ -165,7 +165,8 @@ class JobRun:
 
     def work_unit(self, tile: Tile) -> dict:
         """The work unit of a lease of ``tile`` (asking for its map piece if the job draws one)."""
-        return work_unit(tile, self.settings, self.job_info["bbox"], self.map is not None)
+        return work_unit(tile, self.settings, self.job_info["bbox"], self.map is not None,
+                         self.job_info.get("area_blocks"))
 
     def commit(self, tile_id: str, holder: bytes | None = None,
                map_piece: bytes | None = None) -> tuple[bytes, int] | None:

@@ -35,6 +35,7 @@ from arnisd.cluster.tiling import (ChunkRect, Tile, chunk_rect_of, make_tiles,
                                    tiles_of_chunk_rects)
 from arnisd.cluster.world_manifest import (RecordingExtracts, content_digests_on_disk,
                                            with_manifest, write_job_manifest)
+from arnisd.geo.projection import LocalProjection
 from arnisd.job import JobSpec
 from arnisd.osm.file_index import file_digest
 
@@ -46,8 +47,11 @@ Finalize = Callable[[Path], None]
 def job_info(spec: JobSpec) -> dict:
     """The job's projection and generation settings, as its fingerprint and status show them
     (each lease carries them in its work unit)."""
-    return {"bbox": spec.bbox.as_dict(), "scale": spec.settings.scale,
+    info = {"bbox": spec.bbox.as_dict(), "scale": spec.settings.scale,
             "settings": spec.settings.as_dict()}
+    if spec.grown:           # a grown world's projection also knows the box around its areas
+        info["area_blocks"] = spec.projection.world_chunk_rect().as_list()
+    return info
 
 
 def level_dat_writer(spec: JobSpec) -> Finalize:
@@ -83,17 +87,20 @@ def plan_job(spec: JobSpec, source: ExtractSource | None = None, *, slots: int =
     fixed tiles of ``spec.tile_size_deg`` degrees, else cut by cost for ``slots`` slots
     (``arnisd.cluster.cost_tiling``) from what ``source`` tells of its elements (a source that
     cannot tell, Overpass, gives tiles of equal area). Each tile's cost is estimated alike."""
-    grid = CostGrid(spec.projection)
+    grid = CostGrid(LocalProjection(spec.bbox, spec.settings.scale))
     for rows in getattr(source, "element_costs", tuple)():
         grid.add(rows)
     tiles = None
     if recorded is not None:
         try:
-            tiles = tiles_of_chunk_rects(spec.bbox, spec.settings, recorded)
+            tiles = tiles_of_chunk_rects(spec.bbox, spec.settings, recorded,
+                                         spec.area_rects() if spec.grown else None)
         except ValueError:       # another job's tiling: cut afresh (its fingerprint differs)
             tiles = None
     if tiles is not None:
         pass
+    elif spec.grown:
+        raise ValueError("a grown world's tiling is the one its manifest records")
     elif spec.tile_size_deg is not None:
         tiles = make_tiles(spec.bbox, spec.settings, spec.tile_size_deg)
     else:

@@ -169,12 +169,16 @@ def _settings(v) -> bool:
             and (v.get("terrain_params") is None or _map(v["terrain_params"])))
 
 
+def _block_rect(v) -> bool:
+    return (type(v) is list and len(v) == 4 and all(_int(b) for b in v)
+            and v[0] < v[2] and v[1] < v[3])
+
+
 def _work_unit(v) -> bool:
-    owned = v.get("owned_blocks") if type(v) is dict else None
     return (type(v) is dict and _id(v.get("chunk_id")) and _degrees(v.get("bbox"))
             and _degrees(v.get("job_bbox")) and _settings(v.get("settings"))
-            and type(owned) is list and len(owned) == 4 and all(_int(b) for b in owned)
-            and owned[0] < owned[2] and owned[1] < owned[3])
+            and _block_rect(v.get("owned_blocks"))
+            and ("job_area_blocks" not in v or _block_rect(v["job_area_blocks"])))
 
 
 def _elevation(v) -> bool:

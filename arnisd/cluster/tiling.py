@@ -23,7 +23,7 @@ import numpy as np
 from arnisd.anvil.grid import regions_of_rect
 from arnisd.cluster.wire_names import tile_id
 from arnisd.geo.bbox import BBox
-from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect, LocalProjection
+from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect, LocalProjection, bounding_rect
 from arnisd.world.settings import GenerationSettings
 
 
@@ -108,25 +108,37 @@ def chunk_rect_of(tile: Tile) -> ChunkRect:
 
 
 def tiles_of_chunk_rects(bbox: BBox, settings: GenerationSettings,
-                         rects: list[ChunkRect] | dict[str, ChunkRect]) -> list[Tile]:
+                         rects: list[ChunkRect] | dict[str, ChunkRect],
+                         areas: list[BlockRect] | None = None) -> list[Tile]:
     """The tiles owning ``rects``, which must cover the world's chunks exactly once (checked:
     a tiling read back from a journal or a manifest must be one of this job), in row-major
     order. ``rects`` as a dict keeps the ids it maps (a recorded tiling); a list names each
-    tile after its north-west chunk."""
+    tile after its north-west chunk. ``areas``: a grown world's chunk rects (``JobSpec.
+    area_rects``), whose union the tiles cover instead of the bbox's chunks."""
     projection = LocalProjection(bbox, settings.scale)
-    world = projection.world_chunk_rect()
-    owners = np.zeros((world.z1 // CHUNK_SIZE_BLOCKS, world.x1 // CHUNK_SIZE_BLOCKS), np.int32)
+    first = projection.world_chunk_rect()
+    world = bounding_rect(areas) if areas else first
+    cx_base, cz_base = world.x0 // CHUNK_SIZE_BLOCKS, world.z0 // CHUNK_SIZE_BLOCKS
+    shape = (world.depth // CHUNK_SIZE_BLOCKS, world.width // CHUNK_SIZE_BLOCKS)
+    owners = np.zeros(shape, np.int32)
+    required = np.zeros(shape, np.int32) if areas else np.ones(shape, np.int32)
+    for area in areas or ():     # a grown world: each chunk of an area once, none elsewhere
+        required[area.z0 // CHUNK_SIZE_BLOCKS - cz_base:area.z1 // CHUNK_SIZE_BLOCKS - cz_base,
+                 area.x0 // CHUNK_SIZE_BLOCKS - cx_base:area.x1 // CHUNK_SIZE_BLOCKS - cx_base] = 1
     tiles = []
     named = rects if isinstance(rects, dict) else {tile_id(r[0], r[1]): r for r in rects}
     for name, (cx0, cz0, cx1, cz1) in sorted(named.items(), key=lambda kv: (kv[1][1], kv[1][0])):
         owned = BlockRect(cx0 * CHUNK_SIZE_BLOCKS, cz0 * CHUNK_SIZE_BLOCKS,
                           cx1 * CHUNK_SIZE_BLOCKS, cz1 * CHUNK_SIZE_BLOCKS)
-        if not (0 <= owned.x0 < owned.x1 <= world.x1 and 0 <= owned.z0 < owned.z1 <= world.z1):
+        if not (world.x0 <= owned.x0 < owned.x1 <= world.x1
+                and world.z0 <= owned.z0 < owned.z1 <= world.z1):
             raise ValueError(f"tile rect {(cx0, cz0, cx1, cz1)} lies outside the world")
-        owners[cz0:cz1, cx0:cx1] += 1
-        tiles.append(Tile(name, cx0, cz0, owned, _rect_bbox(projection, owned),
-                          settings.halo_blocks))
-    if not (owners == 1).all():
+        owners[cz0 - cz_base:cz1 - cz_base, cx0 - cx_base:cx1 - cx_base] += 1
+        inside_first = owned.intersection(first) == owned
+        tiles.append(Tile(name, cx0, cz0, owned,
+                          _rect_bbox(projection, owned) if inside_first
+                          else rect_to_degrees(projection, owned, 0), settings.halo_blocks))
+    if not (owners == required).all():
         raise ValueError("the tile rects do not cover the world's chunks exactly once")
     return tiles
 

@@ -6,9 +6,10 @@ document it must keep call it a *chunk*: a tile's id is ``chunk_{col}_{row}`` an
 code a tile is a tile. The work unit (``work_unit``) is the one description of a lease's job:
 the schema's ``chunk_id``, ``bbox`` (the tile's degrees) and ``settings`` (``scale``,
 ``terrain``, ``interior``, ``ground_level`` and the rest of the job's generation settings),
-plus ``job_bbox`` (with the settings' scale it fixes the job's one projection) and
-``owned_blocks`` (the chunk-aligned block rect the tile owns), and ``map: true`` when the
-job wants the tile's map piece with its result (``arnisd.map_piece``). A lease's elevation tiles travel
+plus ``job_bbox`` (with the settings' scale it fixes the job's one projection),
+``owned_blocks`` (the chunk-aligned block rect the tile owns), ``map: true`` when the job
+wants the tile's map piece with its result (``arnisd.map_piece``) and, for a grown world only,
+``job_area_blocks`` (the block rect around all its areas). A lease's elevation tiles travel
 beside it as ``[[z, x, y, png bytes]...]`` (``elevation_to_wire``).
 """
 
@@ -38,14 +39,17 @@ def tile_id(col: int, row: int) -> str:
 
 
 def work_unit(tile, settings: GenerationSettings, job_bbox: BBox | dict,
-              map_piece: bool = False) -> dict:
+              map_piece: bool = False, job_area: list[int] | None = None) -> dict:
     """The work-unit object a lease carries for ``tile`` (an ``arnisd.cluster.tiling.Tile``);
-    ``map_piece``: the slot also sends the tile's map."""
+    ``map_piece``: the slot also sends the tile's map; ``job_area``: a grown world's
+    ``LocalProjection.area`` as ``[x0, z0, x1, z1]``, None otherwise."""
     job_bbox = job_bbox.as_dict() if isinstance(job_bbox, BBox) else dict(job_bbox)
     unit = {"chunk_id": tile.tile_id, "bbox": tile.bbox.as_dict(), "settings": settings.as_dict(),
             "job_bbox": job_bbox, "owned_blocks": tile.owned.as_list()}
     if map_piece:
         unit[MAP_FIELD] = True
+    if job_area is not None:
+        unit["job_area_blocks"] = list(job_area)
     return unit
 
 
@@ -62,7 +66,9 @@ class WorkUnit:
     def from_wire(cls, unit: dict) -> "WorkUnit":
         from arnisd.geo.projection import BlockRect, LocalProjection
         settings = GenerationSettings.from_dict(unit["settings"])
-        projection = LocalProjection(BBox.from_dict(unit["job_bbox"]), float(settings.scale))
+        area = unit.get("job_area_blocks")
+        projection = LocalProjection(BBox.from_dict(unit["job_bbox"]), float(settings.scale),
+                                     None if area is None else BlockRect(*area))
         return cls(unit["chunk_id"], BlockRect(*unit["owned_blocks"]), settings, projection)
 
 

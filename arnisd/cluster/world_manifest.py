@@ -66,14 +66,18 @@ def input_identity(job: JobSpec) -> dict:
 
 def job_fields(job: JobSpec) -> dict:
     """The job's settings that every chunk depends on (and the spawn and level name)."""
-    return {"bbox": job.bbox.as_dict(), "settings": job.settings.as_dict(),
-            "tile_size_deg": job.tile_size_deg, "spawn_lat": job.spawn_lat,
-            "spawn_lng": job.spawn_lng, "level_name": job.level_name,
-            "elevation": {"url": job.elevation_url,
-                          "dir": str(job.elevation_dir) if job.elevation_dir else None}}
+    fields = {"bbox": job.bbox.as_dict(), "settings": job.settings.as_dict(),
+              "tile_size_deg": job.tile_size_deg, "spawn_lat": job.spawn_lat,
+              "spawn_lng": job.spawn_lng, "level_name": job.level_name,
+              "elevation": {"url": job.elevation_url,
+                            "dir": str(job.elevation_dir) if job.elevation_dir else None}}
+    if job.grown:
+        fields["grown"] = [b.as_dict() for b in job.grown]
+    return fields
 
 
-def _chunk_rect(rect: BlockRect) -> tuple[int, int, int, int]:
+def chunk_rect_of_blocks(rect: BlockRect) -> tuple[int, int, int, int]:
+    """A chunk-aligned block rect as the half-open chunk rect the manifest records."""
     return (rect.x0 // CHUNK_SIZE_BLOCKS, rect.z0 // CHUNK_SIZE_BLOCKS,
             rect.x1 // CHUNK_SIZE_BLOCKS, rect.z1 // CHUNK_SIZE_BLOCKS)
 
@@ -96,13 +100,14 @@ def job_manifest(job: JobSpec, tiles: Sequence[Tile], content_digests: Mapping[s
                  input_digest_of) -> Manifest:
     """The manifest of ``job`` made as ``tiles``; ``input_digest_of(tile)`` gives a tile's
     extract digest."""
-    records = tuple(TileRecord(t.tile_id, _chunk_rect(t.owned), content_digests[t.tile_id].hex(),
-                               input_digest_of(t))
+    records = tuple(TileRecord(t.tile_id, chunk_rect_of_blocks(t.owned),
+                               content_digests[t.tile_id].hex(), input_digest_of(t))
                     for t in tiles)
     versions = {"arnisd": __version__, "generator": GENERATOR_VERSION,
                 "protocol": PROTOCOL_VERSION, "data_version": DATA_VERSION}
-    return Manifest(versions, job_fields(job), input_identity(job),
-                    _chunk_rect(job.projection.world_chunk_rect()), records)
+    first, *grown = (chunk_rect_of_blocks(r) for r in job.area_rects())
+    return Manifest(versions, job_fields(job), input_identity(job), first, records,
+                    world_grown=tuple(grown))
 
 
 def write_job_manifest(world_dir: Path, job: JobSpec, tiles: Sequence[Tile],

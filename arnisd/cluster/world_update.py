@@ -81,7 +81,8 @@ def job_from_manifest(manifest: Manifest, world_dir: Path, osm_file: Path | None
                    level_name=job.get("level_name") or Path(world_dir).name,
                    elevation_url=elevation.get("url"),
                    elevation_dir=Path(elevation["dir"]) if elevation.get("dir") else None,
-                   terrain_optional=settings.terrain and not settings.terrain_params)
+                   terrain_optional=settings.terrain and not settings.terrain_params,
+                   grown=tuple(BBox.from_dict(b) for b in job.get("grown") or ()))
 
 
 def _redraw_everything_because(manifest: Manifest, spec: JobSpec) -> str | None:
@@ -122,7 +123,8 @@ def draw_in_processes(update: "UpdatePlan", workers: int, progress=None) -> Draw
     """The changed tiles through ``compute_tile`` in up to ``workers`` processes (each task
     what a lease of the tile would carry), their chunks held in memory."""
     tiles = update.tiles
-    tasks = ({"unit": work_unit(t, update.spec.settings, update.spec.bbox),
+    tasks = ({"unit": work_unit(t, update.spec.settings, update.spec.bbox,
+                                job_area=update.plan.info.get("area_blocks")),
               "extract": extract.elements, "elevation": elevation_to_wire(extract.elevation)}
              for t in tiles for extract in (update.extracts(t),))
     if progress is not None:
@@ -151,7 +153,7 @@ def draw_in_processes(update: "UpdatePlan", workers: int, progress=None) -> Draw
                       {t.tile_id: r["content_digest"] for t, r in zip(tiles, results)})
 
 
-def _splice(region_dir: Path, drawn: DrawnTiles, progress=None) -> int:
+def splice_drawn(region_dir: Path, drawn: DrawnTiles, progress=None) -> int:
     """Write the drawn chunks into the region files they belong to, keeping the other chunks'
     bytes; each file is replaced atomically. Returns the number of chunks written."""
     written = 0
@@ -240,6 +242,41 @@ class UpdatePlan:
         return [t for t in self.plan.tiles if t.tile_id in changed]
 
 
+def read_job_input(spec: JobSpec, index_dir: Path | None, progress=None,
+                   note: Callable[[str], None] = lambda message: None):
+    """``(elements, index)``: the job's OSM file through its on-disk index in ``index_dir``
+    (built first if need be, shown on ``progress``), else read whole; no file: the job's bbox
+    fetched afresh from Overpass, never from a cache."""
+    if spec.osm_file is None:
+        from arnisd.osm.overpass import fetch_overpass
+        elements = fetch_overpass(spec.bbox, list(spec.overpass_urls), None,
+                                  timeout_s=spec.overpass_timeout_s, retries=spec.overpass_retries,
+                                  backoff_s=spec.overpass_backoff_s).elements
+        note(f"fetched {len(elements)} OSM elements of {spec.bbox} from Overpass")
+        return elements, None
+    if index_dir is not None:
+        from arnisd.osm.index_process import open_index
+        index = open_index(Path(spec.osm_file), Path(index_dir), progress)
+        note(f"{Path(spec.osm_file).name}: {index.element_count} OSM elements, index in {index_dir}")
+        return None, index
+    from arnisd.osm.reader import read_osm_file
+    elements = read_osm_file(spec.osm_file).elements
+    note(f"read {len(elements)} OSM elements from {spec.osm_file}")
+    return elements, None
+
+
+def recorded_tiling(world_dir: Path, manifest: Manifest, spec: JobSpec) -> JobPlan:
+    """The world's own tiling as its manifest records it, whatever cut it (a fixed size or
+    the cost model), checked to be a tiling of ``spec``."""
+    try:
+        plan = plan_job(spec, recorded={t.tile_id: t.chunks for t in manifest.tiles})
+    except ValueError:
+        raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling") from None
+    if sorted(t.tile_id for t in manifest.tiles) != sorted(plan.tile_ids):
+        raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling")
+    return plan
+
+
 def plan_update(world_dir: Path, osm_file: Path | None,
                 note: Callable[[str], None] = lambda message: None, progress=None,
                 index_dir: Path | None = None, overpass_urls: Sequence[str] = ()) -> UpdatePlan:
@@ -248,31 +285,15 @@ def plan_update(world_dir: Path, osm_file: Path | None,
     be old or new, whatever the new data says of them)."""
     world_dir = Path(world_dir)
     manifest = world_manifest(world_dir)
+    if (manifest.pending_update or {}).get("grown"):
+        raise UpdateError("growing this world was stopped midway: run that `update --extend` "
+                          "again first")
     from arnisd.world.job_elevation import prepare_job_terrain
     spec, terrain = prepare_job_terrain(
         job_from_manifest(manifest, world_dir, osm_file, overpass_urls), note=note)
-    elements = index = None
-    if osm_file is None:
-        from arnisd.osm.overpass import fetch_overpass
-        elements = fetch_overpass(spec.bbox, list(spec.overpass_urls), None,
-                                  timeout_s=spec.overpass_timeout_s, retries=spec.overpass_retries,
-                                  backoff_s=spec.overpass_backoff_s).elements
-        note(f"fetched {len(elements)} OSM elements of {spec.bbox} from Overpass")
-    elif index_dir is not None:
-        from arnisd.osm.index_process import open_index
-        index = open_index(Path(spec.osm_file), Path(index_dir), progress)
-        note(f"{Path(spec.osm_file).name}: {index.element_count} OSM elements, index in {index_dir}")
-    else:
-        from arnisd.osm.reader import read_osm_file
-        elements = read_osm_file(spec.osm_file).elements
-        note(f"read {len(elements)} OSM elements from {spec.osm_file}")
+    elements, index = read_job_input(spec, index_dir, progress, note)
+    plan = recorded_tiling(world_dir, manifest, spec)
     recorded = {t.tile_id: t for t in manifest.tiles}
-    try:          # the world's own tiling, whatever cut it (a fixed size or the cost model)
-        plan = plan_job(spec, recorded={t.tile_id: t.chunks for t in manifest.tiles})
-    except ValueError:
-        raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling") from None
-    if sorted(recorded) != sorted(plan.tile_ids):
-        raise UpdateError(f"{world_dir}: the manifest's tiles are not the job's tiling")
     everything_because = _redraw_everything_because(manifest, spec)
     if everything_because:
         note(f"drawing every tile again: {everything_because}")
@@ -300,7 +321,7 @@ def apply_update(update: UpdatePlan, drawn: DrawnTiles, progress=None) -> tuple[
         # until the regions are all written, the manifest says which tiles are being redrawn
         write_manifest(world_dir, replace(update.manifest, pending_update={
             "input": input_identity(spec), "tiles": list(update.changed)}))
-        chunks = _splice(world_dir / "region", drawn, progress)
+        chunks = splice_drawn(world_dir / "region", drawn, progress)
         content.update(drawn.content)
         level_dat_writer(spec)(world_dir)
     write_manifest(world_dir, job_manifest(replace(spec, output=world_dir), update.plan.tiles,

@@ -1,7 +1,8 @@
 """`arnisd update`: bring a world up to date with new OSM data (a new file, or a change file
 applied to the world's input), drawing only the tiles that changed (their extract differs
 from the one the world's manifest records): in local processes, or with ``--hosts`` on a local
-coordinator whose workers run here and on those machines (as ``generate --hosts``)."""
+coordinator whose workers run here and on those machines (as ``generate --hosts``); or, with
+``--extend``, grow the world by a new area."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ HELP = "redraw only the tiles of a world whose OSM data changed"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("world", type=Path, metavar="WORLD", help="a world folder arnisd made")
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--osm-file", type=Path, metavar="FILE",
                         help="the new OSM data: .osm.pbf, .osm, .osm.bz2 or Overpass .json")
     source.add_argument("--osc", type=Path, metavar="CHANGES",
@@ -25,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     source.add_argument("--bbox-refresh", action="store_true",
                         help="fetch the world's bbox afresh from Overpass (the endpoints the "
                              "world was made from, or --overpass-url)")
+    p.add_argument("--extend", metavar="MIN_LAT,MIN_LNG,MAX_LAT,MAX_LNG", default=None,
+                   help="grow the world by this area, drawn from --osm-file (default: the "
+                        "world's own input file) with the world's projection continued")
     p.add_argument("--overpass-url", action="append", dest="overpass_urls", metavar="URL",
                    help="Overpass endpoint for --bbox-refresh, repeatable, tried in order")
     p.add_argument("--osc-output", type=Path, default=None, metavar="FILE",
@@ -56,6 +60,11 @@ def run(args) -> int:
     if not args.world.is_dir():
         raise UserError(f"{args.world} is not a folder")
     progress = Progress(quiet=args.quiet)
+    if args.extend is not None:
+        return _run_extend(args, progress)
+    if args.osm_file is None and args.osc is None and not args.bbox_refresh:
+        raise UserError("give the new data: --osm-file, --osc or --bbox-refresh (or grow the "
+                        "world with --extend)")
     osm_file = args.osm_file
     if args.osc is not None:
         from arnisd.cluster.world_update import apply_changes_to_input, default_changed_input
@@ -99,3 +108,34 @@ def _cluster_drawer(args, workers: int, progress):
     config = CoordinatorConfig(lease_ahead=1, cost_model_path=user_cache_dir() / MODEL_FILE_NAME)
     return partial(draw_on_local_cluster, workers=workers, remote_workers=remote_workers,
                    progress=progress, config=config, starting_workers=starting_children)
+
+
+def _run_extend(args, progress) -> int:
+    """``--extend BBOX``: grow the world (``arnisd.cluster.world_extend``)."""
+    from arnisd.cluster.world_extend import extend_world
+    from arnisd.geo.bbox import BBox, BBoxError
+    from arnisd.job import INDEX_DIR_NAME, user_cache_dir
+    if args.osc is not None or args.bbox_refresh:
+        raise UserError("--extend draws the new area from --osm-file or the world's own input "
+                        "file, not from --osc or --bbox-refresh")
+    for name in ("osc_output", "overpass_urls"):
+        if getattr(args, name):
+            raise UserError(f"--{name.replace('_', '-').removesuffix('s')} does not go with "
+                            "--extend")
+    try:
+        bbox = BBox.parse(args.extend)
+    except BBoxError as exc:
+        raise UserError(f"--extend: {exc}") from None
+    if args.osm_file is not None and not args.osm_file.is_file():
+        raise UserError(f"OSM file {args.osm_file} does not exist or is not a file")
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    remote = bool(args.hosts or args.hosts_file)
+    result = extend_world(args.world, bbox, args.osm_file, workers, note=progress.note,
+                          progress=progress,
+                          index_dir=args.index_dir or user_cache_dir() / INDEX_DIR_NAME,
+                          draw=_cluster_drawer(args, workers, progress) if remote else None)
+    progress.note(f"grew the world by {bbox}: {result.tiles_new} new tiles "
+                  f"({result.chunks_new} chunks) and {result.tiles_seam} old tiles at the seam "
+                  f"({result.chunks_rewritten} chunks within its halo rewritten), "
+                  f"{result.regions_written} region files written, in {result.elapsed_s:.1f}s")
+    return 0

@@ -1,7 +1,8 @@
 """The job's one projection: latitude/longitude to Minecraft block x/z (Arnis-compatible).
 
 Every tile of a job uses the same ``LocalProjection``, fixed by the job's bbox and scale, so a
-block's x/z never depends on which tile computed it. Coordinates are given in 1e-7 degree
+block's x/z never depends on which tile computed it. A grown world keeps its first projection,
+continued beyond the bbox by the same formula, and records the chunks it covers as ``area``. Coordinates are given in 1e-7 degree
 integers (osmium's fixed point) or in float degrees; both go through the same float64 formula.
 """
 
@@ -58,12 +59,20 @@ class BlockRect:
         return [self.x0, self.z0, self.x1, self.z1]
 
 
+def bounding_rect(rects) -> BlockRect:
+    """The smallest rect holding every one of ``rects``."""
+    return BlockRect(min(r.x0 for r in rects), min(r.z0 for r in rects),
+                     max(r.x1 for r in rects), max(r.z1 for r in rects))
+
+
 @dataclass(frozen=True, slots=True)
 class LocalProjection:
     """Arnis's local projection for one job: bbox and scale fix it completely."""
 
     bbox: BBox
     scale: float = 1.0
+    # a grown world: the chunk-aligned box around all its areas (None: the bbox's own chunks)
+    area: BlockRect | None = None
 
     @property
     def scale_factor_x(self) -> float:
@@ -82,13 +91,27 @@ class LocalProjection:
         return int(self.scale_factor_z)
 
     def world_rect(self) -> BlockRect:
-        """The columns covered by the bbox, ``0..max`` inclusive on both axes."""
+        """The columns covered by the bbox, ``0..max`` inclusive on both axes (a grown world:
+        its ``area``)."""
+        if self.area is not None:
+            return self.area
         return BlockRect(0, 0, self.max_x() + 1, self.max_z() + 1)
 
     def world_chunk_rect(self) -> BlockRect:
-        """The world rect grown to whole chunks: every chunk the world contains."""
+        """The world rect grown to whole chunks: every chunk the world contains (a grown
+        world: the box around its areas)."""
+        if self.area is not None:
+            return self.area
         rect = self.world_rect()
         return BlockRect(0, 0, _ceil_to_chunk(rect.x1), _ceil_to_chunk(rect.z1))
+
+    def bbox_chunk_rect(self, bbox: BBox) -> BlockRect:
+        """The chunks covering ``bbox`` under this projection, continued beyond its own bbox
+        (for the projection's own bbox: ``world_chunk_rect`` of a world that never grew)."""
+        xs, zs = self.project([bbox.max_lat, bbox.min_lat], [bbox.min_lng, bbox.max_lng])
+        return BlockRect(_floor_to_chunk(int(xs[0])), _floor_to_chunk(int(zs[0])),
+                         _floor_to_chunk(int(xs[1])) + CHUNK_SIZE_BLOCKS,
+                         _floor_to_chunk(int(zs[1])) + CHUNK_SIZE_BLOCKS)
 
     def project(self, lat, lng) -> tuple[np.ndarray, np.ndarray]:
         """Float degrees (scalars or arrays) to integer block x, z (truncated, as Arnis)."""
@@ -116,6 +139,10 @@ class LocalProjection:
         b = self.bbox
         return (self.scale_factor_x / (b.max_lng - b.min_lng),
                 self.scale_factor_z / (b.max_lat - b.min_lat))
+
+
+def _floor_to_chunk(value: int) -> int:
+    return value // CHUNK_SIZE_BLOCKS * CHUNK_SIZE_BLOCKS
 
 
 def _ceil_to_chunk(value: int) -> int:
