@@ -37,11 +37,10 @@ from arnisd.cluster.tiling import Tile
 from arnisd.cluster.world_manifest import (RecordingExtracts, chunk_rect_of_blocks,
                                            input_identity, job_manifest)
 from arnisd.cluster.world_update import (DrawnTiles, UpdateError, UpdatePlan, draw_in_processes,
-                                         job_from_manifest, read_job_input, world_manifest,
-                                         recorded_tiling, splice_drawn)
+                                         job_from_manifest, read_job_input, recorded_input_file,
+                                         recorded_tiling, splice_drawn, world_manifest)
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect, LocalProjection
-from arnisd.osm.file_index import file_digest
 
 Chunk = tuple[int, int]
 
@@ -72,21 +71,6 @@ class ExtendResult:
     elapsed_s: float = 0.0
 
 
-def _input_file(manifest: Manifest, osm_file: Path | None) -> Path:
-    """The data the new area is drawn from: ``osm_file``, else the world's own input file."""
-    if osm_file is not None:
-        return Path(osm_file)
-    recorded = manifest.input
-    if recorded.get("kind") != "file":
-        raise UpdateError(f"the world was made from {recorded.get('kind')}, not a file: give "
-                          "the new area's data with --osm-file")
-    path = Path(recorded["path"])
-    if not path.is_file() or file_digest(path) != recorded["digest"]:
-        raise UpdateError(f"the world's input {path} is gone or no longer the file the world "
-                          "was made from: give the new area's data with --osm-file")
-    return path
-
-
 def _refuse_other_pending(manifest: Manifest, bbox: BBox) -> None:
     """Refuse to start while another update or extend of the world is unfinished (the same
     extend, stopped midway, is simply done again)."""
@@ -111,7 +95,7 @@ def plan_extend(world_dir: Path, bbox: BBox, osm_file: Path | None = None,
     world_dir = Path(world_dir)
     manifest = world_manifest(world_dir)
     _refuse_other_pending(manifest, bbox)
-    data = _input_file(manifest, osm_file)
+    data = Path(osm_file) if osm_file is not None else recorded_input_file(manifest, world_dir)
     spec = job_from_manifest(manifest, world_dir, data)
     if spec.settings.terrain:
         raise UpdateError("growing a world made with terrain is not supported yet: its heights "
@@ -211,6 +195,8 @@ def apply_extend(extend: ExtendPlan, drawn: DrawnTiles, progress=None) -> Extend
     regions = sorted({region_of(*c) for t in extend.new_tiles for c in tiles[t].chunks()}
                      | {region_of(*c) for t in extend.seam_tiles for c in tiles[t].chunks()
                         if _reached(extend.reach, c)})
+    for region in sorted(set(drawn.regions) - set(regions)):
+        seam.chunks_of(region)           # nothing to write there: the old tiles' digests
     splice_drawn(world_dir / "region", replace(drawn, regions=regions, chunks_of=seam.chunks_of),
                  progress)
     level_dat_writer(spec)(world_dir)

@@ -211,6 +211,11 @@ def apply_changes_to_input(world_dir: Path, changes: Path, out: Path) -> Path:
     if Path(out).is_file() and pending_input.get("path") == str(Path(out).resolve()) \
             and pending_input.get("digest") == file_digest(Path(out)):
         return Path(out)        # an update stopped midway made it (its input may be gone since)
+    return apply_changes(recorded_input_file(manifest, world_dir), changes, out)
+
+
+def recorded_input_file(manifest: Manifest, world_dir: Path) -> Path:
+    """The input file the world was made from, which must still be there unchanged."""
     recorded = manifest.input
     if recorded.get("kind") != "file":
         raise UpdateError(f"{world_dir} was made from {recorded.get('kind')}, not a file: "
@@ -219,7 +224,7 @@ def apply_changes_to_input(world_dir: Path, changes: Path, out: Path) -> Path:
     if not base.is_file() or file_digest(base) != recorded["digest"]:
         raise UpdateError(f"the world's input {base} is gone or no longer the file the world "
                           "was made from: give the new data with --osm-file")
-    return apply_changes(base, changes, out)
+    return base
 
 
 @dataclass(slots=True)
