@@ -128,3 +128,19 @@ def test_killed_while_replacing_region_files_validates_and_finishes(worlds, tmp_
     assert sorted(new + still_old) == sorted(to_change)
     _validates(world)
     _finish_and_compare(world, worlds)
+
+
+def test_a_second_update_of_a_world_being_updated_is_refused(worlds, tmp_path):
+    world = _copy(worlds["old"], tmp_path)
+    first = _start_update(world, worlds["new_pbf"])
+    try:
+        _read_until(first, "drawing tiles:")
+        second = _arnisd("update", str(world), "--osm-file", str(worlds["new_pbf"]))
+        _, rest = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            _kill(first)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"being updated by another process (pid {first.pid})" in second.stderr
+    assert first.returncode == 0, rest[-3000:]
+    assert _files(world) == _files(worlds["reference"])

@@ -59,6 +59,8 @@ def run(args) -> int:
         parse_hosts(args.hosts, args.hosts_file)
     if not args.world.is_dir():
         raise UserError(f"{args.world} is not a folder")
+    from arnisd.service.state_lock import lock_world_for_update
+    lock = lock_world_for_update(args.world)     # one update of a world at a time
     progress = Progress(quiet=args.quiet)
     if args.extend is not None:
         return _run_extend(args, progress)
@@ -89,6 +91,7 @@ def run(args) -> int:
     progress.note(f"drew {len(result.tiles_drawn)} of {result.tiles_total} tiles again, "
                   f"{result.chunks_replaced} chunks in {result.regions_replaced} region files, "
                   f"in {result.elapsed_s:.1f}s")
+    lock.release()
     return 0
 
 

@@ -430,7 +430,7 @@ class CoordinatorService:
         if self._stop.is_set() or record.cancel_requested:
             job.merger.close()
             outcome = JobState.CANCELLED if record.cancel_requested else JobState.STOPPED
-            self._finish_record(record, outcome, None, staged, state_dir)
+            self._finish_record(record, outcome, None, staged, state_dir, prepared)
             return
         from arnisd.cluster.dask_errors import DaskSchedulerLost
         from arnisd.cluster.journal import JournalError
@@ -525,16 +525,21 @@ class CoordinatorService:
         """Put a finished world in place (``job_world.place_world``; ``prepared`` the
         job's ``PreparedJob``), or clear up after a failed or cancelled one."""
         from arnisd.service.job_world import clear_job, place_world
-        if outcome == JobState.DONE:
-            try:
-                self._heartbeating(place_world, record, prepared, staged, state_dir)
-            except (OSError, UserError) as exc:
-                outcome, record.error = JobState.FAILED, f"cannot put the world in place: {exc}"
-        elif outcome == JobState.STOPPED:
-            log.warning("job %s stopped; its staged data stays in %s and %s (resumed at the "
-                        "next start)", record.job_id, staged, state_dir)
-        else:
-            clear_job(staged, state_dir)
+        try:
+            if outcome == JobState.DONE:
+                try:
+                    self._heartbeating(place_world, record, prepared, staged, state_dir)
+                except (OSError, UserError) as exc:
+                    outcome = JobState.FAILED
+                    record.error = f"cannot put the world in place: {exc}"
+            elif outcome == JobState.STOPPED:
+                log.warning("job %s stopped; its staged data stays in %s and %s (resumed at "
+                            "the next start)", record.job_id, staged, state_dir)
+            else:
+                clear_job(staged, state_dir)
+        finally:
+            if prepared is not None:
+                prepared.release()
         with self._lock:
             self._end(record, outcome)
             self._last = record

@@ -28,6 +28,11 @@ class PreparedJob:
 
     run: object | None
     update: object | None = None
+    lock: object | None = None          # an update holds its world (``lock_world_for_update``)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
 
 def job_paths(record, state_root: Path) -> tuple[Path, Path]:
@@ -71,21 +76,27 @@ def _prepare_update(record, coordinator, journal, staged: Path, state_dir: Path,
     from arnisd.cluster.job_setup import build_job_run
     from arnisd.cluster.update_cluster import changed_tiles_plan
     from arnisd.cluster.world_update import apply_changes_to_input, plan_update
+    from arnisd.service.state_lock import lock_world_for_update
     spec = record.spec
-    if record.request.osc is not None:
-        apply_changes_to_input(spec.output, Path(record.request.osc).expanduser(),
-                               spec.osm_file)
-        progress.note(f"applied {record.request.osc} to the world's input: {spec.osm_file}")
-    update = plan_update(spec.output, spec.osm_file, progress.note, progress,
-                         index_dir=spec.index_dir)
-    if not update.changed:
-        return PreparedJob(None, update)
-    plan = changed_tiles_plan(update)
-    restored = _restored(record, journal, plan, staged, state_dir)
-    run = build_job_run(record.job_id, update.spec, plan, journal, update.extracts,
-                        world_dir=staged, state_dir=state_dir, config=coordinator.config,
-                        restored=restored, finalize=lambda world_dir: None)
-    return PreparedJob(run, update)
+    lock = lock_world_for_update(spec.output)
+    try:
+        if record.request.osc is not None:
+            apply_changes_to_input(spec.output, Path(record.request.osc).expanduser(),
+                                   spec.osm_file)
+            progress.note(f"applied {record.request.osc} to the world's input: {spec.osm_file}")
+        update = plan_update(spec.output, spec.osm_file, progress.note, progress,
+                             index_dir=spec.index_dir)
+        if not update.changed:
+            return PreparedJob(None, update, lock)
+        plan = changed_tiles_plan(update)
+        restored = _restored(record, journal, plan, staged, state_dir)
+        run = build_job_run(record.job_id, update.spec, plan, journal, update.extracts,
+                            world_dir=staged, state_dir=state_dir, config=coordinator.config,
+                            restored=restored, finalize=lambda world_dir: None)
+        return PreparedJob(run, update, lock)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _restored(record, journal, plan, staged: Path, state_dir: Path) -> dict | None:

@@ -1,9 +1,10 @@
-"""One coordinator per ``state_dir``: an exclusive lock on ``state_dir/coordinator.lock``.
+"""Exclusive locks on files that the operating system drops when their holder's process ends,
+however it ends (a killed holder leaves no stale lock to clean up): ``flock`` on POSIX,
+``msvcrt.locking`` on Windows. The lock file holds the holder's pid; on Windows a locked byte
+cannot be read by others, so the lock sits on a byte far past the pid, which stays readable.
 
-The lock file holds the holder's pid. The operating system drops the lock when the holder's
-process ends, however it ends (a killed coordinator leaves no stale lock to clean up): ``flock``
-on POSIX, ``msvcrt.locking`` on Windows. On Windows a locked byte cannot be read by others, so
-the lock sits on a byte far past the pid, which stays readable.
+Two uses: one coordinator per ``state_dir`` (``state_dir/coordinator.lock``), and one update of
+a world at a time (``.WORLD.arnisd-update.lock`` beside the world, outside it)::
 
     lock = StateDirLock.acquire(state_dir)    # raises StateDirInUse naming the holder's pid
     ...
@@ -23,28 +24,32 @@ _WINDOWS_LOCK_OFFSET = 1 << 20       # past anything the file holds
 _PID_WAIT_S = 0.5                    # a holder that has just locked writes its pid right after
 
 
-class StateDirInUse(UserError):
+class LockHeld(UserError):
+    """Another live process holds the lock."""
+
+
+class StateDirInUse(LockHeld):
     """Another live process holds the lock on this ``state_dir``."""
 
 
-class StateDirLock:
-    """A held lock on one ``state_dir``; ``release()`` (or the process's end) frees it."""
+class FileLock:
+    """A held lock on one file; ``release()`` (or the process's end) frees it."""
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, state_dir: Path | str) -> "StateDirLock":
-        """Lock ``state_dir`` (created if missing) for this process, or raise ``StateDirInUse``
-        naming the holder's pid; an unusable folder raises ``UserError``."""
-        state_dir = Path(state_dir)
-        path = state_dir / LOCK_NAME
+    def acquire(cls, path: Path, in_use, error=LockHeld, label: str | None = None):
+        """Lock ``path`` (its folder created if missing) for this process, or raise ``error``
+        with ``in_use(who)`` (who: the holder's pid, as words); a folder that cannot be used
+        raises ``UserError`` naming ``label`` (default: the folder)."""
+        path = Path(path)
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise UserError(f"state_dir {state_dir}: {exc.strerror or exc}") from None
+            raise UserError(f"{label or path.parent}: {exc.strerror or exc}") from None
         try:
             locked = _try_lock(fd)
         except OSError as exc:
@@ -53,9 +58,8 @@ class StateDirLock:
         if not locked:
             holder = _holder_pid(fd)
             os.close(fd)
-            who = f"pid {holder}" if holder else "a process whose pid it has not written yet"
-            raise StateDirInUse(f"state_dir {state_dir} is in use by another coordinator "
-                                f"({who}); stop it, or give this one its own state_dir")
+            raise error(in_use(f"pid {holder}" if holder
+                               else "a process whose pid it has not written yet"))
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
@@ -76,6 +80,29 @@ class StateDirLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+class StateDirLock(FileLock):
+    """A held lock on one coordinator's ``state_dir``."""
+
+    @classmethod
+    def acquire(cls, state_dir: Path | str) -> "StateDirLock":
+        """Lock ``state_dir`` (created if missing) for this process, or raise ``StateDirInUse``
+        naming the holder's pid; an unusable folder raises ``UserError``."""
+        state_dir = Path(state_dir)
+        return super().acquire(
+            state_dir / LOCK_NAME,
+            lambda who: (f"state_dir {state_dir} is in use by another coordinator ({who}); "
+                         "stop it, or give this one its own state_dir"),
+            StateDirInUse, label=f"state_dir {state_dir}")
+
+
+def lock_world_for_update(world_dir: Path | str) -> FileLock:
+    """Hold the world for one update, or raise ``LockHeld`` naming the process updating it."""
+    world = Path(world_dir).resolve()
+    return FileLock.acquire(world.parent / f".{world.name}.arnisd-update.lock",
+                            lambda who: f"{world_dir} is being updated by another process "
+                                        f"({who}); wait for it to end")
 
 
 def _holder_pid(fd: int) -> int | None:
