@@ -150,3 +150,26 @@ def test_a_coordinator_killed_mid_update_resumes_it(taller_worlds, tmp_path):
     assert f"job {job_id} resumed" in text and "starting over" not in text, text[-3000:]
     assert _files(root / "k") == _files(taller_worlds["reference"])
     assert not drawn_dir(root / "k").exists()
+
+
+def test_a_daemon_update_job_runs_on_dask(worlds, tmp_path):
+    """The same update as a daemon's job whose tiles run on a Dask cluster (a real scheduler
+    and worker on 127.0.0.1), the coordinator service on a thread."""
+    pytest.importorskip("distributed", reason="distributed is not installed (arnisd[dask])")
+    from dask_control import DaskCluster
+    from service_control import RunningService, service_config
+    (tmp_path / "worlds").mkdir()
+    shutil.copytree(worlds["old"], tmp_path / "worlds" / "k")
+    cluster = DaskCluster(tmp_path / "dask")
+    try:
+        address = cluster.start_scheduler()
+        cluster.start_worker()
+        with RunningService(service_config(tmp_path), workers=0) as running:
+            job_id = running.service.submit({"update": "k", "dask": address,
+                                             "osm_file": str(worlds["new_pbf"])})
+            done = running.wait_state(job_id, ("done", "failed", "stopped"), timeout_s=300)
+    finally:
+        cluster.close()
+    assert done["state"] == "done" and done["kind"] == "update", done
+    assert 0 < done["total_chunks"] <= 4, done
+    assert _files(tmp_path / "worlds" / "k") == _files(worlds["reference"])
