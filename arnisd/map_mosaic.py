@@ -58,14 +58,15 @@ class MapMosaic:
     """The map of a job whose tiles own ``tiles`` ({tile id: owned BlockRect}), in
     ``directory``. ``start()`` (a fresh job) or ``resume(committed)``, then ``add`` per
     committed tile, ``finish()`` at the end. ``refresh_s``: how often the files are brought up
-    to date while the job runs (None: only when ``MAX_DIRTY_TILES`` are held, for a map no
-    one looks at before the end)."""
+    to date while the job runs (None: a map no one looks at before the end, whose overview
+    alone is wanted: its pyramid is not browsable, see ``map_pyramid``)."""
 
     def __init__(self, directory: Path, tiles: dict[str, BlockRect],
                  refresh_s: float | None = REFRESH_S) -> None:
         self.directory = Path(directory)
         self.tiles = tiles
-        self.pyramid = Pyramid(self.directory, region_extent(tiles.values()))
+        self.pyramid = Pyramid(self.directory, region_extent(tiles.values()),
+                               browsable=refresh_s is not None)
         self.refresh_s = refresh_s
         self.drawn: dict[str, MapPiece] = {}       # the pieces drawn, their pixels dropped
         self._north_of: dict[int, list[str]] = {}  # z1 -> tiles ending there
@@ -179,7 +180,7 @@ class MapMosaic:
         """Write what changed (the pyramid, then a quick overview from a zoom that fits)."""
         started = time.monotonic()
         self.pyramid.flush()
-        if self._box is not None:
+        if self._box is not None and self.pyramid.browsable:
             save_png(self._quick_overview(), self.directory / OVERVIEW_NAME)
         self._refreshed_at = time.monotonic()
         self._refresh_cost_s = self._refreshed_at - started
