@@ -242,3 +242,26 @@ def test_an_extend_stopped_midway_leaves_the_old_world_and_finishes_when_run_aga
     proc = _arnisd("update", str(world), "--extend", EAST, "--osm-file", str(PBF))
     assert proc.returncode == 0, proc.stderr
     assert _files(world) == _files(worlds["grown"])
+
+
+def test_a_world_made_from_overpass_grows_from_overpass(worlds, tmp_path):
+    """No --osm-file: the area the drawn tiles need is fetched afresh from the endpoint the
+    world was made from (a fake Overpass answering with the whole extract); with all the data
+    there from the start, the grown world is the grown job made in one go."""
+    from fake_overpass import FakeOverpass, osm_file_to_overpass_json
+    world = tmp_path / "world" / "k"
+    world.parent.mkdir()
+    with FakeOverpass(osm_file_to_overpass_json(PBF)) as server:
+        proc = _arnisd("generate", "--bbox", WEST, "--overpass-url", server.url,
+                       "--cache-dir", str(tmp_path / "cache-dir"), "--output", str(world),
+                       "--in-process", "--quiet", "--chunk-size", TILE_DEG)
+        assert proc.returncode == 0, proc.stderr
+        before = server.requests
+        proc = _arnisd("update", str(world), "--extend", EAST, "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        assert server.requests == before + 1
+    manifest = read_manifest(world)
+    assert manifest.input["kind"] == "overpass" and manifest.input["urls"] == [server.url]
+    assert manifest.job["grown"] == [BBox.parse(EAST).as_dict()]
+    assert validate_world(world, processes=2).problems == []
+    assert _chunks(world) == _chunks(worlds["one_go"])      # the grown job made in one go

@@ -23,7 +23,7 @@ readable; running the same extend again finishes it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,7 +40,8 @@ from arnisd.cluster.world_update import (DrawnTiles, UpdateError, UpdatePlan, dr
                                          job_from_manifest, read_job_input, recorded_input_file,
                                          recorded_tiling, splice_drawn, world_manifest)
 from arnisd.geo.bbox import BBox
-from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect, LocalProjection
+from arnisd.geo.projection import CHUNK_SIZE_BLOCKS, BlockRect, LocalProjection, bounding_rect
+from arnisd.job import JobSpec
 
 Chunk = tuple[int, int]
 
@@ -88,15 +89,20 @@ def _refuse_other_pending(manifest: Manifest, bbox: BBox) -> None:
 
 def plan_extend(world_dir: Path, bbox: BBox, osm_file: Path | None = None,
                 note: Callable[[str], None] = lambda message: None, progress=None,
-                index_dir: Path | None = None) -> ExtendPlan:
+                index_dir: Path | None = None, overpass_urls: Sequence[str] = ()) -> ExtendPlan:
     """The tiles growing the world in ``world_dir`` by ``bbox`` draws, from ``osm_file``
-    (None: the world's own input file), whose on-disk index is kept in ``index_dir`` (None:
-    the file is read whole)."""
+    (None: the world's own input file, whose on-disk index is kept in ``index_dir``, None:
+    read whole; for a world made from Overpass, the area the drawn tiles need fetched afresh
+    from ``overpass_urls``, else the endpoints the manifest records)."""
     world_dir = Path(world_dir)
     manifest = world_manifest(world_dir)
     _refuse_other_pending(manifest, bbox)
-    data = Path(osm_file) if osm_file is not None else recorded_input_file(manifest, world_dir)
-    spec = job_from_manifest(manifest, world_dir, data)
+    from_overpass = osm_file is None and manifest.input.get("kind") == "overpass"
+    if overpass_urls and not from_overpass:
+        raise UpdateError("--overpass-url goes with a world made from Overpass and no --osm-file")
+    data = (None if from_overpass else Path(osm_file) if osm_file is not None
+            else recorded_input_file(manifest, world_dir))
+    spec = job_from_manifest(manifest, world_dir, data, overpass_urls)
     if spec.settings.terrain:
         raise UpdateError("growing a world made with terrain is not supported yet: its heights "
                           "are scaled to the first area's relief")
@@ -104,8 +110,9 @@ def plan_extend(world_dir: Path, bbox: BBox, osm_file: Path | None = None,
     new_rects = grown_tiles(spec.projection, spec.area_rects(), new_area, spec.tile_size_deg)
     if not new_rects:
         raise UpdateError(f"the bbox {bbox} lies inside the world already: nothing to add")
-    from arnisd.osm.file_check import check_osm_file
-    check_osm_file(data, bbox)
+    if data is not None:
+        from arnisd.osm.file_check import check_osm_file
+        check_osm_file(data, bbox)
     recorded_tiling(world_dir, manifest, spec)
     if set(new_rects) & {t.tile_id for t in manifest.tiles}:
         raise UpdateError(f"{world_dir}: the manifest's tile ids clash with the new area's")
@@ -120,13 +127,31 @@ def plan_extend(world_dir: Path, bbox: BBox, osm_file: Path | None = None,
                   and any(t.window.intersection(n.owned) for n in new_tiles)]
     note(f"growing by {bbox}: {len(new_tiles)} new tiles, {len(seam_tiles)} old tiles at the "
          "seam drawn again")
-    elements, index = read_job_input(grown, index_dir, progress, note)
+    if from_overpass:
+        elements, index = _fetch_overpass(grown, new_tiles + seam_tiles, note), None
+    else:
+        elements, index = read_job_input(grown, index_dir, progress, note)
     extracts = RecordingExtracts(job_extract_source(grown, elements, None, index=index))
     changed = [t.tile_id for t in new_tiles + seam_tiles]
     update = UpdatePlan(world_dir, manifest, grown, plan, extracts, changed)
     return ExtendPlan(update, bbox, new_area, [t.tile_id for t in new_tiles],
                       [t.tile_id for t in seam_tiles],
                       [t.owned.expanded(grown.settings.halo_blocks) for t in new_tiles])
+
+
+def _fetch_overpass(spec: JobSpec, tiles: list[Tile], note) -> list:
+    """The elements of every drawn tile's window (plus the extract margin), fetched afresh
+    from the job's Overpass endpoints (never from a cache)."""
+    from arnisd.cluster.extracts import EXTRACT_MARGIN_BLOCKS
+    from arnisd.cluster.tiling import rect_to_degrees
+    from arnisd.osm.overpass import fetch_overpass
+    box = rect_to_degrees(spec.projection, bounding_rect([t.window for t in tiles]),
+                          EXTRACT_MARGIN_BLOCKS)
+    elements = fetch_overpass(box, list(spec.overpass_urls), None,
+                              timeout_s=spec.overpass_timeout_s, retries=spec.overpass_retries,
+                              backoff_s=spec.overpass_backoff_s).elements
+    note(f"fetched {len(elements)} OSM elements of {box} from Overpass")
+    return elements
 
 
 def _reached(reach: list[BlockRect], chunk: Chunk) -> bool:
@@ -219,12 +244,12 @@ def apply_extend(extend: ExtendPlan, drawn: DrawnTiles, progress=None) -> Extend
 
 def extend_world(world_dir: Path, bbox: BBox, osm_file: Path | None = None, workers: int = 1,
                  note: Callable[[str], None] = lambda message: None, progress=None,
-                 index_dir: Path | None = None,
+                 index_dir: Path | None = None, overpass_urls: Sequence[str] = (),
                  draw: Callable[[UpdatePlan], DrawnTiles] | None = None) -> ExtendResult:
     """Grow the world in ``world_dir`` by ``bbox`` (``plan_extend``), drawing with ``draw``
     (default: ``draw_in_processes`` with ``workers``), then ``apply_extend``."""
     started = time.monotonic()
-    extend = plan_extend(world_dir, bbox, osm_file, note, progress, index_dir)
+    extend = plan_extend(world_dir, bbox, osm_file, note, progress, index_dir, overpass_urls)
     drawn = (draw(extend.update) if draw is not None
              else draw_in_processes(extend.update, workers, progress))
     result = apply_extend(extend, drawn, progress)

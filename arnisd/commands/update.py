@@ -28,9 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                              "world was made from, or --overpass-url)")
     p.add_argument("--extend", metavar="MIN_LAT,MIN_LNG,MAX_LAT,MAX_LNG", default=None,
                    help="grow the world by this area, drawn from --osm-file (default: the "
-                        "world's own input file) with the world's projection continued")
+                        "world's own input file, or Overpass for a world made from it) with "
+                        "the world's projection continued")
     p.add_argument("--overpass-url", action="append", dest="overpass_urls", metavar="URL",
-                   help="Overpass endpoint for --bbox-refresh, repeatable, tried in order")
+                   help="Overpass endpoint for --bbox-refresh (or --extend of a world made "
+                        "from Overpass), repeatable, tried in order")
     p.add_argument("--osc-output", type=Path, default=None, metavar="FILE",
                    help="where --osc writes the changed input (default: WORLD-input.osm.pbf "
                         "beside the world folder)")
@@ -121,10 +123,8 @@ def _run_extend(args, progress) -> int:
     if args.osc is not None or args.bbox_refresh:
         raise UserError("--extend draws the new area from --osm-file or the world's own input "
                         "file, not from --osc or --bbox-refresh")
-    for name in ("osc_output", "overpass_urls"):
-        if getattr(args, name):
-            raise UserError(f"--{name.replace('_', '-').removesuffix('s')} does not go with "
-                            "--extend")
+    if args.osc_output is not None:
+        raise UserError("--osc-output does not go with --extend")
     try:
         bbox = BBox.parse(args.extend)
     except BBoxError as exc:
@@ -136,6 +136,7 @@ def _run_extend(args, progress) -> int:
     result = extend_world(args.world, bbox, args.osm_file, workers, note=progress.note,
                           progress=progress,
                           index_dir=args.index_dir or user_cache_dir() / INDEX_DIR_NAME,
+                          overpass_urls=args.overpass_urls or (),
                           draw=_cluster_drawer(args, workers, progress) if remote else None)
     progress.note(f"grew the world by {bbox}: {result.tiles_new} new tiles "
                   f"({result.chunks_new} chunks) and {result.tiles_seam} old tiles at the seam "
