@@ -402,3 +402,28 @@ def test_the_child_builders_warnings_reach_the_callers_log_not_its_stderr(tmp_pa
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
     assert warnings[0].name == "arnisd.osm.reader"
     assert "could not be assembled" not in capfd.readouterr().err
+
+
+def test_a_file_digest_is_read_once_and_follows_the_file(tmp_path, monkeypatch):
+    """A run asks for its input's digest several times: read once, read again once the file
+    changed (here: same size, another modification time)."""
+    import builtins
+    import hashlib
+    import os
+    path = tmp_path / "input.osm.pbf"
+    path.write_bytes(b"a" * 3000)
+    opened = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if Path(file) == path:
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    first = file_digest(path)
+    assert file_digest(path) == first and len(opened) == 1
+    path.write_bytes(b"b" * 3000)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert file_digest(path) == hashlib.blake2b(b"b" * 3000, digest_size=32).hexdigest() != first
+    assert len(opened) == 2

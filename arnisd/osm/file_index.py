@@ -87,12 +87,28 @@ FROM elements
 
 def file_digest(path: Path) -> str:
     """The BLAKE2b-256 (hex) of a file's bytes, read in blocks: the input's identity in a
-    world's manifest and the name of its index."""
+    world's manifest and the name of its index. A run asks for it up to three times (its
+    index, its journal's fingerprint, its manifest at the end): a file this process digested
+    already, unchanged since (same inode, size and modification time), is not read again."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    known = _DIGESTS.get(key)
+    if known is not None:
+        return known
     digest = hashlib.blake2b(digest_size=32)
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
-    return digest.hexdigest()
+    with _DIGESTS_LOCK:
+        if len(_DIGESTS) >= _DIGESTS_KEPT:
+            _DIGESTS.clear()
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+_DIGESTS: dict[tuple, str] = {}
+_DIGESTS_KEPT = 64
+_DIGESTS_LOCK = threading.Lock()
 
 
 def index_path_for(digest: str, index_dir: Path) -> Path:
