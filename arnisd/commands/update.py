@@ -65,7 +65,9 @@ def run(args) -> int:
     lock = lock_world_for_update(args.world)     # one update of a world at a time
     progress = Progress(quiet=args.quiet)
     if args.extend is not None:
-        return _run_extend(args, progress)
+        _run_extend(args, progress)
+        lock.release()
+        return 0
     if args.osm_file is None and args.osc is None and not args.bbox_refresh:
         raise UserError("give the new data: --osm-file, --osc or --bbox-refresh (or grow the "
                         "world with --extend)")
@@ -115,7 +117,7 @@ def _cluster_drawer(args, workers: int, progress):
                    progress=progress, config=config, starting_workers=starting_children)
 
 
-def _run_extend(args, progress) -> int:
+def _run_extend(args, progress) -> None:
     """``--extend BBOX``: grow the world (``arnisd.cluster.world_extend``)."""
     from arnisd.cluster.world_extend import extend_world
     from arnisd.geo.bbox import BBox, BBoxError
@@ -142,4 +144,3 @@ def _run_extend(args, progress) -> int:
                   f"({result.chunks_new} chunks) and {result.tiles_seam} old tiles at the seam "
                   f"({result.chunks_rewritten} chunks within its halo rewritten), "
                   f"{result.regions_written} region files written, in {result.elapsed_s:.1f}s")
-    return 0
