@@ -6,8 +6,10 @@ Per chunk, Python only finds byte offsets (the heightmap, each needed section's 
 packed data); the heightmaps of all the region's chunks are unpacked together, and each column's
 block is picked straight out of the packed longs of its section, in one numpy pass per region,
 never unpacking a whole section. Palettes are recognised by their bytes and decoded once per
-process. A chunk whose layout is not the one the game and arnisd write falls back to the
-per-chunk reader (``preview.chunk_top``), so the image is the same either way.
+process (each distinct entry once: thousands of palettes share a few hundred entries); where a
+palette ends is guessed from the tag that follows it and checked, not walked. A chunk whose
+layout is not the one the game and arnisd write falls back to the per-chunk reader
+(``preview.chunk_top``), so the image is the same either way.
 """
 
 from __future__ import annotations
