@@ -43,23 +43,15 @@ def chromium_run(chromium: str, url: str, tmp_path, output: list[str], budget_ms
     return proc.stdout
 
 
-def dom_of(chromium, url, tmp_path, budget_ms=6000) -> PageDom:
-    return PageDom(chromium_run(chromium, url, tmp_path, ["--dump-dom"], budget_ms))
-
-
-def screenshot_of(chromium, url, tmp_path, budget_ms=6000) -> np.ndarray:
-    """A screenshot of the page after ``budget_ms``, as an RGB array."""
+def look(chromium, url, tmp_path, budget_ms=6000) -> tuple[PageDom, np.ndarray]:
+    """The page's DOM and a screenshot of it (RGB array), both after ``budget_ms``, from one run
+    of Chromium (so both show the same moment of the page)."""
     shot = tmp_path / "shot.png"
-    chromium_run(chromium, url, tmp_path, [f"--screenshot={shot}"], budget_ms)
+    dom = PageDom(chromium_run(chromium, url, tmp_path, ["--dump-dom", f"--screenshot={shot}"],
+                               budget_ms))
     with Image.open(shot) as image:
         assert image.size == WINDOW
-        return np.asarray(image.convert("RGB")).astype(np.float64)
-
-
-def look(chromium, url, tmp_path, budget_ms=6000) -> tuple[PageDom, np.ndarray]:
-    """The page's DOM and a screenshot of it (two runs: the layout is the same in both)."""
-    return (dom_of(chromium, url, tmp_path, budget_ms),
-            screenshot_of(chromium, url, tmp_path, budget_ms))
+        return dom, np.asarray(image.convert("RGB")).astype(np.float64)
 
 
 def served_blocks(port: int, description: dict, job_id: str = "job-1") -> np.ndarray:
@@ -226,10 +218,9 @@ def test_map_fills_in_as_tiles_commit(chromium, full_map, tmp_path):
     try:
         status, _, body = get(port, "/jobs/job-1/map/tiles.json")
         late_blocks = served_blocks(port, json.loads(body))
-        dom = dom_of(chromium, url, tmp_path)          # where the map lies on the page
         provider.tiles, provider.map_dir = early_rows, early_dir
         provider.status = advancing_status
-        shot = screenshot_of(chromium, url, tmp_path, budget_ms=9000)
+        dom, shot = look(chromium, url, tmp_path, budget_ms=9000)
     finally:
         server.close()
     assert len(calls) >= 8, f"the page polled only {len(calls)} times"
@@ -258,7 +249,8 @@ def test_page_of_a_real_job_mid_way_shows_its_map(chromium, tmp_path):
     rows = after["tiles"]
     assert [r["state"] for r in rows] == [r["state"] for r in doc["tiles"]]   # nothing moved
     assert sorted(r["state"] for r in rows).count("committed") == 6
-    assert dom.attrs["map"].get("data-map") == "pyramid"
+    assert dom.attrs["map"].get("data-map") == "pyramid", dom.attrs["map"]
+    assert dom.attrs["map"].get("data-map-tiles") == "loaded", dom.attrs["map"]
     worst, not_drawn = compare_tiles(shot, ScreenMap(dom), blocks, rows, overlay_on=False)
     print("worst colour difference per state, real job:", worst, "; made, not drawn yet:",
           sorted(not_drawn))
@@ -291,6 +283,8 @@ def test_a_daemons_job_mid_way_serves_its_map_and_page(chromium, tmp_path):
             running.wait_state(job_id, ("done",))
     rows = after["tiles"]
     assert [r["state"] for r in rows] == [r["state"] for r in doc["tiles"]]   # nothing moved
+    assert dom.attrs["map"].get("data-map") == "pyramid", dom.attrs["map"]
+    assert dom.attrs["map"].get("data-map-tiles") == "loaded", dom.attrs["map"]
     worst, not_drawn = compare_tiles(shot, ScreenMap(dom), blocks, rows, overlay_on=False)
     print("worst colour difference per state, daemon job:", worst, "; made, not drawn yet:",
           sorted(not_drawn))

@@ -12,7 +12,7 @@ var ArnisdMap = (function () {
   var TILE_PX = 256;
   var DEEPER_ZOOMS = 3;          // zoom past one pixel per block, to 8 pixels per block
   var RETRY_AFTER_MS = [2000, 6000];   // a map tile fetched as its job tile commits may lag
-  var DESCRIPTION_EVERY = 5;     // polls between tries of tiles.json while it is missing
+  var DESCRIPTION_EVERY = 2;     // polls between tries of tiles.json while it is missing
   var DEGREE_UNITS = 100000;     // tiles known only by lat/lon: about a metre per unit
   var STATE_ALIASES = { committed: "done", completed: "done", done: "done",
                         leased: "leased", in_progress: "leased", running: "leased",
