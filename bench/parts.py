@@ -96,7 +96,7 @@ def tile_phases(tile_size_deg: float) -> dict:
         t0 = time.perf_counter()
         extract = source(tile)
         t1 = time.perf_counter()
-        tile_elements = unpack_elements(extract)
+        tile_elements = unpack_elements(extract.elements) if extract.elements else []
         t2 = time.perf_counter()
         draw_list = generate.prepare(tile_elements, job.projection)
         t3 = time.perf_counter()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from arnisd.anvil import chunk
+from arnisd.anvil import sections as section_facts
 from arnisd.world import biomes, blocks
 
 BLOCKS = 4096
@@ -220,7 +221,7 @@ def test_same_input_same_bytes_regardless_of_cache_and_dict_order():
                 2: section_with_palette(20, seed=2)}
     biome_ids = {0: (np.arange(64) % 3).astype(np.uint8)}
     first = chunk.encode_chunk(4, -9, sections, biome_ids)
-    chunk._section_cache.clear()
+    section_facts.section_cache.clear()
     reordered = dict(reversed(list(sections.items())))
     assert chunk.encode_chunk(4, -9, reordered, biome_ids) == first
     assert chunk.encode_chunk(4, -9, {y: a.copy() for y, a in sections.items()},
@@ -236,12 +237,12 @@ def test_explicit_air_and_plains_equal_missing_sections():
 
 def test_section_cache_is_bounded():
     rng = np.random.default_rng(0)
-    for i in range(chunk.SECTION_CACHE_ENTRIES + 50):
+    for i in range(section_facts.SECTION_CACHE_ENTRIES + 50):
         ids = np.zeros(BLOCKS, dtype=np.uint16)
         ids[rng.integers(0, BLOCKS, 4)] = 1 + i % 40
         ids[i % BLOCKS] = blocks.STONE
         chunk.encode_chunk(0, 0, {0: ids})
-    assert len(chunk._section_cache) <= chunk.SECTION_CACHE_ENTRIES
+    assert len(section_facts.section_cache) <= section_facts.SECTION_CACHE_ENTRIES
 
 
 def test_bad_input_is_rejected():

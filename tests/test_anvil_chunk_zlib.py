@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from arnisd.anvil import chunk
+from arnisd.anvil import sections as section_facts
 from arnisd.world import biomes, blocks
 
 BLOCKS = 4096
@@ -53,7 +54,7 @@ def test_zlib_stream_decompresses_to_encode_chunk(case, level):
 
 def test_bytes_do_not_depend_on_what_the_caches_hold():
     first = [chunk.encode_chunk_zlib(*c) for c in cases()]
-    chunk._section_cache.clear()
+    section_facts.section_cache.clear()
     chunk._runs.clear()
     chunk._biome_tags.clear()
     again = [chunk.encode_chunk_zlib(*c) for c in reversed(cases())][::-1]

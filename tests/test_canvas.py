@@ -78,3 +78,27 @@ def test_generating_a_tile_of_the_real_extract_does_not_import_numpy_ma():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_window_encoding_equals_chunk_by_chunk_encoding():
+    # a row of chunks is cut per layer at once; each chunk must come out as encoding it alone
+    from arnisd.anvil.chunk import encode_chunk_zlib
+    from arnisd.world import biomes as world_biomes
+    from arnisd.world.generate import encode_window
+    window = BlockRect(-32, 16, 32, 64)
+    canvas = Canvas(window)
+    rng = np.random.default_rng(3)
+    for y in (-64, -63, -62):
+        canvas.fill_layer(y, blocks.STONE)
+    xs, zs = rng.integers(-32, 32, 300), rng.integers(16, 64, 300)
+    canvas.set_blocks(xs, rng.integers(-61, 40, 300), zs, blocks.OAK_PLANKS)
+    canvas.set_biome(xs[:40], zs[:40], world_biomes.FOREST)
+    out = encode_window(canvas, window)
+    assert [(cx, cz) for cx, cz, _ in out] == window.chunks()
+    differing_biomes = 0
+    for cx, cz, data in out:
+        cells = canvas.chunk_biomes(cx, cz)
+        differing_biomes += cells is not None
+        section_biomes = None if cells is None else {y: cells for y in range(-4, 20)}
+        assert data == encode_chunk_zlib(cx, cz, canvas.chunk_sections(cx, cz), section_biomes)
+    assert 0 < differing_biomes < len(out)

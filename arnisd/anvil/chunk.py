@@ -1,8 +1,8 @@
 """Chunk encoding: block and biome id arrays -> Minecraft 1.21.4 chunk NBT bytes (and back).
 
-The writer emits the fixed 1.18+ chunk layout directly with ``struct`` and numpy instead of
-building an NBT object tree, which is several times faster. What a section implies (palette,
-packed ids, heightmap rows) and the compressed form of each piece of a chunk are memoised by
+The writer emits the fixed 1.18+ chunk layout directly (``nbt_write``) instead of building an
+NBT object tree, which is several times faster. What a section implies (palette, packed ids,
+heightmap rows: ``sections``) and the compressed form of each piece of a chunk are memoised by
 content, since most sections of a world repeat (all air, plain ground), and
 ``encode_chunk_zlib`` splices those compressed pieces into one zlib stream (see "Chunk"). Output
 depends only on the input arrays, the block/biome registries and the zlib level, so the same
@@ -17,140 +17,39 @@ from __future__ import annotations
 import struct
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
 from arnisd.anvil import biome_registry as biomes
 from arnisd.anvil import block_registry as blocks
+from arnisd.anvil import nbt_write as nbt
+from arnisd.anvil.nbt_write import COMPOUND as _COMPOUND, END as _END, LIST as _LIST
+from arnisd.anvil.nbt_write import LONG_ARRAY as _LONG_ARRAY, STRING as _STRING, INT as _INT
+from arnisd.anvil.packing import pack_indices, pack_rows, packed_long_count, unpack_indices
+from arnisd.anvil.sections import (AIR_STATES as _AIR_STATES, BLOCKS_PER_SECTION,
+                                   HEIGHTMAPS as _HEIGHTMAPS, Section as _Section,
+                                   remember as _remember,
+                                   palette_and_indices as _palette_and_indices,
+                                   section_facts as _section_facts)
+
+_name, _string_payload, _named_long_array = nbt.name, nbt.string_payload, nbt.named_long_array
+_named_int, _named_long, _named_byte = nbt.named_int, nbt.named_long, nbt.named_byte
+_named_string, _named_empty_list = nbt.named_string, nbt.named_empty_list
 
 DATA_VERSION = 4189                 # Minecraft 1.21.4
 MIN_SECTION_Y = -4
 MAX_SECTION_Y = 19                  # inclusive
 SECTION_YS = tuple(range(MIN_SECTION_Y, MAX_SECTION_Y + 1))
 MIN_Y_BLOCKS = MIN_SECTION_Y * 16   # -64
-BLOCKS_PER_SECTION = 4096
 BIOMES_PER_SECTION = 64
 HEIGHTMAP_BITS = 9
 DEFAULT_ZLIB_LEVEL = 6              # see compress_chunk; measured in tests/test_anvil_chunk.py
-SECTION_CACHE_ENTRIES = 2048
 
-# NBT tag type ids
-_END, _BYTE, _INT, _LONG, _STRING, _LIST, _COMPOUND, _LONG_ARRAY = 0, 1, 3, 4, 8, 9, 10, 12
-
-# Fluids count for MOTION_BLOCKING but not for OCEAN_FLOOR.
-_FLUID_NAMES = frozenset({"minecraft:water", "minecraft:lava", "minecraft:bubble_column"})
-_AIR_NAMES = frozenset({"minecraft:air", "minecraft:cave_air", "minecraft:void_air"})
-
-# Heightmap flag bits, in the order the heightmaps are written.
-_HEIGHTMAPS = (("MOTION_BLOCKING", 1), ("MOTION_BLOCKING_NO_LEAVES", 2),
-               ("OCEAN_FLOOR", 4), ("WORLD_SURFACE", 8))
-
-
-# --- NBT primitives ------------------------------------------------------------------------
-
-def _name(tag_type: int, name: str) -> bytes:
-    raw = name.encode("utf-8")
-    return struct.pack(">BH", tag_type, len(raw)) + raw
-
-
-def _string_payload(value: str) -> bytes:
-    raw = value.encode("utf-8")
-    return struct.pack(">H", len(raw)) + raw
-
-
-def _named_int(name: str, value: int) -> bytes:
-    return _name(_INT, name) + struct.pack(">i", value)
-
-
-def _named_long(name: str, value: int) -> bytes:
-    return _name(_LONG, name) + struct.pack(">q", value)
-
-
-def _named_byte(name: str, value: int) -> bytes:
-    return _name(_BYTE, name) + struct.pack(">b", value)
-
-
-def _named_string(name: str, value: str) -> bytes:
-    return _name(_STRING, name) + _string_payload(value)
-
-
-def _named_long_array(name: str, longs_be: bytes) -> bytes:
-    return _name(_LONG_ARRAY, name) + struct.pack(">i", len(longs_be) // 8) + longs_be
-
-
-def _named_empty_list(name: str) -> bytes:
-    return _name(_LIST, name) + struct.pack(">Bi", _END, 0)
-
-
-# --- Packing -------------------------------------------------------------------------------
-
-def packed_long_count(entry_count: int, bits: int) -> int:
-    """Number of longs holding ``entry_count`` entries of ``bits`` bits (no entry spans two)."""
-    per_long = 64 // bits
-    return -(-entry_count // per_long)
-
-
-@lru_cache(maxsize=None)
-def _pack_weights(bits: int) -> np.ndarray:
-    """``2 ** (j * bits)`` for each slot j of a long: a matrix product packs whole rows."""
-    per_long = 64 // bits
-    return np.uint64(1) << (np.arange(per_long, dtype=np.uint64) * np.uint64(bits))
-
-
-def pack_indices(indices: np.ndarray, bits: int) -> bytes:
-    """Pack small unsigned ints into big-endian 64-bit longs, low bits first, no spanning."""
-    per_long = 64 // bits
-    n_longs = packed_long_count(indices.size, bits)
-    if bits in (4, 8):
-        # whole bytes: entry i lands in byte i // (8 // bits) of the little-endian long
-        padded = np.zeros(n_longs * per_long, dtype=np.uint8)
-        padded[: indices.size] = indices
-        if bits == 4:
-            padded = padded[0::2] | (padded[1::2] << 4)
-        return padded.view("<u8").astype(">u8").tobytes()
-    padded = np.zeros(n_longs * per_long, dtype=np.uint64)
-    padded[: indices.size] = indices
-    # fields never overlap, so the (wrapping) integer product equals the bitwise or
-    words = padded.reshape(n_longs, per_long) @ _pack_weights(bits)
-    return words.astype(">u8").tobytes()
-
-
-def unpack_indices(longs: np.ndarray, bits: int, entry_count: int) -> np.ndarray:
-    """Inverse of :func:`pack_indices`; ``longs`` may be signed or unsigned 64-bit."""
-    per_long = 64 // bits
-    words = np.asarray(longs).astype(np.int64).view(np.uint64)
-    shifts = np.arange(per_long, dtype=np.uint64) * np.uint64(bits)
-    mask = np.uint64((1 << bits) - 1)
-    values = (words[:, None] >> shifts) & mask
-    return values.reshape(-1)[:entry_count]
-
-
-def _block_bits(palette_size: int) -> int:
-    return max(4, int(palette_size - 1).bit_length())
+_biome_entries: list[bytes] = []            # biome id -> string payload
 
 
 def _biome_bits(palette_size: int) -> int:
     return int(palette_size - 1).bit_length()
-
-
-# --- Registry-derived tables (the registries are append-only; rebuilt when they grow) -----
-
-_palette_entries: list[bytes] = []          # block id -> palette compound payload
-_biome_entries: list[bytes] = []            # biome id -> string payload
-_heightmap_flags = np.zeros(0, dtype=np.uint64)
-
-
-def _block_palette_entry(block_id: int) -> bytes:
-    while len(_palette_entries) <= block_id:
-        st = blocks.state(len(_palette_entries))
-        body = _named_string("Name", st.name)
-        if st.properties:
-            body += _name(_COMPOUND, "Properties")
-            body += b"".join(_named_string(k, v) for k, v in st.properties) + bytes([_END])
-        _palette_entries.append(body + bytes([_END]))
-    return _palette_entries[block_id]
 
 
 def _biome_entry(biome_id: int) -> bytes:
@@ -159,114 +58,9 @@ def _biome_entry(biome_id: int) -> bytes:
     return _biome_entries[biome_id]
 
 
-def _flags_table() -> np.ndarray:
-    """uint64 per block id: one 16-bit lane per heightmap (in ``_HEIGHTMAPS`` order), 1 if the
-    block counts for it; shifting a row's lanes left by the row number and or-ing the rows
-    gives each column a bit mask of qualifying rows per heightmap in one pass."""
-    global _heightmap_flags
-    if _heightmap_flags.size != blocks.count():
-        def flags(st: blocks.BlockState) -> int:
-            if st.name in _AIR_NAMES:
-                return 0
-            value = 8                                   # WORLD_SURFACE: any non-air
-            if st.motion_blocking:
-                value |= 1                              # MOTION_BLOCKING (water included)
-                if not st.is_leaves:
-                    value |= 2                          # MOTION_BLOCKING_NO_LEAVES
-                if st.name not in _FLUID_NAMES:
-                    value |= 4                          # OCEAN_FLOOR: solid, not fluid
-            return value
-
-        def lanes(value: int) -> int:
-            return sum(1 << (16 * i) for i, (_, bit) in enumerate(_HEIGHTMAPS) if value & bit)
-        _heightmap_flags = np.array([lanes(flags(s)) for s in blocks.all_states()],
-                                    dtype=np.uint64)
-    return _heightmap_flags
-
-
-# --- Sections ------------------------------------------------------------------------------
-#
-# What a section's 4096 block ids imply (its block_states tag, the highest row of each
-# heightmap kind in each column) depends only on the ids, so it is memoised by content: most
-# sections of a world repeat (plain ground, the same floor plan). ``_section_cache`` holds
-# these facts, bounded, first in first out.
-
 _PLAINS_BIOMES = np.full(BIOMES_PER_SECTION, biomes.PLAINS, dtype=np.uint8)
 _PLAINS_KEY = _PLAINS_BIOMES.tobytes()
-_ROW_SHIFTS = np.arange(16, dtype=np.uint64)[:, None]                  # (16, 1)
-_LANE_SHIFTS = np.arange(len(_HEIGHTMAPS), dtype=np.uint64)[:, None] * np.uint64(16)
-_TOP_OF_ROW_MASK = np.zeros(1 << 16, dtype=np.uint16)     # 16-bit row mask -> highest row + 1
-for _row in range(16):
-    _TOP_OF_ROW_MASK[1 << _row:2 << _row] = _row + 1
-
-
-@dataclass(slots=True)
-class _Section:
-    """Facts of one section's block ids, and its encodings once made."""
-
-    states: bytes                       # the block_states tag, name included
-    tops: np.ndarray | None             # (4, 256) uint16: per heightmap kind and column, the
-                                        # highest qualifying row + 1 (1..16), 0 if none; None: air
-    pieces: dict = field(default_factory=dict)      # (y, biome key, level) -> deflate blocks
-    finals: dict = field(default_factory=dict)      # (y, biome keys, level) -> (raw, deflate):
-                                                    # this section to the end of a chunk in
-                                                    # which it is the only non-air section
-
-
-_section_cache: OrderedDict[bytes, _Section] = OrderedDict()
-_BLOCK_STATES_NAME = _name(_COMPOUND, "block_states") + _name(_LIST, "palette")
-_END_BYTE = bytes([_END])
-
-
-def _remember(cache: OrderedDict, key, value, limit: int = SECTION_CACHE_ENTRIES) -> None:
-    cache[key] = value
-    if len(cache) > limit:
-        cache.popitem(last=False)
-
-
-def _palette_and_indices(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ascending distinct ids and each element's index into them (a count table, no sort)."""
-    present = np.flatnonzero(np.bincount(ids))
-    remap = np.empty(int(present[-1]) + 1, dtype=np.uint16)
-    remap[present] = np.arange(present.size, dtype=np.uint16)
-    return present, remap.take(ids)
-
-
-_palette_heads: OrderedDict[bytes, bytes] = OrderedDict()     # palette ids -> tag head
-
-
-def _block_states_tag(palette: np.ndarray, indices: np.ndarray) -> bytes:
-    # the tag up to the data depends on the palette alone, shared by about three sections
-    key = palette.tobytes()
-    head = _palette_heads.get(key)
-    if head is None:
-        head = b"".join([_BLOCK_STATES_NAME, struct.pack(">Bi", _COMPOUND, palette.size),
-                         *(_block_palette_entry(i) for i in palette.tolist())])
-        _remember(_palette_heads, key, head)
-    if palette.size == 1:
-        return head + _END_BYTE
-    data = pack_indices(indices, _block_bits(palette.size))
-    return head + _named_long_array("data", data) + _END_BYTE
-
-
-def _section_facts(key: bytes, ids: np.ndarray) -> _Section:
-    """The (memoised) facts of a section; ``key`` is ``ids.tobytes()``."""
-    facts = _section_cache.get(key)
-    if facts is not None:
-        return facts
-    palette, indices = _palette_and_indices(ids)
-    if int(palette[-1]) >= blocks.count():
-        raise ValueError(f"unknown block id {int(palette[-1])} (registry has {blocks.count()})")
-    if palette.size == 1 and palette[0] == 0:
-        facts = _Section(_AIR_STATES, None)
-    else:
-        lanes = _flags_table().take(ids).reshape(16, 256)
-        lanes <<= _ROW_SHIFTS
-        row_masks = np.bitwise_or.reduce(lanes, axis=0)                    # (256,) 4 lanes
-        tops = _TOP_OF_ROW_MASK.take((row_masks >> _LANE_SHIFTS) & np.uint64(0xFFFF))  # (4, 256)
-        facts = _Section(_block_states_tag(palette, indices), tops)
-    _remember(_section_cache, key, facts)
-    return facts
+_END_BYTE = nbt.END_BYTE
 
 
 def _biomes_tag_uncached(biome_ids: np.ndarray) -> bytes:
@@ -293,7 +87,6 @@ def _biomes_tag(key: bytes | None) -> bytes:
     return tag
 
 
-_AIR_STATES = _block_states_tag(np.zeros(1, dtype=np.uint16), np.zeros(0, dtype=np.uint16))
 _Y_TAGS = {y: _named_byte("Y", y) for y in SECTION_YS}
 
 
@@ -341,11 +134,7 @@ def compute_heightmaps(section_blocks: dict[int, np.ndarray]) -> dict[str, np.nd
 
 def _heightmaps_tag(values: np.ndarray) -> bytes:
     """The Heightmaps compound (name included) for (4, 256) values, packed all at once."""
-    per_long = 64 // HEIGHTMAP_BITS
-    padded = np.zeros((len(_HEIGHTMAPS), _HEIGHTMAP_LONGS * per_long), dtype=np.uint64)
-    padded[:, :256] = values
-    words = padded.reshape(-1, per_long) @ _pack_weights(HEIGHTMAP_BITS)
-    packed = words.astype(">u8").tobytes()
+    packed = pack_rows(values, HEIGHTMAP_BITS).tobytes()
     size = _HEIGHTMAP_LONGS * 8
     parts = [_name(_COMPOUND, "Heightmaps")]
     for i, tag in enumerate(_HEIGHTMAP_TAGS):
@@ -433,7 +222,6 @@ def _encode(cx: int, cz: int, section_blocks: dict[int, np.ndarray] | None,
         if y not in _Y_TAGS:
             raise ValueError(f"section y out of range -4..19: {y}")
     content: list[tuple[int, _Section]] = []
-    content_keys: dict[int, tuple[_Section, bytes]] = {}
     for y in sorted(section_blocks):
         ids = section_blocks[y]
         if ids is None:
@@ -442,14 +230,20 @@ def _encode(cx: int, cz: int, section_blocks: dict[int, np.ndarray] | None,
         facts = _section_facts(ids.tobytes(), ids)
         if facts.tops is not None:
             content.append((y, facts))
-            content_keys[y] = facts
     biome_keys: dict[int, bytes] = {}
     for y, ids in section_biomes.items():
         if ids is not None:
             key = _checked_biomes(y, ids).tobytes()
             if key != _PLAINS_KEY:
                 biome_keys[y] = key
+    return _encode_facts(cx, cz, content, biome_keys, level)
 
+
+def _encode_facts(cx: int, cz: int, content: list[tuple[int, _Section]],
+                  biome_keys: dict[int, bytes], level: int | None) -> bytes:
+    """The chunk from its non-air sections' facts (ascending y) and its biome keys per
+    section y (absent: plains)."""
+    content_keys = dict(content)
     prefix = _prefix(cx, cz)
     raws = [prefix, _HEAD_STATIC]
     deflated = None
@@ -544,6 +338,16 @@ def encode_chunk_zlib(cx: int, cz: int, section_blocks: dict[int, np.ndarray],
     chunk's NBT spliced from memoised pieces (see above). Decompresses to exactly
     ``encode_chunk``'s bytes; the same chunk and level always give the same bytes."""
     return _encode(cx, cz, section_blocks, section_biomes, level)
+
+
+def encode_facts_zlib(cx: int, cz: int, content: list[tuple[int, _Section]],
+                      biome_key: bytes | None, level: int = DEFAULT_ZLIB_LEVEL) -> bytes:
+    """``encode_chunk_zlib`` of a chunk given by the facts of its non-air sections (ascending
+    section y, from ``arnisd.anvil.sections``) and the 64 biome ids of every section as bytes
+    (None: plains), as a window's encoder has them."""
+    biome_keys = {} if biome_key is None or biome_key == _PLAINS_KEY else dict.fromkeys(
+        SECTION_YS, biome_key)
+    return _encode_facts(cx, cz, content, biome_keys, level)
 
 
 def compress_chunk(nbt: bytes, level: int = DEFAULT_ZLIB_LEVEL) -> bytes:

@@ -160,6 +160,17 @@ class Canvas:
                 out[section_y] = np.ascontiguousarray(block).reshape(4096)
         return out
 
+    def chunk_row_sections(self, cz: int, cx0: int, cx1: int):
+        """For each allocated section layer, ascending: ``(section_y, rows)``, where rows is
+        (cx1 - cx0, 4096) block ids of chunks cx0..cx1-1 of chunk row cz, YZX order (one copy
+        per layer and row of chunks, instead of one per chunk)."""
+        x0 = cx0 * 16 - self.window.x0
+        z0 = cz * 16 - self.window.z0
+        n = cx1 - cx0
+        for section_y in sorted(self.layers):
+            strip = self.layers[section_y][:, z0:z0 + 16, x0:x0 + n * 16]
+            yield section_y, strip.reshape(16, 16, n, 16).transpose(2, 0, 1, 3).reshape(n, 4096)
+
     # --- column layers: biomes and land cover (allocated on first write) -------------------
     def biome_layer(self) -> np.ndarray:
         """Biome id per column of the window (plains until written), depth x width uint8."""

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from arnisd.anvil.chunk import SECTION_YS, encode_chunk_zlib
+from arnisd.anvil.chunk import encode_facts_zlib
+from arnisd.anvil.sections import section_facts
 from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import OsmElement
 from arnisd.world.canvas import Canvas
@@ -152,12 +153,22 @@ def draw_built_up_ground(ctx: DrawContext) -> None:
 
 
 def encode_window(canvas: Canvas, owned: BlockRect) -> list[tuple[int, int, bytes]]:
-    """Encode and compress every chunk of ``owned`` from the canvas (blocks and biomes)."""
+    """Encode and compress every chunk of ``owned`` from the canvas (blocks and biomes), a
+    row of chunks at a time: the row's sections are cut from each layer in one copy."""
     out = []
-    for cx, cz in owned.chunks():
-        cells = canvas.chunk_biomes(cx, cz)
-        section_biomes = None if cells is None else {y: cells for y in SECTION_YS}
-        out.append((cx, cz, encode_chunk_zlib(cx, cz, canvas.chunk_sections(cx, cz), section_biomes)))
+    cx0, cx1 = owned.x0 // 16, owned.x1 // 16
+    for cz in range(owned.z0 // 16, owned.z1 // 16):
+        content: list[list] = [[] for _ in range(cx0, cx1)]
+        for section_y, rows in canvas.chunk_row_sections(cz, cx0, cx1):
+            for i in np.flatnonzero(rows.any(axis=1)).tolist():
+                ids = rows[i]
+                facts = section_facts(ids.tobytes(), ids)
+                if facts.tops is not None:
+                    content[i].append((section_y, facts))
+        for i, cx in enumerate(range(cx0, cx1)):
+            cells = canvas.chunk_biomes(cx, cz)
+            biome_key = None if cells is None else cells.tobytes()
+            out.append((cx, cz, encode_facts_zlib(cx, cz, content[i], biome_key)))
     return out
 
 
