@@ -36,7 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from arnisd.cluster.wire_names import TILES_TOTAL, status_counts, tiles_total_of
+from arnisd.cluster.wire_names import status_counts, tiles_total_of
 from arnisd.errors import UserError
 from arnisd.job import JobState
 from arnisd.service.config import coordinator_config
