@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bench.parts import KOUVOLA, KOUVOLA_CHUNKS, PBF, REPO, Figure, PartResult, _fmt
-from bench.procs import load_average, median
+from bench.procs import TreeMemory, load_average, median
 
 
 def _timed(*args: str) -> tuple[float, float]:
@@ -32,10 +32,13 @@ def _timed(*args: str) -> tuple[float, float]:
     return wall, cpu
 
 
-def _generate(out: Path, *how: str) -> float:
+def _generate(out: Path, *how: str) -> tuple[float, float | None]:
+    """(wall s, CPU s of every process of the run: generate, its workers and their slots)."""
     shutil.rmtree(out, ignore_errors=True)
-    return _timed("generate", "--osm-file", str(PBF), "--bbox", KOUVOLA, "--output", str(out),
-                  "--workers", "2", "--quiet", *how)[0]
+    with TreeMemory() as tree:
+        wall = _timed("generate", "--osm-file", str(PBF), "--bbox", KOUVOLA, "--output", str(out),
+                      "--workers", "2", "--quiet", *how)[0]
+    return wall, tree.descendants_cpu_s()
 
 
 def part_map(runs: int) -> PartResult:
@@ -43,11 +46,13 @@ def part_map(runs: int) -> PartResult:
     base = Path(tempfile.mkdtemp(prefix="arnisd-bench-map-"))
     try:
         world = base / "kouvola"
-        plain = [_generate(world)]
-        with_preview = [_generate(world, "--preview")]
-        for _ in range(runs - 1):
-            plain.append(_generate(world))
-            with_preview.append(_generate(world, "--preview"))
+        load_generate = load_average()
+        plain_runs, preview_runs = [], []
+        for _ in range(runs):
+            plain_runs.append(_generate(world))
+            preview_runs.append(_generate(world, "--preview"))
+        plain = [wall for wall, _ in plain_runs]
+        with_preview = [wall for wall, _ in preview_runs]
         walls, cpus = [], []
         load_before = load_average()
         for _ in range(runs):
@@ -72,7 +77,19 @@ def part_map(runs: int) -> PartResult:
             "`generate --preview` over `generate` (bundled extract, 2 workers)", 100 * extra, "%",
             "<= 8", extra <= 0.08,
             f"medians of {runs}: {median(with_preview):.2f} s with, {median(plain):.2f} s "
-            f"without; the map is drawn from the pieces the slots send with their tiles"))
+            f"without (load average {_fmt(load_generate, 1)} before); the map is drawn from the "
+            f"pieces the slots send with their tiles"))
+        cpu_plain = [cpu for _, cpu in plain_runs if cpu is not None]
+        cpu_preview = [cpu for _, cpu in preview_runs if cpu is not None]
+        if cpu_plain and cpu_preview:
+            extra_cpu = median(cpu_preview) / median(cpu_plain) - 1
+            result.figures.append(Figure(
+                "`generate --preview` over `generate`: CPU time of all its processes",
+                100 * extra_cpu, "%", "", None,
+                f"medians of {runs}: {median(cpu_preview):.2f} CPU-s with, "
+                f"{median(cpu_plain):.2f} without (what the map costs the slots and the "
+                f"coordinator; other load changes it less than the wall time)"))
+            result.data.update(generate_cpu_s=cpu_plain, generate_preview_cpu_s=cpu_preview)
         result.data.update(preview_wall_s=walls, preview_cpu_s=cpus, generate_s=plain,
                            generate_preview_s=with_preview)
     finally:
