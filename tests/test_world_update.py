@@ -17,6 +17,7 @@ import pytest
 from arnisd.anvil import region
 from arnisd.anvil.manifest import MANIFEST_NAME, read_manifest
 from arnisd.anvil.world_check import validate_world
+from arnisd.cluster.update_cluster import drawn_dir
 from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT as PBF, run_arnisd
 from fake_overpass import FakeOverpass, osm_file_to_overpass_json
 
@@ -120,10 +121,13 @@ def test_an_update_draws_only_the_changed_tiles_and_equals_a_full_generation(wor
 def test_an_update_with_the_same_data_changes_nothing(worlds, tmp_path):
     reference = _copy(worlds["reference"], tmp_path)
     before = {p: p.stat().st_mtime_ns for p in (reference / "region").iterdir()}
+    stale = drawn_dir(reference) / "region"          # left by an interrupted --hosts run
+    stale.mkdir(parents=True)
     proc = _arnisd("update", str(reference), "--osm-file", str(worlds["new_pbf"]))
     assert proc.returncode == 0, proc.stderr
     assert "0 of " in proc.stderr and "tiles changed" in proc.stderr
     assert {p: p.stat().st_mtime_ns for p in (reference / "region").iterdir()} == before
+    assert not drawn_dir(reference).exists()
 
 
 def test_a_world_without_a_manifest_is_refused_in_one_line(worlds, tmp_path):

@@ -95,6 +95,9 @@ def run(args) -> int:
     progress.note(f"drew {len(result.tiles_drawn)} of {result.tiles_total} tiles again, "
                   f"{result.chunks_replaced} chunks in {result.regions_replaced} region files, "
                   f"in {result.elapsed_s:.1f}s")
+    from arnisd.cluster.update_cluster import drawn_dir
+    from arnisd.output import discard
+    discard(drawn_dir(args.world))       # tiles an interrupted --hosts run drew are stale now
     lock.release()
     return 0
 
