@@ -2,7 +2,8 @@
 cut at that half's edge (complete ways, as Overpass or `osmium extract` give it), grown by the
 east half from the whole file. Every old chunk beyond the halo of the new tiles keeps its bytes,
 a building crossing the seam is drawn whole (read back with the independent reader), the grown
-world validates, and it equals the grown job generated in one go from the whole file."""
+world validates, and it equals the grown job generated in one go from the whole file. An
+extend stopped or killed midway leaves whole region files and finishes when run again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import gzip
 import io
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbtlib
@@ -265,3 +268,39 @@ def test_a_world_made_from_overpass_grows_from_overpass(worlds, tmp_path):
     assert manifest.job["grown"] == [BBox.parse(EAST).as_dict()]
     assert validate_world(world, processes=2).problems == []
     assert _chunks(world) == _chunks(worlds["one_go"])      # the grown job made in one go
+
+
+def test_an_extend_killed_while_replacing_region_files_validates_and_finishes(worlds, tmp_path):
+    """SIGKILL once the first region file is replaced (found by watching, as for an update):
+    every region file is whole, old or new; the world validates; the same extend run again
+    gives the grown world, byte for byte."""
+    from conftest import REPO_ROOT, arnisd_env
+    from test_update_interrupted import _kill, _read_until, _region_stamps, _validates
+    world = tmp_path / "kouvola"
+    shutil.copytree(worlds["old"], world)
+    old_files, expected = _files(world), _files(worlds["grown"])
+    stamps = _region_stamps(world)
+    command = [sys.executable, "-m", "arnisd", "update", str(world), "--extend", EAST,
+               "--osm-file", str(PBF), "--workers", "2"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               text=True, env=arnisd_env(), cwd=REPO_ROOT,
+                               start_new_session=True)
+    _read_until(process, "replacing region files:")
+    deadline = time.monotonic() + 60
+    while _region_stamps(world) == stamps:           # the first region file replaced
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.001)
+    _kill(process)
+    assert read_manifest(world).pending_update["grown"]["bbox"] == BBox.parse(EAST).as_dict()
+    regions = [name for name in expected if name.startswith("region/")]
+    now = _files(world)
+    new = [name for name in regions if name in now and now[name] == expected[name]
+           and old_files.get(name) != expected[name]]
+    waiting = [name for name in regions if now.get(name, b"") == old_files.get(name, b"")
+               and old_files.get(name) != expected[name]]
+    assert new and waiting, (new, waiting)          # a mix of whole files, nothing torn
+    assert sorted(new + waiting) == sorted(n for n in regions if old_files.get(n) != expected[n])
+    _validates(world)
+    proc = _arnisd("update", str(world), "--extend", EAST, "--osm-file", str(PBF))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _files(world) == expected
