@@ -216,7 +216,8 @@ def test_an_offline_bbox_job_fails_early_with_the_source_error(tmp_path, overpas
         reason = line[len(f"job {job_id} failed: "):]
         _assert_reason_shown(http_url, job_id, reason)
         tiles = http(f"{http_url}/jobs/{job_id}")[1]["tiles"]
-        assert len(tiles) == 8 and all(t["state"] == "failed" for t in tiles)
+        # every tile of the cut (its count depends on the cost tiler) ended failed
+        assert len(tiles) >= 4 and all(t["state"] == "failed" for t in tiles)
         assert max(t["attempt"] for t in tiles) <= 1        # no tile was tried twice
     finally:
         stop_daemons([worker, coordinator])
