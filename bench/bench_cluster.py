@@ -6,7 +6,7 @@
 2. ``coordinator``: a coordinator in its own process leases the tiles of a job to 100 simulated
    workers (100 DEALER sockets in this process, answering every lease at once with synthetic
    chunk frames under the credit protocol). Prints the coordinator process's CPU time per tile
-   (all its threads: socket loop, staging, region assembly) and merged chunks per second.
+   (all its threads and its region assembler processes) and merged chunks per second.
 
     python bench/bench_cluster.py [--part wall|coordinator|all] [--runs N]
 """
@@ -88,12 +88,25 @@ def _coordinator_process(bbox: str, tile_size_deg: float, state: str, port_queue
                                                   "settings": settings.as_dict()},
                                  settings, merger, NoExtracts(), config))
     port_queue.put(coordinator.bind())
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, children0, wall0 = time.process_time(), _children_cpu_s(), time.perf_counter()
     result = coordinator.run(timeout_s=600)
+    # the assembler processes are joined when the job's merger closes: their CPU is counted
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    result_queue.put({"tiles": result.tiles_committed, "chunks": result.chunks, "cpu_s": cpu,
+    assemblers = _children_cpu_s() - children0
+    result_queue.put({"tiles": result.tiles_committed, "chunks": result.chunks,
+                      "cpu_s": cpu + assemblers, "loop_cpu_s": cpu, "assembler_cpu_s": assemblers,
                       "wall_s": wall, "messages": coordinator.messages_in,
                       "regions": result.regions})
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished (joined) children: its region assemblers."""
+    try:
+        import resource
+    except ImportError:                  # Windows: the assemblers' CPU is not counted
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _simulate_workers(endpoint: str, n_workers: int, payload: bytes, deadline_s: float) -> int:
@@ -172,9 +185,12 @@ def coordinator_run(bbox: str, tile_size_deg: float, n_workers: int, payload: by
                              args=(bbox, tile_size_deg, tmp, port_q, result_q, fsync))
         proc.start()
         endpoint = port_q.get(timeout=60)
+        workers_cpu0 = time.process_time()
         _simulate_workers(endpoint, n_workers, payload, deadline_s)
+        workers_cpu_s = time.process_time() - workers_cpu0
         row = result_q.get(timeout=result_timeout_s)
         proc.join(30)
+    row["workers_cpu_s"] = workers_cpu_s        # the simulated workers' own CPU (this process)
     return row
 
 

@@ -119,3 +119,52 @@ def test_a_refused_frame_names_its_first_fault_and_stages_nothing(tmp_path):
         assert merger.finish(tile.tile_id, 1, 2, bytes(32), bytes(32)) == "no open lease"
     finally:
         merger.close()
+
+
+def test_regions_are_written_by_assembler_processes_that_end_with_the_merger(tmp_path):
+    """The regions come from the assembler processes (not this one), and closing the merger
+    leaves none of them running."""
+    import multiprocessing
+    import os
+
+    tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.004)
+    merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False,
+                    assembler_processes=2)
+    try:
+        for t in tiles:
+            assert _deliver(merger, t, 1, _chunks(t)) is None
+        merger.drain()
+        assemblers = multiprocessing.active_children()
+        assert assemblers and all(p.pid != os.getpid() for p in assemblers)
+    finally:
+        merger.close()
+    assert merger.regions_written == merger.region_count
+    assert not any(p.is_alive() for p in assemblers)
+    world = read_world_chunks(tmp_path / "world")
+    assert world == {(cx, cz): zlib.decompress(data)
+                     for t in tiles for cx, cz, data in _chunks(t)}
+
+
+def test_a_region_an_assembler_cannot_write_stops_the_merge_with_one_line(tmp_path):
+    """An OSError in an assembler process comes back as one ``MergeError`` line naming the
+    region; the staged chunks stay."""
+    import pytest
+
+    from arnisd.cluster.merger import MergeError
+
+    tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.004)
+    merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
+    region_dir = tmp_path / "world" / "region"
+    region_dir.rmdir()
+    region_dir.write_bytes(b"")           # a file where the region folder should be
+    try:
+        for t in tiles:
+            assert _deliver(merger, t, 1, _chunks(t)) is None
+        with pytest.raises(MergeError) as raised:
+            merger.drain()
+    finally:
+        merger.close()
+    message = str(raised.value)
+    assert "\n" not in message and "cannot write region r." in message, message
+    assert merger.regions_written == 0
+    assert any((tmp_path / "state" / "staging").iterdir())

@@ -10,17 +10,18 @@ new one every ``SEGMENT_BYTES``). Each chunk frame becomes one log entry::
 flushed to the OS before the coordinator grants credit back. A lease's result is committed
 only when its done frame matches what was staged (count and transfer digest); commits are
 made durable in groups by ``sync()`` (one fsync for every commit since the last). A region
-file is assembled by a background thread as soon as every tile touching it is committed,
-reading only that region's entries, so memory holds at most one region. Entries of stale or
-failed leases are simply never read. Nothing here knows about sockets.
+file is assembled as soon as every tile touching it is committed, by one of a few assembler
+processes (``region_assembly``) that reads only that region's entries, so each holds at most
+one region. Entries of stale or failed leases are simply never read. Nothing here knows about
+sockets.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hmac
 import logging
 import os
-import queue
 import struct
 import threading
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arnisd.anvil.grid import region_of, region_rect
+from arnisd.anvil.region import write_region
+from arnisd.cluster.region_assembly import RegionAssemblers
 from arnisd.cluster.results import RECORD_HEADER, new_transfer_hash
 from arnisd.errors import UserError
 from arnisd.cluster.tiling import Tile
@@ -70,22 +73,9 @@ class _OpenLease:
     seen: set = field(default_factory=set)          # (cx, cz) received
 
 
-def _default_region_writer(region_dir: Path, rx: int, rz: int, chunks: dict) -> object:
-    from arnisd.anvil.region import write_region
-    return write_region(region_dir, rx, rz, chunks)
-
-
-def parse_records(data: bytes) -> list[tuple[int, int, bytes]]:
-    """The chunk records of one log entry's payload."""
-    records = []
-    offset = 0
-    size = RECORD_HEADER.size
-    while offset < len(data):
-        cx, cz, length = RECORD_HEADER.unpack_from(data, offset)
-        offset += size
-        records.append((cx, cz, data[offset:offset + length]))
-        offset += length
-    return records
+#: How regions are written. ``write_region`` runs in the assembler processes; any other
+#: writer (a test's failing disk) on a thread of the coordinator's process.
+_default_region_writer: RegionWriter = write_region
 
 
 class StagingLog:
@@ -167,13 +157,13 @@ class Merger:
     """Stages leases' results, commits one per tile, writes each region once all its tiles are in."""
 
     def __init__(self, tiles: list[Tile], state_dir: Path, world_dir: Path,
-                 region_writer: RegionWriter | None = None, fsync: bool = True) -> None:
+                 region_writer: RegionWriter | None = None, fsync: bool = True,
+                 assembler_processes: int | None = None) -> None:
         self.tiles = {t.tile_id: t for t in tiles}
         self.state_dir = Path(state_dir)
         self.world_dir = Path(world_dir)
         self.region_dir = self.world_dir / "region"
         self.fsync = fsync
-        self._write_region = region_writer or _default_region_writer
         for d in (self.state_dir / "staging", self.region_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.log = StagingLog(self.state_dir / "staging")
@@ -194,13 +184,12 @@ class Merger:
         self.determinism_bugs: list[str] = []
         self.chunks_merged = 0
         self.regions_written = 0
-        self.error: MergeError | None = None           # set by the region writer thread
+        self.error: MergeError | None = None           # set when a region could not be written
         self._error_raised = False
-        self._queue: queue.Queue = queue.Queue(maxsize=self.region_count + 1)
         self._lock = threading.Lock()
         self._closed = False
-        self._thread = threading.Thread(target=self._assemble_loop, name="arnisd-merger", daemon=True)
-        self._thread.start()
+        self._assemblers = RegionAssemblers(self.region_dir, region_writer or _default_region_writer,
+                                            self._region_done, assembler_processes)
 
     # --- leases --------------------------------------------------------------------------------
 
@@ -300,7 +289,7 @@ class Merger:
                 waiting = self._waiting[region]
                 waiting.discard(tile_id)
                 if not waiting:
-                    self._queue.put(region)
+                    self._assemble(region)
         self._unsynced.clear()
 
     def restore(self, committed: dict[str, dict]) -> list[str]:
@@ -328,7 +317,7 @@ class Merger:
                 self._waiting[region].discard(tile_id)
         for region, waiting in self._waiting.items():
             if not waiting:
-                self._queue.put(region)
+                self._assemble(region)
         return missing
 
     def commit_info(self, tile_id: str) -> dict:
@@ -352,44 +341,30 @@ class Merger:
 
     # --- regions -------------------------------------------------------------------------------
 
-    def _assemble_loop(self) -> None:
-        while True:
-            region = self._queue.get()
-            if region is None:
-                self._queue.task_done()
-                return
-            try:
-                self._assemble(region)
-            except BaseException as exc:  # reported to the coordinator, which stops the job
-                log.error("cannot write region r.%d.%d.mca in %s: %s", region[0], region[1],
-                          self.region_dir, _os_error_text(exc))
-                if self.error is None:
-                    self.error = MergeError(
-                        f"cannot write region r.{region[0]}.{region[1]}.mca in "
-                        f"{self.region_dir}: {_os_error_text(exc)}; {RESUME_HINT}")
-                    self.error.__cause__ = exc
-            finally:
-                self._queue.task_done()
-
     def _assemble(self, region: tuple[int, int]) -> None:
-        rx, rz = region
-        chunks: dict[tuple[int, int], bytes] = {}
-        handles: dict[int, object] = {}
-        try:
-            for tile_id in self._region_tiles[region]:
-                for segment, offset, length in self._ranges[tile_id].get(region, ()):
-                    handle = handles.get(segment)
-                    if handle is None:
-                        handle = handles[segment] = open(self.log.path(segment), "rb")
-                    handle.seek(offset)
-                    for cx, cz, data in parse_records(handle.read(length)):
-                        chunks[(cx, cz)] = data
-        finally:
-            for handle in handles.values():
-                handle.close()
-        self._write_region(self.region_dir, rx, rz, chunks)
+        """Hand region ``region`` to an assembler: where its committed chunks lie, in commit
+        order of its tiles."""
+        spans = [(str(self.log.path(segment)), offset, length)
+                 for tile_id in self._region_tiles[region]
+                 for segment, offset, length in self._ranges[tile_id].get(region, ())]
+        self._assemblers.submit(region, spans)
+
+    def _region_done(self, region: tuple[int, int], exc: BaseException | None) -> None:
+        """An assembler finished ``region`` (called from the assemblers' thread)."""
+        if isinstance(exc, concurrent.futures.CancelledError):
+            return                  # dropped by a close that was interrupted: written next run
+        if exc is None:
+            with self._lock:
+                self.regions_written += 1
+            return
+        log.error("cannot write region r.%d.%d.mca in %s: %s", region[0], region[1],
+                  self.region_dir, _os_error_text(exc))
         with self._lock:
-            self.regions_written += 1
+            if self.error is None:   # reported to the coordinator, which stops the job
+                error = MergeError(f"cannot write region r.{region[0]}.{region[1]}.mca in "
+                                   f"{self.region_dir}: {_os_error_text(exc)}; {RESUME_HINT}")
+                error.__cause__ = exc
+                self.error = error
 
     def pending_regions(self) -> int:
         return sum(1 for w in self._waiting.values() if w)
@@ -397,7 +372,7 @@ class Merger:
     def drain(self) -> None:
         """Sync, then wait until every queued region is written; raise if one could not be."""
         self.sync()
-        self._queue.join()
+        self._assemblers.wait()
         self._raise_if_failed()
 
     def _raise_if_failed(self) -> None:
@@ -407,13 +382,15 @@ class Merger:
             raise self.error
 
     def close(self) -> None:
-        """Finish queued regions and stop the assembly thread (the log stays on disk)."""
+        """Finish queued regions and stop the assemblers (the log stays on disk). Interrupted
+        (Ctrl-C), regions not begun are dropped: the staging log still holds them."""
         if self._closed:
             return
         self._closed = True
+        finished = False
         try:
             self.drain()
+            finished = True
         finally:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
+            self._assemblers.close(cancel=not finished)
             self.log.close()

@@ -32,7 +32,9 @@ from arnisd.library_threads import one_library_thread
 SPAWN = multiprocessing.get_context("spawn")
 
 
-def _watch_parent() -> None:
+def watch_parent() -> None:
+    """Exit at once when the parent process ends (run on a thread of a child process):
+    a child blocked on its pipe would otherwise outlive a coordinator that was killed."""
     parent = multiprocessing.parent_process()
     if parent is None:
         return
@@ -45,7 +47,7 @@ def _slot_main(conn, generator_path: str | None) -> None:
     # a terminal's Ctrl-C reaches the whole process group: the worker decides when slots stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     one_library_thread()      # before numpy loads (see arnisd.library_threads)
-    threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
     from arnisd.logs import configure_child_logging
     configure_child_logging()  # log as the daemon does (JSON lines off a terminal)
     from arnisd.cluster.tile_compute import compute_tile, resolve_generator
