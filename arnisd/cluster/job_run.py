@@ -176,7 +176,7 @@ class JobRun:
         lease = self.book.lease_of(tile_id, holder)
         other = self.book.commit(tile_id, holder)
         if self.map is not None and map_piece is not None:
-            self.map.add(tile_id, map_piece)
+            self._draw(self.map.add, tile_id, map_piece)
         self.next_seq.pop((tile_id, lease), None)
         self.extracts_out.pop(tile_id, None)
         if other is not None:
@@ -235,13 +235,22 @@ class JobRun:
         """The job ended: write every region whose tiles are all committed, then, if every
         tile is, ``finalize`` (level.dat)."""
         if self.map is not None:     # while the merger's thread writes the last regions
-            self.map.finish()
+            self._draw(self.map.finish)
         self.merger.close()
         if (self.finalize is not None and self.book.finished()
                 and self.book.counts[TileState.COMMITTED] > 0):
             self.finalize(self.merger.world_dir)
         if self.map is not None and self.map_copy is not None and self.book.finished():
-            self.map.copy_overview(self.map_copy)
+            self._draw(self.map.copy_overview, self.map_copy)
+
+    def _draw(self, action, *args) -> None:
+        """A step of the job's map; a map that cannot be written (a full disk) is given up
+        with a warning, never the world."""
+        try:
+            action(*args)
+        except OSError as exc:
+            log.warning("job %s: its map is given up, it cannot be written: %s", self.job_id, exc)
+            self.map = None
 
     def extract_failed(self, tile_id: str, error: Exception, now: float,
                        take_lease_number: Callable[[], int]) -> None:
