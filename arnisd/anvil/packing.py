@@ -29,8 +29,11 @@ def pack_rows(rows: np.ndarray, bits: int) -> np.ndarray:
     n_longs = packed_long_count(count, bits)
     if bits in (4, 8):
         # whole bytes: entry i lands in byte i // (8 // bits) of the little-endian long
-        padded = np.zeros((m, n_longs * per_long), dtype=np.uint8)
-        padded[:, :count] = rows
+        if count == n_longs * per_long:
+            padded = rows.astype(np.uint8, copy=False)        # a whole section: no padding
+        else:
+            padded = np.zeros((m, n_longs * per_long), dtype=np.uint8)
+            padded[:, :count] = rows
         if bits == 4:
             padded = padded[:, 0::2] | (padded[:, 1::2] << 4)
         return np.ascontiguousarray(padded).view("<u8").astype(">u8")

@@ -110,10 +110,11 @@ def remember(cache: OrderedDict, key, value, limit: int = SECTION_CACHE_ENTRIES)
 
 
 def palette_and_indices(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ascending distinct ids and each element's index into them (a count table, no sort)."""
+    """Ascending distinct ids and each element's index into them (a count table, no sort;
+    uint8 indices when the palette fits a byte, else uint16)."""
     present = np.flatnonzero(np.bincount(ids))
-    remap = np.empty(int(present[-1]) + 1, dtype=np.uint16)
-    remap[present] = np.arange(present.size, dtype=np.uint16)
+    remap = np.empty(int(present[-1]) + 1, dtype=np.uint8 if present.size <= 256 else np.uint16)
+    remap[present] = np.arange(present.size)
     return present, remap.take(ids)
 
 
