@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from arnisd.anvil.manifest import read_manifest
-from arnisd.cluster.cost_tiling import CostGrid, cost_tiling, tile_targets
+from arnisd.cluster.cost_tiling import MAX_SIDE_CHUNKS, CostGrid, cost_tiling, tile_targets
 from arnisd.cluster.job_setup import job_extract_source, plan_job
 from arnisd.cluster.local import LOCAL_JOB_ID, STATE_DIR_NAME, run_local_cluster
 from arnisd.cluster.journal import JOURNAL_NAME, Journal
@@ -59,6 +59,20 @@ def test_dense_places_get_small_tiles_and_costs_follow_the_planned_rounds(bundle
     assert costs[-1] <= costs[0] / 3              # the last tiles are small: the slots end together
     chunks = np.array([t.chunk_count() for t in cut.tiles])
     assert chunks.max() >= 3 * chunks.min()          # sizes follow the density
+
+
+def test_no_tile_side_is_over_the_memory_cap(bundled_elements, tmp_path):
+    # one slot: four tiles would be about 70 chunks a side; a slot's canvas grows with the area
+    spec = JobSpec(BBox.parse(BUNDLED_BBOX), tmp_path)
+    grid = CostGrid(spec.projection)
+    grid.add(element_cost_rows(bundled_elements))
+    uncapped = cost_tiling(grid, spec.settings, DEFAULT, slots=1, max_side_chunks=10_000)
+    capped = cost_tiling(grid, spec.settings, DEFAULT, slots=1)
+    def longest_side(cut):
+        return max(max(x1 - x0, z1 - z0) for x0, z0, x1, z1 in map(chunk_rect_of, cut.tiles))
+    assert longest_side(uncapped) > MAX_SIDE_CHUNKS
+    assert longest_side(capped) <= MAX_SIDE_CHUNKS
+    assert (_owners(spec, capped.tiles) == 1).all()
 
 
 @pytest.mark.parametrize("total_s,slots", [(1.0, 1), (10.0, 2), (10.0, 16), (500.0, 4)])

@@ -36,7 +36,9 @@ MAX_CELLS_PER_SIDE = 512
 TILES_PER_SLOT = 4
 MAX_TILE_COST_S = 2.0
 MIN_SIDE_CHUNKS = 3
-MAX_SIDE_CHUNKS = 96
+# A worker's canvas holds whole 16-block layers over its tile (plus margin): 35 MB a layer at
+# 64 chunks a side, 77 MB at 96, where a slot with a town's few layers went past 300 MB.
+MAX_SIDE_CHUNKS = 64
 _VERTEX_UNIT = 1e3          # kilo_vertices
 _VOLUME_UNIT = 1e6          # mega_building_volume
 
