@@ -142,12 +142,14 @@ def test_lease_deliver_commit_and_status(cluster, tmp_path):
         assert {row["state"] for row in status["tiles"]} == {"committed"}
     finally:
         worker.close()
-    time.sleep(0.3)
-    world = read_world_chunks(tmp_path / "world")
     expected = {}
     for t in tiles:
         for cx, cz, data in chunks_for(t.owned.as_list()):
             expected[(cx, cz)] = zlib.decompress(data)
+    # the last regions are written by the assembler processes after the last commit
+    deadline = time.monotonic() + 20
+    while (world := read_world_chunks(tmp_path / "world")) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert world == expected
 
 
