@@ -220,6 +220,20 @@ def test_an_extend_inside_the_world_is_refused_and_writes_nothing(worlds, tmp_pa
     assert _files(world) == before
 
 
+def test_data_of_the_new_area_alone_is_refused_before_anything_is_written(worlds, tmp_path):
+    """The old tiles at the seam are drawn again from the given data: a file cut at the new
+    area's edge would draw them without the old world's side."""
+    east_pbf = tmp_path / "east.osm.pbf"
+    _cut_at(PBF, east_pbf, BBox.parse(EAST))
+    world = tmp_path / "kouvola"
+    shutil.copytree(worlds["old"], world)
+    before = _files(world)
+    proc = _arnisd("update", str(world), "--extend", EAST, "--osm-file", str(east_pbf))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "covering both" in proc.stderr
+    assert _files(world) == before
+
+
 def test_an_extend_stopped_midway_leaves_the_old_world_and_finishes_when_run_again(worlds,
                                                                                  tmp_path):
     """The extend fails at the last region file it writes (a folder stands where it goes)."""

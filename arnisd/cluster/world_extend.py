@@ -125,6 +125,9 @@ def plan_extend(world_dir: Path, bbox: BBox, osm_file: Path | None = None,
     new_tiles = [t for t in plan.tiles if t.tile_id in new_rects]
     seam_tiles = [t for t in plan.tiles if t.tile_id not in new_rects
                   and any(t.window.intersection(n.owned) for n in new_tiles)]
+    reach = [t.owned.expanded(grown.settings.halo_blocks) for t in new_tiles]
+    if data is not None:
+        _refuse_data_short_of_the_seam(data, spec, seam_tiles, reach)
     note(f"growing by {bbox}: {len(new_tiles)} new tiles, {len(seam_tiles)} old tiles at the "
          "seam drawn again")
     if from_overpass:
@@ -135,8 +138,31 @@ def plan_extend(world_dir: Path, bbox: BBox, osm_file: Path | None = None,
     changed = [t.tile_id for t in new_tiles + seam_tiles]
     update = UpdatePlan(world_dir, manifest, grown, plan, extracts, changed)
     return ExtendPlan(update, bbox, new_area, [t.tile_id for t in new_tiles],
-                      [t.tile_id for t in seam_tiles],
-                      [t.owned.expanded(grown.settings.halo_blocks) for t in new_tiles])
+                      [t.tile_id for t in seam_tiles], reach)
+
+
+def _refuse_data_short_of_the_seam(data: Path, spec: JobSpec, seam_tiles: list[Tile],
+                                   reach: list[BlockRect]) -> None:
+    """The old chunks at the seam are drawn again from ``data``: a file whose declared bounds
+    stop short of them (one of the new area alone) would draw them without the old world's
+    side. Refused, in one line, before anything is written."""
+    from arnisd.osm.source import bbox_of_file
+    declared = bbox_of_file(data)
+    rewritten = [r for t in seam_tiles for r in (t.owned.intersection(x) for x in reach) if r]
+    if declared is None or not rewritten:
+        return
+    first = LocalProjection(spec.bbox, spec.settings.scale)
+    north, west = first.unproject(*(min(r.x0 for r in rewritten), min(r.z0 for r in rewritten)))
+    south, east = first.unproject(*(max(r.x1 for r in rewritten), max(r.z1 for r in rewritten)))
+    old = [spec.bbox, *spec.grown]          # only what the world's own data had to cover
+    needed = (max(south, min(b.min_lat for b in old)), max(west, min(b.min_lng for b in old)),
+              min(north, max(b.max_lat for b in old)), min(east, max(b.max_lng for b in old)))
+    tolerance = 1e-6
+    if (needed[0] < declared.min_lat - tolerance or needed[1] < declared.min_lng - tolerance
+            or needed[2] > declared.max_lat + tolerance or needed[3] > declared.max_lng + tolerance):
+        area = ",".join(f"{v:.6f}" for v in needed)
+        raise UpdateError(f"{data} covers {declared}, but growing the world also draws its old "
+                          f"tiles at the seam again, within {area}: give data covering both")
 
 
 def _fetch_overpass(spec: JobSpec, tiles: list[Tile], note) -> list:
