@@ -8,7 +8,7 @@ import time
 import pytest
 
 from arnisd.cluster.coordinator_config import CoordinatorConfig
-from arnisd.cluster.dispatch import assignments
+from arnisd.cluster.dispatch import OVERDUE_FACTOR, assignments, backup_assignments
 from arnisd.cluster.job_setup import job_extract_source
 from arnisd.cluster.local import run_local_cluster
 from arnisd.cluster.tilebook import TileBook, TileState
@@ -69,6 +69,27 @@ def test_in_the_tail_a_slow_worker_leaves_the_tile_to_a_faster_busy_one():
     assert list(assignments(book, [last], [slow], 2, cost, [slow, fast], 10.0)) == []
     fast.speed = WorkerSpeed(pace=0.11, tiles_measured=1)     # barely faster: the slow one goes
     assert list(assignments(book, [last], [slow], 2, cost, [slow, fast], 10.0)) == [(last, slow)]
+
+
+def test_a_tile_a_little_past_its_estimate_is_not_backed_up_a_straggler_is():
+    """Tile times vary around their estimate: a tile 20 % past it is left to finish (its
+    backup would only take a core), one past ``OVERDUE_FACTOR`` times it is run again."""
+    tiles = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), JobSpec(BBox.parse(BUNDLED_TENTH_BBOX),
+                                                                 "w").settings, 0.005)
+    book = TileBook(tiles)
+    cost = {t.tile_id: 1.0 for t in tiles}
+    busy, idle = _workers([1.0, 1.0])
+    for tile in tiles[1:]:
+        book.lease(tile.tile_id, busy.identity, 0.0, book.records[tile.tile_id].lease + 1)
+        book.commit(tile.tile_id)
+    last = tiles[0].tile_id
+    book.lease(last, busy.identity, 10.0, 99)
+    busy.leases.add(last)
+    extracts = {last: object()}
+    assert list(backup_assignments(book, [idle], [busy, idle], cost, extracts, 11.2)) == []
+    late = 10.0 + OVERDUE_FACTOR + 0.1
+    assert list(backup_assignments(book, [idle], [busy, idle], cost, extracts, late)) == \
+        [(last, idle)]
 
 
 def _one_slow_worker(tmp_path, monkeypatch, slow_s: float, bbox: str, tile_deg: float):

@@ -121,13 +121,20 @@ def _pace_now(book: TileBook, worker: WorkerRecord, cost_s: Mapping[str, float],
     return max(pace, 1e-6)
 
 
+#: A tile runs past its expected end by this factor before it counts as a straggler: tile
+#: times vary by a fifth or so around their estimate, and a backup of a tile about to end
+#: only takes a core from the tiles still running (on a local cluster, from its own twin).
+OVERDUE_FACTOR = 1.5
+
+
 def backup_assignments(book: TileBook, free: list[WorkerRecord], workers: Iterable[WorkerRecord],
                        cost_s: Mapping[str, float], extracts: Mapping[str, object],
                        now: float) -> Iterator[tuple[str, WorkerRecord]]:
     """``(tile, worker)``: backups of tiles still being computed, for slots that would idle
-    (nothing is pending). The tiles expected to end last go first, tiles running past their
-    expected end before all; each to the fastest worker with a free slot that does not hold
-    it, unless its current holder is expected to finish before that worker would."""
+    (nothing is pending). The tiles expected to end last go first, stragglers (running
+    ``OVERDUE_FACTOR`` times their expected time) before all; each to the fastest worker with
+    a free slot that does not hold it, unless its current holder (not a straggler) is expected
+    to finish before that worker would."""
     if book.counts[TileState.PENDING] > 0 or not any(w.room(False) > 0 for w in free):
         return
     running = []
@@ -137,17 +144,17 @@ def backup_assignments(book: TileBook, free: list[WorkerRecord], workers: Iterab
             if (record is None or record.state != TileState.LEASED
                     or record.backup_holder is not None or tile_id not in extracts):
                 continue
-            ends_at = record.leased_at + holder.speed.seconds_for(cost_s.get(tile_id, 0.0))
-            running.append((ends_at > now, -(now - ends_at) if ends_at <= now else -ends_at,
-                            tile_id, holder))
-    for overdue_last, _, tile_id, holder in sorted(running, key=lambda r: r[:3]):
+            expected_s = holder.speed.seconds_for(cost_s.get(tile_id, 0.0))
+            ends_at = record.leased_at + expected_s
+            overdue = now - record.leased_at > expected_s * OVERDUE_FACTOR
+            running.append((not overdue, -(now - ends_at) if overdue else -ends_at,
+                            tile_id, holder, ends_at))
+    for in_time, _, tile_id, holder, ends_at in sorted(running, key=lambda r: r[:3]):
         idle = [w for w in free if w.room(False) > 0 and w is not holder
                 and not w.awaiting_register]
         if not idle:
             return
         worker = max(idle, key=lambda w: (w.speed.pace, w.slots))
-        ends_at = book.records[tile_id].leased_at + holder.speed.seconds_for(
-            cost_s.get(tile_id, 0.0))
-        if overdue_last and ends_at - now <= worker.speed.seconds_for(cost_s.get(tile_id, 0.0)):
+        if in_time and ends_at - now <= worker.speed.seconds_for(cost_s.get(tile_id, 0.0)):
             continue
         yield tile_id, worker
