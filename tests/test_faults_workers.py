@@ -11,7 +11,9 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from arnisd.geo.bbox import BBox
 from conftest import BUNDLED_EXTRACT, BUNDLED_TENTH_BBOX, free_port, run_arnisd
@@ -122,6 +124,13 @@ def test_sigstopped_worker_loses_its_lease_and_is_fenced_after_sigcont(tmp_path,
     assert all(r["state"] == "committed" and r["failures"] == 0 for r in rows.values())
     assert sum(r["lost"] for r in rows.values()) >= 1
     assert_same_world(read_world_chunks(output), reference_worlds.chunks())
+    # the daemon's map of the job, drawn from the committed leases' pieces only: the map of
+    # the finished world, pixel for pixel
+    from arnisd.world_map import downscale, render_world
+    (job_map,) = (tmp_path / "state" / "maps").iterdir()
+    with Image.open(job_map / "overview.png") as image:
+        assert np.array_equal(np.asarray(image.convert("RGB")),
+                              downscale(render_world(reference_worlds.folder())))
 
 
 def test_poison_tile_is_quarantined_and_the_rest_completes(tmp_path):
