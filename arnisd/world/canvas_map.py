@@ -48,10 +48,10 @@ def canvas_map(canvas: Canvas, owned: BlockRect) -> tuple[np.ndarray, np.ndarray
             row = layer[in_section, rows, cols]
             found = (row != 0) if only_zero_is_air else ~is_air[row]
             found &= undecided
-            if found.any():
-                top[found] = section_y * SECTION_HEIGHT + in_section
-                block[found] = row[found]
-                undecided &= ~found
+            if found.any():           # masked copies: no compaction of the found columns
+                np.copyto(top, section_y * SECTION_HEIGHT + in_section, where=found)
+                np.copyto(block, row, where=found)
+                undecided ^= found
     depth = np.zeros(top.shape, dtype=np.int16)
     zs, xs = np.nonzero(is_water[block] & (top >= MIN_Y))
     ys = top[zs, xs].astype(np.int64)
@@ -61,8 +61,13 @@ def canvas_map(canvas: Canvas, owned: BlockRect) -> tuple[np.ndarray, np.ndarray
         wet = is_water[_blocks_at(canvas, zs + z0, xs + x0, ys - step)]
         zs, xs, ys = zs[wet], xs[wet], ys[wet]
         depth[zs, xs] += 1
-    colour = colours[block]
-    colour[top < MIN_Y] = 0
+    # one 4-byte word per block id: a gather of words, far quicker than of (n, 3) rows
+    words = np.zeros((len(colours), 4), dtype=np.uint8)
+    words[:, :3] = colours
+    colour = words.view(np.uint32).ravel().take(block).view(np.uint8)
+    colour = np.ascontiguousarray(colour.reshape(block.shape + (4,))[..., :3])
+    if not only_zero_is_air or colours[0].any():
+        colour[undecided] = 0
     return colour, top, depth
 
 
