@@ -44,9 +44,11 @@ class FakeProvider:
         self.tiles = tiles
         self.workers = workers if workers is not None else [
             {"worker_id": "attic-pc", "slots": 4, "leases": ["tile_0_0", "tile_1_0"],
-             "tiles_done": 7, "caps": {"os": "Linux", "cpu": 4}, "last_seen_s_ago": 0.2},
+             "tiles_done": 7, "caps": {"os": "Linux", "cpu": 4}, "last_seen_s_ago": 0.2,
+             "pace": 1.3049, "pace_from_benchmark": False},
             {"worker_id": "laptop", "slots": 2, "leases": [], "tiles_done": 3,
-             "caps": {"os": "Darwin", "cpu": 2}, "last_seen_s_ago": 0.5}]
+             "caps": {"os": "Darwin", "cpu": 2}, "last_seen_s_ago": 0.5,
+             "pace": 0.62, "pace_from_benchmark": True}]
         self.is_ready = True
         self.submitted: list[dict] = []
         self.cancelled: list[str] = []

@@ -39,8 +39,9 @@ def test_human_summary(url):
     assert "41.7%  5/12 tiles" in out
     assert "tiles: 5 done, 2 leased, 4 pending, 1 failed" in out
     assert "workers: 1 active, 1 idle" in out
-    assert "attic-pc  2/4 slots [##..]  7 tiles done, Linux" in out
-    assert "laptop    0/2 slots [..]  3 tiles done, Darwin" in out
+    # each worker's pace: measured, or its benchmark's until a tile of it is measured
+    assert "attic-pc  2/4 slots [##..]  7 tiles done, pace 1.30, Linux" in out
+    assert "laptop    0/2 slots [..]  3 tiles done, pace 0.62 (benchmark), Darwin" in out
     assert "throughput 0.80 tiles/s · ETA 25s · elapsed 12s" in out   # 12.5 rounds to even
     assert "failed tile_3_1: RuntimeError: this tile cannot be made" in out
 

@@ -97,6 +97,10 @@ def format_status(doc: dict) -> str:
         extra = []
         if row.get("tiles_done") is not None:
             extra.append(f"{row['tiles_done']} tiles done")
+        if isinstance(row.get("pace"), (int, float)):
+            # 1.0: a slot as fast as the cost model expects; 0.5: half that
+            extra.append(f"pace {row['pace']:.2f}"
+                         + (" (benchmark)" if row.get("pace_from_benchmark") else ""))
         caps = row.get("caps") or {}
         if caps.get("os"):
             extra.append(str(caps["os"]))
