@@ -130,11 +130,12 @@ class BenchDesk:
         return self.round
 
     def answer(self, worker: WorkerRecord, message: dict, job, model: CostModel) -> None:
-        """A ``bench_result``: good figures are kept, and start the worker's speed."""
+        """A ``bench_result``: good figures are kept, and start the worker's speed again (they
+        are newer than any tile it was measured on)."""
         figures = self.round.answer(worker, message) if self.round is not None else None
         if figures is not None:
             self.calibrations.record(worker.worker_id, figures)
-            self.calibrations.apply(worker, job, model)
+            self.calibrations.apply(worker, job, model, fresh=True)
 
     def left(self, worker: WorkerRecord) -> None:
         """A worker left the coordinator: if the round waits for it, it waits no more."""

@@ -4,23 +4,23 @@ Every good answer of a benchmark round (``arnisd.cluster.bench_round``) is kept 
 worker's id, in memory and in a JSON file beside the cost model (``path``; None: in memory
 only), so a restarted coordinator still has them. A worker that registers before any tile of
 it was measured starts from its calibration instead of the default pace of 1.0
-(``WorkerSpeed.from_calibration``): the flat figure for a flat job (or between jobs), the
+(``WorkerSpeed.calibrate``): the flat figure for a flat job (or between jobs), the
 terrain figure for a terrain job, each set against the cost model's estimate of the
-calibration tile. Its first measured tile replaces the prior (``WorkerSpeed.record``).
+calibration tile. Its first measured tile replaces the prior (``WorkerSpeed.record``), and
+the measured speed is kept after that; only a new benchmark of the worker replaces it again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 
 from arnisd.cluster.calibration import TILE_CHUNKS, calibration_features
+from arnisd.cluster.kept_json import save_kept_json
 from arnisd.cluster.tile_cost import CostModel
 from arnisd.cluster.worker_record import WorkerRecord
-from arnisd.cluster.worker_speed import WorkerSpeed
 
 log = logging.getLogger("arnisd.cluster.calibration_priors")
 
@@ -52,24 +52,18 @@ class CalibrationStore:
         with self._lock:
             self._figures[worker_id] = dict(figures)
             doc = {"workers": self._figures}
-            if self.path is None:
-                return
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                temporary = self.path.with_suffix(".tmp")
-                temporary.write_text(json.dumps(doc, sort_keys=True))
-                os.replace(temporary, self.path)
-            except OSError as exc:       # a prior only speeds up the start of a job
-                log.warning("%s: calibrations not saved (%s)", self.path, exc)
+            if self.path is not None:
+                save_kept_json(self.path, doc, "calibrations")
 
-    def apply(self, worker: WorkerRecord, job, model: CostModel) -> None:
+    def apply(self, worker: WorkerRecord, job, model: CostModel, fresh: bool = False) -> None:
         """Start ``worker``'s speed from its calibration, if it has one and no tile of it was
-        measured yet; ``job``: the current job (its terrain setting picks the figure)."""
+        measured yet (or the calibration is ``fresh``, newer than any tile); ``job``: the
+        current job (its terrain setting picks the figure)."""
         figures = self.figures(worker.worker_id)
-        if figures is None or worker.speed.tiles_measured:
+        if figures is None or (worker.speed.tiles_measured and not fresh):
             return
         terrain = bool(job is not None and job.settings.terrain)
         rate = figures.get("terrain_chunks_per_s_per_slot" if terrain else "chunks_per_s_per_slot")
         if rate and rate > 0:
-            worker.speed = WorkerSpeed.from_calibration(
-                rate, model.cost_s(calibration_features(terrain)), TILE_CHUNKS)
+            worker.speed.calibrate(rate, model.cost_s(calibration_features(terrain)),
+                                   TILE_CHUNKS)

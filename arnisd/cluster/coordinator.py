@@ -25,7 +25,8 @@ This module holds the loop and the handlers of worker frames; the rest lives bes
 knobs in ``coordinator_config``, the socket in ``router_socket``, one job's state in ``job_run``
 (tiles in ``tilebook``, chunks in ``merger``, extracts in ``extract_prefetch``), who gets
 which tile in ``dispatch``, admitting workers in ``registration``, the status document in
-``status_document``, and benchmark rounds (and the speeds they promise) in ``bench_round``.
+``status_document``, benchmark rounds (and the speeds they promise) in ``bench_round``, and
+the workers' measured speeds, kept across their registrations and jobs, in ``speed_memory``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from arnisd.cluster.dispatch import assignments, backup_assignments, free_worker
 from arnisd.cluster.extracts import TileExtract
 from arnisd.cluster.job_run import JobResult, JobRun
 from arnisd.cluster.merger import MissingFrames
-from arnisd.cluster.registration import register_worker
+from arnisd.cluster.registration import UnknownPeers, register_worker
+from arnisd.cluster.speed_memory import SpeedMemory
 from arnisd.cluster.router_socket import PeerUnreachable, RouterSocket
 from arnisd.cluster.status_document import status_document
 from arnisd.cluster.tile_cost import CostModelStore
@@ -82,7 +84,7 @@ class Coordinator:
         self._context = context or zmq.Context.instance()
         self._router: RouterSocket | None = None
         self._outbox: list[tuple[bytes, bytes]] = []
-        self._reregistered: dict[bytes, float] = {}   # unknown peers asked to register, when
+        self._unknown_peers = UnknownPeers(self.config)   # frames from unregistered peers
         self.endpoint: str | None = None
         self.started_at = time.monotonic()
         self.loop_at = time.monotonic()          # when the loop last turned (watchdog)
@@ -90,6 +92,7 @@ class Coordinator:
         self.protocol_errors = 0
         self.last_job: JobRun | None = None
         self.benches = BenchDesk(self.config.calibrations_path)
+        self.speeds = SpeedMemory(self.config.speeds_path)    # kept across jobs and restarts
 
     # --- socket ------------------------------------------------------------------------------
 
@@ -279,15 +282,7 @@ class Coordinator:
             return
         worker = self.workers.get(identity)
         if worker is None:
-            if kind == "done":
-                log.warning("dropped the result of tile %s (lease %d) from %r: not a "
-                            "registered worker", message["tile"], message["lease"],
-                            identity[:64])
-            if kind != "bye" and now - self._reregistered.get(identity, -1e9) \
-                    >= self.config.heartbeat_interval_s:
-                if len(self._reregistered) > 4 * self.config.max_workers:
-                    self._reregistered.clear()
-                self._reregistered[identity] = now       # once per interval, not per frame
+            if self._unknown_peers.should_ask(identity, message, now):
                 self._send(identity, protocol.make("reregister"), now)
             return
         worker.last_seen = now
@@ -310,8 +305,9 @@ class Coordinator:
                                        now)
         if registration.worker is not None:
             self.workers[identity] = registration.worker
-            self.benches.calibrations.apply(registration.worker, self.job, self.cost_models.model)
-            self._reregistered.pop(identity, None)
+            self.speeds.attach(registration.worker, self.benches.calibrations, self.job,
+                               self.cost_models.model)
+            self._unknown_peers.forget(identity)
         for frame in registration.replies:
             self._send(identity, frame, now)
 
@@ -530,6 +526,7 @@ class Coordinator:
             self._persist_and_send()
             self._release_all_leases("the job ended")
             job.prefetch.shutdown()
+            self.speeds.save()
         self.cost_models.refit()
         self.cost_models.save()
         try:
@@ -552,6 +549,7 @@ class Coordinator:
                 log.exception("could not journal the end of job %s", job.job_id)
             self._release_all_leases("the job was abandoned")
             job.prefetch.shutdown()
+            self.speeds.save()
             job.finished_at = time.monotonic()
             self.last_job = job
             self.job = None

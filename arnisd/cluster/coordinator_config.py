@@ -33,6 +33,7 @@ class CoordinatorConfig:
     curve: security.CurveServerKeys | None = None   # CURVE keys: encrypt, admit listed workers
     cost_model_path: Path | None = None    # its tile cost model (None: the default, not kept)
     calibrations_path: Path | None = None  # workers' benchmark figures (None: not kept)
+    speeds_path: Path | None = None        # workers' measured speeds (None: this process only)
 
     @property
     def expiry_s(self) -> float:

@@ -9,7 +9,9 @@ streams again from the start; what it held but did not claim goes back to the qu
 told to cancel every claim it does not keep; between jobs only claims from another session
 are cancelled, as claims of this one are judged when the next job asks again.
 
-No sockets: ``register_worker`` returns the record to keep and the replies to send.
+No sockets: ``register_worker`` returns the record to keep and the replies to send. A peer
+that sends frames without being registered (e.g. after a coordinator restart) is asked to
+register, at most once per heartbeat interval (``UnknownPeers``).
 """
 
 from __future__ import annotations
@@ -78,3 +80,29 @@ def register_worker(identity: bytes, message: dict, old: WorkerRecord | None,
     return Registration(worker, [welcome(config, session, kept)] + [
         protocol.make("cancel", tile=tile_id, lease=lease, reason="lease is not current")
         for tile_id, lease in cancels])
+
+
+class UnknownPeers:
+    """When each unregistered peer that sent a frame was last asked to register."""
+
+    def __init__(self, config: CoordinatorConfig) -> None:
+        self.config = config
+        self._asked_at: dict[bytes, float] = {}
+
+    def should_ask(self, identity: bytes, message: dict, now: float) -> bool:
+        """A frame from ``identity``, not registered: whether to ask it to register now (and
+        note it asked): once per heartbeat interval, not once per frame, never after a bye."""
+        if message["t"] == "done":
+            log.warning("dropped the result of tile %s (lease %d) from %r: not a registered "
+                        "worker", message["tile"], message["lease"], identity[:64])
+        if message["t"] == "bye" or \
+                now - self._asked_at.get(identity, -1e9) < self.config.heartbeat_interval_s:
+            return False
+        if len(self._asked_at) > 4 * self.config.max_workers:
+            self._asked_at.clear()
+        self._asked_at[identity] = now
+        return True
+
+    def forget(self, identity: bytes) -> None:
+        """``identity`` registered."""
+        self._asked_at.pop(identity, None)

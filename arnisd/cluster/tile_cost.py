@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from arnisd.cluster.kept_json import save_kept_json
 
 log = logging.getLogger("arnisd.cluster.tile_cost")
 
@@ -102,10 +103,4 @@ class CostModelStore:
         with self._lock:
             doc = {"features": list(FEATURES), "coefficients": list(self.model.coefficients),
                    "samples": self._samples}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(doc))
-            os.replace(temporary, self.path)
-        except OSError as exc:       # the model is an estimate: losing it costs only speed
-            log.warning("%s: cost model not saved (%s)", self.path, exc)
+        save_kept_json(self.path, doc, "cost model")

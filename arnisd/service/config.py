@@ -422,6 +422,7 @@ def coordinator_config(machine):
     (``arnisd.service.config.CoordinatorMachineConfig``)."""
     from arnisd.cluster.calibration_priors import FILE_NAME as CALIBRATIONS_FILE_NAME
     from arnisd.cluster.coordinator_config import CoordinatorConfig
+    from arnisd.cluster.speed_memory import FILE_NAME as SPEEDS_FILE_NAME
     from arnisd.cluster.tile_cost import MODEL_FILE_NAME
     return CoordinatorConfig(
         bind_address=machine.bind_host, port=machine.port,
@@ -429,4 +430,5 @@ def coordinator_config(machine):
         max_failures=machine.max_retries, token=machine.token, max_workers=machine.max_workers,
         curve=machine.curve,
         cost_model_path=Path(machine.state_dir) / MODEL_FILE_NAME,
-        calibrations_path=Path(machine.state_dir) / CALIBRATIONS_FILE_NAME)
+        calibrations_path=Path(machine.state_dir) / CALIBRATIONS_FILE_NAME,
+        speeds_path=Path(machine.state_dir) / SPEEDS_FILE_NAME)
