@@ -26,7 +26,7 @@ import numpy as np
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS
 from arnisd.geo.projection import BlockRect
 from arnisd.map_piece import MapPiece, decode_piece
-from arnisd.map_pyramid import Pyramid, save_png
+from arnisd.map_pyramid import Pyramid, read_png, save_png
 from arnisd.map_tiles import TILE_PX
 from arnisd.preview import MIN_Y
 
@@ -195,7 +195,6 @@ class MapMosaic:
         x1 = -(-(box.x1 - pyramid.extent.x0) // scale)
         z1 = -(-(box.z1 - pyramid.extent.z0) // scale)
         out = np.zeros((z1 - z0, x1 - x0, 3), dtype=np.uint8)
-        from arnisd.map_pyramid import read_png
         for ty in range(z0 // TILE_PX, (z1 - 1) // TILE_PX + 1):
             for tx in range(x0 // TILE_PX, (x1 - 1) // TILE_PX + 1):
                 path = pyramid.tile_path(zoom, tx, ty)
