@@ -120,6 +120,8 @@ def test_pieces_in_any_order_and_first_rows_shaded_against_late_northern_tiles(
             assert mosaic.add(tile_id, pieces[tile_id])
             if tile_id == order[0]:                               # a part is not the world's
                 assert not mosaic.copy_overview(tmp_path / "part.png")
+        mosaic.refresh()            # the live overview, from the zoom that fits (the deepest)
+        assert np.array_equal(_pixels(tmp_path / f"map{n}" / "overview.png"), overview)
         assert not mosaic.add(order[0], pieces[order[0]])          # drawn once
         assert not mosaic.add(order[1], pieces[order[0]])          # another tile's piece
         assert mosaic.finish() == (overview.shape[1], overview.shape[0])
@@ -255,3 +257,23 @@ def test_a_piece_that_is_not_the_tiles_is_refused_before_it_is_inflated():
     bomb["rgb"] = zlib.compress(bytes(1 << 28), 9)     # 256 MB of zeros in a quarter MB
     with pytest.raises(ValueError, match="bytes where 3072 were expected"):
         decode_piece(msgpack.packb(bomb), rect).pixels()
+
+
+@pytest.mark.parametrize("browsable", [True, False])
+def test_the_overview_of_a_box_averages_as_arnisd_preview_downscales(tmp_path, browsable):
+    """A box not on the tile grid, squares of 7 x 7 pixels (a world too big for one image):
+    ``Pyramid.overview`` equals ``world_map.downscale`` of the same crop."""
+    from arnisd.geo.projection import BlockRect
+    from arnisd.map_pyramid import Pyramid
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (600, 1100, 3), dtype=np.uint8)
+    pyramid = Pyramid(tmp_path / "p", BlockRect(-512, 0, 1024, 1024), browsable=browsable)
+    pyramid.paste(-500, 10, image[:300], np.ones((300, 1100), dtype=bool))
+    pyramid.flush()                                   # written in two goes, as a job does
+    pyramid.paste(-500, 310, image[300:], np.ones((300, 1100), dtype=bool))
+    pyramid.flush()
+    box = BlockRect(-437, 23, -437 + 1003, 23 + 571)
+    expected = downscale(image[13:13 + 571, 63:63 + 1003], max_side=150)
+    got = pyramid.overview(box, max_side=150)
+    assert got.shape == expected.shape == (571 // 7, 1003 // 7, 3)
+    assert np.array_equal(got, expected)
