@@ -274,3 +274,24 @@ def test_a_filesystem_refusing_direct_io_gets_the_buffered_write(tmp_path, monke
             region.write_region(tmp_path, 0, 0, chunks)
         assert caught.value.errno == errno.ENOSPC
         assert sorted(p.name for p in tmp_path.iterdir()) == ["r.0.0.mca"]
+
+
+def test_a_region_written_after_a_larger_one_has_only_zeros_between_its_chunks(tmp_path):
+    """Region images reuse their thread's buffer: whatever an earlier, larger region left in
+    it must not show through the next one's padding."""
+    noisy = {(cx, 0): zlib.compress(os.urandom(20_000), 0) for cx in range(32)}
+    region.write_region(tmp_path / "a", 0, 0, noisy, fsync=False)
+    small = {(cx, cz): zlib.compress(bytes([cx, cz]) * 50) for cx in range(0, 32, 3)
+             for cz in range(0, 32, 5)}
+    path = region.write_region(tmp_path / "b", 0, 0, small, fsync=False)
+    data = path.read_bytes()
+    expected = bytearray(len(data))          # the same file laid out from scratch
+    struct.pack_into(">2048I", expected, 0, *struct.unpack_from(">2048I", data, 0))
+    locations = struct.unpack_from(">1024I", data, 0)
+    for (cx, cz), payload in small.items():
+        location = locations[grid.chunk_index(cx, cz)]
+        start = (location >> 8) * region.SECTOR_BYTES
+        struct.pack_into(">IB", expected, start, len(payload) + 1, region.COMPRESSION_ZLIB)
+        expected[start + 5:start + 5 + len(payload)] = payload
+    assert data == bytes(expected)
+    assert {c: p for c, (_, p) in region.read_region_raw(path).items()} == small

@@ -15,7 +15,10 @@ import gzip
 import mmap
 import os
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from arnisd.anvil.grid import CHUNKS_PER_REGION, chunk_at_index, chunk_index, region_of
@@ -132,12 +135,14 @@ _HEADER_TABLE = struct.Struct(f">{CHUNKS_PER_REGION}I")        # one of the two
 _CHUNK_FRAME = struct.Struct(">IB")             # length (payload + 1), compression type
 
 
+@contextmanager
 def region_image(order: list[int], by_index: dict[int, tuple[int, int, bytes]],
-                 compression: int, timestamp: int) -> tuple[mmap.mmap, set[int]]:
-    """The whole region file in a page-aligned, zero-filled buffer (an anonymous mmap): the
-    header, then each chunk (in ``order``) framed at the start of its sectors, or a
-    one-sector stub for a chunk that goes to a ``.mcc`` file; padding is the buffer's zeros.
-    Also the indices of the ``.mcc`` chunks."""
+                 compression: int, timestamp: int) -> Iterator[tuple[memoryview, set[int]]]:
+    """The whole region file in a page-aligned buffer, every byte of it written here: the
+    header, then each chunk (in ``order``) framed at the start of its sectors and zero-padded
+    to their end, or a one-sector stub for a chunk that goes to a ``.mcc`` file. Also the
+    indices of the ``.mcc`` chunks. The buffer is the thread's own, used again by its next
+    region (``_image_buffer``): valid until the ``with`` block ends."""
     sectors_of: list[int] = []
     external: set[int] = set()
     for index in order:
@@ -146,22 +151,54 @@ def region_image(order: list[int], by_index: dict[int, tuple[int, int, bytes]],
             external.add(index)
             sectors = 1
         sectors_of.append(sectors)
-    image = mmap.mmap(-1, HEADER_BYTES + SECTOR_BYTES * sum(sectors_of))
-    locations = [0] * CHUNKS_PER_REGION
-    next_sector = HEADER_BYTES // SECTOR_BYTES
-    for index, sectors in zip(order, sectors_of):
-        start = next_sector * SECTOR_BYTES
-        if index in external:
-            _CHUNK_FRAME.pack_into(image, start, 1, compression | EXTERNAL_FLAG)
-        else:
-            payload = by_index[index][2]
-            _CHUNK_FRAME.pack_into(image, start, len(payload) + 1, compression)
-            image[start + 5:start + 5 + len(payload)] = payload
-        locations[index] = (next_sector << 8) | sectors
-        next_sector += sectors
-    timestamps = [timestamp if location else 0 for location in locations]
-    _REGION_HEADER.pack_into(image, 0, *locations, *timestamps)
-    return image, external
+    size = HEADER_BYTES + SECTOR_BYTES * sum(sectors_of)
+    buffer, kept = _image_buffer(size)
+    image = memoryview(buffer)[:size]
+    try:
+        locations = [0] * CHUNKS_PER_REGION
+        next_sector = HEADER_BYTES // SECTOR_BYTES
+        for index, sectors in zip(order, sectors_of):
+            start = next_sector * SECTOR_BYTES
+            if index in external:
+                _CHUNK_FRAME.pack_into(image, start, 1, compression | EXTERNAL_FLAG)
+                end = start + 5
+            else:
+                payload = by_index[index][2]
+                _CHUNK_FRAME.pack_into(image, start, len(payload) + 1, compression)
+                end = start + 5 + len(payload)
+                image[start + 5:end] = payload
+            stop = start + sectors * SECTOR_BYTES
+            image[end:stop] = _ZERO_SECTOR[:stop - end]
+            locations[index] = (next_sector << 8) | sectors
+            next_sector += sectors
+        timestamps = [timestamp if location else 0 for location in locations]
+        _REGION_HEADER.pack_into(image, 0, *locations, *timestamps)
+        yield image, external
+    finally:
+        image.release()
+        if not kept:
+            buffer.close()
+
+
+_ZERO_SECTOR = memoryview(bytes(SECTOR_BYTES))
+#: A thread keeps a region buffer up to this size for its next region: filling a fresh
+#: anonymous mapping costs a page fault per 4 KiB sector, most of a region image's CPU.
+KEPT_IMAGE_BYTES = 64 << 20
+_image_buffers = threading.local()
+
+
+def _image_buffer(size: int) -> tuple[mmap.mmap, bool]:
+    """A page-aligned buffer of at least ``size`` bytes (its contents left over from an
+    earlier region) and whether the thread keeps it; a larger one than it keeps is fresh."""
+    kept = getattr(_image_buffers, "buffer", None)
+    if kept is not None and len(kept) >= size:
+        return kept, True
+    if size > KEPT_IMAGE_BYTES:
+        return mmap.mmap(-1, size), False
+    if kept is not None:
+        kept.close()
+    _image_buffers.buffer = mmap.mmap(-1, max(size, 8 << 20))
+    return _image_buffers.buffer, True
 
 
 def write_region(region_dir: Path, rx: int, rz: int, chunks: dict[tuple[int, int], bytes],
@@ -182,17 +219,13 @@ def write_region(region_dir: Path, rx: int, rz: int, chunks: dict[tuple[int, int
         by_index[chunk_index(cx, cz)] = (cx, cz, payload)
 
     order = sorted(by_index)
-    image, external = region_image(order, by_index, compression, timestamp)
-
-    for index in sorted(external):
-        cx, cz, payload = by_index[index]
-        atomic_write(region_dir / external_file_name(cx, cz), [payload], fsync)
-    path = region_dir / region_file_name(rx, rz)
-    replacing = path.exists()
-    try:
+    with region_image(order, by_index, compression, timestamp) as (image, external):
+        for index in sorted(external):
+            cx, cz, payload = by_index[index]
+            atomic_write(region_dir / external_file_name(cx, cz), [payload], fsync)
+        path = region_dir / region_file_name(rx, rz)
+        replacing = path.exists()
         atomic_write(path, [image], fsync, direct=True)     # the whole file: one write
-    finally:
-        image.close()
     if fsync:
         _fsync_dir(region_dir)
     if replacing:
