@@ -20,6 +20,7 @@ from arnisd.anvil.packing import pack_rows
 
 BLOCKS_PER_SECTION = 4096
 SECTION_CACHE_ENTRIES = 2048
+PALETTE_CACHE_ENTRIES = 16384       # a few hundred bytes each; a town's tiles use thousands
 
 # Fluids count for MOTION_BLOCKING but not for OCEAN_FLOOR.
 _FLUID_NAMES = frozenset({"minecraft:water", "minecraft:lava", "minecraft:bubble_column"})
@@ -100,6 +101,7 @@ class Section:
 
 section_cache: OrderedDict[bytes, Section] = OrderedDict()
 _BLOCK_STATES_NAME = nbt.name(nbt.COMPOUND, "block_states") + nbt.name(nbt.LIST, "palette")
+_DATA_NAME = nbt.name(nbt.LONG_ARRAY, "data")
 
 
 def remember(cache: OrderedDict, key, value, limit: int = SECTION_CACHE_ENTRIES) -> None:
@@ -128,7 +130,7 @@ def _block_states_head(palette: np.ndarray) -> bytes:
     if head is None:
         head = b"".join([_BLOCK_STATES_NAME, struct.pack(">Bi", nbt.COMPOUND, palette.size),
                          *(_block_palette_entry(i) for i in palette.tolist())])
-        remember(_palette_heads, key, head)
+        remember(_palette_heads, key, head, PALETTE_CACHE_ENTRIES)
     return head
 
 
@@ -137,7 +139,7 @@ def _block_states_tag(palette: np.ndarray, data: bytes | None) -> bytes:
     head = _block_states_head(palette)
     if data is None:
         return head + nbt.END_BYTE
-    return head + nbt.named_long_array("data", data) + nbt.END_BYTE
+    return b"".join((head, _DATA_NAME, struct.pack(">i", len(data) // 8), data, nbt.END_BYTE))
 
 
 AIR_STATES = _block_states_tag(np.zeros(1, dtype=np.uint16), None)
