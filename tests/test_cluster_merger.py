@@ -30,7 +30,7 @@ def _deliver(merger, tile, lease, chunks):
     return error
 
 
-def _wait(predicate, timeout_s=5.0):
+def _wait(predicate, timeout_s=30.0):          # the assemblers start in a second or two
     deadline = time.monotonic() + timeout_s
     while not predicate() and time.monotonic() < deadline:
         time.sleep(0.01)
