@@ -46,6 +46,7 @@ class JobResult:
     error: str | None = None   # why the job gave up early (its data source is down)
     backups: int = 0           # backup leases of tiles that were still being computed
     backups_won: int = 0       # of those, committed before the tile's first lease
+    assembly_cpu_s: float = 0.0   # region assembly's CPU, in processes beside the coordinator
 
     @property
     def ok(self) -> bool:
@@ -287,4 +288,4 @@ class JobRun:
                          book.failed(), merger.chunks_merged, merger.regions_written,
                          end - self.started_at, list(merger.determinism_bugs),
                          book.attempts_total(), self.job_id, self.source_outage.error,
-                         book.backups_total, book.backups_won)
+                         book.backups_total, book.backups_won, merger.assembly_cpu_s)

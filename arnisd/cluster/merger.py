@@ -367,6 +367,11 @@ class Merger:
                 error.__cause__ = exc
                 self.error = error
 
+    @property
+    def assembly_cpu_s(self) -> float:
+        """CPU seconds the assembler processes spent on regions (not in this process's own)."""
+        return self._assemblers.cpu_s
+
     def pending_regions(self) -> int:
         return sum(1 for w in self._waiting.values() if w)
 
