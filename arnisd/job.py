@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from arnisd.osm.overpass_blocks import BLOCK_KM2
 from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import BlockRect, LocalProjection, bounding_rect
 from arnisd.world.settings import GenerationSettings
@@ -64,6 +65,8 @@ class JobSpec:
     overpass_timeout_s: float = 180.0
     overpass_retries: int = 4
     overpass_backoff_s: float = 1.0
+    # a bbox bigger than this is fetched from Overpass as blocks of at most this area
+    overpass_block_km2: float = BLOCK_KM2
     # Real terrain (settings.terrain): where Terrarium tiles come from. A folder of z/x/y.png
     # is read first, then the URL template (None: no download; with neither, the public
     # default). ``terrain_optional``: when the tiles cannot be had, make a flat world (with a
@@ -107,6 +110,7 @@ class JobSpec:
             "overpass_timeout_s": self.overpass_timeout_s,
             "overpass_retries": self.overpass_retries,
             "overpass_backoff_s": self.overpass_backoff_s,
+            "overpass_block_km2": self.overpass_block_km2,
             "elevation_url": self.elevation_url,
             "elevation_dir": str(self.elevation_dir) if self.elevation_dir else None,
             "elevation_cache_dir": str(self.elevation_cache_dir) if self.elevation_cache_dir else None,
@@ -131,6 +135,7 @@ class JobSpec:
             overpass_timeout_s=float(d.get("overpass_timeout_s", 180.0)),
             overpass_retries=int(d.get("overpass_retries", 4)),
             overpass_backoff_s=float(d.get("overpass_backoff_s", 1.0)),
+            overpass_block_km2=float(d.get("overpass_block_km2", BLOCK_KM2)),
             elevation_url=d.get("elevation_url"),
             elevation_dir=Path(d["elevation_dir"]) if d.get("elevation_dir") else None,
             elevation_cache_dir=(Path(d["elevation_cache_dir"]) if d.get("elevation_cache_dir")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
+import threading
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
@@ -134,3 +136,66 @@ class FakeOverpass(ScriptedHTTPServer):
         if action == "ok":
             return 200, headers, self.body
         raise ValueError(f"unknown fake Overpass action {action!r}")
+
+
+class CuttingOverpass(FakeOverpass):
+    """A fake Overpass that answers each query with what an OSM file holds in the query's
+    box, the way Overpass's ``nwr[key](box); (._;>;);`` does: the nodes inside the box and
+    the ways with a node inside it, tagged with a queried key, the relations with such a
+    member, then all their nodes and member ways whole. Every answer declares the file's
+    bounds (where its ways were cut). ``boxes`` lists the boxes asked, in order."""
+
+    _BOX = re.compile(r"\((-?[\d.]+),(-?[\d.]+),(-?[\d.]+),(-?[\d.]+)\)")
+
+    def __init__(self, path: Path | str, script: Iterable = (), default="ok") -> None:
+        doc = json.loads(osm_file_to_overpass_json(path))
+        super().__init__(b"{}", script, default)
+        self._bounds = doc.get("bounds")
+        self._by_key = {(e["type"], e["id"]): e for e in doc["elements"]}
+        self._where = {e["id"]: (round(e["lat"] * 1e7), round(e["lon"] * 1e7))
+                       for e in doc["elements"] if e["type"] == "node"}
+        self._queried = threading.local()
+        self.boxes: list[tuple[int, int, int, int]] = []
+
+    def _next_action(self, query: str):
+        self._queried.query = query
+        return super()._next_action(query)
+
+    def _answer(self, action, request) -> tuple[int, dict, bytes]:
+        if action != "ok":
+            return super()._answer(action, request)
+        from arnisd.osm.overpass import QUERY_KEYS
+        box = tuple(round(float(v) * 1e7) for v in self._BOX.search(self._queried.query).groups())
+        with self._lock:
+            self.boxes.append(box)
+
+        def inside(node_id: int) -> bool:
+            where = self._where.get(node_id)
+            return where is not None and box[0] <= where[0] <= box[2] \
+                and box[1] <= where[1] <= box[3]
+
+        def queried(e: dict) -> bool:
+            return any(k in QUERY_KEYS for k in (e.get("tags") or {}))
+
+        reaching = {k for k, e in self._by_key.items() if k[0] == "node" and inside(k[1])}
+        reaching |= {k for k, e in self._by_key.items()
+                     if k[0] == "way" and any(inside(n) for n in e["nodes"])}
+        found = {k for k in reaching if queried(self._by_key[k])}
+        found |= {k for k, e in self._by_key.items() if k[0] == "relation" and queried(e)
+                  and any((m["type"], m["ref"]) in reaching for m in e["members"])}
+        answer = set(found)
+        for key in found:                    # (._;>;): members, and the nodes of ways
+            element = self._by_key[key]
+            if key[0] == "relation":
+                answer |= {(m["type"], m["ref"]) for m in element["members"]
+                           if (m["type"], m["ref"]) in self._by_key}
+        for key in list(answer):
+            if key[0] == "way":
+                answer |= {("node", n) for n in self._by_key[key]["nodes"]
+                           if ("node", n) in self._by_key}
+        rank = {"node": 0, "way": 1, "relation": 2}
+        doc = {"version": 0.6, "generator": "cutting fake Overpass",
+               "elements": [self._by_key[k] for k in sorted(answer, key=lambda k: (rank[k[0]], k[1]))]}
+        if self._bounds is not None:
+            doc["bounds"] = self._bounds
+        return 200, {"Content-Type": "application/json"}, json.dumps(doc).encode("utf-8")

@@ -300,8 +300,11 @@ def extract_source_for_job(job, elements: Sequence | None, progress=None,
     """The extract source for a job: its elements if given, else its file's ``index`` (an
     open ``arnisd.osm.file_index.FileIndex``) if given, else its file through its index in
     ``job.index_dir`` (built first if need be and shown on ``progress``; the file is read
-    whole when the job has no index folder), else Overpass."""
+    whole when the job has no index folder), else the job's bbox fetched from Overpass, through
+    an index of its own (``overpass_index``)."""
     projection = job.projection
+    if elements is None and index is None and job.osm_file is None:
+        index = overpass_index(job, progress)
     if elements is None and index is None and job.osm_file is not None \
             and job.index_dir is not None:
         from arnisd.osm.index_process import open_index
@@ -311,6 +314,16 @@ def extract_source_for_job(job, elements: Sequence | None, progress=None,
     if elements is None and job.osm_file is not None:
         from arnisd.osm.reader import read_osm_file
         elements = read_osm_file(Path(job.osm_file)).elements
-    if elements is not None:
-        return FileExtracts(elements, projection)
-    return OverpassExtracts(projection, job.overpass_urls, job.cache_dir)
+    return FileExtracts(elements, projection)
+
+
+def overpass_index(job, progress=None) -> FileIndex:
+    """The on-disk index of the job's bbox fetched from Overpass (one query, or blocks of
+    at most ``job.overpass_block_km2``; see ``arnisd.osm.overpass_blocks``), built in a
+    child process like a file's, so the coordinator holds none of it."""
+    import tempfile
+    from arnisd.job import INDEX_DIR_NAME
+    from arnisd.osm.index_process import open_index
+    from arnisd.osm.source import overpass_area_file
+    index_dir = job.index_dir or Path(job.cache_dir or tempfile.gettempdir()) / INDEX_DIR_NAME
+    return open_index(overpass_area_file(job, progress), Path(index_dir), progress)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox, BBoxError
+from arnisd.osm.overpass_blocks import BLOCK_KM2
 from arnisd.job import (DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG, INDEX_DIR_NAME, JobSpec,
                         user_cache_dir)
 from arnisd.logs import configure_logging
@@ -64,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Overpass requests per endpoint after the first (default 4)")
     p.add_argument("--overpass-backoff", type=float, default=1.0, metavar="SECONDS",
                    help="first retry delay, doubled each time (default 1)")
+    p.add_argument("--overpass-block-km2", type=float, default=BLOCK_KM2, metavar="KM2",
+                   help="a bigger --bbox is fetched as blocks of at most this area, "
+                        f"a few at a time (default {BLOCK_KM2:g})")
     p.add_argument("--max-area-km2", type=float, default=DEFAULT_MAX_AREA_KM2, metavar="KM2",
                    help=f"refuse bboxes larger than this (default {DEFAULT_MAX_AREA_KM2:g})")
     p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -127,6 +131,8 @@ def job_from_args(args) -> JobSpec:
         raise UserError(f"--halo {args.halo} must be in 0..256 blocks")
     if args.overpass_timeout <= 0 or args.overpass_retries < 0 or args.overpass_backoff < 0:
         raise UserError("--overpass-timeout must be positive, retries and backoff not negative")
+    if args.overpass_block_km2 <= 0:
+        raise UserError("--overpass-block-km2 must be positive")
     if args.dask is not None and (args.in_process or args.workers is not None):
         raise UserError("--dask runs the tiles on a Dask cluster: it cannot be used with "
                         "--in-process or --workers")
@@ -175,11 +181,12 @@ def job_from_args(args) -> JobSpec:
         osm_file=args.osm_file.resolve() if args.osm_file else None,
         overpass_urls=tuple(args.overpass_urls or DEFAULT_OVERPASS_URLS),
         cache_dir=cache_dir, tile_size_deg=args.tile_size_deg,
-        index_dir=(args.index_dir or cache_root / INDEX_DIR_NAME) if args.osm_file else None,
+        index_dir=args.index_dir or cache_root / INDEX_DIR_NAME,     # Overpass data is indexed too
         spawn_lat=args.spawn_lat, spawn_lng=args.spawn_lng,
         level_name=args.level_name or args.output.name or "arnisd world",
         overpass_timeout_s=args.overpass_timeout, overpass_retries=args.overpass_retries,
-        overpass_backoff_s=args.overpass_backoff, **terrain_job,
+        overpass_backoff_s=args.overpass_backoff, overpass_block_km2=args.overpass_block_km2,
+        **terrain_job,
     )
 
 
@@ -225,10 +232,14 @@ def run(args) -> int:
         with starting_children():   # the fork server and its workers leave Ctrl-C to us
             warm_up_workers()     # the workers' fork server loads the generator while we read
     data = index = None       # a file on the local cluster is cut from its on-disk index
-    if args.in_process or job.osm_file is None:
+    if args.in_process:
         from arnisd.osm.source import load_source
-        data = load_source(job)
+        data = load_source(job, progress)
         progress.note(f"read {len(data.elements)} OSM elements")
+    elif job.osm_file is None:       # Overpass's answer is indexed on disk like a file
+        from arnisd.cluster.extracts import overpass_index
+        index = overpass_index(job, progress)
+        progress.note(f"Overpass: {index.element_count} OSM elements, index in {job.index_dir}")
     else:
         from arnisd.osm.index_process import open_index
         index = open_index(job.osm_file, job.index_dir, progress)

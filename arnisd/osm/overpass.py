@@ -80,7 +80,7 @@ def fetch_coastline(bbox: BBox, urls: Sequence[str], cache_dir: Path | None,
     if Overpass cannot deliver them."""
     from arnisd.osm.elements import is_coastline
     query = build_coastline_query(bbox, timeout_s)
-    _, doc = _fetch_query(query, urls, cache_dir, timeout_s, retries, backoff_s, sleep)
+    _, doc = fetch_query_cached(query, urls, cache_dir, timeout_s, retries, backoff_s, sleep)
     try:
         data = overpass_doc_to_osm_data(doc, source=f"Overpass coastline answer for {bbox}")
     except OsmInputError as exc:
@@ -154,13 +154,15 @@ def _complete_answer(data: bytes) -> tuple[bytes, dict]:
 
 def _fetch(bbox: BBox, urls: Sequence[str], cache_dir: Path | None, timeout_s: float,
            retries: int, backoff_s: float, sleep: Callable[[float], None]) -> tuple[bytes, dict]:
-    return _fetch_query(build_query(bbox, timeout_s), urls, cache_dir, timeout_s, retries,
+    return fetch_query_cached(build_query(bbox, timeout_s), urls, cache_dir, timeout_s, retries,
                         backoff_s, sleep)
 
 
-def _fetch_query(query: str, urls: Sequence[str], cache_dir: Path | None, timeout_s: float,
-                 retries: int, backoff_s: float,
-                 sleep: Callable[[float], None]) -> tuple[bytes, dict]:
+def fetch_query_cached(query: str, urls: Sequence[str], cache_dir: Path | None,
+                       timeout_s: float, retries: int, backoff_s: float,
+                       sleep: Callable[[float], None] = time.sleep) -> tuple[bytes, dict]:
+    """(raw bytes, parsed JSON) of the answer to ``query``: from the cache when a good one is
+    there, else downloaded (``download_overpass``) and cached."""
     cached = cache_path_for(cache_dir, query) if cache_dir is not None else None
     if cached is not None and cached.is_file():
         try:

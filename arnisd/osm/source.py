@@ -17,15 +17,32 @@ _SNAP_GRID_DEG = 1e-6
 _SNAP_TOLERANCE_DEG = 1.5e-7
 
 
-def load_source(job: JobSpec) -> OsmData:
-    """All elements of the job's source (a file, or Overpass for the job's bbox)."""
+def load_source(job: JobSpec, progress=None) -> OsmData:
+    """All elements of the job's source: a file, or Overpass for the job's bbox (one query,
+    or for a bbox bigger than the job's block area, its blocks merged, shown on ``progress``)."""
     if job.osm_file is not None:
         from arnisd.osm.reader import read_osm_file
         return read_osm_file(job.osm_file)
-    from arnisd.osm.overpass import fetch_overpass
-    return fetch_overpass(job.bbox, list(job.overpass_urls), job.cache_dir,
-                          timeout_s=job.overpass_timeout_s, retries=job.overpass_retries,
-                          backoff_s=job.overpass_backoff_s)
+    from arnisd.osm.overpass_blocks import split_into_blocks
+    if len(split_into_blocks(job.bbox, job.overpass_block_km2)) == 1:
+        from arnisd.osm.overpass import fetch_overpass
+        return fetch_overpass(job.bbox, list(job.overpass_urls), job.cache_dir,
+                              timeout_s=job.overpass_timeout_s, retries=job.overpass_retries,
+                              backoff_s=job.overpass_backoff_s)
+    from arnisd.osm.reader import read_osm_file
+    data = read_osm_file(overpass_area_file(job, progress))
+    box = job.bbox                  # what a whole-box answer reports: the box asked for
+    return OsmData(data.elements, bounds=(box.min_lat, box.min_lng, box.max_lat, box.max_lng))
+
+
+def overpass_area_file(job: JobSpec, progress=None) -> Path:
+    """The ``.osm.pbf`` of the job's bbox fetched from Overpass block by block
+    (``arnisd.osm.overpass_blocks``), cached in the job's Overpass cache."""
+    from arnisd.osm.overpass_blocks import fetch_overpass_area
+    return fetch_overpass_area(job.bbox, list(job.overpass_urls), job.cache_dir,
+                               timeout_s=job.overpass_timeout_s,
+                               retries=job.overpass_retries, backoff_s=job.overpass_backoff_s,
+                               block_km2=job.overpass_block_km2, progress=progress)
 
 
 def elements_reaching(elements, bbox: BBox):
