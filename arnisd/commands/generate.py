@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help="Overpass answer cache (default: ~/.cache/arnisd/overpass)")
     p.add_argument("--index-dir", type=Path, default=None, metavar="DIR",
-                   help="where the on-disk index of --osm-file is kept and reused "
+                   help="where the on-disk index of --osm-file (or of the Overpass answer) is kept and reused "
                         "(default: ~/.cache/arnisd/osm-index)")
     p.add_argument("--overpass-timeout", type=float, default=180.0, metavar="SECONDS",
                    help="timeout of one Overpass request (default 180)")
