@@ -26,7 +26,6 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 
 from arnisd.anvil.grid import region_of, region_rect
@@ -199,28 +198,28 @@ class Merger:
         self._open[(tile_id, lease)] = _OpenLease(self.tiles[tile_id], lease)
 
     def stage(self, tile_id: str, lease: int, rx: int, rz: int, records: list) -> str | None:
-        """Append one frame's records to the log. Returns an error, or None when staged.
-
-        Checked per frame, not per record: the chunks' bounding box against the tile's owned
-        chunks in region (rx, rz), and their set against the frame's length and what came."""
+        """Append one frame's records to the log. Returns an error, or None when staged."""
         state = self._open.get((tile_id, lease))
         if state is None:
             return "no open lease"
-        if not records:
-            return "a frame without chunks"
+        # every chunk must lie in the tile's owned chunks and in region (rx, rz): one box
         box = state.tile.owned.intersection(region_rect(rx, rz))
         if box is None:
             return self._refusal(state, rx, rz, records)
-        cxs, czs, datas = zip(*records)
-        if (min(cxs) < box.x0 // CHUNK_SIZE_BLOCKS or max(cxs) >= box.x1 // CHUNK_SIZE_BLOCKS
-                or min(czs) < box.z0 // CHUNK_SIZE_BLOCKS or max(czs) >= box.z1 // CHUNK_SIZE_BLOCKS):
-            return self._refusal(state, rx, rz, records)
-        chunks = set(zip(cxs, czs))
+        x0, z0 = box.x0 // CHUNK_SIZE_BLOCKS, box.z0 // CHUNK_SIZE_BLOCKS
+        x1, z1 = box.x1 // CHUNK_SIZE_BLOCKS, box.z1 // CHUNK_SIZE_BLOCKS
+        pack = RECORD_HEADER.pack
+        pieces = []
+        for cx, cz, data in records:
+            if not (x0 <= cx < x1 and z0 <= cz < z1):
+                return self._refusal(state, rx, rz, records)
+            pieces.append(pack(cx, cz, len(data)))
+            pieces.append(data)
+        chunks = {(cx, cz) for cx, cz, _ in records}
         if len(chunks) != len(records) or not state.seen.isdisjoint(chunks):
             return self._refusal(state, rx, rz, records)
         state.seen |= chunks
-        heads = map(RECORD_HEADER.pack, cxs, czs, map(len, datas))
-        payload = b"".join(chain.from_iterable(zip(heads, datas)))
+        payload = b"".join(pieces)
         try:
             where = self.log.append(tile_id, lease, rx, rz, payload)
         except OSError as exc:

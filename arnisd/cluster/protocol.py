@@ -141,16 +141,18 @@ def _caps(v) -> bool:
 def _records(v) -> bool:
     """A non-empty list of at most ``MAX_RECORDS_PER_FRAME`` [cx, cz, zlib bytes] records.
     Whether the chunks belong to the lease (its tile, the frame's region, each once) is the
-    merger's to judge: this is shape only, checked over the whole frame at once."""
+    merger's to judge: this is shape only."""
     if type(v) is not list or not 0 < len(v) <= MAX_RECORDS_PER_FRAME:
         return False
-    if set(map(type, v)) != {list} or set(map(len, v)) != {3}:
-        return False
-    cxs, czs, payloads = zip(*v)
-    return (set(map(type, cxs)) == {int} and set(map(type, czs)) == {int}     # as _int
-            and -_INT_BOUND < min(cxs) and max(cxs) < _INT_BOUND
-            and -_INT_BOUND < min(czs) and max(czs) < _INT_BOUND
-            and set(map(type, payloads)) == {bytes} and all(map(looks_like_zlib, payloads)))
+    for r in v:
+        if type(r) is not list or len(r) != 3:
+            return False
+        cx, cz, data = r
+        if not (type(cx) is int and -_INT_BOUND < cx < _INT_BOUND          # as _int
+                and type(cz) is int and -_INT_BOUND < cz < _INT_BOUND
+                and type(data) is bytes and looks_like_zlib(data)):
+            return False
+    return True
 
 
 def _degrees(v) -> bool:
