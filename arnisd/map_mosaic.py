@@ -28,6 +28,7 @@ from arnisd.geo.projection import BlockRect
 from arnisd.map_piece import MapPiece, decode_piece
 from arnisd.map_pyramid import Pyramid, read_png, save_png
 from arnisd.map_tiles import TILE_PX
+from arnisd.png import DEFAULT_LEVEL
 from arnisd.preview import MIN_Y
 
 log = logging.getLogger("arnisd.map_mosaic")
@@ -221,7 +222,8 @@ class MapMosaic:
         image = self.pyramid.overview(self._box, MAX_SIDE_PX)
         if self.complete:
             shutil.rmtree(self.pieces_dir, ignore_errors=True)     # no resume needs them now
-        save_png(image, self.directory / OVERVIEW_NAME)
+        # written once, kept: squeezed as `arnisd preview` squeezes its own
+        save_png(image, self.directory / OVERVIEW_NAME, DEFAULT_LEVEL)
         return image.shape[1], image.shape[0]
 
     def copy_overview(self, path: Path) -> bool:

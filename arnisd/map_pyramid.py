@@ -23,6 +23,7 @@ import numpy as np
 
 from arnisd.geo.projection import BlockRect
 from arnisd.map_tiles import TILE_PX, max_zoom
+from arnisd.png import write_png
 
 
 def _halve(image: np.ndarray) -> np.ndarray:
@@ -43,15 +44,11 @@ def read_png(path: Path) -> np.ndarray:
         return np.array(image.convert("RGB"))
 
 
-def save_png(image: np.ndarray, path: Path, compress_level: int = 1) -> None:
-    """Write an RGB image to ``path`` through a temporary name (readers never see half).
-    Level 1 by default: the pyramid's files are written again as the map fills in, and zlib's
-    level 1 takes a third of the default's time for files about a fifth bigger."""
-    from PIL import Image
+def save_png(image: np.ndarray, path: Path, level: int = 1) -> None:
+    """Write an RGB image to ``path`` (``arnisd.png``: through a temporary name, readers never
+    see half). zlib level 1: the pyramid's files are written again as the map fills in."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image, "RGB").save(tmp, format="PNG", compress_level=compress_level)
-    tmp.replace(path)
+    write_png(path, image, level)
 
 
 def _save_raw(image: np.ndarray, path: Path) -> None:
