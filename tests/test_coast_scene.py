@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arnisd.cluster.extracts import FileExtracts, IndexedFileExtracts, OverpassExtracts
+from arnisd.cluster.extracts import FileExtracts, IndexedFileExtracts, extract_source_for_job
 from arnisd.cluster.tiling import make_tiles
 from arnisd.osm.extract import unpack_elements
 from arnisd.osm.file_index import open_file_index
@@ -149,16 +149,19 @@ def test_the_coast_scene_from_overpass_on_two_workers_equals_the_in_process_worl
                               "--no-terrain", "--quiet", *how)
             assert proc.returncode == 0, proc.stderr
             made[name] = out
-        # the coordinator's per-tile Overpass source (the daemon's): the job's coastline,
-        # asked once, goes with every tile
-        source = OverpassExtracts(scene.projection, [server.url], None)
+        # the coordinator daemon's source for a bbox job: the job's coastline goes with
+        # every tile, cut from the index of the job's one Overpass answer
+        from arnisd.job import JobSpec
+        asked = server.requests
+        job = JobSpec(bbox=scene.bbox, output=tmp / "daemon", overpass_urls=(server.url,),
+                      cache_dir=tmp / "daemon-cache", index_dir=tmp / "daemon-index")
+        source = extract_source_for_job(job, None)
         tiles = make_tiles(scene.bbox, GenerationSettings(), float(FINE_TILE_DEG))
         for tile in tiles:
             coast = {e.osm_id for e in unpack_elements(source(tile).elements)
                      if e.tags.get("natural") == "coastline" and e.kind == "line"}
             assert len(coast) == 2, tile.tile_id
-        coastline_queries = [q for q in server.queries if '"natural"="coastline"' in q]
-    assert len(coastline_queries) == 1
+        assert server.requests == asked + 1 and len(tiles) > 1
     assert_same_world(read_world_chunks(made["op-cluster"]), read_world_chunks(made["op-in-process"]))
     assert _names(made["op-cluster"], [(30, G, 200)]) == ["water"]
 

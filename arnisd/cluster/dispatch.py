@@ -4,7 +4,7 @@ Policy, decided again every pass of the coordinator's loop:
 
 - Tiles handed back or lost with their worker are prefetched first, whatever else waits.
 - Extracts are made for one due tile per free slot, plus ``prefetch_extra`` while any slot
-  is free (a slow source, e.g. Overpass, keeps some in flight).
+  is free (a slow source keeps some in flight).
 - Ready tiles that were leased before go out first, then the costliest (the job's queue is
   already ordered by estimated cost); each goes to the free worker whose slots were measured
   fastest (``arnisd.cluster.worker_speed``), then the roomiest.

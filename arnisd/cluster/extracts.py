@@ -1,4 +1,4 @@
-"""Per-tile OSM extracts, cut or fetched by the coordinator and shipped with the lease.
+"""Per-tile OSM extracts, cut by the coordinator and shipped with the lease.
 
 An extract holds every element whose bounds reach the tile's window (owned rect plus halo,
 plus a margin of two blocks for the truncation of coordinates), whole: complete ways and
@@ -6,17 +6,18 @@ multipolygons with all their members, as assembled by the source; and every coas
 that reaches the box the job's sea is closed along (``arnisd.world.families.coast``), so a
 tile out at sea knows it is. It travels as
 ``pack_elements`` bytes (msgpack). Sources are blocking callables ``source(tile) ->
-TileExtract`` run on the coordinator's prefetch threads; their number bounds the requests in
-flight (Overpass: 2 by default). On terrain, ``with_terrain`` wraps a job's source so that each
-``TileExtract`` also holds the elevation tiles its lease reads (the job's tiles were fetched
-once, by ``arnisd.world.job_elevation.prepare_job_terrain``): workers never download.
+TileExtract`` run on the coordinator's prefetch threads (``max_in_flight`` of them). A bbox
+job's Overpass data is fetched whole before its tiles are cut (``arnisd.osm.overpass_blocks``)
+and indexed like a file, so every source cuts from local data. On terrain, ``with_terrain``
+wraps a job's source so that each ``TileExtract`` also holds the elevation tiles its lease
+reads (the job's tiles were fetched once, by ``arnisd.world.job_elevation.prepare_job_terrain``):
+workers never download.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,6 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from arnisd.cluster.tiling import Tile, rect_to_degrees
-from arnisd.geo.bbox import BBox
 from arnisd.geo.projection import LocalProjection
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from arnisd.osm.file_index import FileIndex
 
 EXTRACT_MARGIN_BLOCKS = 2
-DEFAULT_OVERPASS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,48 +129,6 @@ class IndexedFileExtracts:
     def element_costs(self):
         """The elements' cost rows, read from the index a batch at a time, for the tiler."""
         yield from self.index.element_cost_batches()
-
-
-class OverpassExtracts:
-    """Fetch each tile's window from Overpass (small queries), through the on-disk cache."""
-
-    def __init__(self, projection: LocalProjection, urls: Sequence[str], cache_dir: Path | None,
-                 max_in_flight: int = DEFAULT_OVERPASS_IN_FLIGHT) -> None:
-        self._projection = projection
-        self._urls = list(urls)
-        self._cache_dir = cache_dir
-        self.max_in_flight = max(1, int(max_in_flight))
-        self._coastline_lock = threading.Lock()
-        self._coastline_ways: list | None = None
-
-    def __call__(self, tile: Tile) -> TileExtract:
-        from arnisd.osm.extract import pack_elements
-        from arnisd.osm.overpass import fetch_overpass
-        box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
-        # a tile's box holds only part of its buildings' neighbourhoods: guessing storeys from
-        # it would differ between tiles sharing a building, so none are guessed from neighbours
-        data = fetch_overpass(box, self._urls, self._cache_dir, nearby_heights=False)
-        return TileExtract(pack_elements(with_elements(data.elements, self._coastline())))
-
-    def _coastline(self) -> list:
-        """The job's coastline ways, fetched once (a failure fails the tile asking, and the
-        next tile asks again)."""
-        with self._coastline_lock:
-            if self._coastline_ways is None:
-                from arnisd.osm.overpass import fetch_coastline
-                lat0, lng0, lat1, lng1 = (v / 1e7 for v in coast_box_e7(self._projection))
-                self._coastline_ways = fetch_coastline(BBox(lat0, lng0, lat1, lng1),
-                                                       self._urls, self._cache_dir)
-            return self._coastline_ways
-
-
-def with_elements(elements: Sequence, more: Sequence) -> list:
-    """``elements`` and ``more`` in (type, id, kind) order, each element once."""
-    if not more:
-        return list(elements)
-    rank = {"point": 0, "line": 1, "area": 2}
-    by_key = {(*e.order_key(), rank[e.kind]): e for e in (*more, *elements)}
-    return [by_key[key] for key in sorted(by_key)]
 
 
 class RepeatedExtracts:

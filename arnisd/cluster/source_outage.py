@@ -1,9 +1,11 @@
 """When a job's data source is down for every tile: fail the job early, with the source's error.
 
-A bbox job's tiles fetch their extracts from Overpass, each with its own retries. When the
-servers cannot be reached at all (a name that does not resolve, a refused connection) or
-reject the queries (HTTP 4xx), every tile fails the same way after its own retries, and every
-tile would go on doing so for each of its attempts. ``SourceOutage`` notices after the first
+A source that fetches each tile's extract from a server (Overpass), each with its own retries
+(no job path does so now: a bbox job's Overpass data is fetched before its tiles are cut, and
+a failure there fails the job at once). When the servers cannot be reached at all (a name
+that does not resolve, a refused connection) or reject the queries (HTTP 4xx), every tile
+fails the same way after its own retries, and every tile would go on doing so for each of its
+attempts. ``SourceOutage`` notices after the first
 few tiles and the job fails with that error instead of spending every attempt of every tile.
 
 The rule: the job stops once ``min(quorum, tiles)`` different tiles failed with one and the

@@ -64,30 +64,6 @@ def build_query(bbox: BBox, timeout_s: float = 180) -> str:
             "out body;\n")
 
 
-def build_coastline_query(bbox: BBox, timeout_s: float = 180) -> str:
-    """The Overpass QL query for the coastline ways reaching ``bbox``, whole."""
-    box = f"({bbox.min_lat:.7f},{bbox.min_lng:.7f},{bbox.max_lat:.7f},{bbox.max_lng:.7f})"
-    return (f"[out:json][timeout:{max(1, math.ceil(timeout_s))}];\n"
-            f'way["natural"="coastline"]{box};\n'
-            "(._;>;);\n"
-            "out body;\n")
-
-
-def fetch_coastline(bbox: BBox, urls: Sequence[str], cache_dir: Path | None,
-                    timeout_s: float = 180, retries: int = 4, backoff_s: float = 1.0,
-                    sleep: Callable[[float], None] = time.sleep) -> list:
-    """The coastline ways reaching ``bbox`` (``OsmElement`` lines, whole); ``OverpassError``
-    if Overpass cannot deliver them."""
-    from arnisd.osm.elements import is_coastline
-    query = build_coastline_query(bbox, timeout_s)
-    _, doc = fetch_query_cached(query, urls, cache_dir, timeout_s, retries, backoff_s, sleep)
-    try:
-        data = overpass_doc_to_osm_data(doc, source=f"Overpass coastline answer for {bbox}")
-    except OsmInputError as exc:
-        raise OverpassError(str(exc)) from None
-    return [e for e in data.elements if e.kind == "line" and is_coastline(e.tags)]
-
-
 def cache_path_for(cache_dir: Path, query: str) -> Path:
     """Where the answer to ``query`` is cached: a SHA-256 of the query text."""
     digest = hashlib.sha256(query.encode("utf-8")).hexdigest()
