@@ -169,3 +169,63 @@ def test_a_region_an_assembler_cannot_write_stops_the_merge_with_one_line(tmp_pa
     assert "\n" not in message and "cannot write region r." in message, message
     assert merger.regions_written == 0
     assert any((tmp_path / "state" / "staging").iterdir())
+
+
+KILLED_MERGER = r"""
+import multiprocessing, sys, time, zlib
+from pathlib import Path
+from arnisd.cluster.merger import Merger
+from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
+from arnisd.cluster.tiling import make_tiles
+from arnisd.geo.bbox import BBox
+from arnisd.world.settings import GenerationSettings
+
+if __name__ == "__main__":
+    tiles = make_tiles(BBox.parse(sys.argv[1]), GenerationSettings(), 0.004)
+    merger = Merger(tiles, Path(sys.argv[2]) / "state", Path(sys.argv[2]) / "world", fsync=False)
+    for t in tiles:
+        chunks = [(cx, cz, zlib.compress(b"x")) for cx, cz in t.chunks()]
+        merger.begin(t.tile_id, 1)
+        h = new_transfer_hash()
+        for rx, rz, records in group_into_frames(chunks):
+            merger.stage(t.tile_id, 1, rx, rz, records)
+            update_transfer_hash(h, records)
+        merger.finish(t.tile_id, 1, len(chunks), h.digest(), content_digest(chunks))
+    merger.sync()
+    merger._assemblers.wait()
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    time.sleep(60)
+"""
+
+
+def test_assemblers_exit_when_their_coordinator_is_killed(tmp_path):
+    """SIGKILL leaves the assemblers no chance to be stopped: they notice their parent is gone
+    and exit, so no process is orphaned."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import arnisd_env
+
+    script = tmp_path / "killed_merger.py"
+    script.write_text(KILLED_MERGER)
+    proc = subprocess.Popen([sys.executable, str(script), BUNDLED_SPECK_BBOX, str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True, env=arnisd_env())
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert pids, "no assembler process was started"
+        assert all(os.path.exists(f"/proc/{pid}") for pid in pids)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert _wait(lambda: not any(_running(pid) for pid in pids), 15), pids
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, reaped by nobody yet, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
