@@ -52,6 +52,9 @@ def test_blocks_give_the_elements_and_tile_extracts_of_one_query(tmp_path):
         by_blocks = extract_source_for_job(replace(job, overpass_block_km2=1.0), None)
         assert server.requests == 1 + 9                  # the blocks' answers were cached
         by_query = extract_source_for_job(job, None)
+        afresh = load_source(replace(job, cache_dir=None, overpass_block_km2=1.0))
+        assert server.requests == 1 + 9 + 9              # no cache: every block asked again
+        assert element_digest(afresh.elements) == element_digest(whole.elements)
     in_memory = FileExtracts(whole.elements, job.projection)
     tiles = make_tiles(job.bbox, job.settings, 0.005)
     digests = [in_memory(t).digest() for t in tiles]

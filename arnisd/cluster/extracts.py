@@ -283,4 +283,5 @@ def overpass_index(job, progress=None) -> FileIndex:
     from arnisd.osm.index_process import open_index
     from arnisd.osm.source import overpass_area_file
     index_dir = job.index_dir or Path(job.cache_dir or tempfile.gettempdir()) / INDEX_DIR_NAME
-    return open_index(overpass_area_file(job, progress), Path(index_dir), progress)
+    with overpass_area_file(job, progress) as path:    # the index keeps all it needs of it
+        return open_index(path, Path(index_dir), progress)

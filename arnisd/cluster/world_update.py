@@ -253,10 +253,8 @@ def read_job_input(spec: JobSpec, index_dir: Path | None, progress=None,
     (built first if need be, shown on ``progress``), else read whole; no file: the job's bbox
     fetched afresh from Overpass, never from a cache."""
     if spec.osm_file is None:
-        from arnisd.osm.overpass import fetch_overpass
-        elements = fetch_overpass(spec.bbox, list(spec.overpass_urls), None,
-                                  timeout_s=spec.overpass_timeout_s, retries=spec.overpass_retries,
-                                  backoff_s=spec.overpass_backoff_s).elements
+        from arnisd.osm.source import load_source
+        elements = load_source(replace(spec, cache_dir=None), progress).elements
         note(f"fetched {len(elements)} OSM elements of {spec.bbox} from Overpass")
         return elements, None
     if index_dir is not None:

@@ -66,18 +66,16 @@ def area_file_path(cache_dir: Path, queries: Sequence[str]) -> Path:
     return Path(cache_dir) / f"overpass-area-{digest}.osm.pbf"
 
 
-def fetch_overpass_area(bbox: BBox, urls: Sequence[str], cache_dir: Path | None, *,
+def fetch_overpass_area(bbox: BBox, urls: Sequence[str], cache_dir: Path, *,
                         timeout_s: float = 180, retries: int = 4, backoff_s: float = 1.0,
                         block_km2: float = BLOCK_KM2, in_flight: int = BLOCKS_IN_FLIGHT,
                         progress=None, sleep: Callable[[float], None] = time.sleep) -> Path:
     """The ``.osm.pbf`` holding what Overpass has for ``bbox``, fetched block by block (see
     the module's docstring) and shown on ``progress``; ``OverpassError`` (one line) if a
-    block cannot be had after its retries. Without ``cache_dir`` the file is made in the
-    system's temporary folder and no answer is cached."""
+    block cannot be had after its retries. Answers and file are kept in ``cache_dir``."""
     blocks = split_into_blocks(bbox, block_km2)
     queries = [build_query(block, timeout_s) for block in blocks]
-    area_dir = Path(cache_dir) if cache_dir is not None else \
-        Path(tempfile.gettempdir()) / "arnisd-overpass"
+    area_dir = Path(cache_dir)
     merged = area_file_path(area_dir, queries)
     if merged.is_file():
         if progress is not None:
@@ -94,7 +92,7 @@ def fetch_overpass_area(bbox: BBox, urls: Sequence[str], cache_dir: Path | None,
 
 
 def _fetch_blocks(queries: list[str], block_files: list[Path], urls: Sequence[str],
-                  cache_dir: Path | None, timeout_s: float, retries: int, backoff_s: float,
+                  cache_dir: Path, timeout_s: float, retries: int, backoff_s: float,
                   in_flight: int, progress, sleep) -> set:
     """Fetch every block's answer into its sorted OPL file; the set of the bounds the
     answers declare (None for an answer declaring none)."""

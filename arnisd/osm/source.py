@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,19 +33,30 @@ def load_source(job: JobSpec, progress=None) -> OsmData:
                               timeout_s=job.overpass_timeout_s, retries=job.overpass_retries,
                               backoff_s=job.overpass_backoff_s)
     from arnisd.osm.reader import read_osm_file
-    data = read_osm_file(overpass_area_file(job, progress))
+    with overpass_area_file(job, progress) as path:
+        data = read_osm_file(path)
     box = job.bbox                  # what a whole-box answer reports: the box asked for
     return OsmData(data.elements, bounds=(box.min_lat, box.min_lng, box.max_lat, box.max_lng))
 
 
-def overpass_area_file(job: JobSpec, progress=None) -> Path:
+@contextmanager
+def overpass_area_file(job: JobSpec, progress=None, cached: bool = True) -> Iterator[Path]:
     """The ``.osm.pbf`` of the job's bbox fetched from Overpass block by block
-    (``arnisd.osm.overpass_blocks``), cached in the job's Overpass cache."""
+    (``arnisd.osm.overpass_blocks``), kept in the job's Overpass cache; without a cache
+    folder, or not ``cached``, fetched afresh into a temporary folder gone afterwards."""
     from arnisd.osm.overpass_blocks import fetch_overpass_area
-    return fetch_overpass_area(job.bbox, list(job.overpass_urls), job.cache_dir,
-                               timeout_s=job.overpass_timeout_s,
-                               retries=job.overpass_retries, backoff_s=job.overpass_backoff_s,
-                               block_km2=job.overpass_block_km2, progress=progress)
+
+    def fetch(cache_dir: Path) -> Path:
+        return fetch_overpass_area(job.bbox, list(job.overpass_urls), cache_dir,
+                                   timeout_s=job.overpass_timeout_s,
+                                   retries=job.overpass_retries,
+                                   backoff_s=job.overpass_backoff_s,
+                                   block_km2=job.overpass_block_km2, progress=progress)
+    if cached and job.cache_dir is not None:
+        yield fetch(Path(job.cache_dir))
+        return
+    with tempfile.TemporaryDirectory(prefix="arnisd-overpass-") as fresh:
+        yield fetch(Path(fresh))
 
 
 def elements_reaching(elements, bbox: BBox):
