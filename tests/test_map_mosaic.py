@@ -277,3 +277,28 @@ def test_the_overview_of_a_box_averages_as_arnisd_preview_downscales(tmp_path, b
     got = pyramid.overview(box, max_side=150)
     assert got.shape == expected.shape == (571 // 7, 1003 // 7, 3)
     assert np.array_equal(got, expected)
+
+
+def test_a_map_that_cannot_be_written_is_given_up_and_the_world_goes_on(
+        tmp_path, monkeypatch, caplog, bundled_elements, reference_worlds):
+    generator = _marked_slow(monkeypatch, tmp_path / "markers", 0.5)
+    job = _job(tmp_path)
+    pieces = tmp_path / "map" / "pieces"
+
+    def spoil_the_map_folder():              # a piece can no longer be kept: as a full disk
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not pieces.is_dir():
+            time.sleep(0.01)
+        pieces.rmdir()
+        pieces.write_text("not a folder")
+    spoiler = threading.Thread(target=spoil_the_map_folder, daemon=True)
+    spoiler.start()
+    result = run_local_cluster(job, job_extract_source(job, bundled_elements), 2, job.output,
+                               generator=generator, timeout_s=240,
+                               config=CoordinatorConfig(fsync=False), map_dir=tmp_path / "map",
+                               map_copy=tmp_path / "world.png")
+    spoiler.join(5)
+    assert result.ok
+    assert "its map is given up, it cannot be written" in caplog.text
+    assert not (tmp_path / "world.png").exists()           # no map passes for the world's
+    assert_same_world(read_world_chunks(job.output), reference_worlds.chunks(BUNDLED_TENTH_BBOX))
