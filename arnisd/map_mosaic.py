@@ -177,6 +177,12 @@ class MapMosaic:
         if due or self.pyramid.dirty_tiles > MAX_DIRTY_TILES:
             self.refresh()
 
+    def tick(self) -> None:
+        """Time passed with no commit: write what is drawn but not yet written, once due (a
+        job whose last tiles are slow must not leave its newest tiles unwritten)."""
+        if self.pyramid.dirty_tiles:
+            self._maybe_refresh()
+
     def refresh(self) -> None:
         """Write what changed (the pyramid, then a quick overview from a zoom that fits)."""
         started = time.monotonic()

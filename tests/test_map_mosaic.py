@@ -302,3 +302,28 @@ def test_a_map_that_cannot_be_written_is_given_up_and_the_world_goes_on(
     assert "its map is given up, it cannot be written" in caplog.text
     assert not (tmp_path / "world.png").exists()           # no map passes for the world's
     assert_same_world(read_world_chunks(job.output), reference_worlds.chunks(BUNDLED_TENTH_BBOX))
+
+
+def test_a_piece_drawn_just_after_a_refresh_is_written_by_the_next_tick(tmp_path, reference_worlds):
+    """A job whose next commit is far away (slow last tiles, a stall) still shows its newest
+    tile: the coordinator's housekeeping ticks the map, which writes it once a refresh is due."""
+    import zlib
+    from arnisd.cluster.tiling import make_tiles
+    from arnisd.map_mosaic import MapMosaic
+    from arnisd.map_piece import piece_from_chunks
+    from arnisd.world.settings import GenerationSettings
+    chunks = reference_worlds.chunks(BUNDLED_TENTH_BBOX)
+    tile = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), GenerationSettings(), 0.0023)[0]
+    piece = piece_from_chunks(tile.owned, [(cx, cz, zlib.compress(chunks[(cx, cz)], 1))
+                                           for cx, cz in tile.owned.chunks()])
+    mosaic = MapMosaic(tmp_path / "map", {tile.tile_id: tile.owned}, refresh_s=0.3)
+    mosaic.start()
+    assert mosaic.add(tile.tile_id, piece)                 # drawn, not due: held in memory
+    pngs = lambda: list((tmp_path / "map").glob("*/*/*.png"))
+    assert mosaic.pyramid.dirty_tiles and not pngs()
+    mosaic.tick()                                          # not due yet either
+    assert not pngs()
+    time.sleep(0.35)
+    mosaic.tick()
+    assert pngs() and mosaic.pyramid.dirty_tiles == 0
+    assert (tmp_path / "map" / "overview.png").exists()

@@ -466,6 +466,7 @@ class Coordinator:
                 self._end_lease(None, tile_id, now, "worker did not come back", lost=True)
         if not job.stop_requested:
             self._dispatch(now)
+        job.tick_map()
         if job.on_progress is not None and job.merger.chunks_merged != job.progress_reported:
             job.progress_reported = job.merger.chunks_merged
             job.on_progress(job.progress_reported)

@@ -244,6 +244,11 @@ class JobRun:
         if self.map is not None and self.map_copy is not None and self.book.finished():
             self._draw(self.map.copy_overview, self.map_copy)
 
+    def tick_map(self) -> None:
+        """Between commits: let the map write what it drew since its last refresh."""
+        if self.map is not None:
+            self._draw(self.map.tick)
+
     def _draw(self, action, *args) -> None:
         """A step of the job's map; a map that cannot be written (a full disk) is given up
         with a warning, never the world."""
