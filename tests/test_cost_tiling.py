@@ -75,6 +75,20 @@ def test_no_tile_side_is_over_the_memory_cap(bundled_elements, tmp_path):
     assert (_owners(spec, capped.tiles) == 1).all()
 
 
+def test_the_side_cap_keeps_the_small_last_tiles(bundled_elements, tmp_path):
+    """Tiles of the first rounds that the side cap would only halve are planned smaller from
+    the start: the bundled extract on 2 slots keeps last tiles far cheaper than its first."""
+    from arnisd.cluster.cost_tiling import MAX_SIDE_CHUNKS
+    spec = JobSpec(BBox.parse(BUNDLED_BBOX), tmp_path)
+    grid = CostGrid(spec.projection)
+    grid.add(element_cost_rows(bundled_elements))
+    cut = cost_tiling(grid, spec.settings, DEFAULT, slots=2)
+    costs = sorted(cut.cost_s.values())
+    assert costs[0] <= costs[-1] / 3 and len(costs) < 16, costs
+    assert max(max(x1 - x0, z1 - z0) for x0, z0, x1, z1 in map(chunk_rect_of, cut.tiles)) \
+        <= MAX_SIDE_CHUNKS
+
+
 @pytest.mark.parametrize("total_s,slots", [(1.0, 1), (10.0, 2), (10.0, 16), (500.0, 4)])
 def test_tile_targets_halve_round_by_round_and_add_up_to_the_job(total_s, slots):
     targets = tile_targets(total_s, slots, rounds=4, max_tile_cost_s=2.0)

@@ -126,8 +126,14 @@ def cost_tiling(grid: CostGrid, settings: GenerationSettings, model: CostModel, 
     min_side = max(1, math.ceil(min_side_chunks / k))
     max_side = max(min_side * 2, max_side_chunks // k)
     rects: list[tuple[int, int, int, int]] = []
+    # the side cap bounds a tile's area and so, on average, its cost: a larger target would be
+    # cut by the cap anyway, into equal halves that lose the rounds' small last tiles (a tile
+    # in the sparser part of a job covers more than the average area for its cost: half)
+    world_chunks = max(1, grid.nx_chunks * grid.nz_chunks)
+    capped_s = total * max_side_chunks ** 2 / world_chunks / 2
     stack = [((0, 0, grid.nx, grid.nz),
-              tile_targets(total, max(1, slots), tiles_per_slot, max_tile_cost_s))]
+              tile_targets(total, max(1, slots), tiles_per_slot,
+                           min(max_tile_cost_s, capped_s)))]
     while stack:       # each piece is cut by its own cost: a town in sparse land gets its share
         rect, targets = stack.pop()
         x0, z0, x1, z1 = rect
