@@ -263,22 +263,41 @@ def test_an_extend_stopped_midway_leaves_the_old_world_and_finishes_when_run_aga
 
 def test_a_world_made_from_overpass_grows_from_overpass(worlds, tmp_path):
     """No --osm-file: the area the drawn tiles need is fetched afresh from the endpoint the
-    world was made from (a fake Overpass answering with the whole extract); with all the data
-    there from the start, the grown world is the grown job made in one go."""
+    world was made from (a fake Overpass answering with the whole extract), in blocks of the
+    area the world was fetched in (1 km² here, recorded in the manifest): one query per block
+    of the fetched box. With all the data there from the start, the grown world is the grown
+    job made in one go."""
+    import re
     from fake_overpass import FakeOverpass, osm_file_to_overpass_json
+    from arnisd.osm.overpass_blocks import split_into_blocks
     world = tmp_path / "world" / "k"
     world.parent.mkdir()
     with FakeOverpass(osm_file_to_overpass_json(PBF)) as server:
         proc = _arnisd("generate", "--bbox", WEST, "--overpass-url", server.url,
                        "--cache-dir", str(tmp_path / "cache-dir"), "--output", str(world),
-                       "--in-process", "--quiet", "--chunk-size", TILE_DEG)
+                       "--in-process", "--quiet", "--chunk-size", TILE_DEG,
+                       "--overpass-block-km2", "1")
         assert proc.returncode == 0, proc.stderr
         before = server.requests
         proc = _arnisd("update", str(world), "--extend", EAST, "--quiet")
         assert proc.returncode == 0, proc.stderr
-        assert server.requests == before + 1
+        extend_queries = server.queries[before:]
+    boxes = [BBox(*map(float, re.search(r"\(([-\d.]+),([-\d.]+),([-\d.]+),([-\d.]+)\)",
+                                         q).groups())) for q in extend_queries]
+    fetched = BBox(min(b.min_lat for b in boxes), min(b.min_lng for b in boxes),
+                   max(b.max_lat for b in boxes), max(b.max_lng for b in boxes))
+    east = BBox.parse(EAST)
+    assert fetched.min_lat <= east.min_lat and fetched.max_lat >= east.max_lat
+    assert fetched.min_lng < east.min_lng and fetched.max_lng >= east.max_lng   # and the seam
+
+    def e7(b: BBox) -> tuple[int, ...]:
+        return tuple(round(v * 1e7) for v in (b.min_lat, b.min_lng, b.max_lat, b.max_lng))
+    blocks = split_into_blocks(fetched, 1.0)
+    assert len(blocks) > 1 and sorted(map(e7, boxes)) == sorted(map(e7, blocks))
+    assert all(b.area_km2() <= 1.01 for b in boxes)
     manifest = read_manifest(world)
     assert manifest.input["kind"] == "overpass" and manifest.input["urls"] == [server.url]
+    assert manifest.input["block_km2"] == 1.0
     assert manifest.job["grown"] == [BBox.parse(EAST).as_dict()]
     assert validate_world(world, processes=2).problems == []
     assert _chunks(world) == _chunks(worlds["one_go"])      # the grown job made in one go

@@ -131,7 +131,8 @@ def plan_extend(world_dir: Path, bbox: BBox, osm_file: Path | None = None,
     note(f"growing by {bbox}: {len(new_tiles)} new tiles, {len(seam_tiles)} old tiles at the "
          "seam drawn again")
     if from_overpass:
-        elements, index = _fetch_overpass(grown, new_tiles + seam_tiles, note), None
+        elements = _fetch_overpass(grown, new_tiles + seam_tiles, progress, note)
+        index = None
     else:
         elements, index = read_job_input(grown, index_dir, progress, note)
     extracts = RecordingExtracts(job_extract_source(grown, elements, None, index=index))
@@ -165,19 +166,15 @@ def _refuse_data_short_of_the_seam(data: Path, spec: JobSpec, seam_tiles: list[T
                           f"tiles at the seam again, within {area}: give data covering both")
 
 
-def _fetch_overpass(spec: JobSpec, tiles: list[Tile], note) -> list:
+def _fetch_overpass(spec: JobSpec, tiles: list[Tile], progress, note) -> list:
     """The elements of every drawn tile's window (plus the extract margin), fetched afresh
-    from the job's Overpass endpoints (never from a cache)."""
+    from the job's Overpass endpoints (never from a cache), in blocks of the job's block area
+    as the world's own bbox was."""
     from arnisd.cluster.extracts import EXTRACT_MARGIN_BLOCKS
     from arnisd.cluster.tiling import rect_to_degrees
-    from arnisd.osm.overpass import fetch_overpass
     box = rect_to_degrees(spec.projection, bounding_rect([t.window for t in tiles]),
                           EXTRACT_MARGIN_BLOCKS)
-    elements = fetch_overpass(box, list(spec.overpass_urls), None,
-                              timeout_s=spec.overpass_timeout_s, retries=spec.overpass_retries,
-                              backoff_s=spec.overpass_backoff_s).elements
-    note(f"fetched {len(elements)} OSM elements of {box} from Overpass")
-    return elements
+    return read_job_input(replace(spec, bbox=box), None, progress, note)[0]
 
 
 def _reached(reach: list[BlockRect], chunk: Chunk) -> bool:

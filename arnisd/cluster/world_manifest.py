@@ -55,12 +55,14 @@ class RecordingExtracts:
 
 
 def input_identity(job: JobSpec) -> dict:
-    """The input: a file's path, size and digest, or the Overpass endpoints and the date."""
+    """The input: a file's path, size and digest, or the Overpass endpoints, the block area
+    the bbox was fetched in and the date."""
     if job.osm_file is not None:
         path = Path(job.osm_file)
         return {"kind": "file", "path": str(path), "bytes": path.stat().st_size,
                 "digest": file_digest(path)}
     return {"kind": "overpass", "urls": list(job.overpass_urls),
+            "block_km2": job.overpass_block_km2,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

@@ -45,6 +45,7 @@ from arnisd.cluster.world_manifest import (RecordingExtracts, file_digest, input
                                            job_manifest)
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
+from arnisd.osm.overpass_blocks import BLOCK_KM2
 from arnisd.job import DEFAULT_OVERPASS_URLS, JobSpec
 from arnisd.world.settings import GENERATOR_VERSION, GenerationSettings
 
@@ -68,7 +69,8 @@ class UpdateResult:
 def job_from_manifest(manifest: Manifest, world_dir: Path, osm_file: Path | None,
                       overpass_urls: Sequence[str] = ()) -> JobSpec:
     """The job the world was made from, reading ``osm_file`` instead of its old input (None:
-    Overpass, at ``overpass_urls`` or else the endpoints the manifest records)."""
+    Overpass, at ``overpass_urls`` or else the endpoints the manifest records, in blocks of
+    the area it records, else the default)."""
     job = manifest.job
     settings = GenerationSettings.from_dict(job["settings"])
     elevation = job.get("elevation") or {}
@@ -82,7 +84,8 @@ def job_from_manifest(manifest: Manifest, world_dir: Path, osm_file: Path | None
                    elevation_url=elevation.get("url"),
                    elevation_dir=Path(elevation["dir"]) if elevation.get("dir") else None,
                    terrain_optional=settings.terrain and not settings.terrain_params,
-                   grown=tuple(BBox.from_dict(b) for b in job.get("grown") or ()))
+                   grown=tuple(BBox.from_dict(b) for b in job.get("grown") or ()),
+                   overpass_block_km2=float(manifest.input.get("block_km2") or BLOCK_KM2))
 
 
 def _redraw_everything_because(manifest: Manifest, spec: JobSpec) -> str | None:
