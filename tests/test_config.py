@@ -31,6 +31,7 @@ def test_shipped_coordinator_example_loads():
     assert config.tile_size_deg is None and config.halo_blocks == 32     # sized by their work
     assert (config.heartbeat_interval_s, config.heartbeat_liveness, config.max_retries) == (1.0, 3, 3)
     assert config.token is None and config.job is None
+    assert config.overpass_block_km2 == 25.0
     assert config.status_url == "http://127.0.0.1:8750"
 
 
@@ -105,6 +106,7 @@ def test_token_file(tmp_path):
     ('role = "coordinator"\nlog_format = "xml"\n', "log_format", "not one of"),
     ('role = "coordinator"\noverpass_urls = "http://x"\n', "overpass_urls", "list"),
     ('role = "coordinator"\noverpass_urls = ["ftp://x"]\n', "overpass_urls", "not an http"),
+    ('role = "coordinator"\noverpass_block_km2 = 0\n', "overpass_block_km2", "above 0"),
     ('role = "coordinator"\ntoken = "short"\n', "token", "at least 8"),
     ('role = "coordinator"\ntoken = "long-enough"\ntoken_file = "t"\n', "token_file", "not both"),
     ('role = "coordinator"\ntoken_file = "missing"\n', "token_file", "cannot be read"),
@@ -153,9 +155,10 @@ def test_job_request_round_trip_and_spec(tmp_path):
                                     "scale": 2, "tile_size_deg": 0.004, "interior": True})
     again = JobRequest.from_dict(request.as_dict())
     assert again == request
-    config = CoordinatorMachineConfig(output_root=tmp_path / "worlds", halo_blocks=16)
+    config = CoordinatorMachineConfig(output_root=tmp_path / "worlds", halo_blocks=16,
+                                      overpass_block_km2=4.0)
     spec = request.to_job_spec(config)
-    assert spec.output == tmp_path / "worlds" / "w"
+    assert spec.output == tmp_path / "worlds" / "w" and spec.overpass_block_km2 == 4.0
     assert spec.tile_size_deg == 0.004 and spec.settings.halo_blocks == 16
     assert spec.settings.scale == 2.0 and spec.settings.interior is True
     with pytest.raises(JobRequestError, match="more than the coordinator's limit"):

@@ -99,3 +99,21 @@ def test_a_block_that_keeps_failing_is_one_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "w").exists()
     assert not list((tmp_path / "cache").glob("overpass-area-*"))    # nothing half-merged
     assert len(list((tmp_path / "cache").glob("overpass-*.json"))) == 2   # good blocks kept
+
+
+def test_the_coordinator_daemon_fetches_a_bbox_job_in_its_configured_blocks(tmp_path):
+    """``overpass_block_km2`` in the coordinator's config: a submitted bbox job is fetched in
+    blocks of that area (0.25 km²: 6 queries for the tenth of the extract, not one), and the
+    world's manifest records it for later updates and extends."""
+    from arnisd.anvil.manifest import read_manifest
+    from service_control import RunningService, service_config
+    with CuttingOverpass(BUNDLED_EXTRACT) as server:
+        config = service_config(tmp_path, overpass_urls=(server.url,), overpass_block_km2=0.25)
+        with RunningService(config) as running:
+            job_id = running.service.submit({"bbox": BUNDLED_TENTH_BBOX, "output": "blocks"})
+            done = running.wait_state(job_id, ("done", "failed"))
+        assert done["state"] == "done", done
+        assert server.requests == len(split_into_blocks(BBox.parse(BUNDLED_TENTH_BBOX), 0.25)) == 6
+    manifest = read_manifest(tmp_path / "worlds" / "blocks")
+    assert manifest.input["kind"] == "overpass" and manifest.input["block_km2"] == 0.25
+    assert len(region_hashes(tmp_path / "worlds" / "blocks")) >= 1

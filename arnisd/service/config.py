@@ -29,6 +29,7 @@ else:  # pragma: no cover - Python 3.10
 from arnisd.cluster.ssh_hosts import HostsConfig, SshSettings, parse_hosts
 from arnisd.errors import UserError
 from arnisd.job import DEFAULT_OVERPASS_URLS, DEFAULT_TILE_SIZE_DEG
+from arnisd.osm.overpass_blocks import BLOCK_KM2
 from arnisd.service.job_request import JobRequest, JobRequestError
 from arnisd.world.settings import DEFAULT_HALO_BLOCKS
 
@@ -63,6 +64,7 @@ class CoordinatorMachineConfig:
     output_root: Path = DEFAULT_STATE_DIR / "worlds"   # submitted jobs write <output_root>/<output>
     overpass_urls: tuple[str, ...] = DEFAULT_OVERPASS_URLS
     cache_dir: Path = DEFAULT_STATE_DIR / "cache"     # Overpass answer cache
+    overpass_block_km2: float = BLOCK_KM2         # a bigger job bbox is fetched in such blocks
     tile_size_deg: float | None = DEFAULT_TILE_SIZE_DEG   # None: tiles sized by their work
     halo_blocks: int = DEFAULT_HALO_BLOCKS
     heartbeat_interval_s: float = 1.0
@@ -155,6 +157,7 @@ def _coordinator(r: "_Reader") -> CoordinatorMachineConfig:
         output_root=r.path("output_root", state_dir / "worlds"),
         overpass_urls=tuple(r.url_list("overpass_urls", list(DEFAULT_OVERPASS_URLS))),
         cache_dir=r.path("cache_dir", Path(os.environ.get("CACHE_DIRECTORY", state_dir / "cache"))),
+        overpass_block_km2=r.number("overpass_block_km2", BLOCK_KM2, 0.0, 1e6, low_open=True),
         tile_size_deg=(r.number("tile_size_deg", 0.01, 0.0, 1.0, low_open=True)
                        if r.get("tile_size_deg", None) is not None else DEFAULT_TILE_SIZE_DEG),
         halo_blocks=r.integer("halo_blocks", DEFAULT_HALO_BLOCKS, 0, 256),

@@ -206,7 +206,7 @@ class JobRequest:
         return JobSpec(
             bbox=bbox, output=Path(config.output_root) / self.output, settings=settings,
             osm_file=osm_file, overpass_urls=tuple(config.overpass_urls),
-            cache_dir=config.cache_dir,
+            cache_dir=config.cache_dir, overpass_block_km2=config.overpass_block_km2,
             tile_size_deg=config.tile_size_deg if self.tile_size_deg is None else self.tile_size_deg,
             spawn_lat=self.spawn_lat, spawn_lng=self.spawn_lng,
             level_name=self.level_name or self.output,
