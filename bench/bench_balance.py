@@ -159,6 +159,7 @@ def simulate(tiles, true_s: dict, est_s: dict, paces: list[float]) -> dict:
         if not book.is_current(tile_id, lease, holder):
             continue                                   # a fenced lease: its slot was freed
         worker.leases.discard(tile_id)
+        worker.tiles_done += 1
         worker.speed.record(1, est_s[tile_id], end - began)
         loser = book.commit(tile_id, holder)
         if loser is not None:

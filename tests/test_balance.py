@@ -8,7 +8,8 @@ import time
 import pytest
 
 from arnisd.cluster.coordinator_config import CoordinatorConfig
-from arnisd.cluster.dispatch import OVERDUE_FACTOR, assignments, backup_assignments
+from arnisd.cluster.dispatch import (OVERDUE_FACTOR, assignments, backup_assignments,
+                                     free_workers)
 from arnisd.cluster.job_setup import job_extract_source
 from arnisd.cluster.local import run_local_cluster
 from arnisd.cluster.tilebook import TileBook, TileState
@@ -50,6 +51,34 @@ def test_the_costliest_tile_goes_to_the_fastest_free_slot():
     ready = [t.tile_id for t in tiles[:6]]
     tile_id, worker = next(assignments(book, ready, [slow, fast], 2, cost, [slow, fast], 0.0))
     assert worker is fast and cost[tile_id] == max(cost[t] for t in ready)
+
+
+def test_a_worker_leases_ahead_only_once_it_has_finished_a_tile():
+    """The first worker to register takes one tile per slot, not the two costliest: the next
+    worker to register gets the second; lease-ahead starts with the first tile finished."""
+    tiles = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), JobSpec(BBox.parse(BUNDLED_TENTH_BBOX),
+                                                                 "w").settings, 0.005)
+    book = TileBook(tiles)
+    cost = {t.tile_id: float(len(tiles) - i) for i, t in enumerate(tiles)}
+    first, later = _workers([1.0, 1.0])
+    first.lease_ahead = later.lease_ahead = 1
+    ready = [t.tile_id for t in tiles]
+
+    def lease_all(workers):
+        free, _, total = free_workers(workers, book)
+        out = []
+        for tile_id, worker in assignments(book, ready, free, total, cost, workers, 0.0):
+            book.lease(tile_id, worker.identity, 0.0, book.records[tile_id].lease + 1)
+            worker.leases.add(tile_id)
+            ready.remove(tile_id)
+            out.append((tile_id, worker))
+        return out
+    assert lease_all([first]) == [(tiles[0].tile_id, first)]
+    assert lease_all([first, later]) == [(tiles[1].tile_id, later)]
+    book.commit(tiles[0].tile_id)
+    first.leases.discard(tiles[0].tile_id)
+    first.tiles_done = 1
+    assert lease_all([first, later]) == [(tiles[2].tile_id, first), (tiles[3].tile_id, first)]
 
 
 def test_in_the_tail_a_slow_worker_leaves_the_tile_to_a_faster_busy_one():

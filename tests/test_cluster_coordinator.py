@@ -346,9 +346,11 @@ def test_a_register_resent_in_the_same_round_changes_nothing(cluster):
 
 
 def test_no_lease_ahead_in_the_tail_of_a_job(cluster):
-    """With ``lease_ahead`` a one-slot worker holds its next tile while it computes one, but
-    not once the tiles left would not fill every slot: the last tile waits for a free slot
-    (on a cluster it would otherwise queue behind a busy worker while another one idles)."""
+    """With ``lease_ahead`` a one-slot worker holds its next tile while it computes one, from
+    its first tile done on (before, the job's first tiles go one per slot to the workers as
+    they register), but not once the tiles left would not fill every slot: the last tile waits
+    for a free slot (on a cluster it would otherwise queue behind a busy worker while another
+    one idles)."""
     coordinator, endpoint, tiles = cluster(lease_ahead=1)
     assert len(tiles) >= 4
     worker = FakeWorker(endpoint, "w1", slots=1)
@@ -360,22 +362,23 @@ def test_no_lease_ahead_in_the_tail_of_a_job(cluster):
             return None
     try:
         worker.register()
-        held = [worker.expect("lease"), worker.expect("lease")]     # one computing, one ahead
+        held = [worker.expect("lease")]         # its first tile: nothing ahead yet
         assert next_lease(0.3) is None
         delivered = 0
         leased_after = {}                       # tile -> tiles delivered when its lease came
         while held:
             worker.deliver(held.pop(0))
             delivered += 1
-            lease = next_lease(0.5 if delivered + len(held) < len(tiles) else 0.3)
-            if lease is not None:
+            while len(held) < 2 and (lease := next_lease(
+                    0.5 if delivered + len(held) < len(tiles) else 0.3)) is not None:
                 leased_after[lease["tile"]] = delivered
                 held.append(lease)
-            assert len(held) <= 2
+            assert len(held) <= 2               # one computing, one ahead
         assert delivered == len(tiles)
         last = max(leased_after, key=leased_after.get)
         assert leased_after[last] == len(tiles) - 1     # only once the slot was free
-        assert sorted(leased_after.values())[:-1] == list(range(1, len(tiles) - 2))  # one ahead
+        # after the first tile: the next one and one ahead, then one more per tile delivered
+        assert sorted(leased_after.values())[:-1] == [1, 1] + list(range(2, len(tiles) - 2))
     finally:
         worker.close()
 

@@ -8,11 +8,12 @@ Policy, decided again every pass of the coordinator's loop:
 - Ready tiles that were leased before go out first, then the costliest (the job's queue is
   already ordered by estimated cost); each goes to the free worker whose slots were measured
   fastest (``arnisd.cluster.worker_speed``), then the roomiest.
-- Lease-ahead: a worker may hold more leases than slots, so its next tile waits in it while
-  its last result is saved and sent, except in the tail of a job, once the tiles not yet
-  leased would not even fill every slot: then the last tiles go to slots that are free now
-  instead of queueing behind a busy worker while another idles; and there a tile is not
-  started on a slow worker when a faster one, busy now, would still finish it sooner.
+- Lease-ahead: a worker that has finished a tile of the job may hold more leases than slots,
+  so its next tile waits in it while its last result is saved and sent, except in the tail of
+  a job, once the tiles not yet leased would not even fill every slot: then the last tiles go
+  to slots that are free now instead of queueing behind a busy worker while another idles;
+  and there a tile is not started on a slow worker when a faster one, busy now, would still
+  finish it sooner.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ def _lease_ahead(book: TileBook, total_slots: int) -> bool:
     return book.counts[TileState.PENDING] > total_slots
 
 
+def _room(worker: WorkerRecord, ahead: bool) -> int:
+    """The leases a worker can take now: lease-ahead only once it has finished a tile of the
+    job, so the first (largest) tiles of a job are spread over the workers as they register
+    instead of going two by two to whichever registered first."""
+    return worker.room(ahead and worker.tiles_done > 0)
+
+
 def free_workers(workers: Iterable[WorkerRecord],
                  book: TileBook) -> tuple[list[WorkerRecord], int, int]:
     """``(workers with room for a lease, their free slots, every worker's slots)``; a worker
@@ -36,8 +44,8 @@ def free_workers(workers: Iterable[WorkerRecord],
     workers = list(workers)
     total_slots = sum(w.slots for w in workers)
     ahead = _lease_ahead(book, total_slots)
-    free = [w for w in workers if w.room(ahead) > 0 and not w.awaiting_register]
-    return free, sum(w.room(ahead) for w in free), total_slots
+    free = [w for w in workers if _room(w, ahead) > 0 and not w.awaiting_register]
+    return free, sum(_room(w, ahead) for w in free), total_slots
 
 
 def prefetch_due(book: TileBook, prefetch: ExtractPrefetcher, now: float, free_slots: int,
@@ -77,10 +85,10 @@ def assignments(book: TileBook, ready_tiles: list[str], free: list[WorkerRecord]
             yield tile_id, None
             continue
         ahead = _lease_ahead(book, total_slots)
-        roomy = [w for w in free if w.room(ahead) > 0]
+        roomy = [w for w in free if _room(w, ahead) > 0]
         if not roomy:
             return
-        worker = max(roomy, key=lambda w: (w.speed.pace, w.room(ahead), w.slots))
+        worker = max(roomy, key=lambda w: (w.speed.pace, _room(w, ahead), w.slots))
         # the queue's work spread over every slot: how long the job still has to go
         horizon_s = book.counts[TileState.PENDING] * mean_cost_s / capacity
         tile_cost_s = cost_s.get(tile_id, 0.0)
