@@ -16,7 +16,6 @@ This module sends no request itself and imports neither urllib nor http.client.
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,33 +34,28 @@ class RequestFailed(Exception):
     """One request that did not yield a usable answer.
 
     ``cause``: what went wrong, on one line; ``retry_after_s``: the wait the server asked for
-    (uncapped), if any; ``permanent``: asking again cannot help; ``server_wide``: nothing
-    asked of this server can succeed now (its name does not resolve, it refuses connections,
-    or it refuses the request as a client error), so other requests to it fail alike.
+    (uncapped), if any; ``permanent``: asking again cannot help.
     """
 
     def __init__(self, cause: str, retry_after_s: float | None = None,
-                 permanent: bool = False, server_wide: bool = False) -> None:
+                 permanent: bool = False) -> None:
         super().__init__(cause)
         self.cause = " ".join(cause.split())
         self.retry_after_s = retry_after_s
         self.permanent = permanent
-        self.server_wide = server_wide
 
 
 class RetriesExhausted(Exception):
-    """No request succeeded: how many were made, on how many URLs, and the last failure.
-    ``server_wide``: every URL tried failed its last request in a server-wide way."""
+    """No request succeeded: how many were made, on how many URLs, and the last failure."""
 
     def __init__(self, requests: int, urls_tried: int, last_url: str,
-                 last_failure: RequestFailed, server_wide: bool = False) -> None:
+                 last_failure: RequestFailed) -> None:
         super().__init__(f"{requests} request(s) failed; last from {last_url}: "
                          f"{last_failure.cause}")
         self.requests = requests
         self.urls_tried = urls_tried
         self.last_url = last_url
         self.last_failure = last_failure
-        self.server_wide = server_wide
 
 
 def fetch_with_retries(urls: Sequence[str], request: Callable[[str], Answer], *, retries: int,
@@ -73,7 +67,6 @@ def fetch_with_retries(urls: Sequence[str], request: Callable[[str], Answer], *,
     docstring says; any other exception passes through. ``RetriesExhausted`` when none succeeds.
     """
     last_url, last_failure = urls[0], RequestFailed("no request made")
-    last_by_url: dict[str, RequestFailed] = {}
     for number in range(max(1, retries + 1)):
         url = urls[number % len(urls)]
         if number:
@@ -85,30 +78,19 @@ def fetch_with_retries(urls: Sequence[str], request: Callable[[str], Answer], *,
             return request(url)
         except RequestFailed as failure:
             last_url, last_failure = url, failure
-            last_by_url[url] = failure
             if failure.permanent:
                 break
-    raise RetriesExhausted(number + 1, min(number + 1, len(urls)), last_url, last_failure,
-                           server_wide=all(f.server_wide for f in last_by_url.values()))
-
-
-def refuses_everyone(reason: BaseException | str | None) -> bool:
-    """Whether a connection failure means no request to that server can succeed now: its
-    name does not resolve, or nothing listens on its port (unlike a timeout or a reset)."""
-    return isinstance(reason, (socket.gaierror, ConnectionRefusedError))
+    raise RetriesExhausted(number + 1, min(number + 1, len(urls)), last_url, last_failure)
 
 
 def http_status_failure(error, permanent: bool) -> RequestFailed:
     """The failure for an HTTP error answer (a ``urllib.error.HTTPError``), which it closes.
 
-    The cause is "HTTP <code> <reason>"; the answer's ``Retry-After`` is kept. A client error
-    (4xx) other than 408 (timeout) and 429 (too many requests) is server-wide.
+    The cause is "HTTP <code> <reason>"; the answer's ``Retry-After`` is kept.
     """
     wait_s = retry_after_s(error.headers.get("Retry-After") if error.headers else None)
     error.close()
-    client_error = 400 <= error.code < 500 and error.code not in (408, 429)
-    return RequestFailed(f"HTTP {error.code} {error.reason}", wait_s, permanent=permanent,
-                         server_wide=client_error)
+    return RequestFailed(f"HTTP {error.code} {error.reason}", wait_s, permanent=permanent)
 
 
 def retry_after_s(value: str | None) -> float | None:

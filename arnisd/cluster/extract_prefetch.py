@@ -32,7 +32,6 @@ class ExtractPrefetcher:
         self._fetching: dict[str, Future] = {}
         self._ready: dict[str, TileExtract] = {}       # in the order they became ready
         self._failed: list[tuple[str, Exception]] = []
-        self.arrived = 0                                 # extracts the source delivered
 
     @property
     def waiting(self) -> bool:
@@ -50,7 +49,6 @@ class ExtractPrefetcher:
             return
         try:
             self._ready[tile_id] = self.source(tile)
-            self.arrived += 1
         except Exception as exc:
             self._failed.append((tile_id, exc))
 
@@ -75,7 +73,6 @@ class ExtractPrefetcher:
                 del self._fetching[tile_id]
                 try:
                     self._ready[tile_id] = future.result()
-                    self.arrived += 1
                 except Exception as exc:
                     self._failed.append((tile_id, exc))
         failed, self._failed = self._failed, []

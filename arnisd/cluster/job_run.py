@@ -19,7 +19,6 @@ from arnisd.cluster.extract_prefetch import ExtractPrefetcher
 from arnisd.cluster.extracts import ExtractSource
 from arnisd.cluster.merger import Merger
 from arnisd.cluster.progress_history import ProgressHistory
-from arnisd.cluster.source_outage import SourceOutage
 from arnisd.cluster.tilebook import Claims, TileBook, TileState
 from arnisd.cluster.tiling import Tile
 from arnisd.cluster.wire_names import work_unit
@@ -43,7 +42,6 @@ class JobResult:
     determinism_bugs: list[str]
     attempts: int = 0          # leases handed out over the whole job (tiles_total if no retry)
     job_id: str = ""
-    error: str | None = None   # why the job gave up early (its data source is down)
     backups: int = 0           # backup leases of tiles that were still being computed
     backups_won: int = 0       # of those, committed before the tile's first lease
     assembly_cpu_s: float = 0.0   # region assembly's CPU, in processes beside the coordinator
@@ -86,7 +84,6 @@ class JobRun:
         self.settings = settings            # GenerationSettings for work units
         self.merger = merger
         self.prefetch = ExtractPrefetcher(extract_source)
-        self.source_outage = SourceOutage(len(tiles))
         self.finalize = finalize
         self.on_progress = on_progress      # called with the chunks merged so far
         self.restored = restored
@@ -261,8 +258,7 @@ class JobRun:
     def extract_failed(self, tile_id: str, error: Exception, now: float,
                        take_lease_number: Callable[[], int]) -> None:
         """A pending tile's extract could not be made: a failure of the tile, as if under a
-        lease of its own (it counts as an attempt); and the job gives up on its tiles not yet
-        made once every tile's source fails the same way."""
+        lease of its own (it counts as an attempt, and its retries decide)."""
         log.warning("extract of tile %s failed: %s", tile_id, error)
         record = self.book.records[tile_id]
         if record.state != TileState.PENDING:
@@ -271,19 +267,6 @@ class JobRun:
         self.book.release(tile_id, now, f"extract failed: {error}")
         if record.state == TileState.FAILED:
             log.error("tile %s failed for good: %s", tile_id, record.error)
-        given_up = self._give_up_if_source_down(tile_id, error)
-        if given_up:
-            log.error("job %s gives up: every tile's data source fails the same way (%s); "
-                      "%d tile(s) not tried again", self.job_id, self.source_outage.error,
-                      len(given_up))
-
-    def _give_up_if_source_down(self, tile_id: str, error: Exception) -> list[str]:
-        """After a tile's extract failed: once every tile's source fails the same way (see
-        ``SourceOutage``), fail the tiles not yet made with that error; returns those."""
-        if self.source_outage.error is not None:
-            return []
-        reason = self.source_outage.extract_failed(tile_id, error, self.prefetch.arrived)
-        return [] if reason is None else self.book.fail_pending(reason)
 
     def result(self) -> JobResult:
         """How the job stands (once it ended: how it ended)."""
@@ -292,5 +275,5 @@ class JobRun:
         return JobResult(merger.world_dir, len(book.records), book.counts[TileState.COMMITTED],
                          book.failed(), merger.chunks_merged, merger.regions_written,
                          end - self.started_at, list(merger.determinism_bugs),
-                         book.attempts_total(), self.job_id, self.source_outage.error,
+                         book.attempts_total(), self.job_id,
                          book.backups_total, book.backups_won, merger.assembly_cpu_s)

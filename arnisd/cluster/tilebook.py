@@ -6,7 +6,6 @@ States (a tile moves only along these arrows)::
        ▲  ◄──reclaim──┘  │
        └──backoff────────┤ failure (failures < max) / lease lost (lost < max_lost)
                          └─────────────────────────► failed (a limit reached, with the reason)
-    pending ──the job gives up (its source is down)──► failed
 
 Two words, two meanings. An *attempt* is one try at a tile: ``attempts`` counts them (1, 2,
 3 …). A *lease* is one hand-out of a tile to a worker, named by its lease number: a fencing
@@ -345,18 +344,6 @@ class TileBook:
         record.not_before = now + delay
         self._move(record, TileState.PENDING)
         heapq.heappush(self._backoff, (record.not_before, tile_id))
-
-    def fail_pending(self, error: str) -> list[str]:
-        """Fail every pending tile with ``error`` (the job gives up on them); returns them.
-        Leased tiles keep their lease: their results still count."""
-        failed = []
-        for tile_id in self.order:
-            record = self.records[tile_id]
-            if record.state == TileState.PENDING:
-                record.error = error
-                self._move(record, TileState.FAILED)
-                failed.append(tile_id)
-        return failed
 
     def finished(self) -> bool:
         return self.counts[TileState.PENDING] == 0 and self.counts[TileState.LEASED] == 0

@@ -27,7 +27,7 @@ from pathlib import Path
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
 from arnisd.http_fetch import (USER_AGENT, RequestFailed, RetriesExhausted, cache_atomically,
-                               fetch_with_retries, http_status_failure, refuses_everyone)
+                               fetch_with_retries, http_status_failure)
 from arnisd.osm.elements import OsmData
 from arnisd.osm.nearby_heights import annotate_elements
 from arnisd.osm.overpass_json import OverpassJsonError, load_overpass_json
@@ -45,13 +45,7 @@ _READ_CHUNK_BYTES = 1 << 16
 
 
 class OverpassError(UserError):
-    """Overpass could not deliver the data, after every retry on every server.
-    ``server_wide``: each server failed in a way that any other query would too (its name
-    does not resolve, it refuses connections, it rejects requests with a 4xx)."""
-
-    def __init__(self, message: str, server_wide: bool = False) -> None:
-        super().__init__(message)
-        self.server_wide = server_wide
+    """Overpass could not deliver the data, after every retry on every server."""
 
 
 def build_query(bbox: BBox, timeout_s: float = 180) -> str:
@@ -116,8 +110,7 @@ def download_overpass(query: str, urls: Sequence[str], timeout_s: float = 180,
     except RetriesExhausted as failed:
         raise OverpassError(f"Overpass query failed after {failed.requests} request(s) on "
                             f"{failed.urls_tried} server(s); last error from "
-                            f"{failed.last_url}: {failed.last_failure.cause}",
-                            server_wide=failed.server_wide) from None
+                            f"{failed.last_url}: {failed.last_failure.cause}") from None
 
 
 def _complete_answer(data: bytes) -> tuple[bytes, dict]:
@@ -179,14 +172,13 @@ def _post(url: str, query: str, timeout_s: float) -> bytes:
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, (TimeoutError, socket.timeout)):
             raise RequestFailed(f"timed out after {timeout_s:g} s") from None
-        raise RequestFailed(f"connection failed ({exc.reason})",
-                            server_wide=refuses_everyone(exc.reason)) from None
+        raise RequestFailed(f"connection failed ({exc.reason})") from None
     except (TimeoutError, socket.timeout):
         raise RequestFailed(f"timed out after {timeout_s:g} s") from None
     except (http.client.HTTPException, ConnectionError) as exc:
         raise RequestFailed(f"connection dropped ({type(exc).__name__}: {exc})") from None
     except OSError as exc:
-        raise RequestFailed(f"connection failed ({exc})", server_wide=refuses_everyone(exc)) from None
+        raise RequestFailed(f"connection failed ({exc})") from None
     if encoding == "gzip":
         try:
             data = gzip.decompress(data)

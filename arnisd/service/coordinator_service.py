@@ -471,10 +471,9 @@ class CoordinatorService:
                 outcome = JobState.DONE
             elif result.failed:
                 outcome = JobState.FAILED
-                record.error = result.error or (  # the source's error if it gave up early
-                    f"{len(result.failed)} tile(s) failed: " + "; ".join(
-                        f"{tile}: {(reason or '?').splitlines()[0]}"
-                        for tile, reason in sorted(result.failed.items())[:5]))
+                record.error = f"{len(result.failed)} tile(s) failed: " + "; ".join(
+                    f"{tile}: {(reason or '?').splitlines()[0]}"
+                    for tile, reason in sorted(result.failed.items())[:5])
             else:
                 outcome = JobState.STOPPED
         self._finish_record(record, outcome, result, staged, state_dir, prepared)
@@ -554,7 +553,7 @@ class CoordinatorService:
             log.info("job %s %s: %d of %d tiles, %d chunks%s", record.job_id, outcome,
                      record.completed, record.tiles_total, record.chunks,
                      f" ({record.error})" if record.error else "")
-        if result is not None and result.error is None:   # else the tiles share its error
+        if result is not None:
             for tile, reason in sorted(result.failed.items()):
                 log.error("job %s: tile %s failed: %s", record.job_id, tile,
                           (reason or "?").splitlines()[0], extra={"tile": tile})
