@@ -215,13 +215,28 @@ def test_worker_daemon_interrupted_as_its_slots_start_leaves_nothing_running(tmp
         assert_session_ends(worker, (130, 0), log)
 
 
+def _many_regions(world: Path, out: Path, copies: int = 20) -> Path:
+    """``world``'s region files laid side by side ``copies`` times: a preview that reads for
+    seconds (the small world alone is read before a signal 0.3 s after its readers start)."""
+    (out / "region").mkdir(parents=True)
+    (out / "level.dat").write_bytes((world / "level.dat").read_bytes())
+    regions = sorted((world / "region").glob("r.*.*.mca"))
+    span = 1 + max(int(p.name.split(".")[1]) for p in regions)
+    for copy in range(copies):
+        for path in regions:
+            _, rx, rz, _ = path.name.split(".")
+            (out / "region" / f"r.{int(rx) + span * copy}.{rz}.mca").write_bytes(path.read_bytes())
+    return out
+
+
 @pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_preview_leaves_nothing_running(tmp_path, reference_worlds, signum,
                                                     exit_code):
     """`arnisd preview` reads region files in a pool of reader processes: interrupted the
     moment they start, or while they read, it stops them without a traceback (nor the hang a
     pool worker killed by Ctrl-C used to cause) and leaves no process."""
-    args = [sys.executable, "-m", "arnisd", "preview", str(reference_worlds.folder()),
+    args = [sys.executable, "-m", "arnisd", "preview", str(_many_regions(reference_worlds.folder(),
+                                                                      tmp_path / "world")),
             "--workers", "2", "--output", str(tmp_path / "map.png")]
     for moment in ("a reader process appears", "a moment later"):
         log = tmp_path / f"{signum}-{len(moment)}.log"
