@@ -231,6 +231,7 @@ def test_job_requests_carry_the_terrain_options(tmp_path):
         overpass_urls = ()
         cache_dir = tmp_path / "cache"
         tile_size_deg = 0.01
+        overpass_block_km2 = 25.0
 
     bbox = str(DEM_TEST_BBOX)
     plain = JobRequest.from_dict({"bbox": bbox, "output": "w"})
