@@ -196,8 +196,10 @@ def test_a_tile_that_kills_its_workers_fails_for_good(dask_cluster, tmp_path):
     from arnisd.geo.bbox import BBox
     from arnisd.world.settings import GenerationSettings
     poison = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), GenerationSettings(), float(TILE_SIZE))[1]
-    # the scheduler gives a task up once it killed 2 workers (Dask's default is 4)
-    address = dask_cluster.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
+    # the scheduler gives a task up once it killed 2 workers (Dask's default is 4); it blames every
+    # task queued on a dying worker, so each single-threaded worker holds one task at a time
+    address = dask_cluster.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+                                                "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"})
     markers = tmp_path / "markers"
     markers.mkdir()
     env = slow_env(markers, 0.0, ARNISD_GENERATOR="fake_generators:poison_generate",
