@@ -26,9 +26,9 @@ import numpy as np
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS
 from arnisd.geo.projection import BlockRect
 from arnisd.map_piece import MapPiece, decode_piece
-from arnisd.map_pyramid import Pyramid, read_png, save_png
+from arnisd.map_pyramid import Pyramid, overview_size, read_png
 from arnisd.map_tiles import TILE_PX
-from arnisd.png import DEFAULT_LEVEL
+from arnisd.png import DEFAULT_LEVEL, PngWriter
 from arnisd.preview import MIN_Y
 
 log = logging.getLogger("arnisd.map_mosaic")
@@ -188,12 +188,13 @@ class MapMosaic:
         started = time.monotonic()
         self.pyramid.flush()
         if self._box is not None and self.pyramid.browsable:
-            save_png(self._quick_overview(), self.directory / OVERVIEW_NAME)
+            self._write_quick_overview()
         self._refreshed_at = time.monotonic()
         self._refresh_cost_s = self._refreshed_at - started
 
-    def _quick_overview(self) -> np.ndarray:
-        """The drawn box at the deepest zoom whose picture of it fits ``MAX_SIDE_PX``."""
+    def _write_quick_overview(self) -> None:
+        """The drawn box at the deepest zoom whose picture of it fits ``MAX_SIDE_PX``, written
+        a row of pyramid tiles at a time."""
         box, pyramid = self._box, self.pyramid
         zoom, scale = pyramid.deepest, 1
         while max(box.width, box.depth) // scale > MAX_SIDE_PX:
@@ -201,18 +202,18 @@ class MapMosaic:
         x0, z0 = (box.x0 - pyramid.extent.x0) // scale, (box.z0 - pyramid.extent.z0) // scale
         x1 = -(-(box.x1 - pyramid.extent.x0) // scale)
         z1 = -(-(box.z1 - pyramid.extent.z0) // scale)
-        out = np.zeros((z1 - z0, x1 - x0, 3), dtype=np.uint8)
-        for ty in range(z0 // TILE_PX, (z1 - 1) // TILE_PX + 1):
-            for tx in range(x0 // TILE_PX, (x1 - 1) // TILE_PX + 1):
-                path = pyramid.tile_path(zoom, tx, ty)
-                if not path.exists():
-                    continue
-                tile = read_png(path)
-                ax0, az0 = max(x0, tx * TILE_PX), max(z0, ty * TILE_PX)
-                ax1, az1 = min(x1, (tx + 1) * TILE_PX), min(z1, (ty + 1) * TILE_PX)
-                out[az0 - z0:az1 - z0, ax0 - x0:ax1 - x0] = \
-                    tile[az0 - ty * TILE_PX:az1 - ty * TILE_PX, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
-        return out
+        with PngWriter(self.directory / OVERVIEW_NAME, x1 - x0, z1 - z0, level=1) as png:
+            for ty in range(z0 // TILE_PX, (z1 - 1) // TILE_PX + 1):
+                az0, az1 = max(z0, ty * TILE_PX), min(z1, (ty + 1) * TILE_PX)
+                band = np.zeros((az1 - az0, x1 - x0, 3), dtype=np.uint8)
+                for tx in range(x0 // TILE_PX, (x1 - 1) // TILE_PX + 1):
+                    path = pyramid.tile_path(zoom, tx, ty)
+                    if not path.exists():
+                        continue
+                    ax0, ax1 = max(x0, tx * TILE_PX), min(x1, (tx + 1) * TILE_PX)
+                    band[:, ax0 - x0:ax1 - x0] = read_png(path)[
+                        az0 - ty * TILE_PX:az1 - ty * TILE_PX, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
+                png.write(band)
 
     @property
     def complete(self) -> bool:
@@ -225,12 +226,14 @@ class MapMosaic:
         self.pyramid.flush()
         if self._box is None:
             return None
-        image = self.pyramid.overview(self._box, MAX_SIDE_PX)
+        width, height = overview_size(self._box, MAX_SIDE_PX)
+        # written once, kept: squeezed as `arnisd preview` squeezes its own
+        with PngWriter(self.directory / OVERVIEW_NAME, width, height, DEFAULT_LEVEL) as png:
+            for band in self.pyramid.overview_bands(self._box, MAX_SIDE_PX):
+                png.write(band)
         if self.complete:
             shutil.rmtree(self.pieces_dir, ignore_errors=True)     # no resume needs them now
-        # written once, kept: squeezed as `arnisd preview` squeezes its own
-        save_png(image, self.directory / OVERVIEW_NAME, DEFAULT_LEVEL)
-        return image.shape[1], image.shape[0]
+        return width, height
 
     def copy_overview(self, path: Path) -> bool:
         """Copy the finished overview to ``path`` (through a temporary name) if it is the

@@ -15,13 +15,13 @@ PNG's time) and makes no zoom above.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from arnisd.geo.projection import BlockRect
+from arnisd.map_scale import averaged_bands, scale_factor
 from arnisd.map_tiles import TILE_PX, max_zoom
 from arnisd.png import write_png
 
@@ -133,34 +133,38 @@ class Pyramid:
     def overview(self, box: BlockRect, max_side: int) -> np.ndarray:
         """The deepest zoom's pixels of ``box`` (blocks), averaged over squares of pixels so
         no side exceeds ``max_side`` (``world_map.downscale`` of the same crop, exactly)."""
-        factor = max(1, math.ceil(max(box.width, box.depth) / max_side))
-        width_out = box.width // factor
+        width, _ = overview_size(box, max_side)
+        bands = list(self.overview_bands(box, max_side))
+        return np.concatenate(bands) if bands else np.zeros((0, width, 3), dtype=np.uint8)
+
+    def overview_bands(self, box: BlockRect, max_side: int):
+        """``overview`` as bands of rows, north to south (memory holds one row of deepest
+        tiles, never the image)."""
+        return averaged_bands(self._strips(box), overview_factor(box, max_side))
+
+    def _strips(self, box: BlockRect):
+        """The deepest zoom's pixels of ``box``, a row of tiles at a time."""
         px0, pz0 = box.x0 - self.extent.x0, box.z0 - self.extent.z0
         px1, pz1 = px0 + box.width, pz0 + box.depth
-        rows_out = []
-        pending = np.zeros((0, box.width, 3), dtype=np.uint8)
         for ty in range(pz0 // TILE_PX, (pz1 - 1) // TILE_PX + 1):
-            strip = np.zeros((TILE_PX, box.width, 3), dtype=np.uint8)
+            top, bottom = max(pz0, ty * TILE_PX), min(pz1, (ty + 1) * TILE_PX)
+            strip = np.zeros((bottom - top, box.width, 3), dtype=np.uint8)
             for tx in range(px0 // TILE_PX, (px1 - 1) // TILE_PX + 1):
                 path = self.tile_path(self.deepest, tx, ty)
                 if not path.exists():
                     continue
                 ax0, ax1 = max(px0, tx * TILE_PX), min(px1, (tx + 1) * TILE_PX)
-                strip[:, ax0 - px0:ax1 - px0] = self._read(path)[:, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
-            top, bottom = max(pz0, ty * TILE_PX) - ty * TILE_PX, min(pz1, (ty + 1) * TILE_PX) - ty * TILE_PX
-            pending = np.concatenate([pending, strip[top:bottom]])
-            whole = len(pending) // factor * factor
-            if whole and width_out:
-                rows_out.append(_average(pending[:whole, :width_out * factor], factor))
-            pending = pending[whole:]
-        if not rows_out:
-            return np.zeros((0, width_out, 3), dtype=np.uint8)
-        return np.concatenate(rows_out)
+                strip[:, ax0 - px0:ax1 - px0] = self._read(path)[
+                    top - ty * TILE_PX:bottom - ty * TILE_PX, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
+            yield strip
 
 
-def _average(band: np.ndarray, factor: int) -> np.ndarray:
-    if factor == 1:
-        return band.copy()
-    h, w = band.shape[0] // factor, band.shape[1] // factor
-    blocks = band.reshape(h, factor, w, factor, 3).astype(np.float32)
-    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+def overview_factor(box: BlockRect, max_side: int) -> int:
+    """How many pixels a side of the overview's pixel averages."""
+    return scale_factor(box.width, box.depth, max_side)
+
+
+def overview_size(box: BlockRect, max_side: int) -> tuple[int, int]:
+    """The overview's (width, height) in pixels."""
+    factor = overview_factor(box, max_side)
+    return box.width // factor, box.depth // factor

@@ -22,19 +22,27 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
             + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
 
 
+def _header(width: int, height: int) -> bytes:
+    if height <= 0 or width <= 0:
+        raise ValueError("a PNG has at least one pixel")
+    return SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+
+
+def _scanlines(rows: np.ndarray) -> np.ndarray:
+    """``rows`` (n, width, 3) uint8 as PNG scanlines: filter type None, then the pixels."""
+    if rows.ndim != 3 or rows.shape[2] != 3 or rows.dtype != np.uint8:
+        raise ValueError(f"an RGB image of uint8 is needed, not {rows.dtype} {rows.shape}")
+    lines = np.empty((rows.shape[0], 1 + 3 * rows.shape[1]), dtype=np.uint8)
+    lines[:, 0] = 0
+    lines[:, 1:] = rows.reshape(rows.shape[0], 3 * rows.shape[1])
+    return lines
+
+
 def encode_png(image: np.ndarray, level: int = DEFAULT_LEVEL) -> bytes:
     """The PNG file of an (height, width, 3) uint8 image."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"an RGB image of uint8 is needed, not {image.dtype} {image.shape}")
-    height, width = image.shape[:2]
-    if height == 0 or width == 0:
-        raise ValueError("a PNG has at least one pixel")
-    lines = np.empty((height, 1 + 3 * width), dtype=np.uint8)
-    lines[:, 0] = 0                                   # filter type None on every line
-    lines[:, 1:] = image.reshape(height, 3 * width)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)   # 8-bit RGB, no interlace
-    return (SIGNATURE + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(lines.data, level)) + _chunk(b"IEND", b""))
+    lines = _scanlines(image)
+    header = _header(image.shape[1], image.shape[0])
+    return header + _chunk(b"IDAT", zlib.compress(lines.data, level)) + _chunk(b"IEND", b"")
 
 
 def write_png(path: Path, image: np.ndarray, level: int = DEFAULT_LEVEL) -> None:
@@ -45,3 +53,47 @@ def write_png(path: Path, image: np.ndarray, level: int = DEFAULT_LEVEL) -> None
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+class PngWriter:
+    """A PNG file of ``width`` x ``height`` pixels written band by band (rows north to south),
+    so an image is never whole in memory; under a temporary name until its last row is written
+    (``with PngWriter(...) as png: png.write(rows)``; a writer left early leaves nothing)."""
+
+    def __init__(self, path: Path, width: int, height: int, level: int = DEFAULT_LEVEL) -> None:
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.rows_written = 0
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self._file = open(self._tmp, "wb")
+        self._file.write(_header(width, height))
+        self._deflate = zlib.compressobj(level)
+
+    def write(self, rows: np.ndarray) -> None:
+        if rows.shape[1] != self.width or self.rows_written + rows.shape[0] > self.height:
+            raise ValueError(f"{rows.shape[0]} rows of {rows.shape[1]} px do not fit a "
+                             f"{self.width} x {self.height} PNG at row {self.rows_written}")
+        self._idat(self._deflate.compress(_scanlines(rows).data))
+        self.rows_written += rows.shape[0]
+
+    def _idat(self, data: bytes) -> None:
+        if data:
+            self._file.write(_chunk(b"IDAT", data))
+
+    def __enter__(self) -> "PngWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        whole = kind is None and self.rows_written == self.height
+        try:
+            if whole:
+                self._idat(self._deflate.flush())
+                self._file.write(_chunk(b"IEND", b""))
+        finally:
+            self._file.close()
+            if not whole:
+                self._tmp.unlink(missing_ok=True)
+        if kind is None and not whole:
+            raise ValueError(f"a {self.height}-row PNG got {self.rows_written} rows")
+        if whole:
+            self._tmp.replace(self.path)

@@ -5,7 +5,7 @@ browser (``map_tiles``)."""
 from __future__ import annotations
 
 import contextlib
-import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +14,9 @@ import numpy as np
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS
 from arnisd.anvil.region import region_coords_from_name
 from arnisd.errors import UserError
+from arnisd.map_scale import average_squares, averaged_bands, scale_factor
 from arnisd.map_tiles import write_tiles
-from arnisd.png import write_png
+from arnisd.png import PngWriter, write_png
 from arnisd.preview import MIN_Y, shade
 from arnisd.region_map import render_region
 
@@ -156,12 +157,8 @@ def render_world(world: Path, workers: int = 1, starting_workers=contextlib.null
 
 def downscale(image: np.ndarray, max_side: int = MAX_SIDE_PX) -> np.ndarray:
     """Average blocks of pixels so no side exceeds ``max_side``."""
-    factor = math.ceil(max(image.shape[0], image.shape[1]) / max_side)
-    if factor <= 1:
-        return image
-    h, w = image.shape[0] // factor * factor, image.shape[1] // factor * factor
-    blocks = image[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).astype(np.float32)
-    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+    factor = scale_factor(image.shape[1], image.shape[0], max_side)
+    return image if factor == 1 else average_squares(image, factor)
 
 
 def reader_start_method() -> str:
@@ -226,13 +223,86 @@ def write_preview(world: Path, output: Path, max_side: int = MAX_SIDE_PX, worker
     """Render ``world`` to the PNG ``output``; returns its (width, height) in pixels.
     ``starting_workers``: as for ``render_world``; ``mosaic``: the world's map already put
     together while it was drawn (then nothing is read back)."""
-    image = mosaic.image(world) if mosaic is not None else render_world(world, workers,
-                                                                        starting_workers)
-    image = downscale(image, max_side)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    if mosaic is None:
+        return _write_streamed_preview(world, output, max_side, workers, starting_workers)
+    image = downscale(mosaic.image(world), max_side)
     write_png(output, image)
     return image.shape[1], image.shape[0]
+
+
+def _write_streamed_preview(world: Path, output: Path, max_side: int, workers: int,
+                            starting_workers) -> tuple[int, int]:
+    """``downscale(render_world(world))`` written to ``output`` with memory for a row of
+    regions, not the world: the shaded regions wait in a temporary file beside ``output`` (3
+    bytes a column) until the crop, hence the squares averaged, is known."""
+    paths = region_paths(world)
+    side = REGION_SIZE_BLOCKS
+    region_bytes = side * side * 3
+    regions: dict[tuple[int, int], tuple[int, ShadedRegion]] = {}
+    rows_drawn: dict[int, np.ndarray] = {}
+    columns_drawn: dict[int, np.ndarray] = {}
+    with tempfile.TemporaryFile(dir=output.parent, prefix=f".{output.name}.") as store:
+        biggest_first = sorted(paths, key=lambda p: p.stat().st_size, reverse=True)
+        with _read_regions(biggest_first, read_shaded_region, workers, starting_workers,
+                           ordered=False) as read:
+            for region in read:
+                store.write(np.ascontiguousarray(region.pixels).data)
+                region.pixels = None
+                regions[(region.rx, region.rz)] = (len(regions), region)
+                rows_drawn[region.rz] = rows_drawn.get(region.rz, False) | region.rows_drawn
+                columns_drawn[region.rx] = columns_drawn.get(region.rx, False) | region.columns_drawn
+        z0, z1 = _drawn_span(rows_drawn, side)
+        x0, x1 = _drawn_span(columns_drawn, side)
+        if z0 is None or x0 is None:
+            raise PreviewError(f"{world} has no blocks to draw")
+        factor = scale_factor(x1 - x0, z1 - z0, max_side)
+        size = ((x1 - x0) // factor, (z1 - z0) // factor)
+
+        def region_pixels(rx: int, rz: int) -> np.ndarray | None:
+            found = regions.get((rx, rz))
+            if found is None:
+                return None
+            store.seek(found[0] * region_bytes)
+            pixels = np.frombuffer(store.read(region_bytes), np.uint8).reshape(side, side, 3).copy()
+            north = regions.get((rx, rz - 1))
+            if north is not None:        # the first row, shaded against the last row north of it
+                colour, top, depth = found[1].first_row
+                pixels[0] = shade(np.concatenate([colour, colour]),
+                                  np.concatenate([north[1].last_top, top]),
+                                  np.concatenate([depth, depth]))[1]
+            return pixels
+
+        def strips():
+            for rz in range(z0 // side, (z1 - 1) // side + 1):
+                top, bottom = max(z0, rz * side), min(z1, (rz + 1) * side)
+                strip = np.zeros((bottom - top, x1 - x0, 3), dtype=np.uint8)
+                for rx in range(x0 // side, (x1 - 1) // side + 1):
+                    pixels = region_pixels(rx, rz)
+                    if pixels is None:
+                        continue
+                    ax0, ax1 = max(x0, rx * side), min(x1, (rx + 1) * side)
+                    strip[:, ax0 - x0:ax1 - x0] = pixels[top - rz * side:bottom - rz * side,
+                                                         ax0 - rx * side:ax1 - rx * side]
+                yield strip
+
+        with PngWriter(output, *size) as png:
+            for band in averaged_bands(strips(), factor) if factor > 1 else strips():
+                png.write(band)
+    return size
+
+
+def _drawn_span(drawn: dict[int, np.ndarray], side: int) -> tuple[int | None, int | None]:
+    """The first and past-the-last block drawn along one axis, from each region row's (or
+    column's) drawn flags keyed by its region coordinate."""
+    first = last = None
+    for coord in sorted(drawn):
+        found = np.flatnonzero(drawn[coord])
+        if len(found):
+            first = coord * side + int(found[0]) if first is None else first
+            last = coord * side + int(found[-1]) + 1
+    return first, last
 
 
 def write_world_tiles(world: Path, out: Path, workers: int = 1,

@@ -1,5 +1,6 @@
 """PNG files written directly (``arnisd.png``): what Pillow reads back is the image written,
-at every zlib level and for odd sizes; the file's chunks carry valid CRCs."""
+at every zlib level and for odd sizes, whole or band by band; the file's chunks carry valid
+CRCs; a file written band by band and left early leaves nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from arnisd.png import SIGNATURE, encode_png, write_png
+from arnisd.png import SIGNATURE, PngWriter, encode_png, write_png
 
 
 @pytest.mark.parametrize("height, width, level", [(1, 1, 3), (7, 13, 1), (300, 257, 6),
@@ -46,3 +47,32 @@ def test_other_arrays_are_refused():
                 np.zeros((4, 4, 3), np.uint16), np.zeros((0, 4, 3), np.uint8)):
         with pytest.raises(ValueError):
             encode_png(bad)
+
+
+@pytest.mark.parametrize("band_rows", [1, 7, 300])
+def test_a_file_written_band_by_band_is_the_image(tmp_path, band_rows):
+    rng = np.random.default_rng(band_rows)
+    image = rng.integers(0, 256, (300, 257, 3), dtype=np.uint8)
+    image[100:250] = (10, 60, 220)
+    path = tmp_path / "bands.png"
+    with PngWriter(path, 257, 300, level=2) as png:
+        for row in range(0, 300, band_rows):
+            png.write(image[row:row + band_rows])
+    with Image.open(path) as read:
+        assert read.size == (257, 300) and np.array_equal(np.asarray(read), image)
+    assert [p.name for p in tmp_path.iterdir()] == ["bands.png"]
+
+
+def test_a_file_left_early_or_given_too_few_rows_leaves_nothing(tmp_path):
+    path = tmp_path / "cut.png"
+    with pytest.raises(RuntimeError, match="stopped"):
+        with PngWriter(path, 8, 8) as png:
+            png.write(np.zeros((4, 8, 3), np.uint8))
+            raise RuntimeError("stopped")
+    with pytest.raises(ValueError, match="got 4 rows"):
+        with PngWriter(path, 8, 8) as png:
+            png.write(np.zeros((4, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="do not fit"):
+        with PngWriter(path, 8, 8) as png:
+            png.write(np.zeros((9, 8, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []

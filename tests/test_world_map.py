@@ -48,6 +48,28 @@ def test_bulk_reader_draws_what_the_chunk_reader_draws(reference_worlds, tmp_pat
         assert np.array_equal(np.asarray(image), downscale(render_world(world, 1)))
 
 
+@pytest.mark.parametrize("max_side", [4096, 700, 333])
+def test_the_streamed_preview_is_the_whole_worlds_image_made_smaller(reference_worlds, tmp_path,
+                                                                     max_side):
+    """`arnisd preview` keeps a row of regions in memory, not the world: its file is still the
+    whole image made smaller, with squares averaged across rows of regions, and with a hole
+    where a region file is missing (its southern neighbour's first row shaded on its own)."""
+    import shutil
+    from arnisd.world_map import write_preview
+    world = tmp_path / "world"
+    shutil.copytree(reference_worlds.folder(BUNDLED_BBOX), world)
+    paths = region_paths(world)
+    middle = sorted(paths, key=lambda p: p.stat().st_size)[len(paths) // 2]
+    middle.unlink()
+    expected = downscale(render_world(world, 1), max_side)
+    assert max(expected.shape[:2]) <= max_side
+    out = tmp_path / "map.png"
+    assert write_preview(world, out, max_side, workers=2) == (expected.shape[1], expected.shape[0])
+    with Image.open(out) as image:
+        assert np.array_equal(np.asarray(image), expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.png", "world"]   # no store left
+
+
 def test_regions_shaded_by_forked_or_spawned_readers_make_the_mosaics_image(reference_worlds):
     """Each reader shades its regions and the first row of each is shaded again against the
     region north of it: the image is the one the whole world's arrays shaded at once make."""
