@@ -131,3 +131,12 @@ def slow_first_time_generate(elements, projection, owned, settings):
             marker.touch()
             time.sleep(float(os.environ.get("ARNISD_TEST_SLOW_S", "1")))
     return fake_generate(elements, projection, owned, settings)
+
+
+def map_recording_generate(elements, projection, owned, settings, map_piece=None):
+    """The real generator; each tile leaves ``<x0>-<z0>.map`` in ``ARNISD_TEST_MARKER_DIR`` when
+    its work unit asked for the tile's map piece, ``<x0>-<z0>.nomap`` when it did not."""
+    from arnisd.world.generate import generate_chunks
+    kind = "nomap" if map_piece is None else "map"
+    (Path(os.environ["ARNISD_TEST_MARKER_DIR"]) / f"{owned.x0}-{owned.z0}.{kind}").touch()
+    return generate_chunks(elements, projection, owned, settings, map_piece=map_piece)

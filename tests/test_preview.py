@@ -132,3 +132,31 @@ def test_generate_writes_a_preview_beside_the_world(tmp_path):
     assert proc.returncode == 0, proc.stderr
     with Image.open(read_back) as image:
         assert np.array_equal(np.asarray(image), pixels)
+
+
+def test_a_cluster_generate_draws_its_map_unless_told_not_to(tmp_path):
+    """A local cluster's `generate` draws the page's live map from the tiles' pieces and copies
+    it for --preview; with --no-map no slot makes a piece and --preview reads the world back:
+    the same picture either way, and the one `arnisd preview` makes of the finished world."""
+    from fake_generators import slow_env
+    pictures = {}
+    for name, extra in (("drawn", []), ("undrawn", ["--no-map"])):
+        markers = tmp_path / f"markers-{name}"
+        markers.mkdir()
+        env = slow_env(markers, 0, ARNISD_GENERATOR="fake_generators:map_recording_generate")
+        out = tmp_path / name
+        proc = run_arnisd("generate", "--osm-file", str(BUNDLED_EXTRACT), "--bbox",
+                          "60.530,26.945,60.534,26.953", "--output", str(out), "--workers", "1",
+                          "--tile-size", "0.002", "--preview", "--quiet", *extra, env=env)
+        assert proc.returncode == 0, proc.stderr
+        kinds = {p.suffix for p in markers.iterdir()}
+        assert kinds == ({".map"} if name == "drawn" else {".nomap"}), kinds
+        assert len(list(markers.iterdir())) > 4
+        with Image.open(tmp_path / f"{name}.png") as image:
+            pictures[name] = np.asarray(image)
+        read_back = tmp_path / f"{name}-read-back.png"
+        proc = run_arnisd("preview", str(out), "--output", str(read_back), "--workers", "1")
+        assert proc.returncode == 0, proc.stderr
+        with Image.open(read_back) as image:
+            assert np.array_equal(np.asarray(image), pictures[name])
+    assert np.array_equal(pictures["drawn"], pictures["undrawn"])

@@ -89,6 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--preview", action="store_true",
                    help="also write a top-down map of the world beside it (OUTPUT.png)")
+    p.add_argument("--no-map", dest="live_map", action="store_false",
+                   help="draw no live map on the status page while the world is made (with "
+                        "--preview the map is read back from the finished world)")
     p.add_argument("--allow-empty", action="store_true",
                    help="make the world even if no element of --osm-file lies in the bbox "
                         "(bare ground)")
@@ -316,11 +319,11 @@ def _generate(job: JobSpec, elements, source, staged: Path, args, progress: Prog
     if args.http_port is not None:
         from arnisd.service.http_api import start_status_server
         serve_status = partial(start_status_server, host="127.0.0.1", port=args.http_port)
-    # the map is drawn from the tiles' pieces when someone looks (the page) or asked for it
+    # the map is drawn from the tiles' pieces for the page, and for --preview, unless refused
     from arnisd.cluster.local import job_map_dir
-    drawing = dict(map_dir=job_map_dir(staged) if args.preview or args.http_port is not None
-                   else None,
-                   map_copy=preview_path(job) if args.preview else None)
+    drawn = args.live_map and (args.preview or args.http_port is not None)
+    drawing = dict(map_dir=job_map_dir(staged) if drawn else None,
+                   map_copy=preview_path(job) if args.preview and drawn else None)
     from arnisd.cluster.coordinator_config import CoordinatorConfig
     from arnisd.cluster.tile_cost import MODEL_FILE_NAME
     # the cost model learns from every run on this machine
