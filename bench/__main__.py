@@ -97,7 +97,7 @@ def main() -> int:
     if "map" in wanted:
         from bench.bench_map import part_map
         results["map"] = part_map(runs or 3)
-        _print_part("map: `arnisd preview` and `generate --preview` (bundled extract)",
+        _print_part("map: `arnisd preview`, and `generate --preview` against `--no-map`",
                     results["map"])
     if "big" in wanted:
         from bench.bench_big import part_big

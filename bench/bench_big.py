@@ -52,16 +52,18 @@ def big_file(copies: tuple[int, int]) -> tuple[Path, str]:
     return path, bbox_file.read_text().strip()
 
 
-def generate_big(copies: tuple[int, int], workers: int = 2) -> dict:
-    """One end-to-end run of ``arnisd generate`` on the file of ``copies``; its figures."""
+def generate_big(copies: tuple[int, int], workers: int = 2, extra: tuple[str, ...] = (),
+                 run_name: str = "run") -> dict:
+    """One end-to-end run of ``arnisd generate`` (with ``extra`` options) on the file of
+    ``copies``, in the scratch folder's ``run_name``; its figures."""
     pbf, bbox = big_file(copies)
-    work = scratch_dir() / "run"
+    work = scratch_dir() / run_name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     command = [sys.executable, "-m", "arnisd", "generate", "--osm-file", str(pbf),
                "--bbox", bbox, "--output", str(work / "world"), "--index-dir",
                str(work / "index"), "--workers", str(workers), "--max-area-km2", "100000",
-               "--no-terrain"]
+               "--no-terrain", *extra]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     lines: list[tuple[float, str]] = []
     first_lease: list[float] = []

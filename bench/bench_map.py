@@ -1,6 +1,7 @@
 """The ``map`` bench part: `arnisd preview` of the bundled extract's world (19,043 chunks) as a
 fresh process, wall time and CPU time (its own and its reader processes'), medians; and what
-`generate --preview` costs over `generate`."""
+`generate --preview` (the live map drawn from the tiles' pieces, its overview copied) costs over
+`generate --no-map` (no map at all), on the bundled extract and on the 200 km² big-input file."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def part_map(runs: int) -> PartResult:
         load_generate = load_average()
         plain_runs, preview_runs = [], []
         for _ in range(runs):
-            plain_runs.append(_generate(world))
+            plain_runs.append(_generate(world, "--no-map"))
             preview_runs.append(_generate(world, "--preview"))
         plain = [wall for wall, _ in plain_runs]
         with_preview = [wall for wall, _ in preview_runs]
@@ -74,7 +75,8 @@ def part_map(runs: int) -> PartResult:
             f"start-up and PNG included; other load changes it little"))
         extra = median(with_preview) / median(plain) - 1
         result.figures.append(Figure(
-            "`generate --preview` over `generate` (bundled extract, 2 workers)", 100 * extra, "%",
+            "`generate --preview` over `generate --no-map` (bundled extract, 2 workers)",
+            100 * extra, "%",
             "<= 8", extra <= 0.08,
             f"medians of {runs}: {median(with_preview):.2f} s with, {median(plain):.2f} s "
             f"without (load average {_fmt(load_generate, 1)} before); the map is drawn from the "
@@ -84,7 +86,7 @@ def part_map(runs: int) -> PartResult:
         if cpu_plain and cpu_preview:
             extra_cpu = median(cpu_preview) / median(cpu_plain) - 1
             result.figures.append(Figure(
-                "`generate --preview` over `generate`: CPU time of all its processes",
+                "`generate --preview` over `--no-map`: CPU time of all its processes",
                 100 * extra_cpu, "%", "", None,
                 f"medians of {runs}: {median(cpu_preview):.2f} CPU-s with, "
                 f"{median(cpu_plain):.2f} without (what the map costs the slots and the "
@@ -92,6 +94,25 @@ def part_map(runs: int) -> PartResult:
             result.data.update(generate_cpu_s=cpu_plain, generate_preview_cpu_s=cpu_preview)
         result.data.update(preview_wall_s=walls, preview_cpu_s=cpus, generate_s=plain,
                            generate_preview_s=with_preview)
+        _big_file_figures(result)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return result
+
+
+def _big_file_figures(result: PartResult, copies: tuple[int, int] = (7, 6)) -> None:
+    """One `generate --no-map` and one `generate --preview` of the big-input file of
+    ``copies`` (the 200 km² one: a full run each, minutes on this machine)."""
+    from bench.bench_big import generate_big
+    load = load_average()
+    plain = generate_big(copies, extra=("--no-map",), run_name="map-plain")
+    drawn = generate_big(copies, extra=("--preview",), run_name="map-preview")
+    extra = drawn["wall_s"] / plain["wall_s"] - 1
+    result.figures.append(Figure(
+        f"`generate --preview` over `--no-map`, {copies[0]} x {copies[1]} copies "
+        f"({plain['chunks']:,} chunks)", 100 * extra, "%", "<= 8", extra <= 0.08,
+        f"one run each: {drawn['wall_s']:.0f} s with, {plain['wall_s']:.0f} s without (load "
+        f"average {_fmt(load, 1)} before, {_fmt(load_average(), 1)} after); coordinator peak "
+        f"{drawn['coordinator_peak_mb']:.0f} MB with, {plain['coordinator_peak_mb']:.0f} MB "
+        f"without"))
+    result.data.update(big_no_map=plain, big_preview=drawn)

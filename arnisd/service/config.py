@@ -72,6 +72,7 @@ class CoordinatorMachineConfig:
     max_retries: int = 3                          # failures before a tile is marked failed
     max_workers: int = 1024
     max_job_area_km2: float = 100.0
+    keep_job_maps: int = 10                       # finished jobs whose maps stay in state_dir
     log_format: str = "auto"                      # auto: JSON unless stderr is a terminal
     log_level: str = "info"
     token: str | None = None                      # shared secret for workers and submitters
@@ -166,6 +167,7 @@ def _coordinator(r: "_Reader") -> CoordinatorMachineConfig:
         max_retries=r.integer("max_retries", 3, 1, 1000),
         max_workers=r.integer("max_workers", 1024, 1, 1_000_000),
         max_job_area_km2=r.number("max_job_area_km2", 100.0, 0.0, 1e9, low_open=True),
+        keep_job_maps=r.integer("keep_job_maps", 10, 0, 1_000_000),
         log_format=r.choice("log_format", "auto", LOG_FORMATS),
         log_level=r.choice("log_level", "info", LOG_LEVELS),
         token=r.token(),

@@ -43,6 +43,7 @@ from arnisd.service.config import coordinator_config
 from arnisd.service.job_record import (FINAL_STATES, ORIGIN_CONFIG, ORIGIN_SUBMIT,
                                        RESUMABLE_STATES, JobRecord, live_fields)
 from arnisd.service.job_request import JobRequest, JobRequestError, check_job_osm_file
+from arnisd.service.map_retention import prune_job_maps
 
 log = logging.getLogger("arnisd.service.coordinator_service")
 
@@ -545,6 +546,11 @@ class CoordinatorService:
             self._current = None
         self._journal_state(record, finished_at=record.finished_at, error=record.error,
                             summary=record.summary())
+        with self._lock:
+            # a resumable job's map is drawn on when it resumes
+            jobs = [(r.job_id, None if r.state in RESUMABLE_STATES else r.finished_at)
+                    for r in self._records.values()]
+        prune_job_maps(self._map_dir(record).parent, jobs, self.config.keep_job_maps)
         if outcome == JobState.DONE and result is not None:
             log.info("job %s done: wrote %d chunks in %d regions to %s in %.1fs",
                      record.job_id, result.chunks, result.regions, record.spec.output,
