@@ -91,7 +91,7 @@ def generate_big(copies: tuple[int, int], workers: int = 2, extra: tuple[str, ..
             "wall_s": wall, "chunks": chunks, "chunks_per_s": chunks / wall,
             "coordinator_peak_mb": memory.peak(0), "worker_peak_mb": memory.worker_peak(),
             "index_builder_peak_mb": float(builder_peak.group(1)) if builder_peak else None,
-            "slot_peak_mb": memory.slot_peak()}
+            "slot_peak_mb": memory.slot_peak(), "cpu_s": memory.tree_cpu_s()}
 
 
 def _read_lines(process, lines: list, first_lease: list, started: float) -> None:

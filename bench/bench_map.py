@@ -115,4 +115,10 @@ def _big_file_figures(result: PartResult, copies: tuple[int, int] = (7, 6)) -> N
         f"average {_fmt(load, 1)} before, {_fmt(load_average(), 1)} after); coordinator peak "
         f"{drawn['coordinator_peak_mb']:.0f} MB with, {plain['coordinator_peak_mb']:.0f} MB "
         f"without"))
+    if drawn["cpu_s"] and plain["cpu_s"]:
+        extra_cpu = drawn["cpu_s"] / plain["cpu_s"] - 1
+        result.figures.append(Figure(
+            "  the same: CPU time of all its processes", 100 * extra_cpu, "%", "", None,
+            f"{drawn['cpu_s']:.0f} CPU-s with, {plain['cpu_s']:.0f} without (other load "
+            f"changes it less than the wall time)"))
     result.data.update(big_no_map=plain, big_preview=drawn)

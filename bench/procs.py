@@ -157,6 +157,12 @@ class TreeMemory:
         """Peak RSS of the slots' parents (a local cluster's worker processes)."""
         return self.peak(self.deepest() - 1) if self.deepest() >= 2 else None
 
+    def tree_cpu_s(self) -> float | None:
+        """CPU seconds the root and its descendants used while sampled."""
+        if not self.available:
+            return None
+        return sum(self._cpu_last[pid] - self._cpu_first[pid] for pid in self._depth_of)
+
     def descendants_cpu_s(self) -> float | None:
         """CPU seconds the descendants (not the root) used while sampled."""
         if not self.available:
