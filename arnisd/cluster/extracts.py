@@ -78,6 +78,12 @@ def _box_e7(box) -> tuple[int, int, int, int]:
     return _e7(box.min_lat), _e7(box.min_lng), _e7(box.max_lat), _e7(box.max_lng)
 
 
+def tile_box_e7(projection: LocalProjection, tile: Tile) -> tuple[int, int, int, int]:
+    """The box (1e-7 degrees) whose elements a tile's extract holds: its window (owned rect
+    plus halo) and the margin."""
+    return _box_e7(rect_to_degrees(projection, tile.window, EXTRACT_MARGIN_BLOCKS))
+
+
 def coast_box_e7(projection: LocalProjection) -> tuple[int, int, int, int]:
     """The job's coastline box in 1e-7 degrees: every coastline way reaching it goes to
     every tile."""
@@ -101,8 +107,8 @@ class FileExtracts:
 
     def __call__(self, tile: Tile) -> TileExtract:
         from arnisd.osm.extract import pack_elements
-        box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
-        found = np.union1d(self._index.query_indices(*_box_e7(box)), self._coastline)
+        found = np.union1d(self._index.query_indices(*tile_box_e7(self._projection, tile)),
+                           self._coastline)
         return TileExtract(pack_elements([self._index.elements[i] for i in found.tolist()]))
 
     def element_costs(self):
@@ -123,8 +129,8 @@ class IndexedFileExtracts:
         self._coast_box = coast_box_e7(projection)
 
     def __call__(self, tile: Tile) -> TileExtract:
-        box = rect_to_degrees(self._projection, tile.window, EXTRACT_MARGIN_BLOCKS)
-        return TileExtract(self.index.extract(*_box_e7(box), coast_box_e7=self._coast_box))
+        return TileExtract(self.index.extract(*tile_box_e7(self._projection, tile),
+                                              coast_box_e7=self._coast_box))
 
     def element_costs(self):
         """The elements' cost rows, read from the index a batch at a time, for the tiler."""

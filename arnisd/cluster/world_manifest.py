@@ -47,6 +47,10 @@ class RecordingExtracts:
         self.digests[tile.tile_id] = extract.digest()
         return extract
 
+    def remember(self, digests: Mapping[str, str | None]) -> None:
+        """Take these tiles' extract digests as known (extracts known to be unchanged)."""
+        self.digests.update(digests)
+
     def digest_of(self, tile: Tile) -> str | None:
         """The tile's extract digest, cutting the extract if this run has not."""
         if tile.tile_id not in self.digests:

@@ -285,10 +285,14 @@ def recorded_tiling(world_dir: Path, manifest: Manifest, spec: JobSpec) -> JobPl
 
 def plan_update(world_dir: Path, osm_file: Path | None,
                 note: Callable[[str], None] = lambda message: None, progress=None,
-                index_dir: Path | None = None, overpass_urls: Sequence[str] = ()) -> UpdatePlan:
+                index_dir: Path | None = None, overpass_urls: Sequence[str] = (),
+                changes: Path | None = None) -> UpdatePlan:
     """Which tiles of the world in ``world_dir`` differ with the data in ``osm_file`` (see
     ``update_world``), plus the tiles an update stopped midway was drawing (their chunks may
-    be old or new, whatever the new data says of them)."""
+    be old or new, whatever the new data says of them). ``changes``: the change file that
+    made ``osm_file`` from the world's input; then, with that input's index in
+    ``index_dir``, only the tiles the change can reach are cut again
+    (``arnisd.cluster.update_reach``)."""
     world_dir = Path(world_dir)
     manifest = world_manifest(world_dir)
     if (manifest.pending_update or {}).get("grown"):
@@ -297,13 +301,23 @@ def plan_update(world_dir: Path, osm_file: Path | None,
     from arnisd.world.job_elevation import prepare_job_terrain
     spec, terrain = prepare_job_terrain(
         job_from_manifest(manifest, world_dir, osm_file, overpass_urls), note=note)
-    elements, index = read_job_input(spec, index_dir, progress, note)
+    everything_because = _redraw_everything_because(manifest, spec)
+    reach = None
+    if changes is not None and index_dir is not None and not everything_because:
+        from arnisd.cluster.update_reach import reach_of_changes
+        reach = reach_of_changes(manifest, spec, changes, index_dir, note)
+    elements, index = (None, reach.index) if reach is not None else \
+        read_job_input(spec, index_dir, progress, note)
     plan = recorded_tiling(world_dir, manifest, spec)
     recorded = {t.tile_id: t for t in manifest.tiles}
-    everything_because = _redraw_everything_because(manifest, spec)
     if everything_because:
         note(f"drawing every tile again: {everything_because}")
     extracts = RecordingExtracts(job_extract_source(spec, elements, terrain, index=index))
+    if reach is not None:
+        reached = reach.tiles(plan.tiles, spec.projection)
+        note(f"the change reaches {len(reached)} of {len(plan.tiles)} tiles")
+        extracts.remember({t.tile_id: recorded[t.tile_id].input_digest for t in plan.tiles
+                           if t.tile_id not in reached})
     pending = manifest.pending_tiles
     if pending:
         note(f"an update was stopped midway: its {len(pending)} tiles are drawn again")
@@ -338,15 +352,18 @@ def apply_update(update: UpdatePlan, drawn: DrawnTiles, progress=None) -> tuple[
 def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,
                  note: Callable[[str], None] = lambda message: None, progress=None,
                  index_dir: Path | None = None, overpass_urls: Sequence[str] = (),
-                 draw: Callable[[UpdatePlan], DrawnTiles] | None = None) -> UpdateResult:
+                 draw: Callable[[UpdatePlan], DrawnTiles] | None = None,
+                 changes: Path | None = None) -> UpdateResult:
     """Update the world in ``world_dir`` to the data in ``osm_file`` (see the module's
     docstring). With ``index_dir``, the tiles' extracts are cut from the file's on-disk index
     there (built first if need be, shown on ``progress``), else the file is read whole.
     ``osm_file`` None: the world's bbox fetched afresh from Overpass (``overpass_urls``, else
     the endpoints the manifest records, else the public ones), never from a cache. ``draw``
-    draws the changed tiles (default: ``draw_in_processes`` with ``workers``)."""
+    draws the changed tiles (default: ``draw_in_processes`` with ``workers``). ``changes``:
+    the change file ``osm_file`` was made with (see ``plan_update``)."""
     started = time.monotonic()
-    update = plan_update(world_dir, osm_file, note, progress, index_dir, overpass_urls)
+    update = plan_update(world_dir, osm_file, note, progress, index_dir, overpass_urls,
+                         changes)
     result = UpdateResult(len(update.plan.tiles), everything_because=update.everything_because)
     if update.changed:
         drawn = (draw(update) if draw is not None

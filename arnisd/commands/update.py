@@ -91,7 +91,8 @@ def run(args) -> int:
     result = update_world(args.world, osm_file, workers, note=progress.note, progress=progress,
                           index_dir=args.index_dir or user_cache_dir() / INDEX_DIR_NAME,
                           overpass_urls=args.overpass_urls or (),
-                          draw=_cluster_drawer(args, workers, progress) if remote else None)
+                          draw=_cluster_drawer(args, workers, progress) if remote else None,
+                          changes=args.osc)
     progress.note(f"drew {len(result.tiles_drawn)} of {result.tiles_total} tiles again, "
                   f"{result.chunks_replaced} chunks in {result.regions_replaced} region files, "
                   f"in {result.elapsed_s:.1f}s")

@@ -75,6 +75,8 @@ _READY_SCHEMA = frozenset(
     {s.strip() for s in _SCHEMA.split(";") if s.strip() and " relation_tags " not in s}
     | {_ELEMENT_ORDER_INDEX, _CELLS_INDEX, _COASTLINE_INDEX})
 _COLUMNS = "osm_type, osm_id, kind, tags, ring_length, ring_is_outer, coords, node_ids"
+# a whole row: the extract's columns, the bounds, whether it is a coastline
+ROW_COLUMNS = f"{_COLUMNS}, min_lat, min_lng, max_lat, max_lng, coastline"
 _MEETS_BOX = "min_lat <= ? AND max_lat >= ? AND min_lng <= ? AND max_lng >= ?"
 _IN_ORDER = "ORDER BY osm_type, osm_id, kind"
 # a building's tags are decoded; the others' are not read (16 bytes a vertex: two int64s)
@@ -189,6 +191,25 @@ class FileIndex:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def rows_of(self, keys) -> list[tuple]:
+        """``(rowid, *ROW_COLUMNS)`` of every row of the elements ``keys`` names ((type code,
+        id) pairs), in (type, id, kind) order."""
+        rows = []
+        with self._lock:
+            for osm_type, osm_id in sorted(keys):
+                rows += self._db.execute(
+                    f"SELECT rowid, {ROW_COLUMNS} FROM elements WHERE osm_type = ? AND "
+                    f"osm_id = ? {_IN_ORDER}", (osm_type, osm_id)).fetchall()
+        return rows
+
+    def area_rows(self, min_lat_e7: int, min_lng_e7: int, max_lat_e7: int,
+                  max_lng_e7: int) -> list[tuple]:
+        """``(osm_type, osm_id, tags, min_lat, min_lng, max_lat, max_lng, rowid)`` of the
+        areas whose bounds meet the box."""
+        return self._select("osm_type, osm_id, tags, min_lat, min_lng, max_lat, max_lng, rowid",
+                            (min_lat_e7, min_lng_e7, max_lat_e7, max_lng_e7),
+                            f"AND kind = {AREA_KIND_CODE}")
+
     def element_cost_batches(self, batch_rows: int = 50_000):
         """The rows of ``arnisd.osm.element_costs.element_cost_rows`` for every element of the
         file, ``batch_rows`` at a time (memory holds one batch, whatever the file's size)."""
@@ -246,14 +267,14 @@ def open_file_index(osm_path: Path, index_dir: Path, progress=None,
                               "indexing again")
             continue
         try:
-            _build(builder, osm_path, digest, partial, progress)
+            fill_index(builder, osm_path, digest, partial, progress)
         except BaseException:
             builder.close()
             partial.unlink(missing_ok=True)     # nothing half-built stays behind
             raise
         builder.close()
         partial.replace(final)
-        _remove_older_indexes(index_dir, osm_path, final)
+        remove_older_indexes(index_dir, osm_path, final)
 
 
 def _probe(final: Path, partial: Path) -> tuple[str, sqlite3.Connection | None]:
@@ -288,10 +309,12 @@ def _probe(final: Path, partial: Path) -> tuple[str, sqlite3.Connection | None]:
     return INTERRUPTED, None
 
 
-def _build(db: sqlite3.Connection, osm_path: Path, digest: str, partial: Path,
-           progress) -> None:
-    """Fill the locked partial file with the file's elements and their cells, then mark it
-    READY (the caller renames it into place)."""
+def fill_index(db: sqlite3.Connection, osm_path: Path, digest: str, partial: Path,
+               progress, annotate: bool = True) -> None:
+    """Fill the locked partial file (its transaction begun) with the file's elements and
+    their cells, then mark it READY and commit (the caller renames it into place). Without
+    ``annotate`` the buildings get no neighbourhood heights (``nearby_heights``): for rows
+    that are patched into a bigger index, whose neighbours are not in this file."""
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             db.execute(statement)
@@ -322,7 +345,7 @@ def _build(db: sqlite3.Connection, osm_path: Path, digest: str, partial: Path,
         finally:
             locations.unlink(missing_ok=True)
     writer.flush_relation_tags()
-    count = _finish(db, bounds)
+    count = _finish(db, bounds, annotate)
     db.execute("COMMIT")
     if progress is not None:
         progress.finish()
@@ -370,7 +393,8 @@ class _RowWriter:
         self._relation_tags.clear()
 
 
-def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | None) -> int:
+def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | None,
+            annotate: bool = True) -> int:
     """What the in-memory reader does after its pass, in SQL: relation areas get their
     relation's own tags, of an element listed twice the later copy stays, buildings without
     heights get their neighbourhood's (``nearby_heights``); then the cells' index, and the
@@ -384,7 +408,8 @@ def _finish(db: sqlite3.Connection, bounds: tuple[float, float, float, float] | 
     if dropped.rowcount:
         db.execute("DELETE FROM element_cells WHERE element NOT IN (SELECT rowid FROM elements)")
     db.execute("DROP TABLE relation_tags")
-    annotate_index(db, AREA_KIND_CODE)          # as read_osm_file does for a whole read
+    if annotate:
+        annotate_index(db, AREA_KIND_CODE)      # as read_osm_file does for a whole read
     db.execute(_CELLS_INDEX)
     db.execute(_COASTLINE_INDEX)
     count, *rectangle = db.execute("SELECT count(*), min(min_lat), min(min_lng), max(max_lat), "
@@ -405,7 +430,7 @@ def _header_bounds_of(osm_path: Path, fmt: str) -> tuple[float, float, float, fl
         raise OsmInputError(f"cannot read OSM data from {osm_path}: {one_line(exc)}") from None
 
 
-def _remove_older_indexes(index_dir: Path, osm_path: Path, keep: Path) -> None:
+def remove_older_indexes(index_dir: Path, osm_path: Path, keep: Path) -> None:
     """Indexes of earlier contents of the same file are of no more use: remove them."""
     source = str(osm_path.resolve())
     for other in index_dir.glob("*.sqlite"):

@@ -84,8 +84,10 @@ def _prepare_update(record, coordinator, journal, staged: Path, state_dir: Path,
             apply_changes_to_input(spec.output, Path(record.request.osc).expanduser(),
                                    spec.osm_file)
             progress.note(f"applied {record.request.osc} to the world's input: {spec.osm_file}")
+        changes = record.request.osc
         update = plan_update(spec.output, spec.osm_file, progress.note, progress,
-                             index_dir=spec.index_dir)
+                             index_dir=spec.index_dir,
+                             changes=Path(changes).expanduser() if changes else None)
         if not update.changed:
             return PreparedJob(None, update, lock)
         plan = changed_tiles_plan(update)
