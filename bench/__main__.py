@@ -3,6 +3,7 @@
     python -m bench [--runs N] [--quick]
                     [--parts throughput,scaling,coordinator,memory,projection,update]
                     [--json FILE]
+    python -m bench --parts update [--update-sizes 200,1000]
     python -m bench --parts big [--big-sizes 200,1000]
     python -m bench --parts dask
     python -m bench --parts map
@@ -57,6 +58,10 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="also write every figure to this file")
     parser.add_argument("--big-sizes", default="200,1000",
                         help="km² of the big part's files, of 200 and 1000")
+    parser.add_argument("--update-sizes", default="",
+                        help="also update worlds of the big part's files (km², of 200 and "
+                             "1000; each generated once and kept in the bench's scratch "
+                             "folder)")
     args = parser.parse_args()
     one_library_thread()      # as `arnisd` does: the processes this bench starts inherit it
     wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -91,9 +96,11 @@ def main() -> int:
         _print_part("5. projection to large areas", results["projection"])
     if "update" in wanted:
         from bench.bench_update import part_update
-        results["update"] = part_update(runs or 3)
-        _print_part("6. updating a world (bundled extract, one building and one road changed)",
-                    results["update"])
+        sizes = {"200": "200 km²", "1000": "1,000 km²"}
+        results["update"] = part_update(runs or 3, tuple(
+            sizes[s.strip()] for s in args.update_sizes.split(",") if s.strip()))
+        _print_part("6. updating a world (bundled extract, one building and one road changed; "
+                    "big files, a change inside 1 km²)", results["update"])
     if "map" in wanted:
         from bench.bench_map import part_map
         results["map"] = part_map(runs or 3)

@@ -61,7 +61,9 @@ def _same_files(a: Path, b: Path) -> bool:
         (a / f).read_bytes() == (b / f).read_bytes() for f in files)
 
 
-def part_update(runs: int) -> PartResult:
+def part_update(runs: int, big_sizes: tuple[str, ...] = ()) -> PartResult:
+    """The bundled extract's figure, then each of ``big_sizes`` (keys of
+    ``bench.bench_big.SIZES``: ``bench.bench_update_big``)."""
     result = PartResult()
     base = Path(tempfile.mkdtemp(prefix="arnisd-bench-update-"))
     try:
@@ -91,8 +93,12 @@ def part_update(runs: int) -> PartResult:
             f"(--in-process {median(full_in_process):.2f} s); {drawn}; the updated world "
             f"{'equals' if equal else 'DIFFERS FROM'} the full generation byte for byte"))
         result.data.update(update_s=updates, generate_s=full, generate_in_process_s=full_in_process)
-        result.lines.append("the 1,000 km² figure (<= 5 % for a change inside 1 km²) is not "
-                            "measured here: a full generation of that size takes hours on two cores")
+        if not big_sizes:
+            result.lines.append("the 200 and 1,000 km² figures (<= 5 % for a change inside "
+                                "1 km²) are measured with --update-sizes 200,1000")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    from bench.bench_update_big import update_big
+    for name in big_sizes:
+        update_big(name, runs, result)
     return result
