@@ -258,3 +258,30 @@ def test_a_flat_roofed_facade_of_three_storeys_ends_in_a_cornice():
         assert (ring == [trim] * 4) == cornice, levels
         assert block_at(ctx, 20, top, 14) == b.AIR               # only the outer course
         assert block_at(ctx, 20, top + 1, 14) != b.AIR           # the roof above it
+
+
+@pytest.mark.parametrize("tags", [
+    {"building": "apartments", "building:levels": "3", "roof:shape": "flat"},
+    {"building": "school", "building:levels": "2", "roof:shape": "hipped"},
+    {"building": "industrial", "roof:shape": "skillion"},
+])
+def test_a_building_cut_by_windows_draws_what_the_whole_canvas_holds_there(tags):
+    """The block volume covers only a window's part of a large footprint (and the cells around
+    it its walls and furniture look at): each window's blocks equal the whole building's."""
+    from arnisd.geo.projection import BlockRect
+    # an L-shaped outline with a courtyard, larger than the windows that cut it
+    outer = [[4, 6], [90, 6], [90, 50], [50, 50], [50, 96], [4, 96]]
+    courtyard = [[20, 20], [36, 20], [36, 40], [20, 40]]
+    element = area(tags, outer, [courtyard], osm_id=11)
+    whole = context(rect=BlockRect(0, 0, 112, 112), interior=True)
+    buildings.draw(whole, element)
+    windows = [BlockRect(0, 0, 32, 32), BlockRect(21, 17, 53, 49), BlockRect(48, 32, 96, 64),
+               BlockRect(35, 80, 67, 112)]
+    for rect in windows:
+        cut = context(rect=rect, interior=True)
+        buildings.draw(cut, element)
+        for y, layer in whole.canvas.layers.items():
+            expected = layer[:, rect.z0:rect.z1, rect.x0:rect.x1]
+            got = cut.canvas.layers.get(y, np.zeros_like(expected))
+            assert np.array_equal(got, expected), (rect, y)
+        assert set(cut.canvas.layers) <= set(whole.canvas.layers)

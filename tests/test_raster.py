@@ -98,3 +98,25 @@ def test_unique_cells_of_one_and_of_no_cell():
     assert x.tolist() == [5] and z.tolist() == [-1]
     empty = np.empty(0, dtype=np.int64)
     assert [a.tolist() for a in unique_cells(empty, empty)] == [[], []]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_polygon_mask_holds_the_cells_polygon_cells_lists(seed):
+    """The run-filled grid equals the listed cells: self-crossing rings, holes, several
+    polygons that overlap, and a grid that cuts them."""
+    from arnisd.world.raster import polygon_mask
+    rng = np.random.default_rng(seed)
+    polygons = []
+    for _ in range(int(rng.integers(1, 4))):
+        outer = rng.uniform(-10, 110, (int(rng.integers(3, 12)), 2))
+        rings = [outer] if rng.random() < 0.5 else [outer, rng.uniform(20, 80, (4, 2))]
+        polygons.append(rings)
+    for rect in (GRID, BlockRect(13, -4, 71, 57)):
+        mask = polygon_mask(polygons, rect)
+        assert mask.shape == (rect.depth, rect.width) and mask.dtype == bool
+        expected = set()
+        for rings in polygons:
+            expected |= cell_set(*polygon_cells(rings, rect))
+        zs, xs = np.nonzero(mask)
+        assert cell_set(xs + rect.x0, zs + rect.z0) == expected
+        assert len(expected) > 0

@@ -24,6 +24,40 @@ def polygon_cells(rings: Sequence[np.ndarray], clip: BlockRect) -> tuple[np.ndar
     Each ring is an (N, 2) float or int array of (x, z) vertices; it need not repeat its first
     vertex. Returns int64 arrays.
     """
+    spans = polygon_spans(rings, clip)
+    return _empty() if spans is None else _expand_spans(*spans)
+
+
+def polygon_mask(polygons: Sequence[Sequence[np.ndarray]], rect: BlockRect) -> np.ndarray:
+    """A (depth, width) boolean grid over ``rect``: the cells of any of ``polygons`` (each a list
+    of rings, even-odd within it), the same cells ``polygon_cells`` gives, set run by run
+    without listing every cell (a footprint of millions of cells costs its grid only)."""
+    mask = np.zeros((rect.depth, rect.width), dtype=bool)
+    steps = None
+    for rings in polygons:
+        spans = polygon_spans(rings, rect)
+        if spans is None:
+            continue
+        rows, first, last = spans
+        keep = last > first
+        rows, first, last = rows[keep] - rect.z0, first[keep] - rect.x0, last[keep] - rect.x0
+        if steps is None:
+            steps = np.zeros((rect.depth, rect.width + 1), dtype=np.int8)
+        else:
+            steps[...] = 0
+        # a row's runs are disjoint and ordered (no two start or end at one cell), so the
+        # running sum of +1 at each start and -1 at each end is 1 inside a run, 0 elsewhere
+        steps[rows, first] += 1
+        steps[rows, last] -= 1
+        mask |= np.cumsum(steps[:, :rect.width], axis=1, dtype=np.int8).view(bool)
+    return mask
+
+
+def polygon_spans(rings: Sequence[np.ndarray], clip: BlockRect
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The runs of cells inside ``rings`` (even-odd) within ``clip``, as ``polygon_cells``
+    would list them: ``(rows, first, last)``, the cells x in ``[first, last)`` of row z (a run
+    may be empty); None if there are none."""
     starts, ends = [], []
     for ring in rings:
         ring = np.asarray(ring, dtype=np.float64)
@@ -33,7 +67,7 @@ def polygon_cells(rings: Sequence[np.ndarray], clip: BlockRect) -> tuple[np.ndar
         starts.append(ring)
         ends.append(nxt)
     if not starts:
-        return _empty()
+        return None
     a = np.concatenate(starts)
     b = np.concatenate(ends)
     za, zb = a[:, 1], b[:, 1]
@@ -45,7 +79,7 @@ def polygon_cells(rings: Sequence[np.ndarray], clip: BlockRect) -> tuple[np.ndar
     counts = np.maximum(row_last - row_first + 1, 0)
     total = int(counts.sum())
     if total == 0:
-        return _empty()
+        return None
     edge = np.repeat(np.arange(len(a)), counts)
     offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
     rows = row_first[edge] + offsets
@@ -60,7 +94,7 @@ def polygon_cells(rings: Sequence[np.ndarray], clip: BlockRect) -> tuple[np.ndar
     x_in, x_out, span_rows = x_cross[0::2], x_cross[1::2], rows[0::2]
     first = np.maximum(np.ceil(x_in - 0.5).astype(np.int64), clip.x0)
     last = np.minimum(np.ceil(x_out - 0.5).astype(np.int64), clip.x1)  # exclusive
-    return _expand_spans(span_rows, first, last)
+    return span_rows, first, last
 
 
 def _expand_spans(rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

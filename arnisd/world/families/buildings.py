@@ -23,8 +23,11 @@ smooth stone walls). `building:colour` and `roof:colour`
 pick the nearest block colour; `building:material` and `roof:material` pick a material.
 Interiors (``settings.interior``) add simple furniture on every storey.
 
-Everything per building is computed over the building's whole footprint, then clipped to the
-canvas, so every tile draws the same blocks.
+Everything per building that depends on more than a column's neighbourhood (heights, roof
+shape and heights, the base on terrain) is computed over the building's whole footprint; the
+block volume then covers only the canvas window and the few cells around it that a column's
+walls, windows and furniture look at, so every tile draws the same blocks and a large outline
+costs no more memory than the window.
 
 On terrain a building stands on a flat base at the *mean* natural ground of its whole
 footprint, rounded (``building_base``): on a slope half of it is dug in and half stands on a
@@ -49,7 +52,7 @@ from arnisd.world.tags import parse_number
 from arnisd.world.families.colours import nearest_block
 from arnisd.world.noise import hash_unit
 from arnisd.world.projected import ProjectedElement
-from arnisd.world.raster import polygon_cells
+from arnisd.world.raster import polygon_cells, polygon_mask
 from arnisd.world.ground_surface import sample_cells
 from arnisd.geo.projection import BlockRect
 from arnisd.world.canvas import Canvas
@@ -252,10 +255,7 @@ def footprint_mask(element: ProjectedElement) -> tuple[np.ndarray, int, int]:
     x0, z0). Computed over the whole element, never a window."""
     x0, z0, x1, z1 = element.bounds
     rect = BlockRect(x0 - 1, z0 - 1, x1 + 2, z1 + 2)
-    mask = np.zeros((rect.depth, rect.width), dtype=bool)
-    for outer, inners in element.polygons:
-        xs, zs = polygon_cells([outer, *inners], rect)
-        mask[zs - rect.z0, xs - rect.x0] = True
+    mask = polygon_mask([[outer, *inners] for outer, inners in element.polygons], rect)
     return mask, rect.x0, rect.z0
 
 
@@ -273,7 +273,8 @@ KEEP = Canvas.KEEP
 
 
 def draw(ctx: DrawContext, element: ProjectedElement) -> None:
-    """Build the whole building as one small block volume over its bounds, then paste it."""
+    """Build the building as one block volume over its bounds (the part within the canvas
+    window), then paste it."""
     tags = element.tags
     x0, z0, x1, z1 = element.bounds
     if not ctx.clip.intersects_bounds(x0, z0, x1, z1):
@@ -284,8 +285,6 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     mask, mx, mz = footprint_mask(element)
     if not mask.any():
         return
-    interior = interior_of(mask)
-    edge = mask & ~interior
     scale = ctx.settings.scale
     style = style_of(tags)
     storey = storey_blocks(tags)
@@ -302,6 +301,10 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     top = max(top, bottom + 2)
     walls_high = top - bottom                       # wall rows 1 .. walls_high above the floor
     roof_rows = 1 if grid is None else int(grid.max()) + 1
+    # the heights and the roof are the whole footprint's; the volume is only the canvas's part
+    mask, grid, mx, mz = _canvas_part(ctx, mask, grid, mx, mz)
+    interior = interior_of(mask)
+    edge = mask & ~interior
     volume = np.full((walls_high + 1 + roof_rows, *mask.shape), KEEP, dtype=np.uint16)
     wall = wall_block(element)
     volume[0][mask] = FLOOR_BLOCK
@@ -324,6 +327,26 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
         _seat_on_terrain(ctx, mask, mx, mz, ground)
     _leave_to_parts(ctx, element, volume, mask, mx, mz)
     ctx.canvas.paste(mx, mz, bottom, volume)
+
+
+# How far from a cell the outline, window and furniture tests look: the furniture's rooms are
+# the interior of the footprint's interior.
+NEIGHBOURHOOD_BLOCKS = 2
+
+
+def _canvas_part(ctx: DrawContext, mask: np.ndarray, grid: np.ndarray | None, mx: int, mz: int):
+    """``(mask, grid, mx, mz)`` cut to the canvas window and ``NEIGHBOURHOOD_BLOCKS`` around it
+    (views): what the canvas keeps of the building is the same, and the volume drawn no larger
+    than the window (a large outline's volume over its whole bounds ran to hundreds of MB)."""
+    depth, width = mask.shape
+    part = ctx.clip.expanded(NEIGHBOURHOOD_BLOCKS).intersection(
+        BlockRect(mx, mz, mx + width, mz + depth))
+    if part is None:          # (the caller's bounds meet the window: never here)
+        part = BlockRect(mx, mz, mx + 1, mz + 1)
+    rows = slice(part.z0 - mz, part.z1 - mz)
+    columns = slice(part.x0 - mx, part.x1 - mx)
+    return (mask[rows, columns], None if grid is None else grid[rows, columns],
+            part.x0, part.z0)
 
 
 def _leave_to_parts(ctx: DrawContext, element: ProjectedElement, volume: np.ndarray,
