@@ -121,6 +121,30 @@ def test_a_tile_a_little_past_its_estimate_is_not_backed_up_a_straggler_is():
         [(last, idle)]
 
 
+def test_a_tile_leased_ahead_counts_from_when_its_slot_frees_not_from_its_lease():
+    """A worker with one slot holds a running tile and one leased ahead behind it: the second
+    starts when the first is expected to end, so it is no straggler until 1.5 times its own
+    time after that (counted from its lease, it would be backed up while it merely waits)."""
+    tiles = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), JobSpec(BBox.parse(BUNDLED_TENTH_BBOX),
+                                                                 "w").settings, 0.005)
+    book = TileBook(tiles)
+    cost = {t.tile_id: 1.0 for t in tiles}
+    busy, idle = _workers([1.0, 1.0])
+    for tile in tiles[2:]:
+        book.lease(tile.tile_id, busy.identity, 0.0, book.records[tile.tile_id].lease + 1)
+        book.commit(tile.tile_id)
+    first, queued = tiles[0].tile_id, tiles[1].tile_id
+    book.lease(first, busy.identity, 10.0, 98)
+    book.lease(queued, busy.identity, 10.0, 99)
+    busy.leases.update({first, queued})
+    extracts = {queued: object()}                      # the first's extract is sent already
+    # at 11.6 s the queued tile has waited 1.6 s since its lease, but started at 11 s
+    assert list(backup_assignments(book, [idle], [busy, idle], cost, extracts, 11.6)) == []
+    late = 11.0 + OVERDUE_FACTOR + 0.1
+    assert list(backup_assignments(book, [idle], [busy, idle], cost, extracts, late)) == \
+        [(queued, idle)]
+
+
 def _one_slow_worker(tmp_path, monkeypatch, slow_s: float, bbox: str, tile_deg: float):
     """A job without OSM data on 2 local workers, one of them ``slow_s`` a tile, the other
     0.1 s (``fake_generators.one_slow_worker_generate``): (markers, result, wall seconds)."""

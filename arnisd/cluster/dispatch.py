@@ -18,6 +18,7 @@ Policy, decided again every pass of the coordinator's loop:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator, Mapping
 
 from arnisd.cluster.extract_prefetch import ExtractPrefetcher
@@ -147,14 +148,9 @@ def backup_assignments(book: TileBook, free: list[WorkerRecord], workers: Iterab
         return
     running = []
     for holder in workers:
-        for tile_id in holder.leases:
-            record = book.records.get(tile_id)
-            if (record is None or record.state != TileState.LEASED
-                    or record.backup_holder is not None or tile_id not in extracts):
-                continue
-            expected_s = holder.speed.seconds_for(cost_s.get(tile_id, 0.0))
-            ends_at = record.leased_at + expected_s
-            overdue = now - record.leased_at > expected_s * OVERDUE_FACTOR
+        for tile_id, started_at, expected_s in _lease_times(book, holder, cost_s, extracts):
+            ends_at = started_at + expected_s
+            overdue = now - started_at > expected_s * OVERDUE_FACTOR
             running.append((not overdue, -(now - ends_at) if overdue else -ends_at,
                             tile_id, holder, ends_at))
     for in_time, _, tile_id, holder, ends_at in sorted(running, key=lambda r: r[:3]):
@@ -166,3 +162,28 @@ def backup_assignments(book: TileBook, free: list[WorkerRecord], workers: Iterab
         if in_time and ends_at - now <= worker.speed.seconds_for(cost_s.get(tile_id, 0.0)):
             continue
         yield tile_id, worker
+
+
+def _lease_times(book: TileBook, holder: WorkerRecord, cost_s: Mapping[str, float],
+                 extracts: Mapping[str, object]) -> Iterator[tuple[str, float, float]]:
+    """``(tile, started at, expected seconds)`` of ``holder``'s first leases that may be
+    backed up: a lease beyond its slots (leased ahead) waits in the worker, so it is taken to
+    start when the earliest expected end of those before it frees a slot, not when leased."""
+    leases = []
+    for tile_id in holder.leases:
+        record = book.records.get(tile_id)
+        if record is None or record.state != TileState.LEASED:
+            continue
+        backing_up = record.backup_holder == holder.identity
+        leased_at = record.backup_leased_at if backing_up else record.leased_at
+        # a tile backed up already still takes its slot here, but is not backed up again
+        leases.append((leased_at, tile_id, record.backup_holder is None and tile_id in extracts))
+    slot_free_at: list[float] = []
+    for leased_at, tile_id, may_back_up in sorted(leases):
+        expected_s = holder.speed.seconds_for(cost_s.get(tile_id, 0.0))
+        started_at = leased_at
+        if len(slot_free_at) >= max(1, holder.slots):
+            started_at = max(leased_at, heapq.heappop(slot_free_at))
+        heapq.heappush(slot_free_at, started_at + expected_s)
+        if may_back_up:
+            yield tile_id, started_at, expected_s
