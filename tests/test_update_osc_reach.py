@@ -18,7 +18,6 @@ import osmium.osm.mutable as mutable
 import pytest
 
 from arnisd.anvil.manifest import MANIFEST_NAME
-from arnisd.osm.changes import apply_changes
 from arnisd.osm.file_index import ROW_COLUMNS, file_digest, index_path_for, open_file_index
 from conftest import BUNDLED_BBOX, BUNDLED_EXTRACT as PBF, run_arnisd
 

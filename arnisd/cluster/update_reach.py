@@ -27,7 +27,7 @@ from arnisd.cluster.extracts import coast_box_e7, tile_box_e7
 from arnisd.cluster.tiling import Tile
 from arnisd.geo.projection import LocalProjection
 from arnisd.job import JobSpec
-from arnisd.osm.file_index import FileIndex, file_digest, index_path_for
+from arnisd.osm.file_index import FileIndex, file_digest, index_path_for, remove_older_indexes
 from arnisd.osm.index_patch import ChangedIds, IndexPatch, index_patch, write_patched_index
 
 
@@ -69,13 +69,15 @@ def reach_of_changes(manifest: Manifest, spec: JobSpec, changes: Path, index_dir
         note(f"no index of the world's input in {index_dir}: indexing "
              f"{Path(spec.osm_file).name} whole")
         return None
+    new_file = Path(spec.osm_file)
     try:
-        patch = index_patch(old, Path(spec.osm_file), ChangedIds.of_file(Path(changes)),
+        patch = index_patch(old, new_file, ChangedIds.of_file(Path(changes)),
                             scratch_dir=Path(index_dir))
-        index = write_patched_index(old, patch, Path(spec.osm_file),
-                                    file_digest(Path(spec.osm_file)), Path(index_dir))
+        index = write_patched_index(old, patch, new_file, file_digest(new_file),
+                                    Path(index_dir))
     finally:
         old.close()
+    remove_older_indexes(Path(index_dir), new_file, index.path)
     note(f"{Path(changes).name}: {patch.rows_changed} index rows changed; the index of "
          f"{Path(spec.osm_file).name} is the world's input's, patched")
     return ChangeReach(index, patch)

@@ -34,8 +34,7 @@ import numpy as np
 
 from arnisd.osm.cell_grid import element_cells
 from arnisd.osm.extract import AREA_KIND_CODE
-from arnisd.osm.file_index import (ROW_COLUMNS, FileIndex, fill_index, index_path_for,
-                                   remove_older_indexes)
+from arnisd.osm.file_index import ROW_COLUMNS, FileIndex, fill_index, index_path_for
 from arnisd.osm.nearby_heights import (NEARBY_TAG, is_reference, nearby_value, search_box,
                                        tagged_levels, wants_guess)
 from arnisd.osm.reader import OSMIUM_ERRORS, OsmInputError, one_line
@@ -248,7 +247,9 @@ def _pack(tags: dict) -> bytes:
 def write_patched_index(old: FileIndex, patch: IndexPatch, new_file: Path, digest: str,
                         index_dir: Path) -> FileIndex:
     """The index of ``new_file`` (``digest``): ``old`` copied with ``patch`` applied, renamed
-    into place whole (an index of that digest already there is used as it is)."""
+    into place whole (an index of that digest already there is used as it is). The caller
+    removes the older indexes of ``new_file``'s path (``remove_older_indexes``) once it has
+    closed ``old``, which may be one of them (Windows cannot remove an open file)."""
     final = index_path_for(digest, index_dir)
     try:
         return FileIndex(final)
@@ -269,7 +270,6 @@ def write_patched_index(old: FileIndex, patch: IndexPatch, new_file: Path, diges
         partial.replace(final)
     finally:
         partial.unlink(missing_ok=True)
-    remove_older_indexes(index_dir, new_file, final)
     return FileIndex(final)
 
 
