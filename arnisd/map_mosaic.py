@@ -37,6 +37,18 @@ MAX_SIDE_PX = 4096
 OVERVIEW_NAME = "overview.png"
 REFRESH_S = 3.0                 # the least time between two refreshes of the files
 MAX_DIRTY_TILES = 64            # pyramid tiles held in memory before they are written anyway
+VIEWED_NAME = ".viewed"         # touched whenever someone watches the job (``mark_viewed``)
+VIEW_WINDOW_S = 30.0            # watched this recently: the map's files are kept up to date
+
+
+def mark_viewed(directory: Path) -> None:
+    """Someone watches the job (its page, its status, its map): keep the map's files up to
+    date for a while. Unwatched, a map is only written when its held tiles must be and at the
+    end: the refreshes cost the coordinator about as much as the rest of its work."""
+    try:
+        (Path(directory) / VIEWED_NAME).touch()
+    except OSError:
+        pass
 
 
 def region_extent(rects) -> BlockRect:
@@ -173,9 +185,16 @@ class MapMosaic:
         now = time.monotonic()
         # a refresh costs about as much as the last one: keep it under a tenth of the time
         due = (self.refresh_s is not None
-               and now - self._refreshed_at >= max(self.refresh_s, 10 * self._refresh_cost_s))
+               and now - self._refreshed_at >= max(self.refresh_s, 10 * self._refresh_cost_s)
+               and self._viewed_recently())
         if due or self.pyramid.dirty_tiles > MAX_DIRTY_TILES:
             self.refresh()
+
+    def _viewed_recently(self) -> bool:
+        try:
+            return time.time() - (self.directory / VIEWED_NAME).stat().st_mtime < VIEW_WINDOW_S
+        except OSError:
+            return False
 
     def tick(self) -> None:
         """Time passed with no commit: write what is drawn but not yet written, once due (a

@@ -309,7 +309,7 @@ def test_a_piece_drawn_just_after_a_refresh_is_written_by_the_next_tick(tmp_path
     tile: the coordinator's housekeeping ticks the map, which writes it once a refresh is due."""
     import zlib
     from arnisd.cluster.tiling import make_tiles
-    from arnisd.map_mosaic import MapMosaic
+    from arnisd.map_mosaic import MapMosaic, mark_viewed
     from arnisd.map_piece import piece_from_chunks
     from arnisd.world.settings import GenerationSettings
     chunks = reference_worlds.chunks(BUNDLED_TENTH_BBOX)
@@ -318,6 +318,7 @@ def test_a_piece_drawn_just_after_a_refresh_is_written_by_the_next_tick(tmp_path
                                            for cx, cz in tile.owned.chunks()])
     mosaic = MapMosaic(tmp_path / "map", {tile.tile_id: tile.owned}, refresh_s=0.3)
     mosaic.start()
+    mark_viewed(tmp_path / "map")                          # the page is open
     assert mosaic.add(tile.tile_id, piece)                 # drawn, not due: held in memory
     pngs = lambda: list((tmp_path / "map").glob("*/*/*.png"))
     assert mosaic.pyramid.dirty_tiles and not pngs()
@@ -327,3 +328,33 @@ def test_a_piece_drawn_just_after_a_refresh_is_written_by_the_next_tick(tmp_path
     mosaic.tick()
     assert pngs() and mosaic.pyramid.dirty_tiles == 0
     assert (tmp_path / "map" / "overview.png").exists()
+
+
+def test_a_map_no_one_watches_is_written_only_at_the_end(tmp_path, reference_worlds):
+    """Refreshing the map's files costs the coordinator about as much as the rest of its work:
+    while no page or status request came in the last ``VIEW_WINDOW_S``, the pieces are held
+    (up to ``MAX_DIRTY_TILES``) and written at the end; a request makes refreshes due again."""
+    import os
+    import zlib
+    from arnisd.cluster.tiling import make_tiles
+    from arnisd.map_mosaic import VIEW_WINDOW_S, VIEWED_NAME, MapMosaic, mark_viewed
+    from arnisd.map_piece import piece_from_chunks
+    from arnisd.world.settings import GenerationSettings
+    chunks = reference_worlds.chunks(BUNDLED_TENTH_BBOX)
+    tiles = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), GenerationSettings(), 0.0023)[:2]
+    pieces = [piece_from_chunks(t.owned, [(cx, cz, zlib.compress(chunks[(cx, cz)], 1))
+                                          for cx, cz in t.owned.chunks()]) for t in tiles]
+    mosaic = MapMosaic(tmp_path / "map", {t.tile_id: t.owned for t in tiles}, refresh_s=0.0)
+    mosaic.start()
+    pngs = lambda: list((tmp_path / "map").glob("*/*/*.png"))
+    mark_viewed(tmp_path / "map")
+    stale = time.time() - VIEW_WINDOW_S - 1                 # watched, but long ago
+    os.utime(tmp_path / "map" / VIEWED_NAME, (stale, stale))
+    assert mosaic.add(tiles[0].tile_id, pieces[0])
+    mosaic.tick()
+    assert not pngs() and mosaic.pyramid.dirty_tiles
+    mark_viewed(tmp_path / "map")                            # someone opens the page
+    mosaic.tick()
+    assert pngs() and (tmp_path / "map" / "overview.png").exists()
+    assert mosaic.add(tiles[1].tile_id, pieces[1])
+    assert mosaic.finish() is not None and mosaic.pyramid.dirty_tiles == 0

@@ -116,7 +116,9 @@ def compare_tiles(shot, screen, blocks, rows, overlay_on: bool) -> tuple[dict, s
                 alpha = served[:, 3:] / 255
                 expected = (served[:, :3] * alpha + np.array(UNDRAWN_GREY) * (1 - alpha)).mean(axis=0)
                 if alpha.min() < 1 or served[:, :3].mean() < 10:
+                    # not drawn when the map was fetched; the page, later, may show it drawn
                     not_drawn.add(row["tile"])
+                    continue
             elif overlay_on and row["state"] in ("leased", "failed"):
                 continue                      # tinted by the overlay: checked apart
             else:

@@ -299,6 +299,9 @@ class _Handler(BaseHTTPRequestHandler):
                        {"error": f"{method} is not allowed on {parts.path}"},
                        headers={"Allow": ", ".join(allowed)})
             return
+        if method == "GET" and route in (self._page, self._status, self._overview,
+                                         self._map_description, self._map_tile):
+            self._watched()
         try:
             route(method, arg, query)
         except (BrokenPipeError, ConnectionResetError):
@@ -306,6 +309,16 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a provider bug must not kill the server
             log.exception("HTTP %s %s failed", method, parts.path)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {exc}"})
+
+    def _watched(self) -> None:
+        """Someone looks at the running job: its map is kept up to date while they do."""
+        try:
+            map_dir = self.server.provider.map_directory(None)
+        except Exception:                 # a provider without maps, or between jobs
+            return
+        if map_dir is not None:
+            from arnisd.map_mosaic import mark_viewed
+            mark_viewed(map_dir)
 
     def _route(self, path: str):
         """(handler, allowed methods, path argument) or (None, (), None)."""
