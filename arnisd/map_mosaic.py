@@ -72,14 +72,17 @@ class MapMosaic:
     ``directory``. ``start()`` (a fresh job) or ``resume(committed)``, then ``add`` per
     committed tile, ``finish()`` at the end. ``refresh_s``: how often the files are brought up
     to date while the job runs (None: a map no one looks at before the end, whose overview
-    alone is wanted: its pyramid is not browsable, see ``map_pyramid``)."""
+    alone is wanted: its pyramid is not browsable, see ``map_pyramid``). ``lazy``: a map that
+    is dropped with the job once it is whole (a command-line run's) stays raw, as one no one
+    looks at, until someone first watches (``mark_viewed``): then it is made browsable and
+    kept so."""
 
     def __init__(self, directory: Path, tiles: dict[str, BlockRect],
-                 refresh_s: float | None = REFRESH_S) -> None:
+                 refresh_s: float | None = REFRESH_S, lazy: bool = False) -> None:
         self.directory = Path(directory)
         self.tiles = tiles
         self.pyramid = Pyramid(self.directory, region_extent(tiles.values()),
-                               browsable=refresh_s is not None)
+                               browsable=refresh_s is not None and not lazy)
         self.refresh_s = refresh_s
         self.drawn: dict[str, MapPiece] = {}       # the pieces drawn, their pixels dropped
         self._north_of: dict[int, list[str]] = {}  # z1 -> tiles ending there
@@ -181,7 +184,14 @@ class MapMosaic:
         row = piece.first_row_under(self._north_top(rect))
         self.pyramid.paste(rect.x0, rect.z0, row[None], (piece.first_top >= MIN_Y)[None])
 
+    def _first_watched(self) -> bool:
+        """A lazy map still raw that someone now watches."""
+        return self.refresh_s is not None and not self.pyramid.browsable and self._viewed_recently()
+
     def _maybe_refresh(self) -> None:
+        if self._first_watched():
+            self._become_browsable()
+            return
         now = time.monotonic()
         # a refresh costs about as much as the last one: keep it under a tenth of the time
         due = (self.refresh_s is not None
@@ -189,6 +199,17 @@ class MapMosaic:
                and self._viewed_recently())
         if due or self.pyramid.dirty_tiles > MAX_DIRTY_TILES:
             self.refresh()
+
+    def _become_browsable(self) -> None:
+        """Someone watches a lazy map: its raw tiles become the PNG pyramid, every zoom."""
+        self.pyramid.flush()
+        raw, self.pyramid = self.pyramid, Pyramid(self.directory, self.pyramid.extent)
+        for x, y, pixels in raw.take_raw_tiles():
+            self.pyramid.adopt(x, y, pixels)
+            if self.pyramid.dirty_tiles > MAX_DIRTY_TILES:
+                self.pyramid.flush()
+        self.refresh()
+        log.debug("map: made browsable for a watcher")
 
     def _viewed_recently(self) -> bool:
         try:
@@ -199,7 +220,7 @@ class MapMosaic:
     def tick(self) -> None:
         """Time passed with no commit: write what is drawn but not yet written, once due (a
         job whose last tiles are slow must not leave its newest tiles unwritten)."""
-        if self.pyramid.dirty_tiles:
+        if self.pyramid.dirty_tiles or self._first_watched():
             self._maybe_refresh()
 
     def refresh(self) -> None:

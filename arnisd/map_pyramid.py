@@ -98,6 +98,19 @@ class Pyramid:
             self._dirty[key] = held
         return held
 
+    def take_raw_tiles(self):
+        """``(x, y, pixels)`` of each deepest tile written so far, its file removed (a raw
+        pyramid handing its tiles over to a browsable one)."""
+        level = self.directory / str(self.deepest)
+        for path in sorted(level.glob("*/*.npy")) if level.is_dir() else ():
+            pixels = np.load(path, allow_pickle=False)
+            path.unlink()
+            yield int(path.parent.name), int(path.stem), pixels
+
+    def adopt(self, x: int, y: int, pixels: np.ndarray) -> None:
+        """Take a whole deepest tile (drawn), to be written at the next flush."""
+        self._dirty[(self.deepest, x, y)] = [pixels, True]
+
     def paste(self, x0: int, z0: int, pixels: np.ndarray, drawn: np.ndarray) -> None:
         """Put ``pixels`` (rows north to south) with their north-west corner at block (x0, z0);
         ``drawn`` says which columns hold blocks (a tile with none is not written)."""

@@ -60,9 +60,23 @@ def reference_map(reference_worlds, tmp_path_factory):
 
 
 def _status_server(status_fn, map_dir=None):
-    """A status server on a free port (with it the map is kept browsable as it is drawn)."""
+    """A status server on a free port, and someone watching it (asking for the status every
+    0.3 s until it closes): with that the map is kept browsable as it is drawn."""
+    import urllib.request
     from arnisd.service.http_api import start_status_server
-    return start_status_server(status_fn, port=0, map_dir=map_dir)
+    server = start_status_server(status_fn, port=0, map_dir=map_dir)
+
+    def watch():
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/coordinator/status",
+                                            timeout=5) as response:
+                    response.read()
+            except OSError:
+                return                                   # the server closed with the job
+            time.sleep(0.3)
+    threading.Thread(target=watch, daemon=True).start()
+    return server
 
 
 def _job(tmp_path: Path, size_deg: float = 0.004) -> JobSpec:
@@ -358,3 +372,40 @@ def test_a_map_no_one_watches_is_written_only_at_the_end(tmp_path, reference_wor
     assert pngs() and (tmp_path / "map" / "overview.png").exists()
     assert mosaic.add(tiles[1].tile_id, pieces[1])
     assert mosaic.finish() is not None and mosaic.pyramid.dirty_tiles == 0
+
+
+def test_a_lazy_map_first_watched_mid_way_becomes_the_whole_pyramid(tmp_path, reference_worlds,
+                                                                    reference_map):
+    """A command-line run's map stays raw (``.npy`` deepest tiles, no zoom above) while no one
+    watches; the first watcher mid-way turns what is drawn into the PNG pyramid, and the
+    finished map is the `preview --tiles` pyramid and overview of the world, as if watched
+    from the start."""
+    import zlib
+    from arnisd.cluster.tiling import make_tiles
+    from arnisd.map_mosaic import MapMosaic, mark_viewed
+    from arnisd.map_piece import piece_from_chunks
+    from arnisd.world.settings import GenerationSettings
+    overview, tiles = reference_map
+    chunks = reference_worlds.chunks(BUNDLED_TENTH_BBOX)
+    job_tiles = make_tiles(BBox.parse(BUNDLED_TENTH_BBOX), GenerationSettings(), 0.0023)
+    mosaic = MapMosaic(tmp_path / "map", {t.tile_id: t.owned for t in job_tiles},
+                       refresh_s=0.0, lazy=True)
+    mosaic.start()
+    half = len(job_tiles) // 2
+    for tile in job_tiles[:half]:
+        assert mosaic.add(tile.tile_id, piece_from_chunks(
+            tile.owned, [(cx, cz, zlib.compress(chunks[(cx, cz)], 1)) for cx, cz in tile.owned.chunks()]))
+    mosaic.pyramid.flush()                        # as when its held tiles must be written
+    raw = list((tmp_path / "map").glob("*/*/*.npy"))
+    assert raw and not list((tmp_path / "map").glob("*/*/*.png"))
+    mark_viewed(tmp_path / "map")
+    mosaic.tick()
+    assert not list((tmp_path / "map").glob("*/*/*.npy"))
+    assert len(list((tmp_path / "map").glob("*/*/*.png"))) > len(raw)    # every zoom above
+    assert (tmp_path / "map" / "overview.png").exists()
+    for tile in job_tiles[half:]:
+        assert mosaic.add(tile.tile_id, piece_from_chunks(
+            tile.owned, [(cx, cz, zlib.compress(chunks[(cx, cz)], 1)) for cx, cz in tile.owned.chunks()]))
+    assert mosaic.finish() == (overview.shape[1], overview.shape[0])
+    assert np.array_equal(_pixels(tmp_path / "map" / "overview.png"), overview)
+    assert_same_pyramid(tiles, tmp_path / "map")

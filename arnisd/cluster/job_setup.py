@@ -138,7 +138,7 @@ def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal,
                   restored: dict[str, dict] | None = None, finalize: Finalize | None = None,
                   on_progress: Callable[[int], None] | None = None,
                   map_dir: Path | None = None, map_copy: Path | None = None,
-                  map_live: bool = True) -> JobRun:
+                  map_live: bool = True, map_lazy: bool = False) -> JobRun:
     """Journal the plan's tiles and assemble the run. ``restored`` (from ``journaled_tiles``)
     resumes; None starts afresh, dropping tile rows an earlier run of ``job_id`` left (the
     caller clears that run's ``state_dir`` and ``world_dir``). ``source`` cuts each tile's
@@ -158,20 +158,22 @@ def build_job_run(job_id: str, spec: JobSpec, plan: JobPlan, journal: Journal,
                                          merger.committed, extracts),
                   on_progress=on_progress, restored=restored,
                   tile_features=plan.tile_features, tile_cost_s=plan.tile_cost_s,
-                  map_mosaic=open_job_map(map_dir, plan.tiles, restored, map_live),
+                  map_mosaic=open_job_map(map_dir, plan.tiles, restored, map_live, map_lazy),
                   map_copy=map_copy)
 
 
 def open_job_map(map_dir: Path | None, tiles: list[Tile],
-                 restored: dict[str, dict] | None = None, live: bool = True):
+                 restored: dict[str, dict] | None = None, live: bool = True,
+                 lazy: bool = False):
     """The job's map in ``map_dir`` (None without one): started afresh, or, when the job
     resumes, with its committed tiles' kept pieces drawn again; its files refreshed every few
-    seconds if ``live`` (someone may be looking), else written when done."""
+    seconds if ``live`` while someone watches, else written when done; ``lazy``: kept raw
+    until someone first watches (a map dropped with the job, ``map_mosaic.MapMosaic``)."""
     if map_dir is None:
         return None
     from arnisd.map_mosaic import REFRESH_S, MapMosaic
     mosaic = MapMosaic(map_dir, {t.tile_id: t.owned for t in tiles},
-                       refresh_s=REFRESH_S if live else None)
+                       refresh_s=REFRESH_S if live else None, lazy=lazy)
     if restored is None:
         mosaic.start()
         return mosaic

@@ -174,7 +174,8 @@ def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: Coo
     at once, which the tiling sizes its tiles for): its journal (``journal`` if
     ``open_job_journal`` opened it already) and staged chunks in ``out_dir/.arnisd-cluster``
     (taken up again if ``resume``), its map drawn in ``map_dir`` (see ``run_local_cluster``;
-    refreshed as it goes if ``map_live``: a status server shows it), the progress started; returns ``(run, journal, state_dir)``."""
+    refreshed as it goes if ``map_live`` while a status server's visitor watches, raw until
+    then), the progress started; returns ``(run, journal, state_dir)``."""
     if journal is None:
         journal, state_dir = open_job_journal(out_dir, resume)
     else:
@@ -188,7 +189,8 @@ def open_job_run(job: JobSpec, source: ExtractSource, out_dir: Path, config: Coo
     run = build_job_run(LOCAL_JOB_ID, job, plan, journal, source, world_dir=out_dir,
                         state_dir=state_dir, config=config, restored=restored, finalize=finalize,
                         on_progress=progress.set if progress is not None else None,
-                        map_dir=map_dir, map_copy=map_copy, map_live=map_live)
+                        map_dir=map_dir, map_copy=map_copy, map_live=map_live,
+                        map_lazy=True)          # dropped with the journal once the world is whole
     if progress is not None:
         progress.start("generating", sum(t.chunk_count() for t in plan.tiles), "chunks")
         if restored:
