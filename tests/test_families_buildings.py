@@ -260,14 +260,19 @@ def test_a_flat_roofed_facade_of_three_storeys_ends_in_a_cornice():
         assert block_at(ctx, 20, top + 1, 14) != b.AIR           # the roof above it
 
 
+@pytest.mark.parametrize("band_cells", [buildings.MASK_BAND_CELLS, 64])
 @pytest.mark.parametrize("tags", [
     {"building": "apartments", "building:levels": "3", "roof:shape": "flat"},
     {"building": "school", "building:levels": "2", "roof:shape": "hipped"},
     {"building": "industrial", "roof:shape": "skillion"},
+    {"building": "industrial"},             # its roof shape depends on the count of cells
 ])
-def test_a_building_cut_by_windows_draws_what_the_whole_canvas_holds_there(tags):
+def test_a_building_cut_by_windows_draws_what_the_whole_canvas_holds_there(tags, band_cells,
+                                                                           monkeypatch):
     """The block volume covers only a window's part of a large footprint (and the cells around
-    it its walls and furniture look at): each window's blocks equal the whole building's."""
+    it its walls and furniture look at): each window's blocks equal the whole building's. With
+    a small ``MASK_BAND_CELLS`` the footprint's cells are counted a row at a time and its grid
+    made over the window only (as for a footprint of millions of cells): the same blocks."""
     from arnisd.geo.projection import BlockRect
     # an L-shaped outline with a courtyard, larger than the windows that cut it
     outer = [[4, 6], [90, 6], [90, 50], [50, 50], [50, 96], [4, 96]]
@@ -275,6 +280,8 @@ def test_a_building_cut_by_windows_draws_what_the_whole_canvas_holds_there(tags)
     element = area(tags, outer, [courtyard], osm_id=11)
     whole = context(rect=BlockRect(0, 0, 112, 112), interior=True)
     buildings.draw(whole, element)
+    monkeypatch.setattr(buildings, "MASK_BAND_CELLS", band_cells)
+    assert buildings.footprint_cells(element) == np.count_nonzero(buildings.footprint_mask(element)[0])
     windows = [BlockRect(0, 0, 32, 32), BlockRect(21, 17, 53, 49), BlockRect(48, 32, 96, 64),
                BlockRect(35, 80, 67, 112)]
     for rect in windows:

@@ -250,13 +250,32 @@ def wall_block(element: ProjectedElement) -> int:
 
 # --- footprint ------------------------------------------------------------------------------
 
-def footprint_mask(element: ProjectedElement) -> tuple[np.ndarray, int, int]:
-    """The footprint as a boolean grid over the element's bounds plus a 1-cell border: (mask,
-    x0, z0). Computed over the whole element, never a window."""
+# A footprint grid of more cells than this is made only where needed: its count of cells is
+# taken a band of rows this size at a time, and the volume reads its grid over the window only.
+MASK_BAND_CELLS = 1 << 22
+
+
+def footprint_rect(element: ProjectedElement) -> BlockRect:
+    """The element's bounds plus a 1-cell border (the grid the footprint is computed over)."""
     x0, z0, x1, z1 = element.bounds
-    rect = BlockRect(x0 - 1, z0 - 1, x1 + 2, z1 + 2)
+    return BlockRect(x0 - 1, z0 - 1, x1 + 2, z1 + 2)
+
+
+def footprint_mask(element: ProjectedElement, rect: BlockRect | None = None
+                   ) -> tuple[np.ndarray, int, int]:
+    """The footprint as a boolean grid over ``rect`` (default ``footprint_rect``, the whole
+    element, never a window): (mask, x0, z0)."""
+    rect = rect or footprint_rect(element)
     mask = polygon_mask([[outer, *inners] for outer, inners in element.polygons], rect)
     return mask, rect.x0, rect.z0
+
+
+def footprint_cells(element: ProjectedElement) -> int:
+    """How many cells the whole footprint covers, counted ``MASK_BAND_CELLS`` at a time."""
+    rect = footprint_rect(element)
+    rows = max(1, MASK_BAND_CELLS // rect.width)
+    return sum(int(np.count_nonzero(footprint_mask(element, BlockRect(
+        rect.x0, z, rect.x1, min(z + rows, rect.z1)))[0])) for z in range(rect.z0, rect.z1, rows))
 
 
 def footprint_and_outline(element: ProjectedElement) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -282,27 +301,37 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
     if tags.get("building") == "roof":
         _draw_canopy(ctx, element)
         return
-    mask, mx, mz = footprint_mask(element)
-    if not mask.any():
+    rect = footprint_rect(element)
+    whole = None      # the grid over the whole footprint: made only when it is needed or small
+    if rect.width * rect.depth <= MASK_BAND_CELLS:
+        whole = footprint_mask(element)[0]
+        cells = int(np.count_nonzero(whole))
+    else:
+        cells = footprint_cells(element)
+    if cells == 0:
         return
     scale = ctx.settings.scale
     style = style_of(tags)
     storey = storey_blocks(tags)
-    ground = ctx.ground_y if ctx.terrain is None else building_base(ctx, element, mask, mx, mz)
+    if ctx.terrain is not None:
+        whole = footprint_mask(element)[0] if whole is None else whole
+    ground = ctx.ground_y if ctx.terrain is None else building_base(ctx, element, whole, rect.x0,
+                                                                    rect.z0)
     bottom = ground + min_height_blocks(tags, scale)
-    cells = int(mask.sum())
     top = ground + height_blocks(tags, scale, element.osm_id, element.area_blocks())
     shape = roof_shape(element, style.roof, building_type(tags), cells, top - bottom)
     grid = None
     if shape != "flat":
-        grid = roof_heights(element, mask, mx, mz, shape, tagged_roof_height(tags, scale, storey), scale)
+        whole = footprint_mask(element)[0] if whole is None else whole
+        grid = roof_heights(element, whole, rect.x0, rect.z0, shape,
+                            tagged_roof_height(tags, scale, storey), scale)
         if parse_number(tags.get("height")) is not None:        # the height includes the roof
             top = max(bottom + MIN_HEIGHT_BLOCKS, top - int(grid.max()) - 1)
     top = max(top, bottom + 2)
     walls_high = top - bottom                       # wall rows 1 .. walls_high above the floor
     roof_rows = 1 if grid is None else int(grid.max()) + 1
     # the heights and the roof are the whole footprint's; the volume is only the canvas's part
-    mask, grid, mx, mz = _canvas_part(ctx, mask, grid, mx, mz)
+    mask, grid, mx, mz = _canvas_part(ctx, element, rect, whole, grid)
     interior = interior_of(mask)
     edge = mask & ~interior
     volume = np.full((walls_high + 1 + roof_rows, *mask.shape), KEEP, dtype=np.uint16)
@@ -334,18 +363,21 @@ def draw(ctx: DrawContext, element: ProjectedElement) -> None:
 NEIGHBOURHOOD_BLOCKS = 2
 
 
-def _canvas_part(ctx: DrawContext, mask: np.ndarray, grid: np.ndarray | None, mx: int, mz: int):
-    """``(mask, grid, mx, mz)`` cut to the canvas window and ``NEIGHBOURHOOD_BLOCKS`` around it
-    (views): what the canvas keeps of the building is the same, and the volume drawn no larger
-    than the window (a large outline's volume over its whole bounds ran to hundreds of MB)."""
-    depth, width = mask.shape
-    part = ctx.clip.expanded(NEIGHBOURHOOD_BLOCKS).intersection(
-        BlockRect(mx, mz, mx + width, mz + depth))
+def _canvas_part(ctx: DrawContext, element: ProjectedElement, rect: BlockRect,
+                 whole: np.ndarray | None, grid: np.ndarray | None):
+    """``(mask, grid, mx, mz)`` over the canvas window and ``NEIGHBOURHOOD_BLOCKS`` around it,
+    cut from the whole footprint's ``whole`` and ``grid`` (views) or, without them, the mask
+    made there: what the canvas keeps of the building is the same, and the volume drawn no
+    larger than the window (a large outline's volume over its whole bounds ran to hundreds of
+    MB)."""
+    part = ctx.clip.expanded(NEIGHBOURHOOD_BLOCKS).intersection(rect)
     if part is None:          # (the caller's bounds meet the window: never here)
-        part = BlockRect(mx, mz, mx + 1, mz + 1)
-    rows = slice(part.z0 - mz, part.z1 - mz)
-    columns = slice(part.x0 - mx, part.x1 - mx)
-    return (mask[rows, columns], None if grid is None else grid[rows, columns],
+        part = BlockRect(rect.x0, rect.z0, rect.x0 + 1, rect.z0 + 1)
+    if whole is None:
+        return footprint_mask(element, part)[0], None, part.x0, part.z0
+    rows = slice(part.z0 - rect.z0, part.z1 - rect.z0)
+    columns = slice(part.x0 - rect.x0, part.x1 - rect.x0)
+    return (whole[rows, columns], None if grid is None else grid[rows, columns],
             part.x0, part.z0)
 
 
