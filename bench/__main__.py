@@ -40,7 +40,7 @@ def _print_part(title: str, result: parts.PartResult) -> None:
     for f in result.figures:
         verdict = "" if f.ok is None else ("  PASS" if f.ok else "  MISS")
         target = f"   target {f.target}" if f.target else ""
-        digits = 2 if f.unit in ("x", "ms", "min/max") else 0
+        digits = 2 if f.unit in ("x", "ms", "min/max", "%") else 0
         print(f"  {f.name}: {parts._fmt(f.value, digits)} {f.unit}{target}{verdict}")
         if f.note:
             print(f"      {f.note}")

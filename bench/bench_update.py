@@ -4,7 +4,8 @@ The bundled extract with one building made taller and one residential road made 
 (written with pyosmium), 0.003° tiles: ``arnisd update WORLD --osm-file NEW`` against
 ``arnisd generate`` of the same job, each a fresh process, medians; the update starts each
 run from a fresh copy of the old world (copied outside the timing). The result is checked
-against the full generation from the new file, byte for byte.
+against the full generation from the new file, byte for byte. With ``--update-sizes``, the
+big files' worlds too (``bench.bench_update_big``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ ROAD_WAY = 22731285                        # Suntionkatu, highway=residential
 def write_changed_extract(out: Path) -> None:
     """The bundled extract with one building nine levels high and one road made primary."""
     import osmium
-    with osmium.SimpleWriter(str(out)) as writer:
+    header = osmium.io.Header()         # the extract's bounds: areas cut by them close alike
+    with osmium.io.Reader(str(PBF), osmium.osm.NOTHING) as reader:
+        header.add_box(reader.header().box())
+    with osmium.SimpleWriter(str(out), header=header) as writer:
         for obj in osmium.FileProcessor(str(PBF)):
             if obj.is_way() and obj.id == BUILDING_WAY:
                 obj = obj.replace(tags=dict(obj.tags) | {"building:levels": "9"})

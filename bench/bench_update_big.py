@@ -156,8 +156,8 @@ def update_big(name: str, runs: int, result: PartResult) -> None:
         f"update --osc after a change inside 1 km², {name}, vs the full generation (CPU s)",
         cpu_ratio * 100, "%", "<= 5 %", cpu_ratio <= 0.05,
         f"median of {runs}: update {median(cpus):.1f} CPU-s, {median(walls):.1f} s wall (load "
-        f"{load_before:.1f} before); full generation {full['cpu_s']:.0f} CPU-s, "
-        f"{full['wall_s']:.0f} s wall (wall ratio {wall_ratio * 100:.1f} %; {full['at']}, "
+        f"{load_before:.1f} before; wall {wall_ratio * 100:.2f} % of the full run's); full "
+        f"generation {full['cpu_s']:.0f} CPU-s, {full['wall_s']:.0f} s wall ({full['at']}, "
         f"commit {full['commit']}, load {full['load_start']:.1f} to {full['load_end']:.1f}); "
         f"{reach}; {drew}"))
     result.data[f"update {name}"] = {"update_wall_s": walls, "update_cpu_s": cpus, "full": full}
