@@ -66,14 +66,14 @@ def full_world(copies: tuple[int, int]) -> tuple[Path, Path, dict]:
     if not record.exists():
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True)
-        load = load_average()
+        load, at = load_average(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         wall, cpu, _ = _timed([sys.executable, "-m", "arnisd", "generate", "--osm-file",
                                str(pbf), "--bbox", bbox, "--output", str(world), "--index-dir",
                                str(index_dir), "--workers", "2", "--max-area-km2", "100000",
                                "--no-terrain", "--quiet"])
         record.write_text(json.dumps({
             "wall_s": wall, "cpu_s": cpu, "commit": _commit(), "load_start": load,
-            "load_end": load_average(), "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
+            "load_end": load_average(), "at": at}))
     return world, index_dir, json.loads(record.read_text())
 
 
