@@ -20,12 +20,24 @@ def scale_factor(width: int, height: int, max_side: int) -> int:
 
 def average_squares(band: np.ndarray, factor: int) -> np.ndarray:
     """``band``'s squares of ``factor`` pixels averaged (rows and columns past the last whole
-    square are dropped)."""
+    square are dropped): the float32 mean of each square, rounded half to even. The squares
+    are summed in integers (exact, as float32 sums of these few bytes are) and divided in
+    float32, which is what numpy's float32 ``mean`` does, in a tenth of its time."""
     if factor == 1:
         return band.copy()
     h, w = band.shape[0] // factor, band.shape[1] // factor
-    blocks = band[:h * factor, :w * factor].reshape(h, factor, w, factor, 3).astype(np.float32)
-    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+    total_dtype = np.uint16 if factor * factor * 255 <= np.iinfo(np.uint16).max else np.uint32
+    rows = band[:h * factor, :w * factor].reshape(h, factor, w * factor, 3)
+    total = rows[:, 0].astype(total_dtype)
+    for i in range(1, factor):
+        total += rows[:, i]
+    columns = total.reshape(h, w, factor, 3)
+    squares = columns[:, :, 0].copy()
+    for j in range(1, factor):
+        squares += columns[:, :, j]
+    mean = squares.astype(np.float32)
+    mean /= np.float32(factor * factor)
+    return mean.round().astype(np.uint8)
 
 
 def averaged_bands(strips: Iterable[np.ndarray], factor: int) -> Iterator[np.ndarray]:
