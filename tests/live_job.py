@@ -34,7 +34,8 @@ HOLD_VARIABLES = ("ARNISD_TEST_HOLD_DIR", "ARNISD_TEST_HOLD_AFTER", "ARNISD_TEST
 
 
 def fetch_status(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/coordinator/status", timeout=5) as response:
+    # as the page asks: someone watches the job, so its map is kept up to date
+    with urllib.request.urlopen(f"{url}/coordinator/status?page=1", timeout=5) as response:
         return json.loads(response.read())
 
 

@@ -69,8 +69,8 @@ def _status_server(status_fn, map_dir=None):
     def watch():
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/coordinator/status",
-                                            timeout=5) as response:
+                with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/coordinator/"
+                                            "status?page=1", timeout=5) as response:
                     response.read()
             except OSError:
                 return                                   # the server closed with the job
@@ -409,3 +409,36 @@ def test_a_lazy_map_first_watched_mid_way_becomes_the_whole_pyramid(tmp_path, re
     assert mosaic.finish() == (overview.shape[1], overview.shape[0])
     assert np.array_equal(_pixels(tmp_path / "map" / "overview.png"), overview)
     assert_same_pyramid(tiles, tmp_path / "map")
+
+
+def test_the_page_and_the_map_count_as_watching_a_status_script_does_not(tmp_path):
+    """Through the real HTTP API: `arnisd status` and scripts asking for the status leave the
+    map lazy; the page (its polls say page=1), the overview and the map's tiles mark it
+    watched."""
+    import urllib.request
+    from arnisd.map_mosaic import VIEWED_NAME
+    from arnisd.service.http_api import start_status_server
+    map_dir = tmp_path / "map"
+    map_dir.mkdir()
+    (map_dir / "tiles.json").write_text(json.dumps({"tile_px": 256, "max_zoom": 0,
+                                                    "origin_block_x": 0, "origin_block_z": 0,
+                                                    "width_blocks": 256, "height_blocks": 256}))
+    server = start_status_server(lambda tiles=True: {"job_id": "local", "tiles": []}, port=0,
+                                 map_dir=map_dir)
+    try:
+        def get(path):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=5) as r:
+                    r.read()
+            except urllib.error.HTTPError:
+                pass                                     # a 404 (no overview yet) is asked too
+        viewed = map_dir / VIEWED_NAME
+        for path, watching in (("/coordinator/status", False), ("/coordinator/status?tiles=0", False),
+                               ("/metrics", False), ("/coordinator/status?page=1", True),
+                               ("/", True), ("/map.png", True), ("/jobs/local/map/tiles.json", True),
+                               ("/jobs/local/map/0/0/0.png", True)):
+            viewed.unlink(missing_ok=True)
+            get(path)
+            assert viewed.exists() == watching, path
+    finally:
+        server.close()

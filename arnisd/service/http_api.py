@@ -299,8 +299,11 @@ class _Handler(BaseHTTPRequestHandler):
                        {"error": f"{method} is not allowed on {parts.path}"},
                        headers={"Allow": ", ".join(allowed)})
             return
-        if method == "GET" and route in (self._page, self._status, self._overview,
-                                         self._map_description, self._map_tile):
+        # the page (its status polls say page=1) and the map's files are someone watching;
+        # `arnisd status` and other scripts asking for the status are not
+        if method == "GET" and (route in (self._page, self._overview, self._map_description,
+                                          self._map_tile)
+                                or (route == self._status and "page" in query)):
             self._watched()
         try:
             route(method, arg, query)

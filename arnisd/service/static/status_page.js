@@ -132,7 +132,7 @@
 
   function poll() {
     polls += 1;
-    var work = [getJSON("coordinator/status")];
+    var work = [getJSON("coordinator/status?page=1")];   // page=1: someone watches the map
     if (polls % JOBS_EVERY === 1) {
       work.push(getJSON("jobs").then(function (doc) { jobs = doc.jobs || []; }));
     }
