@@ -17,7 +17,7 @@ LAYERS = [
      "png", "__init__"},
     {"osm", "elevation", "anvil"},
     {"world", "job", "preview", "region_map", "world_map", "map_tiles", "map_piece",
-     "map_pyramid", "map_mosaic"},
+     "map_pyramid", "map_mosaic", "map_scale"},
     {"cluster"},
     {"service"},
     {"cli", "cli_reference", "commands", "__main__"},
