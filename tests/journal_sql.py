@@ -17,7 +17,7 @@ def journal_tiles(journal_path: Path, job_id: str | None = None) -> dict:
     try:
         query = "SELECT tile_id, state, lease, attempts, failures, lost, error, job_id FROM tiles"
         rows = db.execute(query).fetchall()
-    except sqlite3.OperationalError:
+    except sqlite3.DatabaseError:       # not made yet: no table, or its first page half written
         return {}
     finally:
         db.close()
