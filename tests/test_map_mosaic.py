@@ -220,10 +220,16 @@ def test_a_resumed_job_draws_its_committed_tiles_from_their_kept_pieces(
                 _thread.interrupt_main()
                 return
             time.sleep(0.05)
-    threading.Thread(target=interrupt_after_two_commits, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_local_cluster(job, source, 2, job.output, generator=generator, timeout_s=120,
-                          config=config, map_dir=tmp_path / "map")
+    # Ctrl-C's own handler, whatever an earlier test in this process left for SIGINT (with it
+    # ignored, interrupt_main does nothing)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=interrupt_after_two_commits, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            run_local_cluster(job, source, 2, job.output, generator=generator, timeout_s=120,
+                              config=config, map_dir=tmp_path / "map")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     rows = journal_tiles(journal)
     committed = {t for t, row in rows.items() if row["state"] == "committed"}
     assert 0 < len(committed) < len(rows), rows
