@@ -26,8 +26,7 @@ import numpy as np
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS
 from arnisd.geo.projection import BlockRect
 from arnisd.map_piece import MapPiece, decode_piece
-from arnisd.map_pyramid import Pyramid, overview_size, read_png
-from arnisd.map_tiles import TILE_PX
+from arnisd.map_pyramid import Pyramid, overview_size
 from arnisd.png import DEFAULT_LEVEL, PngWriter
 from arnisd.preview import MIN_Y
 
@@ -243,16 +242,7 @@ class MapMosaic:
         x1 = -(-(box.x1 - pyramid.extent.x0) // scale)
         z1 = -(-(box.z1 - pyramid.extent.z0) // scale)
         with PngWriter(self.directory / OVERVIEW_NAME, x1 - x0, z1 - z0, level=1) as png:
-            for ty in range(z0 // TILE_PX, (z1 - 1) // TILE_PX + 1):
-                az0, az1 = max(z0, ty * TILE_PX), min(z1, (ty + 1) * TILE_PX)
-                band = np.zeros((az1 - az0, x1 - x0, 3), dtype=np.uint8)
-                for tx in range(x0 // TILE_PX, (x1 - 1) // TILE_PX + 1):
-                    path = pyramid.tile_path(zoom, tx, ty)
-                    if not path.exists():
-                        continue
-                    ax0, ax1 = max(x0, tx * TILE_PX), min(x1, (tx + 1) * TILE_PX)
-                    band[:, ax0 - x0:ax1 - x0] = read_png(path)[
-                        az0 - ty * TILE_PX:az1 - ty * TILE_PX, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
+            for band in pyramid.bands(zoom, x0, z0, x1, z1):
                 png.write(band)
 
     @property

@@ -158,12 +158,16 @@ class Pyramid:
     def _strips(self, box: BlockRect):
         """The deepest zoom's pixels of ``box``, a row of tiles at a time."""
         px0, pz0 = box.x0 - self.extent.x0, box.z0 - self.extent.z0
-        px1, pz1 = px0 + box.width, pz0 + box.depth
+        return self.bands(self.deepest, px0, pz0, px0 + box.width, pz0 + box.depth)
+
+    def bands(self, zoom: int, px0: int, pz0: int, px1: int, pz1: int):
+        """The pixels of the rect [px0, px1) x [pz0, pz1) at ``zoom``, one band per row of its
+        tiles, north to south (black where no tile is written)."""
         for ty in range(pz0 // TILE_PX, (pz1 - 1) // TILE_PX + 1):
             top, bottom = max(pz0, ty * TILE_PX), min(pz1, (ty + 1) * TILE_PX)
-            strip = np.zeros((bottom - top, box.width, 3), dtype=np.uint8)
+            strip = np.zeros((bottom - top, px1 - px0, 3), dtype=np.uint8)
             for tx in range(px0 // TILE_PX, (px1 - 1) // TILE_PX + 1):
-                path = self.tile_path(self.deepest, tx, ty)
+                path = self.tile_path(zoom, tx, ty)
                 if not path.exists():
                     continue
                 ax0, ax1 = max(px0, tx * TILE_PX), min(px1, (tx + 1) * TILE_PX)
