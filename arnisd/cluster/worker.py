@@ -143,6 +143,9 @@ class Worker:
         self.loop_at = time.monotonic()            # when the loop last turned (watchdog)
         self.store = ResultStore(results_dir(config.scratch_dir, config.worker_id))
         self.bench: SlotBench | None = None        # a benchmark in the slots, between jobs
+        self._wake_rx: zmq.Socket | None = None    # slot readers poke the loop through these
+        self._wake_tx: zmq.Socket | None = None
+        self._wake_lock = threading.Lock()
 
     def healthy(self, stall_s: float = 30.0) -> bool:
         """For the systemd watchdog: the loop turned within ``stall_s``."""
@@ -264,9 +267,7 @@ class Worker:
                 self._disconnect(linger_ms=BYE_LINGER_MS)
             if self._pool is not None:
                 self._pool.close()
-            for sock in (getattr(self, "_wake_rx", None), getattr(self, "_wake_tx", None)):
-                if sock is not None:
-                    sock.close(linger=0)
+            self._close_wake_sockets()
         return 0
 
     def _load_stored_results(self) -> None:
@@ -295,14 +296,23 @@ class Worker:
         self._wake_tx = self._context.socket(zmq.PAIR)
         self._wake_tx.setsockopt(zmq.LINGER, 0)
         self._wake_tx.connect(name)
-        self._wake_lock = threading.Lock()
 
     def _wake(self) -> None:
         with self._wake_lock:
+            if self._wake_tx is None:
+                return             # stopped: a slot's reader saw its pipe close
             try:
                 self._wake_tx.send(b"", flags=zmq.NOBLOCK)
             except zmq.ZMQError:
-                pass   # already poked (queue full) or shutting down
+                pass   # already poked (queue full)
+
+    def _close_wake_sockets(self) -> None:
+        # under the readers' lock: a socket closed while another thread sends on it aborts libzmq
+        with self._wake_lock:
+            for sock in (self._wake_rx, self._wake_tx):
+                if sock is not None:
+                    sock.close(linger=0)
+            self._wake_rx = self._wake_tx = None
 
     def _serve(self, registering_timeout_s: float) -> str:
         """Talk over one socket until the worker stops ("stop"), a working coordinator goes
