@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -55,6 +56,17 @@ def _cache_in_a_session_folder(tmp_path_factory):
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = before
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_kept(request):
+    """Code run in the test process may ignore Ctrl-C (a slot's or worker's start-up does, in
+    its own process); left so, later tests that interrupt the main thread would wait forever."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    if signal.getsignal(signal.SIGINT) is not before:
+        signal.signal(signal.SIGINT, before)
+        print(f"\n{request.node.nodeid} left SIGINT's handler changed; put back", file=sys.stderr)
 
 
 def arnisd_env(extra: dict | None = None) -> dict:
