@@ -3,8 +3,11 @@ soon as every tile touching them is committed."""
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
+
+import pytest
 
 from arnisd.cluster.merger import Merger, MissingFrames
 from arnisd.cluster.results import content_digest, group_into_frames, new_transfer_hash, update_transfer_hash
@@ -146,6 +149,43 @@ def test_regions_are_written_by_assembler_processes_that_end_with_the_merger(tmp
                      for t in tiles for cx, cz, data in _chunks(t)}
 
 
+def test_a_local_clusters_assemblers_are_forked_from_its_fork_server(tmp_path):
+    """Where this process runs the workers' fork server, the assemblers come from it (their
+    parent is the server: no interpreter start, no imports) and write the same world."""
+    import sys
+
+    import pytest
+
+    from arnisd.cluster import fork_server
+    if not sys.platform.startswith("linux"):
+        pytest.skip("no fork server on this platform: assemblers are spawned")
+    fork_server.warm_up_workers("fake_generators:fake_generate")
+    server = fork_server.running_fork_server()
+    assert server is not None and server.get_start_method() == "forkserver"
+    tiles = make_tiles(BBox.parse(BUNDLED_SPECK_BBOX), GenerationSettings(), 0.004)
+    merger = Merger(tiles, tmp_path / "state", tmp_path / "world", fsync=False)
+    try:
+        for t in tiles:
+            assert _deliver(merger, t, 1, _chunks(t)) is None
+        merger.drain()
+        pids = [p.pid for p in merger._assemblers._executor._processes.values()]
+        assert pids and all(_parent_of(pid) not in (os.getpid(), None) for pid in pids)
+    finally:
+        merger.close()
+    assert merger.regions_written == merger.region_count
+    world = read_world_chunks(tmp_path / "world")
+    assert world == {(cx, cz): zlib.decompress(data)
+                     for t in tiles for cx, cz, data in _chunks(t)}
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
 def test_a_region_an_assembler_cannot_write_stops_the_merge_with_one_line(tmp_path):
     """An OSError in an assembler process comes back as one ``MergeError`` line naming the
     region; the staged chunks stay."""
@@ -181,6 +221,9 @@ from arnisd.geo.bbox import BBox
 from arnisd.world.settings import GenerationSettings
 
 if __name__ == "__main__":
+    if sys.argv[3] == "fork-server":
+        from arnisd.cluster.fork_server import warm_up_workers
+        warm_up_workers("fake_generators:fake_generate")
     tiles = make_tiles(BBox.parse(sys.argv[1]), GenerationSettings(), 0.004)
     merger = Merger(tiles, Path(sys.argv[2]) / "state", Path(sys.argv[2]) / "world", fsync=False)
     for t in tiles:
@@ -198,9 +241,10 @@ if __name__ == "__main__":
 """
 
 
-def test_assemblers_exit_when_their_coordinator_is_killed(tmp_path):
+@pytest.mark.parametrize("start", ["spawn", "fork-server"])
+def test_assemblers_exit_when_their_coordinator_is_killed(tmp_path, start):
     """SIGKILL leaves the assemblers no chance to be stopped: they notice their parent is gone
-    and exit, so no process is orphaned."""
+    and exit, so no process is orphaned (spawned, or forked from the workers' fork server)."""
     import os
     import signal
     import subprocess
@@ -210,7 +254,7 @@ def test_assemblers_exit_when_their_coordinator_is_killed(tmp_path):
 
     script = tmp_path / "killed_merger.py"
     script.write_text(KILLED_MERGER)
-    proc = subprocess.Popen([sys.executable, str(script), BUNDLED_SPECK_BBOX, str(tmp_path)],
+    proc = subprocess.Popen([sys.executable, str(script), BUNDLED_SPECK_BBOX, str(tmp_path), start],
                             stdout=subprocess.PIPE, text=True, env=arnisd_env())
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]

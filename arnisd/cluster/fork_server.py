@@ -1,5 +1,5 @@
-"""Where a local cluster's worker processes come from: on Linux, a fork server that has loaded
-the worker and the generator once.
+"""Where a local cluster's worker processes (and its region assemblers) come from: on Linux, a
+fork server that has loaded the worker and the generator once.
 
 Kept apart from the coordinator on purpose: it imports nothing heavy, so the command line can
 start the fork server (``warm_up_workers``) before it loads the coordinator and reads its
@@ -33,7 +33,7 @@ def worker_start(generator: str | None) -> tuple[object, str]:
     process that has loaded system frameworks is unsafe), or when the server cannot start,
     workers and slots are spawned.
     """
-    global _fork_server_failed
+    global _fork_server_failed, _fork_server_context
     if (_fork_server_failed or not sys.platform.startswith("linux")
             or "forkserver" not in multiprocessing.get_all_start_methods()):
         return SPAWN, "spawn"
@@ -42,7 +42,7 @@ def worker_start(generator: str | None) -> tuple[object, str]:
     generator_module = (generator or os.environ.get(GENERATOR_ENV) or DEFAULT_GENERATOR).partition(":")[0]
     # (a server already running keeps its modules; a worker then imports what it lacks)
     context.set_forkserver_preload(["arnisd.cluster.worker_process", "arnisd.cluster.worker",
-                                    "arnisd.cluster.tile_compute",
+                                    "arnisd.cluster.tile_compute", "arnisd.cluster.region_assembly",
                                     "arnisd.logs", generator_module])
     from multiprocessing import forkserver
     try:
@@ -50,11 +50,21 @@ def worker_start(generator: str | None) -> tuple[object, str]:
     except OSError as exc:          # e.g. no Unix sockets in this sandbox: spawn instead
         log.warning("cannot start the workers' fork server (%s); spawning workers instead", exc)
         _fork_server_failed = True
+        _fork_server_context = None
         return SPAWN, "spawn"
+    _fork_server_context = context
     return context, "fork"
 
 
 _fork_server_failed = False
+_fork_server_context = None
+
+
+def running_fork_server():
+    """The fork server's context if this process started one (``worker_start``), else None.
+    The coordinator's region assemblers come from it too: a spawned assembler starts an
+    interpreter and imports numpy (about 0.15 s of CPU, more than a small job's regions)."""
+    return _fork_server_context
 
 
 def warm_up_workers(generator: str | None = None) -> None:

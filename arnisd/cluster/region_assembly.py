@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from arnisd.anvil.region import write_region
+from arnisd.cluster.fork_server import running_fork_server
 from arnisd.cluster.results import RECORD_HEADER
 from arnisd.cluster.slots import SPAWN, watch_parent
 
@@ -90,7 +91,8 @@ RegionDone = Callable[[tuple[int, int], BaseException | None], None]
 
 
 class RegionAssemblers:
-    """Writes the regions it is given, in processes started at the first one (on a thread
+    """Writes the regions it is given, in processes started at the first one (forked from the
+    local cluster's fork server where this process runs one, else spawned; on a thread
     when ``writer`` is not ``write_region``), and calls ``on_done(region, error or None)``
     from a thread of its own as each finishes (``CancelledError``: dropped by ``close``)."""
 
@@ -110,7 +112,8 @@ class RegionAssemblers:
         if self._executor is None:
             if self.in_processes:
                 self._executor = concurrent.futures.ProcessPoolExecutor(
-                    self._processes, mp_context=SPAWN, initializer=_assembler_start)
+                    self._processes, mp_context=running_fork_server() or SPAWN,
+                    initializer=_assembler_start)
             else:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="arnisd-region-writer")
