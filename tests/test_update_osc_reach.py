@@ -143,7 +143,11 @@ def _update(old_world: dict, tmp_path: Path, changes: list[str]) -> tuple[Path, 
                           str(index_dir), "--workers", "1", timeout_s=300)
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stderr)
-        base = world.parent / "kouvola-input.osm.pbf"
+        base = Path(json.loads((world / MANIFEST_NAME).read_text())["input"]["path"])
+        # the change is written beside the world, under the name the input does not have
+        assert base.name == ("kouvola-input.osm.pbf", "kouvola-input-2.osm.pbf")[n % 2]
+    # the changed input the world no longer reads is gone: one default-named file is left
+    assert [p.name for p in world.parent.glob("kouvola-input*.osm.pbf")] == [base.name]
     return world, outputs, base
 
 
@@ -205,4 +209,21 @@ def test_without_the_inputs_index_the_update_indexes_the_changed_file(old_world,
     assert proc.returncode == 0, proc.stderr
     assert "no index of the world's input" in proc.stderr and "indexed" in proc.stderr
     reference = _reference(world.parent / "kouvola-input.osm.pbf", tmp_path)
+    assert _files(world) == _files(reference)
+
+
+def test_a_second_update_stopped_after_writing_its_input_runs_again(old_world, tmp_path):
+    """The second change is written beside the world's input, never over it: stopped right
+    after writing it (before the world names it), the same command runs again to the end."""
+    from arnisd.cluster.world_update import apply_changes_to_input, default_changed_input
+    world, _, first_input = _update(old_world, tmp_path, ["move"])
+    first_bytes = first_input.read_bytes()
+    osc = _write_osc(first_input, tmp_path / "relation.osc", "relation")
+    written = apply_changes_to_input(world, osc, default_changed_input(world))
+    assert written != first_input and first_input.read_bytes() == first_bytes
+    proc = run_arnisd("update", str(world), "--osc", str(osc), "--index-dir",
+                      str(tmp_path / "index"), "--workers", "1", timeout_s=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not first_input.exists()                  # superseded once the update was done
+    reference = _reference(written, tmp_path)
     assert _files(world) == _files(reference)

@@ -45,6 +45,7 @@ from arnisd.cluster.world_manifest import (RecordingExtracts, file_digest, input
                                            job_manifest)
 from arnisd.errors import UserError
 from arnisd.geo.bbox import BBox
+from arnisd.osm.file_index import remove_older_indexes
 from arnisd.osm.overpass_blocks import BLOCK_KM2
 from arnisd.job import DEFAULT_OVERPASS_URLS, JobSpec
 from arnisd.world.settings import GENERATOR_VERSION, GenerationSettings
@@ -199,10 +200,22 @@ def world_manifest(world_dir: Path) -> Manifest:
     return manifest
 
 
-def default_changed_input(world_dir: Path) -> Path:
-    """Where ``--osc`` writes the changed input by default: beside the world folder."""
+def default_changed_inputs(world_dir: Path) -> tuple[Path, Path]:
+    """The two names ``--osc`` writes the changed input to by default, beside the world."""
     world_dir = Path(world_dir).resolve()
-    return world_dir.parent / f"{world_dir.name}-input.osm.pbf"
+    return (world_dir.parent / f"{world_dir.name}-input.osm.pbf",
+            world_dir.parent / f"{world_dir.name}-input-2.osm.pbf")
+
+
+def default_changed_input(world_dir: Path) -> Path:
+    """Where ``--osc`` writes the changed input by default: of the two names, the one that is
+    not the world's input now, which must stay as it is until the update is done."""
+    first, second = default_changed_inputs(world_dir)
+    try:
+        recorded = world_manifest(Path(world_dir)).input.get("path")
+    except UpdateError:
+        return first
+    return second if recorded == str(first) else first
 
 
 def apply_changes_to_input(world_dir: Path, changes: Path, out: Path) -> Path:
@@ -214,7 +227,11 @@ def apply_changes_to_input(world_dir: Path, changes: Path, out: Path) -> Path:
     if Path(out).is_file() and pending_input.get("path") == str(Path(out).resolve()) \
             and pending_input.get("digest") == file_digest(Path(out)):
         return Path(out)        # an update stopped midway made it (its input may be gone since)
-    return apply_changes(recorded_input_file(manifest, world_dir), changes, out)
+    base = recorded_input_file(manifest, world_dir)
+    if Path(out).resolve() == base.resolve():
+        raise UpdateError(f"{out} is the world's input: write the changed input elsewhere "
+                          "(--osc-output)")
+    return apply_changes(base, changes, out)
 
 
 def recorded_input_file(manifest: Manifest, world_dir: Path) -> Path:
@@ -243,6 +260,7 @@ class UpdatePlan:
     extracts: RecordingExtracts
     changed: list[str]                          # tile ids, in the plan's order
     everything_because: str | None = None
+    index_dir: Path | None = None               # where the input's index is (and older ones)
 
     @property
     def tiles(self) -> list[Tile]:
@@ -325,7 +343,8 @@ def plan_update(world_dir: Path, osm_file: Path | None,
                if extracts.digest_of(t) != recorded[t.tile_id].input_digest
                or everything_because or t.tile_id in pending]
     note(f"{len(changed)} of {len(plan.tiles)} tiles changed")
-    return UpdatePlan(world_dir, manifest, spec, plan, extracts, changed, everything_because)
+    return UpdatePlan(world_dir, manifest, spec, plan, extracts, changed, everything_because,
+                      index_dir)
 
 
 def apply_update(update: UpdatePlan, drawn: DrawnTiles, progress=None) -> tuple[int, int]:
@@ -346,7 +365,26 @@ def apply_update(update: UpdatePlan, drawn: DrawnTiles, progress=None) -> tuple[
         level_dat_writer(spec)(world_dir)
     write_manifest(world_dir, job_manifest(replace(spec, output=world_dir), update.plan.tiles,
                                            content, update.extracts.digest_of))
+    _remove_superseded_input(world_dir, update.manifest.input.get("path"), spec.osm_file,
+                             update.index_dir)
     return len(drawn.regions), chunks
+
+
+def _remove_superseded_input(world_dir: Path, old_input: str | None, new_input: Path | None,
+                             index_dir: Path | None) -> None:
+    """The changed input an earlier ``--osc`` wrote under a default name, and its index, once
+    the world no longer reads it (the two names are taken in turn, so they do not pile up)."""
+    if old_input is None or new_input is None:
+        return
+    old_path = Path(old_input)
+    if old_path not in default_changed_inputs(world_dir) or old_path == Path(new_input).resolve():
+        return
+    try:
+        if index_dir is not None:
+            remove_older_indexes(Path(index_dir), old_path, keep=None)
+        old_path.unlink(missing_ok=True)
+    except OSError:
+        pass        # still open elsewhere (Windows): the next update's turn removes it
 
 
 def update_world(world_dir: Path, osm_file: Path | None, workers: int = 1,

@@ -33,7 +33,8 @@ def add_arguments(p) -> None:
                         "or --osc, drawing only the tiles whose data changed")
     p.add_argument("--osc", metavar="CHANGES",
                    help="with --update: an OSM change file on the coordinator's machine, "
-                        "applied to the world's input (written as WORLD-input.osm.pbf beside it)")
+                        "applied to the world's input (written beside it as WORLD-input.osm.pbf "
+                        "or WORLD-input-2.osm.pbf)")
     p.add_argument("--scale", type=float, default=1.0, help="blocks per metre (default 1.0)")
     # --chunk-size: the seed's name for it (a tile was a "chunk" there), kept working
     p.add_argument("--tile-size", "--chunk-size", dest="tile_size_deg", type=float, default=None,

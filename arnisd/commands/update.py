@@ -34,8 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Overpass endpoint for --bbox-refresh (or --extend of a world made "
                         "from Overpass), repeatable, tried in order")
     p.add_argument("--osc-output", type=Path, default=None, metavar="FILE",
-                   help="where --osc writes the changed input (default: WORLD-input.osm.pbf "
-                        "beside the world folder)")
+                   help="where --osc writes the changed input (default: beside the world "
+                        "folder, WORLD-input.osm.pbf or WORLD-input-2.osm.pbf, whichever the "
+                        "world does not read now)")
     p.add_argument("--index-dir", type=Path, default=None, metavar="DIR",
                    help="where the on-disk index of the new OSM data is kept and reused "
                         "(default: ~/.cache/arnisd/osm-index)")

@@ -430,7 +430,7 @@ def _header_bounds_of(osm_path: Path, fmt: str) -> tuple[float, float, float, fl
         raise OsmInputError(f"cannot read OSM data from {osm_path}: {one_line(exc)}") from None
 
 
-def remove_older_indexes(index_dir: Path, osm_path: Path, keep: Path) -> None:
+def remove_older_indexes(index_dir: Path, osm_path: Path, keep: Path | None) -> None:
     """Indexes of earlier contents of the same file are of no more use: remove them."""
     source = str(osm_path.resolve())
     for other in index_dir.glob("*.sqlite"):
