@@ -62,6 +62,9 @@ def main() -> int:
                         help="also update worlds of the big part's files (km², of 200 and "
                              "1000; each generated once and kept in the bench's scratch "
                              "folder)")
+    parser.add_argument("--map-sizes", default="200",
+                        help="km² of the big files the map part generates with and without "
+                             "the map (of 200 and 1000)")
     args = parser.parse_args()
     one_library_thread()      # as `arnisd` does: the processes this bench starts inherit it
     wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -103,7 +106,9 @@ def main() -> int:
                     "big files, a change inside 1 km²)", results["update"])
     if "map" in wanted:
         from bench.bench_map import part_map
-        results["map"] = part_map(runs or 3)
+        sizes = {"200": "200 km²", "1000": "1,000 km²"}
+        results["map"] = part_map(runs or 3, tuple(sizes[s.strip()] for s in
+                                                   args.map_sizes.split(",") if s.strip()))
         _print_part("map: `arnisd preview`, and `generate --preview` against `--no-map`",
                     results["map"])
     if "big" in wanted:
