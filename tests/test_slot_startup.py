@@ -9,7 +9,8 @@ import zlib
 
 import pytest
 
-from arnisd.cluster.slots import SlotPool
+from arnisd.cluster.protocol import decode_from_worker
+from arnisd.cluster.slots import STREAM_FIELD, SlotPool
 from arnisd.cluster.tiling import make_tiles
 from arnisd.cluster.wire_names import work_unit
 from arnisd.geo.bbox import BBox
@@ -31,14 +32,17 @@ def describe_a_slot(pool_size: int = 1) -> dict:
     arrived = threading.Event()
     pool = SlotPool(pool_size, PROBE, notify=arrived.set)
     try:
-        pool.submit(pool.slots[0], ("t", 1), _task())
+        pool.submit(pool.slots[0], ("t", 1), {**_task(), STREAM_FIELD: ["t", 1]})
         assert arrived.wait(60), "the slot did not answer"
         results = pool.results()
     finally:
         pool.close()
     [(lease, result)] = results
     assert lease == ("t", 1) and "error" not in result, result
-    [(_, _, data)] = result["chunks"]
+    [frame] = result["frames"]              # the lease's chunks frame, as the worker sends it
+    message = decode_from_worker(frame)
+    assert (message["tile"], message["lease"], message["seq"], result["count"]) == ("t", 1, 0, 1)
+    [(_, _, data)] = message["records"]
     return json.loads(zlib.decompress(data))
 
 

@@ -1,15 +1,16 @@
 """A worker's finished results, kept in its scratch folder until the coordinator has them.
 
-When a slot finishes a tile the worker writes the result here (grouped into the frames it will
-send) and frees the memory; frames are then read back one at a time as credit allows. A
+When a slot finishes a tile the worker writes the result here (the ``chunks`` frames it will
+send, as the slot encoded them) and frees the memory; frames are then read back one at a time as credit allows. A
 result stays until its ``done`` frame is sent or its lease is cancelled, so a worker whose
 coordinator is down (or restarting) keeps what it made and delivers it once the coordinator is
 back — also across a restart of the worker itself (``load`` finds the files again).
 
 One file per lease, ``<session>.<lease>.result``, written under a temporary name, fsynced
 and renamed into place. It is a msgpack stream: a header map ``{format, tile, lease, session,
-content_digest, elapsed_s, frames, map}`` (``map``: the tile's map piece or nil), then
-``frames`` arrays ``[rx, rz, records]``. A file of
+content_digest, elapsed_s, frames, map, count, transfer_digest}`` (``map``: the tile's map
+piece or nil; ``count`` and ``transfer_digest``: what the done frame says), then ``frames``
+binaries, each one encoded ``chunks`` frame. A file of
 another ``format`` (an older arnisd's) is dropped with a warning: its lease could not be
 delivered to a coordinator of this protocol anyway. Without a folder (tests, ``scratch_dir``
 unset) results stay in memory with the same interface.
@@ -30,8 +31,8 @@ log = logging.getLogger("arnisd.cluster.scratch")
 
 _NAME = re.compile(r"^([0-9a-f]{1,64})\.(\d{1,19})\.result$")
 #: The header layout written here; 1 (no ``format`` key) named the lease number ``attempt``,
-#: 2 had no ``map``.
-FORMAT_VERSION = 3
+#: 2 had no ``map``, 3 kept decoded ``[rx, rz, records]`` frames.
+FORMAT_VERSION = 4
 #: The largest header read back (a map piece is at most a frame).
 MAX_HEADER_BYTES = 16 << 20
 
@@ -46,21 +47,21 @@ class StoredResult:
     content_digest: bytes
     elapsed_s: float
     frame_count: int
+    count: int                          # chunks, and the transfer digest over them
+    transfer_digest: bytes
     path: Path | None = None
     frames_in_memory: list | None = None
     map_piece: bytes | None = None
 
-    def frames(self) -> Iterator[tuple[int, int, list]]:
-        """The frames from the first (a new iterator each time: streams can restart)."""
+    def frames(self) -> Iterator[bytes]:
+        """The encoded frames from the first (a new iterator each time: streams can restart)."""
         if self.frames_in_memory is not None:
             yield from self.frames_in_memory
             return
         with open(self.path, "rb") as handle:
-            unpacker = msgpack.Unpacker(handle, raw=False, use_list=True,
-                                        max_buffer_size=1 << 30)
+            unpacker = msgpack.Unpacker(handle, raw=False, max_buffer_size=1 << 30)
             next(unpacker)                                  # the header
-            for rx, rz, records in unpacker:
-                yield rx, rz, records
+            yield from unpacker
 
 
 class ResultStore:
@@ -74,10 +75,11 @@ class ResultStore:
     def _path(self, session: str, lease: int) -> Path:
         return self.folder / f"{session}.{lease}.result"
 
-    def save(self, tile: str, lease: int, session: str, frames: list, content_digest: bytes,
-             elapsed_s: float, map_piece: bytes | None = None) -> StoredResult:
+    def save(self, tile: str, lease: int, session: str, frames: list[bytes], count: int,
+             transfer_digest: bytes, content_digest: bytes, elapsed_s: float,
+             map_piece: bytes | None = None) -> StoredResult:
         result = StoredResult(tile, lease, session, content_digest, float(elapsed_s), len(frames),
-                              map_piece=map_piece)
+                              count, transfer_digest, map_piece=map_piece)
         if self.folder is None or not _safe_session(session):
             result.frames_in_memory = list(frames)
             return result
@@ -89,9 +91,10 @@ class ResultStore:
                 handle.write(packer.pack({"format": FORMAT_VERSION, "tile": tile, "lease": lease,
                                           "session": session, "content_digest": content_digest,
                                           "elapsed_s": float(elapsed_s), "frames": len(frames),
-                                          "map": map_piece}))
-                for rx, rz, records in frames:
-                    handle.write(packer.pack([rx, rz, records]))
+                                          "map": map_piece, "count": count,
+                                          "transfer_digest": transfer_digest}))
+                for frame in frames:
+                    handle.write(packer.pack(frame))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
@@ -133,8 +136,9 @@ class ResultStore:
                     continue
                 found.append(StoredResult(str(header["tile"]), int(header["lease"]),
                                           str(header["session"]), bytes(header["content_digest"]),
-                                          float(header["elapsed_s"]), int(header["frames"]), path,
-                                          map_piece=header.get("map")))
+                                          float(header["elapsed_s"]), int(header["frames"]),
+                                          int(header["count"]), bytes(header["transfer_digest"]),
+                                          path, map_piece=header.get("map")))
             except Exception as exc:
                 log.warning("dropping unreadable result %s: %s", path, exc)
                 path.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 The worker's main thread keeps talking to the coordinator (heartbeats) while the slots
 compute. A slot is a child process with a duplex pipe: the parent sends a task dict, the child
-answers with the result dict. Cancelling a tile terminates its process (``Process.terminate``
+answers with the result dict, a lease's chunks already encoded as the frames the worker sends. Cancelling a tile terminates its process (``Process.terminate``
 works on every platform); a fresh one is started when the next task needs the slot, so a job
 whose last tile is cancelled (a backup that lost its race) ends without starting a process
 only to stop it again. A child exits by itself when its parent
@@ -42,6 +42,26 @@ def watch_parent() -> None:
     os._exit(3)
 
 
+#: A task's ``[tile, lease]``: the lease whose ``chunks`` frames the slot encodes (without
+#: it, a calibration tile's, the result only counts its chunks).
+STREAM_FIELD = "stream"
+
+
+def for_the_worker(result: dict, stream: list | None) -> dict:
+    """A tile's result as the slot hands it over: its chunks as the lease's encoded frames
+    (``frames``, ``count``, ``transfer_digest``), or only counted when there is no lease."""
+    if "chunks" not in result:
+        return result                                        # an error
+    chunks = result.pop("chunks")
+    if stream is None:
+        result["count"] = len(chunks)
+        return result
+    from arnisd.cluster.results import lease_frames
+    result["frames"], result["count"], result["transfer_digest"] = lease_frames(
+        stream[0], stream[1], chunks)
+    return result
+
+
 def _slot_main(conn, generator_path: str | None) -> None:
     """Body of a slot process: compute tasks from the pipe until it closes."""
     # a terminal's Ctrl-C reaches the whole process group: the worker decides when slots stop
@@ -66,7 +86,7 @@ def _slot_main(conn, generator_path: str | None) -> None:
         if generate is None:
             result = {"error": load_error}
         else:
-            result = compute_tile(task, generate)
+            result = for_the_worker(compute_tile(task, generate), task.get(STREAM_FIELD))
         try:
             conn.send(result)
         except (BrokenPipeError, OSError):

@@ -10,8 +10,8 @@ The model is the ZeroMQ Guide's Paranoid Pirate worker. States::
 
 In ``ready`` the main thread never blocks on generation: slots compute in their own
 processes while this loop heartbeats every interval, forwards results as ``chunks`` frames
-(one region per frame, spending one credit per frame; the coordinator grants a credit back
-once the frame is on its disk), then a ``done`` frame with the digests.
+(one region per frame, encoded by the slot, spending one credit per frame; the coordinator
+grants a credit back once the frame is on its disk), then a ``done`` frame with the digests.
 
 Leases survive a lost coordinator: slots go on computing, finished results wait in the
 scratch folder (``arnisd.cluster.scratch``), and the next ``register`` claims them. After every
@@ -38,9 +38,8 @@ from pathlib import Path
 import zmq
 
 from arnisd.cluster import protocol, security
-from arnisd.cluster.results import group_into_frames, new_transfer_hash, update_transfer_hash
 from arnisd.cluster.scratch import ResultStore, StoredResult
-from arnisd.cluster.slots import SlotPool
+from arnisd.cluster.slots import STREAM_FIELD, SlotPool
 from arnisd.cluster.worker_bench import BENCH_KEY, SlotBench, refusal, result_frame
 from arnisd.cluster.worker_config import WorkerConfig
 
@@ -64,10 +63,8 @@ class LeaseWork:
     accepted: bool = True                      # the coordinator lets us stream it (welcome.keep)
     task: dict | None = None                   # waiting for a free slot
     frames: object = None                      # iterator over the result's frames
-    pending_frame: tuple | None = None         # read from ``frames`` but not yet sent
+    pending_frame: bytes | None = None         # read from ``frames`` but not yet sent
     sent_frames: int = 0
-    count: int = 0
-    transfer_hash: object = None
 
     @property
     def key(self) -> tuple[str, int]:
@@ -78,8 +75,6 @@ class LeaseWork:
         self.credit = self.initial_credit
         self.pending_frame = None
         self.sent_frames = 0
-        self.count = 0
-        self.transfer_hash = new_transfer_hash()
         self.frames = self.result.frames() if self.result is not None else None
 
 
@@ -456,7 +451,7 @@ class Worker:
         credit = int(message["credit"])
         work = LeaseWork(key[0], key[1], self.session, initial_credit=credit, credit=credit)
         work.task = {"unit": message["unit"], "extract": message["extract"],
-                     "elevation": message["elevation"]}
+                     "elevation": message["elevation"], STREAM_FIELD: list(key)}
         if sum(1 for w in self.leases.values() if w.task is not None) >= self.config.slots:
             self._send(protocol.make("fail", tile=key[0], lease=key[1],
                                      error=protocol.NO_FREE_SLOT))
@@ -490,10 +485,10 @@ class Worker:
             if "error" in result:
                 work.error = str(result["error"])      # reported by _pump once registered
                 continue
-            frames = list(group_into_frames(result["chunks"]))
-            work.result = self.store.save(work.tile, work.lease, work.session or "", frames,
-                                          result["content_digest"], result["elapsed_s"],
-                                          result.get("map"))
+            work.result = self.store.save(work.tile, work.lease, work.session or "",
+                                          result["frames"], result["count"],
+                                          result["transfer_digest"], result["content_digest"],
+                                          result["elapsed_s"], result.get("map"))
             credit = work.credit
             work.rewind()
             work.credit = credit
@@ -515,9 +510,7 @@ class Worker:
             while work.credit > 0 and work.sent_frames < total:
                 if work.pending_frame is None:
                     work.pending_frame = next(work.frames)
-                rx, rz, records = work.pending_frame
-                frame = protocol.make("chunks", tile=work.tile, lease=work.lease,
-                                      seq=work.sent_frames, rx=rx, rz=rz, records=records)
+                frame = work.pending_frame          # encoded by the slot: seq = its place
                 if len(frame) > protocol.MAX_RESULT_FRAME_BYTES:
                     self.store.delete(work.result)
                     work.error = f"a chunk frame of {len(frame)} bytes is too large"
@@ -525,9 +518,7 @@ class Worker:
                 if not self._send(frame):
                     return  # high-water mark or no connection: try again next tick
                 work.pending_frame = None
-                update_transfer_hash(work.transfer_hash, records)
                 work.sent_frames += 1
-                work.count += len(records)
                 work.credit -= 1
             if work.error is not None or work.sent_frames < total:
                 continue
@@ -540,8 +531,8 @@ class Worker:
     @staticmethod
     def _done_frame(work: LeaseWork) -> bytes:
         """The lease's ``done`` frame, with the tile's map piece if it has one that fits."""
-        fields = dict(tile=work.tile, lease=work.lease, count=work.count,
-                      digest=work.transfer_hash.digest(),
+        fields = dict(tile=work.tile, lease=work.lease, count=work.result.count,
+                      digest=work.result.transfer_digest,
                       content_digest=work.result.content_digest, elapsed_s=work.result.elapsed_s)
         piece = work.result.map_piece
         if piece is not None:

@@ -102,7 +102,7 @@ class SlotBench:
                 self.counts = {index: [0, 0.0] for index in range(self.slots)}
         else:
             counted = self.counts.setdefault(slot_index, [0, 0.0])
-            counted[0] += len(result["chunks"])
+            counted[0] += result["count"]
             counted[1] += float(result["elapsed_s"])
             if not self.computing and now - self.measuring_since >= self.seconds:
                 self._mode_done(now)
