@@ -87,7 +87,7 @@ def tile_box_e7(projection: LocalProjection, tile: Tile) -> tuple[int, int, int,
 def coast_box_e7(projection: LocalProjection) -> tuple[int, int, int, int]:
     """The job's coastline box in 1e-7 degrees: every coastline way reaching it goes to
     every tile."""
-    from arnisd.world.families.coast import coast_box
+    from arnisd.world.coast_box import coast_box
     return _box_e7(rect_to_degrees(projection, coast_box(projection), EXTRACT_MARGIN_BLOCKS))
 
 

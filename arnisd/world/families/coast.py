@@ -25,19 +25,14 @@ from arnisd.geo.projection import BlockRect, LocalProjection
 from arnisd.osm.elements import is_coastline
 from arnisd.world import biomes as bio
 from arnisd.world import blocks as b
+from arnisd.world.coast_box import coast_box
 from arnisd.world.families.base import DrawContext
 from arnisd.world.families.water import fill_water
 from arnisd.world.projected import ProjectedElement
 from arnisd.world.raster import polygon_cells
 
-BOX_MARGIN_BLOCKS = 16     # the assembly box: the world's chunks and every canvas margin
 SEA_DEPTH_BLOCKS = 5
 SEA_LINK = "sea-rings"
-
-
-def coast_box(projection: LocalProjection) -> BlockRect:
-    """The box the coastline is closed along (block coordinates)."""
-    return projection.world_chunk_rect().expanded(BOX_MARGIN_BLOCKS)
 
 
 def link(everything: Sequence[ProjectedElement], projection: LocalProjection) -> dict:
