@@ -26,7 +26,8 @@ import numpy as np
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS
 from arnisd.geo.projection import BlockRect
 from arnisd.map_piece import MapPiece, decode_piece
-from arnisd.map_pyramid import Pyramid, overview_size
+from arnisd.map_pyramid import MapLayers, Pyramid, overview_size
+from arnisd.map_raster import Raster
 from arnisd.png import DEFAULT_LEVEL, PngWriter
 from arnisd.preview import MIN_Y
 
@@ -71,7 +72,7 @@ class MapMosaic:
     ``directory``. ``start()`` (a fresh job) or ``resume(committed)``, then ``add`` per
     committed tile, ``finish()`` at the end. ``refresh_s``: how often the files are brought up
     to date while the job runs (None: a map no one looks at before the end, whose overview
-    alone is wanted: its pyramid is not browsable, see ``map_pyramid``). ``lazy``: a map that
+    alone is wanted: its deepest zoom is kept raw, see ``map_raster``). ``lazy``: a map that
     is dropped with the job once it is whole (a command-line run's) stays raw, as one no one
     looks at, until someone first watches (``mark_viewed``): then it is made browsable and
     kept so."""
@@ -80,8 +81,9 @@ class MapMosaic:
                  refresh_s: float | None = REFRESH_S, lazy: bool = False) -> None:
         self.directory = Path(directory)
         self.tiles = tiles
-        self.pyramid = Pyramid(self.directory, region_extent(tiles.values()),
-                               browsable=refresh_s is not None and not lazy)
+        extent = region_extent(tiles.values())
+        browsable = refresh_s is not None and not lazy
+        self.pyramid: MapLayers = (Pyramid if browsable else Raster)(self.directory, extent)
         self.refresh_s = refresh_s
         self.drawn: dict[str, MapPiece] = {}       # the pieces drawn, their pixels dropped
         self._north_of: dict[int, list[str]] = {}  # z1 -> tiles ending there
@@ -153,9 +155,10 @@ class MapMosaic:
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(data)
             tmp.replace(path)
-        pixels = np.array(pixels)
-        pixels[0] = piece.first_row_under(self._north_top(rect))
         self.pyramid.paste(rect.x0, rect.z0, pixels, drawn)
+        # its first row again, shaded against the tiles north of it (those drawn so far)
+        self.pyramid.paste(rect.x0, rect.z0, piece.first_row_under(self._north_top(rect))[None],
+                           drawn[:1])
         self.drawn[tile_id] = replace(piece, rgb=b"", drawn=b"")   # its edges are what stays
         log.debug("map: drew tile %s", tile_id)
         for south in self._south_of.get(rect.z1, ()):
@@ -200,10 +203,10 @@ class MapMosaic:
             self.refresh()
 
     def _become_browsable(self) -> None:
-        """Someone watches a lazy map: its raw tiles become the PNG pyramid, every zoom."""
-        self.pyramid.flush()
+        """Someone watches a lazy map: its raw deepest zoom becomes the PNG pyramid, every
+        zoom."""
         raw, self.pyramid = self.pyramid, Pyramid(self.directory, self.pyramid.extent)
-        for x, y, pixels in raw.take_raw_tiles():
+        for x, y, pixels in raw.take_tiles():
             self.pyramid.adopt(x, y, pixels)
             if self.pyramid.dirty_tiles > MAX_DIRTY_TILES:
                 self.pyramid.flush()

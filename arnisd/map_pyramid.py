@@ -8,14 +8,11 @@ parent's quadrant, zoom by zoom. A parent's other quadrants come from its file, 
 tiles touched since the last flush are in memory. ``overview`` reads the deepest tiles back,
 one row of them at a time.
 
-A pyramid no one looks at (``browsable=False``: the map of a job only its overview is wanted
-from) keeps its deepest tiles as raw arrays (``Z/X/Y.npy``, written and read in a tenth of a
-PNG's time) and makes no zoom above.
+A map no one looks at keeps its deepest zoom as one raw file instead (``map_raster``), and
+makes no zoom above.
 """
-
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,27 +48,17 @@ def save_png(image: np.ndarray, path: Path, level: int = 1) -> None:
     write_png(path, image, level)
 
 
-def _save_raw(image: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npy")
-    np.save(tmp, image, allow_pickle=False)
-    tmp.replace(path)
+class MapLayers:
+    """What a job's map is drawn on, whose origin is ``extent``'s north-west corner:
+    ``paste`` pixels, ``flush`` what is held, read ``bands`` of the deepest zoom back; the
+    overview of a box comes from those bands."""
 
+    browsable = True
 
-class Pyramid:
-    """The pyramid in ``directory`` of a world whose origin is ``extent``'s north-west corner
-    (browsable: PNG files and every zoom; else raw deepest tiles only)."""
-
-    def __init__(self, directory: Path, extent: BlockRect, browsable: bool = True) -> None:
+    def __init__(self, directory: Path, extent: BlockRect) -> None:
         self.directory = Path(directory)
         self.extent = extent
-        self.browsable = browsable
-        self._suffix = ".png" if browsable else ".npy"
-        self._read = read_png if browsable else partial(np.load, allow_pickle=False)
-        self._save = save_png if browsable else _save_raw
         self.deepest = max_zoom(extent.width, extent.depth)
-        # (zoom, x, y) -> [pixels, anything drawn]: tiles changed since the last flush
-        self._dirty: dict[tuple[int, int, int], list] = {}
 
     def description(self) -> dict:
         """What ``tiles.json`` says (as ``map_tiles.write_tiles`` writes it)."""
@@ -79,8 +66,41 @@ class Pyramid:
                 "origin_block_x": self.extent.x0, "origin_block_z": self.extent.z0,
                 "width_blocks": self.extent.width, "height_blocks": self.extent.depth}
 
+    @property
+    def dirty_tiles(self) -> int:
+        return 0
+
+    def flush(self) -> None:
+        """Write what is held (nothing, unless a subclass holds something)."""
+
+    def bands(self, zoom: int, px0: int, pz0: int, px1: int, pz1: int):
+        raise NotImplementedError
+
+    def overview(self, box: BlockRect, max_side: int) -> np.ndarray:
+        """The deepest zoom's pixels of ``box`` (blocks), averaged over squares of pixels so
+        no side exceeds ``max_side`` (``world_map.downscale`` of the same crop, exactly)."""
+        width, _ = overview_size(box, max_side)
+        bands = list(self.overview_bands(box, max_side))
+        return np.concatenate(bands) if bands else np.zeros((0, width, 3), dtype=np.uint8)
+
+    def overview_bands(self, box: BlockRect, max_side: int):
+        """``overview`` as bands of rows, north to south (memory holds one band of the deepest
+        zoom, never the image)."""
+        px0, pz0 = box.x0 - self.extent.x0, box.z0 - self.extent.z0
+        strips = self.bands(self.deepest, px0, pz0, px0 + box.width, pz0 + box.depth)
+        return averaged_bands(strips, overview_factor(box, max_side))
+
+
+class Pyramid(MapLayers):
+    """The PNG pyramid in ``directory`` (browsable: every zoom)."""
+
+    def __init__(self, directory: Path, extent: BlockRect) -> None:
+        super().__init__(directory, extent)
+        # (zoom, x, y) -> [pixels, anything drawn]: tiles changed since the last flush
+        self._dirty: dict[tuple[int, int, int], list] = {}
+
     def tile_path(self, zoom: int, x: int, y: int) -> Path:
-        return self.directory / str(zoom) / str(x) / f"{y}{self._suffix}"
+        return self.directory / str(zoom) / str(x) / f"{y}.png"
 
     @property
     def dirty_tiles(self) -> int:
@@ -92,20 +112,11 @@ class Pyramid:
         if held is None:
             path = self.tile_path(zoom, x, y)
             if path.exists():
-                held = [self._read(path), True]
+                held = [read_png(path), True]
             else:
                 held = [np.zeros((TILE_PX, TILE_PX, 3), dtype=np.uint8), False]
             self._dirty[key] = held
         return held
-
-    def take_raw_tiles(self):
-        """``(x, y, pixels)`` of each deepest tile written so far, its file removed (a raw
-        pyramid handing its tiles over to a browsable one)."""
-        level = self.directory / str(self.deepest)
-        for path in sorted(level.glob("*/*.npy")) if level.is_dir() else ():
-            pixels = np.load(path, allow_pickle=False)
-            path.unlink()
-            yield int(path.parent.name), int(path.stem), pixels
 
     def adopt(self, x: int, y: int, pixels: np.ndarray) -> None:
         """Take a whole deepest tile (drawn), to be written at the next flush."""
@@ -134,8 +145,8 @@ class Pyramid:
                 pixels, drawn = self._dirty.pop(key)
                 if not drawn:
                     continue
-                self._save(pixels, self.tile_path(*key))
-                if zoom > 0 and self.browsable:
+                save_png(pixels, self.tile_path(*key))
+                if zoom > 0:
                     _, x, y = key
                     parent = self._held(zoom - 1, x // 2, y // 2)
                     half = TILE_PX // 2
@@ -171,7 +182,7 @@ class Pyramid:
                 if not path.exists():
                     continue
                 ax0, ax1 = max(px0, tx * TILE_PX), min(px1, (tx + 1) * TILE_PX)
-                strip[:, ax0 - px0:ax1 - px0] = self._read(path)[
+                strip[:, ax0 - px0:ax1 - px0] = read_png(path)[
                     top - ty * TILE_PX:bottom - ty * TILE_PX, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
             yield strip
 

@@ -2,7 +2,8 @@
 
 Maps are large areas of a few flat colours, which deflate's repeated-string matching packs well
 without PNG's per-line filters; choosing a filter per line (what Pillow does) costs more time
-than deflating and, on maps, makes the file bigger. Any PNG reader reads the result.
+than deflating and, on maps, makes the file bigger. Any PNG reader reads the result. Deflating
+goes through zlib-ng when it is installed (``zlib_speed``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from arnisd.zlib_speed import compress, compressobj
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DEFAULT_LEVEL = 3           # zlib level: a quarter of level 6's time, a fifth bigger on maps
+DEFAULT_LEVEL = 3           # zlib level: half of level 6's time (a third with zlib-ng), 3-5 % bigger
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -42,7 +45,7 @@ def encode_png(image: np.ndarray, level: int = DEFAULT_LEVEL) -> bytes:
     """The PNG file of an (height, width, 3) uint8 image."""
     lines = _scanlines(image)
     header = _header(image.shape[1], image.shape[0])
-    return header + _chunk(b"IDAT", zlib.compress(lines.data, level)) + _chunk(b"IEND", b"")
+    return header + _chunk(b"IDAT", compress(lines.data, level)) + _chunk(b"IEND", b"")
 
 
 def write_png(path: Path, image: np.ndarray, level: int = DEFAULT_LEVEL) -> None:
@@ -67,7 +70,7 @@ class PngWriter:
         self._tmp = self.path.with_name(f".{self.path.name}.tmp")
         self._file = open(self._tmp, "wb")
         self._file.write(_header(width, height))
-        self._deflate = zlib.compressobj(level)
+        self._deflate = compressobj(level)
 
     def write(self, rows: np.ndarray) -> None:
         if rows.shape[1] != self.width or self.rows_written + rows.shape[0] > self.height:

@@ -526,8 +526,11 @@ def shade(colour: np.ndarray, top: np.ndarray, depth: np.ndarray) -> np.ndarray:
     factor = 100 + 9 * step                                   # percent
     wet = depth > 0
     factor[wet] = 100 - 6 * np.minimum(depth[wet], 6)
-    out = colour.astype(np.uint16) * factor.astype(np.uint16)[..., None] // 100
+    factor[top < MIN_Y] = 0
+    # the factor stacked per channel: one flat product, not a broadcast over a 3-long axis
+    per_channel = factor.astype(np.uint16)
+    out = colour.astype(np.uint16)
+    out *= np.stack([per_channel] * 3, axis=-1)
+    out //= 100
     np.minimum(out, 255, out=out)
-    out = out.astype(np.uint8)
-    out[top < MIN_Y] = 0
-    return out
+    return out.astype(np.uint8)

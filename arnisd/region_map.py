@@ -15,7 +15,6 @@ layout is not the one the game and arnisd write falls back to the per-chunk read
 from __future__ import annotations
 
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +22,7 @@ import numpy as np
 from arnisd.arrays import sorted_unique
 from arnisd.anvil.region import read_region_raw, region_coords_from_name
 from arnisd.preview import MIN_Y, _palette, _Reader, chunk_top, palette_if_whole
-
-try:        # zlib-ng (the ``speed`` extra) inflates chunks in half the time; same bytes
-    from zlib_ng.zlib_ng import decompress as _zlib_decompress
-except ImportError:
-    _zlib_decompress = zlib.decompress
+from arnisd.zlib_speed import decompress as _zlib_decompress
 
 _HEIGHTMAPS = b"\x0a\x00\x0aHeightmaps"
 _WORLD_SURFACE = b"\x0c\x00\x0dWORLD_SURFACE\x00\x00\x00\x25"      # a long array of 37

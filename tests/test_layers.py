@@ -14,10 +14,10 @@ PACKAGE = REPO_ROOT / "arnisd"
 # lowest first, as the document draws them (bottom row first)
 LAYERS = [
     {"geo", "errors", "arrays", "http_fetch", "logs", "library_threads", "progress", "output",
-     "png", "__init__"},
+     "png", "zlib_speed", "__init__"},
     {"osm", "elevation", "anvil"},
     {"world", "job", "preview", "region_map", "world_map", "map_tiles", "map_piece",
-     "map_pyramid", "map_mosaic", "map_scale"},
+     "map_pyramid", "map_raster", "map_mosaic", "map_scale"},
     {"cluster"},
     {"service"},
     {"cli", "cli_reference", "commands", "__main__"},

@@ -187,9 +187,10 @@ def test_a_tile_made_again_after_its_worker_was_killed_is_drawn_once(
                                map_dir=tmp_path / "map", map_copy=tmp_path / "world.png")
     killer.join(5)
     # no status server: no one looked at the map while it was drawn, so only the overview was
-    # made from its deepest tiles, kept raw
+    # made from its deepest zoom, kept raw
+    from arnisd.map_raster import RASTER_NAME
     assert not list((tmp_path / "map").glob("*/*/*.png"))
-    assert list((tmp_path / "map").glob("*/*/*.npy"))
+    assert (tmp_path / "map" / RASTER_NAME).is_file()
     assert killed, "no worker was killed"
     assert result.ok and result.attempts > result.tiles_total       # a tile was made again
     made = [m.name.split("-", 2)[2] for m in markers.iterdir()]
@@ -279,15 +280,18 @@ def test_a_piece_that_is_not_the_tiles_is_refused_before_it_is_inflated():
         decode_piece(msgpack.packb(bomb), rect).pixels()
 
 
-@pytest.mark.parametrize("browsable", [True, False])
-def test_the_overview_of_a_box_averages_as_arnisd_preview_downscales(tmp_path, browsable):
+@pytest.mark.parametrize("layers", ["Pyramid", "Raster"])
+def test_the_overview_of_a_box_averages_as_arnisd_preview_downscales(tmp_path, layers):
     """A box not on the tile grid, squares of 7 x 7 pixels (a world too big for one image):
-    ``Pyramid.overview`` equals ``world_map.downscale`` of the same crop."""
+    the overview of the PNG pyramid and of the raw deepest zoom equals
+    ``world_map.downscale`` of the same crop."""
     from arnisd.geo.projection import BlockRect
     from arnisd.map_pyramid import Pyramid
+    from arnisd.map_raster import Raster
     rng = np.random.default_rng(5)
     image = rng.integers(0, 256, (600, 1100, 3), dtype=np.uint8)
-    pyramid = Pyramid(tmp_path / "p", BlockRect(-512, 0, 1024, 1024), browsable=browsable)
+    kind = {"Pyramid": Pyramid, "Raster": Raster}[layers]
+    pyramid = kind(tmp_path / "p", BlockRect(-512, 0, 1024, 1024))
     pyramid.paste(-500, 10, image[:300], np.ones((300, 1100), dtype=bool))
     pyramid.flush()                                   # written in two goes, as a job does
     pyramid.paste(-500, 310, image[300:], np.ones((300, 1100), dtype=bool))
@@ -382,14 +386,15 @@ def test_a_map_no_one_watches_is_written_only_at_the_end(tmp_path, reference_wor
 
 def test_a_lazy_map_first_watched_mid_way_becomes_the_whole_pyramid(tmp_path, reference_worlds,
                                                                     reference_map):
-    """A command-line run's map stays raw (``.npy`` deepest tiles, no zoom above) while no one
-    watches; the first watcher mid-way turns what is drawn into the PNG pyramid, and the
+    """A command-line run's map stays raw (its deepest zoom in one file, no zoom above) while
+    no one watches; the first watcher mid-way turns what is drawn into the PNG pyramid, and the
     finished map is the `preview --tiles` pyramid and overview of the world, as if watched
     from the start."""
     import zlib
     from arnisd.cluster.tiling import make_tiles
     from arnisd.map_mosaic import MapMosaic, mark_viewed
     from arnisd.map_piece import piece_from_chunks
+    from arnisd.map_raster import RASTER_NAME
     from arnisd.world.settings import GenerationSettings
     overview, tiles = reference_map
     chunks = reference_worlds.chunks(BUNDLED_TENTH_BBOX)
@@ -401,13 +406,13 @@ def test_a_lazy_map_first_watched_mid_way_becomes_the_whole_pyramid(tmp_path, re
     for tile in job_tiles[:half]:
         assert mosaic.add(tile.tile_id, piece_from_chunks(
             tile.owned, [(cx, cz, zlib.compress(chunks[(cx, cz)], 1)) for cx, cz in tile.owned.chunks()]))
-    mosaic.pyramid.flush()                        # as when its held tiles must be written
-    raw = list((tmp_path / "map").glob("*/*/*.npy"))
-    assert raw and not list((tmp_path / "map").glob("*/*/*.png"))
+    raw = tmp_path / "map" / RASTER_NAME
+    assert raw.is_file() and not list((tmp_path / "map").glob("*/*/*.png"))
     mark_viewed(tmp_path / "map")
     mosaic.tick()
-    assert not list((tmp_path / "map").glob("*/*/*.npy"))
-    assert len(list((tmp_path / "map").glob("*/*/*.png"))) > len(raw)    # every zoom above
+    assert not raw.exists()
+    deepest = list((tmp_path / "map").glob(f"{mosaic.pyramid.deepest}/*/*.png"))
+    assert deepest and len(list((tmp_path / "map").glob("*/*/*.png"))) > len(deepest)
     assert (tmp_path / "map" / "overview.png").exists()
     for tile in job_tiles[half:]:
         assert mosaic.add(tile.tile_id, piece_from_chunks(

@@ -65,7 +65,7 @@ def canvas_map(canvas: Canvas, owned: BlockRect) -> tuple[np.ndarray, np.ndarray
     words = np.zeros((len(colours), 4), dtype=np.uint8)
     words[:, :3] = colours
     colour = words.view(np.uint32).ravel().take(block).view(np.uint8)
-    colour = np.ascontiguousarray(colour.reshape(block.shape + (4,))[..., :3])
+    colour = colour.reshape(block.shape + (4,))[..., :3]       # a view: its users copy it
     if not only_zero_is_air or colours[0].any():
         colour[undecided] = 0
     return colour, top, depth
