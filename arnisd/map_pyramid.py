@@ -154,23 +154,6 @@ class Pyramid(MapLayers):
                               (x % 2) * half:(x % 2 + 1) * half] = _halve(pixels)
                     parent[1] = True
 
-    def overview(self, box: BlockRect, max_side: int) -> np.ndarray:
-        """The deepest zoom's pixels of ``box`` (blocks), averaged over squares of pixels so
-        no side exceeds ``max_side`` (``world_map.downscale`` of the same crop, exactly)."""
-        width, _ = overview_size(box, max_side)
-        bands = list(self.overview_bands(box, max_side))
-        return np.concatenate(bands) if bands else np.zeros((0, width, 3), dtype=np.uint8)
-
-    def overview_bands(self, box: BlockRect, max_side: int):
-        """``overview`` as bands of rows, north to south (memory holds one row of deepest
-        tiles, never the image)."""
-        return averaged_bands(self._strips(box), overview_factor(box, max_side))
-
-    def _strips(self, box: BlockRect):
-        """The deepest zoom's pixels of ``box``, a row of tiles at a time."""
-        px0, pz0 = box.x0 - self.extent.x0, box.z0 - self.extent.z0
-        return self.bands(self.deepest, px0, pz0, px0 + box.width, pz0 + box.depth)
-
     def bands(self, zoom: int, px0: int, pz0: int, px1: int, pz1: int):
         """The pixels of the rect [px0, px1) x [pz0, pz1) at ``zoom``, one band per row of its
         tiles, north to south (black where no tile is written)."""
