@@ -5,14 +5,17 @@ filled in any order, with each pixel put once.
 Pasted pixels go into the deepest tiles they touch, held in memory until ``flush`` writes them
 (each file to a temporary name, then renamed) and carries every written tile up into its
 parent's quadrant, zoom by zoom. A parent's other quadrants come from its file, so only the
-tiles touched since the last flush are in memory. ``overview`` reads the deepest tiles back,
-one row of them at a time.
+tiles touched since the last flush are in memory, and the last ``CACHED_TILES`` written (a
+tile touched again soon, as the parents are at every flush, is not decoded from its file
+again). ``overview`` reads the deepest tiles back, one row of them at a time.
 
 A map no one looks at keeps its deepest zoom as one raw file instead (``map_raster``), and
 makes no zoom above.
 """
+
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,8 @@ from arnisd.geo.projection import BlockRect
 from arnisd.map_scale import averaged_bands, scale_factor
 from arnisd.map_tiles import TILE_PX, max_zoom
 from arnisd.png import write_png
+
+CACHED_TILES = 128          # decoded tiles kept once written: 24 MB
 
 
 def _halve(image: np.ndarray) -> np.ndarray:
@@ -98,6 +103,8 @@ class Pyramid(MapLayers):
         super().__init__(directory, extent)
         # (zoom, x, y) -> [pixels, anything drawn]: tiles changed since the last flush
         self._dirty: dict[tuple[int, int, int], list] = {}
+        # (zoom, x, y) -> pixels of the tiles written last, the oldest first
+        self._written: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
 
     def tile_path(self, zoom: int, x: int, y: int) -> Path:
         return self.directory / str(zoom) / str(x) / f"{y}.png"
@@ -111,7 +118,10 @@ class Pyramid(MapLayers):
         held = self._dirty.get(key)
         if held is None:
             path = self.tile_path(zoom, x, y)
-            if path.exists():
+            written = self._written.pop(key, None)
+            if written is not None:
+                held = [written, True]
+            elif path.exists():
                 held = [read_png(path), True]
             else:
                 held = [np.zeros((TILE_PX, TILE_PX, 3), dtype=np.uint8), False]
@@ -120,6 +130,7 @@ class Pyramid(MapLayers):
 
     def adopt(self, x: int, y: int, pixels: np.ndarray) -> None:
         """Take a whole deepest tile (drawn), to be written at the next flush."""
+        self._written.pop((self.deepest, x, y), None)
         self._dirty[(self.deepest, x, y)] = [pixels, True]
 
     def paste(self, x0: int, z0: int, pixels: np.ndarray, drawn: np.ndarray) -> None:
@@ -146,6 +157,9 @@ class Pyramid(MapLayers):
                 if not drawn:
                     continue
                 save_png(pixels, self.tile_path(*key))
+                self._written[key] = pixels
+                if len(self._written) > CACHED_TILES:
+                    self._written.popitem(last=False)
                 if zoom > 0:
                     _, x, y = key
                     parent = self._held(zoom - 1, x // 2, y // 2)
@@ -161,11 +175,12 @@ class Pyramid(MapLayers):
             top, bottom = max(pz0, ty * TILE_PX), min(pz1, (ty + 1) * TILE_PX)
             strip = np.zeros((bottom - top, px1 - px0, 3), dtype=np.uint8)
             for tx in range(px0 // TILE_PX, (px1 - 1) // TILE_PX + 1):
+                pixels = self._written.get((zoom, tx, ty))
                 path = self.tile_path(zoom, tx, ty)
-                if not path.exists():
+                if pixels is None and not path.exists():
                     continue
                 ax0, ax1 = max(px0, tx * TILE_PX), min(px1, (tx + 1) * TILE_PX)
-                strip[:, ax0 - px0:ax1 - px0] = read_png(path)[
+                strip[:, ax0 - px0:ax1 - px0] = (read_png(path) if pixels is None else pixels)[
                     top - ty * TILE_PX:bottom - ty * TILE_PX, ax0 - tx * TILE_PX:ax1 - tx * TILE_PX]
             yield strip
 
