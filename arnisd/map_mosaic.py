@@ -26,8 +26,8 @@ import numpy as np
 from arnisd.anvil.grid import REGION_SIZE_BLOCKS
 from arnisd.geo.projection import BlockRect
 from arnisd.map_piece import MapPiece, decode_piece
+from arnisd.map_overview import overview_from_pieces
 from arnisd.map_pyramid import MapLayers, Pyramid, overview_size
-from arnisd.map_raster import Raster
 from arnisd.png import DEFAULT_LEVEL, PngWriter
 from arnisd.preview import MIN_Y
 
@@ -72,7 +72,8 @@ class MapMosaic:
     ``directory``. ``start()`` (a fresh job) or ``resume(committed)``, then ``add`` per
     committed tile, ``finish()`` at the end. ``refresh_s``: how often the files are brought up
     to date while the job runs (None: a map no one looks at before the end, whose overview
-    alone is wanted: its deepest zoom is kept raw, see ``map_raster``). ``lazy``: a map that
+    alone is wanted: nothing is drawn, the overview is made from the pieces at the end, see
+    ``map_overview``). ``lazy``: a map that
     is dropped with the job once it is whole (a command-line run's) stays raw, as one no one
     looks at, until someone first watches (``mark_viewed``): then it is made browsable and
     kept so."""
@@ -83,7 +84,7 @@ class MapMosaic:
         self.tiles = tiles
         extent = region_extent(tiles.values())
         browsable = refresh_s is not None and not lazy
-        self.pyramid: MapLayers = (Pyramid if browsable else Raster)(self.directory, extent)
+        self.pyramid: MapLayers = (Pyramid if browsable else MapLayers)(self.directory, extent)
         self.refresh_s = refresh_s
         self.drawn: dict[str, MapPiece] = {}       # the pieces drawn, their pixels dropped
         self._north_of: dict[int, list[str]] = {}  # z1 -> tiles ending there
@@ -169,6 +170,19 @@ class MapMosaic:
         self._maybe_refresh()
         return True
 
+    def _north_to_south(self, tile_ids) -> list[str]:
+        return sorted(tile_ids, key=lambda t: (self.tiles[t].z0, self.tiles[t].x0))
+
+    def _kept_pixels(self, tile_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(pixels, drawn mask) of a drawn tile read back from its kept piece, its first row
+        shaded against the tiles north of it drawn so far."""
+        rect = self.tiles[tile_id]
+        piece = decode_piece((self.pieces_dir / _file_name(tile_id)).read_bytes(), rect)
+        pixels, drawn = piece.pixels()
+        pixels = np.array(pixels)
+        pixels[0] = piece.first_row_under(self._north_top(rect))
+        return pixels, drawn
+
     def _north_top(self, rect: BlockRect) -> np.ndarray:
         """Heights of the row north of ``rect`` where its tiles are drawn (else MIN_Y - 1)."""
         north = np.full(rect.width, MIN_Y - 1, dtype=np.int16)
@@ -203,11 +217,12 @@ class MapMosaic:
             self.refresh()
 
     def _become_browsable(self) -> None:
-        """Someone watches a lazy map: its raw deepest zoom becomes the PNG pyramid, every
-        zoom."""
-        raw, self.pyramid = self.pyramid, Pyramid(self.directory, self.pyramid.extent)
-        for x, y, pixels in raw.take_tiles():
-            self.pyramid.adopt(x, y, pixels)
+        """Someone watches a lazy map: the pieces drawn so far are drawn again on the PNG
+        pyramid, every zoom."""
+        self.pyramid = Pyramid(self.directory, self.pyramid.extent)
+        for tile_id in self._north_to_south(self.drawn):
+            rect = self.tiles[tile_id]
+            self.pyramid.paste(rect.x0, rect.z0, *self._kept_pixels(tile_id))
             if self.pyramid.dirty_tiles > MAX_DIRTY_TILES:
                 self.pyramid.flush()
         self.refresh()
@@ -260,9 +275,15 @@ class MapMosaic:
         if self._box is None:
             return None
         width, height = overview_size(self._box, MAX_SIDE_PX)
+        if self.pyramid.browsable:
+            bands = self.pyramid.overview_bands(self._box, MAX_SIDE_PX)
+        else:
+            pieces = [(self.tiles[t], lambda t=t: self._kept_pixels(t)[0])
+                      for t in self._north_to_south(self.drawn)]
+            bands = overview_from_pieces(pieces, self._box, MAX_SIDE_PX)
         # written once, kept: squeezed as `arnisd preview` squeezes its own
         with PngWriter(self.directory / OVERVIEW_NAME, width, height, DEFAULT_LEVEL) as png:
-            for band in self.pyramid.overview_bands(self._box, MAX_SIDE_PX):
+            for band in bands:
                 png.write(band)
         if self.complete:
             shutil.rmtree(self.pieces_dir, ignore_errors=True)     # no resume needs them now

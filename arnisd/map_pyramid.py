@@ -9,8 +9,8 @@ tiles touched since the last flush are in memory, and the last ``CACHED_TILES`` 
 tile touched again soon, as the parents are at every flush, is not decoded from its file
 again). ``overview`` reads the deepest tiles back, one row of them at a time.
 
-A map no one looks at keeps its deepest zoom as one raw file instead (``map_raster``), and
-makes no zoom above.
+A map no one looks at draws nothing (``MapLayers``): its overview is made from the pieces at
+the end (``map_overview``).
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def save_png(image: np.ndarray, path: Path, level: int = 1) -> None:
 
 
 class MapLayers:
-    """What a job's map is drawn on, whose origin is ``extent``'s north-west corner:
-    ``paste`` pixels, ``flush`` what is held, read ``bands`` of the deepest zoom back; the
-    overview of a box comes from those bands."""
+    """A job's map with nothing drawn on it, whose origin is ``extent``'s north-west corner:
+    what ``tiles.json`` says. A map no one watches stays so (its pieces are kept and its
+    overview made from them at the end, ``map_overview``); ``Pyramid`` draws them."""
 
-    browsable = True
+    browsable = False
 
     def __init__(self, directory: Path, extent: BlockRect) -> None:
         self.directory = Path(directory)
@@ -75,29 +75,17 @@ class MapLayers:
     def dirty_tiles(self) -> int:
         return 0
 
+    def paste(self, x0: int, z0: int, pixels: np.ndarray, drawn: np.ndarray) -> None:
+        """Nothing is drawn."""
+
     def flush(self) -> None:
-        """Write what is held (nothing, unless a subclass holds something)."""
-
-    def bands(self, zoom: int, px0: int, pz0: int, px1: int, pz1: int):
-        raise NotImplementedError
-
-    def overview(self, box: BlockRect, max_side: int) -> np.ndarray:
-        """The deepest zoom's pixels of ``box`` (blocks), averaged over squares of pixels so
-        no side exceeds ``max_side`` (``world_map.downscale`` of the same crop, exactly)."""
-        width, _ = overview_size(box, max_side)
-        bands = list(self.overview_bands(box, max_side))
-        return np.concatenate(bands) if bands else np.zeros((0, width, 3), dtype=np.uint8)
-
-    def overview_bands(self, box: BlockRect, max_side: int):
-        """``overview`` as bands of rows, north to south (memory holds one band of the deepest
-        zoom, never the image)."""
-        px0, pz0 = box.x0 - self.extent.x0, box.z0 - self.extent.z0
-        strips = self.bands(self.deepest, px0, pz0, px0 + box.width, pz0 + box.depth)
-        return averaged_bands(strips, overview_factor(box, max_side))
+        """Nothing is held."""
 
 
 class Pyramid(MapLayers):
     """The PNG pyramid in ``directory`` (browsable: every zoom)."""
+
+    browsable = True
 
     def __init__(self, directory: Path, extent: BlockRect) -> None:
         super().__init__(directory, extent)
@@ -127,11 +115,6 @@ class Pyramid(MapLayers):
                 held = [np.zeros((TILE_PX, TILE_PX, 3), dtype=np.uint8), False]
             self._dirty[key] = held
         return held
-
-    def adopt(self, x: int, y: int, pixels: np.ndarray) -> None:
-        """Take a whole deepest tile (drawn), to be written at the next flush."""
-        self._written.pop((self.deepest, x, y), None)
-        self._dirty[(self.deepest, x, y)] = [pixels, True]
 
     def paste(self, x0: int, z0: int, pixels: np.ndarray, drawn: np.ndarray) -> None:
         """Put ``pixels`` (rows north to south) with their north-west corner at block (x0, z0);
@@ -167,6 +150,20 @@ class Pyramid(MapLayers):
                     parent[0][(y % 2) * half:(y % 2 + 1) * half,
                               (x % 2) * half:(x % 2 + 1) * half] = _halve(pixels)
                     parent[1] = True
+
+    def overview(self, box: BlockRect, max_side: int) -> np.ndarray:
+        """The deepest zoom's pixels of ``box`` (blocks), averaged over squares of pixels so
+        no side exceeds ``max_side`` (``world_map.downscale`` of the same crop, exactly)."""
+        width, _ = overview_size(box, max_side)
+        bands = list(self.overview_bands(box, max_side))
+        return np.concatenate(bands) if bands else np.zeros((0, width, 3), dtype=np.uint8)
+
+    def overview_bands(self, box: BlockRect, max_side: int):
+        """``overview`` as bands of rows, north to south (memory holds one row of deepest
+        tiles, never the image)."""
+        px0, pz0 = box.x0 - self.extent.x0, box.z0 - self.extent.z0
+        strips = self.bands(self.deepest, px0, pz0, px0 + box.width, pz0 + box.depth)
+        return averaged_bands(strips, overview_factor(box, max_side))
 
     def bands(self, zoom: int, px0: int, pz0: int, px1: int, pz1: int):
         """The pixels of the rect [px0, px1) x [pz0, pz1) at ``zoom``, one band per row of its

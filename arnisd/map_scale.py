@@ -18,6 +18,33 @@ def scale_factor(width: int, height: int, max_side: int) -> int:
     return max(1, math.ceil(max(width, height) / max_side))
 
 
+def sum_dtype(factor: int):
+    """The unsigned integer type that holds the sum of a square of ``factor`` pixels' bytes."""
+    return np.uint16 if factor * factor * 255 <= np.iinfo(np.uint16).max else np.uint32
+
+
+def square_sums(band: np.ndarray, factor: int) -> np.ndarray:
+    """The sums (``sum_dtype``) of ``band``'s squares of ``factor`` x ``factor`` pixels, per
+    channel (rows and columns past the last whole square are dropped)."""
+    h, w = band.shape[0] // factor, band.shape[1] // factor
+    rows = band[:h * factor, :w * factor].reshape(h, factor, w * factor, 3)
+    total = rows[:, 0].astype(sum_dtype(factor))
+    for i in range(1, factor):
+        total += rows[:, i]
+    columns = total.reshape(h, w, factor, 3)
+    squares = columns[:, :, 0].copy()
+    for j in range(1, factor):
+        squares += columns[:, :, j]
+    return squares
+
+
+def mean_of_sums(squares: np.ndarray, factor: int) -> np.ndarray:
+    """Squares' pixels from their sums: divided in float32, rounded half to even."""
+    mean = squares.astype(np.float32)
+    mean /= np.float32(factor * factor)
+    return mean.round().astype(np.uint8)
+
+
 def average_squares(band: np.ndarray, factor: int) -> np.ndarray:
     """``band``'s squares of ``factor`` pixels averaged (rows and columns past the last whole
     square are dropped): the float32 mean of each square, rounded half to even. The squares
@@ -25,19 +52,7 @@ def average_squares(band: np.ndarray, factor: int) -> np.ndarray:
     float32, which is what numpy's float32 ``mean`` does, in a tenth of its time."""
     if factor == 1:
         return band.copy()
-    h, w = band.shape[0] // factor, band.shape[1] // factor
-    total_dtype = np.uint16 if factor * factor * 255 <= np.iinfo(np.uint16).max else np.uint32
-    rows = band[:h * factor, :w * factor].reshape(h, factor, w * factor, 3)
-    total = rows[:, 0].astype(total_dtype)
-    for i in range(1, factor):
-        total += rows[:, i]
-    columns = total.reshape(h, w, factor, 3)
-    squares = columns[:, :, 0].copy()
-    for j in range(1, factor):
-        squares += columns[:, :, j]
-    mean = squares.astype(np.float32)
-    mean /= np.float32(factor * factor)
-    return mean.round().astype(np.uint8)
+    return mean_of_sums(square_sums(band, factor), factor)
 
 
 def averaged_bands(strips: Iterable[np.ndarray], factor: int) -> Iterator[np.ndarray]:

@@ -17,7 +17,7 @@ LAYERS = [
      "png", "zlib_speed", "__init__"},
     {"osm", "elevation", "anvil"},
     {"world", "job", "preview", "region_map", "world_map", "map_tiles", "map_piece",
-     "map_pyramid", "map_raster", "map_mosaic", "map_scale"},
+     "map_pyramid", "map_overview", "map_mosaic", "map_scale"},
     {"cluster"},
     {"service"},
     {"cli", "cli_reference", "commands", "__main__"},

@@ -187,10 +187,9 @@ def test_a_tile_made_again_after_its_worker_was_killed_is_drawn_once(
                                map_dir=tmp_path / "map", map_copy=tmp_path / "world.png")
     killer.join(5)
     # no status server: no one looked at the map while it was drawn, so only the overview was
-    # made from its deepest zoom, kept raw
-    from arnisd.map_raster import RASTER_NAME
+    # made, from the pieces
     assert not list((tmp_path / "map").glob("*/*/*.png"))
-    assert (tmp_path / "map" / RASTER_NAME).is_file()
+    assert sorted(p.name for p in (tmp_path / "map").iterdir()) == ["overview.png", "tiles.json"]
     assert killed, "no worker was killed"
     assert result.ok and result.attempts > result.tiles_total       # a tile was made again
     made = [m.name.split("-", 2)[2] for m in markers.iterdir()]
@@ -280,25 +279,38 @@ def test_a_piece_that_is_not_the_tiles_is_refused_before_it_is_inflated():
         decode_piece(msgpack.packb(bomb), rect).pixels()
 
 
-@pytest.mark.parametrize("layers", ["Pyramid", "Raster"])
-def test_the_overview_of_a_box_averages_as_arnisd_preview_downscales(tmp_path, layers):
-    """A box not on the tile grid, squares of 7 x 7 pixels (a world too big for one image):
-    the overview of the PNG pyramid and of the raw deepest zoom equals
-    ``world_map.downscale`` of the same crop."""
+@pytest.mark.parametrize("source", ["pyramid", "pieces"])
+def test_the_overview_of_a_box_averages_as_arnisd_preview_downscales(tmp_path, source):
+    """A box not on the tile grid, squares of 7 x 7 pixels (a world too big for one image): the
+    overview read from the PNG pyramid, and the one summed from pieces whose edges cut the
+    squares anywhere (one piece missing: black there), equal ``world_map.downscale`` of the
+    same crop."""
     from arnisd.geo.projection import BlockRect
+    from arnisd.map_overview import overview_from_pieces
     from arnisd.map_pyramid import Pyramid
-    from arnisd.map_raster import Raster
     rng = np.random.default_rng(5)
     image = rng.integers(0, 256, (600, 1100, 3), dtype=np.uint8)
-    kind = {"Pyramid": Pyramid, "Raster": Raster}[layers]
-    pyramid = kind(tmp_path / "p", BlockRect(-512, 0, 1024, 1024))
-    pyramid.paste(-500, 10, image[:300], np.ones((300, 1100), dtype=bool))
-    pyramid.flush()                                   # written in two goes, as a job does
-    pyramid.paste(-500, 310, image[300:], np.ones((300, 1100), dtype=bool))
-    pyramid.flush()
     box = BlockRect(-437, 23, -437 + 1003, 23 + 571)
+    if source == "pyramid":
+        pyramid = Pyramid(tmp_path / "p", BlockRect(-512, 0, 1024, 1024))
+        pyramid.paste(-500, 10, image[:300], np.ones((300, 1100), dtype=bool))
+        pyramid.flush()                                   # written in two goes, as a job does
+        pyramid.paste(-500, 310, image[300:], np.ones((300, 1100), dtype=bool))
+        pyramid.flush()
+        got = pyramid.overview(box, max_side=150)
+    else:
+        rows, columns = [0, 131, 300, 451, 600], [0, 97, 500, 501, 1100]
+        cuts = [(z0, z1, x0, x1) for z0, z1 in zip(rows, rows[1:])
+                for x0, x1 in zip(columns, columns[1:])]
+        missing = cuts.pop(6)
+        image[missing[0]:missing[1], missing[2]:missing[3]] = 0
+        loaded = []
+        pieces = [(BlockRect(-500 + x0, 10 + z0, -500 + x1, 10 + z1),
+                   lambda cut=(z0, z1, x0, x1): loaded.append(cut) or
+                   image[cut[0]:cut[1], cut[2]:cut[3]]) for z0, z1, x0, x1 in cuts]
+        got = np.concatenate(list(overview_from_pieces(pieces, box, max_side=150)))
+        assert sorted(loaded) == sorted(cuts)              # each piece read once
     expected = downscale(image[13:13 + 571, 63:63 + 1003], max_side=150)
-    got = pyramid.overview(box, max_side=150)
     assert got.shape == expected.shape == (571 // 7, 1003 // 7, 3)
     assert np.array_equal(got, expected)
 
@@ -386,15 +398,13 @@ def test_a_map_no_one_watches_is_written_only_at_the_end(tmp_path, reference_wor
 
 def test_a_lazy_map_first_watched_mid_way_becomes_the_whole_pyramid(tmp_path, reference_worlds,
                                                                     reference_map):
-    """A command-line run's map stays raw (its deepest zoom in one file, no zoom above) while
-    no one watches; the first watcher mid-way turns what is drawn into the PNG pyramid, and the
-    finished map is the `preview --tiles` pyramid and overview of the world, as if watched
-    from the start."""
+    """A command-line run's map draws nothing while no one watches (its pieces are kept); the
+    first watcher mid-way has the pieces so far drawn on the PNG pyramid, and the finished map
+    is the `preview --tiles` pyramid and overview of the world, as if watched from the start."""
     import zlib
     from arnisd.cluster.tiling import make_tiles
     from arnisd.map_mosaic import MapMosaic, mark_viewed
     from arnisd.map_piece import piece_from_chunks
-    from arnisd.map_raster import RASTER_NAME
     from arnisd.world.settings import GenerationSettings
     overview, tiles = reference_map
     chunks = reference_worlds.chunks(BUNDLED_TENTH_BBOX)
@@ -406,11 +416,10 @@ def test_a_lazy_map_first_watched_mid_way_becomes_the_whole_pyramid(tmp_path, re
     for tile in job_tiles[:half]:
         assert mosaic.add(tile.tile_id, piece_from_chunks(
             tile.owned, [(cx, cz, zlib.compress(chunks[(cx, cz)], 1)) for cx, cz in tile.owned.chunks()]))
-    raw = tmp_path / "map" / RASTER_NAME
-    assert raw.is_file() and not list((tmp_path / "map").glob("*/*/*.png"))
+    assert len(list(mosaic.pieces_dir.iterdir())) == half
+    assert sorted(p.name for p in (tmp_path / "map").iterdir()) == ["pieces", "tiles.json"]
     mark_viewed(tmp_path / "map")
     mosaic.tick()
-    assert not raw.exists()
     deepest = list((tmp_path / "map").glob(f"{mosaic.pyramid.deepest}/*/*.png"))
     assert deepest and len(list((tmp_path / "map").glob("*/*/*.png"))) > len(deepest)
     assert (tmp_path / "map" / "overview.png").exists()
