@@ -34,7 +34,9 @@ def overview_from_pieces(pieces: Iterable[tuple[BlockRect, Callable[[], np.ndarr
         ready = min(height, max(done, (rect.z0 - box.z0) // factor))
         if ready > done:
             yield from _rows(sums, ready - done, factor)
-            sums, done = sums[ready - done:], ready
+            # the rows left (a few at most) copied out: the old rows are freed before the
+            # next piece's rows are added
+            sums, done = sums[ready - done:].copy(), ready
         x0, x1 = max(rect.x0, box.x0), min(rect.x1, box.x0 + width * factor)
         z0, z1 = max(rect.z0, box.z0), min(rect.z1, box.z0 + height * factor)
         if x0 >= x1 or z0 >= z1:
@@ -50,7 +52,9 @@ def overview_from_pieces(pieces: Iterable[tuple[BlockRect, Callable[[], np.ndarr
             dz, dx = z0 - box.z0 - gz0 * factor, x0 - box.x0 - gx0 * factor
             placed[dz:dz + pixels.shape[0], dx:dx + pixels.shape[1]] = pixels
         if gz1 - done > len(sums):
-            sums = np.concatenate([sums, np.zeros((gz1 - done - len(sums), width, 3), dtype)])
+            grown = np.zeros((gz1 - done, width, 3), dtype)
+            grown[:len(sums)] = sums
+            sums = grown
         # a few rows of squares at a time: their integer copies stay small
         step = max(1, AVERAGED_PX // (factor * factor * (gx1 - gx0)))
         for row in range(0, gz1 - gz0, step):
