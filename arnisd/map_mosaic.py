@@ -3,7 +3,8 @@
 The map lives in one folder, the layout ``map_tiles`` writes for ``arnisd preview --tiles``
 (``tiles.json`` from the start, with the job's whole extent, and the pyramid ``Z/X/Y.png``),
 plus ``overview.png`` (at most ``MAX_SIDE_PX`` a side), refreshed every few seconds while the
-job runs and made exactly at the end: then it equals ``arnisd preview`` of the finished world.
+job runs and someone watches, and made exactly at the end: then it equals ``arnisd preview`` of
+the finished world. A map no one watches writes only its pieces until the end.
 
 Shading looks at the row north of each column, which for a tile's first row is another
 tile's last. A piece arrives with its first row shaded level; when the tile north of it is
@@ -72,11 +73,10 @@ class MapMosaic:
     ``directory``. ``start()`` (a fresh job) or ``resume(committed)``, then ``add`` per
     committed tile, ``finish()`` at the end. ``refresh_s``: how often the files are brought up
     to date while the job runs (None: a map no one looks at before the end, whose overview
-    alone is wanted: nothing is drawn, the overview is made from the pieces at the end, see
-    ``map_overview``). ``lazy``: a map that
-    is dropped with the job once it is whole (a command-line run's) stays raw, as one no one
-    looks at, until someone first watches (``mark_viewed``): then it is made browsable and
-    kept so."""
+    alone is wanted: nothing is drawn, the overview is summed from the kept pieces at the end,
+    see ``map_overview``). ``lazy``: a map that is dropped with the job once it is whole (a
+    command-line run's) draws nothing either until someone first watches (``mark_viewed``):
+    then the pieces so far are drawn on the PNG pyramid, and it is kept browsable."""
 
     def __init__(self, directory: Path, tiles: dict[str, BlockRect],
                  refresh_s: float | None = REFRESH_S, lazy: bool = False) -> None:
